@@ -1,0 +1,240 @@
+// Package codec turns values into the stored strings of compat.md and back:
+// JSON for values, the string itself for strings, and "Z:" + base64(zstd)
+// for serialized items longer than the compression threshold.
+//
+// What it writes is what the Python service writes: JSON with ", " and ": "
+// separators and ASCII-only escapes (json.dumps defaults), so LRANGE shows
+// the same bytes whichever service produced an item.
+//
+// One ambiguity of the original is resolved here: a string item that would
+// read back as something else (it is valid JSON, such as "42" or "true", or
+// it starts with "Z:") is stored JSON-quoted. Every reader that follows
+// compat.md (decode JSON, fall back to the raw string) then gets the string.
+package codec
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// CompressedPrefix marks a compressed stored value.
+const CompressedPrefix = "Z:"
+
+// DefaultThreshold is compat.md's compression threshold in bytes.
+const DefaultThreshold = 1024
+
+// DefaultMaxDecoded bounds what one compressed value may expand to.
+const DefaultMaxDecoded = 64 << 20
+
+// Options configure a Codec.
+type Options struct {
+	// Compress enables zstd compression of large items (default on in
+	// package sluice; the zero Options leave it off).
+	Compress bool
+	// Threshold: items longer than this many bytes are compressed.
+	// 0 means DefaultThreshold.
+	Threshold int
+	// MaxDecoded bounds decompressed size; 0 means DefaultMaxDecoded.
+	MaxDecoded int
+}
+
+// Codec encodes and decodes stored values. It is safe for concurrent use.
+type Codec struct {
+	opts Options
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+}
+
+// New returns a Codec; Close releases its zstd state.
+func New(opts Options) (*Codec, error) {
+	if opts.Threshold < 0 {
+		return nil, fmt.Errorf("codec: compression threshold %d is negative", opts.Threshold)
+	}
+	if opts.Threshold == 0 {
+		opts.Threshold = DefaultThreshold
+	}
+	if opts.MaxDecoded <= 0 {
+		opts.MaxDecoded = DefaultMaxDecoded
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return nil, fmt.Errorf("codec: zstd encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(opts.MaxDecoded)))
+	if err != nil {
+		enc.Close()
+		return nil, fmt.Errorf("codec: zstd decoder: %w", err)
+	}
+	return &Codec{opts: opts, enc: enc, dec: dec}, nil
+}
+
+// Close releases the codec's resources.
+func (c *Codec) Close() {
+	c.enc.Close()
+	c.dec.Close()
+}
+
+// Options returns the effective options.
+func (c *Codec) Options() Options { return c.opts }
+
+// Encode serializes v: a string as itself (quoted when it would read back as
+// something else), a json.RawMessage as given (it must be valid JSON), a
+// []byte as text, anything else as JSON. Then compresses when enabled.
+func (c *Codec) Encode(v any) (string, error) {
+	s, err := Serialize(v)
+	if err != nil {
+		return "", err
+	}
+	return c.Compress(s), nil
+}
+
+// Compress applies compat.md's compression rule to a serialized item.
+func (c *Codec) Compress(s string) string {
+	if !c.opts.Compress || len(s) <= c.opts.Threshold {
+		return s
+	}
+	frame := c.enc.EncodeAll([]byte(s), make([]byte, 0, len(s)/2))
+	out := CompressedPrefix + base64.StdEncoding.EncodeToString(frame)
+	if len(out) >= len(s) {
+		return s
+	}
+	return out
+}
+
+// ErrNotJSON is returned by Serialize for a json.RawMessage that is not JSON.
+var ErrNotJSON = errors.New("codec: raw message is not valid JSON")
+
+// Serialize is Encode without compression.
+func Serialize(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return serializeString(x), nil
+	case []byte:
+		return serializeString(string(x)), nil
+	case json.RawMessage:
+		if !json.Valid(x) {
+			return "", ErrNotJSON
+		}
+		return Pythonize(x), nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", fmt.Errorf("codec: encode %T as JSON: %w", v, err)
+	}
+	return Pythonize(bytes.TrimRight(buf.Bytes(), "\n")), nil
+}
+
+func serializeString(s string) string {
+	if strings.HasPrefix(s, CompressedPrefix) || json.Valid([]byte(s)) {
+		b, _ := json.Marshal(s)
+		return Pythonize(b)
+	}
+	return s
+}
+
+// Decode reverses Encode: it decompresses a "Z:" value and reports whether
+// the result is JSON. Non-JSON data is a plain string item. A "Z:" value
+// that is not valid base64+zstd is returned as the plain string it is.
+func (c *Codec) Decode(stored string) (data []byte, isJSON bool, err error) {
+	b := []byte(stored)
+	if strings.HasPrefix(stored, CompressedPrefix) {
+		frame, derr := base64.StdEncoding.DecodeString(stored[len(CompressedPrefix):])
+		if derr == nil {
+			out, zerr := c.dec.DecodeAll(frame, nil)
+			if zerr != nil {
+				if errors.Is(zerr, zstd.ErrDecoderSizeExceeded) || errors.Is(zerr, zstd.ErrWindowSizeExceeded) {
+					return nil, false, fmt.Errorf("codec: compressed value expands beyond %d bytes: %w", c.opts.MaxDecoded, zerr)
+				}
+			} else {
+				b = out
+			}
+		}
+	}
+	return b, json.Valid(b), nil
+}
+
+// Pythonize rewrites compact JSON the way Python's json.dumps writes it: a
+// space after every ',' and ':' outside strings, non-ASCII characters as
+// \uXXXX escapes, \b and \f by name. Input must be valid JSON.
+func Pythonize(in []byte) string {
+	var b strings.Builder
+	b.Grow(len(in) + len(in)/8)
+	inString := false
+	for i := 0; i < len(in); {
+		c := in[i]
+		if !inString {
+			switch c {
+			case '"':
+				inString = true
+				b.WriteByte(c)
+			case ',', ':':
+				b.WriteByte(c)
+				b.WriteByte(' ')
+			case ' ', '\t', '\n', '\r':
+				// insignificant whitespace of the input; ours is re-added
+			default:
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		switch {
+		case c == '\\':
+			if i+1 < len(in) && in[i+1] == 'u' && i+6 <= len(in) {
+				switch string(in[i+2 : i+6]) {
+				case "0008":
+					b.WriteString(`\b`)
+					i += 6
+					continue
+				case "000c", "000C":
+					b.WriteString(`\f`)
+					i += 6
+					continue
+				}
+			}
+			if i+1 < len(in) {
+				b.Write(in[i : i+2])
+				i += 2
+				continue
+			}
+			b.WriteByte(c)
+			i++
+		case c == '"':
+			inString = false
+			b.WriteByte(c)
+			i++
+		case c < utf8.RuneSelf:
+			b.WriteByte(c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(in[i:])
+			i += size
+			if r >= 0x10000 {
+				r -= 0x10000
+				writeU(&b, 0xD800+(r>>10))
+				writeU(&b, 0xDC00+(r&0x3FF))
+			} else {
+				writeU(&b, r)
+			}
+		}
+	}
+	return b.String()
+}
+
+func writeU(b *strings.Builder, r rune) {
+	const hex = "0123456789abcdef"
+	b.WriteString(`\u`)
+	b.WriteByte(hex[(r>>12)&0xF])
+	b.WriteByte(hex[(r>>8)&0xF])
+	b.WriteByte(hex[(r>>4)&0xF])
+	b.WriteByte(hex[r&0xF])
+}

@@ -1,0 +1,17 @@
+package engine
+
+import "errors"
+
+// Sentinel errors shared by every engine; package sluice re-exports them.
+var (
+	// ErrClosed is returned by calls on a closed engine.
+	ErrClosed = errors.New("sluice: engine closed")
+	// ErrLeaseNotFound means the delivery is unknown, already settled, or
+	// its lease expired and the item was handed to someone else.
+	ErrLeaseNotFound = errors.New("sluice: lease not found or expired")
+	// ErrLockNotHeld means the token no longer holds the lock.
+	ErrLockNotHeld = errors.New("sluice: lock not held")
+	// ErrWrongType means a key exists with a type the operation cannot use
+	// (for example a cache string where a queue list is expected).
+	ErrWrongType = errors.New("sluice: key holds the wrong kind of value")
+)
