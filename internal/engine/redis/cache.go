@@ -1,0 +1,173 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Cache entries are plain strings under the key itself (prefixed when the
+// key space has a prefix), as compat.md requires, so that redis-cli and the
+// original service read and write the same entries.
+//
+// CacheGetCached relies on rueidis's server-assisted client-side caching:
+// the first read of a key registers it for invalidation (CLIENT TRACKING)
+// and keeps the value in process memory; any write to the key, from any
+// client, makes the server push an invalidation that evicts it. For that
+// the engine's rueidis client must be created with caching enabled
+// (rueidis.ClientOption.DisableCache false, its default). With caching
+// disabled, rueidis sends a plain GET instead, so CacheGetCached stays
+// correct and only loses its speed.
+
+// CacheGet reads key from the server.
+func (e *Engine) CacheGet(ctx context.Context, key string) (string, bool, error) {
+	if err := e.check("cache get"); err != nil {
+		return "", false, err
+	}
+	cmd := e.client.B().Get().Key(e.keys.Cache(key)).Build()
+	return cacheValue("cache get", e.client.Do(ctx, cmd))
+}
+
+// CacheGetCached reads key through the client-side cache, keeping the value
+// for at most ttl (a server-side expiry that comes sooner wins). A ttl <= 0
+// reads from the server.
+func (e *Engine) CacheGetCached(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
+	if err := e.check("cache get cached"); err != nil {
+		return "", false, err
+	}
+	if ttl <= 0 {
+		return e.CacheGet(ctx, key)
+	}
+	cmd := e.client.B().Get().Key(e.keys.Cache(key)).Cache()
+	return cacheValue("cache get cached", e.client.DoCache(ctx, cmd, ttl))
+}
+
+func cacheValue(op string, res rueidis.RedisResult) (string, bool, error) {
+	v, err := res.ToString()
+	if rueidis.IsRedisNil(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, interpretError(op, err)
+	}
+	return v, true, nil
+}
+
+// CacheSet stores value under key with ttl (0: no expiry). With
+// onlyIfAbsent it is SET NX, and it returns false when the key existed.
+func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
+	if err := e.check("cache set"); err != nil {
+		return false, err
+	}
+	const op = "cache set"
+	if ttl < 0 {
+		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, ttl)
+	}
+	set := e.client.B().Set().Key(e.keys.Cache(key)).Value(value)
+	var cmd rueidis.Completed
+	switch {
+	case onlyIfAbsent && ttl > 0:
+		cmd = set.Nx().PxMilliseconds(durationToPX(ttl)).Build()
+	case onlyIfAbsent:
+		cmd = set.Nx().Build()
+	case ttl > 0:
+		cmd = set.PxMilliseconds(durationToPX(ttl)).Build()
+	default:
+		cmd = set.Build()
+	}
+	err := e.client.Do(ctx, cmd).Error()
+	if rueidis.IsRedisNil(err) {
+		// SET NX answers nil when the key already existed.
+		return false, nil
+	}
+	if err != nil {
+		return false, interpretError(op, err)
+	}
+	return true, nil
+}
+
+// CacheExists counts how many of keys exist (a key named twice counts
+// twice, as with EXISTS).
+func (e *Engine) CacheExists(ctx context.Context, keys ...string) (int64, error) {
+	if err := e.check("cache exists"); err != nil {
+		return 0, err
+	}
+	return e.cacheCount(ctx, "cache exists", keys, func(k string) rueidis.Completed {
+		return e.client.B().Exists().Key(k).Build()
+	})
+}
+
+// CacheDelete deletes keys and counts those that existed.
+func (e *Engine) CacheDelete(ctx context.Context, keys ...string) (int64, error) {
+	if err := e.check("cache delete"); err != nil {
+		return 0, err
+	}
+	return e.cacheCount(ctx, "cache delete", keys, func(k string) rueidis.Completed {
+		return e.client.B().Del().Key(k).Build()
+	})
+}
+
+// cacheCount sends one single-key command per key, pipelined, and sums the
+// integer replies. One multi-key EXISTS or DEL would be refused with
+// CROSSSLOT on a cluster whenever the keys live in different slots; the
+// pipeline costs the same single round trip on a standalone server.
+func (e *Engine) cacheCount(ctx context.Context, op string, keys []string, build func(string) rueidis.Completed) (int64, error) {
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	cmds := make(rueidis.Commands, len(keys))
+	for i, k := range keys {
+		cmds[i] = build(e.keys.Cache(k))
+	}
+	var total int64
+	for _, res := range e.client.DoMulti(ctx, cmds...) {
+		n, err := res.AsInt64()
+		if err != nil {
+			return total, interpretError(op, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// CacheExpire gives key a new ttl; false when the key does not exist.
+func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := e.check("cache expire"); err != nil {
+		return false, err
+	}
+	const op = "cache expire"
+	if ttl <= 0 {
+		// PEXPIRE with a non-positive time deletes the key: refuse it rather
+		// than turn an expiry into a silent delete.
+		return false, fmt.Errorf("%s: ttl must be positive (got %v); use CacheDelete to remove a key", op, ttl)
+	}
+	cmd := e.client.B().Pexpire().Key(e.keys.Cache(key)).Milliseconds(durationToPX(ttl)).Build()
+	n, err := e.client.Do(ctx, cmd).AsInt64()
+	if err != nil {
+		return false, interpretError(op, err)
+	}
+	return n == 1, nil
+}
+
+// CacheTTL returns key's remaining time to live, with millisecond
+// precision. It returns -1 (a negative Duration) when the key has no
+// expiry, and ok false when the key does not exist.
+func (e *Engine) CacheTTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	if err := e.check("cache ttl"); err != nil {
+		return 0, false, err
+	}
+	cmd := e.client.B().Pttl().Key(e.keys.Cache(key)).Build()
+	ms, err := e.client.Do(ctx, cmd).AsInt64()
+	if err != nil {
+		return 0, false, interpretError("cache ttl", err)
+	}
+	switch {
+	case ms == -2:
+		return 0, false, nil
+	case ms < 0:
+		return -1, true, nil
+	}
+	return time.Duration(ms) * time.Millisecond, true, nil
+}

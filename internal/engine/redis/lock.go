@@ -1,0 +1,122 @@
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// The lock scripts compare the holder's token and change the key in one
+// step; a GET followed by a DEL from the client could delete a lock that
+// expired and was taken by someone else in between.
+var (
+	//go:embed scripts/lock_acquire.lua
+	lockAcquireSrc string
+	//go:embed scripts/lock_release.lua
+	lockReleaseSrc string
+	//go:embed scripts/lock_refresh.lua
+	lockRefreshSrc string
+
+	// A rueidis.Lua holds only the script and its SHA-1, both fixed at
+	// construction, so sharing these between engines shares no state.
+	lockAcquireScript = rueidis.NewLuaScript(lockAcquireSrc)
+	lockReleaseScript = rueidis.NewLuaScript(lockReleaseSrc)
+	lockRefreshScript = rueidis.NewLuaScript(lockRefreshSrc)
+)
+
+// LockAcquire takes lock name for token when nobody holds it. On success it
+// returns the fencing token, which strictly increases for name across all
+// holders: the counter beside the lock is incremented in the same script
+// that sets the lock, and it never expires.
+func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.Duration) (int64, bool, error) {
+	if err := e.check("lock acquire"); err != nil {
+		return 0, false, err
+	}
+	const op = "lock acquire"
+	px, err := lockTTLMillis(op, ttl)
+	if err != nil {
+		return 0, false, err
+	}
+	if token == "" {
+		return 0, false, fmt.Errorf("%s: token is empty; give each holder a unique token", op)
+	}
+	lock, fence := e.keys.Lock(name)
+	res := lockAcquireScript.Exec(ctx, e.client, []string{lock, fence}, []string{token, px})
+	n, err := res.AsInt64()
+	if rueidis.IsRedisNil(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, interpretError(op, err)
+	}
+	return n, true, nil
+}
+
+// LockRelease deletes lock name only if token holds it; otherwise it
+// returns engine.ErrLockNotHeld and deletes nothing.
+func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
+	if err := e.check("lock release"); err != nil {
+		return err
+	}
+	const op = "lock release"
+	lock, _ := e.keys.Lock(name)
+	n, err := lockReleaseScript.Exec(ctx, e.client, []string{lock}, []string{token}).AsInt64()
+	if err != nil {
+		return interpretError(op, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+	}
+	return nil
+}
+
+// LockRefresh gives lock name a new ttl only if token holds it; otherwise
+// it returns engine.ErrLockNotHeld.
+func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.Duration) error {
+	if err := e.check("lock refresh"); err != nil {
+		return err
+	}
+	const op = "lock refresh"
+	px, err := lockTTLMillis(op, ttl)
+	if err != nil {
+		return err
+	}
+	lock, _ := e.keys.Lock(name)
+	n, err := lockRefreshScript.Exec(ctx, e.client, []string{lock}, []string{token, px}).AsInt64()
+	if err != nil {
+		return interpretError(op, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+	}
+	return nil
+}
+
+// errLockTTL says why a lock without a positive TTL is refused: a holder
+// that crashes would keep such a lock forever.
+var errLockTTL = errors.New("lock ttl must be positive so that a crashed holder's lock expires")
+
+// lockTTLMillis renders ttl as the millisecond argument of the scripts,
+// rounding up so that a sub-millisecond ttl does not become 0 (which PX and
+// PEXPIRE would refuse or treat as "expire now").
+func lockTTLMillis(op string, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		return "", fmt.Errorf("%s: %w (got %v)", op, errLockTTL, ttl)
+	}
+	return fmt.Sprint(durationToPX(ttl)), nil
+}
+
+// durationToPX is d in whole milliseconds, rounded up, at least 1 for d > 0.
+func durationToPX(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
+}
