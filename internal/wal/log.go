@@ -1,0 +1,398 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// FsyncPolicy says when appended records reach stable storage.
+type FsyncPolicy int
+
+const (
+	// FsyncEverySec (the default) makes Append return once the records are
+	// queued for the background writer. The writer hands them to the
+	// operating system almost at once and fsyncs once a second. A crash of
+	// the process loses at most the records the writer had not yet written
+	// (typically microseconds' worth); a crash of the machine loses at most
+	// about the last second, as with Redis's "appendfsync everysec".
+	FsyncEverySec FsyncPolicy = iota
+	// FsyncAlways makes Append return only after its records are fsynced.
+	// Concurrent Appends share one write and one fsync (group commit), so
+	// throughput grows with the number of appenders.
+	FsyncAlways
+)
+
+func (p FsyncPolicy) String() string {
+	switch p {
+	case FsyncEverySec:
+		return "everysec"
+	case FsyncAlways:
+		return "always"
+	default:
+		return fmt.Sprintf("FsyncPolicy(%d)", int(p))
+	}
+}
+
+// Options configure a Log. The zero value is valid.
+type Options struct {
+	// Fsync is the durability policy. Default FsyncEverySec.
+	Fsync FsyncPolicy
+	// Logger receives warnings (a truncated torn tail, a failed write) and
+	// rewrite notices. Default: discard.
+	Logger *slog.Logger
+	// SyncInterval is how often FsyncEverySec fsyncs. Default one second.
+	SyncInterval time.Duration
+	// MaxPending bounds the bytes appended but not yet written to the
+	// operating system; an Append that would exceed it waits for the
+	// writer, so a slow disk slows appenders instead of growing memory
+	// without limit. Default 8 MiB.
+	MaxPending int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = time.Second
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 8 << 20
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.Fsync != FsyncEverySec && o.Fsync != FsyncAlways {
+		return fmt.Errorf("wal: unknown Fsync policy %d: use FsyncEverySec or FsyncAlways", int(o.Fsync))
+	}
+	return nil
+}
+
+// Log is an append-only log of opaque records in one directory. All
+// methods are safe for concurrent use.
+//
+// Positions in the log are counted in "stream bytes": every byte ever
+// appended through this Log since Open, whichever file it went to. The
+// counters appended >= written >= synced describe how far the stream has
+// been accepted, handed to the operating system and made durable.
+type Log struct {
+	dir  string
+	opts Options
+	lock *os.File
+
+	// fileMu serialises everything that touches file: the writer's flushes,
+	// Sync, Commit's switch to a new file and Close. It is taken before mu.
+	fileMu sync.Mutex
+	file   *os.File
+	gen    uint64
+
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when written/synced/err/closed change
+	buf      []byte     // accepted, not yet written to file
+	spare    []byte     // the writer's second buffer, reused to avoid garbage
+	appended int64
+	written  int64
+	synced   int64
+	size     int64 // bytes of the current file including buf
+	replayed bool
+	closing  bool // Close has begun: no new records, waiters still served
+	closed   bool
+	err      error // sticky: after a failed write or fsync nothing is trusted
+	rw       *Rewriter
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (creating if needed) the log in dir and locks the directory.
+// A second Open of the same directory, from this process or another,
+// fails with ErrLocked until the first Log is closed.
+//
+// Open removes files left over by an interrupted rewrite; the caller must
+// then call Replay before Append.
+func Open(dir string, opts Options) (*Log, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal: create directory: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{
+		dir:  dir,
+		opts: opts,
+		lock: lock,
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	l.cond = sync.NewCond(&l.mu)
+	if err := l.openCurrent(); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	go l.writer()
+	return l, nil
+}
+
+// openCurrent picks the newest complete generation, removes everything
+// older or unfinished, and creates generation 1 in an empty directory.
+func (l *Log) openCurrent() error {
+	gens, temps, err := listDir(l.dir)
+	if err != nil {
+		return err
+	}
+	for _, t := range temps {
+		if err := os.Remove(filepath.Join(l.dir, t)); err != nil {
+			return fmt.Errorf("wal: remove unfinished rewrite: %w", err)
+		}
+	}
+	if len(gens) == 0 {
+		f, err := createGeneration(l.dir, 1)
+		if err != nil {
+			return err
+		}
+		l.file, l.gen = f, 1
+		return nil
+	}
+	cur := gens[len(gens)-1]
+	// A newer generation is only ever renamed into place complete, so
+	// older ones are superseded and would never be read again.
+	for _, g := range gens[:len(gens)-1] {
+		if err := os.Remove(filepath.Join(l.dir, genName(g))); err != nil {
+			return fmt.Errorf("wal: remove superseded log: %w", err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(l.dir, genName(cur)), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("wal: open log: %w", err)
+	}
+	l.file, l.gen = f, cur
+	return nil
+}
+
+// Append adds records to the log, in order, as one write. A batch is
+// accepted whole or not at all (an oversized record rejects the batch).
+// Records appended by one goroutine are replayed in the order appended;
+// Appends racing each other are ordered as they acquire the log.
+//
+// With FsyncAlways, Append returns after the records are fsynced. With
+// FsyncEverySec it returns once they are queued for the writer (see
+// FsyncEverySec for the loss window). The slices may be reused as soon as
+// Append returns. After a write or fsync failure every Append returns that
+// failure: the log no longer knows what reached the disk.
+func (l *Log) Append(recs ...[]byte) error {
+	n, err := checkRecords(recs)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if err := l.usableLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	start := len(l.buf)
+	for _, r := range recs {
+		l.buf = appendFrame(l.buf, r)
+	}
+	if l.rw != nil {
+		// Records after the rewrite's switch point must follow the
+		// snapshot in the new file.
+		l.rw.tail = append(l.rw.tail, l.buf[start:]...)
+	}
+	l.appended += int64(n)
+	l.size += int64(n)
+	end := l.appended
+	l.signal()
+	if l.opts.Fsync == FsyncAlways {
+		err = l.waitLocked(func() bool { return l.synced >= end })
+	} else if l.appended-l.written > int64(l.opts.MaxPending) {
+		err = l.waitLocked(func() bool { return l.written >= end })
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// usableLocked reports why the log cannot accept records, if it cannot.
+func (l *Log) usableLocked() error {
+	switch {
+	case l.closing:
+		return ErrClosed
+	case l.err != nil:
+		return l.err
+	case !l.replayed:
+		return ErrNotReplayed
+	}
+	return nil
+}
+
+// waitLocked blocks until done() holds or the log fails. l.mu is held.
+func (l *Log) waitLocked(done func() bool) error {
+	for !done() {
+		if l.err != nil {
+			return l.err
+		}
+		if l.closed {
+			return ErrClosed
+		}
+		l.cond.Wait()
+	}
+	return nil
+}
+
+// signal wakes the writer without blocking; one pending wake-up is enough
+// because the writer takes everything buffered at once.
+func (l *Log) signal() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writer is the Log's background goroutine: it writes buffered records on
+// demand and, with FsyncEverySec, fsyncs on a timer. Close stops it.
+func (l *Log) writer() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.opts.Fsync == FsyncEverySec {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+			_ = l.flush(l.opts.Fsync == FsyncAlways)
+		case <-tick:
+			_ = l.flush(true)
+		}
+	}
+}
+
+// flush writes everything buffered to the current file and, if sync is
+// set, fsyncs it. Failures are recorded as the sticky error and returned.
+func (l *Log) flush(sync bool) error {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	data := l.buf
+	l.buf = l.spare[:0]
+	end := l.appended
+	needSync := sync && l.synced < end
+	f := l.file
+	l.mu.Unlock()
+
+	var err error
+	if len(data) > 0 {
+		_, err = f.Write(data)
+	}
+	if err == nil && needSync {
+		err = f.Sync()
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// A burst can grow a buffer far beyond normal; do not keep it forever.
+	if cap(data) <= 4*l.opts.MaxPending {
+		l.spare = data[:0]
+	} else {
+		l.spare = nil
+	}
+	if err != nil {
+		l.failLocked(fmt.Errorf("wal: write %s: %w", f.Name(), err))
+		return l.err
+	}
+	l.written = end
+	if needSync {
+		l.synced = end
+	}
+	l.cond.Broadcast()
+	return nil
+}
+
+// failLocked records the first failure and wakes every waiter with it.
+func (l *Log) failLocked(err error) {
+	if l.err == nil {
+		l.err = err
+		l.opts.Logger.Error("write-ahead log failed; refusing further appends", "err", err)
+	}
+	l.cond.Broadcast()
+}
+
+// Sync writes and fsyncs everything appended so far.
+func (l *Log) Sync() error {
+	return l.flush(true)
+}
+
+// Size returns the bytes of the current log file, counting records
+// appended but not yet written. It is what a caller compares against a
+// threshold to decide when to Rewrite.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// Close writes and fsyncs everything appended, abandons a rewrite that was
+// not committed, stops the background writer and releases the directory
+// lock. Calls after the first return ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closing = true
+	l.mu.Unlock()
+
+	close(l.stop)
+	<-l.done
+	flushErr := l.flush(true)
+
+	l.fileMu.Lock()
+	l.mu.Lock()
+	l.closed = true
+	rw := l.rw
+	l.rw = nil
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	closeErr := l.file.Close()
+	l.fileMu.Unlock()
+
+	var rwErr error
+	if rw != nil {
+		rwErr = rw.discard()
+	}
+	lockErr := l.lock.Close()
+	return errors.Join(flushErr, wrapErr("close log", closeErr), rwErr, wrapErr("release lock", lockErr))
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("wal: %s: %w", what, err)
+}

@@ -1,0 +1,278 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// openT opens a log in dir, replays it and closes it when the test ends.
+func openT(t testing.TB, dir string, opts Options) (*Log, [][]byte) {
+	t.Helper()
+	l, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	recs, rep, err := replayAll(l)
+	if err != nil {
+		_ = l.Close()
+		t.Fatalf("Replay: %v", err)
+	}
+	if rep.Truncated {
+		_ = l.Close()
+		t.Fatalf("unexpected torn tail: %+v", rep)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return l, recs
+}
+
+func replayAll(l *Log) ([][]byte, ReplayReport, error) {
+	var recs [][]byte
+	rep, err := l.Replay(func(rec []byte) error {
+		recs = append(recs, bytes.Clone(rec))
+		return nil
+	})
+	return recs, rep, err
+}
+
+// reopen closes l and returns every record a fresh Open replays.
+func reopen(t *testing.T, l *Log, dir string) [][]byte {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	_, recs := openT(t, dir, Options{})
+	return recs
+}
+
+func rec(i int) []byte { return fmt.Appendf(nil, "record-%06d", i) }
+
+func equalRecs(t *testing.T, got, want [][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("record %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l, recs := openT(t, dir, Options{Fsync: policy})
+			if len(recs) != 0 {
+				t.Fatalf("new log replayed %d records", len(recs))
+			}
+			var want [][]byte
+			for i := 0; i < 100; i++ {
+				want = append(want, rec(i))
+			}
+			want = append(want, []byte{}, bytes.Repeat([]byte{0xAB}, 100_000))
+			if err := l.Append(want[:10]...); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range want[10:] {
+				if err := l.Append(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wantSize := int64(headerSize)
+			for _, r := range want {
+				wantSize += frameHeaderSize + int64(len(r))
+			}
+			if got := l.Size(); got != wantSize {
+				t.Fatalf("Size = %d, want %d", got, wantSize)
+			}
+			equalRecs(t, reopen(t, l, dir), want)
+		})
+	}
+}
+
+func TestAppendRules(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(rec(1)); !errors.Is(err, ErrNotReplayed) {
+		t.Fatalf("Append before Replay = %v, want ErrNotReplayed", err)
+	}
+	if _, err := l.Replay(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Replay(nil); err == nil {
+		t.Fatal("second Replay succeeded")
+	}
+	big := make([]byte, MaxRecordSize+1)
+	if err := l.Append(rec(1), big); !errors.Is(err, ErrRecordTooLarge) {
+		t.Fatalf("oversized Append = %v, want ErrRecordTooLarge", err)
+	}
+	if err := l.Append(rec(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(rec(3)); !errors.Is(err, ErrClosed) || !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
+	}
+	if err := l.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close = %v, want ErrClosed", err)
+	}
+	if err := l.Sync(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sync after Close = %v, want ErrClosed", err)
+	}
+	// The rejected batch left nothing behind: only rec(2) is in the log.
+	_, recs := openT(t, dir, Options{})
+	equalRecs(t, recs, [][]byte{rec(2)})
+}
+
+func TestLockPreventsSecondOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, _ := openT(t, dir, Options{})
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	t.Parallel()
+	if _, err := Open(t.TempDir(), Options{Fsync: FsyncPolicy(7)}); err == nil {
+		t.Fatal("Open accepted an unknown fsync policy")
+	}
+}
+
+// TestConcurrentAppendsKeepPerWriterOrder checks that group commit neither
+// loses nor reorders a writer's records.
+func TestConcurrentAppendsKeepPerWriterOrder(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l, _ := openT(t, dir, Options{Fsync: policy})
+			const writers, each = 8, 200
+			var wg sync.WaitGroup
+			for w := 0; w < writers; w++ {
+				wg.Go(func() {
+					for i := 0; i < each; i++ {
+						if err := l.Append(writerRec(w, i)); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			checkWriters(t, reopen(t, l, dir), writers, each)
+		})
+	}
+}
+
+func writerRec(w, i int) []byte { return fmt.Appendf(nil, "w%02d-%08d", w, i) }
+
+// checkWriters verifies every writer's records appear exactly once, in order.
+func checkWriters(t *testing.T, recs [][]byte, writers, each int) {
+	t.Helper()
+	next := make([]int, writers)
+	for _, r := range recs {
+		var w, i int
+		if _, err := fmt.Sscanf(string(r), "w%02d-%08d", &w, &i); err != nil {
+			t.Fatalf("unexpected record %q: %v", r, err)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: got record %d, want %d", w, i, next[w])
+		}
+		next[w]++
+	}
+	for w, n := range next {
+		if n != each {
+			t.Fatalf("writer %d: %d records replayed, want %d", w, n, each)
+		}
+	}
+}
+
+// TestCloseFlushesEverySec checks records accepted under FsyncEverySec are
+// on disk after Close without waiting for the timer.
+func TestCloseFlushesEverySec(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, _ := openT(t, dir, Options{Fsync: FsyncEverySec, SyncInterval: 1 << 40})
+	var want [][]byte
+	for i := 0; i < 1000; i++ {
+		want = append(want, rec(i))
+		if err := l.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equalRecs(t, reopen(t, l, dir), want)
+}
+
+// TestSmallMaxPendingAppliesBackpressure exercises the path where Append
+// waits for the writer.
+func TestSmallMaxPendingAppliesBackpressure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, _ := openT(t, dir, Options{MaxPending: 64})
+	var want [][]byte
+	for i := 0; i < 500; i++ {
+		want = append(want, rec(i))
+		if err := l.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equalRecs(t, reopen(t, l, dir), want)
+}
+
+func TestOpenRejectsForeignFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, genName(1)), []byte("definitely not a log file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Replay(nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Replay of foreign file = %v, want ErrCorrupt", err)
+	}
+	if err := l.Append(rec(1)); !errors.Is(err, ErrNotReplayed) {
+		t.Fatalf("Append after failed Replay = %v, want ErrNotReplayed", err)
+	}
+}

@@ -1,0 +1,201 @@
+package wal
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ReplayReport describes what Replay found.
+type ReplayReport struct {
+	// File is the path of the log file that was read.
+	File string
+	// Records is the number of records passed to the callback.
+	Records int
+	// Bytes is the size of the file after Replay, header included.
+	Bytes int64
+	// Truncated is set when a torn tail was cut off: the file ended in a
+	// short or damaged record with nothing intact after it, the trace of a
+	// crash in the middle of a write.
+	Truncated bool
+	// TornOffset is the file offset where the dropped tail began (equal to
+	// Bytes when Truncated).
+	TornOffset int64
+	// DroppedBytes is how many bytes were cut off.
+	DroppedBytes int64
+}
+
+// Replay passes every record in the log to fn, oldest first, and must be
+// called once, before the first Append. The slice passed to fn is only
+// valid during the call.
+//
+// A torn tail is cut off (the file is truncated and fsynced) and described
+// in the report; it holds only records whose Append had not returned under
+// FsyncAlways, or that were inside the loss window under FsyncEverySec.
+// Damage followed by intact data is not a torn tail: Replay then returns an
+// error matching ErrCorrupt that names the file and offset, and changes
+// nothing on disk. If fn fails, Replay stops and returns its error wrapped
+// with the record's offset. On any error the records already passed to fn
+// are only a prefix of the log, and the caller must discard what it built.
+func (l *Log) Replay(fn func(rec []byte) error) (ReplayReport, error) {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	l.mu.Lock()
+	switch {
+	case l.closing:
+		l.mu.Unlock()
+		return ReplayReport{}, ErrClosed
+	case l.replayed:
+		l.mu.Unlock()
+		return ReplayReport{}, errors.New("wal: Replay already ran on this Log")
+	}
+	l.mu.Unlock()
+
+	rep, err := replayFile(l.file, fn)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Truncated {
+		if err := l.file.Truncate(rep.Bytes); err != nil {
+			return rep, fmt.Errorf("wal: truncate torn tail of %s: %w", rep.File, err)
+		}
+		if err := l.file.Sync(); err != nil {
+			return rep, fmt.Errorf("wal: fsync %s after truncating torn tail: %w", rep.File, err)
+		}
+		l.opts.Logger.Warn("write-ahead log ended in a torn record; dropped it",
+			"file", rep.File, "offset", rep.TornOffset, "dropped_bytes", rep.DroppedBytes,
+			"records_loaded", rep.Records)
+	}
+	if _, err := l.file.Seek(rep.Bytes, io.SeekStart); err != nil {
+		return rep, fmt.Errorf("wal: seek to end of %s: %w", rep.File, err)
+	}
+	l.mu.Lock()
+	l.replayed = true
+	l.size = rep.Bytes
+	l.mu.Unlock()
+	return rep, nil
+}
+
+// replayFile reads f without modifying it. On a torn tail it returns a
+// report with Truncated set and Bytes at the cut; the caller truncates.
+func replayFile(f *os.File, fn func(rec []byte) error) (ReplayReport, error) {
+	rep := ReplayReport{File: f.Name()}
+	st, err := f.Stat()
+	if err != nil {
+		return rep, fmt.Errorf("wal: stat %s: %w", rep.File, err)
+	}
+	size := st.Size()
+	hdr := make([]byte, headerSize)
+	if n, err := f.ReadAt(hdr, 0); n < headerSize {
+		return rep, fmt.Errorf("%w: %s: file header: %v", ErrCorrupt, rep.File, describe(err))
+	}
+	if err := checkHeader(hdr); err != nil {
+		return rep, fmt.Errorf("%w: %s: %v", ErrCorrupt, rep.File, err)
+	}
+
+	br := bufio.NewReaderSize(io.NewSectionReader(f, headerSize, size-headerSize), 1<<20)
+	off := int64(headerSize)
+	var fh [frameHeaderSize]byte
+	var payload []byte
+	for off < size {
+		if size-off < frameHeaderSize {
+			break // a torn frame header
+		}
+		if _, err := io.ReadFull(br, fh[:]); err != nil {
+			return rep, fmt.Errorf("wal: read %s at offset %d: %w", rep.File, off, err)
+		}
+		n := frameLen(fh[:])
+		if n > MaxRecordSize || int64(n) > size-off-frameHeaderSize {
+			break // a torn payload, or a damaged length
+		}
+		if cap(payload) < int(n) {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return rep, fmt.Errorf("wal: read %s at offset %d: %w", rep.File, off, err)
+		}
+		if !frameValid(fh[:], payload) {
+			break
+		}
+		if fn != nil {
+			if err := fn(payload); err != nil {
+				return rep, fmt.Errorf("wal: replay %s: record at offset %d: %w", rep.File, off, err)
+			}
+		}
+		rep.Records++
+		off += frameHeaderSize + int64(n)
+	}
+	rep.Bytes = off
+	if off == size {
+		return rep, nil
+	}
+
+	// Something at off is damaged. It is a torn tail only if nothing intact
+	// follows; otherwise dropping the rest would silently lose records.
+	next, found, err := findFrame(f, off+1, size)
+	if err != nil {
+		return rep, fmt.Errorf("wal: scan %s after damaged record at offset %d: %w", rep.File, off, err)
+	}
+	if found {
+		return rep, fmt.Errorf("%w: %s: damaged record at offset %d is followed by an intact record at offset %d (file size %d); refusing to load a partial log",
+			ErrCorrupt, rep.File, off, next, size)
+	}
+	rep.Truncated = true
+	rep.TornOffset = off
+	rep.DroppedBytes = size - off
+	return rep, nil
+}
+
+func describe(err error) string {
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err.Error()
+	}
+	return "file shorter than its header"
+}
+
+// findFrame looks for an intact frame starting anywhere in [from, end) and
+// returns its offset. It reads in windows so a large damaged region costs
+// bounded memory; a frame straddling a window is read on its own.
+func findFrame(r io.ReaderAt, from, end int64) (int64, bool, error) {
+	const window = 1 << 20
+	buf := make([]byte, window)
+	for p := from; p+frameHeaderSize <= end; {
+		want := min(int64(window), end-p)
+		chunk := buf[:want]
+		if n, err := r.ReadAt(chunk, p); int64(n) < want {
+			return 0, false, readErr(err)
+		}
+		last := len(chunk) - frameHeaderSize
+		for i := 0; i <= last; i++ {
+			at := p + int64(i)
+			n := int64(frameLen(chunk[i:]))
+			if n > MaxRecordSize || at+frameHeaderSize+n > end {
+				continue
+			}
+			var payload []byte
+			if i+frameHeaderSize+int(n) <= len(chunk) {
+				payload = chunk[i+frameHeaderSize : i+frameHeaderSize+int(n)]
+			} else {
+				payload = make([]byte, n)
+				if m, err := r.ReadAt(payload, at+frameHeaderSize); int64(m) < n {
+					return 0, false, readErr(err)
+				}
+			}
+			if frameValid(chunk[i:i+frameHeaderSize], payload) {
+				return at, true, nil
+			}
+		}
+		p += int64(last + 1)
+	}
+	return 0, false, nil
+}
+
+func readErr(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
