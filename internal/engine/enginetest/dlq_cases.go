@@ -1,0 +1,245 @@
+package enginetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// Malformed DLQ entries (not JSON, or JSON without "data") are not covered:
+// the seam offers no way to write a raw DLQ entry, and the DLQ's key is not
+// an engine queue name on every engine, so such an entry cannot be produced
+// here without reaching under the seam.
+
+func dlqCases(t *testing.T, h Harness) {
+	t.Run("OverflowEnvelopeBytes", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		const queue = "orders-ü \"x\""
+		items := []string{
+			"plain",
+			`he said "hi"`,
+			`back\slash`,
+			"tab\tnew\nline\rcr\x01\x1f\x7f\b\f",
+			"é ü ß 日本語",
+			"emoji 😀 and 👍🏽",
+			`{"k": "v", "n": [1, 2.5], "s": "é"}`,
+			`["a", "\"b\""]`,
+			"Z:KLUv/QBYKQAAaGVsbG8=",
+			"",
+			"</script>&<>'",
+		}
+		assertOverflowBytes(t, ctx, e, queue, items)
+	})
+
+	t.Run("OverflowEnvelopeInvalidUTF8", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		// Each byte that is not part of valid UTF-8 becomes U+FFFD.
+		items := []string{"\xff\xfeabc", "trunc\xc3", "\xed\xa0\x80surrogate", "\xc0\xafoverlong", "ok é\x80"}
+		assertOverflowBytes(t, ctx, e, "q", items)
+	})
+
+	t.Run("LenRangePurgeByKind", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		deadLetter(t, ctx, e, "q", "boom", "f1", "f2")
+		overflow := fillOverflow(t, ctx, e, "q", "o1", "o2", "o3")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow...)
+		failed := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		if len(failed) != 2 {
+			t.Fatalf("failed DLQ holds %d entries, want 2", len(failed))
+		}
+		got, err := e.DLQRange(ctx, "q", engine.DLQOverflow, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantItems(t, "DLQRange(1, 1)", got, overflow[1:2])
+		got, err = e.DLQRange(ctx, "q", engine.DLQOverflow, -2, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantItems(t, "DLQRange(-2, -1)", got, overflow[1:])
+		got, err = e.DLQRange(ctx, "q", engine.DLQOverflow, 3, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantItems(t, "DLQRange(3, 10)", got, nil)
+
+		n, err := e.DLQPurge(ctx, "q", engine.DLQOverflow)
+		if err != nil || n != 3 {
+			t.Fatalf("DLQPurge(overflow) = %d, %v; want 3, nil", n, err)
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow)
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed, failed...)
+		wantQueue(t, ctx, e, "q", "keep")
+		n, err = e.DLQPurge(ctx, "q", engine.DLQFailed)
+		if err != nil || n != 2 {
+			t.Fatalf("DLQPurge(failed) = %d, %v; want 2, nil", n, err)
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		n, err = e.DLQPurge(ctx, "q", engine.DLQFailed)
+		if err != nil || n != 0 {
+			t.Errorf("DLQPurge(empty) = %d, %v; want 0, nil", n, err)
+		}
+		wantDLQ(t, ctx, e, "never-added", engine.DLQOverflow)
+		wantDLQ(t, ctx, e, "never-added", engine.DLQFailed)
+	})
+
+	t.Run("RequeueAll", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		setupRequeue(t, ctx, e)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyDLQ, MaxSize: 10})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 2, Remaining: 0})
+		wantQueue(t, ctx, e, "q", "c", "d", "e", "a", "b")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow)
+	})
+
+	t.Run("RequeueCount", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		setupRequeue(t, ctx, e)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Count: 1, Policy: engine.PolicyReject, MaxSize: 10})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 1})
+		wantQueue(t, ctx, e, "q", "c", "d", "e", "a")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "b"))
+	})
+
+	t.Run("RequeueEmpty", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		for _, kind := range []engine.DLQKind{engine.DLQOverflow, engine.DLQFailed} {
+			res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: kind, Policy: engine.PolicyDLQ, MaxSize: 10})
+			wantRequeue(t, res, engine.RequeueResult{})
+		}
+		wantQueue(t, ctx, e, "q")
+	})
+
+	t.Run("RequeueRejectStops", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		overflow := setupRequeue(t, ctx, e)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyReject, MaxSize: 3})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 0, Remaining: 2})
+		wantQueue(t, ctx, e, "q", "c", "d", "e")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow...)
+
+		// Room for one: the first goes back, the second stays in place.
+		res = requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyReject, MaxSize: 4})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 1})
+		wantQueue(t, ctx, e, "q", "c", "d", "e", "a")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow[1])
+	})
+
+	t.Run("RequeueDisplacedDropOldest", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		setupRequeue(t, ctx, e)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyDropOldest, MaxSize: 3})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 2, Remaining: 0, Displaced: 2})
+		wantQueue(t, ctx, e, "q", "e", "a", "b")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow)
+	})
+
+	t.Run("RequeueFailedDisplacedToOverflow", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		deadLetter(t, ctx, e, "q", "boom", "x", "y")
+		add(t, ctx, e, "q", engine.PolicyDLQ, 3, "a", "b", "c")
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Policy: engine.PolicyDLQ, MaxSize: 3})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 2, Remaining: 0, Displaced: 2})
+		wantQueue(t, ctx, e, "q", "c", "x", "y")
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b"))
+	})
+
+	t.Run("RequeueOverflowIntoItself", func(t *testing.T) {
+		// Requeueing the overflow DLQ into a full queue under dlq pushes
+		// items back into that same DLQ. "All" means the entries present
+		// when the requeue starts, so this ends after two moves instead of
+		// cycling forever.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		setupRequeue(t, ctx, e)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyDLQ, MaxSize: 3})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 2, Remaining: 2, Displaced: 2})
+		wantQueue(t, ctx, e, "q", "e", "a", "b")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "c"), engine.OverflowEnvelope("q", "d"))
+	})
+
+	t.Run("RequeueFailedOriginalBytes", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		items := []string{
+			`{"id": 1, "name": "é", "nested": {"a": [1, 2]}}`,
+			`plain "quoted" ✓ 😀`,
+			`[1, 2]`,
+			`{not json`,
+			"Z:KLUv/QBYKQAAaGVsbG8=",
+			"42",
+		}
+		deadLetter(t, ctx, e, "q", "boom", items...)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Policy: engine.PolicyReject, MaxSize: 0})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: int64(len(items))})
+		wantQueue(t, ctx, e, "q", items...)
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+	})
+}
+
+// assertOverflowBytes pushes every item out through the dlq policy and
+// compares the entries with engine.OverflowEnvelope byte for byte.
+func assertOverflowBytes(t *testing.T, ctx context.Context, e engine.Engine, queue string, items []string) {
+	t.Helper()
+	add(t, ctx, e, queue, engine.PolicyDLQ, 0, items...)
+	res := add(t, ctx, e, queue, engine.PolicyDLQ, 1, "last")
+	wantResults(t, "add pushing all out", res, []engine.AddResult{{Accepted: true, QueueLength: 1, MovedToDLQ: int64(len(items))}})
+	want := make([]string, len(items))
+	for i, it := range items {
+		want[i] = engine.OverflowEnvelope(queue, it)
+	}
+	wantDLQ(t, ctx, e, queue, engine.DLQOverflow, want...)
+	wantQueue(t, ctx, e, queue, "last")
+}
+
+// fillOverflow leaves items in queue's overflow DLQ, oldest first, and one
+// item "keep" in the queue; it returns the expected entries.
+func fillOverflow(t *testing.T, ctx context.Context, e engine.Engine, queue string, items ...string) []string {
+	t.Helper()
+	add(t, ctx, e, queue, engine.PolicyDLQ, 0, items...)
+	add(t, ctx, e, queue, engine.PolicyDLQ, 1, "keep")
+	want := make([]string, len(items))
+	for i, it := range items {
+		want[i] = engine.OverflowEnvelope(queue, it)
+	}
+	return want
+}
+
+// setupRequeue leaves queue "q" = [c d e] and its overflow DLQ = [a b].
+func setupRequeue(t *testing.T, ctx context.Context, e engine.Engine) []string {
+	t.Helper()
+	res := add(t, ctx, e, "q", engine.PolicyDLQ, 3, "a", "b", "c", "d", "e")
+	if res[4].QueueLength != 3 {
+		t.Fatalf("setup: queue length %d, want 3", res[4].QueueLength)
+	}
+	overflow := []string{engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b")}
+	wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow...)
+	return overflow
+}
+
+func requeue(t *testing.T, ctx context.Context, e engine.Engine, p engine.RequeueParams) engine.RequeueResult {
+	t.Helper()
+	res, err := e.DLQRequeue(ctx, p)
+	if err != nil {
+		t.Fatalf("DLQRequeue(%+v): %v", p, err)
+	}
+	return res
+}
+
+func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
+	t.Helper()
+	if got != want {
+		t.Errorf("DLQRequeue = %+v, want %+v", got, want)
+	}
+}

@@ -1,0 +1,108 @@
+package enginetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// durableCases check that state survives closing and reopening an engine
+// over the same stored data. Engines without Reopen skip them.
+func durableCases(t *testing.T, h Harness) {
+	if h.Reopen == nil {
+		t.Skipf("%s: the harness has no Reopen; the engine keeps no state across restarts", h.Name)
+	}
+
+	t.Run("QueueAndDLQs", func(t *testing.T) {
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		deadLetter(t, ctx, d.e, "q", "boom", "failed-1", `{"id": 2}`)
+		failed := dlqAll(t, ctx, d.e, "q", engine.DLQFailed)
+		add(t, ctx, d.e, "q", engine.PolicyDLQ, 3, "a", "b", "c", "d", "é ✓ 😀")
+		d.reopen(t)
+		wantQueue(t, ctx, d.e, "q", "c", "d", "é ✓ 😀")
+		wantDLQ(t, ctx, d.e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b"))
+		wantDLQ(t, ctx, d.e, "q", engine.DLQFailed, failed...)
+		// The reopened engine keeps applying the policy to what survived.
+		res := add(t, ctx, d.e, "q", engine.PolicyDropOldest, 3, "e")
+		wantResults(t, "add after reopen", res, []engine.AddResult{{Accepted: true, QueueLength: 3, Dropped: 1}})
+	})
+
+	t.Run("Leases", func(t *testing.T) {
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		add(t, ctx, d.e, "q", engine.PolicyDLQ, 0, "held", "expiring")
+		held := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5})
+		wantDeliveries(t, held, []string{"held"}, 1)
+		expiring := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5})
+		wantDeliveries(t, expiring, []string{"expiring"}, 1)
+		d.reopen(t)
+		// The expired lease comes back as a redelivery; the live one is
+		// still leased under its id.
+		again := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 5, Timeout: waitTimeout, Lease: longLease, MaxDeliveries: 5})
+		wantDeliveries(t, again, []string{"expiring"}, 2)
+		wantInFlight(t, ctx, d.e, "q", 2)
+		if err := d.e.QueueAck(ctx, "q", held[0].ID); err != nil {
+			t.Errorf("QueueAck of a lease taken before reopen: %v", err)
+		}
+		wantErrIs(t, "QueueAck of the expired delivery", d.e.QueueAck(ctx, "q", expiring[0].ID), engine.ErrLeaseNotFound)
+		wantInFlight(t, ctx, d.e, "q", 1)
+	})
+
+	t.Run("Cache", func(t *testing.T) {
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		cacheSet(t, ctx, d.e, "forever", "v1", 0, false, true)
+		cacheSet(t, ctx, d.e, "ttl", "v2", time.Minute, false, true)
+		d.reopen(t)
+		wantCached(t, ctx, d.e, "forever", "v1")
+		wantTTL(t, ctx, d.e, "forever", -1)
+		wantCached(t, ctx, d.e, "ttl", "v2")
+		wantTTLWithin(t, ctx, d.e, "ttl", time.Minute)
+	})
+
+	t.Run("LockFences", func(t *testing.T) {
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		acquire(t, ctx, d.e, "L", "tok1", time.Minute, true)
+		if err := d.e.LockRelease(ctx, "L", "tok1"); err != nil {
+			t.Fatal(err)
+		}
+		f2 := acquire(t, ctx, d.e, "L", "tok2", time.Minute, true)
+		d.reopen(t)
+		acquire(t, ctx, d.e, "L", "tok3", time.Minute, false)
+		if err := d.e.LockRelease(ctx, "L", "tok2"); err != nil {
+			t.Fatalf("LockRelease by the holder from before reopen: %v", err)
+		}
+		if f3 := acquire(t, ctx, d.e, "L", "tok3", time.Minute, true); f3 <= f2 {
+			t.Errorf("fence after reopen %d, want > %d", f3, f2)
+		}
+	})
+}
+
+// durable holds the current engine of a case that reopens it.
+type durable struct {
+	h Harness
+	e engine.Engine
+}
+
+func setupDurable(t *testing.T, h Harness) (context.Context, *durable) {
+	t.Helper()
+	d := &durable{h: h, e: h.New(t)}
+	t.Cleanup(func() {
+		if err := d.e.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	t.Cleanup(cancel)
+	return ctx, d
+}
+
+// reopen swaps in an engine over the same data; Reopen closes the old one.
+func (d *durable) reopen(t *testing.T) {
+	t.Helper()
+	d.e = d.h.Reopen(t, d.e)
+}

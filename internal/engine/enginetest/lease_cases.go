@@ -1,0 +1,455 @@
+package enginetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+func leaseCases(t *testing.T, h Harness) {
+	t.Run("ReceiveCount", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b", "c", "d", "e")
+		first := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 3, Lease: longLease, MaxDeliveries: 3})
+		wantDeliveries(t, first, []string{"a", "b", "c"}, 1)
+		wantQueue(t, ctx, e, "q", "d", "e")
+		wantInFlight(t, ctx, e, "q", 3)
+		rest := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 10, Lease: longLease, MaxDeliveries: 3})
+		wantDeliveries(t, rest, []string{"d", "e"}, 1)
+		none := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 10, Lease: longLease, MaxDeliveries: 3})
+		wantDeliveries(t, none, nil, 1)
+		wantInFlight(t, ctx, e, "q", 5)
+		ids := map[string]bool{}
+		for _, d := range append(first, rest...) {
+			if d.ID == "" || ids[d.ID] {
+				t.Errorf("delivery id %q is empty or not unique", d.ID)
+			}
+			ids[d.ID] = true
+		}
+	})
+
+	t.Run("AckRemoves", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b")
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 3})
+		wantDeliveries(t, ds, []string{"a", "b"}, 1)
+		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
+			t.Fatalf("QueueAck: %v", err)
+		}
+		wantInFlight(t, ctx, e, "q", 1)
+		wantErrIs(t, "second QueueAck", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck of an unknown id", e.QueueAck(ctx, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck on another queue", e.QueueAck(ctx, "other", ds[1].ID), engine.ErrLeaseNotFound)
+		if err := e.QueueAck(ctx, "q", ds[1].ID); err != nil {
+			t.Fatalf("QueueAck: %v", err)
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+		wantQueue(t, ctx, e, "q")
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		wantDeliveries(t, receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}), nil, 1)
+	})
+
+	t.Run("ExpiredLeaseRedelivered", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		d1 := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5})
+		wantDeliveries(t, d1, []string{"x"}, 1)
+		d2 := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Timeout: waitTimeout, Lease: longLease, MaxDeliveries: 5})
+		wantDeliveries(t, d2, []string{"x"}, 2)
+		if d2[0].ID == d1[0].ID {
+			t.Errorf("redelivery reuses id %q", d1[0].ID)
+		}
+		wantErrIs(t, "QueueAck of the expired delivery", e.QueueAck(ctx, "q", d1[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueExtend of the expired delivery", e.QueueExtend(ctx, "q", d1[0].ID, longLease), engine.ErrLeaseNotFound)
+		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: d1[0].ID, MaxDeliveries: 5})
+		wantErrIs(t, "QueueNack of the expired delivery", err, engine.ErrLeaseNotFound)
+		wantInFlight(t, ctx, e, "q", 1)
+		if err := e.QueueAck(ctx, "q", d2[0].ID); err != nil {
+			t.Fatalf("QueueAck of the redelivery: %v", err)
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+	})
+
+	t.Run("NackImmediate", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5}
+		var prev string
+		for attempt := 1; attempt <= 3; attempt++ {
+			ds := receive(t, ctx, e, p)
+			wantDeliveries(t, ds, []string{"x"}, attempt)
+			if ds[0].ID == prev {
+				t.Errorf("attempt %d reuses id %q", attempt, prev)
+			}
+			prev = ds[0].ID
+			res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "retry", MaxDeliveries: 5})
+			if res.DeadLettered {
+				t.Fatalf("nack of attempt %d dead-lettered under MaxDeliveries 5", attempt)
+			}
+			wantErrIs(t, "QueueAck after nack", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+	})
+
+	t.Run("NackDelay", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: 500 * time.Millisecond, MaxDeliveries: 5})
+		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+		wantInFlight(t, ctx, e, "q", 1)
+		p.Timeout = waitTimeout
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"x"}, 2)
+	})
+
+	t.Run("MaxDeliveriesViaNack", func(t *testing.T) {
+		for name, item := range map[string]string{
+			"JSONObject": `{"id": 7, "name": "é", "tags": ["a"]}`,
+			"JSONArray":  `[1, "two", {"three": 3}]`,
+			"String":     `plain "quoted" ✓ 😀`,
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				ctx, e := setup(t, h)
+				start := time.Now()
+				add(t, ctx, e, "jobs", engine.PolicyDLQ, 0, item)
+				p := engine.ReceiveParams{Queue: "jobs", Count: 1, Lease: longLease, MaxDeliveries: 2}
+				ds := receive(t, ctx, e, p)
+				wantDeliveries(t, ds, []string{item}, 1)
+				if res := nack(t, ctx, e, engine.NackParams{Queue: "jobs", ID: ds[0].ID, Error: "first", MaxDeliveries: 2}); res.DeadLettered {
+					t.Fatal("first nack dead-lettered under MaxDeliveries 2")
+				}
+				ds = receive(t, ctx, e, p)
+				wantDeliveries(t, ds, []string{item}, 2)
+				const msg = "boom: \"bad\" é\nline 2"
+				if res := nack(t, ctx, e, engine.NackParams{Queue: "jobs", ID: ds[0].ID, Error: msg, MaxDeliveries: 2}); !res.DeadLettered {
+					t.Fatal("second nack did not dead-letter under MaxDeliveries 2")
+				}
+				entries := dlqAll(t, ctx, e, "jobs", engine.DLQFailed)
+				if len(entries) != 1 {
+					t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
+				}
+				checkFailedEntry(t, entries[0], "jobs", item, msg, 2, start)
+				wantInFlight(t, ctx, e, "jobs", 0)
+				wantQueue(t, ctx, e, "jobs")
+				wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, "jobs", ds[0].ID), engine.ErrLeaseNotFound)
+				wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+			})
+		}
+	})
+
+	t.Run("MaxDeliveriesViaExpiry", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		start := time.Now()
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1})
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		waitReclaimed(t, ctx, e, "q", 1, 1)
+		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		if len(entries) != 1 {
+			t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
+		}
+		checkFailedEntry(t, entries[0], "q", "x", "lease expired", 1, start)
+		wantInFlight(t, ctx, e, "q", 0)
+		wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+	})
+
+	t.Run("Reclaim", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 2}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"a"}, 1)
+		n, err := e.QueueReclaim(ctx, "q", 2)
+		if err != nil || n != 0 {
+			t.Fatalf("QueueReclaim with nothing expired = %d, %v; want 0, nil", n, err)
+		}
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 2})
+		// a (second delivery) and b (first) now share one short lease:
+		// when it runs out, a has used its deliveries and b has not.
+		ds = receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: shortLease, MaxDeliveries: 2})
+		if len(ds) != 2 {
+			t.Fatalf("receive got %d deliveries, want 2", len(ds))
+		}
+		got := map[string]int{ds[0].Item: ds[0].Attempt, ds[1].Item: ds[1].Attempt}
+		if got["a"] != 2 || got["b"] != 1 {
+			t.Fatalf("deliveries %+v, want a at attempt 2 and b at attempt 1", ds)
+		}
+		waitReclaimed(t, ctx, e, "q", 2, 1)
+		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		if len(entries) != 1 {
+			t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
+		}
+		if data := failedData(t, entries[0]); data != "a" {
+			t.Errorf("failed DLQ entry is for %q, want \"a\"", data)
+		}
+		wantInFlight(t, ctx, e, "q", 1)
+		again := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 2})
+		wantDeliveries(t, again, []string{"b"}, 2)
+	})
+
+	t.Run("Extend", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		if err := e.QueueExtend(ctx, "q", ds[0].ID, longLease); err != nil {
+			t.Fatalf("QueueExtend: %v", err)
+		}
+		// Wait well past the original lease: the item must stay leased.
+		p.Timeout = 10 * shortLease
+		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+		p.Timeout = 0
+		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+		wantInFlight(t, ctx, e, "q", 1)
+		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
+			t.Fatalf("QueueAck after extend: %v", err)
+		}
+		wantErrIs(t, "QueueExtend after ack", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueExtend of an unknown id", e.QueueExtend(ctx, "q", "no-such-delivery", longLease), engine.ErrLeaseNotFound)
+	})
+
+	t.Run("ReceiveBlockingWokenByAdd", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		got := startReceive(ctx, e, engine.ReceiveParams{Queue: "q", Count: 5, Timeout: waitTimeout, Lease: longLease, MaxDeliveries: 3})
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		r := waitFor(t, "blocking QueueReceive", got)
+		if r.err != nil {
+			t.Fatalf("blocking QueueReceive: %v", r.err)
+		}
+		wantDeliveries(t, r.ds, []string{"x"}, 1)
+		wantInFlight(t, ctx, e, "q", 1)
+	})
+
+	t.Run("ReceiveBlockingTimeout", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Timeout: 50 * time.Millisecond, Lease: longLease, MaxDeliveries: 3})
+		wantDeliveries(t, ds, nil, 0)
+	})
+
+	t.Run("ReceiveBlockingContextCanceled", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		rctx, cancel := context.WithCancel(ctx)
+		got := startReceive(rctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Timeout: caseTimeout, Lease: longLease, MaxDeliveries: 3})
+		cancel()
+		r := waitFor(t, "QueueReceive after cancel", got)
+		if !errors.Is(r.err, context.Canceled) {
+			t.Errorf("QueueReceive after cancel = %+v, %v; want an error matching context.Canceled", r.ds, r.err)
+		}
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "after")
+		wantDeliveries(t, receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}), []string{"after"}, 1)
+	})
+}
+
+type receiveResult struct {
+	ds  []engine.Delivery
+	err error
+}
+
+func startReceive(ctx context.Context, e engine.Engine, p engine.ReceiveParams) <-chan receiveResult {
+	ch := make(chan receiveResult, 1)
+	go func() {
+		ds, err := e.QueueReceive(ctx, p)
+		ch <- receiveResult{ds, err}
+	}()
+	return ch
+}
+
+func receive(t *testing.T, ctx context.Context, e engine.Engine, p engine.ReceiveParams) []engine.Delivery {
+	t.Helper()
+	ds, err := e.QueueReceive(ctx, p)
+	if err != nil {
+		t.Fatalf("QueueReceive(%+v): %v", p, err)
+	}
+	return ds
+}
+
+func nack(t *testing.T, ctx context.Context, e engine.Engine, p engine.NackParams) engine.NackResult {
+	t.Helper()
+	res, err := e.QueueNack(ctx, p)
+	if err != nil {
+		t.Fatalf("QueueNack(%+v): %v", p, err)
+	}
+	return res
+}
+
+// wantDeliveries checks the items, in order, and that each is at attempt.
+func wantDeliveries(t *testing.T, ds []engine.Delivery, items []string, attempt int) {
+	t.Helper()
+	got := make([]string, len(ds))
+	for i, d := range ds {
+		got[i] = d.Item
+		if d.Attempt != attempt {
+			t.Errorf("delivery of %s is attempt %d, want %d", clip(d.Item), d.Attempt, attempt)
+		}
+	}
+	wantItems(t, "delivered items", got, items)
+}
+
+func wantInFlight(t *testing.T, ctx context.Context, e engine.Engine, queue string, want int64) {
+	t.Helper()
+	n, err := e.QueueInFlight(ctx, queue)
+	if err != nil {
+		t.Fatalf("QueueInFlight(%q): %v", queue, err)
+	}
+	if n != want {
+		t.Errorf("QueueInFlight(%q) = %d, want %d", queue, n, want)
+	}
+}
+
+// waitReclaimed sweeps until want expired leases have been dead-lettered.
+func waitReclaimed(t *testing.T, ctx context.Context, e engine.Engine, queue string, maxDeliveries int, want int64) {
+	t.Helper()
+	var total int64
+	eventually(t, ctx, "dead-lettering of an expired lease", func() (bool, error) {
+		n, err := e.QueueReclaim(ctx, queue, maxDeliveries)
+		total += n
+		return total >= want, err
+	})
+	if total != want {
+		t.Errorf("QueueReclaim dead-lettered %d, want %d", total, want)
+	}
+}
+
+// deadLetter moves items, in order, to queue's failed DLQ through one
+// delivery and a nack each. queue must be empty.
+func deadLetter(t *testing.T, ctx context.Context, e engine.Engine, queue, errMsg string, items ...string) {
+	t.Helper()
+	add(t, ctx, e, queue, engine.PolicyDLQ, 0, items...)
+	ds := receive(t, ctx, e, engine.ReceiveParams{Queue: queue, Count: len(items), Lease: longLease, MaxDeliveries: 1})
+	wantDeliveries(t, ds, items, 1)
+	for _, d := range ds {
+		if res := nack(t, ctx, e, engine.NackParams{Queue: queue, ID: d.ID, Error: errMsg, MaxDeliveries: 1}); !res.DeadLettered {
+			t.Fatalf("nack of %s under MaxDeliveries 1 did not dead-letter", clip(d.Item))
+		}
+	}
+	wantQueue(t, ctx, e, queue)
+	wantInFlight(t, ctx, e, queue, 0)
+}
+
+var failedFields = []string{"original_job", "error", "attempt_count", "first_failed_at", "last_failed_at", "queue_name", "data"}
+
+// checkFailedEntry decodes a failed DLQ entry, checks every field, and then
+// checks the bytes against engine.FailedEnvelope with the entry's own
+// timestamps.
+func checkFailedEntry(t *testing.T, entry, queue, stored, errMsg string, attempts int, notBefore time.Time) {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(entry), &fields); err != nil {
+		t.Fatalf("failed DLQ entry %s is not a JSON object: %v", clip(entry), err)
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := slices.Sorted(slices.Values(failedFields))
+	if !slices.Equal(keys, want) {
+		t.Errorf("failed DLQ entry has fields %q, want %q", keys, want)
+	}
+	var e struct {
+		OriginalJob   json.RawMessage `json:"original_job"`
+		Error         string          `json:"error"`
+		AttemptCount  int             `json:"attempt_count"`
+		FirstFailedAt string          `json:"first_failed_at"`
+		LastFailedAt  string          `json:"last_failed_at"`
+		QueueName     string          `json:"queue_name"`
+		Data          string          `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(entry), &e); err != nil {
+		t.Fatalf("failed DLQ entry %s: %v", clip(entry), err)
+	}
+	if engine.IsJSONContainer(stored) {
+		if !jsonEqual(e.OriginalJob, []byte(stored)) {
+			t.Errorf("original_job = %s, want the item itself %s", e.OriginalJob, stored)
+		}
+	} else {
+		var s string
+		if err := json.Unmarshal(e.OriginalJob, &s); err != nil || s != stored {
+			t.Errorf("original_job = %s, want the string %s", e.OriginalJob, clip(stored))
+		}
+	}
+	if e.Error != errMsg {
+		t.Errorf("error = %q, want %q", e.Error, errMsg)
+	}
+	if e.AttemptCount != attempts {
+		t.Errorf("attempt_count = %d, want %d", e.AttemptCount, attempts)
+	}
+	if e.QueueName != queue {
+		t.Errorf("queue_name = %q, want %q", e.QueueName, queue)
+	}
+	if e.Data != stored {
+		t.Errorf("data = %s, want %s", clip(e.Data), clip(stored))
+	}
+	first, ok1 := parseISO(e.FirstFailedAt)
+	last, ok2 := parseISO(e.LastFailedAt)
+	if !ok1 || !ok2 {
+		t.Errorf("first_failed_at %q / last_failed_at %q are not ISO 8601 timestamps", e.FirstFailedAt, e.LastFailedAt)
+	} else {
+		// The margin allows for a server clock that differs from ours; it
+		// still catches wrong units and zero values.
+		const skew = 5 * time.Minute
+		lo, hi := notBefore.Add(-skew), time.Now().Add(skew)
+		if first.After(last) || first.Before(lo) || last.After(hi) {
+			t.Errorf("first_failed_at %s, last_failed_at %s: want first <= last, both within [%s, %s]", first, last, lo, hi)
+		}
+	}
+	wantEnv := engine.FailedEnvelope(engine.FailedEntry{
+		Queue: queue, Stored: stored, Error: errMsg, AttemptCount: attempts,
+		FirstFailedAt: e.FirstFailedAt, LastFailedAt: e.LastFailedAt,
+	})
+	if entry != wantEnv {
+		t.Errorf("failed DLQ entry bytes\n got %s\nwant %s", entry, wantEnv)
+	}
+}
+
+// failedData returns the stored item a failed DLQ entry records.
+func failedData(t *testing.T, entry string) string {
+	t.Helper()
+	var e struct {
+		Data string `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(entry), &e); err != nil {
+		t.Fatalf("failed DLQ entry %s is not JSON: %v", clip(entry), err)
+	}
+	return e.Data
+}
+
+func parseISO(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if ts, err := time.Parse(layout, s); err == nil {
+			return ts, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func jsonEqual(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	x, _ := json.Marshal(va)
+	y, _ := json.Marshal(vb)
+	return string(x) == string(y)
+}
