@@ -1,0 +1,299 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// Cache entries, locks and fencing counters are strings in the shared key
+// space, as on Redis: a lock is a string holding its holder's token, and
+// its fencing counter a string holding a decimal integer that never
+// expires. Expired strings vanish on access (they are never returned) and
+// the sweeper frees their memory.
+
+// CacheGet reads a string.
+func (e *Engine) CacheGet(ctx context.Context, key string) (string, bool, error) {
+	if err := e.checkOpen("cache get"); err != nil {
+		return "", false, err
+	}
+	k := e.keys.Cache(key)
+	o := e.lock1(k, false)
+	if o == nil {
+		return "", false, nil
+	}
+	defer o.mu.Unlock()
+	if o.list.Len() > 0 {
+		return "", false, wrongType("cache get", k)
+	}
+	if !o.strAlive(e.now()) {
+		return "", false, nil
+	}
+	return o.str, true, nil
+}
+
+// CacheGetCached is CacheGet: there is no server to keep a client-side
+// cache coherent with, and memory is as fast as such a cache.
+func (e *Engine) CacheGetCached(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
+	return e.CacheGet(ctx, key)
+}
+
+// CacheSet stores value with ttl (0: no expiry); onlyIfAbsent makes it
+// SET NX. Like SET, it replaces a list stored under the key.
+func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
+	if err := e.checkOpen("cache set"); err != nil {
+		return false, err
+	}
+	if ttl < 0 {
+		return false, fmt.Errorf("cache set: ttl %v is negative; use 0 for no expiry", ttl)
+	}
+	k := e.keys.Cache(key)
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(k, true)
+	defer o.mu.Unlock()
+	now := e.now()
+	if onlyIfAbsent && (o.strAlive(now) || o.list.Len() > 0) {
+		return false, nil
+	}
+	if o.list.Len() > 0 {
+		t.clearList(o)
+	}
+	var exp int64
+	if ttl > 0 {
+		exp = now + int64(ttl)
+	}
+	t.setStr(o, value, exp)
+	if err := t.commit(); err != nil {
+		return false, fmt.Errorf("cache set %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// CacheExists counts the keys that exist (a key named twice counts twice).
+func (e *Engine) CacheExists(ctx context.Context, keys ...string) (int64, error) {
+	if err := e.checkOpen("cache exists"); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, key := range keys {
+		o := e.lock1(e.keys.Cache(key), false)
+		if o == nil {
+			continue
+		}
+		if o.list.Len() > 0 || o.strAlive(e.now()) {
+			n++
+		}
+		o.mu.Unlock()
+	}
+	return n, nil
+}
+
+// CacheDelete deletes keys, whatever they hold (as DEL does), and counts
+// those that existed.
+func (e *Engine) CacheDelete(ctx context.Context, keys ...string) (int64, error) {
+	if err := e.checkOpen("cache delete"); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, key := range keys {
+		ok, err := e.deleteKey(e.keys.Cache(key))
+		if err != nil {
+			return n, fmt.Errorf("cache delete %q: %w", key, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (e *Engine) deleteKey(k string) (bool, error) {
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(k, false)
+	if o == nil {
+		return false, nil
+	}
+	existed := false
+	if o.list.Len() > 0 {
+		t.clearList(o)
+		existed = true
+	}
+	if o.strAlive(e.now()) {
+		t.delStr(o)
+		existed = true
+	}
+	err := t.commit()
+	o.mu.Unlock()
+	if existed {
+		e.tryRemove(o)
+	}
+	return existed, err
+}
+
+// CacheExpire gives a string a new ttl; false when the key does not exist.
+// Lists carry no TTL in this engine: expiring one is ErrWrongType.
+func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := e.checkOpen("cache expire"); err != nil {
+		return false, err
+	}
+	if ttl <= 0 {
+		return false, fmt.Errorf("cache expire: ttl must be positive (got %v); use CacheDelete to remove a key", ttl)
+	}
+	k := e.keys.Cache(key)
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(k, false)
+	if o == nil {
+		return false, nil
+	}
+	defer o.mu.Unlock()
+	if o.list.Len() > 0 {
+		return false, wrongType("cache expire", k)
+	}
+	now := e.now()
+	if !o.strAlive(now) {
+		return false, nil
+	}
+	t.expire(o, now+int64(ttl))
+	if err := t.commit(); err != nil {
+		return false, fmt.Errorf("cache expire %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// CacheTTL returns the remaining ttl with millisecond precision, -1 when
+// the key has none, ok false when it does not exist.
+func (e *Engine) CacheTTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	if err := e.checkOpen("cache ttl"); err != nil {
+		return 0, false, err
+	}
+	o := e.lock1(e.keys.Cache(key), false)
+	if o == nil {
+		return 0, false, nil
+	}
+	defer o.mu.Unlock()
+	if o.list.Len() > 0 {
+		return -1, true, nil
+	}
+	now := e.now()
+	if !o.strAlive(now) {
+		return 0, false, nil
+	}
+	if o.expireAt == 0 {
+		return -1, true, nil
+	}
+	return time.Duration(o.expireAt - now).Truncate(time.Millisecond), true, nil
+}
+
+var errLockTTL = errors.New("lock ttl must be positive so that a crashed holder's lock expires")
+
+// LockAcquire takes the lock when the key is free and increments its
+// fencing counter in the same step.
+func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.Duration) (int64, bool, error) {
+	const op = "lock acquire"
+	if err := e.checkOpen(op); err != nil {
+		return 0, false, err
+	}
+	if ttl <= 0 {
+		return 0, false, fmt.Errorf("%s: %w (got %v)", op, errLockTTL, ttl)
+	}
+	if token == "" {
+		return 0, false, fmt.Errorf("%s: token is empty; give each holder a unique token", op)
+	}
+	lk, fk := e.keys.Lock(name)
+	t := e.begin()
+	defer t.end()
+	objs := e.lockN(lk, fk)
+	defer unlockN(objs)
+	lock, fence := objs[0], objs[1]
+	now := e.now()
+	if lock.strAlive(now) || lock.list.Len() > 0 {
+		return 0, false, nil
+	}
+	if fence.list.Len() > 0 {
+		return 0, false, wrongType(op, fk)
+	}
+	var n int64
+	if fence.strAlive(now) {
+		v, err := strconv.ParseInt(fence.str, 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s: fencing counter %q holds %q, not an integer", op, fk, fence.str)
+		}
+		n = v
+	}
+	n++
+	t.setStr(fence, strconv.FormatInt(n, 10), 0)
+	t.setStr(lock, token, now+int64(ttl))
+	if err := t.commit(); err != nil {
+		return 0, false, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	return n, true, nil
+}
+
+// LockRelease deletes the lock only if token holds it.
+func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
+	const op = "lock release"
+	if err := e.checkOpen(op); err != nil {
+		return err
+	}
+	lk, _ := e.keys.Lock(name)
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(lk, false)
+	if o == nil {
+		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+	}
+	if o.list.Len() > 0 {
+		o.mu.Unlock()
+		return wrongType(op, lk)
+	}
+	if !o.strAlive(e.now()) || o.str != token {
+		o.mu.Unlock()
+		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+	}
+	t.delStr(o)
+	err := t.commit()
+	o.mu.Unlock()
+	e.tryRemove(o)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	return nil
+}
+
+// LockRefresh gives the lock a new ttl only if token holds it.
+func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.Duration) error {
+	const op = "lock refresh"
+	if err := e.checkOpen(op); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("%s: %w (got %v)", op, errLockTTL, ttl)
+	}
+	lk, _ := e.keys.Lock(name)
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(lk, false)
+	if o == nil {
+		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+	}
+	defer o.mu.Unlock()
+	if o.list.Len() > 0 {
+		return wrongType(op, lk)
+	}
+	now := e.now()
+	if !o.strAlive(now) || o.str != token {
+		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+	}
+	t.expire(o, now+int64(ttl))
+	if err := t.commit(); err != nil {
+		return fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	return nil
+}

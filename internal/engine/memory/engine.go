@@ -1,0 +1,442 @@
+// Package memory is the embedded engine: every capability of the Redis
+// engine, with the same semantics, held in process memory, and durable
+// through an append-only log when given a directory.
+//
+// Keys follow the Redis layout (package keyspace), in one key space shared
+// by queues, dead-letter queues, cache entries and locks, so that the same
+// names collide or not as they would on Redis: a queue's dead-letter queues
+// are readable as queues ("dlq:Q"), a cache string where a list is expected
+// is ErrWrongType, and an emptied list stops existing.
+//
+// Concurrency: the key space is sharded; a shard's lock is held only to
+// find or create a key's object, and each object has its own mutex, so
+// unrelated queues never serialise. A call touching several keys (an add
+// that moves items to the overflow DLQ) locks them in one global order:
+// shorter keys first, then by bytes. A queue's DLQ keys are always longer
+// than the queue's own key, so a queue is always locked before its DLQs.
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
+)
+
+var _ engine.Engine = (*Engine)(nil)
+
+// Clock tells the engine the time for TTL and lease arithmetic.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options configure the engine.
+type Options struct {
+	// Dir makes the engine durable: every change is logged there before the
+	// call returns. "" (the default) keeps everything in memory only.
+	Dir string
+	// Fsync is "everysec" (default) or "always" (every change fsynced
+	// before its call returns). Ignored without Dir.
+	Fsync string
+	// Clock is the time source for TTLs and lease deadlines. Default: the
+	// real clock. Blocking timeouts always use real time.
+	Clock Clock
+	// Keys is the key layout; only Prefix matters to this engine.
+	Keys keyspace.Space
+	// SweepInterval is how often expired cache entries are swept out.
+	// Default 1s.
+	SweepInterval time.Duration
+	// CompactMinBytes is the smallest log that is ever compacted.
+	// Default 64 MiB.
+	CompactMinBytes int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.Fsync == "" {
+		o.Fsync = "everysec"
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = time.Second
+	}
+	if o.CompactMinBytes <= 0 {
+		o.CompactMinBytes = 64 << 20
+	}
+	o.Keys = keyspace.Space{Prefix: o.Keys.Prefix}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.Fsync != "everysec" && o.Fsync != "always" {
+		return fmt.Errorf("memory engine: Fsync %q is unknown: use \"everysec\" or \"always\"", o.Fsync)
+	}
+	return nil
+}
+
+const numShards = 64
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]*object
+}
+
+// Engine is the embedded engine.
+type Engine struct {
+	opts  Options
+	keys  keyspace.Space
+	clock Clock
+	seed  maphash.Seed
+
+	shards [numShards]shard
+
+	namesMu sync.Mutex
+	names   map[string]struct{}
+
+	hub hub
+
+	closed atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	store *store // nil when not durable
+}
+
+// New creates an engine; with opts.Dir it replays the log found there.
+func New(opts Options) (*Engine, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		opts:  opts,
+		keys:  opts.Keys,
+		clock: opts.Clock,
+		seed:  maphash.MakeSeed(),
+		names: make(map[string]struct{}),
+		done:  make(chan struct{}),
+	}
+	for i := range e.shards {
+		e.shards[i].m = make(map[string]*object)
+	}
+	e.hub.init()
+	if opts.Dir != "" {
+		st, err := openStore(e, opts)
+		if err != nil {
+			return nil, err
+		}
+		e.store = st
+	}
+	e.wg.Add(1)
+	go e.sweeper()
+	return e, nil
+}
+
+// Kind reports "embedded".
+func (e *Engine) Kind() string { return "embedded" }
+
+// Health reports the engine as connected while it is open.
+func (e *Engine) Health(ctx context.Context) engine.Health {
+	if e.closed.Load() {
+		return engine.Health{Status: "unhealthy", Connected: false, Error: engine.ErrClosed.Error()}
+	}
+	if e.store != nil {
+		if err := e.store.failed(); err != nil {
+			return engine.Health{Status: "unhealthy", Connected: false, Error: err.Error()}
+		}
+	}
+	return engine.Health{Status: "healthy", Connected: true}
+}
+
+// Close wakes every blocked call with ErrClosed, ends subscriptions, stops
+// the sweeper and, when durable, flushes and closes the log.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(e.done)
+	e.forEachObject(func(o *object) {
+		o.mu.Lock()
+		if o.q != nil {
+			o.q.closeAll()
+		}
+		o.mu.Unlock()
+	})
+	e.hub.closeAll()
+	e.wg.Wait()
+	if e.store != nil {
+		// Writers hold the gate while they log; taking it waits them out.
+		e.store.gate.Lock()
+		defer e.store.gate.Unlock()
+		return e.store.close()
+	}
+	return nil
+}
+
+func (e *Engine) checkOpen(op string) error {
+	if e.closed.Load() {
+		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+	}
+	return nil
+}
+
+func (e *Engine) now() int64 { return e.clock.Now().UnixNano() }
+
+func (e *Engine) shardOf(key string) *shard {
+	return &e.shards[maphash.String(e.seed, key)%numShards]
+}
+
+// object is everything stored under one key: a list, or a string, plus the
+// delivery state of the queue whose list this key is.
+type object struct {
+	key  string
+	mu   sync.Mutex
+	dead bool // removed from its shard; look the key up again
+
+	list deque
+
+	hasStr   bool
+	str      string
+	expireAt int64 // unix ns, 0: no expiry
+
+	q *queueState // leases and waiters; nil until first needed
+}
+
+// strAlive reports whether the object holds an unexpired string.
+func (o *object) strAlive(now int64) bool {
+	return o.hasStr && (o.expireAt == 0 || now < o.expireAt)
+}
+
+// bare reports whether the object holds nothing worth keeping.
+func (o *object) bare(now int64) bool {
+	return o.list.Len() == 0 && !o.strAlive(now) && (o.q == nil || o.q.idle())
+}
+
+func (e *Engine) lookup(key string, create bool) *object {
+	s := e.shardOf(key)
+	s.mu.RLock()
+	o := s.m[key]
+	s.mu.RUnlock()
+	if o != nil || !create {
+		return o
+	}
+	s.mu.Lock()
+	if o = s.m[key]; o == nil {
+		o = &object{key: key}
+		s.m[key] = o
+	}
+	s.mu.Unlock()
+	return o
+}
+
+// lock1 returns key's object locked, or nil when it does not exist and
+// create is false.
+func (e *Engine) lock1(key string, create bool) *object {
+	for {
+		o := e.lookup(key, create)
+		if o == nil {
+			return nil
+		}
+		o.mu.Lock()
+		if !o.dead {
+			return o
+		}
+		o.mu.Unlock()
+	}
+}
+
+// lockN locks the objects of keys (created as needed) in the global lock
+// order and returns them in the order of keys; duplicate keys share one
+// object and one lock.
+func (e *Engine) lockN(keys ...string) []*object {
+	order := make([]string, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			order = append(order, k)
+		}
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if len(order[i]) != len(order[j]) {
+			return len(order[i]) < len(order[j])
+		}
+		return order[i] < order[j]
+	})
+	for {
+		objs := make(map[string]*object, len(order))
+		locked := make([]*object, 0, len(order))
+		retry := false
+		for _, k := range order {
+			o := e.lookup(k, true)
+			o.mu.Lock()
+			locked = append(locked, o)
+			if o.dead {
+				retry = true
+				break
+			}
+			objs[k] = o
+		}
+		if retry {
+			for _, o := range locked {
+				o.mu.Unlock()
+			}
+			continue
+		}
+		out := make([]*object, len(keys))
+		for i, k := range keys {
+			out[i] = objs[k]
+		}
+		return out
+	}
+}
+
+// unlockN unlocks objects returned by lockN (each distinct one once).
+func unlockN(objs []*object) {
+	for i, o := range objs {
+		dup := false
+		for _, p := range objs[:i] {
+			if p == o {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			o.mu.Unlock()
+		}
+	}
+}
+
+// forEachObject calls fn for every object, without holding a shard lock
+// while fn runs.
+func (e *Engine) forEachObject(fn func(o *object)) {
+	for i := range e.shards {
+		s := &e.shards[i]
+		s.mu.RLock()
+		objs := make([]*object, 0, len(s.m))
+		for _, o := range s.m {
+			objs = append(objs, o)
+		}
+		s.mu.RUnlock()
+		for _, o := range objs {
+			fn(o)
+		}
+	}
+}
+
+// tryRemove drops o from its shard when it holds nothing. The caller holds
+// neither lock; objects busy elsewhere are left for a later pass.
+func (e *Engine) tryRemove(o *object) {
+	s := e.shardOf(o.key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !o.mu.TryLock() {
+		return
+	}
+	defer o.mu.Unlock()
+	if o.dead || !o.bare(e.now()) {
+		return
+	}
+	o.dead = true
+	if s.m[o.key] == o {
+		delete(s.m, o.key)
+	}
+}
+
+// sweeper expires cache entries in the background, sampling each shard the
+// way Redis's active expiry does, so that a key never read again does not
+// stay in memory.
+func (e *Engine) sweeper() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.done:
+			return
+		case <-t.C:
+			e.sweep()
+			if e.store != nil {
+				e.store.maybeCompact()
+			}
+		}
+	}
+}
+
+const sweepSample = 64
+
+func (e *Engine) sweep() {
+	for i := range e.shards {
+		s := &e.shards[i]
+		for round := 0; round < 16; round++ {
+			now := e.now()
+			var victims []*object
+			sampled := 0
+			s.mu.RLock()
+			for _, o := range s.m {
+				if sampled == sweepSample {
+					break
+				}
+				sampled++
+				if o.mu.TryLock() {
+					if o.hasStr && o.expireAt != 0 && now >= o.expireAt {
+						o.hasStr, o.str, o.expireAt = false, "", 0
+						victims = append(victims, o)
+					}
+					o.mu.Unlock()
+				}
+			}
+			s.mu.RUnlock()
+			for _, o := range victims {
+				e.tryRemove(o)
+			}
+			if len(victims)*4 < sweepSample {
+				break
+			}
+		}
+	}
+}
+
+// registerQueue records name for QueueNames.
+func (e *Engine) registerQueue(name string) bool {
+	e.namesMu.Lock()
+	defer e.namesMu.Unlock()
+	if _, ok := e.names[name]; ok {
+		return false
+	}
+	e.names[name] = struct{}{}
+	return true
+}
+
+// QueueNames lists every queue added to, sorted.
+func (e *Engine) QueueNames(ctx context.Context) ([]string, error) {
+	if err := e.checkOpen("queue names"); err != nil {
+		return nil, err
+	}
+	e.namesMu.Lock()
+	out := make([]string, 0, len(e.names))
+	for n := range e.names {
+		out = append(out, n)
+	}
+	e.namesMu.Unlock()
+	sort.Strings(out)
+	return out, nil
+}
+
+func wrongType(op, key string) error {
+	return fmt.Errorf("%s %q: %w", op, key, engine.ErrWrongType)
+}
+
+var errNoStore = errors.New("memory engine: not durable")

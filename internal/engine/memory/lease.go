@@ -1,0 +1,373 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// isoTime is the failed-DLQ timestamp layout: ISO 8601 in UTC with
+// microseconds, as Python's datetime.isoformat writes an aware UTC time.
+const isoTime = "2006-01-02T15:04:05.000000+00:00"
+
+func (e *Engine) isoNow() string { return e.clock.Now().UTC().Format(isoTime) }
+
+var errTimeout = errors.New("wait timed out")
+
+// wait blocks until w is woken, the timeout passes or ctx is done.
+func (e *Engine) wait(ctx context.Context, w *waiter, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-w.ch:
+		return nil
+	case <-timer.C:
+		return errTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// abandon takes a waiter that gave up out of its queue's line. If a
+// pusher served it at the same moment, what it was handed goes back to the
+// head of the queue, as it was, and on to the next waiter; if a lease timer
+// signalled it, the signal passes to the next receiver.
+func (e *Engine) abandon(key string, w *waiter) {
+	t := e.begin()
+	defer t.end()
+	// The waiter's object cannot have been dropped while w was in its line
+	// (a line keeps it alive), and if w was served, any object under key
+	// is the right place for the item.
+	o := e.lock1(key, true)
+	defer o.mu.Unlock()
+	q := o.queue()
+	switch {
+	case q.unlink(w), w.closed:
+		return
+	case w.served:
+		if w.kind == waitPop {
+			t.pushFront(o, w.item)
+		} else {
+			for i := len(w.deliveries) - 1; i >= 0; i-- {
+				if l := leased(o, w.deliveries[i].ID); l != nil {
+					t.leaseDel(o, l)
+					t.pushFront(o, l.item)
+				}
+			}
+		}
+		e.serve(&t, o)
+		_ = t.commit() // a failed append is sticky and reported by the next change
+	case w.signalled:
+		e.kick(o)
+	}
+}
+
+// leaseFresh takes up to p.Count-len(dst) items from the head of o's list
+// under new leases.
+func (e *Engine) leaseFresh(t *tx, o *object, p engine.ReceiveParams, now int64, dst []engine.Delivery) []engine.Delivery {
+	q := o.queue()
+	for _, item := range t.popFront(o, p.Count-len(dst)) {
+		l := &lease{id: q.seq + 1, item: item, attempt: 1, deadline: now + int64(p.Lease), leased: true}
+		t.leasePut(o, l)
+		dst = append(dst, engine.Delivery{ID: formatID(l.id, 1), Item: item, Attempt: 1})
+	}
+	return dst
+}
+
+// settleDue handles leases that are due, earliest first, as the Redis
+// engine's receive script does: a due item that has used maxDeliveries
+// moves to the failed DLQ (with "lease expired" when its lease ran out,
+// else the error its nack recorded); the others are redelivered, with
+// attempt+1 and so a new delivery id, while fewer than count were. Due
+// items beyond count stay due. It returns the redeliveries and how many
+// items were dead-lettered.
+func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.ReceiveParams, now int64, scan int) ([]engine.Delivery, int64) {
+	q := main.queue()
+	due := q.due(now, scan)
+	if len(due) == 0 {
+		return nil, 0
+	}
+	iso := e.isoNow()
+	var out []engine.Delivery
+	var dead int64
+	for _, l := range due {
+		u := *l
+		if l.leased {
+			u.err = "lease expired"
+			if u.firstFailed == "" {
+				u.firstFailed = iso
+			}
+		}
+		switch {
+		case l.attempt >= p.MaxDeliveries:
+			l.err, l.firstFailed = u.err, u.firstFailed
+			e.deadLetter(t, main, failed, queue, l, iso)
+			dead++
+		case len(out) < p.Count:
+			u.attempt++
+			u.deadline = now + int64(p.Lease)
+			u.leased = true
+			t.leaseUpdate(main, l, u)
+			out = append(out, engine.Delivery{ID: formatID(l.id, l.attempt), Item: l.item, Attempt: l.attempt})
+		}
+	}
+	if dead > 0 {
+		e.serve(t, failed)
+	}
+	return out, dead
+}
+
+func (e *Engine) deadLetter(t *tx, main, failed *object, queue string, l *lease, iso string) {
+	env := engine.FailedEnvelope(engine.FailedEntry{
+		Queue:         queue,
+		Stored:        l.item,
+		Error:         l.err,
+		AttemptCount:  l.attempt,
+		FirstFailedAt: l.firstFailed,
+		LastFailedAt:  iso,
+	})
+	t.leaseDel(main, l)
+	t.pushBack(failed, env)
+}
+
+// QueueReceive hands out up to p.Count items under a lease, waiting up to
+// p.Timeout when there is nothing to hand out. A blocked receiver wakes for
+// pushed items (served in the order receivers started waiting) and, by a
+// timer set for the earliest lease deadline, for leases that expire or
+// nacked items whose delay ends.
+func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]engine.Delivery, error) {
+	if err := e.checkOpen("queue receive"); err != nil {
+		return nil, err
+	}
+	if p.Count < 1 || p.Lease <= 0 || p.MaxDeliveries < 1 {
+		return nil, fmt.Errorf("queue receive %q: count %d, lease %s, max deliveries %d: each must be positive",
+			p.Queue, p.Count, p.Lease, p.MaxDeliveries)
+	}
+	k := e.keys.Queue(p.Queue)
+	deadline := time.Now().Add(p.Timeout)
+	front := false
+	for {
+		t := e.begin()
+		objs := e.lockN(k.List, k.FailedDLQ)
+		main, failed := objs[0], objs[1]
+		now := e.now()
+		if main.strAlive(now) || failed.strAlive(now) {
+			unlockN(objs)
+			t.end()
+			return nil, wrongType("queue receive", k.List)
+		}
+		out, _ := e.settleDue(&t, main, failed, p.Queue, p, now, p.Count+100)
+		if len(out) < p.Count {
+			out = e.leaseFresh(&t, main, p, now, out)
+		}
+		remaining := time.Until(deadline)
+		if len(out) > 0 || p.Timeout <= 0 || remaining <= 0 || e.closed.Load() {
+			err := t.commit()
+			unlockN(objs)
+			t.end()
+			if err != nil {
+				return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+			}
+			if len(out) == 0 && e.closed.Load() {
+				return nil, fmt.Errorf("queue receive: %w", engine.ErrClosed)
+			}
+			if out == nil {
+				out = []engine.Delivery{}
+			}
+			return out, nil
+		}
+		w := &waiter{kind: waitReceive, ch: make(chan struct{}), params: p}
+		main.queue().enqueue(w, front)
+		e.kick(main)
+		err := t.commit()
+		unlockN(objs)
+		t.end()
+		if err != nil {
+			e.abandon(k.List, w)
+			return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+		}
+
+		err = e.wait(ctx, w, remaining)
+		if err == nil {
+			switch {
+			case w.closed:
+				return nil, fmt.Errorf("queue receive: %w", engine.ErrClosed)
+			case w.served:
+				return w.deliveries, nil
+			}
+			// Signalled: a lease became deliverable. Try again, keeping
+			// our place at the front of the line.
+			front = true
+			continue
+		}
+		e.abandon(k.List, w)
+		if err == errTimeout {
+			return []engine.Delivery{}, nil
+		}
+		return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+	}
+}
+
+// leased finds the lease that delivery id still holds in o, or nil: the
+// item must be leased under that very attempt. A lease past its deadline
+// that no receive has taken back yet still counts, as on Redis.
+func leased(o *object, id string) *lease {
+	if o == nil || o.q == nil {
+		return nil
+	}
+	seq, attempt, ok := parseID(id)
+	if !ok {
+		return nil
+	}
+	if l := o.q.leases[seq]; l != nil && l.leased && l.attempt == attempt {
+		return l
+	}
+	return nil
+}
+
+// QueueAck settles a delivery for good. A lease whose deadline passed but
+// that no receive or reclaim has taken back yet can still be acked.
+func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
+	if err := e.checkOpen("queue ack"); err != nil {
+		return err
+	}
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(e.keys.Queue(queue).List, false)
+	if o == nil {
+		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+	}
+	defer o.mu.Unlock()
+	l := leased(o, id)
+	if l == nil {
+		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+	}
+	t.leaseDel(o, l)
+	if err := t.commit(); err != nil {
+		return fmt.Errorf("queue ack %q: %w", queue, err)
+	}
+	return nil
+}
+
+// QueueNack ends a lease without success.
+func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.NackResult, error) {
+	var res engine.NackResult
+	if err := e.checkOpen("queue nack"); err != nil {
+		return res, err
+	}
+	k := e.keys.Queue(p.Queue)
+	t := e.begin()
+	defer t.end()
+	objs := e.lockN(k.List, k.FailedDLQ)
+	defer unlockN(objs)
+	main, failed := objs[0], objs[1]
+	l := leased(main, p.ID)
+	if l == nil {
+		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
+	}
+	now := e.now()
+	iso := e.isoNow()
+	u := *l
+	u.err = p.Error
+	if u.firstFailed == "" {
+		u.firstFailed = iso
+	}
+	if l.attempt >= p.MaxDeliveries {
+		if failed.strAlive(now) {
+			return res, wrongType("queue nack", k.FailedDLQ)
+		}
+		l.err, l.firstFailed = u.err, u.firstFailed
+		e.deadLetter(&t, main, failed, p.Queue, l, iso)
+		e.serve(&t, failed)
+		res.DeadLettered = true
+	} else {
+		u.deadline = now + int64(max(p.Delay, 0))
+		u.leased = false
+		t.leaseUpdate(main, l, u)
+		e.kick(main)
+	}
+	if err := t.commit(); err != nil {
+		return res, fmt.Errorf("queue nack %q: %w", p.Queue, err)
+	}
+	return res, nil
+}
+
+// QueueExtend moves a lease's deadline to now+lease.
+func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.Duration) error {
+	if err := e.checkOpen("queue extend"); err != nil {
+		return err
+	}
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(e.keys.Queue(queue).List, false)
+	if o == nil {
+		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+	}
+	defer o.mu.Unlock()
+	now := e.now()
+	l := leased(o, id)
+	// A lease past its deadline may already be promised to the next
+	// receive, so it is not revived.
+	if l == nil || l.deadline <= now {
+		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+	}
+	u := *l
+	u.deadline = now + int64(lease)
+	t.leaseUpdate(o, l, u)
+	if err := t.commit(); err != nil {
+		return fmt.Errorf("queue extend %q: %w", queue, err)
+	}
+	return nil
+}
+
+// QueueInFlight counts items leased or waiting for redelivery.
+func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error) {
+	if err := e.checkOpen("queue in flight"); err != nil {
+		return 0, err
+	}
+	o := e.lock1(e.keys.Queue(queue).List, false)
+	if o == nil {
+		return 0, nil
+	}
+	defer o.mu.Unlock()
+	if o.q == nil {
+		return 0, nil
+	}
+	return int64(len(o.q.leases)), nil
+}
+
+// QueueReclaim dead-letters the due items that used maxDeliveries, and
+// returns how many. Due items with deliveries left stay as they are (an
+// expired lease can still be acked) and the next receive redelivers them
+// first; blocked receivers are woken for them.
+func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (int64, error) {
+	if err := e.checkOpen("queue reclaim"); err != nil {
+		return 0, err
+	}
+	if maxDeliveries < 1 {
+		return 0, fmt.Errorf("queue reclaim %q: max deliveries %d must be positive", queue, maxDeliveries)
+	}
+	k := e.keys.Queue(queue)
+	t := e.begin()
+	defer t.end()
+	objs := e.lockN(k.List, k.FailedDLQ)
+	defer unlockN(objs)
+	main, failed := objs[0], objs[1]
+	if main.q == nil || len(main.q.byTime) == 0 {
+		return 0, nil
+	}
+	now := e.now()
+	if failed.strAlive(now) {
+		return 0, wrongType("queue reclaim", k.FailedDLQ)
+	}
+	p := engine.ReceiveParams{Count: 0, MaxDeliveries: maxDeliveries}
+	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
+	e.kick(main)
+	if err := t.commit(); err != nil {
+		return moved, fmt.Errorf("queue reclaim %q: %w", queue, err)
+	}
+	return moved, nil
+}

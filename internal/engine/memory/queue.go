@@ -1,0 +1,402 @@
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// QueueAdd pushes the items as one atomic step, applying the overflow
+// policy per item, exactly as the Redis engine's script does.
+func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.AddResult, error) {
+	if err := e.checkOpen("queue add"); err != nil {
+		return nil, err
+	}
+	k := e.keys.Queue(p.Queue)
+	t := e.begin()
+	var main, dlq *object
+	var objs []*object
+	if p.Policy == engine.PolicyDLQ && p.MaxSize > 0 {
+		objs = e.lockN(k.List, k.OverflowDLQ)
+		main, dlq = objs[0], objs[1]
+	} else {
+		main = e.lock1(k.List, true)
+		objs = []*object{main}
+	}
+	defer t.end()
+	defer unlockN(objs)
+	now := e.now()
+	if main.strAlive(now) {
+		return nil, wrongType("queue add", k.List)
+	}
+	if dlq != nil && dlq.strAlive(now) {
+		return nil, wrongType("queue add", k.OverflowDLQ)
+	}
+	t.register(p.Queue)
+	results := make([]engine.AddResult, len(p.Items))
+	for i, item := range p.Items {
+		r := engine.AddResult{Accepted: true}
+		n := int64(main.list.Len())
+		if p.MaxSize > 0 && n >= p.MaxSize {
+			switch p.Policy {
+			case engine.PolicyDLQ:
+				for j := n - p.MaxSize + 1; j > 0; j-- {
+					t.pushBack(dlq, engine.OverflowEnvelope(p.Queue, t.popOne(main)))
+					r.MovedToDLQ++
+				}
+			case engine.PolicyDropOldest:
+				r.Dropped = n + 1 - p.MaxSize
+				t.popFront(main, int(r.Dropped))
+			default:
+				r.Accepted = false
+				r.QueueLength = n
+				results[i] = r
+				continue
+			}
+		}
+		t.pushBack(main, item)
+		r.QueueLength = int64(main.list.Len())
+		results[i] = r
+	}
+	e.serve(&t, main)
+	if dlq != nil {
+		e.serve(&t, dlq)
+	}
+	if err := t.commit(); err != nil {
+		return nil, fmt.Errorf("queue add %q: %w", p.Queue, err)
+	}
+	return results, nil
+}
+
+// QueuePop removes the head, waiting up to timeout for one. Blocked
+// consumers of a queue are served in the order they started waiting.
+func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Duration) (string, bool, error) {
+	if err := e.checkOpen("queue pop"); err != nil {
+		return "", false, err
+	}
+	key := e.keys.Queue(queue).List
+	t := e.begin()
+	o := e.lock1(key, timeout > 0)
+	if o == nil {
+		t.end()
+		return "", false, nil
+	}
+	if o.strAlive(e.now()) {
+		o.mu.Unlock()
+		t.end()
+		return "", false, wrongType("queue pop", key)
+	}
+	if o.list.Len() > 0 {
+		item := t.popOne(o)
+		err := t.commit()
+		o.mu.Unlock()
+		t.end()
+		if err != nil {
+			return "", false, fmt.Errorf("queue pop %q: %w", queue, err)
+		}
+		return item, true, nil
+	}
+	if timeout <= 0 {
+		o.mu.Unlock()
+		t.end()
+		return "", false, nil
+	}
+	if e.closed.Load() {
+		o.mu.Unlock()
+		t.end()
+		return "", false, fmt.Errorf("queue pop: %w", engine.ErrClosed)
+	}
+	w := &waiter{kind: waitPop, ch: make(chan struct{})}
+	o.queue().enqueue(w, false)
+	o.mu.Unlock()
+	t.end()
+
+	err := e.wait(ctx, w, timeout)
+	if err == nil {
+		if w.closed {
+			return "", false, fmt.Errorf("queue pop: %w", engine.ErrClosed)
+		}
+		return w.item, true, nil
+	}
+	// Timed out or cancelled: unless a pusher served us meanwhile, leave
+	// the line; if it did, the item goes back to the head, where it was.
+	e.abandon(key, w)
+	if err == errTimeout {
+		return "", false, nil
+	}
+	return "", false, fmt.Errorf("queue pop %q: %w", queue, err)
+}
+
+// QueuePopN removes up to n items from the head without blocking.
+func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, error) {
+	if err := e.checkOpen("queue pop"); err != nil {
+		return nil, err
+	}
+	key := e.keys.Queue(queue).List
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(key, false)
+	if o == nil {
+		return []string{}, nil
+	}
+	defer o.mu.Unlock()
+	if o.strAlive(e.now()) {
+		return nil, wrongType("queue pop", key)
+	}
+	items := t.popFront(o, n)
+	if err := t.commit(); err != nil {
+		return nil, fmt.Errorf("queue pop %q: %w", queue, err)
+	}
+	if items == nil {
+		items = []string{}
+	}
+	return items, nil
+}
+
+// QueuePushFront puts items back at the head, items[0] first.
+func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []string) error {
+	if err := e.checkOpen("queue push front"); err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	key := e.keys.Queue(queue).List
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(key, true)
+	defer o.mu.Unlock()
+	if o.strAlive(e.now()) {
+		return wrongType("queue push front", key)
+	}
+	for i := len(items) - 1; i >= 0; i-- {
+		t.pushFront(o, items[i])
+	}
+	e.serve(&t, o)
+	if err := t.commit(); err != nil {
+		return fmt.Errorf("queue push front %q: %w", queue, err)
+	}
+	return nil
+}
+
+// listLen, listRange and listClear serve queues and DLQs alike: a DLQ is
+// a list under its own key.
+func (e *Engine) listLen(op, key string) (int64, error) {
+	o := e.lock1(key, false)
+	if o == nil {
+		return 0, nil
+	}
+	defer o.mu.Unlock()
+	if o.strAlive(e.now()) {
+		return 0, wrongType(op, key)
+	}
+	return int64(o.list.Len()), nil
+}
+
+func (e *Engine) listRange(op, key string, start, end int64) ([]string, error) {
+	o := e.lock1(key, false)
+	if o == nil {
+		return []string{}, nil
+	}
+	defer o.mu.Unlock()
+	if o.strAlive(e.now()) {
+		return nil, wrongType(op, key)
+	}
+	return o.list.Range(start, end), nil
+}
+
+func (e *Engine) listClear(op, key string) (int64, error) {
+	t := e.begin()
+	defer t.end()
+	o := e.lock1(key, false)
+	if o == nil {
+		return 0, nil
+	}
+	defer o.mu.Unlock()
+	if o.strAlive(e.now()) {
+		return 0, wrongType(op, key)
+	}
+	n := o.list.Len()
+	if n == 0 {
+		return 0, nil
+	}
+	t.clearList(o)
+	if err := t.commit(); err != nil {
+		return 0, fmt.Errorf("%s %q: %w", op, key, err)
+	}
+	return int64(n), nil
+}
+
+// QueueLen is the number of items waiting in the queue.
+func (e *Engine) QueueLen(ctx context.Context, queue string) (int64, error) {
+	if err := e.checkOpen("queue len"); err != nil {
+		return 0, err
+	}
+	return e.listLen("queue len", e.keys.Queue(queue).List)
+}
+
+// QueueRange returns items start..end with LRANGE semantics.
+func (e *Engine) QueueRange(ctx context.Context, queue string, start, end int64) ([]string, error) {
+	if err := e.checkOpen("queue range"); err != nil {
+		return nil, err
+	}
+	return e.listRange("queue range", e.keys.Queue(queue).List, start, end)
+}
+
+// QueueClear deletes the waiting items of the queue.
+func (e *Engine) QueueClear(ctx context.Context, queue string) (bool, error) {
+	if err := e.checkOpen("queue clear"); err != nil {
+		return false, err
+	}
+	n, err := e.listClear("queue clear", e.keys.Queue(queue).List)
+	return n > 0, err
+}
+
+func (e *Engine) dlqKey(queue string, kind engine.DLQKind) (string, error) {
+	k := e.keys.Queue(queue)
+	switch kind {
+	case engine.DLQOverflow:
+		return k.OverflowDLQ, nil
+	case engine.DLQFailed:
+		return k.FailedDLQ, nil
+	}
+	return "", fmt.Errorf("dead-letter queue kind %q is unknown: use %q or %q", kind, engine.DLQOverflow, engine.DLQFailed)
+}
+
+// DLQLen is the length of one of the queue's dead-letter queues.
+func (e *Engine) DLQLen(ctx context.Context, queue string, kind engine.DLQKind) (int64, error) {
+	if err := e.checkOpen("dlq len"); err != nil {
+		return 0, err
+	}
+	key, err := e.dlqKey(queue, kind)
+	if err != nil {
+		return 0, err
+	}
+	return e.listLen("dlq len", key)
+}
+
+// DLQRange reads entries of a dead-letter queue with LRANGE semantics.
+func (e *Engine) DLQRange(ctx context.Context, queue string, kind engine.DLQKind, start, end int64) ([]string, error) {
+	if err := e.checkOpen("dlq range"); err != nil {
+		return nil, err
+	}
+	key, err := e.dlqKey(queue, kind)
+	if err != nil {
+		return nil, err
+	}
+	return e.listRange("dlq range", key, start, end)
+}
+
+// DLQPurge deletes a dead-letter queue and returns how many entries it had.
+func (e *Engine) DLQPurge(ctx context.Context, queue string, kind engine.DLQKind) (int64, error) {
+	if err := e.checkOpen("dlq purge"); err != nil {
+		return 0, err
+	}
+	key, err := e.dlqKey(queue, kind)
+	if err != nil {
+		return 0, err
+	}
+	return e.listClear("dlq purge", key)
+}
+
+// DLQRequeue moves entries, oldest first, back to the tail of the queue,
+// each under the queue's overflow policy. An entry goes back as its "data"
+// field (the stored form that was accepted), or for a failed entry without
+// one, as its "original_job" (a JSON string as its value, anything else as
+// its JSON text). An entry that is none of that (not a JSON object, no
+// usable field) is malformed: it is skipped and stays in the DLQ, in its
+// place, so nothing is ever lost to a requeue. Under reject, an entry that
+// does not fit stays at the head and the requeue stops. Entries that the
+// requeue itself pushes into the overflow DLQ are not requeued again in the
+// same call.
+func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine.RequeueResult, error) {
+	var res engine.RequeueResult
+	if err := e.checkOpen("dlq requeue"); err != nil {
+		return res, err
+	}
+	srcKey, err := e.dlqKey(p.Queue, p.Kind)
+	if err != nil {
+		return res, err
+	}
+	k := e.keys.Queue(p.Queue)
+	t := e.begin()
+	defer t.end()
+	objs := e.lockN(k.List, srcKey, k.OverflowDLQ)
+	defer unlockN(objs)
+	main, src, ovf := objs[0], objs[1], objs[2]
+	now := e.now()
+	for _, o := range objs {
+		if o.strAlive(now) {
+			return res, wrongType("dlq requeue", o.key)
+		}
+	}
+	count := int64(src.list.Len())
+	if p.Count > 0 && p.Count < count {
+		count = p.Count
+	}
+	taken := t.popFront(src, int(count))
+	var kept []string // malformed entries, and what did not fit
+entries:
+	for i, entry := range taken {
+		data, ok := requeueData(entry)
+		if !ok {
+			kept = append(kept, entry)
+			continue
+		}
+		n := int64(main.list.Len())
+		if p.MaxSize > 0 && n >= p.MaxSize {
+			switch p.Policy {
+			case engine.PolicyDLQ:
+				for j := n - p.MaxSize + 1; j > 0; j-- {
+					t.pushBack(ovf, engine.OverflowEnvelope(p.Queue, t.popOne(main)))
+					res.Displaced++
+				}
+			case engine.PolicyDropOldest:
+				d := n + 1 - p.MaxSize
+				t.popFront(main, int(d))
+				res.Displaced += d
+			default:
+				kept = append(kept, taken[i:]...)
+				break entries
+			}
+		}
+		t.pushBack(main, data)
+		res.Requeued++
+	}
+	for i := len(kept) - 1; i >= 0; i-- {
+		t.pushFront(src, kept[i])
+	}
+	res.Remaining = int64(src.list.Len())
+	e.serve(&t, main)
+	e.serve(&t, ovf)
+	if err := t.commit(); err != nil {
+		return res, fmt.Errorf("dlq requeue %q: %w", p.Queue, err)
+	}
+	return res, nil
+}
+
+// requeueData extracts what a DLQ entry puts back in the queue.
+func requeueData(entry string) (string, bool) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(entry), &env); err != nil || env == nil {
+		return "", false
+	}
+	if raw, ok := env["data"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+	}
+	raw, ok := env["original_job"]
+	if !ok || string(raw) == "null" {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	return string(raw), true
+}
