@@ -63,7 +63,10 @@ func New(opts Options) (*Codec, error) {
 	if opts.MaxDecoded <= 0 {
 		opts.MaxDecoded = DefaultMaxDecoded
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault),
+		// Single-segment frames always carry their content size, which
+		// Python's zstandard.decompress needs.
+		zstd.WithSingleSegment(true))
 	if err != nil {
 		return nil, fmt.Errorf("codec: zstd encoder: %w", err)
 	}

@@ -1,0 +1,71 @@
+package keyspace
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStandaloneLayoutIsCompat(t *testing.T) {
+	q := Space{}.Queue("detections_queue")
+	if q.List != "detections_queue" || q.OverflowDLQ != "dlq:overflow:detections_queue" || q.FailedDLQ != "dlq:detections_queue" {
+		t.Fatalf("layout: %+v", q)
+	}
+	p := Space{Prefix: "app:"}.Queue("q")
+	if p.List != "app:q" || p.FailedDLQ != "app:dlq:q" {
+		t.Fatalf("prefixed: %+v", p)
+	}
+}
+
+// slotTag returns the part of key Redis Cluster hashes.
+func slotTag(key string) string {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if close := strings.IndexByte(key[open+1:], '}'); close > 0 {
+			return key[open+1 : open+1+close]
+		}
+	}
+	return key
+}
+
+func TestClusterKeysShareOneSlot(t *testing.T) {
+	for _, name := range []string{"jobs", "{user}:jobs", "a{b", "a}b{", "x{}y"} {
+		q := Space{Cluster: true, Prefix: "p:"}.Queue(name)
+		keys := []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq}
+		tag := slotTag(keys[0])
+		for _, k := range keys {
+			if slotTag(k) != tag {
+				t.Errorf("queue %q: key %q hashes %q, list hashes %q", name, k, slotTag(k), tag)
+			}
+		}
+	}
+	lock, fence := Space{Cluster: true}.Lock("camera:1")
+	if slotTag(lock) != slotTag(fence) {
+		t.Errorf("lock %q and fence %q in different slots", lock, fence)
+	}
+}
+
+func TestValidateQueueName(t *testing.T) {
+	for _, ok := range []string{"q", "detections_queue", "a.b:c-d{e}", strings.Repeat("x", 200)} {
+		if err := ValidateQueueName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "a#b", "é", strings.Repeat("x", 201), "a/b"} {
+		if err := ValidateQueueName(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzValidateQueueName(f *testing.F) {
+	f.Add("q")
+	f.Add("a#b")
+	f.Fuzz(func(t *testing.T, name string) {
+		if ValidateQueueName(name) != nil {
+			return
+		}
+		// A valid name can never produce one of Sluice's own keys.
+		if strings.Contains(name, "#") {
+			t.Fatalf("%q accepted", name)
+		}
+	})
+}
