@@ -1,0 +1,241 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// BatchHandler processes one batch. Its context is not cancelled by a
+// graceful shutdown: a batch that started is allowed to finish.
+type BatchHandler func(ctx context.Context, items []Item) error
+
+// BatchConsumerOptions configure a batch consumer. Zero fields take the
+// documented defaults.
+type BatchConsumerOptions struct {
+	// Size is the largest batch (default 10).
+	Size int
+	// IdleTimeout hands over a partial batch when no new item arrived for
+	// this long (default 30 s, the seed's "size or timeout").
+	IdleTimeout time.Duration
+	// Concurrency is the number of batches processed at once (default 1).
+	Concurrency int
+	// OnError is told about every handler error and every failure to settle
+	// items, with the batch concerned. Default: log it.
+	OnError func(items []Item, err error)
+
+	// Acknowledged switches to leased delivery: a batch is acknowledged when
+	// the handler succeeds and nacked (retried after RetryDelay, then
+	// dead-lettered to dlq:<queue> after Receive.MaxDeliveries) when it
+	// fails. Without it, consumption is at-most-once (the seed's BLPOP):
+	// a failed batch is reported to OnError and not retried.
+	Acknowledged bool
+	// Receive tunes leases in acknowledged mode.
+	Receive ReceiveOptions
+	// RetryDelay delays the redelivery of a failed batch (default 1 s).
+	RetryDelay time.Duration
+}
+
+// BatchConsumer consumes a queue in batches.
+type BatchConsumer struct {
+	q       *Queue
+	handler BatchHandler
+	o       BatchConsumerOptions
+}
+
+// NewBatchConsumer returns a consumer of q; Run starts it.
+func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (*BatchConsumer, error) {
+	if q.nameErr != nil {
+		return nil, q.nameErr
+	}
+	if handler == nil {
+		return nil, fmt.Errorf("%w: batch consumer needs a handler", ErrInvalidArgument)
+	}
+	if o.Size < 0 || o.Concurrency < 0 || o.IdleTimeout < 0 || o.RetryDelay < 0 {
+		return nil, fmt.Errorf("%w: batch consumer settings must not be negative", ErrInvalidArgument)
+	}
+	if o.Size == 0 {
+		o.Size = 10
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 30 * time.Second
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 1
+	}
+	if o.RetryDelay == 0 {
+		o.RetryDelay = time.Second
+	}
+	o.Receive = o.Receive.withDefaults()
+	if o.OnError == nil {
+		log := q.c.log
+		o.OnError = func(items []Item, err error) {
+			log.Error("batch failed", "queue", q.name, "items", len(items), "err", err)
+		}
+	}
+	return &BatchConsumer{q: q, handler: handler, o: o}, nil
+}
+
+// Run consumes until ctx is done, then shuts down gracefully: batches being
+// handled finish; items collected for a batch that had not started yet are
+// handed back (put back at the head of the queue, or nacked without delay
+// in acknowledged mode). Nothing taken is lost. It returns nil after a
+// graceful shutdown, or the error that stopped it.
+func (b *BatchConsumer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, b.o.Concurrency)
+	for i := range b.o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.worker(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// worker runs rounds until ctx is done. An engine error (Redis down) is
+// reported and retried with capped backoff instead of stopping the consumer.
+func (b *BatchConsumer) worker(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		var err error
+		if b.o.Acknowledged {
+			err = b.ackedRound(ctx)
+		} else {
+			err = b.plainRound(ctx)
+		}
+		if err == nil || ctx.Err() != nil {
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidName) {
+			return err
+		}
+		b.o.OnError(nil, fmt.Errorf("sluice: batch consumer of %q retrying in %v: %w", b.q.name, backoff, err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	return nil
+}
+
+// plainRound collects one batch with Get and handles it.
+func (b *BatchConsumer) plainRound(ctx context.Context) error {
+	batch := make([]Item, 0, b.o.Size)
+	for len(batch) < b.o.Size {
+		it, ok, err := b.q.Get(ctx, b.o.IdleTimeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return b.handBack(batch)
+			}
+			if len(batch) > 0 {
+				b.handle(context.WithoutCancel(ctx), batch)
+			}
+			return err
+		}
+		if !ok {
+			break // idle: hand over what we have
+		}
+		batch = append(batch, it)
+		if ctx.Err() != nil {
+			return b.handBack(batch)
+		}
+	}
+	if len(batch) > 0 {
+		b.handle(context.WithoutCancel(ctx), batch)
+	}
+	return nil
+}
+
+func (b *BatchConsumer) handle(ctx context.Context, batch []Item) {
+	if err := b.handler(ctx, batch); err != nil {
+		b.o.OnError(batch, err)
+	}
+}
+
+// handBack returns a batch that was collected but not started.
+func (b *BatchConsumer) handBack(batch []Item) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.q.PutBack(ctx, batch...); err != nil {
+		err = fmt.Errorf("sluice: batch consumer could not hand back %d items at shutdown: %w", len(batch), err)
+		b.o.OnError(batch, err)
+		return err
+	}
+	return nil
+}
+
+// ackedRound receives one batch under leases and settles it.
+func (b *BatchConsumer) ackedRound(ctx context.Context) error {
+	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, b.o.Receive)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	// Top up a partial batch until it is full or the queue goes idle.
+	for len(ds) > 0 && len(ds) < b.o.Size && ctx.Err() == nil {
+		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), b.o.IdleTimeout, b.o.Receive)
+		if err != nil || len(more) == 0 {
+			break
+		}
+		ds = append(ds, more...)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	sctx := context.WithoutCancel(ctx)
+	if ctx.Err() != nil {
+		b.settle(sctx, ds, 0, "consumer shutting down")
+		return nil
+	}
+	items := make([]Item, len(ds))
+	for i, d := range ds {
+		items[i] = d.Item
+	}
+	if err := b.handler(sctx, items); err != nil {
+		b.o.OnError(items, err)
+		b.settle(sctx, ds, b.o.RetryDelay, err.Error())
+		return nil
+	}
+	var failed []Item
+	var ackErr error
+	for _, d := range ds {
+		if err := d.Ack(sctx); err != nil {
+			failed = append(failed, d.Item)
+			ackErr = errors.Join(ackErr, err)
+		}
+	}
+	if ackErr != nil {
+		// The lease ran out before the ack: those items will be delivered
+		// again (at-least-once); the handler must be idempotent.
+		b.o.OnError(failed, fmt.Errorf("sluice: ack after handling failed, items will be redelivered: %w", ackErr))
+	}
+	return nil
+}
+
+func (b *BatchConsumer) settle(ctx context.Context, ds []*Delivery, delay time.Duration, reason string) {
+	var failed []Item
+	var nackErr error
+	for _, d := range ds {
+		if _, err := d.Nack(ctx, delay, reason); err != nil && !errors.Is(err, ErrLeaseNotFound) {
+			failed = append(failed, d.Item)
+			nackErr = errors.Join(nackErr, err)
+		}
+	}
+	if nackErr != nil {
+		b.o.OnError(failed, fmt.Errorf("sluice: nack failed; the items come back when their lease expires: %w", nackErr))
+	}
+}

@@ -1,0 +1,236 @@
+package sluice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/sluicehq/sluice/internal/codec"
+)
+
+// Cache is a JSON key/value store with TTLs (the seed's cache operations).
+// Values are stored as JSON, as the original service stores them.
+type Cache struct {
+	c     *Client
+	group singleflight.Group
+}
+
+// Cache returns the client's cache.
+func (c *Client) Cache() *Cache { return c.cache }
+
+func validateKey(key string) error {
+	if key == "" || len(key) > 1024 {
+		return fmt.Errorf("%w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
+	}
+	return nil
+}
+
+func ttlArg(ttl time.Duration) error {
+	if ttl < 0 {
+		return fmt.Errorf("%w: negative TTL %v", ErrInvalidArgument, ttl)
+	}
+	return nil
+}
+
+// Get returns the value of key; ok is false when it does not exist.
+func (ca *Cache) Get(ctx context.Context, key string) (Item, bool, error) {
+	if err := validateKey(key); err != nil {
+		return Item{}, false, err
+	}
+	s, ok, err := ca.c.eng.CacheGet(ctx, key)
+	return ca.item(key, s, ok, err)
+}
+
+// GetCached is Get served from an in-process copy when one is fresh: on
+// Redis with Config.ClientSideCache, the server invalidates copies when the
+// key changes, and a copy is never older than ttl (the staleness window if
+// an invalidation is lost with its connection). Without client-side caching
+// it is Get.
+func (ca *Cache) GetCached(ctx context.Context, key string, ttl time.Duration) (Item, bool, error) {
+	if err := validateKey(key); err != nil {
+		return Item{}, false, err
+	}
+	s, ok, err := ca.c.eng.CacheGetCached(ctx, key, ttl)
+	return ca.item(key, s, ok, err)
+}
+
+func (ca *Cache) item(key, s string, ok bool, err error) (Item, bool, error) {
+	if err != nil {
+		return Item{}, false, fmt.Errorf("sluice: cache get %q: %w", key, err)
+	}
+	if !ok {
+		return Item{}, false, nil
+	}
+	it, err := ca.c.decode(s)
+	if err != nil {
+		return Item{}, false, fmt.Errorf("sluice: cache get %q: %w", key, err)
+	}
+	return it, true, nil
+}
+
+// encodeValue stores every cache value as JSON, strings included.
+func encodeValue(v any) (string, error) {
+	switch x := v.(type) {
+	case json.RawMessage:
+		if !json.Valid(x) {
+			return "", ErrNotJSON
+		}
+		return codec.Pythonize(x), nil
+	case Item:
+		return string(x.JSON()), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNotJSON, err)
+	}
+	return codec.Pythonize(b), nil
+}
+
+// Set stores v as JSON under key, expiring after ttl (0: never).
+func (ca *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
+	_, err := ca.set(ctx, key, v, ttl, false)
+	return err
+}
+
+// SetNX stores v only when key does not exist; it reports whether it did.
+func (ca *Cache) SetNX(ctx context.Context, key string, v any, ttl time.Duration) (bool, error) {
+	return ca.set(ctx, key, v, ttl, true)
+}
+
+func (ca *Cache) set(ctx context.Context, key string, v any, ttl time.Duration, nx bool) (bool, error) {
+	if err := validateKey(key); err != nil {
+		return false, err
+	}
+	if err := ttlArg(ttl); err != nil {
+		return false, err
+	}
+	s, err := encodeValue(v)
+	if err != nil {
+		return false, fmt.Errorf("sluice: cache set %q (nothing written): %w", key, err)
+	}
+	ok, err := ca.c.eng.CacheSet(ctx, key, s, ttl, nx)
+	if err != nil {
+		return false, fmt.Errorf("sluice: cache set %q: %w", key, err)
+	}
+	return ok, nil
+}
+
+// Exists counts how many of keys exist (a key named twice counts twice).
+func (ca *Cache) Exists(ctx context.Context, keys ...string) (int64, error) {
+	for _, k := range keys {
+		if err := validateKey(k); err != nil {
+			return 0, err
+		}
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	n, err := ca.c.eng.CacheExists(ctx, keys...)
+	if err != nil {
+		return 0, fmt.Errorf("sluice: cache exists: %w", err)
+	}
+	return n, nil
+}
+
+// Delete removes keys and returns how many existed.
+func (ca *Cache) Delete(ctx context.Context, keys ...string) (int64, error) {
+	for _, k := range keys {
+		if err := validateKey(k); err != nil {
+			return 0, err
+		}
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	n, err := ca.c.eng.CacheDelete(ctx, keys...)
+	if err != nil {
+		return 0, fmt.Errorf("sluice: cache delete: %w", err)
+	}
+	return n, nil
+}
+
+// Expire sets a new TTL on key; false when key does not exist.
+func (ca *Cache) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := validateKey(key); err != nil {
+		return false, err
+	}
+	if ttl <= 0 {
+		return false, fmt.Errorf("%w: expire needs a positive TTL, got %v", ErrInvalidArgument, ttl)
+	}
+	ok, err := ca.c.eng.CacheExpire(ctx, key, ttl)
+	if err != nil {
+		return false, fmt.Errorf("sluice: cache expire %q: %w", key, err)
+	}
+	return ok, nil
+}
+
+// TTL returns key's remaining time to live: -1 when it never expires; ok
+// is false when key does not exist.
+func (ca *Cache) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	if err := validateKey(key); err != nil {
+		return 0, false, err
+	}
+	d, ok, err := ca.c.eng.CacheTTL(ctx, key)
+	if err != nil {
+		return 0, false, fmt.Errorf("sluice: cache ttl %q: %w", key, err)
+	}
+	return d, ok, nil
+}
+
+// GetOrLoad returns the cached value of key, or calls load, caches its
+// result for ttl and returns it (the seed's result-caching pattern).
+// Concurrent misses of one key in this process share one call of load.
+// A load error is returned and not cached. A failure to write the loaded
+// value to the cache is not an error: the value is still returned.
+func (ca *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, load func(ctx context.Context) (any, error)) (Item, error) {
+	if it, ok, err := ca.Get(ctx, key); err != nil {
+		return Item{}, err
+	} else if ok {
+		return it, nil
+	}
+	v, err, _ := ca.group.Do(key, func() (any, error) {
+		// Another caller may have filled the key between our miss and here.
+		if it, ok, err := ca.Get(ctx, key); err == nil && ok {
+			return it, nil
+		}
+		val, err := load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s, err := encodeValue(val)
+		if err != nil {
+			return nil, fmt.Errorf("sluice: cache %q: loaded value: %w", key, err)
+		}
+		if _, err := ca.c.eng.CacheSet(context.WithoutCancel(ctx), key, s, ttl, false); err != nil {
+			ca.c.log.Warn("cache write after load failed; value returned uncached", "key", key, "err", err)
+		}
+		return ca.c.decode(s)
+	})
+	if err != nil {
+		return Item{}, err
+	}
+	return v.(Item), nil
+}
+
+// CacheGetAs reads key and decodes it into a T.
+func CacheGetAs[T any](ctx context.Context, ca *Cache, key string) (v T, ok bool, err error) {
+	it, ok, err := ca.Get(ctx, key)
+	if err != nil || !ok {
+		return v, ok, err
+	}
+	v, err = As[T](it)
+	return v, err == nil, err
+}
+
+// GetOrLoadAs is GetOrLoad with a typed loader and result.
+func GetOrLoadAs[T any](ctx context.Context, ca *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
+	it, err := ca.GetOrLoad(ctx, key, ttl, func(ctx context.Context) (any, error) { return load(ctx) })
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return As[T](it)
+}

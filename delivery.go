@@ -1,0 +1,173 @@
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// Defaults of acknowledged delivery.
+const (
+	DefaultLease         = 30 * time.Second
+	DefaultMaxDeliveries = 5
+)
+
+// ReceiveOptions tune Receive. Zero fields take the defaults.
+type ReceiveOptions struct {
+	// Lease is how long a delivery stays invisible to other consumers before
+	// it is handed out again (default 30 s).
+	Lease time.Duration
+	// MaxDeliveries is how many deliveries an item gets before it moves to
+	// the failed DLQ, dlq:<queue> (default 5).
+	MaxDeliveries int
+}
+
+func (o ReceiveOptions) withDefaults() ReceiveOptions {
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = DefaultMaxDeliveries
+	}
+	return o
+}
+
+// Delivery is an item handed out under a lease. Settle it with Ack, Nack or
+// let the lease expire (then it is delivered again).
+type Delivery struct {
+	// ID identifies this delivery; it is what HTTP clients ack with.
+	ID string `json:"id"`
+	// Item is the payload.
+	Item Item `json:"item"`
+	// Attempt is 1 on the first delivery of the item.
+	Attempt int `json:"attempt"`
+
+	q    *Queue
+	opts ReceiveOptions
+}
+
+// Receive hands out the next item under a lease, waiting up to timeout
+// (0: do not wait). ok is false when nothing was available. Expired leases
+// of crashed consumers are reclaimed as part of the call.
+func (q *Queue) Receive(ctx context.Context, timeout time.Duration, opts ReceiveOptions) (*Delivery, bool, error) {
+	ds, err := q.ReceiveBatch(ctx, 1, timeout, opts)
+	if err != nil || len(ds) == 0 {
+		return nil, false, err
+	}
+	return ds[0], true, nil
+}
+
+// ReceiveBatch hands out up to n items under leases, waiting up to timeout
+// for the first one.
+func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, opts ReceiveOptions) ([]*Delivery, error) {
+	if q.nameErr != nil {
+		return nil, q.nameErr
+	}
+	if n < 1 || timeout < 0 {
+		return nil, fmt.Errorf("%w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
+	}
+	opts = opts.withDefaults()
+	raw, err := q.c.eng.QueueReceive(ctx, engine.ReceiveParams{
+		Queue: q.name, Count: n, Timeout: timeout, Lease: opts.Lease, MaxDeliveries: opts.MaxDeliveries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sluice: receive from %q: %w", q.name, err)
+	}
+	out := make([]*Delivery, len(raw))
+	for i, d := range raw {
+		it, derr := q.c.decode(d.Item)
+		if derr != nil {
+			it = Item{data: []byte(d.Item), stored: d.Item}
+		}
+		out[i] = &Delivery{ID: d.ID, Item: it, Attempt: d.Attempt, q: q, opts: opts}
+	}
+	return out, nil
+}
+
+// Ack settles the delivery: the item leaves the system for good.
+// ErrLeaseNotFound means the lease expired and the item went (or will go)
+// to another consumer, or it was settled already.
+func (d *Delivery) Ack(ctx context.Context) error {
+	return d.q.Ack(ctx, d.ID)
+}
+
+// Nack ends the delivery unsuccessfully: the item is delivered again after
+// delay, or moves to the failed DLQ if it has used its deliveries. reason
+// is recorded there.
+func (d *Delivery) Nack(ctx context.Context, delay time.Duration, reason string) (deadLettered bool, err error) {
+	return d.q.Nack(ctx, d.ID, delay, reason, d.opts.MaxDeliveries)
+}
+
+// Extend renews the lease for another lease duration from now.
+func (d *Delivery) Extend(ctx context.Context, lease time.Duration) error {
+	return d.q.Extend(ctx, d.ID, lease)
+}
+
+// Ack settles a delivery by ID (for deliveries received elsewhere, such
+// as over HTTP).
+func (q *Queue) Ack(ctx context.Context, id string) error {
+	if q.nameErr != nil {
+		return q.nameErr
+	}
+	if err := q.c.eng.QueueAck(ctx, q.name, id); err != nil {
+		return fmt.Errorf("sluice: ack %s on %q: %w", id, q.name, err)
+	}
+	return nil
+}
+
+// Nack ends a delivery by ID; see Delivery.Nack. maxDeliveries <= 0 means
+// DefaultMaxDeliveries.
+func (q *Queue) Nack(ctx context.Context, id string, delay time.Duration, reason string, maxDeliveries int) (bool, error) {
+	if q.nameErr != nil {
+		return false, q.nameErr
+	}
+	if delay < 0 {
+		return false, fmt.Errorf("%w: negative nack delay %v", ErrInvalidArgument, delay)
+	}
+	if maxDeliveries <= 0 {
+		maxDeliveries = DefaultMaxDeliveries
+	}
+	if reason == "" {
+		reason = "nacked"
+	}
+	res, err := q.c.eng.QueueNack(ctx, engine.NackParams{
+		Queue: q.name, ID: id, Delay: delay, Error: reason, MaxDeliveries: maxDeliveries,
+	})
+	if err != nil {
+		return false, fmt.Errorf("sluice: nack %s on %q: %w", id, q.name, err)
+	}
+	return res.DeadLettered, nil
+}
+
+// Extend renews a delivery's lease by ID.
+func (q *Queue) Extend(ctx context.Context, id string, lease time.Duration) error {
+	if q.nameErr != nil {
+		return q.nameErr
+	}
+	if lease <= 0 {
+		return fmt.Errorf("%w: lease must be positive, got %v", ErrInvalidArgument, lease)
+	}
+	if err := q.c.eng.QueueExtend(ctx, q.name, id, lease); err != nil {
+		return fmt.Errorf("sluice: extend %s on %q: %w", id, q.name, err)
+	}
+	return nil
+}
+
+// Reclaim dead-letters expired leases that used their deliveries and makes
+// the other expired ones deliverable again; it returns how many were
+// dead-lettered. Receive does this by itself; services sweep with it.
+func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
+	if q.nameErr != nil {
+		return 0, q.nameErr
+	}
+	if maxDeliveries <= 0 {
+		maxDeliveries = DefaultMaxDeliveries
+	}
+	n, err := q.c.eng.QueueReclaim(ctx, q.name, maxDeliveries)
+	if err != nil {
+		return 0, fmt.Errorf("sluice: reclaim %q: %w", q.name, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,33 @@
+package sluice
+
+import (
+	"errors"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// Errors users can match with errors.Is. Engine errors are re-exported so
+// callers never import an internal package.
+var (
+	// ErrQueueFull: an add was rejected because the queue is at capacity
+	// under the reject policy. Nothing was written.
+	ErrQueueFull = errors.New("sluice: queue full")
+	// ErrInvalidName: a queue, channel or lock name breaks the naming rules.
+	ErrInvalidName = errors.New("sluice: invalid name")
+	// ErrInvalidArgument: a parameter is out of range (negative timeout,
+	// unknown DLQ kind, ...).
+	ErrInvalidArgument = errors.New("sluice: invalid argument")
+	// ErrNotJSON: a payload that must be JSON is not.
+	ErrNotJSON = errors.New("sluice: not valid JSON")
+	// ErrClosed: the client (or its engine) is closed.
+	ErrClosed = engine.ErrClosed
+	// ErrLeaseNotFound: a delivery was already settled, or its lease expired
+	// and the item went to another consumer.
+	ErrLeaseNotFound = engine.ErrLeaseNotFound
+	// ErrLockNotHeld: the lock expired or another holder owns it now.
+	ErrLockNotHeld = engine.ErrLockNotHeld
+	// ErrWrongType: the key holds another kind of value.
+	ErrWrongType = engine.ErrWrongType
+	// ErrNotFound: a cache key does not exist.
+	ErrNotFound = errors.New("sluice: not found")
+)

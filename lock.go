@@ -1,0 +1,194 @@
+package sluice
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// ErrLockHeld: the lock stayed held by someone else for as long as the
+// caller was willing to wait.
+var ErrLockHeld = errors.New("sluice: lock held by another owner")
+
+// LockOptions tune Acquire.
+type LockOptions struct {
+	// Wait is how long Acquire keeps trying while the lock is held
+	// (0: one attempt, like TryAcquire).
+	Wait time.Duration
+	// RetryDelay is the pause between attempts, jittered by up to 50 %
+	// (default 25 ms).
+	RetryDelay time.Duration
+}
+
+// Lock is a held distributed lock. The zero value is not usable.
+type Lock struct {
+	c     *Client
+	name  string
+	token string
+	// Fence strictly increases with every acquisition of this lock name,
+	// by any holder: pass it to the resources the lock protects so they can
+	// refuse a stale holder's writes.
+	Fence int64
+
+	mu        sync.Mutex
+	expiresAt time.Time
+	stopKeep  func()
+}
+
+// Name is the lock's name; Token identifies this holder.
+func (l *Lock) Name() string  { return l.name }
+func (l *Lock) Token() string { return l.token }
+
+// ExpiresAt is when the lock expires unless refreshed (by this process's
+// clock, measured from before the request that set it).
+func (l *Lock) ExpiresAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiresAt
+}
+
+func validateLock(name string, ttl time.Duration) error {
+	if name == "" || len(name) > 512 {
+		return fmt.Errorf("%w: lock name must be 1-512 bytes, got %d", ErrInvalidName, len(name))
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("%w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
+	}
+	return nil
+}
+
+// TryAcquire takes the lock once, without waiting. ok is false when it is
+// held by someone else.
+func (c *Client) TryAcquire(ctx context.Context, name string, ttl time.Duration) (*Lock, bool, error) {
+	if err := validateLock(name, ttl); err != nil {
+		return nil, false, err
+	}
+	var b [16]byte
+	if _, err := cryptorand.Read(b[:]); err != nil {
+		return nil, false, fmt.Errorf("sluice: lock token: %w", err)
+	}
+	token := hex.EncodeToString(b[:])
+	start := time.Now()
+	fence, ok, err := c.eng.LockAcquire(ctx, name, token, ttl)
+	if err != nil {
+		return nil, false, fmt.Errorf("sluice: acquire lock %q: %w", name, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return &Lock{c: c, name: name, token: token, Fence: fence, expiresAt: start.Add(ttl)}, true, nil
+}
+
+// Acquire takes the lock, retrying for up to opts.Wait while it is held.
+// It returns ErrLockHeld when the wait runs out, ctx's error when ctx ends.
+func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, opts LockOptions) (*Lock, error) {
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = 25 * time.Millisecond
+	}
+	deadline := time.Now().Add(opts.Wait)
+	for {
+		l, ok, err := c.TryAcquire(ctx, name, ttl)
+		if err != nil || ok {
+			return l, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("%w: %q (waited %v)", ErrLockHeld, name, opts.Wait)
+		}
+		pause := min(opts.RetryDelay+time.Duration(rand.Int64N(int64(opts.RetryDelay)/2+1)), left)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("sluice: acquire lock %q: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Release frees the lock if this holder still has it. ErrLockNotHeld means
+// it expired (or another holder took it after expiry); nothing is deleted.
+func (l *Lock) Release(ctx context.Context) error {
+	l.mu.Lock()
+	stop := l.stopKeep
+	l.stopKeep = nil
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if err := l.c.eng.LockRelease(ctx, l.name, l.token); err != nil {
+		return fmt.Errorf("sluice: release lock %q: %w", l.name, err)
+	}
+	return nil
+}
+
+// Refresh extends the lock to ttl from now if this holder still has it;
+// otherwise ErrLockNotHeld.
+func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("%w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
+	}
+	start := time.Now()
+	if err := l.c.eng.LockRefresh(ctx, l.name, l.token, ttl); err != nil {
+		return fmt.Errorf("sluice: refresh lock %q: %w", l.name, err)
+	}
+	l.mu.Lock()
+	l.expiresAt = start.Add(ttl)
+	l.mu.Unlock()
+	return nil
+}
+
+// KeepAlive refreshes the lock in the background every ttl/3 and returns a
+// context derived from ctx that is cancelled the moment the lock is lost
+// (refresh refused, or no successful refresh before it expired), so work
+// guarded by the lock can stop. Release (or cancelling ctx) stops the
+// keep-alive. Call it at most once per Lock.
+func (l *Lock) KeepAlive(ctx context.Context, ttl time.Duration) context.Context {
+	held, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() { close(done) })
+		<-stopped
+	}
+	l.mu.Lock()
+	l.stopKeep = stop
+	l.mu.Unlock()
+	go func() {
+		defer close(stopped)
+		defer cancel(ErrLockNotHeld)
+		interval := max(ttl/3, time.Millisecond)
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-held.Done():
+				return
+			case <-t.C:
+			}
+			expires := l.ExpiresAt()
+			rctx, rcancel := context.WithDeadline(held, expires)
+			err := l.Refresh(rctx, ttl)
+			rcancel()
+			switch {
+			case err == nil:
+				t.Reset(interval)
+			case errors.Is(err, ErrLockNotHeld) || !time.Now().Before(expires):
+				l.c.log.Warn("lock lost", "lock", l.name, "err", err)
+				return
+			default:
+				// A transient failure; the lock is still ours until it expires.
+				t.Reset(max(min(interval/4, time.Until(expires)/2), time.Millisecond))
+			}
+		}
+	}()
+	return held
+}

@@ -1,0 +1,47 @@
+package sluice_test
+
+import (
+	"context"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// engines runs f once per engine: embedded, durable embedded and Redis
+// (with a unique key prefix).
+func engines(t *testing.T, f func(t *testing.T, c *sluice.Client), opts ...sluice.Option) {
+	t.Helper()
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		f(t, open(t, "", opts...))
+	})
+	t.Run("file", func(t *testing.T) {
+		t.Parallel()
+		f(t, open(t, "file://"+t.TempDir(), opts...))
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		redistest.Client(t) // skips (or fails under CI) when Redis is down
+		prefix := redistest.Prefix(t)
+		c := open(t, redistest.URL(), append(opts, sluice.WithKeyPrefix(prefix))...)
+		redistest.Cleanup(t, redistest.Client(t), prefix)
+		f(t, c)
+	})
+}
+
+func open(t *testing.T, url string, opts ...sluice.Option) *sluice.Client {
+	t.Helper()
+	c, err := sluice.Open(context.Background(), url, opts...)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

@@ -1,0 +1,351 @@
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
+)
+
+// MaxPeek is the most items one Peek returns.
+const MaxPeek = 1000
+
+// Queue is a handle on one named queue. It is cheap; make one per use or
+// keep it. Names are 1-200 characters of A-Z a-z 0-9 _ . : - { }.
+type Queue struct {
+	c        *Client
+	name     string
+	nameErr  error
+	defaults QueueDefaults
+}
+
+// QueueOption changes one queue's settings.
+type QueueOption func(*QueueDefaults)
+
+// QueueMaxSize sets the queue's capacity (<= 0: unbounded).
+func QueueMaxSize(n int64) QueueOption {
+	return func(d *QueueDefaults) {
+		if n <= 0 {
+			n = Unbounded
+		}
+		d.MaxSize = n
+	}
+}
+
+// QueuePolicy sets the queue's overflow policy.
+func QueuePolicy(p Policy) QueueOption { return func(d *QueueDefaults) { d.Policy = p } }
+
+// QueuePressureThreshold sets the fill ratio that counts as pressure.
+func QueuePressureThreshold(r float64) QueueOption {
+	return func(d *QueueDefaults) { d.PressureThreshold = r }
+}
+
+// Queue returns a handle on the queue name. An invalid name is reported
+// (ErrInvalidName) by every call on the handle.
+func (c *Client) Queue(name string, opts ...QueueOption) *Queue {
+	q := &Queue{c: c, name: name, defaults: c.cfg.Queue}
+	if err := keyspace.ValidateQueueName(name); err != nil {
+		q.nameErr = fmt.Errorf("%w: %v", ErrInvalidName, err)
+	}
+	for _, o := range opts {
+		o(&q.defaults)
+	}
+	q.defaults = q.defaults.withDefaults()
+	return q
+}
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Settings returns the queue's effective settings.
+func (q *Queue) Settings() QueueDefaults { return q.defaults }
+
+// AddOption overrides a queue setting for one add.
+type AddOption func(*addSettings)
+
+type addSettings struct {
+	policy  Policy
+	maxSize int64
+}
+
+// WithPolicy sets the overflow policy for this add.
+func WithPolicy(p Policy) AddOption { return func(s *addSettings) { s.policy = p } }
+
+// WithMaxSize sets the capacity for this add (<= 0: unbounded).
+func WithMaxSize(n int64) AddOption { return func(s *addSettings) { s.maxSize = n } }
+
+// AddResult is the outcome of adding one item, with compat.md's fields.
+type AddResult struct {
+	// Success is false only when the item was rejected: nothing was written.
+	Success         bool   `json:"success"`
+	QueueLength     int64  `json:"queue_length"`
+	DroppedCount    int64  `json:"dropped_count"`
+	MovedToDLQCount int64  `json:"moved_to_dlq_count"`
+	Error           string `json:"error,omitempty"`
+	Warning         string `json:"warning,omitempty"`
+	// HadBackpressure is true when anything was dropped, moved or rejected.
+	HadBackpressure bool `json:"had_backpressure"`
+}
+
+// Add appends v to the tail of the queue, applying the overflow policy
+// atomically with the push. v is stored as compat.md says: a string as
+// itself, a json.RawMessage as given, anything else as JSON.
+//
+// When the queue is full under the reject policy, the result has
+// Success=false and the error matches ErrQueueFull; nothing was written.
+// Any other error means the outcome is unknown only if it is a connection
+// error during the call (the item may or may not have been written); an
+// encoding or validation error means nothing was written.
+func (q *Queue) Add(ctx context.Context, v any, opts ...AddOption) (AddResult, error) {
+	res, err := q.AddBatch(ctx, []any{v}, opts...)
+	if err != nil {
+		return AddResult{}, err
+	}
+	r := res[0]
+	if !r.Success {
+		return r, fmt.Errorf("%w: %s", ErrQueueFull, r.Error)
+	}
+	return r, nil
+}
+
+// AddBatch appends items in order in one atomic step (one round trip on
+// Redis), each subject to the policy as if added one by one. Rejected items
+// have Success=false in their result; AddBatch itself does not return
+// ErrQueueFull.
+func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([]AddResult, error) {
+	if q.nameErr != nil {
+		return nil, q.nameErr
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	s := addSettings{policy: q.defaults.Policy, maxSize: q.defaults.MaxSize}
+	for _, o := range opts {
+		o(&s)
+	}
+	stored := make([]string, len(items))
+	for i, v := range items {
+		enc, err := q.c.codec.Encode(v)
+		if err != nil {
+			return nil, fmt.Errorf("sluice: item %d not added to %q (nothing written): %w", i, q.name, err)
+		}
+		stored[i] = enc
+	}
+	return q.addStored(ctx, stored, s)
+}
+
+func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, error) {
+	policy := engine.Policy(s.policy).Normalize()
+	raw, err := q.c.eng.QueueAdd(ctx, engine.AddParams{
+		Queue: q.name, Items: stored, Policy: policy, MaxSize: s.maxSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sluice: add to %q: %w", q.name, err)
+	}
+	out := make([]AddResult, len(raw))
+	for i, r := range raw {
+		out[i] = q.result(r, s.maxSize)
+	}
+	return out, nil
+}
+
+func (q *Queue) result(r engine.AddResult, maxSize int64) AddResult {
+	res := AddResult{
+		Success:         r.Accepted,
+		QueueLength:     r.QueueLength,
+		DroppedCount:    r.Dropped,
+		MovedToDLQCount: r.MovedToDLQ,
+		HadBackpressure: !r.Accepted || r.Dropped > 0 || r.MovedToDLQ > 0,
+	}
+	switch {
+	case !r.Accepted:
+		res.Error = fmt.Sprintf("Queue '%s' is full (%d/%d). Item rejected to prevent data loss.", q.name, r.QueueLength, maxSize)
+	case r.MovedToDLQ > 0:
+		res.Warning = fmt.Sprintf("Moved %d items to DLQ due to overflow", r.MovedToDLQ)
+	case r.Dropped > 0:
+		res.Warning = fmt.Sprintf("Dropped %d oldest items due to overflow", r.Dropped)
+	}
+	return res
+}
+
+// Get removes and returns the head of the queue, waiting up to timeout for
+// one (0: do not wait). ok is false when the queue stayed empty; that is not
+// an error. Cancelling ctx ends the wait at once.
+//
+// Get is at-most-once: once it returns an item, the queue no longer has it.
+// Use Receive for acknowledged delivery.
+func (q *Queue) Get(ctx context.Context, timeout time.Duration) (item Item, ok bool, err error) {
+	if q.nameErr != nil {
+		return Item{}, false, q.nameErr
+	}
+	if timeout < 0 {
+		return Item{}, false, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout)
+	}
+	stored, ok, err := q.c.eng.QueuePop(ctx, q.name, timeout)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("sluice: get from %q: %w", q.name, err)
+		}
+		return Item{}, false, err
+	}
+	it, derr := q.c.decode(stored)
+	if derr != nil {
+		// The item is out of the queue; return it raw rather than lose it.
+		return Item{data: []byte(stored), stored: stored}, true, nil
+	}
+	return it, true, nil
+}
+
+// GetAs is Get followed by decoding into a T.
+func GetAs[T any](ctx context.Context, q *Queue, timeout time.Duration) (v T, ok bool, err error) {
+	it, ok, err := q.Get(ctx, timeout)
+	if err != nil || !ok {
+		return v, ok, err
+	}
+	v, err = As[T](it)
+	if err != nil {
+		// The item was removed; hand it back so a decoding bug loses nothing.
+		if perr := q.c.eng.QueuePushFront(context.WithoutCancel(ctx), q.name, []string{it.stored}); perr != nil {
+			return v, true, fmt.Errorf("%w; putting the item back also failed, it is lost from %q: %v (item: %s)", err, q.name, perr, it.stored)
+		}
+		return v, false, fmt.Errorf("%w (item put back at the head of %q)", err, q.name)
+	}
+	return v, true, nil
+}
+
+// TryGet is Get without waiting.
+func (q *Queue) TryGet(ctx context.Context) (Item, bool, error) { return q.Get(ctx, 0) }
+
+// PutBack returns items that were taken with Get to the head of the queue,
+// in order (items[0] becomes the head), ignoring capacity: they had been
+// accepted already.
+func (q *Queue) PutBack(ctx context.Context, items ...Item) error {
+	if q.nameErr != nil {
+		return q.nameErr
+	}
+	stored := make([]string, len(items))
+	for i, it := range items {
+		stored[i] = it.stored
+	}
+	if err := q.c.eng.QueuePushFront(ctx, q.name, stored); err != nil {
+		return fmt.Errorf("sluice: put back %d items to %q: %w", len(items), q.name, err)
+	}
+	return nil
+}
+
+// Len is the number of items waiting (leased items are not counted).
+func (q *Queue) Len(ctx context.Context) (int64, error) {
+	if q.nameErr != nil {
+		return 0, q.nameErr
+	}
+	n, err := q.c.eng.QueueLen(ctx, q.name)
+	if err != nil {
+		return 0, fmt.Errorf("sluice: length of %q: %w", q.name, err)
+	}
+	return n, nil
+}
+
+// Pressure describes how full a queue is (compat.md's fields), plus the
+// items in flight under leases.
+type Pressure struct {
+	QueueName             string  `json:"queue_name"`
+	CurrentLength         int64   `json:"current_length"`
+	MaxSize               int64   `json:"max_size"`
+	FillRatio             float64 `json:"fill_ratio"`
+	IsAtPressureThreshold bool    `json:"is_at_pressure_threshold"`
+	IsFull                bool    `json:"is_full"`
+	OverflowPolicy        Policy  `json:"overflow_policy"`
+	InFlight              int64   `json:"in_flight"`
+}
+
+// Pressure reports the queue's fill level against its settings.
+func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
+	n, err := q.Len(ctx)
+	if err != nil {
+		return Pressure{}, err
+	}
+	inflight, err := q.c.eng.QueueInFlight(ctx, q.name)
+	if err != nil {
+		return Pressure{}, fmt.Errorf("sluice: in-flight count of %q: %w", q.name, err)
+	}
+	return q.pressure(n, inflight), nil
+}
+
+func (q *Queue) pressure(n, inflight int64) Pressure {
+	d := q.defaults
+	p := Pressure{
+		QueueName: q.name, CurrentLength: n, MaxSize: d.MaxSize,
+		OverflowPolicy: Policy(engine.Policy(d.Policy).Normalize()), InFlight: inflight,
+	}
+	if d.MaxSize > 0 {
+		p.FillRatio = float64(n) / float64(d.MaxSize)
+		p.IsFull = n >= d.MaxSize
+		p.IsAtPressureThreshold = p.FillRatio >= d.PressureThreshold
+	} else {
+		p.MaxSize = 0
+	}
+	return p
+}
+
+// Peek returns items start..end inclusive without removing them (LRANGE
+// semantics: negative indexes count from the tail), at most MaxPeek.
+func (q *Queue) Peek(ctx context.Context, start, end int64) ([]Item, error) {
+	if q.nameErr != nil {
+		return nil, q.nameErr
+	}
+	start, end, err := q.boundRange(ctx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := q.c.eng.QueueRange(ctx, q.name, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("sluice: peek %q: %w", q.name, err)
+	}
+	return q.c.decodeAll(stored), nil
+}
+
+// boundRange caps a span at MaxPeek items, resolving negative indexes
+// against the current length only when it has to.
+func (q *Queue) boundRange(ctx context.Context, start, end int64) (int64, int64, error) {
+	if start < 0 || end < 0 {
+		n, err := q.c.eng.QueueLen(ctx, q.name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("sluice: peek %q: %w", q.name, err)
+		}
+		if start < 0 {
+			start = max(n+start, 0)
+		}
+		if end < 0 {
+			end = n + end
+		}
+	}
+	if end >= start && end-start+1 > MaxPeek {
+		end = start + MaxPeek - 1
+	}
+	return start, end, nil
+}
+
+// Clear deletes the queue's waiting items; it reports whether there were
+// any. The queue's DLQs and in-flight leases are untouched.
+func (q *Queue) Clear(ctx context.Context) (bool, error) {
+	if q.nameErr != nil {
+		return false, q.nameErr
+	}
+	ok, err := q.c.eng.QueueClear(ctx, q.name)
+	if err != nil {
+		return false, fmt.Errorf("sluice: clear %q: %w", q.name, err)
+	}
+	return ok, nil
+}
+
+// Queues lists the queues the engine knows of (on Redis: those added to
+// through Sluice).
+func (c *Client) Queues(ctx context.Context) ([]string, error) {
+	names, err := c.eng.QueueNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sluice: list queues: %w", err)
+	}
+	return names, nil
+}

@@ -1,0 +1,192 @@
+package sluice_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+type detection struct {
+	Camera int    `json:"camera_id"`
+	Label  string `json:"label"`
+}
+
+func TestAddResultsFollowCompat(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("detections", sluice.QueueMaxSize(2), sluice.QueuePolicy(sluice.PolicyReject))
+		for i := range 2 {
+			r, err := q.Add(ctx, detection{Camera: i})
+			if err != nil || !r.Success || r.QueueLength != int64(i+1) || r.HadBackpressure {
+				t.Fatalf("add %d: %+v, %v", i, r, err)
+			}
+		}
+		r, err := q.Add(ctx, detection{Camera: 9})
+		if !errors.Is(err, sluice.ErrQueueFull) || r.Success || !r.HadBackpressure {
+			t.Fatalf("full add: %+v, %v", r, err)
+		}
+		want := "Queue 'detections' is full (2/2). Item rejected to prevent data loss."
+		if r.Error != want {
+			t.Fatalf("error = %q, want %q", r.Error, want)
+		}
+
+		r, err = q.Add(ctx, detection{Camera: 10}, sluice.WithPolicy(sluice.PolicyDLQ))
+		if err != nil || r.MovedToDLQCount != 1 || r.Warning != "Moved 1 items to DLQ due to overflow" || !r.HadBackpressure {
+			t.Fatalf("dlq add: %+v, %v", r, err)
+		}
+		r, err = q.Add(ctx, detection{Camera: 11}, sluice.WithPolicy(sluice.PolicyDropOldest))
+		if err != nil || r.DroppedCount != 1 || r.Warning != "Dropped 1 oldest items due to overflow" || r.QueueLength != 2 {
+			t.Fatalf("drop add: %+v, %v", r, err)
+		}
+		// Unknown policies behave as reject (compat.md).
+		if _, err := q.Add(ctx, "x", sluice.WithPolicy("bogus")); !errors.Is(err, sluice.ErrQueueFull) {
+			t.Fatalf("unknown policy: %v", err)
+		}
+		// Unbounded per call.
+		if r, err := q.Add(ctx, "y", sluice.WithMaxSize(0)); err != nil || r.QueueLength != 3 {
+			t.Fatalf("unbounded add: %+v, %v", r, err)
+		}
+	})
+}
+
+func TestGetDecodesAndReportsEmpty(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("jobs")
+		if _, ok, err := q.Get(ctx, 0); ok || err != nil {
+			t.Fatalf("empty get: ok=%v err=%v", ok, err)
+		}
+		big := strings.Repeat("motion ", 400) // compressed on the wire
+		for _, v := range []any{detection{Camera: 3, Label: "person"}, "plain text", "42", "Z:not compressed", big} {
+			if _, err := q.Add(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, ok, err := sluice.GetAs[detection](ctx, q, time.Second)
+		if err != nil || !ok || d != (detection{Camera: 3, Label: "person"}) {
+			t.Fatalf("GetAs: %+v %v %v", d, ok, err)
+		}
+		for _, want := range []string{"plain text", "42", "Z:not compressed", big} {
+			it, ok, err := q.Get(ctx, 0)
+			if err != nil || !ok {
+				t.Fatalf("get: %v %v", ok, err)
+			}
+			s, err := sluice.As[string](it)
+			if err != nil || s != want {
+				t.Fatalf("got %.40q (%v), want %.40q", s, err, want)
+			}
+		}
+	})
+}
+
+func TestGetAsPutsBackWhatItCannotDecode(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("typed")
+		if _, err := q.Add(ctx, "not a detection"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := sluice.GetAs[detection](ctx, q, 0); err == nil || ok {
+			t.Fatalf("decode should fail: ok=%v err=%v", ok, err)
+		}
+		if n, _ := q.Len(ctx); n != 1 {
+			t.Fatalf("item not put back: len %d", n)
+		}
+	})
+}
+
+func TestBlockingGetEndsOnCancel(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := c.Queue("idle").Get(ctx, time.Hour)
+			done <- err
+		}()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestPressurePeekClear(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("p", sluice.QueueMaxSize(10), sluice.QueuePressureThreshold(0.5))
+		items := make([]any, 6)
+		for i := range items {
+			items[i] = i
+		}
+		if _, err := q.AddBatch(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		p, err := q.Pressure(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sluice.Pressure{QueueName: "p", CurrentLength: 6, MaxSize: 10, FillRatio: 0.6,
+			IsAtPressureThreshold: true, IsFull: false, OverflowPolicy: sluice.PolicyDLQ}
+		if p != want {
+			t.Fatalf("pressure = %+v, want %+v", p, want)
+		}
+		got, err := q.Peek(ctx, 1, 3)
+		if err != nil || len(got) != 3 || got[0].String() != "1" || got[2].String() != "3" {
+			t.Fatalf("peek: %v %v", got, err)
+		}
+		if got, _ := q.Peek(ctx, -2, -1); len(got) != 2 || got[1].String() != "5" {
+			t.Fatalf("peek negative: %v", got)
+		}
+		if cleared, err := q.Clear(ctx); !cleared || err != nil {
+			t.Fatalf("clear: %v %v", cleared, err)
+		}
+		if cleared, _ := q.Clear(ctx); cleared {
+			t.Fatal("second clear reported items")
+		}
+	})
+}
+
+func TestPeekIsCapped(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("many", sluice.QueueMaxSize(0))
+		items := make([]any, 1200)
+		for i := range items {
+			items[i] = i
+		}
+		if _, err := q.AddBatch(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		got, err := q.Peek(ctx, 0, -1)
+		if err != nil || len(got) != sluice.MaxPeek {
+			t.Fatalf("peek all: %d items, %v", len(got), err)
+		}
+	})
+}
+
+func TestInvalidNamesAndArguments(t *testing.T) {
+	c := open(t, "")
+	ctx := context.Background()
+	for _, name := range []string{"", "has space", "a#b", strings.Repeat("x", 201)} {
+		if _, err := c.Queue(name).Add(ctx, 1); !errors.Is(err, sluice.ErrInvalidName) {
+			t.Errorf("queue %q: err = %v", name, err)
+		}
+	}
+	if _, _, err := c.Queue("ok").Get(ctx, -time.Second); !errors.Is(err, sluice.ErrInvalidArgument) {
+		t.Errorf("negative timeout: %v", err)
+	}
+	if _, err := c.Queue("ok").Add(ctx, json.RawMessage("{bad")); err == nil {
+		t.Error("invalid raw JSON accepted")
+	}
+	if _, err := sluice.ParsePolicy("dlqq"); !errors.Is(err, sluice.ErrInvalidArgument) {
+		t.Errorf("ParsePolicy: %v", err)
+	}
+	if _, err := sluice.Open(ctx, "ftp://x"); !errors.Is(err, sluice.ErrInvalidArgument) {
+		t.Errorf("Open bad scheme: %v", err)
+	}
+}
