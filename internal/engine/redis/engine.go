@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/redis/rueidis"
 
@@ -31,12 +33,34 @@ type Engine struct {
 	client rueidis.Client
 	keys   keyspace.Space
 	owns   bool
+
+	scripts *queueScripts
+	// registered caches the queue names this process has put in the
+	// registry set, so that an add costs one SADD per queue per process.
+	registered sync.Map
+
+	closed atomic.Bool
+	// closing is cancelled by Close so that blocked calls return even when
+	// the engine does not own (and so does not close) the client.
+	closing     context.Context
+	stopClosing context.CancelFunc
+	// background counts goroutines that finish handing back an item after
+	// their caller left; Close waits for them.
+	background sync.WaitGroup
 }
 
 // New wraps client. The caller keeps ownership of client unless
 // opts.OwnsClient is set.
 func New(client rueidis.Client, opts Options) *Engine {
-	return &Engine{client: client, keys: opts.Keys, owns: opts.OwnsClient}
+	closing, stop := context.WithCancel(context.Background())
+	return &Engine{
+		client:      client,
+		keys:        opts.Keys,
+		owns:        opts.OwnsClient,
+		scripts:     newQueueScripts(),
+		closing:     closing,
+		stopClosing: stop,
+	}
 }
 
 // Kind reports "redis".
@@ -45,12 +69,46 @@ func (e *Engine) Kind() string { return "redis" }
 // Client returns the underlying rueidis client (for benchmarks and tools).
 func (e *Engine) Client() rueidis.Client { return e.client }
 
-// Close closes the client when the engine owns it.
+// Close makes every later call fail with engine.ErrClosed, wakes blocked
+// calls, and closes the client when the engine owns it. It is idempotent.
 func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.stopClosing()
+	e.background.Wait()
 	if e.owns {
 		e.client.Close()
 	}
 	return nil
+}
+
+// check fails calls made after Close.
+func (e *Engine) check(op string) error {
+	if e.closed.Load() {
+		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+	}
+	return nil
+}
+
+// blockingContext returns a context that is also cancelled by Close; a
+// blocking call uses it so that Close ends the wait at once.
+func (e *Engine) blockingContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(e.closing, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// waitError reports why a blocking call ended early: engine.ErrClosed when
+// Close woke it, else the caller's ctx error.
+func (e *Engine) waitError(ctx context.Context, op string) error {
+	if e.closed.Load() {
+		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", op, context.Cause(ctx))
 }
 
 // Health pings the server and reads its version. It never fails.

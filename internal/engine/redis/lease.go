@@ -1,0 +1,247 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
+)
+
+// Leases live beside the queue (keyspace.Queue): a zset of delivery id ->
+// deadline in ms of the server's clock, a hash of per-item delivery state,
+// a sequence counter for ids, and a handoff list. Every change is one
+// script over one queue's keys; see scripts/lease_*.lua.
+
+// isoNow renders t as Python's datetime.isoformat() does for an aware UTC
+// time: microseconds only when non-zero, offset "+00:00".
+func isoNow(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02T15:04:05+00:00")
+	}
+	return t.Format("2006-01-02T15:04:05.000000+00:00")
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+type receiveReply struct {
+	deadLettered int64
+	// nextDue is how long until the earliest lease or retry falls due;
+	// negative when there is none.
+	nextDue    time.Duration
+	deliveries []engine.Delivery
+}
+
+// receiveOnce runs lease_receive.lua. scan bounds how many due leases one
+// run examines (-1: all of them).
+func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int) (receiveReply, error) {
+	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ}
+	args := []string{
+		strconv.Itoa(count),
+		ms(lease),
+		strconv.Itoa(maxDeliveries),
+		isoNow(time.Now()),
+		engine.PyJSONString(k.Name),
+		strconv.Itoa(scan),
+	}
+	raw, err := e.scripts.leaseReceive.Exec(ctx, e.client, keys, args).ToArray()
+	if err != nil {
+		return receiveReply{}, err
+	}
+	if len(raw) < 2 || (len(raw)-2)%3 != 0 {
+		return receiveReply{}, fmt.Errorf("lease_receive.lua returned %d values", len(raw))
+	}
+	var r receiveReply
+	if r.deadLettered, err = raw[0].AsInt64(); err != nil {
+		return receiveReply{}, err
+	}
+	due, err := raw[1].AsInt64()
+	if err != nil {
+		return receiveReply{}, err
+	}
+	r.nextDue = time.Duration(due) * time.Millisecond
+	for i := 2; i < len(raw); i += 3 {
+		var d engine.Delivery
+		if d.ID, err = raw[i].ToString(); err != nil {
+			return receiveReply{}, err
+		}
+		if d.Item, err = raw[i+1].ToString(); err != nil {
+			return receiveReply{}, err
+		}
+		attempt, err := raw[i+2].AsInt64()
+		if err != nil {
+			return receiveReply{}, err
+		}
+		d.Attempt = int(attempt)
+		r.deliveries = append(r.deliveries, d)
+	}
+	return r, nil
+}
+
+// QueueReceive leases up to params.Count items. Nothing can block inside a
+// script, so when there is nothing to hand out and a timeout remains, it
+// waits with BLMOVE from the queue to the handoff list and runs the script
+// again; the script leases handoff items before the queue's head, so an
+// item moved by a receiver that then died or was cancelled goes to the
+// next receive. The wait is capped at the earliest lease deadline, so that
+// an expiring lease is redelivered while receivers block.
+func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) ([]engine.Delivery, error) {
+	const op = "queue receive"
+	if err := e.check(op); err != nil {
+		return nil, err
+	}
+	if params.Count < 1 || params.Lease <= 0 || params.MaxDeliveries < 1 {
+		return nil, fmt.Errorf("%s: count %d, lease %s, max deliveries %d: each must be positive",
+			op, params.Count, params.Lease, params.MaxDeliveries)
+	}
+	k := e.keys.Queue(params.Queue)
+	scan := params.Count + 100
+	var deadline time.Time
+	if params.Timeout > 0 {
+		deadline = time.Now().Add(params.Timeout)
+	}
+	wait, stop := e.blockingContext(ctx)
+	defer stop()
+	for {
+		r, err := e.receiveOnce(wait, k, params.Count, params.MaxDeliveries, params.Lease, scan)
+		if err != nil {
+			if wait.Err() != nil {
+				return nil, e.waitError(wait, op)
+			}
+			return nil, interpretError(op, err)
+		}
+		if len(r.deliveries) > 0 || params.Timeout <= 0 {
+			return r.deliveries, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, nil
+		}
+		if r.nextDue >= 0 && r.nextDue < left {
+			left = r.nextDue
+		}
+		// BLMOVE reads 0 as "forever"; a due lease is handled by the next
+		// script run, so block at least a millisecond.
+		seconds := max(left.Seconds(), 0.001)
+		move := e.client.B().Blmove().Source(k.List).Destination(k.Handoff).Left().Right().Timeout(seconds).Build()
+		err = e.client.Do(wait, move.UnblockOnCancel()).Error()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			if wait.Err() != nil {
+				return nil, e.waitError(wait, op)
+			}
+			return nil, interpretError(op, err)
+		}
+	}
+}
+
+// QueueAck runs lease_ack.lua.
+func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
+	const op = "queue ack"
+	if err := e.check(op); err != nil {
+		return err
+	}
+	k := e.keys.Queue(queue)
+	n, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs}, []string{id}).AsInt64()
+	if err != nil {
+		return interpretError(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
+	}
+	return nil
+}
+
+// QueueNack runs lease_nack.lua.
+func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engine.NackResult, error) {
+	const op = "queue nack"
+	if err := e.check(op); err != nil {
+		return engine.NackResult{}, err
+	}
+	if params.MaxDeliveries < 1 {
+		return engine.NackResult{}, fmt.Errorf("%s: max deliveries %d must be positive", op, params.MaxDeliveries)
+	}
+	k := e.keys.Queue(params.Queue)
+	args := []string{
+		params.ID,
+		ms(max(params.Delay, 0)),
+		strconv.Itoa(params.MaxDeliveries),
+		params.Error,
+		isoNow(time.Now()),
+		engine.PyJSONString(params.Queue),
+	}
+	n, err := e.scripts.leaseNack.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.FailedDLQ}, args).AsInt64()
+	if err != nil {
+		return engine.NackResult{}, interpretError(op, err)
+	}
+	if n < 0 {
+		return engine.NackResult{}, fmt.Errorf("%s %q: %w", op, params.ID, engine.ErrLeaseNotFound)
+	}
+	return engine.NackResult{DeadLettered: n == 1}, nil
+}
+
+// QueueExtend runs lease_extend.lua.
+func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.Duration) error {
+	const op = "queue extend"
+	if err := e.check(op); err != nil {
+		return err
+	}
+	if lease <= 0 {
+		return fmt.Errorf("%s: lease %s must be positive", op, lease)
+	}
+	k := e.keys.Queue(queue)
+	n, err := e.scripts.leaseExtend.Exec(ctx, e.client, []string{k.Leases}, []string{id, ms(lease)}).AsInt64()
+	if err != nil {
+		return interpretError(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
+	}
+	return nil
+}
+
+// QueueInFlight counts leases, items waiting for redelivery, and items in
+// the handoff list (taken from the queue by a blocking receive, not yet
+// leased).
+func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error) {
+	const op = "queue in flight"
+	if err := e.check(op); err != nil {
+		return 0, err
+	}
+	k := e.keys.Queue(queue)
+	res := e.client.DoMulti(ctx,
+		e.client.B().Zcard().Key(k.Leases).Build(),
+		e.client.B().Llen().Key(k.Handoff).Build(),
+	)
+	var total int64
+	for _, r := range res {
+		n, err := r.AsInt64()
+		if err != nil {
+			return 0, interpretError(op, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// QueueReclaim runs lease_receive.lua with a count of 0 over every due
+// lease: it only dead-letters. Due leases that still have deliveries left
+// stay due, and the next receive redelivers them first.
+func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (int64, error) {
+	const op = "queue reclaim"
+	if err := e.check(op); err != nil {
+		return 0, err
+	}
+	if maxDeliveries < 1 {
+		return 0, fmt.Errorf("%s: max deliveries %d must be positive", op, maxDeliveries)
+	}
+	r, err := e.receiveOnce(ctx, e.keys.Queue(queue), 0, maxDeliveries, time.Second, -1)
+	if err != nil {
+		return 0, interpretError(op, err)
+	}
+	return r.deadLettered, nil
+}

@@ -1,0 +1,43 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice/internal/keyspace"
+	"github.com/sluicehq/sluice/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// rueidis keeps a background ticker goroutine per process.
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*pipe)._background"),
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis/internal/util.(*Ticker).run"),
+	)
+}
+
+// fixture is one test's engine over a key prefix of its own, plus a raw
+// client to look at what the engine wrote.
+type fixture struct {
+	e      *Engine
+	raw    rueidis.Client
+	prefix string
+	ctx    context.Context
+}
+
+func setup(t testing.TB) fixture {
+	t.Helper()
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, c, prefix)
+	e := New(c, Options{Keys: keyspace.Space{Prefix: prefix}})
+	t.Cleanup(func() { e.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return fixture{e: e, raw: c, prefix: prefix, ctx: ctx}
+}
+

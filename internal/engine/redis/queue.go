@@ -1,0 +1,288 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// QueueAdd runs queue_add.lua once for the whole batch, so a batch costs one
+// round trip and the policy sees every item in order with nothing
+// interleaved. The queue is then recorded in the registry set (see
+// register).
+func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
+	const op = "queue add"
+	if err := e.check(op); err != nil {
+		return nil, err
+	}
+	if len(params.Items) == 0 {
+		return nil, nil
+	}
+	k := e.keys.Queue(params.Queue)
+	args := make([]string, 0, 3+len(params.Items))
+	args = append(args,
+		string(params.Policy.Normalize()),
+		strconv.FormatInt(params.MaxSize, 10),
+		engine.PyJSONString(params.Queue),
+	)
+	args = append(args, params.Items...)
+	raw, err := e.scripts.queueAdd.Exec(ctx, e.client, []string{k.List, k.OverflowDLQ}, args).AsIntSlice()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	if len(raw) != 4*len(params.Items) {
+		return nil, fmt.Errorf("%s: script returned %d values for %d items", op, len(raw), len(params.Items))
+	}
+	results := make([]engine.AddResult, len(params.Items))
+	for i := range results {
+		r := raw[4*i : 4*i+4]
+		results[i] = engine.AddResult{Accepted: r[0] == 1, QueueLength: r[1], Dropped: r[2], MovedToDLQ: r[3]}
+	}
+	e.register(ctx, params.Queue)
+	return results, nil
+}
+
+// register adds queue to the registry set once per process. The registry
+// is a single key, so in cluster mode it lives in another slot than the
+// queue and cannot be written by queue_add.lua: it is best effort, and a
+// failed SADD is retried on the next add instead of failing this one, whose
+// items are already stored.
+func (e *Engine) register(ctx context.Context, queue string) {
+	if _, ok := e.registered.Load(queue); ok {
+		return
+	}
+	cmd := e.client.B().Sadd().Key(e.keys.Registry()).Member(queue).Build()
+	if err := e.client.Do(ctx, cmd).Error(); err == nil {
+		e.registered.Store(queue, struct{}{})
+	}
+}
+
+// QueuePop tries LPOP first and only blocks (BLPOP) when the queue is
+// empty and timeout > 0. Timeouts under a millisecond block for one
+// millisecond: BLPOP reads 0 as "forever".
+func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Duration) (string, bool, error) {
+	const op = "queue pop"
+	if err := e.check(op); err != nil {
+		return "", false, err
+	}
+	key := e.keys.Queue(queue).List
+	item, err := e.client.Do(ctx, e.client.B().Lpop().Key(key).Build()).ToString()
+	switch {
+	case err == nil:
+		return item, true, nil
+	case !rueidis.IsRedisNil(err):
+		return "", false, interpretError(op, err)
+	case timeout <= 0:
+		return "", false, nil
+	}
+	seconds := max(timeout.Seconds(), 0.001)
+	if e.keys.Cluster {
+		return e.blockingPopCluster(ctx, key, seconds)
+	}
+	return e.blockingPop(ctx, key, seconds)
+}
+
+type popReply struct {
+	item string
+	ok   bool
+	err  error
+}
+
+func toPopReply(res rueidis.RedisResult) popReply {
+	kv, err := res.AsStrSlice()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return popReply{}
+	case err != nil:
+		return popReply{err: err}
+	case len(kv) != 2:
+		return popReply{err: fmt.Errorf("BLPOP replied with %d elements", len(kv))}
+	}
+	return popReply{item: kv[1], ok: true}
+}
+
+// blockingPop runs BLPOP on a dedicated connection whose client id it
+// knows. When ctx ends first, CLIENT UNBLOCK wakes the BLPOP as if it timed
+// out and its reply is still read: an item the server already popped is
+// returned, never dropped with a closed connection. Should CLIENT UNBLOCK
+// be refused (ACLs), the call returns at once anyway and a goroutine
+// pushes any item that arrives back to the head of the queue.
+func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (string, bool, error) {
+	const op = "queue pop"
+	dc, release := e.client.Dedicate()
+	id, err := dc.Do(ctx, dc.B().ClientId().Build()).AsInt64()
+	if err != nil {
+		release()
+		return "", false, interpretError(op, err)
+	}
+	wait, stop := e.blockingContext(ctx)
+	defer stop()
+	replies := make(chan popReply, 1)
+	go func() {
+		// The BLPOP gets no ctx of its own: its end is driven by the server
+		// timeout or by CLIENT UNBLOCK, so that its reply is never lost.
+		replies <- toPopReply(dc.Do(context.Background(), dc.B().Blpop().Key(key).Timeout(seconds).Build()))
+	}()
+	select {
+	case r := <-replies:
+		release()
+		if r.err != nil {
+			return "", false, interpretError(op, r.err)
+		}
+		return r.item, r.ok, nil
+	case <-wait.Done():
+	}
+	// CLIENT UNBLOCK answers 0 when the BLPOP is not blocked (yet, or any
+	// more): its reply is then on the way, or the command has not reached
+	// the server, so wait a little for the reply and try again.
+	for {
+		unblock := e.client.B().ClientUnblock().ClientId(id).Timeout().Build()
+		n, err := e.client.Do(context.WithoutCancel(ctx), unblock).AsInt64()
+		if err != nil {
+			e.background.Add(1)
+			go func() {
+				defer e.background.Done()
+				defer release()
+				if r := <-replies; r.ok {
+					e.client.Do(context.Background(), e.client.B().Lpush().Key(key).Element(r.item).Build())
+				}
+			}()
+			return "", false, e.waitError(wait, op)
+		}
+		if n == 0 {
+			select {
+			case r := <-replies:
+				return e.afterUnblock(wait, op, r, release)
+			case <-time.After(5 * time.Millisecond):
+				continue
+			}
+		}
+		return e.afterUnblock(wait, op, <-replies, release)
+	}
+}
+
+func (e *Engine) afterUnblock(wait context.Context, op string, r popReply, release func()) (string, bool, error) {
+	release()
+	if r.ok {
+		return r.item, true, nil
+	}
+	return "", false, e.waitError(wait, op)
+}
+
+// blockingPopCluster is BLPOP through the shared blocking pool: a cluster
+// client cannot name the node of a keyless CLIENT ID on a dedicated
+// connection. rueidis unblocks on cancel; an item the server pops in the
+// instant before the unblock lands is lost with the connection, a window
+// the standalone path does not have.
+func (e *Engine) blockingPopCluster(ctx context.Context, key string, seconds float64) (string, bool, error) {
+	const op = "queue pop"
+	wait, stop := e.blockingContext(ctx)
+	defer stop()
+	r := toPopReply(e.client.Do(wait, e.client.B().Blpop().Key(key).Timeout(seconds).Build().UnblockOnCancel()))
+	if r.err != nil {
+		if wait.Err() != nil {
+			return "", false, e.waitError(wait, op)
+		}
+		return "", false, interpretError(op, r.err)
+	}
+	return r.item, r.ok, nil
+}
+
+// QueuePopN is LPOP with a count: one atomic, non-blocking step.
+func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, error) {
+	const op = "queue pop n"
+	if err := e.check(op); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	key := e.keys.Queue(queue).List
+	items, err := e.client.Do(ctx, e.client.B().Lpop().Key(key).Count(int64(n)).Build()).AsStrSlice()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	return items, nil
+}
+
+// QueuePushFront is one LPUSH of the items in reverse, so items[0] ends at
+// the head and the whole hand-back is atomic.
+func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []string) error {
+	const op = "queue push front"
+	if err := e.check(op); err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	reversed := slices.Clone(items)
+	slices.Reverse(reversed)
+	key := e.keys.Queue(queue).List
+	return interpretError(op, e.client.Do(ctx, e.client.B().Lpush().Key(key).Element(reversed...).Build()).Error())
+}
+
+// QueueLen is LLEN of the queue list; items in the handoff list are
+// counted as in flight, not waiting.
+func (e *Engine) QueueLen(ctx context.Context, queue string) (int64, error) {
+	const op = "queue len"
+	if err := e.check(op); err != nil {
+		return 0, err
+	}
+	n, err := e.client.Do(ctx, e.client.B().Llen().Key(e.keys.Queue(queue).List).Build()).AsInt64()
+	return n, interpretError(op, err)
+}
+
+// QueueRange is LRANGE.
+func (e *Engine) QueueRange(ctx context.Context, queue string, start, end int64) ([]string, error) {
+	const op = "queue range"
+	if err := e.check(op); err != nil {
+		return nil, err
+	}
+	return e.lrange(ctx, op, e.keys.Queue(queue).List, start, end)
+}
+
+func (e *Engine) lrange(ctx context.Context, op, key string, start, end int64) ([]string, error) {
+	items, err := e.client.Do(ctx, e.client.B().Lrange().Key(key).Start(start).Stop(end).Build()).AsStrSlice()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	return items, nil
+}
+
+// QueueClear deletes the queue list only.
+func (e *Engine) QueueClear(ctx context.Context, queue string) (bool, error) {
+	const op = "queue clear"
+	if err := e.check(op); err != nil {
+		return false, err
+	}
+	n, err := e.client.Do(ctx, e.client.B().Del().Key(e.keys.Queue(queue).List).Build()).AsInt64()
+	if err != nil {
+		return false, interpretError(op, err)
+	}
+	return n > 0, nil
+}
+
+// QueueNames lists the registry set, sorted. It knows the queues any
+// process has added to under this key prefix, including queues that are
+// empty now.
+func (e *Engine) QueueNames(ctx context.Context) ([]string, error) {
+	const op = "queue names"
+	if err := e.check(op); err != nil {
+		return nil, err
+	}
+	names, err := e.client.Do(ctx, e.client.B().Smembers().Key(e.keys.Registry()).Build()).AsStrSlice()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	slices.Sort(names)
+	return names, nil
+}

@@ -1,0 +1,77 @@
+-- dlq_requeue.lua: move dead-letter entries, oldest first, back to the tail
+-- of their queue, each subject to the queue's overflow policy, as one
+-- atomic step.
+--
+-- KEYS[1]  the queue list
+-- KEYS[2]  the DLQ to requeue from (overflow or failed)
+-- KEYS[3]  the queue's overflow DLQ (where the dlq policy evicts to)
+-- ARGV[1]  how many entries to requeue; <= 0 means every entry present now
+-- ARGV[2]  policy: "reject", "dlq" or "drop_oldest"
+-- ARGV[3]  max size; <= 0 means unbounded
+-- ARGV[4]  the queue's name, JSON-quoted Python style
+--
+-- Returns {requeued, remaining in the DLQ, displaced}. displaced counts
+-- queue items the policy dropped or moved to the overflow DLQ.
+--
+-- An entry is unwrapped to its "data" string; a failed-job entry without
+-- one falls back to "original_job" (a string as is, else re-encoded).
+-- Entries that cannot be unwrapped (not JSON, no usable field) are never
+-- requeued and never lost: they stay at the head of the DLQ, in their
+-- order, and the requeue continues past them. Under reject, the first entry
+-- that does not fit stays where it was and the requeue stops.
+
+local want = tonumber(ARGV[1])
+local policy = ARGV[2]
+local max = tonumber(ARGV[3])
+local queue_json = ARGV[4]
+
+-- Bound the scan by the DLQ's length now: under the dlq policy, requeuing
+-- from the overflow DLQ into a full queue refills that same DLQ.
+local budget = redis.call('LLEN', KEYS[2])
+
+local function unwrap(entry)
+  local ok, doc = pcall(cjson.decode, entry)
+  if not ok or type(doc) ~= 'table' then return nil end
+  if type(doc.data) == 'string' then return doc.data end
+  local orig = doc.original_job
+  if orig == nil then return nil end
+  if type(orig) == 'string' then return orig end
+  if type(orig) == 'table' then return cjson.encode(orig) end
+  return nil
+end
+
+local requeued, displaced = 0, 0
+local skipped = {}
+local len = redis.call('LLEN', KEYS[1])
+while budget > 0 and (want <= 0 or requeued < want) do
+  local entry = redis.call('LPOP', KEYS[2])
+  if not entry then break end
+  budget = budget - 1
+  local item = unwrap(entry)
+  if item == nil then
+    skipped[#skipped + 1] = entry
+  elseif max > 0 and len >= max and policy ~= 'dlq' and policy ~= 'drop_oldest' then
+    redis.call('LPUSH', KEYS[2], entry)
+    break
+  else
+    if max > 0 and len >= max then
+      local n = len - max + 1
+      local evicted = redis.call('LPOP', KEYS[1], n)
+      if policy == 'dlq' then
+        for j = 1, #evicted do
+          redis.call('RPUSH', KEYS[3], overflow_envelope(queue_json, evicted[j]))
+        end
+      end
+      displaced = displaced + #evicted
+      len = len - #evicted
+    end
+    len = redis.call('RPUSH', KEYS[1], item)
+    requeued = requeued + 1
+  end
+end
+
+for j = #skipped, 1, -1 do
+  redis.call('LPUSH', KEYS[2], skipped[j])
+end
+
+return {requeued, redis.call('LLEN', KEYS[2]), displaced}

@@ -1,0 +1,37 @@
+-- lease_nack.lua: end a delivery without success.
+--
+-- KEYS[1]  the leases zset
+-- KEYS[2]  the jobs hash
+-- KEYS[3]  the queue's failed DLQ list
+-- ARGV[1]  the delivery id "<seq>.<attempt>"
+-- ARGV[2]  delay before redelivery, ms
+-- ARGV[3]  max deliveries per item
+-- ARGV[4]  the error to record
+-- ARGV[5]  now as an ISO 8601 UTC string
+-- ARGV[6]  the queue's name, JSON-quoted Python style
+--
+-- Returns -1 when the id holds no lease, 1 when the item moved to the
+-- failed DLQ (its deliveries are used up), 0 when it waits for redelivery
+-- as "<seq>:r" scored now + delay.
+
+local seq = string.match(ARGV[1], '^(%d+)%.%d+$')
+if not seq or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+local packed = redis.call('HGET', KEYS[2], seq)
+if not packed then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return -1
+end
+local job = cmsgpack.unpack(packed)
+local item, attempt, first_at = job[1], job[2], job[3]
+if first_at == '' then first_at = ARGV[5] end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if attempt >= tonumber(ARGV[3]) then
+  redis.call('RPUSH', KEYS[3], failed_envelope(ARGV[6], item, ARGV[4], attempt, first_at, ARGV[5]))
+  redis.call('HDEL', KEYS[2], seq)
+  return 1
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), seq .. ':r')
+redis.call('HSET', KEYS[2], seq, cmsgpack.pack({item, attempt, first_at, ARGV[4]}))
+return 0

@@ -1,0 +1,111 @@
+-- lease_receive.lua: hand out up to a count of items under a lease.
+-- First it settles leases that are due (expired, or nacked and past their
+-- delay): one that has used its deliveries moves to the failed DLQ, the
+-- others are redelivered first with attempt+1 and a new delivery id. Then it
+-- leases fresh items: the handoff list first (items a blocking receive moved
+-- out of the queue and did not get to lease), then the queue's head.
+--
+-- KEYS[1]  the queue list
+-- KEYS[2]  the queue's handoff list
+-- KEYS[3]  the leases zset (delivery id or "<seq>:r" -> deadline, ms)
+-- KEYS[4]  the jobs hash (seq -> msgpack {item, attempt, first_failed_at, error})
+-- KEYS[5]  the delivery sequence counter
+-- KEYS[6]  the queue's failed DLQ list
+-- ARGV[1]  how many items to hand out (0: only settle due leases)
+-- ARGV[2]  lease length, ms
+-- ARGV[3]  max deliveries per item
+-- ARGV[4]  now as an ISO 8601 UTC string, for DLQ envelopes
+-- ARGV[5]  the queue's name, JSON-quoted Python style
+-- ARGV[6]  how many due leases to examine at most (-1: all)
+--
+-- Returns {dead_lettered, ms until the earliest remaining deadline or -1,
+-- id1, item1, attempt1, id2, item2, attempt2, ...}.
+--
+-- A delivery id is "<seq>.<attempt>": redelivery changes it, so a consumer
+-- still holding an older id cannot settle the item any more. A nacked item
+-- waits as "<seq>:r", which no delivery id can match.
+
+local count = tonumber(ARGV[1])
+local lease = tonumber(ARGV[2])
+local max_deliveries = tonumber(ARGV[3])
+local now_iso = ARGV[4]
+local queue_json = ARGV[5]
+local scan = tonumber(ARGV[6])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = now + lease
+
+local out = {0, -1}
+local delivered = 0
+local dead = 0
+
+local due
+if scan < 0 then
+  due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+else
+  due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, scan)
+end
+for _, member in ipairs(due) do
+  local seq = string.match(member, '^(%d+)%.%d+$')
+  local expired = seq ~= nil
+  if not expired then seq = string.match(member, '^(%d+):r$') end
+  local packed = seq and redis.call('HGET', KEYS[4], seq)
+  if not packed then
+    -- No state to act on: drop the orphan entry rather than rescan it forever.
+    redis.call('ZREM', KEYS[3], member)
+  else
+    local job = cmsgpack.unpack(packed)
+    local item, attempt, first_at, err = job[1], job[2], job[3], job[4]
+    if expired then
+      err = 'lease expired'
+      if first_at == '' then first_at = now_iso end
+    end
+    if attempt >= max_deliveries then
+      redis.call('RPUSH', KEYS[6], failed_envelope(queue_json, item, err, attempt, first_at, now_iso))
+      redis.call('ZREM', KEYS[3], member)
+      redis.call('HDEL', KEYS[4], seq)
+      dead = dead + 1
+    elseif delivered < count then
+      attempt = attempt + 1
+      local id = seq .. '.' .. attempt
+      redis.call('ZREM', KEYS[3], member)
+      redis.call('ZADD', KEYS[3], deadline, id)
+      redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, attempt, first_at, err}))
+      delivered = delivered + 1
+      out[#out + 1] = id
+      out[#out + 1] = item
+      out[#out + 1] = attempt
+    end
+  end
+end
+
+local function lease_fresh(items)
+  if not items then return end
+  local last = redis.call('INCRBY', KEYS[5], #items)
+  local seq = last - #items
+  for j = 1, #items do
+    seq = seq + 1
+    local id = seq .. '.1'
+    redis.call('ZADD', KEYS[3], deadline, id)
+    redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', ''}))
+    out[#out + 1] = id
+    out[#out + 1] = items[j]
+    out[#out + 1] = 1
+  end
+  delivered = delivered + #items
+end
+
+if delivered < count then
+  lease_fresh(redis.call('LPOP', KEYS[2], count - delivered))
+end
+if delivered < count then
+  lease_fresh(redis.call('LPOP', KEYS[1], count - delivered))
+end
+
+out[1] = dead
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if #first == 2 then
+  out[2] = math.max(tonumber(first[2]) - now, 0)
+end
+return out
