@@ -198,22 +198,33 @@ func (s *subscription) connect(ctx context.Context, gap bool) (*subConn, error) 
 		},
 	})
 
-	cmds := rueidis.Commands{dc.B().ClientId().Build()}
+	select {
+	case err := <-lost:
+		// The client was closed (or its connection failed) before the
+		// hooks were set: nothing was sent.
+		dc.Close()
+		return nil, err
+	default:
+	}
+
+	id, err := dc.Do(ctx, dc.B().ClientId().Build()).AsInt64()
+	if err != nil {
+		dc.Close()
+		return nil, err
+	}
+	s.connID.Store(id)
+	var cmds rueidis.Commands
 	if len(s.channels) > 0 {
 		cmds = append(cmds, dc.B().Subscribe().Channel(s.channels...).Build())
 	}
 	if len(s.patterns) > 0 {
 		cmds = append(cmds, dc.B().Psubscribe().Pattern(s.patterns...).Build())
 	}
-	res := dc.DoMulti(ctx, cmds...)
-	for _, r := range res {
+	for _, r := range dc.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
 			dc.Close()
 			return nil, err
 		}
-	}
-	if id, err := res[0].AsInt64(); err == nil {
-		s.connID.Store(id)
 	}
 
 	select {
