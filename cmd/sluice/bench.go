@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/bench"
+)
+
+// benchSuites are the suites `sluice bench` runs, by name.
+var benchSuites = map[string]func(context.Context, bench.Options) (*bench.Report, error){
+	"queue":  bench.Queue,
+	"cache":  bench.Cache,
+	"lock":   bench.Lock,
+	"pubsub": bench.PubSub,
+}
+
+func (e *env) bench(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usageText)
+		return usagef("bench: missing suite (queue, cache, lock, pubsub or http)")
+	}
+	suite, ok := benchSuites[args[0]]
+	if !ok {
+		return usagef("bench: unknown suite %q (want queue, cache, lock, pubsub or http)", args[0])
+	}
+	fs := newFlagSet("bench "+args[0], "bench "+args[0]+" [--redis URL] [--engine redis|memory|file] [--duration 5s] [--item-size 200] [--data-dir DIR] [--json]", e.stderr)
+	redisURL := fs.String("redis", "", "Redis to measure, on a loopback address (env REDIS_URL; default "+bench.DefaultRedisURL+")")
+	engine := fs.String("engine", "redis", "engine to measure: redis, memory, or file (runs fsync everysec and always)")
+	duration := durationFlag(fs, "duration", 5*time.Second, "bound of each case")
+	itemSize := fs.Int("item-size", 200, "size of the JSON item in bytes")
+	dataDir := fs.String("data-dir", "", "where the file engine writes (default a temporary directory); the run's files are removed")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	switch *engine {
+	case "redis", "memory", "file":
+	default:
+		return usagef("--engine %q: want redis, memory or file", *engine)
+	}
+	if *duration <= 0 || *duration > 10*time.Minute {
+		return usagef("--duration %v: want more than 0 and at most 10m", *duration)
+	}
+	if *itemSize < 32 || *itemSize > 1<<20 {
+		return usagef("--item-size %d: want 32 bytes to 1 MiB", *itemSize)
+	}
+	url := *redisURL
+	if !isSet(fs, "redis") {
+		url = e.getenv("REDIS_URL")
+	}
+	opts := bench.Options{
+		RedisURL: url, Password: e.getenv("REDIS_PASSWORD"), Engine: *engine, DataDir: *dataDir,
+		Duration: *duration, ItemSize: *itemSize,
+		Progress: func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "running "+format+"\n", args...)
+		},
+	}
+	rep, err := suite(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return rep.WriteJSON(e.stdout)
+	}
+	return rep.WriteTable(e.stdout)
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/sluicehq/sluice"
+)
+
+func (e *env) dlq(ctx context.Context, args []string) error {
+	return e.subcommand(ctx, "dlq", args, map[string]func(context.Context, []string) error{
+		"stats":   e.dlqStats,
+		"list":    e.dlqList,
+		"requeue": e.dlqRequeue,
+		"purge":   e.dlqPurge,
+	})
+}
+
+// kindFlag registers --kind. def "" makes the flag mandatory.
+func kindFlag(fs *flag.FlagSet, def string) *string {
+	usage := "which dead-letter queue: overflow (dlq:overflow:QUEUE) or failed (dlq:QUEUE)"
+	if def == "" {
+		usage += "; required"
+	}
+	return fs.String("kind", def, usage)
+}
+
+func parseKind(s string) (sluice.DLQKind, error) {
+	if s == "" {
+		return "", usagef("--kind is required: overflow or failed")
+	}
+	k, err := sluice.ParseDLQKind(s)
+	if err != nil {
+		return "", usagef("--kind: %v", err)
+	}
+	return k, nil
+}
+
+// dlqStatsOutput is what `dlq stats` prints.
+type dlqStatsOutput struct {
+	Queue    string `json:"queue"`
+	Overflow int64  `json:"overflow"`
+	Failed   int64  `json:"failed"`
+}
+
+func (e *env) dlqStats(ctx context.Context, args []string) error {
+	fs := newFlagSet("dlq stats", "dlq stats QUEUE", e.stderr)
+	conn := addConnFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		q := c.Queue(pos[0])
+		out := dlqStatsOutput{Queue: pos[0]}
+		if out.Overflow, err = q.DLQ(sluice.DLQOverflow).Len(ctx); err != nil {
+			return err
+		}
+		if out.Failed, err = q.DLQ(sluice.DLQFailed).Len(ctx); err != nil {
+			return err
+		}
+		return printJSON(e.stdout, out)
+	})
+}
+
+// dlqListOutput is what `dlq list` prints: one page and the DLQ's length.
+type dlqListOutput struct {
+	Items []sluice.DLQEntry `json:"items"`
+	Total int64             `json:"total"`
+}
+
+func (e *env) dlqList(ctx context.Context, args []string) error {
+	fs := newFlagSet("dlq list", "dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]", e.stderr)
+	conn := addConnFlags(fs)
+	kind := kindFlag(fs, string(sluice.DLQOverflow))
+	start := fs.Int64("start", 0, "index of the first entry, oldest first")
+	limit := fs.Int64("limit", 100, "entries to show, at most 1000")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	k, err := parseKind(*kind)
+	if err != nil {
+		return err
+	}
+	if *start < 0 || *limit < 1 {
+		return usagef("dlq list: --start must be >= 0 and --limit >= 1")
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		items, total, err := c.Queue(pos[0]).DLQ(k).List(ctx, *start, *limit)
+		if err != nil {
+			return err
+		}
+		if items == nil {
+			items = []sluice.DLQEntry{}
+		}
+		return printJSON(e.stdout, dlqListOutput{Items: items, Total: total})
+	})
+}
+
+func (e *env) dlqRequeue(ctx context.Context, args []string) error {
+	fs := newFlagSet("dlq requeue", "dlq requeue QUEUE [--kind overflow|failed] [--count N] [--policy P] [--max-size N]", e.stderr)
+	conn := addConnFlags(fs)
+	kind := kindFlag(fs, string(sluice.DLQOverflow))
+	count := fs.Int64("count", 0, "entries to move back, oldest first (default 0: all)")
+	policy := fs.String("policy", "", "the queue's overflow policy while requeueing (default QUEUE_OVERFLOW_POLICY or dlq)")
+	size := fs.Int64("max-size", 0, "the queue's capacity while requeueing, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	k, err := parseKind(*kind)
+	if err != nil {
+		return err
+	}
+	if *count < 0 {
+		return usagef("dlq requeue: --count must be >= 0 (0 means all)")
+	}
+	var qopts []sluice.QueueOption
+	if *policy != "" {
+		p, err := sluice.ParsePolicy(*policy)
+		if err != nil {
+			return usagef("--policy: %v", err)
+		}
+		qopts = append(qopts, sluice.QueuePolicy(p))
+	}
+	if isSet(fs, "max-size") {
+		qopts = append(qopts, sluice.QueueMaxSize(*size))
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		res, err := c.Queue(pos[0], qopts...).DLQ(k).Requeue(ctx, *count)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, res)
+	})
+}
+
+func (e *env) dlqPurge(ctx context.Context, args []string) error {
+	fs := newFlagSet("dlq purge", "dlq purge QUEUE --kind overflow|failed", e.stderr)
+	conn := addConnFlags(fs)
+	kind := kindFlag(fs, "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	k, err := parseKind(*kind)
+	if err != nil {
+		return err
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		n, err := c.Queue(pos[0]).DLQ(k).Purge(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, map[string]int64{"purged": n})
+	})
+}

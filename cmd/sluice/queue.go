@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sluicehq/sluice"
+)
+
+func (e *env) queue(ctx context.Context, args []string) error {
+	return e.subcommand(ctx, "queue", args, map[string]func(context.Context, []string) error{
+		"add":      e.queueAdd,
+		"get":      e.queueGet,
+		"len":      e.queueLen,
+		"pressure": e.queuePressure,
+		"peek":     e.queuePeek,
+		"clear":    e.queueClear,
+	})
+}
+
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// withClient opens the engine, runs f and closes the engine, reporting a
+// close error only when f succeeded (a durable engine flushes on close).
+func (e *env) withClient(ctx context.Context, c *connFlags, f func(*sluice.Client) error) error {
+	client, err := e.open(ctx, c)
+	if err != nil {
+		return err
+	}
+	err = f(client)
+	if cerr := client.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close engine: %w", cerr)
+	}
+	return err
+}
+
+func (e *env) queueAdd(ctx context.Context, args []string) error {
+	fs := newFlagSet("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--string]", e.stderr)
+	conn := addConnFlags(fs)
+	policy := fs.String("policy", "", "overflow policy for this add (default QUEUE_OVERFLOW_POLICY or dlq)")
+	size := fs.Int64("max-size", 0, "capacity for this add, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
+	asString := fs.Bool("string", false, "add the argument as a plain string instead of JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE", "JSON"); err != nil {
+		return err
+	}
+	var opts []sluice.AddOption
+	if *policy != "" {
+		p, err := sluice.ParsePolicy(*policy)
+		if err != nil {
+			return usagef("--policy: %v", err)
+		}
+		opts = append(opts, sluice.WithPolicy(p))
+	}
+	if isSet(fs, "max-size") {
+		opts = append(opts, sluice.WithMaxSize(maxSize(*size)))
+	}
+	payload := pos[1]
+	if payload == "-" {
+		b, err := io.ReadAll(e.stdin)
+		if err != nil {
+			return fmt.Errorf("read item from stdin: %w", err)
+		}
+		payload = strings.TrimRight(string(b), "\r\n")
+	}
+	var item any = payload
+	if !*asString {
+		if !json.Valid([]byte(payload)) {
+			return usagef("queue add: the item is not valid JSON (use --string to add it as a plain string): %.80q", payload)
+		}
+		item = json.RawMessage(payload)
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		res, err := c.Queue(pos[0]).Add(ctx, item, opts...)
+		if err != nil && !errors.Is(err, sluice.ErrQueueFull) {
+			return err
+		}
+		if perr := printJSON(e.stdout, res); perr != nil {
+			return perr
+		}
+		if !res.Success {
+			return silent(exitRejected)
+		}
+		return nil
+	})
+}
+
+func (e *env) queueGet(ctx context.Context, args []string) error {
+	fs := newFlagSet("queue get", "queue get QUEUE [--timeout 5s]", e.stderr)
+	conn := addConnFlags(fs)
+	timeout := durationFlag(fs, "timeout", 0, "how long to wait for an item, e.g. 5s (default 0: do not wait)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		q := c.Queue(pos[0])
+		item, ok, err := q.Get(ctx, *timeout)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return silent(exitEmpty)
+		}
+		if err := printJSON(e.stdout, item); err != nil {
+			// The item is out of the queue and nobody saw it: put it back.
+			if perr := q.PutBack(context.WithoutCancel(ctx), item); perr != nil {
+				return fmt.Errorf("write item: %w; putting it back failed too: %v; the item was: %s", err, perr, item.Stored())
+			}
+			return fmt.Errorf("write item (put back at the head of %q): %w", pos[0], err)
+		}
+		return nil
+	})
+}
+
+func (e *env) queueLen(ctx context.Context, args []string) error {
+	fs := newFlagSet("queue len", "queue len QUEUE", e.stderr)
+	conn := addConnFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		n, err := c.Queue(pos[0]).Len(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(e.stdout, n)
+		return err
+	})
+}
+
+func (e *env) queuePressure(ctx context.Context, args []string) error {
+	fs := newFlagSet("queue pressure", "queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]", e.stderr)
+	conn := addConnFlags(fs)
+	size := fs.Int64("max-size", 0, "capacity to judge the queue against, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
+	policy := fs.String("policy", "", "overflow policy to report (default QUEUE_OVERFLOW_POLICY or dlq)")
+	threshold := fs.Float64("threshold", 0, "fill ratio that counts as pressure (default QUEUE_BACKPRESSURE_THRESHOLD or 0.8)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	var qopts []sluice.QueueOption
+	if isSet(fs, "max-size") {
+		qopts = append(qopts, sluice.QueueMaxSize(*size))
+	}
+	if *policy != "" {
+		p, err := sluice.ParsePolicy(*policy)
+		if err != nil {
+			return usagef("--policy: %v", err)
+		}
+		qopts = append(qopts, sluice.QueuePolicy(p))
+	}
+	if isSet(fs, "threshold") {
+		if *threshold <= 0 || *threshold > 1 {
+			return usagef("--threshold %v: want a fill ratio in (0, 1]", *threshold)
+		}
+		qopts = append(qopts, sluice.QueuePressureThreshold(*threshold))
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		p, err := c.Queue(pos[0], qopts...).Pressure(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, p)
+	})
+}
+
+func (e *env) queuePeek(ctx context.Context, args []string) error {
+	fs := newFlagSet("queue peek", "queue peek QUEUE [--start 0] [--end 100]", e.stderr)
+	conn := addConnFlags(fs)
+	start := fs.Int64("start", 0, "first index, inclusive (negative counts from the tail)")
+	end := fs.Int64("end", 100, "last index, inclusive (negative counts from the tail); at most 1000 items are shown")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		items, err := c.Queue(pos[0]).Peek(ctx, *start, *end)
+		if err != nil {
+			return err
+		}
+		if items == nil {
+			items = []sluice.Item{}
+		}
+		return printJSON(e.stdout, items)
+	})
+}
+
+func (e *env) queueClear(ctx context.Context, args []string) error {
+	fs := newFlagSet("queue clear", "queue clear QUEUE", e.stderr)
+	conn := addConnFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
+		return err
+	}
+	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+		cleared, err := c.Queue(pos[0]).Clear(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, map[string]bool{"cleared": cleared})
+	})
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/server"
+)
+
+// serveFlags are serve's own flags besides the engine's. Like connFlags,
+// their environment fallbacks are applied after parsing.
+type serveFlags struct {
+	addr         string
+	apiKeys      string
+	maxBodyBytes int64
+	logFormat    string
+}
+
+// serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
+// gracefully and exits 0.
+func (e *env) serve(ctx context.Context, args []string) error {
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json]", e.stderr)
+	conn := addConnFlags(fs)
+	var f serveFlags
+	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
+	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys required on every route but /health* and /metrics (env SLUICE_API_KEYS)")
+	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	s, err := loadSettings(e.getenv)
+	if err != nil {
+		return err
+	}
+	t, err := conn.resolve(e.getenv)
+	if err != nil {
+		return err
+	}
+	cfg := e.serverConfig(fs, f, s, t)
+	if err := cfg.Validate(); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	log := newLogger(cfg.LogFormat, e)
+	if t.ephemeral {
+		log.Warn("running on the in-memory embedded engine: nothing is persisted; use --data-dir or --redis to keep data")
+	}
+
+	client, err := sluice.Open(ctx, t.url, s.options(conn.prefix(e.getenv), log)...)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", t.display, err)
+	}
+	err = e.runServer(ctx, client, cfg, log, t)
+	// Closing flushes the durable engine's log: its failure is the run's.
+	if cerr := client.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close engine: %w", cerr)
+	}
+	return err
+}
+
+func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.Config, log *slog.Logger, t target) error {
+	srv, err := server.New(client, cfg, log)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display)
+	if err := srv.Run(ctx, ln); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// serverConfig builds the service's configuration: defaults, then the
+// environment, then flags. Values that do not parse were named by
+// loadSettings; Validate names the ones that parse but are out of range.
+func (e *env) serverConfig(fs *flag.FlagSet, f serveFlags, s settings, t target) server.Config {
+	cfg := server.DefaultConfig()
+	cfg.Addr = pick(fs, "addr", f.addr, e.getenv("SLUICE_ADDR"), cfg.Addr)
+	if keys := pick(fs, "api-keys", f.apiKeys, e.getenv("SLUICE_API_KEYS"), ""); keys != "" {
+		for _, k := range strings.Split(keys, ",") {
+			cfg.APIKeys = append(cfg.APIKeys, strings.TrimSpace(k))
+		}
+	}
+	if strings.HasPrefix(t.url, "file://") {
+		cfg.DataDir = strings.TrimPrefix(t.url, "file://")
+	}
+	cfg.QueueMaxSize = s.queue.MaxSize
+	cfg.QueueOverflowPolicy = s.queue.Policy
+	cfg.QueueBackpressureThreshold = s.queue.PressureThreshold
+	cfg.CompressionEnabled = s.compression
+	if s.compressionThreshold > 0 {
+		cfg.CompressionThreshold = s.compressionThreshold
+	}
+	cfg.MaxBodyBytes = f.maxBodyBytes
+	cfg.LogFormat = f.logFormat
+	return cfg
+}
+
+// pick returns the flag's value when it was given, else the environment's
+// when set, else def.
+func pick(fs *flag.FlagSet, name, flagValue, envValue, def string) string {
+	switch {
+	case isSet(fs, name):
+		return flagValue
+	case envValue != "":
+		return envValue
+	}
+	return def
+}
+
+func newLogger(format string, e *env) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, nil))
+}

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice"
+)
+
+// target is the engine a cache, lock or pub/sub run measures: Redis, with
+// the raw commands beside it, or an embedded engine on its own.
+type target struct {
+	o      Options
+	client *sluice.Client
+	redis  *redisSuite // nil on the embedded engine
+	rep    *Report
+	// sample is the latency sampling rate (see measure).
+	sample int
+	close  func() error
+}
+
+func openTarget(ctx context.Context, o Options, suite string, extra ...sluice.Option) (*target, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.Engine == "redis" {
+		s, err := openRedisSuite(ctx, o, suite, extra...)
+		if err != nil {
+			return nil, err
+		}
+		return &target{o: o, client: s.client, redis: s, rep: s.rep, sample: 1, close: s.close}, nil
+	}
+	cfgs, cleanup, err := embeddedConfigs(o)
+	if err != nil {
+		return nil, err
+	}
+	// The file engine's fsync policy does not touch these reads and writes
+	// of non-queue data in a way worth a second run: measure everysec.
+	cfg := cfgs[0]
+	opts := append(append([]sluice.Option{sluice.WithLogger(quietLogger())}, cfg.opts...), extra...)
+	client, err := sluice.Open(ctx, cfg.url, opts...)
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("bench: open %s engine: %w", cfg.label, err)
+	}
+	rep := newReport(suite, o)
+	return &target{o: o, client: client, rep: rep, sample: sampleEmbedded, close: func() error {
+		err := client.Close()
+		return errors.Join(err, cleanup())
+	}}, nil
+}
+
+func (t *target) run(ctx context.Context, label string, n int, note string, f op) error {
+	t.o.Progress("%s, %d goroutines", label, n)
+	res, err := measure(ctx, t.o.Duration, n, t.sample, f)
+	if err != nil {
+		return fmt.Errorf("bench: %s (%d goroutines): %w", label, n, err)
+	}
+	t.rep.add(label, n, res, note)
+	return nil
+}
+
+func (t *target) key(name string) string { return t.redis.prefix + name }
+
+func clientSideCache(c *sluice.Config) { c.ClientSideCache = true }
+
+// Cache measures cache reads and writes: Get, GetCached (served from the
+// client-side cache on Redis) and Set, against raw GET and SET.
+func Cache(ctx context.Context, o Options) (rep *Report, err error) {
+	t, err := openTarget(ctx, o, "cache", clientSideCache)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := t.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	value := json.RawMessage(item(t.o.ItemSize))
+	ca := t.client.Cache()
+	if err := ca.Set(ctx, "hot", value, time.Hour); err != nil {
+		return nil, fmt.Errorf("bench: seed the cache: %w", err)
+	}
+	for _, n := range goroutineCounts {
+		if t.redis != nil {
+			raw, key := t.redis.raw, t.key("hot")
+			err := t.run(ctx, "raw GET", n, "baseline", func(ctx context.Context, _ int) (int, error) {
+				return 1, raw.Do(ctx, raw.B().Get().Key(key).Build()).Error()
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		err := t.run(ctx, "cache get", n, "", func(ctx context.Context, _ int) (int, error) {
+			_, ok, err := ca.Get(ctx, "hot")
+			if err == nil && !ok {
+				err = errors.New("cache get missed the seeded key")
+			}
+			return 1, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		note := "the embedded engine has no client-side cache: this is Get"
+		if t.redis != nil {
+			note = "served in process by rueidis client-side caching, invalidated by the server"
+		}
+		sample := t.sample
+		t.sample = sampleEmbedded // hits take well under a microsecond
+		err = t.run(ctx, "cache get (cached)", n, note, func(ctx context.Context, _ int) (int, error) {
+			_, ok, err := ca.GetCached(ctx, "hot", time.Minute)
+			if err == nil && !ok {
+				err = errors.New("cached get missed the seeded key")
+			}
+			return 1, err
+		})
+		t.sample = sample
+		if err != nil {
+			return nil, err
+		}
+		if t.redis != nil {
+			raw := t.redis.raw
+			str := string(value)
+			err := t.run(ctx, "raw SET", n, "baseline; SET key value EX 3600", func(ctx context.Context, w int) (int, error) {
+				return 1, raw.Do(ctx, raw.B().Set().Key(t.key("w"+strconv.Itoa(w))).Value(str).ExSeconds(3600).Build()).Error()
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		err = t.run(ctx, "cache set", n, "", func(ctx context.Context, w int) (int, error) {
+			return 1, ca.Set(ctx, "c"+strconv.Itoa(w), value, time.Hour)
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.rep.compare("cache get", n, "raw GET", n)
+		t.rep.compare("cache get (cached)", n, "raw GET", n)
+		t.rep.compare("cache set", n, "raw SET", n)
+	}
+	return t.rep, nil
+}
+
+// Lock measures uncontended acquire+release pairs (each goroutine has its
+// own lock) against raw SET NX PX + DEL pairs. Sluice's acquire also bumps
+// the lock's fencing counter and its release compares the token, each in
+// one script.
+func Lock(ctx context.Context, o Options) (rep *Report, err error) {
+	t, err := openTarget(ctx, o, "lock")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := t.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	const ttl = 10 * time.Second
+	for _, n := range goroutineCounts {
+		if t.redis != nil {
+			raw := t.redis.raw
+			err := t.run(ctx, "raw SET NX + DEL", n, "baseline; one op is a pair", func(ctx context.Context, w int) (int, error) {
+				key := t.key("rawlock" + strconv.Itoa(w))
+				ok, err := setNX(ctx, raw, key, ttl)
+				if err != nil {
+					return 0, err
+				}
+				if !ok {
+					return 0, fmt.Errorf("raw lock %s was held", key)
+				}
+				return 1, raw.Do(ctx, raw.B().Del().Key(key).Build()).Error()
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		err := t.run(ctx, "lock acquire+release", n, "one op is a TryAcquire and a Release", func(ctx context.Context, w int) (int, error) {
+			l, ok, err := t.client.TryAcquire(ctx, "lock"+strconv.Itoa(w), ttl)
+			if err != nil {
+				return 0, err
+			}
+			if !ok {
+				return 0, fmt.Errorf("lock%d was held", w)
+			}
+			return 1, l.Release(ctx)
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.rep.compare("lock acquire+release", n, "raw SET NX + DEL", n)
+	}
+	return t.rep, nil
+}
+
+func setNX(ctx context.Context, raw rueidis.Client, key string, ttl time.Duration) (bool, error) {
+	err := raw.Do(ctx, raw.B().Set().Key(key).Value("token").Nx().PxMilliseconds(ttl.Milliseconds()).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,344 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice"
+)
+
+// Goroutine counts every throughput case is measured at, and the number
+// of consumers of the blocking-get and receive cases.
+var goroutineCounts = []int{1, 50}
+
+const consumers = 4
+
+// notFull is a capacity no case reaches: the add script still checks the
+// bound, as it does for every bounded queue, but never overflows.
+const notFull = int64(1) << 40
+
+// fullSize is the capacity of the "full" cases: the queue is filled to it
+// before they start, so every add overflows.
+const fullSize = 1000
+
+var policies = []sluice.Policy{sluice.PolicyReject, sluice.PolicyDLQ, sluice.PolicyDropOldest}
+
+// Queue measures queue adds, gets and acknowledged receives on o.Engine.
+// On Redis every case is set beside the raw rueidis commands it is built on
+// (RPUSH, BLPOP), run against the same server in the same run.
+func Queue(ctx context.Context, o Options) (*Report, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.Engine == "redis" {
+		return redisQueue(ctx, o)
+	}
+	return embeddedQueue(ctx, o)
+}
+
+// quietLogger keeps library logs out of a benchmark's output.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// redisSuite is the state of a run against Redis.
+type redisSuite struct {
+	o      Options
+	raw    rueidis.Client
+	client *sluice.Client
+	prefix string
+	item   string
+	rep    *Report
+	seq    int
+}
+
+func openRedisSuite(ctx context.Context, o Options, suite string, extra ...sluice.Option) (*redisSuite, error) {
+	raw, err := rawRedis(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s := &redisSuite{o: o, raw: raw, prefix: "sluice-bench:" + runID() + ":", item: item(o.ItemSize), rep: newReport(suite, o)}
+	s.rep.Machine.RedisVersion = redisVersion(ctx, raw)
+	opts := append([]sluice.Option{
+		sluice.WithKeyPrefix(s.prefix), sluice.WithPassword(o.Password), sluice.WithLogger(quietLogger()),
+	}, extra...)
+	s.client, err = sluice.Open(ctx, o.RedisURL, opts...)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("bench: open sluice client: %w", err)
+	}
+	return s, nil
+}
+
+// close deletes every key of the run and closes both clients.
+func (s *redisSuite) close() error {
+	err := deletePrefix(s.raw, s.prefix)
+	s.client.Close()
+	s.raw.Close()
+	return err
+}
+
+// name returns a fresh queue name; key is its Redis key.
+func (s *redisSuite) name() (name, key string) {
+	s.seq++
+	name = fmt.Sprintf("q%d", s.seq)
+	return name, s.prefix + name
+}
+
+func (s *redisSuite) run(ctx context.Context, name string, n int, f op) (tally, error) {
+	s.o.Progress("%s, %d goroutines", name, n)
+	t, err := measure(ctx, s.o.Duration, n, 1, f)
+	if err != nil {
+		return t, fmt.Errorf("bench: %s (%d goroutines): %w", name, n, err)
+	}
+	return t, nil
+}
+
+// fill pushes n copies of the item to key with raw RPUSHes of 1000.
+func (s *redisSuite) fill(ctx context.Context, key string, n int) error {
+	const per = 1000
+	elems := make([]string, per)
+	for i := range elems {
+		elems[i] = s.item
+	}
+	var cmds rueidis.Commands
+	for left := n; left > 0; left -= per {
+		cmds = append(cmds, s.raw.B().Rpush().Key(key).Element(elems[:min(per, left)]...).Build())
+		if len(cmds) == 64 || left <= per {
+			for _, r := range s.raw.DoMulti(ctx, cmds...) {
+				if err := r.Error(); err != nil {
+					return fmt.Errorf("bench: fill %s: %w", key, err)
+				}
+			}
+			cmds = cmds[:0]
+		}
+	}
+	return nil
+}
+
+func (s *redisSuite) unlink(ctx context.Context, keys ...string) error {
+	var all []string
+	for _, k := range keys {
+		all = append(all, k, s.prefix+"dlq:overflow:"+k[len(s.prefix):], s.prefix+"dlq:"+k[len(s.prefix):])
+	}
+	return s.raw.Do(ctx, s.raw.B().Unlink().Key(all...).Build()).Error()
+}
+
+// drainBudget is how many items a drain case pre-fills: enough for a
+// whole case at a rate well above what the machine does, bounded so the
+// fill itself stays short. A case that drains them early ends early.
+func drainBudget(d time.Duration, perSecond, ceiling int) int {
+	return min(int(d.Seconds()*float64(perSecond)), ceiling)
+}
+
+// take reserves k items of a pre-filled queue; false once it is drained,
+// so that no worker ever blocks on an empty queue and stretches the case.
+func take(left *atomic.Int64, k int64) (int64, bool) {
+	after := left.Add(-k)
+	if after >= 0 {
+		return k, true
+	}
+	if got := k + after; got > 0 {
+		return got, true
+	}
+	return 0, false
+}
+
+func redisQueue(ctx context.Context, o Options) (rep *Report, err error) {
+	s, err := openRedisSuite(ctx, o, "queue")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := s.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	raw := json.RawMessage(s.item)
+	batch := make([]any, 100)
+	for i := range batch {
+		batch[i] = raw
+	}
+
+	for _, n := range goroutineCounts {
+		_, key := s.name()
+		t, err := s.run(ctx, "raw RPUSH", n, func(ctx context.Context, _ int) (int, error) {
+			return 1, s.raw.Do(ctx, s.raw.B().Rpush().Key(key).Element(s.item).Build()).Error()
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.rep.add("raw RPUSH", n, t, "baseline")
+		if err := s.unlink(ctx, key); err != nil {
+			return nil, err
+		}
+
+		for _, p := range policies {
+			for _, full := range []bool{false, true} {
+				name, key := s.name()
+				size, label := notFull, fmt.Sprintf("add %s (not full)", p)
+				if full {
+					size, label = fullSize, fmt.Sprintf("add %s (full)", p)
+					if err := s.fill(ctx, key, fullSize); err != nil {
+						return nil, err
+					}
+				}
+				q := s.client.Queue(name, sluice.QueueMaxSize(size), sluice.QueuePolicy(p))
+				t, err := s.run(ctx, label, n, func(ctx context.Context, _ int) (int, error) {
+					_, err := q.Add(ctx, raw)
+					if errors.Is(err, sluice.ErrQueueFull) {
+						return 0, nil
+					}
+					return 1, err
+				})
+				if err != nil {
+					return nil, err
+				}
+				s.rep.add(label, n, t, "")
+				s.rep.compare(label, n, "raw RPUSH", n)
+				if err := s.unlink(ctx, key); err != nil {
+					return nil, err
+				}
+			}
+		}
+
+		_, key = s.name()
+		elems := make([]string, 100)
+		for i := range elems {
+			elems[i] = s.item
+		}
+		t, err = s.run(ctx, "raw RPUSH x100", n, func(ctx context.Context, _ int) (int, error) {
+			return 100, s.raw.Do(ctx, s.raw.B().Rpush().Key(key).Element(elems...).Build()).Error()
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.rep.add("raw RPUSH x100", n, t, "baseline: one RPUSH of 100 items")
+		if err := s.unlink(ctx, key); err != nil {
+			return nil, err
+		}
+
+		name, key := s.name()
+		q := s.client.Queue(name, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))
+		t, err = s.run(ctx, "batch add x100", n, func(ctx context.Context, _ int) (int, error) {
+			_, err := q.AddBatch(ctx, batch)
+			return 100, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.rep.add("batch add x100", n, t, "items/s counts items; one op is one batch of 100")
+		s.rep.compare("batch add x100", n, "raw RPUSH x100", n)
+		if err := s.unlink(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := s.consumerCases(ctx); err != nil {
+		return nil, err
+	}
+	return s.rep, nil
+}
+
+// consumerCases drain pre-filled queues with 4 consumers: raw BLPOP,
+// Sluice's blocking get, and receive+ack singly and in batches of 100.
+func (s *redisSuite) consumerCases(ctx context.Context) error {
+	budget := drainBudget(s.o.Duration, 150_000, 2_000_000)
+	lease := sluice.ReceiveOptions{Lease: time.Minute}
+	cases := []struct {
+		label, note string
+		f           func(q *sluice.Queue, key string, left *atomic.Int64) op
+	}{
+		{"raw BLPOP", "baseline", func(_ *sluice.Queue, key string, left *atomic.Int64) op {
+			return func(ctx context.Context, _ int) (int, error) {
+				if _, ok := take(left, 1); !ok {
+					return 0, errDrained
+				}
+				return 1, s.raw.Do(ctx, s.raw.B().Blpop().Key(key).Timeout(1).Build()).Error()
+			}
+		}},
+		{"get (blocking)", "", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+			return func(ctx context.Context, _ int) (int, error) {
+				if _, ok := take(left, 1); !ok {
+					return 0, errDrained
+				}
+				_, ok, err := q.Get(ctx, time.Second)
+				if err == nil && !ok {
+					err = errors.New("get found the pre-filled queue empty")
+				}
+				return 1, err
+			}
+		}},
+		{"receive+ack", "one Receive and one Ack per item", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+			return receiveAck(q, left, 1, lease)
+		}},
+		{"receive+ack x100", "ReceiveBatch of 100, then one Ack per item", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+			return receiveAck(q, left, 100, lease)
+		}},
+	}
+	for _, c := range cases {
+		name, key := s.name()
+		if err := s.fill(ctx, key, budget); err != nil {
+			return err
+		}
+		var left atomic.Int64
+		left.Store(int64(budget))
+		q := s.client.Queue(name, sluice.QueueMaxSize(notFull))
+		t, err := s.run(ctx, c.label, consumers, c.f(q, key, &left))
+		if err != nil {
+			return err
+		}
+		s.rep.add(c.label, consumers, t, c.note)
+		if c.label != "raw BLPOP" {
+			s.rep.compare(c.label, consumers, "raw BLPOP", consumers)
+		}
+		if err := s.unlink(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// receiveAck receives up to per items under a lease and acks each one.
+func receiveAck(q *sluice.Queue, left *atomic.Int64, per int, opts sluice.ReceiveOptions) op {
+	return func(ctx context.Context, _ int) (int, error) {
+		k, ok := take(left, int64(per))
+		if !ok {
+			return 0, errDrained
+		}
+		ds, err := q.ReceiveBatch(ctx, int(k), time.Second, opts)
+		if err != nil {
+			return 0, err
+		}
+		if len(ds) == 0 {
+			return 0, errors.New("receive found the pre-filled queue empty")
+		}
+		for _, d := range ds {
+			if err := d.Ack(ctx); err != nil {
+				return 0, err
+			}
+		}
+		// A short batch leaves items for the next receive; give their
+		// reservations back.
+		left.Add(k - int64(len(ds)))
+		return len(ds), nil
+	}
+}
+
+// removeAll removes a temporary data directory of the file engine.
+func removeAll(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("bench: remove %s: %w", dir, err)
+	}
+	return nil
+}
