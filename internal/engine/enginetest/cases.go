@@ -28,6 +28,7 @@ const (
 // which part of the seam it gets wrong.
 func runCases(t *testing.T, h Harness) {
 	t.Run("Engine", func(t *testing.T) { engineCases(t, h) })
+	t.Run("Close", func(t *testing.T) { closeCases(t, h) })
 	t.Run("Queue", func(t *testing.T) { queueCases(t, h) })
 	t.Run("QueueConcurrency", func(t *testing.T) { concurrencyCases(t, h) })
 	t.Run("DLQ", func(t *testing.T) { dlqCases(t, h) })
@@ -49,6 +50,78 @@ func engineCases(t *testing.T, h Harness) {
 		if got.Status != "healthy" || !got.Connected || got.Error != "" {
 			t.Errorf("Health() = %+v, want status healthy, connected, no error", got)
 		}
+	})
+}
+
+func closeCases(t *testing.T, h Harness) {
+	t.Run("CallsAfterClose", func(t *testing.T) {
+		t.Parallel()
+		e := h.New(t)
+		ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+		defer cancel()
+		if err := e.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		_, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{"x"}, Policy: engine.PolicyDLQ, MaxSize: 10})
+		wantErrIs(t, "QueueAdd after Close", err, engine.ErrClosed)
+		_, err = e.QueueLen(ctx, "q")
+		wantErrIs(t, "QueueLen after Close", err, engine.ErrClosed)
+		_, _, err = e.QueuePop(ctx, "q", time.Second)
+		wantErrIs(t, "blocking QueuePop after Close", err, engine.ErrClosed)
+		_, err = e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 1, Timeout: time.Second, Lease: longLease, MaxDeliveries: 1})
+		wantErrIs(t, "blocking QueueReceive after Close", err, engine.ErrClosed)
+		_, _, err = e.CacheGet(ctx, "k")
+		wantErrIs(t, "CacheGet after Close", err, engine.ErrClosed)
+		_, _, err = e.LockAcquire(ctx, "L", "tok", time.Minute)
+		wantErrIs(t, "LockAcquire after Close", err, engine.ErrClosed)
+		_, err = e.Publish(ctx, "ch", "x")
+		wantErrIs(t, "Publish after Close", err, engine.ErrClosed)
+		_, err = e.Subscribe(ctx, engine.SubscribeParams{Channels: []string{"ch"}})
+		wantErrIs(t, "Subscribe after Close", err, engine.ErrClosed)
+	})
+
+	t.Run("CloseWakesBlockedCalls", func(t *testing.T) {
+		t.Parallel()
+		e := h.New(t)
+		closed := false
+		t.Cleanup(func() {
+			if !closed {
+				e.Close()
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+		defer cancel()
+		sub, err := e.Subscribe(ctx, engine.SubscribeParams{Channels: []string{"ch"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pop := startPop(ctx, e, "q", caseTimeout)
+		recv := startReceive(ctx, e, engine.ReceiveParams{Queue: "r", Count: 1, Timeout: caseTimeout, Lease: longLease, MaxDeliveries: 1})
+		closed = true
+		if err := e.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		p := waitFor(t, "blocked QueuePop after Close", pop)
+		if p.ok || !errors.Is(p.err, engine.ErrClosed) {
+			t.Errorf("blocked QueuePop after Close = %q, %v, %v; want ok false and ErrClosed", p.item, p.ok, p.err)
+		}
+		r := waitFor(t, "blocked QueueReceive after Close", recv)
+		if len(r.ds) != 0 || !errors.Is(r.err, engine.ErrClosed) {
+			t.Errorf("blocked QueueReceive after Close = %+v, %v; want nothing and ErrClosed", r.ds, r.err)
+		}
+		deadline := time.After(waitTimeout)
+		for {
+			select {
+			case _, ok := <-sub.Messages():
+				if ok {
+					continue
+				}
+			case <-deadline:
+				t.Fatal("Messages() not closed after the engine closed")
+			}
+			break
+		}
+		sub.Close()
 	})
 }
 

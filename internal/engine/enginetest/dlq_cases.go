@@ -7,11 +7,6 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
-// Malformed DLQ entries (not JSON, or JSON without "data") are not covered:
-// the seam offers no way to write a raw DLQ entry, and the DLQ's key is not
-// an engine queue name on every engine, so such an entry cannot be produced
-// here without reaching under the seam.
-
 func dlqCases(t *testing.T, h Harness) {
 	t.Run("OverflowEnvelopeBytes", func(t *testing.T) {
 		t.Parallel()
@@ -169,6 +164,47 @@ func dlqCases(t *testing.T, h Harness) {
 		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "c"), engine.OverflowEnvelope("q", "d"))
 	})
 
+	t.Run("RequeueForeignEntries", func(t *testing.T) {
+		// Entries written by the original service or by hand: a failed
+		// entry without "data" goes back as its original_job, and entries
+		// that cannot be unwrapped stay in the DLQ, in order, while the
+		// requeue goes on past them.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		foreign := []string{
+			`not json`,
+			`{"original_job": "py-string", "error": "x", "attempt_count": 3, "queue_name": "q"}`,
+			`{"no": "data"}`,
+			engine.OverflowEnvelope("q", "a"),
+			`{"original_job": {"id": 9, "v": [1, 2]}, "error": "x", "attempt_count": 1, "queue_name": "q"}`,
+			`[1, 2]`,
+			`{"data": 5}`,
+			`null`,
+			`"a json string"`,
+			engine.OverflowEnvelope("q", "b"),
+		}
+		writeDLQ(t, ctx, e, "q", engine.DLQFailed, foreign)
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Policy: engine.PolicyReject, MaxSize: 0})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 4, Remaining: 6})
+		got := rangeAll(t, ctx, e, "q")
+		if len(got) != 4 || got[0] != "py-string" || got[1] != "a" || !jsonEqual([]byte(got[2]), []byte(`{"id": 9, "v": [1, 2]}`)) || got[3] != "b" {
+			t.Errorf("requeued %s, want py-string, a, the original_job object, b", short(got))
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed, foreign[0], foreign[2], foreign[5], foreign[6], foreign[7], foreign[8])
+	})
+
+	t.Run("RequeueCountSkipsMalformed", func(t *testing.T) {
+		// Count bounds the entries moved back; a malformed entry at the
+		// head is not one of them, or it would block every bounded requeue.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		writeDLQ(t, ctx, e, "q", engine.DLQOverflow, []string{`bad`, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b")})
+		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Count: 1, Policy: engine.PolicyDLQ, MaxSize: 10})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 2})
+		wantQueue(t, ctx, e, "q", "a")
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, `bad`, engine.OverflowEnvelope("q", "b"))
+	})
+
 	t.Run("RequeueFailedOriginalBytes", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)
@@ -241,5 +277,25 @@ func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
 	t.Helper()
 	if got != want {
 		t.Errorf("DLQRequeue = %+v, want %+v", got, want)
+	}
+}
+
+// writeDLQ puts raw entries in one of queue's DLQs through its key, which
+// compat.md fixes ("dlq:Q", "dlq:overflow:Q"): that is where the original
+// service and operators write, and the one way to hand an engine entries
+// it did not build itself.
+func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, queue string, kind engine.DLQKind, entries []string) {
+	t.Helper()
+	name := "dlq:" + queue
+	if kind == engine.DLQOverflow {
+		name = "dlq:overflow:" + queue
+	}
+	add(t, ctx, e, name, engine.PolicyReject, 0, entries...)
+	n, err := e.DLQLen(ctx, queue, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(entries)) {
+		t.Skipf("the %s DLQ of %q is not the list %q on this engine", kind, queue, name)
 	}
 }

@@ -80,32 +80,37 @@ func pubsubCases(t *testing.T, h Harness) {
 		}
 	})
 
-	t.Run("CloseUnsubscribes", func(t *testing.T) {
-		t.Parallel()
-		ctx, e := setup(t, h)
-		sub, err := e.Subscribe(ctx, engine.SubscribeParams{Channels: []string{"news"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(t, ctx, e, "news", "before", 1)
-		if err := sub.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		// Messages is closed after Close; what was buffered may still come.
-		deadline := time.After(waitTimeout)
-		for closed := false; !closed; {
-			select {
-			case _, ok := <-sub.Messages():
-				closed = !ok
-			case <-deadline:
-				t.Fatal("Messages() not closed after Close")
+	for name, params := range map[string]engine.SubscribeParams{
+		"CloseUnsubscribesChannel": {Channels: []string{"news"}},
+		"CloseUnsubscribesPattern": {Patterns: []string{"ne*"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, e := setup(t, h)
+			sub, err := e.Subscribe(ctx, params)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		eventually(t, ctx, "publish reaching 0 receivers after Close", func() (bool, error) {
-			n, err := e.Publish(ctx, "news", "after")
-			return n == 0, err
+			publish(t, ctx, e, "news", "before", 1)
+			if err := sub.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			// Messages is closed after Close; what was buffered may still come.
+			deadline := time.After(waitTimeout)
+			for closed := false; !closed; {
+				select {
+				case _, ok := <-sub.Messages():
+					closed = !ok
+				case <-deadline:
+					t.Fatal("Messages() not closed after Close")
+				}
+			}
+			eventually(t, ctx, "publish reaching 0 receivers after Close", func() (bool, error) {
+				n, err := e.Publish(ctx, "news", "after")
+				return n == 0, err
+			})
 		})
-	})
+	}
 
 	t.Run("BufferOverflow", func(t *testing.T) {
 		t.Parallel()

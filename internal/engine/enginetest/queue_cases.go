@@ -350,6 +350,25 @@ func queueCases(t *testing.T, h Harness) {
 		wantQueue(t, ctx, e, "q", "d")
 	})
 
+	t.Run("WrongType", func(t *testing.T) {
+		// Queues and cache entries share one key space, as on Redis
+		// (compat.md: a queue Q is the key Q, a cache entry its key).
+		t.Parallel()
+		ctx, e := setup(t, h)
+		cacheSet(t, ctx, e, "k", "v", 0, false, true)
+		_, err := e.QueueAdd(ctx, engine.AddParams{Queue: "k", Items: []string{"x"}, Policy: engine.PolicyDLQ, MaxSize: 10})
+		wantErrIs(t, "QueueAdd onto a cache key", err, engine.ErrWrongType)
+		_, err = e.QueueLen(ctx, "k")
+		wantErrIs(t, "QueueLen of a cache key", err, engine.ErrWrongType)
+		_, _, err = e.QueuePop(ctx, "k", 0)
+		wantErrIs(t, "QueuePop of a cache key", err, engine.ErrWrongType)
+		wantCached(t, ctx, e, "k", "v")
+		add(t, ctx, e, "q", engine.PolicyDLQ, 10, "x")
+		_, _, err = e.CacheGet(ctx, "q")
+		wantErrIs(t, "CacheGet of a queue", err, engine.ErrWrongType)
+		wantQueue(t, ctx, e, "q", "x")
+	})
+
 	t.Run("Names", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)
