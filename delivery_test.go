@@ -1,0 +1,125 @@
+package sluice_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+func TestReceiveAckNackAndDeadLetter(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("work")
+		if _, err := q.AddBatch(ctx, []any{detection{Camera: 1}, detection{Camera: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		opts := sluice.ReceiveOptions{Lease: time.Minute, MaxDeliveries: 2}
+		d, ok, err := q.Receive(ctx, 0, opts)
+		if err != nil || !ok || d.Attempt != 1 {
+			t.Fatalf("receive: %+v %v %v", d, ok, err)
+		}
+		if got, _ := sluice.As[detection](d.Item); got.Camera != 1 {
+			t.Fatalf("first delivery is camera %d", got.Camera)
+		}
+		p, err := q.Pressure(ctx)
+		if err != nil || p.CurrentLength != 1 || p.InFlight != 1 {
+			t.Fatalf("pressure with one in flight: %+v %v", p, err)
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Ack(ctx); !errors.Is(err, sluice.ErrLeaseNotFound) {
+			t.Fatalf("second ack: %v", err)
+		}
+
+		d2, _, _ := q.Receive(ctx, 0, opts)
+		if dl, err := d2.Nack(ctx, 0, "first failure"); err != nil || dl {
+			t.Fatalf("nack 1: %v %v", dl, err)
+		}
+		d3, ok, err := q.Receive(ctx, 0, opts)
+		if err != nil || !ok || d3.Attempt != 2 {
+			t.Fatalf("redelivery: %+v %v %v", d3, ok, err)
+		}
+		if dl, err := d3.Nack(ctx, 0, "second failure"); err != nil || !dl {
+			t.Fatalf("nack 2 should dead-letter: %v %v", dl, err)
+		}
+		entries, total, err := q.DLQ(sluice.DLQFailed).List(ctx, 0, 10)
+		if err != nil || total != 1 || len(entries) != 1 {
+			t.Fatalf("failed DLQ: %v %d %v", entries, total, err)
+		}
+		e := entries[0]
+		if e.Error != "second failure" || e.AttemptCount != 2 || e.QueueName != "work" || e.Item == nil || e.FirstFailedAt == "" {
+			t.Fatalf("entry: %+v", e)
+		}
+		if got, _ := sluice.As[detection](*e.Item); got.Camera != 2 {
+			t.Fatalf("dead-lettered item: %+v", got)
+		}
+		r, err := q.DLQ(sluice.DLQFailed).Requeue(ctx, 0)
+		if err != nil || r.Requeued != 1 || r.Remaining != 0 {
+			t.Fatalf("requeue: %+v %v", r, err)
+		}
+		back, ok, _ := sluice.GetAs[detection](ctx, q, 0)
+		if !ok || back.Camera != 2 {
+			t.Fatalf("requeued item: %+v %v", back, ok)
+		}
+	})
+}
+
+func TestExpiredLeaseIsRedelivered(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("crashy")
+		if _, err := q.Add(ctx, "job"); err != nil {
+			t.Fatal(err)
+		}
+		short := sluice.ReceiveOptions{Lease: 20 * time.Millisecond}
+		d, ok, err := q.Receive(ctx, 0, short)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		// The consumer "crashes": no ack. A blocking receive gets the item
+		// back once the lease runs out.
+		again, ok, err := q.Receive(ctx, 10*time.Second, short)
+		if err != nil || !ok || again.Attempt != 2 || again.Item.String() != "job" {
+			t.Fatalf("redelivery: %+v %v %v", again, ok, err)
+		}
+		if err := d.Ack(ctx); !errors.Is(err, sluice.ErrLeaseNotFound) {
+			t.Fatalf("stale ack: %v", err)
+		}
+		if err := again.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestDLQListShowsMalformedEntriesRaw(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("small", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyDLQ))
+		for _, v := range []string{"a", "b", "c"} {
+			if _, err := q.Add(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A foreign, malformed entry in the overflow DLQ.
+		if _, err := c.Queue("dlq:overflow:small", sluice.QueueMaxSize(0)).Add(ctx, "garbage"); err != nil {
+			t.Fatal(err)
+		}
+		entries, total, err := q.DLQ(sluice.DLQOverflow).List(ctx, 0, 10)
+		if err != nil || total != 3 || len(entries) != 3 {
+			t.Fatalf("list: %d entries, total %d, %v", len(entries), total, err)
+		}
+		if entries[0].Item.String() != "a" || entries[0].OriginalQueue != "small" || entries[0].Reason != "queue_overflow" {
+			t.Fatalf("entry 0: %+v", entries[0])
+		}
+		if !entries[2].Malformed || entries[2].Raw != "garbage" {
+			t.Fatalf("malformed entry: %+v", entries[2])
+		}
+		if n, err := q.DLQ(sluice.DLQOverflow).Purge(ctx); n != 3 || err != nil {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+	})
+}
