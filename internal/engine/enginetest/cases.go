@@ -283,3 +283,17 @@ func seq(prefix string, n int) []string {
 	}
 	return out
 }
+
+// waitPast returns once d has passed on the engine's own clock, which is
+// the clock its TTLs and leases use: a cache key set now with TTL d is gone.
+func waitPast(t *testing.T, ctx context.Context, e engine.Engine, d time.Duration) {
+	t.Helper()
+	const key = "sluice-witness"
+	if _, err := e.CacheSet(ctx, key, "w", d, false); err != nil {
+		t.Fatalf("CacheSet(witness): %v", err)
+	}
+	eventually(t, ctx, "expiry of the witness key", func() (bool, error) {
+		_, ok, err := e.CacheGet(ctx, key)
+		return !ok, err
+	})
+}

@@ -19,6 +19,7 @@ func concurrencyCases(t *testing.T, h Harness) {
 		adds      = 10 // per producer; every other add is a batch of 2
 		maxSize   = 100
 	)
+	t.Run("dlq/WithConsumers", func(t *testing.T) { concurrencyWithConsumers(t, h) })
 	for _, p := range policies {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
@@ -132,6 +133,98 @@ func concurrencyCases(t *testing.T, h Harness) {
 				}
 			}
 		})
+	}
+}
+
+// concurrencyWithConsumer adds consumers popping while producers add under
+// dlq: every accepted item ends up popped, queued or dead-lettered, once.
+func concurrencyWithConsumers(t *testing.T, h Harness) {
+	t.Parallel()
+	ctx, e := setup(t, h)
+	const producers, adds, consumers, maxSize = 20, 20, 4, 50
+	var (
+		wg, cg  sync.WaitGroup
+		mu      sync.Mutex
+		popped  []string
+		errs    = make(chan error, producers+consumers)
+		stop    = make(chan struct{})
+		offered []string
+	)
+	for c := range consumers {
+		cg.Go(func() {
+			for {
+				var got []string
+				if c%2 == 0 {
+					items, err := e.QueuePopN(ctx, "q", 3)
+					if err != nil {
+						errs <- err
+						return
+					}
+					got = items
+				} else {
+					item, ok, err := e.QueuePop(ctx, "q", 0)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if ok {
+						got = []string{item}
+					}
+				}
+				mu.Lock()
+				popped = append(popped, got...)
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	for g := range producers {
+		batch := make([]string, adds)
+		for i := range batch {
+			batch[i] = fmt.Sprintf("g%d-i%d", g, i)
+		}
+		offered = append(offered, batch...)
+		wg.Go(func() {
+			for _, it := range batch {
+				res, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{it}, Policy: engine.PolicyDLQ, MaxSize: maxSize})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !res[0].Accepted || res[0].QueueLength > maxSize {
+					errs <- fmt.Errorf("add of %s: %+v", it, res[0])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	cg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, it := range popped {
+		seen[it]++
+	}
+	for _, it := range rangeAll(t, ctx, e, "q") {
+		seen[it]++
+	}
+	for _, entry := range dlqAll(t, ctx, e, "q", engine.DLQOverflow) {
+		seen[overflowData(t, "q", entry)]++
+	}
+	for _, it := range offered {
+		if seen[it] != 1 {
+			t.Errorf("item %s found %d times among popped, queued and dead-lettered, want once", it, seen[it])
+		}
+	}
+	if len(seen) != len(offered) {
+		t.Errorf("%d distinct items found, %d offered", len(seen), len(offered))
 	}
 }
 

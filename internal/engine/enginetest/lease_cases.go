@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,6 +168,85 @@ func leaseCases(t *testing.T, h Harness) {
 		checkFailedEntry(t, entries[0], "q", "x", "lease expired", 1, start)
 		wantInFlight(t, ctx, e, "q", 0)
 		wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+	})
+
+	t.Run("MaxDeliveriesViaReceive", func(t *testing.T) {
+		// A receive reclaims expired leases itself, without a sweep.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		start := time.Now()
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1}
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"x"}, 1)
+		waitPast(t, ctx, e, 5*shortLease)
+		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		if len(entries) != 1 {
+			t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
+		}
+		checkFailedEntry(t, entries[0], "q", "x", "lease expired", 1, start)
+		wantInFlight(t, ctx, e, "q", 0)
+	})
+
+	t.Run("RedeliveryBeforeFresh", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "old")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5}
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"old"}, 1)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "fresh")
+		waitPast(t, ctx, e, 5*shortLease)
+		p.Lease = longLease
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"old"}, 2)
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"fresh"}, 1)
+	})
+
+	t.Run("ConcurrentReceivers", func(t *testing.T) {
+		// Under long leases every item goes to exactly one receiver.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		items := seq("job-", 300)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, items...)
+		const receivers = 10
+		got := make([][]string, receivers)
+		errs := make(chan error, receivers)
+		var wg sync.WaitGroup
+		for r := range receivers {
+			wg.Go(func() {
+				for {
+					ds, err := e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 3, Lease: longLease, MaxDeliveries: 3})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(ds) == 0 {
+						return
+					}
+					for _, d := range ds {
+						if d.Attempt != 1 {
+							errs <- fmt.Errorf("%s delivered at attempt %d", d.Item, d.Attempt)
+						}
+						if err := e.QueueAck(ctx, "q", d.ID); err != nil {
+							errs <- fmt.Errorf("QueueAck(%s): %w", d.Item, err)
+							return
+						}
+						got[r] = append(got[r], d.Item)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		all := slices.Concat(got...)
+		slices.Sort(all)
+		want := slices.Clone(items)
+		slices.Sort(want)
+		wantItems(t, "items received across receivers", all, want)
+		wantInFlight(t, ctx, e, "q", 0)
+		wantQueue(t, ctx, e, "q")
 	})
 
 	t.Run("Reclaim", func(t *testing.T) {
