@@ -17,7 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
-// TODO(engine completion): var _ engine.Engine = (*Engine)(nil)
+var _ engine.Engine = (*Engine)(nil)
 
 // Options configure the engine.
 type Options struct {

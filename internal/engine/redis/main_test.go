@@ -40,4 +40,3 @@ func setup(t testing.TB) fixture {
 	t.Cleanup(cancel)
 	return fixture{e: e, raw: c, prefix: prefix, ctx: ctx}
 }
-

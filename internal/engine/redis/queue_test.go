@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/codec"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 func (f fixture) add(t *testing.T, queue string, policy engine.Policy, max int64, items ...string) []engine.AddResult {
@@ -470,5 +471,43 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClusterLayoutKeepsOneSlot exercises every script in the cluster
+// layout and checks that each key it wrote carries the queue's hash tag
+// (the registry set excepted, which is outside every script).
+func TestClusterLayoutKeepsOneSlot(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	e := New(f.raw, Options{Keys: keyspace.Space{Prefix: f.prefix, Cluster: true}})
+	defer e.Close()
+	g := fixture{e: e, raw: f.raw, prefix: f.prefix, ctx: f.ctx}
+	g.add(t, "jobs", engine.PolicyDLQ, 2, "a", "b", "c", "d")
+	d := g.receive(t, "jobs", 1, 1)[0]
+	if _, err := e.QueueNack(g.ctx, engine.NackParams{Queue: "jobs", ID: d.ID, Error: "x", MaxDeliveries: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d = g.receive(t, "jobs", 1, 3)[0]
+	if _, err := e.QueueNack(g.ctx, engine.NackParams{Queue: "jobs", ID: d.ID, Delay: time.Hour, MaxDeliveries: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if res := g.requeue(t, engine.RequeueParams{Queue: "jobs", Kind: engine.DLQOverflow, Policy: engine.PolicyDLQ, MaxSize: 2}); res.Requeued != 2 {
+		t.Fatalf("requeue %+v", res)
+	}
+	if item, ok, err := e.QueuePop(g.ctx, "jobs", time.Millisecond); err != nil || !ok {
+		t.Fatalf("pop %q %v %v", item, ok, err)
+	}
+	keys, err := f.raw.Do(f.ctx, f.raw.B().Keys().Pattern(f.prefix+"*").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	want := []string{"dlq:{jobs}", "sluice#jobs:{jobs}", "sluice#leases:{jobs}", "sluice#queues", "sluice#seq:{jobs}", "{jobs}"}
+	for i := range want {
+		want[i] = f.prefix + want[i]
+	}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys %q\nwant %q", keys, want)
 	}
 }
