@@ -143,8 +143,11 @@ type subscription struct {
 	closed  bool
 	dropped atomic.Uint64
 
-	// connID is the server's CLIENT ID of the current connection.
-	connID atomic.Int64
+	// connID is the server's CLIENT ID of the current connection, and
+	// reconnects counts completed re-subscriptions (each announced by a gap
+	// notice before it counts).
+	connID     atomic.Int64
+	reconnects atomic.Uint64
 
 	ctx    context.Context // cancelled by Close and by the engine's Close
 	cancel context.CancelFunc
@@ -278,6 +281,7 @@ func (s *subscription) reconnect() *subConn {
 		c, err := s.connect(ctx, true)
 		cancel()
 		if err == nil {
+			s.reconnects.Add(1)
 			return c
 		}
 		if s.ctx.Err() != nil || errors.Is(err, rueidis.ErrClosing) {
@@ -346,6 +350,6 @@ func (s *subscription) closeMessages() {
 
 // String describes the subscription for logs.
 func (s *subscription) String() string {
-	return fmt.Sprintf("redis subscription (%d channels, %d patterns, conn %d)",
-		len(s.channels), len(s.patterns), s.connID.Load())
+	return fmt.Sprintf("redis subscription (%d channels, %d patterns, conn %d, %d reconnects)",
+		len(s.channels), len(s.patterns), s.connID.Load(), s.reconnects.Load())
 }

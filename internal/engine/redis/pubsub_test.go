@@ -266,12 +266,12 @@ func TestPubSubGapNoticeSurvivesFullBuffer(t *testing.T) {
 
 	// Two losses before the reader looks: the second gap coalesces into the
 	// first, which still follows every buffered message.
-	for range 2 {
-		id := sub.connID.Load()
-		capKillConn(t, client, id)
-		capEventually(t, "resubscribed", func() bool {
-			return sub.connID.Load() != id && len(sub.Messages()) == 3
-		})
+	for n := range uint64(2) {
+		capKillConn(t, client, sub.connID.Load())
+		capEventually(t, "resubscribed", func() bool { return sub.reconnects.Load() == n+1 })
+		if l := len(sub.Messages()); l != 3 {
+			t.Fatalf("after reconnect %d the buffer holds %d entries, want 3", n+1, l)
+		}
 	}
 	want := []engine.Message{
 		{Kind: engine.MessageData, Channel: "c", Payload: "m0"},
