@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // fakeClock is a Clock tests move by hand.
@@ -106,3 +107,5 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+func keyspaceWithPrefix(p string) keyspace.Space { return keyspace.Space{Prefix: p} }

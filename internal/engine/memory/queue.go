@@ -302,16 +302,17 @@ func (e *Engine) DLQPurge(ctx context.Context, queue string, kind engine.DLQKind
 	return e.listClear("dlq purge", key)
 }
 
-// DLQRequeue moves entries, oldest first, back to the tail of the queue,
-// each under the queue's overflow policy. An entry goes back as its "data"
-// field (the stored form that was accepted), or for a failed entry without
-// one, as its "original_job" (a JSON string as its value, anything else as
-// its JSON text). An entry that is none of that (not a JSON object, no
-// usable field) is malformed: it is skipped and stays in the DLQ, in its
-// place, so nothing is ever lost to a requeue. Under reject, an entry that
-// does not fit stays at the head and the requeue stops. Entries that the
-// requeue itself pushes into the overflow DLQ are not requeued again in the
-// same call.
+// DLQRequeue moves up to p.Count entries (all when <= 0), oldest first,
+// back to the tail of the queue, each under the queue's overflow policy.
+// An entry goes back as its "data" field (the stored form that was
+// accepted), or for a failed entry without one, as its "original_job" (a
+// JSON string as its value, anything else as its JSON text). An entry that
+// is none of that (not a JSON object, no usable field) is malformed: it is
+// skipped and stays in the DLQ, in its place, so nothing is ever lost to a
+// requeue; it does not count against p.Count, or one bad entry at the head
+// would stall bounded requeues. Under reject, an entry that does not fit
+// stays at the head and the requeue stops. Entries that the requeue itself
+// pushes into the overflow DLQ are not requeued again in the same call.
 func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine.RequeueResult, error) {
 	var res engine.RequeueResult
 	if err := e.checkOpen("dlq requeue"); err != nil {
@@ -333,14 +334,12 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine
 			return res, wrongType("dlq requeue", o.key)
 		}
 	}
-	count := int64(src.list.Len())
-	if p.Count > 0 && p.Count < count {
-		count = p.Count
-	}
-	taken := t.popFront(src, int(count))
+	// "All" is the entries present now: entries this requeue pushes into
+	// the overflow DLQ (when it is also the source) are not seen again.
+	initial := src.list.Len()
 	var kept []string // malformed entries, and what did not fit
-entries:
-	for i, entry := range taken {
+	for seen := 0; seen < initial && (p.Count <= 0 || res.Requeued < p.Count); seen++ {
+		entry := t.popOne(src)
 		data, ok := requeueData(entry)
 		if !ok {
 			kept = append(kept, entry)
@@ -359,8 +358,9 @@ entries:
 				t.popFront(main, int(d))
 				res.Displaced += d
 			default:
-				kept = append(kept, taken[i:]...)
-				break entries
+				kept = append(kept, entry)
+				seen = initial // stop: the entry stays at the head
+				continue
 			}
 		}
 		t.pushBack(main, data)

@@ -140,15 +140,20 @@ func (t *tx) leasePut(o *object, l *lease) {
 	q := o.queue()
 	q.put(l)
 	if t.on {
-		t.op(opLeasePut, o.key)
-		t.uint(l.id)
-		t.uint(uint64(l.attempt))
-		t.int(l.deadline)
-		t.bool(l.leased)
-		t.str(l.firstFailed)
-		t.str(l.err)
-		t.str(l.item)
+		t.encodeLease(o.key, l)
 	}
+}
+
+// encodeLease writes an opLeasePut; snapshots use it too.
+func (t *tx) encodeLease(key string, l *lease) {
+	t.op(opLeasePut, key)
+	t.uint(l.id)
+	t.uint(uint64(l.attempt))
+	t.int(l.deadline)
+	t.bool(l.leased)
+	t.str(l.firstFailed)
+	t.str(l.err)
+	t.str(l.item)
 }
 
 func (t *tx) leaseDel(o *object, l *lease) {

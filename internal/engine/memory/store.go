@@ -254,14 +254,7 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 			t.uint(it.seq)
 		}
 		for j := range it.leases {
-			l := &it.leases[j]
-			t.op(opLeasePut, it.key)
-			t.uint(l.id)
-			t.uint(uint64(l.attempt))
-			t.int(l.deadline)
-			t.bool(l.leased)
-			t.str(l.firstFailed)
-			t.str(l.item)
+			t.encodeLease(it.key, &it.leases[j])
 			if err := flush(false); err != nil {
 				return total, err
 			}
