@@ -81,12 +81,13 @@ func checkHeader(h []byte) error {
 // appendFrame appends rec, framed, to dst and returns the extended slice.
 // The caller has checked len(rec) <= MaxRecordSize.
 func appendFrame(dst, rec []byte) []byte {
-	var hdr [frameHeaderSize]byte
-	binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(rec)))
-	crc := crc32.Update(0, castagnoli, hdr[0:4])
+	// The header is built inside dst: a local array would escape through
+	// the crc32 call and cost an allocation per record.
+	at := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(rec)))
+	crc := crc32.Update(0, castagnoli, dst[at:at+4])
 	crc = crc32.Update(crc, castagnoli, rec)
-	binary.LittleEndian.PutUint32(hdr[4:8], crc)
-	dst = append(dst, hdr[:]...)
+	dst = binary.LittleEndian.AppendUint32(dst, crc)
 	return append(dst, rec...)
 }
 

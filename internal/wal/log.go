@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -47,6 +48,12 @@ type Options struct {
 	Logger *slog.Logger
 	// SyncInterval is how often FsyncEverySec fsyncs. Default one second.
 	SyncInterval time.Duration
+	// WriteDelay is how long, under FsyncEverySec, the writer gathers
+	// records before handing them to the operating system in one write, so
+	// a stream of small records costs few system calls. It widens the loss
+	// window of a process crash by as much. Default 500µs; negative
+	// disables gathering.
+	WriteDelay time.Duration
 	// MaxPending bounds the bytes appended but not yet written to the
 	// operating system; an Append that would exceed it waits for the
 	// writer, so a slow disk slows appenders instead of growing memory
@@ -61,6 +68,9 @@ func (o Options) withDefaults() Options {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
 	}
+	if o.WriteDelay == 0 {
+		o.WriteDelay = 500 * time.Microsecond
+	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 8 << 20
 	}
@@ -73,6 +83,10 @@ func (o Options) validate() error {
 	}
 	return nil
 }
+
+// batchBytes is the buffered size at which the writer stops gathering and
+// writes at once.
+const batchBytes = 256 << 10
 
 // Log is an append-only log of opaque records in one directory. All
 // methods are safe for concurrent use.
@@ -106,9 +120,10 @@ type Log struct {
 	err      error // sticky: after a failed write or fsync nothing is trusted
 	rw       *Rewriter
 
-	kick chan struct{}
+	kick chan struct{} // records are waiting for the writer
+	full chan struct{} // enough are waiting that gathering more is pointless
 	stop chan struct{}
-	done chan struct{}
+	wg   sync.WaitGroup // the writer and syncer goroutines
 }
 
 // Open opens (creating if needed) the log in dir and locks the directory.
@@ -134,15 +149,20 @@ func Open(dir string, opts Options) (*Log, error) {
 		opts: opts,
 		lock: lock,
 		kick: make(chan struct{}, 1),
+		full: make(chan struct{}, 1),
 		stop: make(chan struct{}),
-		done: make(chan struct{}),
 	}
 	l.cond = sync.NewCond(&l.mu)
 	if err := l.openCurrent(); err != nil {
 		_ = lock.Close()
 		return nil, err
 	}
+	l.wg.Add(1)
 	go l.writer()
+	if opts.Fsync == FsyncEverySec {
+		l.wg.Add(1)
+		go l.syncer()
+	}
 	return l, nil
 }
 
@@ -215,6 +235,12 @@ func (l *Log) Append(recs ...[]byte) error {
 	l.size += int64(n)
 	end := l.appended
 	l.signal()
+	if len(l.buf) >= batchBytes {
+		select {
+		case l.full <- struct{}{}:
+		default:
+		}
+	}
 	if l.opts.Fsync == FsyncAlways {
 		err = l.waitLocked(func() bool { return l.synced >= end })
 	} else if l.appended-l.written > int64(l.opts.MaxPending) {
@@ -260,26 +286,82 @@ func (l *Log) signal() {
 	}
 }
 
-// writer is the Log's background goroutine: it writes buffered records on
-// demand and, with FsyncEverySec, fsyncs on a timer. Close stops it.
+// writer is the Log's background goroutine that hands buffered records to
+// the operating system, fsyncing each batch under FsyncAlways. Close stops
+// it.
 func (l *Log) writer() {
-	defer close(l.done)
-	var tick <-chan time.Time
-	if l.opts.Fsync == FsyncEverySec {
-		t := time.NewTicker(l.opts.SyncInterval)
-		defer t.Stop()
-		tick = t.C
-	}
+	defer l.wg.Done()
+	always := l.opts.Fsync == FsyncAlways
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	defer delay.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-l.kick:
-			_ = l.flush(l.opts.Fsync == FsyncAlways)
-		case <-tick:
-			_ = l.flush(true)
+			if always {
+				// Appenders woken by the previous fsync are usually about to
+				// append again; letting them run first makes the next batch
+				// (and so the next fsync) cover them all.
+				runtime.Gosched()
+			} else if l.opts.WriteDelay > 0 {
+				// Gather a batch so one write(2) covers many records.
+				delay.Reset(l.opts.WriteDelay)
+				select {
+				case <-delay.C:
+				case <-l.full:
+					delay.Stop()
+				case <-l.stop:
+				}
+			}
+			_ = l.flush(always)
 		}
 	}
+}
+
+// syncer fsyncs once per SyncInterval under FsyncEverySec. It does not
+// hold fileMu during the fsync, so the writer keeps writing meanwhile and
+// appenders are not held up by a slow disk.
+func (l *Log) syncer() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			_ = l.syncWritten()
+		}
+	}
+}
+
+// syncWritten fsyncs what has been written so far without blocking writes.
+func (l *Log) syncWritten() error {
+	l.fileMu.Lock()
+	l.mu.Lock()
+	f, target, need := l.file, l.written, l.synced < l.written && !l.closed
+	l.mu.Unlock()
+	l.fileMu.Unlock()
+	if !need {
+		return nil
+	}
+	err := f.Sync()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.file != f {
+		// A rewrite replaced the file (and fsynced its successor) meanwhile;
+		// whatever this fsync did no longer matters.
+		return nil
+	}
+	if err != nil {
+		l.failLocked(fmt.Errorf("wal: fsync %s: %w", f.Name(), err))
+		return l.err
+	}
+	l.synced = max(l.synced, target)
+	l.cond.Broadcast()
+	return nil
 }
 
 // flush writes everything buffered to the current file and, if sync is
@@ -369,7 +451,7 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 
 	close(l.stop)
-	<-l.done
+	l.wg.Wait()
 	flushErr := l.flush(true)
 
 	l.fileMu.Lock()
