@@ -69,6 +69,7 @@ func openRedisSuite(ctx context.Context, o Options, suite string, extra ...sluic
 	}
 	s := &redisSuite{o: o, raw: raw, prefix: "sluice-bench:" + runID() + ":", item: item(o.ItemSize), rep: newReport(suite, o)}
 	s.rep.Machine.RedisVersion = redisVersion(ctx, raw)
+	s.rep.KeyPrefix = s.prefix
 	opts := append([]sluice.Option{
 		sluice.WithKeyPrefix(s.prefix), sluice.WithPassword(o.Password), sluice.WithLogger(quietLogger()),
 	}, extra...)

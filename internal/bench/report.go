@@ -51,7 +51,10 @@ type Report struct {
 	Duration string    `json:"case_duration"`
 	ItemSize int       `json:"item_size"`
 	Machine  Machine   `json:"machine"`
-	Results  []Result  `json:"results"`
+	// KeyPrefix is the prefix of every Redis key the run wrote; the run
+	// deleted them all before returning.
+	KeyPrefix string   `json:"key_prefix,omitempty"`
+	Results   []Result `json:"results"`
 }
 
 func newReport(suite string, o Options) *Report {
