@@ -1,0 +1,531 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/redis/rueidis"
+)
+
+// HTTPBenchConfig drives RunHTTPBench. Zero fields take the defaults.
+type HTTPBenchConfig struct {
+	// URL of the running server, e.g. http://127.0.0.1:8000 (required).
+	URL string
+	// APIKey is sent as X-API-Key when set.
+	APIKey string
+	// Clients is the number of concurrent keep-alive HTTP clients (64).
+	Clients int
+	// Duration of each request phase (10 s).
+	Duration time.Duration
+	// Payload is the detection posted (a small JSON object by default).
+	Payload []byte
+
+	// FanoutClients WebSocket clients (1000) subscribe to one channel, to
+	// which FanoutRate messages per second (1000) are published for
+	// FanoutDuration (10 s). FanoutClients < 0 skips the fan-out test.
+	FanoutClients  int
+	FanoutRate     int
+	FanoutDuration time.Duration
+
+	// RedisURL, when set, adds the baseline: a bare net/http handler doing
+	// one Redis call per request (an RPUSH, and a bounded-add script), run
+	// in this process and driven exactly like the server.
+	RedisURL string
+	// KeyPrefix is prepended to the baseline's Redis key.
+	KeyPrefix string
+}
+
+func (c HTTPBenchConfig) withDefaults() HTTPBenchConfig {
+	if c.Clients <= 0 {
+		c.Clients = 64
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if len(c.Payload) == 0 {
+		c.Payload = []byte(`{"camera_id":1,"label":"person","confidence":0.93,"bbox":[12,40,118,230]}`)
+	}
+	if c.FanoutClients == 0 {
+		c.FanoutClients = 1000
+	}
+	if c.FanoutRate <= 0 {
+		c.FanoutRate = 1000
+	}
+	if c.FanoutDuration <= 0 {
+		c.FanoutDuration = 10 * time.Second
+	}
+	c.URL = strings.TrimRight(c.URL, "/")
+	return c
+}
+
+// LatencyStats summarises one request phase.
+type LatencyStats struct {
+	Requests  int64         `json:"requests"`
+	Errors    int64         `json:"errors"`     // transport failures
+	Non2xx    int64         `json:"non_2xx"`    // answered with another status
+	PerSecond float64       `json:"per_second"` // completed requests / elapsed
+	P50       time.Duration `json:"p50"`
+	P99       time.Duration `json:"p99"`
+	Max       time.Duration `json:"max"`
+}
+
+func (s LatencyStats) String() string {
+	return fmt.Sprintf("%9.0f req/s  p50 %-9v p99 %-9v max %-9v (%d requests, %d errors, %d non-2xx)",
+		s.PerSecond, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond),
+		s.Requests, s.Errors, s.Non2xx)
+}
+
+// FanoutStats summarises the WebSocket fan-out test. Latency is from the
+// publisher's send time, embedded in each message, to its arrival.
+type FanoutStats struct {
+	Clients   int           `json:"clients"`
+	Rate      int           `json:"rate"`
+	Published int64         `json:"published"`
+	Expected  int64         `json:"expected"` // published * clients
+	Received  int64         `json:"received"`
+	Closed    int64         `json:"closed"` // clients disconnected by the server
+	P50       time.Duration `json:"p50"`
+	P99       time.Duration `json:"p99"`
+	Max       time.Duration `json:"max"`
+}
+
+func (s FanoutStats) String() string {
+	return fmt.Sprintf("%d clients x %d msg/s: delivered %d/%d, p50 %v p99 %v max %v, %d clients closed by the server",
+		s.Clients, s.Rate, s.Received, s.Expected, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond),
+		s.Max.Round(time.Microsecond), s.Closed)
+}
+
+// HTTPBenchReport is what RunHTTPBench measured.
+type HTTPBenchReport struct {
+	Engine  string       `json:"engine"`
+	Clients int          `json:"clients"`
+	Post    LatencyStats `json:"post_detections"`
+	Next    LatencyStats `json:"get_detections_next"`
+	// NextItems of the Next requests returned an item; the rest "empty".
+	NextItems      int64         `json:"next_items"`
+	BaselineRPush  *LatencyStats `json:"baseline_rpush,omitempty"`
+	BaselineScript *LatencyStats `json:"baseline_script,omitempty"`
+	Fanout         *FanoutStats  `json:"fanout,omitempty"`
+}
+
+func (r HTTPBenchReport) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "engine %s, %d keep-alive clients\n", r.Engine, r.Clients)
+	fmt.Fprintf(&b, "POST /detections         %v\n", r.Post)
+	fmt.Fprintf(&b, "GET  /detections/next    %v (%d items)\n", r.Next, r.NextItems)
+	if r.BaselineRPush != nil {
+		fmt.Fprintf(&b, "baseline net/http RPUSH  %v\n", *r.BaselineRPush)
+	}
+	if r.BaselineScript != nil {
+		fmt.Fprintf(&b, "baseline net/http EVAL   %v\n", *r.BaselineScript)
+		if r.BaselineScript.PerSecond > 0 {
+			fmt.Fprintf(&b, "service / script baseline: %.0f%%\n", 100*r.Post.PerSecond/r.BaselineScript.PerSecond)
+		}
+	}
+	if r.Fanout != nil {
+		fmt.Fprintf(&b, "WebSocket fan-out        %v\n", *r.Fanout)
+	}
+	return b.String()
+}
+
+// RunHTTPBench measures a running server: POST /detections and GET
+// /detections/next with cfg.Clients keep-alive clients, WebSocket fan-out,
+// and, with a Redis URL, a bare net/http baseline. It leaves the items it
+// posted in detections_queue (and its DLQ) of the server.
+func RunHTTPBench(ctx context.Context, cfg HTTPBenchConfig) (HTTPBenchReport, error) {
+	cfg = cfg.withDefaults()
+	if _, err := url.Parse(cfg.URL); err != nil || cfg.URL == "" {
+		return HTTPBenchReport{}, fmt.Errorf("bench: server URL %q: want http://host:port", cfg.URL)
+	}
+	hc := benchClient(cfg.Clients)
+	defer hc.CloseIdleConnections()
+	rep := HTTPBenchReport{Clients: cfg.Clients}
+
+	var h struct {
+		Engine string `json:"engine"`
+	}
+	if err := getJSON(ctx, hc, cfg.URL+"/health", &h); err != nil {
+		return rep, fmt.Errorf("bench: server health: %w", err)
+	}
+	rep.Engine = h.Engine
+
+	header := http.Header{"Content-Type": {"application/json"}}
+	if cfg.APIKey != "" {
+		header.Set("X-API-Key", cfg.APIKey)
+	}
+	rep.Post, _ = drive(ctx, hc, cfg, http.MethodPost, cfg.URL+"/detections", header, cfg.Payload, nil)
+	var items atomic.Int64
+	rep.Next, _ = drive(ctx, hc, cfg, http.MethodGet, cfg.URL+"/detections/next?timeout=0", header, nil, func(body []byte) {
+		if !bytes.Contains(body, []byte(`"status":"empty"`)) {
+			items.Add(1)
+		}
+	})
+	rep.NextItems = items.Load()
+
+	if cfg.RedisURL != "" {
+		rpush, script, err := runBaseline(ctx, cfg)
+		if err != nil {
+			return rep, err
+		}
+		rep.BaselineRPush, rep.BaselineScript = &rpush, &script
+	}
+	if cfg.FanoutClients > 0 {
+		f, err := runFanout(ctx, cfg)
+		if err != nil {
+			return rep, err
+		}
+		rep.Fanout = &f
+	}
+	return rep, ctx.Err()
+}
+
+func benchClient(n int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        n * 2,
+		MaxIdleConnsPerHost: n * 2,
+		MaxConnsPerHost:     n,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}}
+}
+
+func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// drive runs cfg.Clients loops of one request for cfg.Duration.
+func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u string, header http.Header, body []byte, onBody func([]byte)) (LatencyStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	lat := make([][]time.Duration, cfg.Clients)
+	var errs, non2xx atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 512)
+			for ctx.Err() == nil {
+				req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+				req.Header = header
+				t0 := time.Now()
+				resp, err := hc.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				buf, err = readAll(resp.Body, buf[:0])
+				resp.Body.Close()
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+				if resp.StatusCode/100 != 2 {
+					non2xx.Add(1)
+				} else if onBody != nil {
+					onBody(buf)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := summarize(lat, time.Since(start))
+	st.Errors, st.Non2xx = errs.Load(), non2xx.Load()
+	return st, nil
+}
+
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func summarize(per [][]time.Duration, elapsed time.Duration) LatencyStats {
+	var all []time.Duration
+	for _, l := range per {
+		all = append(all, l...)
+	}
+	st := LatencyStats{Requests: int64(len(all))}
+	if len(all) == 0 {
+		return st
+	}
+	slices.Sort(all)
+	st.PerSecond = float64(len(all)) / elapsed.Seconds()
+	st.P50 = all[len(all)/2]
+	st.P99 = all[min(len(all)*99/100, len(all)-1)]
+	st.Max = all[len(all)-1]
+	return st
+}
+
+// baselineScript is a bounded add in one round trip: the least any
+// correct service must do per POST.
+const baselineScript = `
+local n = redis.call('LLEN', KEYS[1])
+if n >= tonumber(ARGV[2]) then return -1 end
+return redis.call('RPUSH', KEYS[1], ARGV[1])`
+
+// runBaseline serves a bare net/http handler in this process that decodes
+// the JSON body and makes one Redis call, and drives it like the server.
+func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script LatencyStats, err error) {
+	opt, err := rueidis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return rpush, script, fmt.Errorf("bench: redis URL: %w", err)
+	}
+	opt.DisableCache = true
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		return rpush, script, fmt.Errorf("bench: redis: %w", err)
+	}
+	defer rc.Close()
+	key := cfg.KeyPrefix + "sluice-bench-baseline"
+	defer rc.Do(context.WithoutCancel(ctx), rc.B().Del().Key(key).Build())
+	lua := rueidis.NewLuaScript(baselineScript)
+
+	handler := func(useScript bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+			if err != nil || !json.Valid(body) {
+				http.Error(w, `{"error":"invalid JSON"}`, http.StatusBadRequest)
+				return
+			}
+			var n int64
+			if useScript {
+				n, err = lua.Exec(r.Context(), rc, []string{key}, []string{string(body), "1000000000"}).AsInt64()
+			} else {
+				n, err = rc.Do(r.Context(), rc.B().Rpush().Key(key).Element(string(body)).Build()).AsInt64()
+			}
+			if err != nil {
+				http.Error(w, `{"error":"redis"}`, http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"status":"queued","queue_length":%s}`+"\n", strconv.FormatInt(n, 10))
+		}
+	}
+	for i, useScript := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return rpush, script, fmt.Errorf("bench: baseline listener: %w", err)
+		}
+		srv := &http.Server{Handler: handler(useScript), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		hc := benchClient(cfg.Clients)
+		st, _ := drive(ctx, hc, cfg, http.MethodPost, "http://"+ln.Addr().String()+"/", http.Header{"Content-Type": {"application/json"}}, cfg.Payload, nil)
+		hc.CloseIdleConnections()
+		_ = srv.Close()
+		if i == 0 {
+			rpush = st
+		} else {
+			script = st
+		}
+		rc.Do(ctx, rc.B().Del().Key(key).Build())
+	}
+	return rpush, script, nil
+}
+
+// runFanout connects cfg.FanoutClients WebSockets to one fresh channel,
+// publishes cfg.FanoutRate messages per second carrying their send time,
+// and measures each delivery's latency.
+func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
+	st := FanoutStats{Clients: cfg.FanoutClients, Rate: cfg.FanoutRate}
+	channel := fmt.Sprintf("sluice-bench-%d", time.Now().UnixNano())
+	wsURL := "ws" + strings.TrimPrefix(cfg.URL, "http") + "/v1/ws?channels=" + channel
+	header := http.Header{}
+	if cfg.APIKey != "" {
+		header.Set("X-API-Key", cfg.APIKey)
+	}
+	dialClient := benchClient(cfg.FanoutClients)
+	defer dialClient.CloseIdleConnections()
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lat := make([][]time.Duration, cfg.FanoutClients)
+	var closed atomic.Int64
+	var readers sync.WaitGroup
+	conns := make([]*websocket.Conn, 0, cfg.FanoutClients)
+	defer func() {
+		for _, c := range conns {
+			_ = c.CloseNow()
+		}
+		readers.Wait()
+	}()
+	for i := range cfg.FanoutClients {
+		dctx, dcancel := context.WithTimeout(cctx, 10*time.Second)
+		c, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{HTTPClient: dialClient, HTTPHeader: header})
+		if err == nil {
+			// The subscription from ?channels= is active before the server
+			// reads the first message, so a pong means this client is live.
+			err = c.Write(dctx, websocket.MessageText, []byte(`{"type":"ping"}`))
+			if err == nil {
+				_, _, err = c.Read(dctx)
+			}
+		}
+		dcancel()
+		if err != nil {
+			if c != nil {
+				_ = c.CloseNow()
+			}
+			return st, fmt.Errorf("bench: websocket client %d: %w", i, err)
+		}
+		c.SetReadLimit(1 << 20)
+		conns = append(conns, c)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				_, data, err := c.Read(cctx)
+				if err != nil {
+					if s := websocket.CloseStatus(err); s != -1 {
+						closed.Add(1)
+					}
+					return
+				}
+				now := time.Now().UnixNano()
+				var m struct {
+					Data struct {
+						SentNs int64 `json:"sent_ns"`
+					} `json:"data"`
+				}
+				if json.Unmarshal(data, &m) == nil && m.Data.SentNs > 0 {
+					lat[i] = append(lat[i], time.Duration(now-m.Data.SentNs))
+				}
+			}
+		}()
+	}
+
+	published, err := publishPaced(cctx, cfg, channel)
+	st.Published = published
+	st.Expected = published * int64(cfg.FanoutClients)
+	// Let deliveries in flight arrive, then stop the readers.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		var n int64
+		for i := range lat {
+			n += int64(len(lat[i]))
+		}
+		if n >= st.Expected {
+			break
+		}
+	}
+	cancel()
+	for _, c := range conns {
+		_ = c.CloseNow()
+	}
+	readers.Wait()
+	conns = nil
+	all := summarize(lat, time.Second)
+	st.Received, st.P50, st.P99, st.Max = all.Requests, all.P50, all.P99, all.Max
+	st.Closed = closed.Load()
+	return st, err
+}
+
+// publishPaced publishes cfg.FanoutRate messages per second for
+// cfg.FanoutDuration from a few keep-alive publishers.
+func publishPaced(ctx context.Context, cfg HTTPBenchConfig, channel string) (int64, error) {
+	const publishers = 8
+	hc := benchClient(publishers)
+	defer hc.CloseIdleConnections()
+	u := cfg.URL + "/v1/channels/" + channel + "/messages"
+	ticks := make(chan int64, cfg.FanoutRate)
+	var sent atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := range ticks {
+				body := fmt.Appendf(nil, `{"seq":%d,"sent_ns":%d}`, seq, time.Now().UnixNano())
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				req.Header.Set("Content-Type", "application/json")
+				if cfg.APIKey != "" {
+					req.Header.Set("X-API-Key", cfg.APIKey)
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					sent.Add(1)
+				} else {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("publish: status %d", resp.StatusCode))
+				}
+			}
+		}()
+	}
+	total := int64(cfg.FanoutRate) * int64(cfg.FanoutDuration/time.Millisecond) / 1000
+	interval := time.Second / time.Duration(cfg.FanoutRate)
+	start := time.Now()
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		ticks <- i
+	}
+	close(ticks)
+	wg.Wait()
+	var err error
+	if e, ok := firstErr.Load().(error); ok {
+		err = fmt.Errorf("bench: %w", e)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return sent.Load(), err
+}

@@ -1,0 +1,344 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errBadRequest marks a client mistake: it is answered with 400 and never
+// logged as a server failure.
+var errBadRequest = errors.New("bad request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+// errTooLarge is a body over the configured limit (413).
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads the whole body under the server's size limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: limit is %d bytes", errTooLarge, mbe.Limit)
+		}
+		return nil, badRequest("reading request body: %v", err)
+	}
+	return body, nil
+}
+
+// decodeItem decodes a body holding exactly one JSON value into what a
+// queue stores: a JSON string becomes the string itself (compat.md stores
+// strings as they are), anything else stays the JSON text it was sent as.
+func decodeItem(body []byte) (any, error) {
+	raw, err := singleValue(body)
+	if err != nil {
+		return nil, err
+	}
+	return itemOf(raw)
+}
+
+// decodeObject is decodeItem restricted to a JSON object (the seed's
+// POST /detections takes a dict).
+func decodeObject(body []byte) (json.RawMessage, error) {
+	raw, err := singleValue(body)
+	if err != nil {
+		return nil, err
+	}
+	if raw[0] != '{' {
+		return nil, badRequest("body must be a JSON object")
+	}
+	return raw, nil
+}
+
+// decodeBatch decodes a JSON array into one item per element.
+func decodeBatch(body []byte) ([]any, error) {
+	raw, err := singleValue(body)
+	if err != nil {
+		return nil, err
+	}
+	if raw[0] != '[' {
+		return nil, badRequest("body must be a JSON array of items")
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return nil, badRequest("invalid JSON array: %v", err)
+	}
+	items := make([]any, len(elems))
+	for i, e := range elems {
+		it, err := itemOf(e)
+		if err != nil {
+			return nil, badRequest("item %d: %v", i, err)
+		}
+		items[i] = it
+	}
+	return items, nil
+}
+
+// singleValue checks that body is one JSON value and returns it without
+// surrounding whitespace.
+func singleValue(body []byte) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if err == io.EOF {
+			return nil, badRequest("request body is empty; want a JSON value")
+		}
+		return nil, badRequest("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("invalid JSON: more than one value in the body")
+	}
+	return raw, nil
+}
+
+func itemOf(raw json.RawMessage) (any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, badRequest("invalid JSON string: %v", err)
+		}
+		return s, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, badRequest("invalid JSON: %v", err)
+	}
+	return json.RawMessage(buf.Bytes()), nil
+}
+
+// lockRequest is the body of POST /v1/locks/{name} and its refresh.
+type lockRequest struct {
+	Token  string `json:"token"`
+	TTLMs  int64  `json:"ttl_ms"`
+	WaitMs int64  `json:"wait_ms"`
+}
+
+// maxLockTTL bounds lock TTLs and waits (a day): beyond it a client has
+// almost certainly sent seconds or microseconds by mistake.
+const maxLockTTL = 24 * time.Hour
+
+// decodeLockAcquire decodes {"ttl_ms", "wait_ms"}; ttl_ms is required.
+func decodeLockAcquire(body []byte) (ttl, wait time.Duration, err error) {
+	req, err := decodeLockRequest(body)
+	if err != nil {
+		return 0, 0, err
+	}
+	if req.Token != "" {
+		return 0, 0, badRequest(`"token" is chosen by the server on acquire; do not send it`)
+	}
+	if ttl, err = msField("ttl_ms", req.TTLMs, false); err != nil {
+		return 0, 0, err
+	}
+	if wait, err = msField("wait_ms", req.WaitMs, true); err != nil {
+		return 0, 0, err
+	}
+	return ttl, wait, nil
+}
+
+// decodeLockRefresh decodes {"token", "ttl_ms"}; both are required.
+func decodeLockRefresh(body []byte) (token string, ttl time.Duration, err error) {
+	req, err := decodeLockRequest(body)
+	if err != nil {
+		return "", 0, err
+	}
+	if req.Token == "" {
+		return "", 0, badRequest(`"token" is required`)
+	}
+	if req.WaitMs != 0 {
+		return "", 0, badRequest(`"wait_ms" does not apply to a refresh`)
+	}
+	if ttl, err = msField("ttl_ms", req.TTLMs, false); err != nil {
+		return "", 0, err
+	}
+	return req.Token, ttl, nil
+}
+
+func decodeLockRequest(body []byte) (lockRequest, error) {
+	var req lockRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, badRequest("request body is empty; want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, badRequest("invalid lock request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, badRequest("invalid JSON: more than one value in the body")
+	}
+	return req, nil
+}
+
+func msField(name string, ms int64, zeroOK bool) (time.Duration, error) {
+	if ms < 0 || (ms == 0 && !zeroOK) {
+		if zeroOK {
+			return 0, badRequest("%q must be >= 0 milliseconds", name)
+		}
+		return 0, badRequest("%q is required and must be > 0 milliseconds", name)
+	}
+	if ms > maxLockTTL.Milliseconds() {
+		return 0, badRequest("%q must be at most %d milliseconds", name, maxLockTTL.Milliseconds())
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// wsCommand is a message a WebSocket client sends.
+type wsCommand struct {
+	Type     string   `json:"type"`
+	Channels []string `json:"channels"`
+}
+
+// decodeWSCommand decodes and checks one client message.
+func decodeWSCommand(data []byte) (wsCommand, error) {
+	var cmd wsCommand
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		return cmd, badRequest("invalid JSON message: %v", err)
+	}
+	switch cmd.Type {
+	case "ping":
+	case "subscribe", "unsubscribe":
+		if len(cmd.Channels) == 0 {
+			return cmd, badRequest("%s needs a non-empty \"channels\" list", cmd.Type)
+		}
+		for _, c := range cmd.Channels {
+			if err := validateChannel(c); err != nil {
+				return cmd, err
+			}
+		}
+	default:
+		return cmd, badRequest("unknown message type %q (want subscribe, unsubscribe or ping)", cmd.Type)
+	}
+	return cmd, nil
+}
+
+// maxChannelsPerClient bounds one client's subscriptions.
+const maxChannelsPerClient = 100
+
+// parseChannels parses the channels query parameter ("a,b").
+func parseChannels(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	parts := strings.Split(v, ",")
+	if len(parts) > maxChannelsPerClient {
+		return nil, badRequest("at most %d channels", maxChannelsPerClient)
+	}
+	for _, c := range parts {
+		if err := validateChannel(c); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
+}
+
+// validateChannel applies the library's channel rule: 1-512 bytes, no
+// spaces or control characters. Commas cannot be passed in ?channels=,
+// where they separate names.
+func validateChannel(c string) error {
+	if err := validKey("channel name", c); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validName checks the naming rule of queues, channels, locks and cache
+// keys: 1-200 characters of A-Z a-z 0-9 _ . : - { }.
+func validName(n string) bool {
+	if len(n) < 1 || len(n) > 200 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("_.:-{}", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// params reads query parameters, remembering the first mistake.
+type params struct {
+	q   map[string][]string
+	err error
+}
+
+func queryParams(r *http.Request) *params { return &params{q: r.URL.Query()} }
+
+func (p *params) str(name string) string {
+	if v := p.q[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (p *params) fail(name, v, want string) {
+	if p.err == nil {
+		p.err = badRequest("parameter %s=%q: want %s", name, v, want)
+	}
+}
+
+// int returns the parameter as an integer in [lo, hi], or def when absent.
+func (p *params) int(name string, def, lo, hi int64) int64 {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("an integer from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+// seconds returns a parameter given as a number of seconds ("5", "0.5").
+func (p *params) seconds(name string, def, hi time.Duration) time.Duration {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > hi.Seconds() {
+		p.fail(name, v, fmt.Sprintf("seconds from 0 to %g", hi.Seconds()))
+		return def
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+// duration returns a parameter given as a Go duration ("5s", "250ms") or
+// a plain number of seconds.
+func (p *params) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > hi.Seconds()+1 {
+			p.fail(name, v, "a duration such as 5s or 250ms")
+			return def
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < lo || d > hi {
+		p.fail(name, v, fmt.Sprintf("a duration from %v to %v", lo, hi))
+		return def
+	}
+	return d
+}

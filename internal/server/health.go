@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/sluicehq/sluice"
+)
+
+// health is compat.md's health shape plus the engine kind.
+type health struct {
+	sluice.Health
+	Engine string `json:"engine"`
+}
+
+func (s *Server) check(ctx context.Context) health {
+	return health{Health: s.client.Health(ctx), Engine: s.client.EngineKind()}
+}
+
+// handleHealth is GET /health: 200 healthy, 503 unhealthy.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h := s.check(r.Context())
+	status := http.StatusOK
+	if h.Status != "healthy" {
+		status = http.StatusServiceUnavailable
+	}
+	_ = writeJSON(w, status, h)
+}
+
+// handleLive is GET /health/live: the process is up.
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
+	_ = writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+}
+
+// handleReady is GET /health/ready: 200 while the engine answers and the
+// server is not shutting down, so a load balancer stops sending traffic
+// as soon as a shutdown begins.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.stopping:
+		_ = writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
+		return
+	default:
+	}
+	h := s.check(r.Context())
+	if h.Status != "healthy" {
+		_ = writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "error": h.Error})
+		return
+	}
+	_ = writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// handlePublish is POST /v1/channels/{channel}/messages: body one JSON
+// value (a string is sent as is) -> {"receivers": N}.
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	channel := r.PathValue("channel")
+	if err := validateChannel(channel); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := decodeItem(body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var n int64
+	err = s.write(r, func(ctx context.Context) (err error) {
+		n, err = s.client.Publish(ctx, channel, v)
+		return err
+	})
+	if err != nil {
+		s.replyErr(w, r, err)
+		return
+	}
+	s.reply(w, r, http.StatusOK, map[string]int64{"receivers": n}, "channel", channel)
+}

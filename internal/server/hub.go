@@ -1,0 +1,302 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+	"github.com/sluicehq/sluice"
+)
+
+// hub fans pub/sub messages out to WebSocket and SSE clients. It holds one
+// engine subscription per channel, shared by every client of that channel
+// in this process, and hands each message to each client's bounded buffer
+// without ever waiting: a client whose buffer is full is disconnected
+// instead of slowing the others.
+type hub struct {
+	client *sluice.Client
+	m      *metrics
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	chans  map[string]*channel
+	closed bool
+	pumps  sync.WaitGroup
+}
+
+// channel is one engine subscription and its clients.
+type channel struct {
+	name string
+	// ready is closed once sub or err is set.
+	ready chan struct{}
+	sub   *sluice.Subscription
+	err   error
+	// subs is guarded by hub.mu; list is its copy for the pump, replaced
+	// (never modified) on every change so the pump reads it without a lock.
+	subs map[*subscriber]struct{}
+	list atomic.Pointer[[]*subscriber]
+}
+
+// frame is one message, encoded once for every client.
+type frame struct {
+	// envelope is {"channel": ..., "data": ...} (or a gap notice).
+	envelope []byte
+	// data is the payload alone, as the seed's /ws/events sends it; nil for
+	// notices the seed format has no place for.
+	data []byte
+}
+
+// subscriber is one client's end of the hub.
+type subscriber struct {
+	out  chan frame
+	done chan struct{}
+	once sync.Once
+	// code and reason say why the hub disconnected the client.
+	code   websocket.StatusCode
+	reason string
+
+	mu       sync.Mutex
+	channels map[string]struct{}
+}
+
+func newSubscriber(buffer int) *subscriber {
+	return &subscriber{out: make(chan frame, buffer), done: make(chan struct{}), channels: make(map[string]struct{})}
+}
+
+// kill disconnects the subscriber; the first reason wins.
+func (sb *subscriber) kill(code websocket.StatusCode, reason string) {
+	sb.once.Do(func() {
+		sb.code, sb.reason = code, reason
+		close(sb.done)
+	})
+}
+
+func (sb *subscriber) count() int {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return len(sb.channels)
+}
+
+func newHub(c *sluice.Client, m *metrics, log *slog.Logger) *hub {
+	return &hub{client: c, m: m, log: log, chans: make(map[string]*channel)}
+}
+
+// subscribe adds sb to channels, opening engine subscriptions for
+// channels nobody in this process listens to yet. It returns once every
+// subscription is active.
+func (h *hub) subscribe(ctx context.Context, sb *subscriber, names []string) error {
+	for _, name := range names {
+		sb.mu.Lock()
+		_, dup := sb.channels[name]
+		sb.channels[name] = struct{}{}
+		sb.mu.Unlock()
+		if dup {
+			continue
+		}
+		if err := h.join(ctx, sb, name); err != nil {
+			sb.mu.Lock()
+			delete(sb.channels, name)
+			sb.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *hub) join(ctx context.Context, sb *subscriber, name string) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return fmt.Errorf("subscribe %q: %w", name, sluice.ErrClosed)
+	}
+	ch, exists := h.chans[name]
+	if !exists {
+		ch = &channel{name: name, ready: make(chan struct{}), subs: make(map[*subscriber]struct{})}
+		h.chans[name] = ch
+	}
+	ch.subs[sb] = struct{}{}
+	ch.publishList()
+	h.mu.Unlock()
+
+	if !exists {
+		sub, err := h.client.Subscribe(ctx, name)
+		h.mu.Lock()
+		ch.sub, ch.err = sub, err
+		if err != nil && h.chans[name] == ch {
+			delete(h.chans, name)
+		}
+		orphaned := err == nil && h.chans[name] != ch
+		if err == nil && !orphaned {
+			h.pumps.Add(1)
+			h.m.engineSubs.Inc()
+		}
+		close(ch.ready)
+		h.mu.Unlock()
+		switch {
+		case orphaned:
+			// Every client left (or the hub closed) while subscribing.
+			_ = sub.Close()
+		case err == nil:
+			go h.pump(ch)
+		}
+	} else {
+		select {
+		case <-ch.ready:
+		case <-ctx.Done():
+			h.leave(sb, name)
+			return fmt.Errorf("subscribe %q: %w", name, ctx.Err())
+		}
+	}
+	if ch.err != nil {
+		h.leave(sb, name)
+		return fmt.Errorf("subscribe %q: %w", name, ch.err)
+	}
+	return nil
+}
+
+// unsubscribe removes sb from channels it listens to.
+func (h *hub) unsubscribe(sb *subscriber, names []string) {
+	for _, name := range names {
+		sb.mu.Lock()
+		_, ok := sb.channels[name]
+		delete(sb.channels, name)
+		sb.mu.Unlock()
+		if ok {
+			h.leave(sb, name)
+		}
+	}
+}
+
+// unsubscribeAll removes sb from the hub.
+func (h *hub) unsubscribeAll(sb *subscriber) {
+	sb.mu.Lock()
+	names := make([]string, 0, len(sb.channels))
+	for n := range sb.channels {
+		names = append(names, n)
+	}
+	sb.mu.Unlock()
+	h.unsubscribe(sb, names)
+}
+
+// leave removes sb from one channel and closes the engine subscription
+// when sb was its last client.
+func (h *hub) leave(sb *subscriber, name string) {
+	h.mu.Lock()
+	ch := h.chans[name]
+	if ch == nil {
+		h.mu.Unlock()
+		return
+	}
+	delete(ch.subs, sb)
+	ch.publishList()
+	var last *sluice.Subscription
+	if len(ch.subs) == 0 {
+		delete(h.chans, name)
+		select {
+		case <-ch.ready:
+			last = ch.sub
+		default:
+			// join sees the channel gone and closes the subscription.
+		}
+	}
+	h.mu.Unlock()
+	if last != nil {
+		_ = last.Close()
+	}
+}
+
+// publishList snapshots subs for the pump; hub.mu must be held.
+func (ch *channel) publishList() {
+	l := make([]*subscriber, 0, len(ch.subs))
+	for sb := range ch.subs {
+		l = append(l, sb)
+	}
+	ch.list.Store(&l)
+}
+
+// pump reads one engine subscription and fans each message out.
+func (h *hub) pump(ch *channel) {
+	defer h.pumps.Done()
+	defer h.m.engineSubs.Dec()
+	for {
+		msg, err := ch.sub.Next(context.Background())
+		if err != nil {
+			break
+		}
+		f, err := encodeFrame(ch.name, msg)
+		if err != nil {
+			h.log.Warn("pub/sub message not encodable; skipped", "channel", ch.name, "err", err)
+			continue
+		}
+		if msg.Gap {
+			h.m.missedGaps.Inc()
+		}
+		var sent int
+		for _, sb := range *ch.list.Load() {
+			select {
+			case sb.out <- f:
+				sent++
+			default:
+				h.m.slowClosed.Inc()
+				sb.kill(websocket.StatusPolicyViolation, "slow consumer: message buffer full")
+			}
+		}
+		h.m.fannedOut.Add(float64(sent))
+	}
+	// The subscription ended. If the hub did not end it on purpose (the
+	// engine closed), its clients would wait forever: disconnect them.
+	h.mu.Lock()
+	var orphans []*subscriber
+	if h.chans[ch.name] == ch {
+		delete(h.chans, ch.name)
+		for sb := range ch.subs {
+			orphans = append(orphans, sb)
+		}
+	}
+	h.mu.Unlock()
+	for _, sb := range orphans {
+		sb.kill(websocket.StatusInternalError, "subscription ended")
+	}
+}
+
+func encodeFrame(channel string, msg sluice.Message) (frame, error) {
+	if msg.Gap {
+		b, err := json.Marshal(map[string]string{"type": "gap", "channel": channel})
+		return frame{envelope: b}, err
+	}
+	data := msg.Data.JSON()
+	b, err := json.Marshal(struct {
+		Channel string          `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}{channel, data})
+	return frame{envelope: b, data: data}, err
+}
+
+// close ends every engine subscription and waits for the pumps.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	var subs []*sluice.Subscription
+	for name, ch := range h.chans {
+		delete(h.chans, name)
+		select {
+		case <-ch.ready:
+			if ch.sub != nil {
+				subs = append(subs, ch.sub)
+			}
+		default:
+		}
+		for sb := range ch.subs {
+			sb.kill(websocket.StatusGoingAway, "server shutting down")
+		}
+	}
+	h.mu.Unlock()
+	for _, sub := range subs {
+		_ = sub.Close()
+	}
+	h.pumps.Wait()
+}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sluicehq/sluice"
+)
+
+// metrics are one Server's instruments, registered on its own registry so
+// that two servers in one process (tests, embedding) never collide.
+type metrics struct {
+	reg *prometheus.Registry
+
+	httpDuration *prometheus.HistogramVec
+	undelivered  *prometheus.CounterVec
+
+	overflow   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	movedToDLQ *prometheus.CounterVec
+	dropped    *prometheus.CounterVec
+	putBack    *prometheus.CounterVec
+
+	wsClients   prometheus.Gauge
+	sseClients  prometheus.Gauge
+	fannedOut   prometheus.Counter
+	slowClosed  prometheus.Counter
+	engineSubs  prometheus.Gauge
+	missedGaps  prometheus.Counter
+	authFailure prometheus.Counter
+	panics      prometheus.Counter
+}
+
+func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_http_request_duration_seconds",
+		Help:    "HTTP request latency by route pattern, method and status code.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"route", "method", "code"})
+	m.undelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_http_undelivered_outcomes_total",
+		Help: "Engine operations that completed after their client had gone, so the reply could not be delivered.",
+	}, []string{"route", "outcome"})
+	m.overflow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_queue_overflow_total",
+		Help: "Adds that found their queue full, by queue and overflow policy.",
+	}, []string{"queue", "policy"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_queue_rejected_total",
+		Help: "Items rejected because their queue was full (reject policy).",
+	}, []string{"queue"})
+	m.movedToDLQ = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_queue_moved_to_dlq_total",
+		Help: "Items moved to the overflow dead-letter queue to make room.",
+	}, []string{"queue"})
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_queue_dropped_total",
+		Help: "Items dropped by the drop_oldest policy.",
+	}, []string{"queue"})
+	m.putBack = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_queue_put_back_total",
+		Help: "Items popped for a client that had gone and put back at the head of their queue.",
+	}, []string{"queue"})
+	m.wsClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_websocket_clients", Help: "Connected WebSocket clients.",
+	})
+	m.sseClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_sse_clients", Help: "Connected Server-Sent Events clients.",
+	})
+	m.fannedOut = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_pubsub_messages_fanned_out_total",
+		Help: "Messages handed to WebSocket and SSE clients (one per client per message).",
+	})
+	m.slowClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_pubsub_slow_clients_closed_total",
+		Help: "WebSocket and SSE clients disconnected because their buffer filled up.",
+	})
+	m.engineSubs = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_pubsub_engine_subscriptions", Help: "Channels with an engine subscription, shared by all clients.",
+	})
+	m.missedGaps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_pubsub_gaps_total",
+		Help: "Interruptions of an engine subscription, during which messages were missed.",
+	})
+	m.authFailure = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_http_auth_failures_total", Help: "Requests refused for a missing or wrong API key.",
+	})
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_http_panics_total", Help: "Handler panics recovered into 500 replies.",
+	})
+	for _, col := range []prometheus.Collector{
+		m.httpDuration, m.undelivered, m.overflow, m.rejected, m.movedToDLQ, m.dropped, m.putBack,
+		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,
+		m.authFailure, m.panics,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&queueCollector{c: c, opts: cfg.queueOptions(), log: log},
+	} {
+		f(col)
+	}
+	return m
+}
+
+// countAdd records the overflow outcome of one add.
+func (m *metrics) countAdd(queue string, policy sluice.Policy, r sluice.AddResult) {
+	if !r.HadBackpressure {
+		return
+	}
+	m.overflow.WithLabelValues(queue, string(policy)).Inc()
+	switch {
+	case !r.Success:
+		m.rejected.WithLabelValues(queue).Inc()
+	case r.MovedToDLQCount > 0:
+		m.movedToDLQ.WithLabelValues(queue).Add(float64(r.MovedToDLQCount))
+	case r.DroppedCount > 0:
+		m.dropped.WithLabelValues(queue).Add(float64(r.DroppedCount))
+	}
+}
+
+// queueCollector reads every known queue's length at scrape time, so the
+// gauges are right whichever process wrote to the queue.
+type queueCollector struct {
+	c    *sluice.Client
+	opts []sluice.QueueOption
+	log  *slog.Logger
+}
+
+var (
+	queueLengthDesc = prometheus.NewDesc("sluice_queue_length", "Items waiting in the queue.", []string{"queue"}, nil)
+	queueFillDesc   = prometheus.NewDesc("sluice_queue_fill_ratio", "Queue length over its max size (0 when unbounded).", []string{"queue"}, nil)
+	queueFlightDesc = prometheus.NewDesc("sluice_queue_in_flight", "Items leased to consumers and not yet settled.", []string{"queue"}, nil)
+)
+
+// maxScrapedQueues bounds the per-queue series of one scrape.
+const maxScrapedQueues = 1000
+
+func (qc *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueLengthDesc
+	ch <- queueFillDesc
+	ch <- queueFlightDesc
+}
+
+func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names, err := qc.c.Queues(ctx)
+	if err != nil {
+		qc.log.Warn("metrics: listing queues failed", "err", err)
+		return
+	}
+	if len(names) > maxScrapedQueues {
+		names = names[:maxScrapedQueues]
+	}
+	for _, name := range names {
+		p, err := qc.c.Queue(name, qc.opts...).Pressure(ctx)
+		if err != nil {
+			qc.log.Warn("metrics: reading queue pressure failed", "queue", name, "err", err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(queueLengthDesc, prometheus.GaugeValue, float64(p.CurrentLength), name)
+		ch <- prometheus.MustNewConstMetric(queueFillDesc, prometheus.GaugeValue, p.FillRatio, name)
+		ch <- prometheus.MustNewConstMetric(queueFlightDesc, prometheus.GaugeValue, float64(p.InFlight), name)
+	}
+}

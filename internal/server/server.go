@@ -1,0 +1,347 @@
+// Package server is Sluice's HTTP service: the seed's routes, a JSON API
+// over queues, dead-letter queues, pub/sub, cache and locks, live events
+// over WebSocket and Server-Sent Events, health and Prometheus metrics.
+//
+// It is built only on the public API of package sluice, so it behaves the
+// same on every engine. Two rules shape every handler:
+//
+//   - An engine write runs detached from the request's cancellation, under
+//     its own timeout: a client that hangs up mid-request can never leave
+//     an item stored while the service reports a failure, or the reverse.
+//     Outcomes whose reply cannot be delivered are logged and counted.
+//   - A blocking get never cancels an engine call that may be popping an
+//     item; it waits in short steps, and an item popped for a client that
+//     has gone is put back at the head of its queue.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sluicehq/sluice"
+)
+
+// DetectionsQueue is the queue of the seed's /detections routes.
+const DetectionsQueue = "detections_queue"
+
+// Server serves one sluice.Client over HTTP. Create it with New, serve it
+// with Run (or mount Handler yourself and call Shutdown).
+type Server struct {
+	client  *sluice.Client
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	hub     *hub
+	mux     *http.ServeMux
+	handler http.Handler
+	keys    [][sha256.Size]byte
+	hooks   hooks
+	locks   locks
+
+	// stopping is closed when shutdown begins: blocking gets answer
+	// "empty", WebSocket and SSE clients are closed.
+	stopping chan struct{}
+	stopOnce sync.Once
+	// streams tracks WebSocket connections, which http.Server.Shutdown
+	// does not wait for once hijacked.
+	streams  sync.WaitGroup
+	streamMu sync.Mutex
+}
+
+// New builds a server for client. It validates cfg; client stays the
+// caller's to close, after Run returns.
+func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error) {
+	if client == nil {
+		return nil, errors.New("server: nil client")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{
+		client:   client,
+		cfg:      cfg,
+		log:      logger,
+		mux:      http.NewServeMux(),
+		stopping: make(chan struct{}),
+	}
+	for _, k := range cfg.APIKeys {
+		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
+	}
+	s.metrics = newMetrics(client, cfg, logger)
+	s.hub = newHub(client, s.metrics, logger)
+	s.routes()
+	s.handler = http.HandlerFunc(s.serve)
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("POST /detections", s.handleDetectionAdd)
+	m.HandleFunc("GET /detections/next", s.handleDetectionNext)
+
+	m.HandleFunc("GET /health", s.handleHealth)
+	m.HandleFunc("GET /health/live", s.handleLive)
+	m.HandleFunc("GET /health/ready", s.handleReady)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.log}}))
+
+	m.HandleFunc("GET /v1/queues", s.handleQueueList)
+	m.HandleFunc("GET /v1/queues/{name}", s.handleQueueInfo)
+	m.HandleFunc("POST /v1/queues/{name}/items", s.handleQueueAdd)
+	m.HandleFunc("GET /v1/queues/{name}/items", s.handleQueuePeek)
+	m.HandleFunc("DELETE /v1/queues/{name}/items", s.handleQueueClear)
+	m.HandleFunc("POST /v1/queues/{name}/batch", s.handleQueueBatch)
+	m.HandleFunc("GET /v1/queues/{name}/next", s.handleQueueNext)
+	m.HandleFunc("POST /v1/queues/{name}/receive", s.handleQueueReceive)
+	m.HandleFunc("POST /v1/queues/{name}/ack/{id}", s.handleQueueAck)
+	m.HandleFunc("POST /v1/queues/{name}/nack/{id}", s.handleQueueNack)
+	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handleDLQList)
+	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handleDLQPurge)
+	m.HandleFunc("POST /v1/queues/{name}/dlq/requeue", s.handleDLQRequeue)
+
+	m.HandleFunc("POST /v1/channels/{channel}/messages", s.handlePublish)
+	m.HandleFunc("GET /v1/ws", s.handleWebSocket)
+	m.HandleFunc("GET /ws/events", s.handleSeedWebSocket)
+	m.HandleFunc("GET /v1/events", s.handleSSE)
+
+	m.HandleFunc("PUT /v1/cache/{key}", s.handleCachePut)
+	m.HandleFunc("GET /v1/cache/{key}", s.handleCacheGet)
+	m.HandleFunc("DELETE /v1/cache/{key}", s.handleCacheDelete)
+
+	m.HandleFunc("POST /v1/locks/{name}", s.handleLockAcquire)
+	m.HandleFunc("POST /v1/locks/{name}/refresh", s.handleLockRefresh)
+	m.HandleFunc("DELETE /v1/locks/{name}", s.handleLockRelease)
+}
+
+// serve is the outermost handler: panic recovery, route lookup (so that
+// the mux's plain-text 404 and 405 become JSON), authentication, metrics.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	_, pattern := s.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.metrics.panics.Inc()
+			s.log.Error("handler panic", "route", route, "method", r.Method, "panic", p, "stack", string(debug.Stack()))
+			if !rec.wroteHeader {
+				writeError(rec, http.StatusInternalServerError, "internal server error")
+			}
+		}
+		if !rec.hijacked {
+			s.metrics.httpDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.statusCode())).Observe(time.Since(start).Seconds())
+		}
+	}()
+
+	if pattern == "" {
+		// The mux answers 404, 405 (with Allow) or a redirect to the clean
+		// path; errors are rewritten as JSON.
+		s.mux.ServeHTTP(&jsonErrorWriter{statusRecorder: rec}, r)
+		return
+	}
+	if !s.authorized(r, pattern) {
+		s.metrics.authFailure.Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+		writeError(rec, http.StatusUnauthorized, "missing or invalid API key (send X-API-Key or Authorization: Bearer)")
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// authorized checks the API key unless none are configured or the route is
+// public. Keys are compared as SHA-256 digests in constant time, so
+// neither a key's content nor its length leaks through timing.
+func (s *Server) authorized(r *http.Request, pattern string) bool {
+	if len(s.keys) == 0 {
+		return true
+	}
+	path := pattern[strings.IndexByte(pattern, ' ')+1:]
+	if path == "/metrics" || path == "/health" || strings.HasPrefix(path, "/health/") {
+		return true
+	}
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			key = strings.TrimSpace(a[7:])
+		}
+	}
+	if key == "" && (path == "/v1/ws" || path == "/ws/events" || path == "/v1/events") {
+		// Browsers cannot set headers on WebSocket or EventSource requests.
+		key = r.URL.Query().Get("api_key")
+	}
+	if key == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(key))
+	ok := 0
+	for i := range s.keys {
+		ok |= subtle.ConstantTimeCompare(sum[:], s.keys[i][:])
+	}
+	return ok == 1
+}
+
+// Run serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, ends blocking gets with "empty", closes WebSocket clients
+// with 1001 and SSE streams, and waits (up to ShutdownTimeout) for the
+// requests in progress. It returns nil after a clean shutdown. The caller
+// closes the client (flushing a durable engine) afterwards.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "engine", s.client.EngineKind())
+
+	select {
+	case err := <-serveErr:
+		s.beginShutdown()
+		s.streams.Wait()
+		s.hub.close()
+		return fmt.Errorf("server: serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	shutdownErr := make(chan error, 1)
+	go func() { shutdownErr <- srv.Shutdown(sctx) }()
+	s.beginShutdown()
+	err := <-shutdownErr
+	s.streams.Wait()
+	s.hub.close()
+	<-serveErr
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("server: graceful shutdown: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// Shutdown begins a graceful shutdown for servers mounted with Handler
+// rather than Run: blocking gets end, streams close. It waits for the
+// WebSocket connections to finish closing, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginShutdown()
+	done := make(chan struct{})
+	go func() {
+		s.streams.Wait()
+		s.hub.close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("server: shutdown: %w", ctx.Err())
+	}
+}
+
+func (s *Server) beginShutdown() {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// hooks let tests stop a request at the moments where a client's
+// departure matters; all are nil outside tests.
+type hooks struct {
+	waiting func(r *http.Request) // a blocking get is about to wait in the engine
+	popped  func(r *http.Request) // a blocking get popped an item, not yet handed over
+	wrote   func(r *http.Request) // an engine write finished, its reply not yet sent
+}
+
+// statusRecorder remembers the status code for metrics and panics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	hijacked    bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = http.StatusOK, true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// jsonErrorWriter turns the mux's own error replies into JSON.
+type jsonErrorWriter struct {
+	*statusRecorder
+	replaced bool
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	if code < 400 {
+		w.statusRecorder.WriteHeader(code)
+		return
+	}
+	w.replaced = true
+	msg := "not found"
+	if code == http.StatusMethodNotAllowed {
+		msg = "method not allowed"
+		if allow := w.Header().Get("Allow"); allow != "" {
+			msg += "; allowed: " + allow
+		}
+	}
+	w.Header().Del("X-Content-Type-Options")
+	writeError(w.statusRecorder, code, msg)
+}
+
+func (w *jsonErrorWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.statusRecorder.Write(b)
+}
+
+// slogErrorLog routes net/http's and promhttp's error logs to slog.
+type slogErrorLog struct{ log *slog.Logger }
+
+func (l slogErrorLog) Println(v ...any) { l.log.Warn(strings.TrimSpace(fmt.Sprintln(v...))) }
