@@ -117,6 +117,7 @@ func Retryable(err error) bool {
 		recordHdrErr tls.RecordHeaderError
 		alertErr     tls.AlertError
 		dnsErr       *net.DNSError
+		opErr        *net.OpError
 	)
 	switch {
 	case errors.As(err, &redisErr):
@@ -126,6 +127,10 @@ func Retryable(err error) bool {
 		return false
 	case errors.As(err, &dnsErr):
 		return dnsErr.IsTimeout || dnsErr.IsTemporary
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		// A TLS alert from the server, such as "certificate required":
+		// the server refused us on purpose.
+		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, rueidis.ErrNoAddr) || errors.Is(err, rueidis.ErrClosing) ||
