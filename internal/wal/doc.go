@@ -43,10 +43,11 @@
 // # Guarantees
 //
 // Durability: with FsyncAlways an Append that returned nil is on stable
-// storage. With FsyncEverySec (the default) it has been accepted and is
-// written to the operating system by a background goroutine almost at
-// once, and fsynced every second: a process crash loses at most the few
-// records not yet written, a machine crash at most about the last second.
+// storage. With FsyncEverySec (the default) it has been accepted; a
+// background goroutine writes it to the operating system within
+// Options.WriteDelay (500µs by default) and another fsyncs every second: a
+// process crash loses at most the records not yet written, a machine crash
+// at most about the last second.
 // A failed write or fsync is sticky: every later Append returns it, because
 // what reached the disk is no longer known.
 //

@@ -17,10 +17,11 @@ type FsyncPolicy int
 const (
 	// FsyncEverySec (the default) makes Append return once the records are
 	// queued for the background writer. The writer hands them to the
-	// operating system almost at once and fsyncs once a second. A crash of
-	// the process loses at most the records the writer had not yet written
-	// (typically microseconds' worth); a crash of the machine loses at most
-	// about the last second, as with Redis's "appendfsync everysec".
+	// operating system within Options.WriteDelay (500µs by default), and
+	// they are fsynced once a second. A crash of the process loses at most
+	// the records not yet written (about WriteDelay's worth); a crash of
+	// the machine loses at most about the last second, as with Redis's
+	// "appendfsync everysec".
 	FsyncEverySec FsyncPolicy = iota
 	// FsyncAlways makes Append return only after its records are fsynced.
 	// Concurrent Appends share one write and one fsync (group commit), so
@@ -235,7 +236,7 @@ func (l *Log) Append(recs ...[]byte) error {
 	l.size += int64(n)
 	end := l.appended
 	l.signal()
-	if len(l.buf) >= batchBytes {
+	if len(l.buf) >= min(batchBytes, l.opts.MaxPending) {
 		select {
 		case l.full <- struct{}{}:
 		default:

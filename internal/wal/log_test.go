@@ -276,3 +276,73 @@ func TestOpenRejectsForeignFile(t *testing.T) {
 		t.Fatalf("Append after failed Replay = %v, want ErrNotReplayed", err)
 	}
 }
+
+// TestWriteFailureIsSticky breaks the file under the log: the failure must
+// reach the appenders and stay, since what reached the disk is unknown.
+func TestWriteFailureIsSticky(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l, _ := openT(t, dir, Options{Fsync: policy})
+			if err := l.Append(rec(0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			l.fileMu.Lock()
+			if err := l.file.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l.fileMu.Unlock()
+
+			err := l.Append(rec(1))
+			if policy == FsyncEverySec {
+				// Accepted into the buffer; the failure surfaces on the next
+				// call that waits for the disk.
+				if err != nil {
+					t.Fatalf("Append = %v", err)
+				}
+				err = l.Sync()
+			}
+			if err == nil {
+				t.Fatal("write to a closed file succeeded")
+			}
+			if err2 := l.Append(rec(2)); err2 == nil || err2.Error() != err.Error() {
+				t.Fatalf("Append after failure = %v, want the sticky %v", err2, err)
+			}
+			if _, err := l.BeginRewrite(); err == nil {
+				t.Fatal("BeginRewrite after failure succeeded")
+			}
+			if err := l.Close(); err == nil {
+				t.Fatal("Close hid the write failure")
+			}
+			// What was synced before the failure is still there.
+			_, recs := openT(t, dir, Options{})
+			equalRecs(t, recs, [][]byte{rec(0)})
+		})
+	}
+}
+
+// TestPeriodicSyncAdvancesDurability drives the once-a-second fsync by
+// hand rather than by waiting for the timer.
+func TestPeriodicSyncAdvancesDurability(t *testing.T) {
+	t.Parallel()
+	l, _ := openT(t, t.TempDir(), Options{SyncInterval: 1 << 40, WriteDelay: -1})
+	if err := l.Append(rec(0), rec(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.syncWritten(); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.synced != l.appended || l.written != l.appended {
+		t.Fatalf("appended %d, written %d, synced %d", l.appended, l.written, l.synced)
+	}
+}

@@ -29,7 +29,7 @@ type ReplayReport struct {
 
 // Replay passes every record in the log to fn, oldest first, and must be
 // called once, before the first Append. The slice passed to fn is only
-// valid during the call.
+// valid during the call. fn may be nil to check and repair the log only.
 //
 // A torn tail is cut off (the file is truncated and fsynced) and described
 // in the report; it holds only records whose Append had not returned under
