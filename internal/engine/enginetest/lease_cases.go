@@ -110,7 +110,7 @@ func leaseCases(t *testing.T, h Harness) {
 		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5}
 		ds := receive(t, ctx, e, p)
 		wantDeliveries(t, ds, []string{"x"}, 1)
-		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: 500 * time.Millisecond, MaxDeliveries: 5})
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: time.Second, MaxDeliveries: 5})
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		wantInFlight(t, ctx, e, "q", 1)
 		p.Timeout = waitTimeout
@@ -288,14 +288,17 @@ func leaseCases(t *testing.T, h Harness) {
 		t.Parallel()
 		ctx, e := setup(t, h)
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
-		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5}
+		// The first lease is long enough for the extend to come before it
+		// ends even on a loaded machine, and short enough to wait past.
+		const first = 500 * time.Millisecond
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: first, MaxDeliveries: 5}
 		ds := receive(t, ctx, e, p)
 		wantDeliveries(t, ds, []string{"x"}, 1)
 		if err := e.QueueExtend(ctx, "q", ds[0].ID, longLease); err != nil {
 			t.Fatalf("QueueExtend: %v", err)
 		}
-		// Wait well past the original lease: the item must stay leased.
-		p.Timeout = 10 * shortLease
+		// Wait well past the first lease: the item must stay leased.
+		p.Timeout = 2 * first
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		p.Timeout = 0
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)

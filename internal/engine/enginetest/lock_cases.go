@@ -83,11 +83,14 @@ func lockCases(t *testing.T, h Harness) {
 	t.Run("RefreshKeepsAlive", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)
-		acquire(t, ctx, e, "L", "tok1", 50*time.Millisecond, true)
+		// Long enough for the refresh to come first even on a loaded
+		// machine, short enough to wait past.
+		const first = 300 * time.Millisecond
+		acquire(t, ctx, e, "L", "tok1", first, true)
 		if err := e.LockRefresh(ctx, "L", "tok1", time.Minute); err != nil {
 			t.Fatalf("LockRefresh: %v", err)
 		}
-		waitPast(t, ctx, e, 150*time.Millisecond)
+		waitPast(t, ctx, e, 2*first)
 		acquire(t, ctx, e, "L", "tok2", time.Minute, false)
 		if err := e.LockRelease(ctx, "L", "tok1"); err != nil {
 			t.Errorf("LockRelease by the refreshed holder: %v", err)
