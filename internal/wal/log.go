@@ -91,12 +91,12 @@ const batchBytes = 256 << 10
 
 // Log is an append-only log of opaque records in one directory. All
 // methods are safe for concurrent use.
-//
-// Positions in the log are counted in "stream bytes": every byte ever
-// appended through this Log since Open, whichever file it went to. The
-// counters appended >= written >= synced describe how far the stream has
-// been accepted, handed to the operating system and made durable.
 type Log struct {
+	// Positions are counted in stream bytes: every byte appended through
+	// this Log since Open, whichever file it went to. appended >= written
+	// >= synced say how far the stream has been accepted, handed to the
+	// operating system and made durable.
+
 	dir  string
 	opts Options
 	lock *os.File
@@ -204,9 +204,15 @@ func (l *Log) openCurrent() error {
 }
 
 // Append adds records to the log, in order, as one write. A batch is
-// accepted whole or not at all (an oversized record rejects the batch).
+// accepted whole or not at all (an oversized record rejects the batch),
+// but a crash in the middle of writing it can keep only a prefix: records
+// that must survive together belong in one record.
+//
 // Records appended by one goroutine are replayed in the order appended;
-// Appends racing each other are ordered as they acquire the log.
+// Appends racing each other are ordered as they acquire the log. The log
+// orders records, not the caller's state: for replay to rebuild the same
+// state, append each change while holding the lock that orders it (a
+// queue's lock, say), and treat a change whose Append failed as not made.
 //
 // With FsyncAlways, Append returns after the records are fsynced. With
 // FsyncEverySec it returns once they are queued for the writer (see
