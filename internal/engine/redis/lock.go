@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -109,7 +110,7 @@ func lockTTLMillis(op string, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		return "", fmt.Errorf("%s: %w (got %v)", op, errLockTTL, ttl)
 	}
-	return fmt.Sprint(durationToPX(ttl)), nil
+	return strconv.FormatInt(durationToPX(ttl), 10), nil
 }
 
 // durationToPX is d in whole milliseconds, rounded up, at least 1 for d > 0.
