@@ -25,6 +25,9 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 		return nil, nil
 	}
 	k := e.keys.Queue(params.Queue)
+	if params.MaxSize <= 0 {
+		return e.addUnbounded(ctx, op, k.List, params)
+	}
 	args := make([]string, 0, 3+len(params.Items))
 	args = append(args,
 		string(params.Policy.Normalize()),
@@ -43,6 +46,23 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	for i := range results {
 		r := raw[4*i : 4*i+4]
 		results[i] = engine.AddResult{Accepted: r[0] == 1, QueueLength: r[1], Dropped: r[2], MovedToDLQ: r[3]}
+	}
+	e.register(ctx, params.Queue)
+	return results, nil
+}
+
+// addUnbounded is a single RPUSH: with no bound there is no policy to
+// apply, and one RPUSH of many elements is atomic, so each item's length is
+// known from the final one.
+func (e *Engine) addUnbounded(ctx context.Context, op, key string, params engine.AddParams) ([]engine.AddResult, error) {
+	n, err := e.client.Do(ctx, e.client.B().Rpush().Key(key).Element(params.Items...).Build()).AsInt64()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	results := make([]engine.AddResult, len(params.Items))
+	first := n - int64(len(params.Items))
+	for i := range results {
+		results[i] = engine.AddResult{Accepted: true, QueueLength: first + int64(i) + 1}
 	}
 	e.register(ctx, params.Queue)
 	return results, nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -509,5 +511,34 @@ func TestClusterLayoutKeepsOneSlot(t *testing.T) {
 	}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys %q\nwant %q", keys, want)
+	}
+}
+
+// TestOverflowEnvelopeRandomBytes compares the Lua quoting with Go's on
+// seeded random byte strings mixing ASCII escapes, valid UTF-8 of every
+// length, truncated sequences and stray bytes.
+func TestOverflowEnvelopeRandomBytes(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"a", "\"", "\\", "\n", "\x00", "\x1f", "\x7f", "\u00e9", "\u20ac", "\U0001F600",
+		"\xc3", "\xe2\x82", "\xf0\x9f\x98", "\x80", "\xbf", "\xc0\x80", "\xed\xa0\x80", "\xf5", "\xff", " "}
+	items := make([]string, 400)
+	for i := range items {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		items[i] = b.String()
+	}
+	f.add(t, "q", engine.PolicyDLQ, 1, append(items, "last")...)
+	got := f.dlq(t, "q", engine.DLQOverflow)
+	if len(got) != len(items) {
+		t.Fatalf("overflow DLQ holds %d entries", len(got))
+	}
+	for i, s := range items {
+		if want := engine.OverflowEnvelope("q", s); got[i] != want {
+			t.Fatalf("item %q:\n got  %q\n want %q", s, got[i], want)
+		}
 	}
 }

@@ -7,10 +7,16 @@
 -- engine.PyJSONString and json_container mirrors engine.IsJSONContainer
 -- (cjson is not used for validation: it accepts hex numbers, inf and nan).
 
-local py_named_escape = {
+-- py_ascii_escape maps each ASCII byte that json.dumps escapes to its
+-- escape, for string.gsub.
+local py_ascii_escape = {
   ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
   ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
 }
+for c = 0, 31 do
+  local ch = string.char(c)
+  if not py_ascii_escape[ch] then py_ascii_escape[ch] = string.format('\\u%04x', c) end
+end
 
 local function py_u(cp)
   return string.format('\\u%04x', cp)
@@ -48,43 +54,37 @@ local function utf8_rune(s, i, n)
   return cp, need + 1
 end
 
--- py_json_string quotes s as engine.PyJSONString does.
+-- py_high escapes a run of non-ASCII bytes (a byte >= 0x80 and the
+-- continuation bytes after it) as \uXXXX, with surrogate pairs above the BMP.
+local function py_high(run)
+  local out, o = {}, 1
+  local i, n = 1, #run
+  while i <= n do
+    local cp, size = utf8_rune(run, i, n)
+    if cp >= 0x10000 then
+      cp = cp - 0x10000
+      out[o] = py_u(0xD800 + math.floor(cp / 1024)) .. py_u(0xDC00 + cp % 1024)
+    else
+      out[o] = py_u(cp)
+    end
+    o = o + 1
+    i = i + size
+  end
+  return table.concat(out)
+end
+
+-- py_json_string quotes s as engine.PyJSONString does. The work is done by
+-- string.gsub, in C: a sequence cut short ends its run (the next byte is not
+-- a continuation byte), which is exactly where Go's decoder gives up too.
 local function py_json_string(s)
   if not string.find(s, '[%z\1-\31"\\\128-\255]') then
     return '"' .. s .. '"'
   end
-  local out, o = {'"'}, 2
-  local i, n = 1, #s
-  while i <= n do
-    local j = string.find(s, '[%z\1-\31"\\\128-\255]', i)
-    if not j then
-      out[o] = string.sub(s, i)
-      o = o + 1
-      break
-    end
-    if j > i then
-      out[o] = string.sub(s, i, j - 1)
-      o = o + 1
-    end
-    local c = string.byte(s, j)
-    if c < 0x80 then
-      out[o] = py_named_escape[string.char(c)] or py_u(c)
-      o = o + 1
-      i = j + 1
-    else
-      local cp, size = utf8_rune(s, j, n)
-      if cp >= 0x10000 then
-        cp = cp - 0x10000
-        out[o] = py_u(0xD800 + math.floor(cp / 1024)) .. py_u(0xDC00 + cp % 1024)
-      else
-        out[o] = py_u(cp)
-      end
-      o = o + 1
-      i = j + size
-    end
+  s = (string.gsub(s, '[%z\1-\31"\\]', py_ascii_escape))
+  if string.find(s, '[\128-\255]') then
+    s = (string.gsub(s, '[\128-\255][\128-\191]*', py_high))
   end
-  out[o] = '"'
-  return table.concat(out)
+  return '"' .. s .. '"'
 end
 
 -- json_skip_ws returns the index of the first non-blank byte at or after i.

@@ -1,0 +1,169 @@
+package redis
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// producers is the number of concurrent goroutines of the parallel
+// benchmarks, to compare with a service handling many requests at once.
+const producers = 50
+
+func parallel(b *testing.B, body func(pb *testing.PB)) {
+	b.SetParallelism((producers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(body)
+}
+
+var benchItem = `{"camera_id": "cam-17", "score": 0.93, "label": "person", "ts": 1764108000.123}`
+
+func BenchmarkRawRPUSH(b *testing.B) {
+	f := setup(b)
+	key := f.e.keys.Queue("q").List
+	parallel(b, func(pb *testing.PB) {
+		for pb.Next() {
+			if err := f.raw.Do(f.ctx, f.raw.B().Rpush().Key(key).Element(benchItem).Build()).Error(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkQueueAdd(b *testing.B) {
+	for _, policy := range []engine.Policy{engine.PolicyReject, engine.PolicyDLQ, engine.PolicyDropOldest} {
+		for _, full := range []bool{false, true} {
+			name := string(policy) + "/not-full"
+			if full {
+				name = string(policy) + "/full"
+			}
+			b.Run(name, func(b *testing.B) {
+				f := setup(b)
+				max := int64(1 << 40)
+				if full {
+					max = 1000
+					items := make([]string, max)
+					for i := range items {
+						items[i] = benchItem
+					}
+					if _, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: max}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				params := engine.AddParams{Queue: "q", Items: []string{benchItem}, Policy: policy, MaxSize: max}
+				parallel(b, func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := f.e.QueueAdd(f.ctx, params); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkQueueAddBatch adds 100 items per call from one goroutine and
+// reports items per second.
+func BenchmarkQueueAddBatch(b *testing.B) {
+	for _, policy := range []engine.Policy{engine.PolicyReject, engine.PolicyDLQ} {
+		b.Run(string(policy), func(b *testing.B) {
+			f := setup(b)
+			items := make([]string, 100)
+			for i := range items {
+				items[i] = benchItem
+			}
+			params := engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: 10000}
+			start := time.Now()
+			for b.Loop() {
+				if _, err := f.e.QueueAdd(f.ctx, params); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(items))/time.Since(start).Seconds(), "items/s")
+		})
+	}
+}
+
+func fill(b *testing.B, f fixture, n int) {
+	b.Helper()
+	items := make([]string, 1000)
+	for i := range items {
+		items[i] = benchItem
+	}
+	for n > 0 {
+		k := min(n, len(items))
+		if _, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items[:k], Policy: engine.PolicyReject}); err != nil {
+			b.Fatal(err)
+		}
+		n -= k
+	}
+}
+
+func BenchmarkRawBLPOP(b *testing.B) {
+	f := setup(b)
+	fill(b, f, b.N)
+	key := f.e.keys.Queue("q").List
+	parallel(b, func(pb *testing.PB) {
+		for pb.Next() {
+			if err := f.raw.Do(f.ctx, f.raw.B().Blpop().Key(key).Timeout(1).Build()).Error(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkQueuePop(b *testing.B) {
+	f := setup(b)
+	fill(b, f, b.N)
+	parallel(b, func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok, err := f.e.QueuePop(f.ctx, "q", time.Second); err != nil || !ok {
+				b.Error(ok, err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkReceiveAck(b *testing.B) {
+	f := setup(b)
+	fill(b, f, b.N)
+	params := engine.ReceiveParams{Queue: "q", Count: 1, Lease: time.Minute, MaxDeliveries: 3}
+	parallel(b, func(pb *testing.PB) {
+		for pb.Next() {
+			ds, err := f.e.QueueReceive(f.ctx, params)
+			if err != nil || len(ds) != 1 {
+				b.Error(len(ds), err)
+				return
+			}
+			if err := f.e.QueueAck(f.ctx, "q", ds[0].ID); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkOverflowEnvelope measures the Lua quoting on the path that
+// moves items to the overflow DLQ, with a non-ASCII payload.
+func BenchmarkOverflowEnvelope(b *testing.B) {
+	f := setup(b)
+	item := strings.Repeat("caf\u00e9 \U0001F600 ", 20)
+	params := engine.AddParams{Queue: "q", Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1}
+	for b.Loop() {
+		if _, err := f.e.QueueAdd(f.ctx, params); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n, _ := f.e.DLQLen(f.ctx, "q", engine.DLQOverflow); n < int64(b.N-1) {
+		b.Fatal(fmt.Sprint("overflow DLQ holds ", n))
+	}
+}
