@@ -43,6 +43,7 @@ var (
 	// ErrCorrupt means a damaged record is followed by intact data, so the
 	// damage is not a torn tail from a crash and loading only the prefix
 	// would silently lose records. The error text names file and offset.
+	// Repair cuts such a log at the damage, keeping the rest aside.
 	ErrCorrupt = errors.New("wal: corrupt log")
 	// ErrNotReplayed is returned by Append and BeginRewrite before Replay
 	// has run: appending behind an unchecked (possibly torn) tail would turn

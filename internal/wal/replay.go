@@ -38,7 +38,8 @@ type ReplayReport struct {
 // error matching ErrCorrupt that names the file and offset, and changes
 // nothing on disk. If fn fails, Replay stops and returns its error wrapped
 // with the record's offset. On any error the records already passed to fn
-// are only a prefix of the log, and the caller must discard what it built.
+// are only a prefix of the log, and the caller must discard what it built
+// and Close the Log, which accepts no Append after a failed Replay.
 func (l *Log) Replay(fn func(rec []byte) error) (ReplayReport, error) {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
