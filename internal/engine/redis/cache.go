@@ -20,6 +20,12 @@ import (
 // (rueidis.ClientOption.DisableCache false, its default). With caching
 // disabled, rueidis sends a plain GET instead, so CacheGetCached stays
 // correct and only loses its speed.
+//
+// The cache is coherent, not linearizable: a write is seen by cached reads
+// once its invalidation reaches this process, which Redis sends after the
+// write's reply. That holds for writes made through this same engine too,
+// so a CacheGetCached right after a CacheSet may still return the previous
+// value; read with CacheGet when a read must reflect a write just made.
 
 // CacheGet reads key from the server.
 func (e *Engine) CacheGet(ctx context.Context, key string) (string, bool, error) {
