@@ -100,6 +100,9 @@ func dlqCases(t *testing.T, h Harness) {
 		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 1})
 		wantQueue(t, ctx, e, "q", "c", "d", "e", "a")
 		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "b"))
+		res = requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Count: 10, Policy: engine.PolicyReject, MaxSize: 10})
+		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 0})
+		wantQueue(t, ctx, e, "q", "c", "d", "e", "a", "b")
 	})
 
 	t.Run("RequeueEmpty", func(t *testing.T) {

@@ -33,22 +33,36 @@ func durableCases(t *testing.T, h Harness) {
 	t.Run("Leases", func(t *testing.T) {
 		t.Parallel()
 		ctx, d := setupDurable(t, h)
-		add(t, ctx, d.e, "q", engine.PolicyDLQ, 0, "held", "expiring")
+		add(t, ctx, d.e, "q", engine.PolicyDLQ, 0, "held", "expiring", "delayed", "waiting")
 		held := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5})
 		wantDeliveries(t, held, []string{"held"}, 1)
 		expiring := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5})
 		wantDeliveries(t, expiring, []string{"expiring"}, 1)
+		delayed := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5})
+		wantDeliveries(t, delayed, []string{"delayed"}, 1)
+		nack(t, ctx, d.e, engine.NackParams{Queue: "q", ID: delayed[0].ID, Delay: 200 * time.Millisecond, MaxDeliveries: 5})
 		d.reopen(t)
-		// The expired lease comes back as a redelivery; the live one is
-		// still leased under its id.
-		again := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 5, Timeout: waitTimeout, Lease: longLease, MaxDeliveries: 5})
-		wantDeliveries(t, again, []string{"expiring"}, 2)
-		wantInFlight(t, ctx, d.e, "q", 2)
+		wantInFlight(t, ctx, d.e, "q", 3)
+		// The expired lease and the delayed nack come back as second
+		// deliveries, the waiting item as a first one; the live lease is
+		// still held under its id.
+		got := map[string]int{}
+		for len(got) < 3 {
+			ds := receive(t, ctx, d.e, engine.ReceiveParams{Queue: "q", Count: 1, Timeout: waitTimeout, Lease: longLease, MaxDeliveries: 5})
+			if len(ds) != 1 {
+				t.Fatalf("receive after reopen got %d deliveries, want 1 (so far %v)", len(ds), got)
+			}
+			got[ds[0].Item] = ds[0].Attempt
+		}
+		if got["expiring"] != 2 || got["delayed"] != 2 || got["waiting"] != 1 {
+			t.Errorf("deliveries after reopen %v, want expiring and delayed at attempt 2, waiting at 1", got)
+		}
 		if err := d.e.QueueAck(ctx, "q", held[0].ID); err != nil {
 			t.Errorf("QueueAck of a lease taken before reopen: %v", err)
 		}
 		wantErrIs(t, "QueueAck of the expired delivery", d.e.QueueAck(ctx, "q", expiring[0].ID), engine.ErrLeaseNotFound)
-		wantInFlight(t, ctx, d.e, "q", 1)
+		wantInFlight(t, ctx, d.e, "q", 3)
+		wantQueue(t, ctx, d.e, "q")
 	})
 
 	t.Run("Cache", func(t *testing.T) {

@@ -345,6 +345,10 @@ func queueCases(t *testing.T, h Harness) {
 		if err != nil || cleared {
 			t.Errorf("QueueClear(empty) = %v, %v; want false, nil", cleared, err)
 		}
+		cleared, err = e.QueueClear(ctx, "never-added")
+		if err != nil || cleared {
+			t.Errorf("QueueClear(missing) = %v, %v; want false, nil", cleared, err)
+		}
 		// The queue stays usable after a clear.
 		add(t, ctx, e, "q", engine.PolicyDLQ, 2, "d")
 		wantQueue(t, ctx, e, "q", "d")
@@ -367,6 +371,25 @@ func queueCases(t *testing.T, h Harness) {
 		_, _, err = e.CacheGet(ctx, "q")
 		wantErrIs(t, "CacheGet of a queue", err, engine.ErrWrongType)
 		wantQueue(t, ctx, e, "q", "x")
+	})
+
+	t.Run("ClearKeepsLeasesAndFailedDLQ", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		deadLetter(t, ctx, e, "q", "boom", "failed")
+		failed := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "leased", "waiting")
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3})
+		wantDeliveries(t, ds, []string{"leased"}, 1)
+		if cleared, err := e.QueueClear(ctx, "q"); err != nil || !cleared {
+			t.Fatalf("QueueClear = %v, %v; want true, nil", cleared, err)
+		}
+		wantQueue(t, ctx, e, "q")
+		wantInFlight(t, ctx, e, "q", 1)
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed, failed...)
+		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
+			t.Errorf("QueueAck after clear: %v", err)
+		}
 	})
 
 	t.Run("Names", func(t *testing.T) {
