@@ -13,7 +13,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		os.Exit(crashChild(dir, os.Getenv(crashPolicyEnv)))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // openT opens a log in dir, replays it and closes it when the test ends.
 func openT(t testing.TB, dir string, opts Options) (*Log, [][]byte) {
