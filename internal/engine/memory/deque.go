@@ -1,19 +1,26 @@
 package memory
 
-// deque is a FIFO of stored strings on a ring buffer: pushes and pops at
-// both ends are O(1) amortised, and the buffer shrinks again when a burst
-// drains so an emptied queue does not pin its peak memory.
+// deque is a FIFO of stored strings on a ring buffer whose size is a power
+// of two: pushes and pops at both ends are O(1) amortised, and the buffer
+// shrinks again when a burst drains, so an emptied queue does not pin its
+// peak memory. Small buffers are kept as they are, so a queue that hovers
+// around a few hundred items never reallocates.
 type deque struct {
 	buf  []string
 	head int // index of the first item
 	n    int // number of items
 }
 
-const dequeMinCap = 8
+const (
+	dequeMinCap = 8
+	// dequeKeepCap is the size up to which a buffer is never shrunk.
+	dequeKeepCap = 1024
+)
 
 func (d *deque) Len() int { return d.n }
 
-// grow doubles the buffer (or shrinks it to fit want) and unrolls the ring.
+// resize moves the items to a new buffer of capacity slots (a power of
+// two, at least dequeMinCap), unrolling the ring.
 func (d *deque) resize(capacity int) {
 	if capacity < dequeMinCap {
 		capacity = dequeMinCap
@@ -45,26 +52,32 @@ func (d *deque) reserve(extra int) {
 	d.resize(c)
 }
 
-// maybeShrink releases memory once the deque uses a quarter of its buffer.
+// maybeShrink releases memory once a large buffer is mostly empty. The gap
+// between growing (full) and shrinking (an eighth used) keeps a queue that
+// oscillates from resizing on every cycle.
 func (d *deque) maybeShrink() {
-	if len(d.buf) > 64 && d.n <= len(d.buf)/4 {
-		d.resize(len(d.buf) / 2)
+	if len(d.buf) <= dequeKeepCap {
+		return
 	}
-	if d.n == 0 && len(d.buf) > dequeMinCap {
+	if d.n == 0 {
 		d.buf = nil
 		d.head = 0
+	} else if d.n <= len(d.buf)/8 {
+		d.resize(len(d.buf) / 2)
 	}
 }
 
+func (d *deque) mask() int { return len(d.buf) - 1 }
+
 func (d *deque) PushBack(s string) {
 	d.reserve(1)
-	d.buf[(d.head+d.n)%len(d.buf)] = s
+	d.buf[(d.head+d.n)&d.mask()] = s
 	d.n++
 }
 
 func (d *deque) PushFront(s string) {
 	d.reserve(1)
-	d.head = (d.head - 1 + len(d.buf)) % len(d.buf)
+	d.head = (d.head - 1) & d.mask()
 	d.buf[d.head] = s
 	d.n++
 }
@@ -76,7 +89,7 @@ func (d *deque) PopFront() (string, bool) {
 	}
 	s := d.buf[d.head]
 	d.buf[d.head] = "" // let the payload be collected
-	d.head = (d.head + 1) % len(d.buf)
+	d.head = (d.head + 1) & d.mask()
 	d.n--
 	d.maybeShrink()
 	return s, true
@@ -87,7 +100,7 @@ func (d *deque) PopBack() (string, bool) {
 	if d.n == 0 {
 		return "", false
 	}
-	i := (d.head + d.n - 1) % len(d.buf)
+	i := (d.head + d.n - 1) & d.mask()
 	s := d.buf[i]
 	d.buf[i] = ""
 	d.n--
@@ -96,7 +109,7 @@ func (d *deque) PopBack() (string, bool) {
 }
 
 // At returns the i-th item from the head (0 <= i < Len).
-func (d *deque) At(i int) string { return d.buf[(d.head+i)%len(d.buf)] }
+func (d *deque) At(i int) string { return d.buf[(d.head+i)&d.mask()] }
 
 // Front returns the head without removing it.
 func (d *deque) Front() string { return d.At(0) }

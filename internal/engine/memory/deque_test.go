@@ -95,7 +95,7 @@ func TestDequeShrinksAfterBurst(t *testing.T) {
 	for d.Len() > 1 {
 		d.PopFront()
 	}
-	if c := len(d.buf); c > 128 {
+	if c := len(d.buf); c > dequeKeepCap {
 		t.Fatalf("buffer keeps %d slots for 1 item after draining", c)
 	}
 	d.PopFront()

@@ -219,6 +219,12 @@ func (o *object) strAlive(now int64) bool {
 	return o.hasStr && (o.expireAt == 0 || now < o.expireAt)
 }
 
+// isStr is strAlive reading the clock only when it matters: queue calls
+// check every key for a string, and almost never find one.
+func (e *Engine) isStr(o *object) bool {
+	return o.hasStr && (o.expireAt == 0 || e.now() < o.expireAt)
+}
+
 // bare reports whether the object holds nothing worth keeping.
 func (o *object) bare(now int64) bool {
 	return o.list.Len() == 0 && !o.strAlive(now) && (o.q == nil || o.q.idle())
@@ -409,7 +415,8 @@ func (e *Engine) sweep() {
 	}
 }
 
-// registerQueue records name for QueueNames.
+// registerQueue records name for QueueNames. It reports whether the name
+// is new.
 func (e *Engine) registerQueue(name string) bool {
 	e.namesMu.Lock()
 	defer e.namesMu.Unlock()
@@ -434,6 +441,31 @@ func (e *Engine) QueueNames(ctx context.Context) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+// listKey is keyspace's Queue(name).List without building the queue's
+// other keys: the hot paths need only this one. A test holds it to
+// keyspace's answer.
+func (e *Engine) listKey(name string) string {
+	if e.keys.Prefix == "" {
+		return name
+	}
+	return e.keys.Prefix + name
+}
+
+// queueKeys returns the keys of queue name, cached in the queue's state.
+func (e *Engine) queueKeys(o *object, name string) *keyspace.Queue {
+	q := o.queue()
+	if q.keys == nil || q.keys.Name != name {
+		k := e.keys.Queue(name)
+		q.keys = &k
+	}
+	return q.keys
+}
+
+// lockAfter locks key's object while the caller holds objects whose keys
+// are all shorter, which the global lock order allows (a queue's DLQ keys
+// are longer than its own key).
+func (e *Engine) lockAfter(key string) *object { return e.lock1(key, true) }
 
 func wrongType(op, key string) error {
 	return fmt.Errorf("%s %q: %w", op, key, engine.ErrWrongType)

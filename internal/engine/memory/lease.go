@@ -146,28 +146,47 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		return nil, fmt.Errorf("queue receive %q: count %d, lease %s, max deliveries %d: each must be positive",
 			p.Queue, p.Count, p.Lease, p.MaxDeliveries)
 	}
-	k := e.keys.Queue(p.Queue)
+	key := e.listKey(p.Queue)
 	deadline := time.Now().Add(p.Timeout)
 	front := false
 	for {
 		t := e.begin()
-		objs := e.lockN(k.List, k.FailedDLQ)
-		main, failed := objs[0], objs[1]
+		main := e.lock1(key, true)
 		now := e.now()
-		if main.strAlive(now) || failed.strAlive(now) {
-			unlockN(objs)
+		if main.strAlive(now) {
+			main.mu.Unlock()
 			t.end()
-			return nil, wrongType("queue receive", k.List)
+			return nil, wrongType("queue receive", key)
 		}
-		out, _ := e.settleDue(&t, main, failed, p.Queue, p, now, p.Count+100)
+		// The failed DLQ is locked only when a due lease may move there.
+		var failed *object
+		if l := main.queue().earliest(); l != nil && l.deadline <= now {
+			failed = e.lockAfter(e.queueKeys(main, p.Queue).FailedDLQ)
+			if failed.strAlive(now) {
+				failed.mu.Unlock()
+				main.mu.Unlock()
+				t.end()
+				return nil, wrongType("queue receive", failed.key)
+			}
+		}
+		unlock := func() {
+			if failed != nil {
+				failed.mu.Unlock()
+			}
+			main.mu.Unlock()
+			t.end()
+		}
+		var out []engine.Delivery
+		if failed != nil {
+			out, _ = e.settleDue(&t, main, failed, p.Queue, p, now, p.Count+100)
+		}
 		if len(out) < p.Count {
 			out = e.leaseFresh(&t, main, p, now, out)
 		}
 		remaining := time.Until(deadline)
 		if len(out) > 0 || p.Timeout <= 0 || remaining <= 0 || e.closed.Load() {
 			err := t.commit()
-			unlockN(objs)
-			t.end()
+			unlock()
 			if err != nil {
 				return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
 			}
@@ -183,10 +202,9 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		main.queue().enqueue(w, front)
 		e.kick(main)
 		err := t.commit()
-		unlockN(objs)
-		t.end()
+		unlock()
 		if err != nil {
-			e.abandon(k.List, w)
+			e.abandon(key, w)
 			return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
 		}
 
@@ -203,7 +221,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 			front = true
 			continue
 		}
-		e.abandon(k.List, w)
+		e.abandon(key, w)
 		if err == errTimeout {
 			return []engine.Delivery{}, nil
 		}
@@ -236,7 +254,7 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 	}
 	t := e.begin()
 	defer t.end()
-	o := e.lock1(e.keys.Queue(queue).List, false)
+	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
 		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
 	}
@@ -258,12 +276,13 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 	if err := e.checkOpen("queue nack"); err != nil {
 		return res, err
 	}
-	k := e.keys.Queue(p.Queue)
 	t := e.begin()
 	defer t.end()
-	objs := e.lockN(k.List, k.FailedDLQ)
-	defer unlockN(objs)
-	main, failed := objs[0], objs[1]
+	main := e.lock1(e.listKey(p.Queue), false)
+	if main == nil {
+		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
+	}
+	defer main.mu.Unlock()
 	l := leased(main, p.ID)
 	if l == nil {
 		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
@@ -276,8 +295,10 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 		u.firstFailed = iso
 	}
 	if l.attempt >= p.MaxDeliveries {
+		failed := e.lockAfter(e.queueKeys(main, p.Queue).FailedDLQ)
+		defer failed.mu.Unlock()
 		if failed.strAlive(now) {
-			return res, wrongType("queue nack", k.FailedDLQ)
+			return res, wrongType("queue nack", failed.key)
 		}
 		l.err, l.firstFailed = u.err, u.firstFailed
 		e.deadLetter(&t, main, failed, p.Queue, l, iso)
@@ -302,7 +323,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	}
 	t := e.begin()
 	defer t.end()
-	o := e.lock1(e.keys.Queue(queue).List, false)
+	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
 		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
 	}
@@ -328,7 +349,7 @@ func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error)
 	if err := e.checkOpen("queue in flight"); err != nil {
 		return 0, err
 	}
-	o := e.lock1(e.keys.Queue(queue).List, false)
+	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
 		return 0, nil
 	}

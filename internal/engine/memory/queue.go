@@ -15,27 +15,23 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	if err := e.checkOpen("queue add"); err != nil {
 		return nil, err
 	}
-	k := e.keys.Queue(p.Queue)
 	t := e.begin()
-	var main, dlq *object
-	var objs []*object
-	if p.Policy == engine.PolicyDLQ && p.MaxSize > 0 {
-		objs = e.lockN(k.List, k.OverflowDLQ)
-		main, dlq = objs[0], objs[1]
-	} else {
-		main = e.lock1(k.List, true)
-		objs = []*object{main}
-	}
 	defer t.end()
-	defer unlockN(objs)
-	now := e.now()
-	if main.strAlive(now) {
-		return nil, wrongType("queue add", k.List)
+	main := e.lock1(e.listKey(p.Queue), true)
+	defer main.mu.Unlock()
+	if e.isStr(main) {
+		return nil, wrongType("queue add", main.key)
 	}
-	if dlq != nil && dlq.strAlive(now) {
-		return nil, wrongType("queue add", k.OverflowDLQ)
+	// The overflow DLQ is locked only when this add will push into it.
+	var dlq *object
+	if p.Policy == engine.PolicyDLQ && p.MaxSize > 0 && int64(main.list.Len()+len(p.Items)) > p.MaxSize {
+		dlq = e.lockAfter(e.queueKeys(main, p.Queue).OverflowDLQ)
+		defer dlq.mu.Unlock()
+		if e.isStr(dlq) {
+			return nil, wrongType("queue add", dlq.key)
+		}
 	}
-	t.register(p.Queue)
+	t.register(main, p.Queue)
 	results := make([]engine.AddResult, len(p.Items))
 	for i, item := range p.Items {
 		r := engine.AddResult{Accepted: true}
@@ -77,14 +73,14 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	if err := e.checkOpen("queue pop"); err != nil {
 		return "", false, err
 	}
-	key := e.keys.Queue(queue).List
+	key := e.listKey(queue)
 	t := e.begin()
 	o := e.lock1(key, timeout > 0)
 	if o == nil {
 		t.end()
 		return "", false, nil
 	}
-	if o.strAlive(e.now()) {
+	if e.isStr(o) {
 		o.mu.Unlock()
 		t.end()
 		return "", false, wrongType("queue pop", key)
@@ -135,7 +131,7 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 	if err := e.checkOpen("queue pop"); err != nil {
 		return nil, err
 	}
-	key := e.keys.Queue(queue).List
+	key := e.listKey(queue)
 	t := e.begin()
 	defer t.end()
 	o := e.lock1(key, false)
@@ -143,7 +139,7 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 		return []string{}, nil
 	}
 	defer o.mu.Unlock()
-	if o.strAlive(e.now()) {
+	if e.isStr(o) {
 		return nil, wrongType("queue pop", key)
 	}
 	items := t.popFront(o, n)
@@ -164,12 +160,12 @@ func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []strin
 	if len(items) == 0 {
 		return nil
 	}
-	key := e.keys.Queue(queue).List
+	key := e.listKey(queue)
 	t := e.begin()
 	defer t.end()
 	o := e.lock1(key, true)
 	defer o.mu.Unlock()
-	if o.strAlive(e.now()) {
+	if e.isStr(o) {
 		return wrongType("queue push front", key)
 	}
 	for i := len(items) - 1; i >= 0; i-- {
@@ -190,7 +186,7 @@ func (e *Engine) listLen(op, key string) (int64, error) {
 		return 0, nil
 	}
 	defer o.mu.Unlock()
-	if o.strAlive(e.now()) {
+	if e.isStr(o) {
 		return 0, wrongType(op, key)
 	}
 	return int64(o.list.Len()), nil
@@ -202,7 +198,7 @@ func (e *Engine) listRange(op, key string, start, end int64) ([]string, error) {
 		return []string{}, nil
 	}
 	defer o.mu.Unlock()
-	if o.strAlive(e.now()) {
+	if e.isStr(o) {
 		return nil, wrongType(op, key)
 	}
 	return o.list.Range(start, end), nil
@@ -216,7 +212,7 @@ func (e *Engine) listClear(op, key string) (int64, error) {
 		return 0, nil
 	}
 	defer o.mu.Unlock()
-	if o.strAlive(e.now()) {
+	if e.isStr(o) {
 		return 0, wrongType(op, key)
 	}
 	n := o.list.Len()
@@ -235,7 +231,7 @@ func (e *Engine) QueueLen(ctx context.Context, queue string) (int64, error) {
 	if err := e.checkOpen("queue len"); err != nil {
 		return 0, err
 	}
-	return e.listLen("queue len", e.keys.Queue(queue).List)
+	return e.listLen("queue len", e.listKey(queue))
 }
 
 // QueueRange returns items start..end with LRANGE semantics.
@@ -243,7 +239,7 @@ func (e *Engine) QueueRange(ctx context.Context, queue string, start, end int64)
 	if err := e.checkOpen("queue range"); err != nil {
 		return nil, err
 	}
-	return e.listRange("queue range", e.keys.Queue(queue).List, start, end)
+	return e.listRange("queue range", e.listKey(queue), start, end)
 }
 
 // QueueClear deletes the waiting items of the queue.
@@ -251,7 +247,7 @@ func (e *Engine) QueueClear(ctx context.Context, queue string) (bool, error) {
 	if err := e.checkOpen("queue clear"); err != nil {
 		return false, err
 	}
-	n, err := e.listClear("queue clear", e.keys.Queue(queue).List)
+	n, err := e.listClear("queue clear", e.listKey(queue))
 	return n > 0, err
 }
 

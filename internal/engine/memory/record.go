@@ -130,7 +130,13 @@ func (t *tx) expire(o *object, expireAt int64) {
 	}
 }
 
-func (t *tx) register(name string) {
+// register records o's queue name in the registry, once per queue.
+func (t *tx) register(o *object, name string) {
+	q := o.queue()
+	if q.registered {
+		return
+	}
+	q.registered = true
 	if t.e.registerQueue(name) && t.on {
 		t.op(opRegister, name)
 	}

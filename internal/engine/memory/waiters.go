@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // queueState is the delivery state kept beside a queue's list: leases
@@ -19,6 +20,9 @@ type queueState struct {
 	waiters list.List         // of *waiter, first come first served
 	timer   *time.Timer       // wakes a receiver at the earliest deadline
 	timerAt int64             // deadline the timer is armed for, 0: none
+
+	keys       *keyspace.Queue // cached key names, see queueKeys
+	registered bool            // the queue's name is in the registry
 }
 
 func (o *object) queue() *queueState {
@@ -193,6 +197,9 @@ func (e *Engine) serve(t *tx, o *object) {
 		return
 	}
 	q := o.q
+	if q.waiters.Len() == 0 {
+		return
+	}
 	now := e.now()
 	for o.list.Len() > 0 && q.waiters.Len() > 0 {
 		w := q.waiters.Front().Value.(*waiter)
