@@ -99,6 +99,8 @@ func leaseCases(t *testing.T, h Harness) {
 				t.Fatalf("nack of attempt %d dead-lettered under MaxDeliveries 5", attempt)
 			}
 			wantErrIs(t, "QueueAck after nack", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+			_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 5})
+			wantErrIs(t, "second QueueNack", err, engine.ErrLeaseNotFound)
 		}
 		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
 	})
@@ -126,29 +128,30 @@ func leaseCases(t *testing.T, h Harness) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				ctx, e := setup(t, h)
+				const queue = "jobs-é"
 				start := time.Now()
-				add(t, ctx, e, "jobs", engine.PolicyDLQ, 0, item)
-				p := engine.ReceiveParams{Queue: "jobs", Count: 1, Lease: longLease, MaxDeliveries: 2}
+				add(t, ctx, e, queue, engine.PolicyDLQ, 0, item)
+				p := engine.ReceiveParams{Queue: queue, Count: 1, Lease: longLease, MaxDeliveries: 2}
 				ds := receive(t, ctx, e, p)
 				wantDeliveries(t, ds, []string{item}, 1)
-				if res := nack(t, ctx, e, engine.NackParams{Queue: "jobs", ID: ds[0].ID, Error: "first", MaxDeliveries: 2}); res.DeadLettered {
+				if res := nack(t, ctx, e, engine.NackParams{Queue: queue, ID: ds[0].ID, Error: "first", MaxDeliveries: 2}); res.DeadLettered {
 					t.Fatal("first nack dead-lettered under MaxDeliveries 2")
 				}
 				ds = receive(t, ctx, e, p)
 				wantDeliveries(t, ds, []string{item}, 2)
 				const msg = "boom: \"bad\" é\nline 2"
 				// The last nack dead-letters at once, whatever its delay.
-				if res := nack(t, ctx, e, engine.NackParams{Queue: "jobs", ID: ds[0].ID, Error: msg, Delay: time.Hour, MaxDeliveries: 2}); !res.DeadLettered {
+				if res := nack(t, ctx, e, engine.NackParams{Queue: queue, ID: ds[0].ID, Error: msg, Delay: time.Hour, MaxDeliveries: 2}); !res.DeadLettered {
 					t.Fatal("second nack did not dead-letter under MaxDeliveries 2")
 				}
-				entries := dlqAll(t, ctx, e, "jobs", engine.DLQFailed)
+				entries := dlqAll(t, ctx, e, queue, engine.DLQFailed)
 				if len(entries) != 1 {
 					t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
 				}
-				checkFailedEntry(t, entries[0], "jobs", item, msg, 2, start)
-				wantInFlight(t, ctx, e, "jobs", 0)
-				wantQueue(t, ctx, e, "jobs")
-				wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, "jobs", ds[0].ID), engine.ErrLeaseNotFound)
+				checkFailedEntry(t, entries[0], queue, item, msg, 2, start)
+				wantInFlight(t, ctx, e, queue, 0)
+				wantQueue(t, ctx, e, queue)
+				wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, queue, ds[0].ID), engine.ErrLeaseNotFound)
 				wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 			})
 		}
