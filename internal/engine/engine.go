@@ -22,7 +22,8 @@ type Engine interface {
 	Kind() string
 	// Health reports connectivity; it never returns an error, it describes it.
 	Health(ctx context.Context) Health
-	// Close releases every resource the engine owns. Blocked calls return.
+	// Close releases every resource the engine owns. It is idempotent;
+	// blocked calls return ErrClosed, and so does every later call.
 	Close() error
 
 	QueueEngine
@@ -68,7 +69,10 @@ type QueueEngine interface {
 	// first, from a DLQ back to the tail of the queue, each one atomically
 	// and subject to the queue's overflow policy. An entry that cannot go
 	// back (the queue is full under reject) stays in the DLQ, in place, and
-	// the requeue stops there.
+	// the requeue stops there. Count bounds the entries moved; malformed
+	// entries (not an envelope) stay where they are and are skipped, so one
+	// bad entry cannot block a bounded requeue. "All" means the entries
+	// present when the call starts.
 	DLQRequeue(ctx context.Context, params RequeueParams) (RequeueResult, error)
 }
 

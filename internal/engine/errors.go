@@ -12,6 +12,7 @@ var (
 	// ErrLockNotHeld means the token no longer holds the lock.
 	ErrLockNotHeld = errors.New("sluice: lock not held")
 	// ErrWrongType means a key exists with a type the operation cannot use
-	// (for example a cache string where a queue list is expected).
+	// (for example a cache string where a queue list is expected): queues,
+	// DLQs, cache entries and locks share one key space, as on Redis.
 	ErrWrongType = errors.New("sluice: key holds the wrong kind of value")
 )
