@@ -59,7 +59,7 @@ while budget > 0 and (want <= 0 or requeued < want) do
       local evicted = redis.call('LPOP', KEYS[1], n)
       if policy == 'dlq' then
         for j = 1, #evicted do
-          redis.call('RPUSH', KEYS[3], overflow_envelope(queue_json, evicted[j]))
+          redis.call('RPUSH', KEYS[3], envelope().overflow(queue_json, evicted[j]))
         end
       end
       displaced = displaced + #evicted

@@ -6,212 +6,228 @@
 -- separators, ensure_ascii escapes), so py_json_string mirrors
 -- engine.PyJSONString and json_container mirrors engine.IsJSONContainer
 -- (cjson is not used for validation: it accepts hex numbers, inf and nan).
+--
+-- Redis runs a script's whole body on every call, so the functions are
+-- created only by a call that writes an envelope: envelope() builds them
+-- once per call and returns {overflow = ..., failed = ...}.
 
--- py_ascii_escape maps each ASCII byte that json.dumps escapes to its
--- escape, for string.gsub.
-local py_ascii_escape = {
-  ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
-  ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
-}
-for c = 0, 31 do
-  local ch = string.char(c)
-  if not py_ascii_escape[ch] then py_ascii_escape[ch] = string.format('\\u%04x', c) end
-end
-
-local function py_u(cp)
-  return string.format('\\u%04x', cp)
-end
-
--- utf8_rune decodes the rune at byte i the way Go's utf8.DecodeRuneInString
--- does: any invalid or overlong sequence, surrogate or value above U+10FFFF
--- yields U+FFFD and consumes one byte.
-local function utf8_rune(s, i, n)
-  local c = string.byte(s, i)
-  local need, lo, hi, cp
-  if c >= 0xC2 and c <= 0xDF then
-    need, cp, lo, hi = 1, c - 0xC0, 0x80, 0xBF
-  elseif c >= 0xE0 and c <= 0xEF then
-    need, cp = 2, c - 0xE0
-    lo, hi = 0x80, 0xBF
-    if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
-  elseif c >= 0xF0 and c <= 0xF4 then
-    need, cp = 3, c - 0xF0
-    lo, hi = 0x80, 0xBF
-    if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
-  else
-    return 0xFFFD, 1
+local envelope_lib
+local function envelope()
+  if envelope_lib then return envelope_lib end
+  -- py_ascii_escapes maps each ASCII byte that json.dumps escapes to its
+  -- escape, for string.gsub; built only when something needs escaping.
+  local py_ascii_escape
+  local function py_ascii_escapes()
+    if py_ascii_escape then return py_ascii_escape end
+    py_ascii_escape = {
+      ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
+      ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
+    }
+    for c = 0, 31 do
+      local ch = string.char(c)
+      if not py_ascii_escape[ch] then py_ascii_escape[ch] = string.format('\\u%04x', c) end
+    end
+    return py_ascii_escape
   end
-  if i + need > n then return 0xFFFD, 1 end
-  for k = 1, need do
-    local b = string.byte(s, i + k)
-    if k == 1 then
-      if b < lo or b > hi then return 0xFFFD, 1 end
-    elseif b < 0x80 or b > 0xBF then
+
+  local function py_u(cp)
+    return string.format('\\u%04x', cp)
+  end
+
+  -- utf8_rune decodes the rune at byte i the way Go's utf8.DecodeRuneInString
+  -- does: any invalid or overlong sequence, surrogate or value above U+10FFFF
+  -- yields U+FFFD and consumes one byte.
+  local function utf8_rune(s, i, n)
+    local c = string.byte(s, i)
+    local need, lo, hi, cp
+    if c >= 0xC2 and c <= 0xDF then
+      need, cp, lo, hi = 1, c - 0xC0, 0x80, 0xBF
+    elseif c >= 0xE0 and c <= 0xEF then
+      need, cp = 2, c - 0xE0
+      lo, hi = 0x80, 0xBF
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      need, cp = 3, c - 0xF0
+      lo, hi = 0x80, 0xBF
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else
       return 0xFFFD, 1
     end
-    cp = cp * 64 + (b - 0x80)
-  end
-  return cp, need + 1
-end
-
--- py_high escapes a run of non-ASCII bytes (a byte >= 0x80 and the
--- continuation bytes after it) as \uXXXX, with surrogate pairs above the BMP.
-local function py_high(run)
-  local out, o = {}, 1
-  local i, n = 1, #run
-  while i <= n do
-    local cp, size = utf8_rune(run, i, n)
-    if cp >= 0x10000 then
-      cp = cp - 0x10000
-      out[o] = py_u(0xD800 + math.floor(cp / 1024)) .. py_u(0xDC00 + cp % 1024)
-    else
-      out[o] = py_u(cp)
+    if i + need > n then return 0xFFFD, 1 end
+    for k = 1, need do
+      local b = string.byte(s, i + k)
+      if k == 1 then
+        if b < lo or b > hi then return 0xFFFD, 1 end
+      elseif b < 0x80 or b > 0xBF then
+        return 0xFFFD, 1
+      end
+      cp = cp * 64 + (b - 0x80)
     end
-    o = o + 1
-    i = i + size
+    return cp, need + 1
   end
-  return table.concat(out)
-end
 
--- py_json_string quotes s as engine.PyJSONString does. The work is done by
--- string.gsub, in C: a sequence cut short ends its run (the next byte is not
--- a continuation byte), which is exactly where Go's decoder gives up too.
-local function py_json_string(s)
-  if not string.find(s, '[%z\1-\31"\\\128-\255]') then
+  -- py_high escapes a run of non-ASCII bytes (a byte >= 0x80 and the
+  -- continuation bytes after it) as \uXXXX, with surrogate pairs above the BMP.
+  local function py_high(run)
+    local out, o = {}, 1
+    local i, n = 1, #run
+    while i <= n do
+      local cp, size = utf8_rune(run, i, n)
+      if cp >= 0x10000 then
+        cp = cp - 0x10000
+        out[o] = py_u(0xD800 + math.floor(cp / 1024)) .. py_u(0xDC00 + cp % 1024)
+      else
+        out[o] = py_u(cp)
+      end
+      o = o + 1
+      i = i + size
+    end
+    return table.concat(out)
+  end
+
+  -- py_json_string quotes s as engine.PyJSONString does. The work is done by
+  -- string.gsub, in C: a sequence cut short ends its run (the next byte is not
+  -- a continuation byte), which is exactly where Go's decoder gives up too.
+  local function py_json_string(s)
+    if not string.find(s, '[%z\1-\31"\\\128-\255]') then
+      return '"' .. s .. '"'
+    end
+    s = (string.gsub(s, '[%z\1-\31"\\]', py_ascii_escapes()))
+    if string.find(s, '[\128-\255]') then
+      s = (string.gsub(s, '[\128-\255][\128-\191]*', py_high))
+    end
     return '"' .. s .. '"'
   end
-  s = (string.gsub(s, '[%z\1-\31"\\]', py_ascii_escape))
-  if string.find(s, '[\128-\255]') then
-    s = (string.gsub(s, '[\128-\255][\128-\191]*', py_high))
+
+  -- json_skip_ws returns the index of the first non-blank byte at or after i.
+  local function json_skip_ws(s, i)
+    local _, e = string.find(s, '^[ \t\n\r]*', i)
+    return e + 1
   end
-  return '"' .. s .. '"'
-end
 
--- json_skip_ws returns the index of the first non-blank byte at or after i.
-local function json_skip_ws(s, i)
-  local _, e = string.find(s, '^[ \t\n\r]*', i)
-  return e + 1
-end
-
--- json_scalar validates a string, number or literal at i and returns the
--- index after it, or nil.
-local function json_scalar(s, i)
-  local c = string.sub(s, i, i)
-  if c == '"' then
-    i = i + 1
-    while true do
-      local j = string.find(s, '[%z\1-\31"\\]', i)
-      if not j then return nil end
-      local d = string.byte(s, j)
-      if d == 34 then return j + 1 end
-      if d < 32 then return nil end
-      local e = string.sub(s, j + 1, j + 1)
-      if e == 'u' then
-        if not string.find(s, '^%x%x%x%x', j + 2) then return nil end
-        i = j + 6
-      elseif e ~= '' and string.find('"\\/bfnrt', e, 1, true) then
-        i = j + 2
-      else
-        return nil
+  -- json_scalar validates a string, number or literal at i and returns the
+  -- index after it, or nil.
+  local function json_scalar(s, i)
+    local c = string.sub(s, i, i)
+    if c == '"' then
+      i = i + 1
+      while true do
+        local j = string.find(s, '[%z\1-\31"\\]', i)
+        if not j then return nil end
+        local d = string.byte(s, j)
+        if d == 34 then return j + 1 end
+        if d < 32 then return nil end
+        local e = string.sub(s, j + 1, j + 1)
+        if e == 'u' then
+          if not string.find(s, '^%x%x%x%x', j + 2) then return nil end
+          i = j + 6
+        elseif e ~= '' and string.find('"\\/bfnrt', e, 1, true) then
+          i = j + 2
+        else
+          return nil
+        end
       end
     end
+    for _, lit in ipairs({'true', 'false', 'null'}) do
+      if string.sub(s, i, i + #lit - 1) == lit then return i + #lit end
+    end
+    local _, e = string.find(s, '^%-?0', i)
+    if not e then _, e = string.find(s, '^%-?[1-9]%d*', i) end
+    if not e then return nil end
+    local _, f = string.find(s, '^%.%d+', e + 1)
+    if f then e = f end
+    _, f = string.find(s, '^[eE][%+%-]?%d+', e + 1)
+    if f then e = f end
+    return e + 1
   end
-  for _, lit in ipairs({'true', 'false', 'null'}) do
-    if string.sub(s, i, i + #lit - 1) == lit then return i + #lit end
+
+  -- json_key validates an object key and its colon at i; it returns the index
+  -- of the value that follows, or nil.
+  local function json_key(s, i)
+    if string.sub(s, i, i) ~= '"' then return nil end
+    i = json_scalar(s, i)
+    if not i then return nil end
+    i = json_skip_ws(s, i)
+    if string.sub(s, i, i) ~= ':' then return nil end
+    return json_skip_ws(s, i + 1)
   end
-  local _, e = string.find(s, '^%-?0', i)
-  if not e then _, e = string.find(s, '^%-?[1-9]%d*', i) end
-  if not e then return nil end
-  local _, f = string.find(s, '^%.%d+', e + 1)
-  if f then e = f end
-  _, f = string.find(s, '^[eE][%+%-]?%d+', e + 1)
-  if f then e = f end
-  return e + 1
-end
 
--- json_key validates an object key and its colon at i; it returns the index
--- of the value that follows, or nil.
-local function json_key(s, i)
-  if string.sub(s, i, i) ~= '"' then return nil end
-  i = json_scalar(s, i)
-  if not i then return nil end
-  i = json_skip_ws(s, i)
-  if string.sub(s, i, i) ~= ':' then return nil end
-  return json_skip_ws(s, i + 1)
-end
-
--- json_valid mirrors Go's json.Valid, iteratively so that deep nesting
--- cannot exhaust the Lua stack (Lua 5.1: no goto, so a two-state loop).
-local function json_valid(s)
-  local n = #s
-  local stack, depth = {}, 0
-  local i = json_skip_ws(s, 1)
-  local want_value = true
-  while true do
-    if want_value then
-      local c = string.sub(s, i, i)
-      want_value = false
-      if c == '{' or c == '[' then
-        depth = depth + 1
-        stack[depth] = c
-        i = json_skip_ws(s, i + 1)
-        local close = (c == '{') and '}' or ']'
-        if string.sub(s, i, i) == close then
-          depth = depth - 1
-          i = i + 1
+  -- json_valid mirrors Go's json.Valid, iteratively so that deep nesting
+  -- cannot exhaust the Lua stack (Lua 5.1: no goto, so a two-state loop).
+  local function json_valid(s)
+    local n = #s
+    local stack, depth = {}, 0
+    local i = json_skip_ws(s, 1)
+    local want_value = true
+    while true do
+      if want_value then
+        local c = string.sub(s, i, i)
+        want_value = false
+        if c == '{' or c == '[' then
+          depth = depth + 1
+          stack[depth] = c
+          i = json_skip_ws(s, i + 1)
+          local close = (c == '{') and '}' or ']'
+          if string.sub(s, i, i) == close then
+            depth = depth - 1
+            i = i + 1
+          else
+            if c == '{' then
+              i = json_key(s, i)
+              if not i then return false end
+            end
+            want_value = true
+          end
         else
-          if c == '{' then
+          i = json_scalar(s, i)
+          if not i then return false end
+        end
+      else
+        i = json_skip_ws(s, i)
+        if depth == 0 then return i > n end
+        local d = string.sub(s, i, i)
+        local top = stack[depth]
+        if d == ',' then
+          i = json_skip_ws(s, i + 1)
+          if top == '{' then
             i = json_key(s, i)
             if not i then return false end
           end
           want_value = true
+        elseif (d == '}' and top == '{') or (d == ']' and top == '[') then
+          depth = depth - 1
+          i = i + 1
+        else
+          return false
         end
-      else
-        i = json_scalar(s, i)
-        if not i then return false end
-      end
-    else
-      i = json_skip_ws(s, i)
-      if depth == 0 then return i > n end
-      local d = string.sub(s, i, i)
-      local top = stack[depth]
-      if d == ',' then
-        i = json_skip_ws(s, i + 1)
-        if top == '{' then
-          i = json_key(s, i)
-          if not i then return false end
-        end
-        want_value = true
-      elseif (d == '}' and top == '{') or (d == ']' and top == '[') then
-        depth = depth - 1
-        i = i + 1
-      else
-        return false
       end
     end
   end
-end
 
--- json_container mirrors engine.IsJSONContainer.
-local function json_container(s)
-  local c = string.sub(s, 1, 1)
-  if c ~= '{' and c ~= '[' then return false end
-  return json_valid(s)
-end
+  -- json_container mirrors engine.IsJSONContainer.
+  local function json_container(s)
+    local c = string.sub(s, 1, 1)
+    if c ~= '{' and c ~= '[' then return false end
+    return json_valid(s)
+  end
 
--- overflow_envelope mirrors engine.OverflowEnvelope.
-local function overflow_envelope(queue_json, stored)
-  return '{"original_queue": ' .. queue_json .. ', "data": ' .. py_json_string(stored) ..
-    ', "reason": "queue_overflow", "overflow_policy": "dlq"}'
-end
+  -- overflow_envelope mirrors engine.OverflowEnvelope.
+  local function overflow_envelope(queue_json, stored)
+    return '{"original_queue": ' .. queue_json .. ', "data": ' .. py_json_string(stored) ..
+      ', "reason": "queue_overflow", "overflow_policy": "dlq"}'
+  end
 
--- failed_envelope mirrors engine.FailedEnvelope.
-local function failed_envelope(queue_json, stored, err, attempts, first_at, last_at)
-  local stored_json = py_json_string(stored)
-  local original = stored_json
-  if json_container(stored) then original = stored end
-  return '{"original_job": ' .. original .. ', "error": ' .. py_json_string(err) ..
-    ', "attempt_count": ' .. tostring(attempts) .. ', "first_failed_at": ' .. py_json_string(first_at) ..
-    ', "last_failed_at": ' .. py_json_string(last_at) .. ', "queue_name": ' .. queue_json ..
-    ', "data": ' .. stored_json .. '}'
+  -- failed_envelope mirrors engine.FailedEnvelope.
+  local function failed_envelope(queue_json, stored, err, attempts, first_at, last_at)
+    local stored_json = py_json_string(stored)
+    local original = stored_json
+    if json_container(stored) then original = stored end
+    return '{"original_job": ' .. original .. ', "error": ' .. py_json_string(err) ..
+      ', "attempt_count": ' .. tostring(attempts) .. ', "first_failed_at": ' .. py_json_string(first_at) ..
+      ', "last_failed_at": ' .. py_json_string(last_at) .. ', "queue_name": ' .. queue_json ..
+      ', "data": ' .. stored_json .. '}'
+  end
+
+  envelope_lib = {overflow = overflow_envelope, failed = failed_envelope}
+  return envelope_lib
 end

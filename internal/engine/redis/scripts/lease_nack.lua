@@ -26,7 +26,7 @@ local item, attempt, first_at = job[1], job[2], job[3]
 if first_at == '' then first_at = ARGV[5] end
 redis.call('ZREM', KEYS[1], ARGV[1])
 if attempt >= tonumber(ARGV[3]) then
-  redis.call('RPUSH', KEYS[3], failed_envelope(ARGV[6], item, ARGV[4], attempt, first_at, ARGV[5]))
+  redis.call('RPUSH', KEYS[3], envelope().failed(ARGV[6], item, ARGV[4], attempt, first_at, ARGV[5]))
   redis.call('HDEL', KEYS[2], seq)
   return 1
 end

@@ -62,7 +62,7 @@ for _, member in ipairs(due) do
       if first_at == '' then first_at = now_iso end
     end
     if attempt >= max_deliveries then
-      redis.call('RPUSH', KEYS[6], failed_envelope(queue_json, item, err, attempt, first_at, now_iso))
+      redis.call('RPUSH', KEYS[6], envelope().failed(queue_json, item, err, attempt, first_at, now_iso))
       redis.call('ZREM', KEYS[3], member)
       redis.call('HDEL', KEYS[4], seq)
       dead = dead + 1

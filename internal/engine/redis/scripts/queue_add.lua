@@ -61,12 +61,12 @@ if evict > 0 then
   if policy == 'drop_oldest' then
     redis.call('LTRIM', KEYS[1], -max, -1)
   else
-    local envs = {}
+    local envs, env = {}, envelope()
     while evict > 0 do
       local n = math.min(evict, chunk)
       local items = redis.call('LPOP', KEYS[1], n)
       for j = 1, #items do
-        envs[j] = overflow_envelope(queue_json, items[j])
+        envs[j] = env.overflow(queue_json, items[j])
       end
       redis.call('RPUSH', KEYS[2], unpack(envs, 1, #items))
       evict = evict - n
