@@ -22,7 +22,7 @@ func (e *env) bench(ctx context.Context, args []string) error {
 		return usagef("bench: missing suite (queue, cache, lock, pubsub or http)")
 	}
 	suite, ok := benchSuites[args[0]]
-	if !ok {
+	if !ok && args[0] != "http" {
 		return usagef("bench: unknown suite %q (want queue, cache, lock, pubsub or http)", args[0])
 	}
 	fs := newFlagSet("bench "+args[0], "bench "+args[0]+" [--redis URL] [--engine redis|memory|file] [--duration 5s] [--item-size 200] [--data-dir DIR] [--json]", e.stderr)
@@ -32,6 +32,14 @@ func (e *env) bench(ctx context.Context, args []string) error {
 	itemSize := fs.Int("item-size", 200, "size of the JSON item in bytes")
 	dataDir := fs.String("data-dir", "", "where the file engine writes (default a temporary directory); the run's files are removed")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	var h bench.HTTPOptions
+	if args[0] == "http" {
+		fs.StringVar(&h.URL, "url", "", "a running service to measure (default: start one in process on --engine)")
+		fs.StringVar(&h.APIKey, "api-key", "", "API key to send (env SLUICE_API_KEY)")
+		fs.IntVar(&h.Clients, "clients", 64, "concurrent keep-alive HTTP clients")
+		fs.IntVar(&h.FanoutClients, "fanout-clients", 1000, "WebSocket clients of the fan-out test (-1 skips it)")
+		fs.IntVar(&h.FanoutRate, "fanout-rate", 1000, "messages per second of the fan-out test")
+	}
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -60,6 +68,23 @@ func (e *env) bench(ctx context.Context, args []string) error {
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, "running "+format+"\n", args...)
 		},
+	}
+	if args[0] == "http" {
+		if h.APIKey == "" {
+			h.APIKey = e.getenv("SLUICE_API_KEY")
+		}
+		if h.Clients < 1 || h.FanoutRate < 1 || h.FanoutClients == 0 {
+			return usagef("bench http: --clients and --fanout-rate must be >= 1, --fanout-clients >= 1 or -1")
+		}
+		rep, err := bench.HTTP(ctx, opts, h)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, rep)
+		}
+		_, err = fmt.Fprint(e.stdout, rep.String())
+		return err
 	}
 	rep, err := suite(ctx, opts)
 	if err != nil {

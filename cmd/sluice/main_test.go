@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,14 @@ import (
 	"github.com/sluicehq/sluice/internal/redistest"
 )
 
+// mainEnv makes the test binary run the program itself, so that tests can
+// start it as a real process and signal it.
+const mainEnv = "SLUICE_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) == "1" {
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -143,3 +143,36 @@ func TestDisplayURLRedactsPasswords(t *testing.T) {
 		t.Fatal("displayURL changed a file URL")
 	}
 }
+
+func TestSettingsReachTheClientConfig(t *testing.T) {
+	env := map[string]string{
+		"REDIS_PASSWORD": "pw", "QUEUE_MAX_SIZE": "0", "QUEUE_OVERFLOW_POLICY": "drop_oldest",
+		"QUEUE_BACKPRESSURE_THRESHOLD": "0.5", "REDIS_COMPRESSION_ENABLED": "off", "REDIS_COMPRESSION_THRESHOLD": "2048",
+	}
+	s, err := loadSettings(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg sluice.Config
+	for _, o := range s.options("pfx:", nil) {
+		o(&cfg)
+	}
+	want := sluice.QueueDefaults{MaxSize: sluice.Unbounded, Policy: sluice.PolicyDropOldest, PressureThreshold: 0.5}
+	if cfg.Password != "pw" || cfg.KeyPrefix != "pfx:" || cfg.Queue != want ||
+		!cfg.DisableCompression || cfg.CompressionThreshold != 2048 {
+		t.Fatalf("config %+v", cfg)
+	}
+	// Nothing set: the documented defaults, compression on.
+	s, err = loadSettings(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = sluice.Config{}
+	for _, o := range s.options("", nil) {
+		o(&cfg)
+	}
+	want = sluice.QueueDefaults{MaxSize: sluice.DefaultMaxSize, Policy: sluice.DefaultPolicy, PressureThreshold: sluice.DefaultPressureThreshold}
+	if cfg.Password != "" || cfg.KeyPrefix != "" || cfg.Queue != want || cfg.DisableCompression {
+		t.Fatalf("default config %+v", cfg)
+	}
+}

@@ -77,7 +77,7 @@ func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.C
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display)
+	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display, "addr", ln.Addr().String())
 	if err := srv.Run(ctx, ln); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -184,7 +184,7 @@ func measure(parent context.Context, d time.Duration, n, sampleEvery int, f op) 
 // Python service writes JSON (", " and ": "), so that Sluice stores it as
 // it is and a raw RPUSH of it stores the very same bytes.
 func item(size int) string {
-	const head = `{"camera_id": "front_door", "event": "motion", "seq": 1, "pad": "`
+	const head = `{"event": "motion", "pad": "`
 	const tail = `"}`
 	pad := size - len(head) - len(tail)
 	if pad < 0 {
