@@ -322,3 +322,23 @@ func TestCompactionDuringConcurrentWrites(t *testing.T) {
 	}
 	t.Logf("%d compactions ran during %d writes", compactions, writers*each)
 }
+
+// TestLargeRecordIsSplitAndReplayed: one call whose record exceeds a log
+// record's size goes as a group of parts and replays whole.
+func TestLargeRecordIsSplitAndReplayed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 20 MB")
+	}
+	e := newEngine(t, Options{Dir: t.TempDir()})
+	big := strings.Repeat("b", 1<<20)
+	items := make([]string, 20)
+	for i := range items {
+		items[i] = strconv.Itoa(i) + big
+	}
+	mustAdd(t, e, "big", items...)
+	e = reopen(t, e)
+	got := mustRange(t, e, "big")
+	if !equalStrings(got, items) {
+		t.Fatalf("replayed %d items, want the 20 added", len(got))
+	}
+}

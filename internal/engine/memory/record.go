@@ -14,8 +14,11 @@ import (
 // replayed log rebuilds exactly the state the live calls built.
 //
 // A record is one call's changes, applied atomically on replay (the log
-// frames and checksums whole records): a sequence of operations, each an
-// opcode byte followed by its fields. Strings are a uvarint length and the
+// frames and checksums whole records): a flag byte, then a sequence of
+// operations, each an opcode byte followed by its fields. The flag is
+// partLast, or partMore for all but the last part of a record too large
+// for one log record (see store.append); parts are concatenated before
+// decoding, so a split may fall anywhere. Strings are a uvarint length and the
 // bytes; integers are uvarints, times signed varints of unix nanoseconds.
 const (
 	opPushBack    byte = 1  // key, item
@@ -31,6 +34,52 @@ const (
 	opLeaseUpdate byte = 11 // key, seq, attempt, deadline, leased, firstFailed, error
 	opSeq         byte = 12 // key, seq (snapshots: ids are never reused)
 )
+
+const (
+	partLast byte = 0
+	partMore byte = 1
+)
+
+func splitParts(rec []byte) [][]byte {
+	body := rec[1:]
+	var parts [][]byte
+	for len(body) > 0 {
+		n := min(len(body), partSize-1)
+		flag := partMore
+		if n == len(body) {
+			flag = partLast
+		}
+		part := make([]byte, 0, n+1)
+		part = append(part, flag)
+		parts = append(parts, append(part, body[:n]...))
+		body = body[n:]
+	}
+	return parts
+}
+
+// replayer reassembles split records during replay.
+type replayer struct {
+	pending []byte
+}
+
+func (r *replayer) feed(e *Engine, rec []byte) error {
+	if len(rec) == 0 {
+		return fmt.Errorf("memory engine: empty log record")
+	}
+	switch rec[0] {
+	case partMore:
+		r.pending = append(r.pending, rec[1:]...)
+		return nil
+	case partLast:
+		if len(r.pending) == 0 {
+			return e.applyRecord(rec[1:])
+		}
+		whole := append(r.pending, rec[1:]...)
+		r.pending = nil
+		return e.applyRecord(whole)
+	}
+	return fmt.Errorf("memory engine: log record starts with unknown flag %d", rec[0])
+}
 
 // tx applies one call's changes and collects their record.
 type tx struct {

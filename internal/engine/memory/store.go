@@ -48,10 +48,14 @@ func openStore(e *Engine, opts Options) (*store, error) {
 		return nil, fmt.Errorf("memory engine: open log in %s: %w", opts.Dir, err)
 	}
 	st := &store{e: e, log: l, compactMin: opts.CompactMinBytes}
-	rep, err := l.Replay(e.applyRecord)
+	var r replayer
+	rep, err := l.Replay(func(rec []byte) error { return r.feed(e, rec) })
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("memory engine: replay log in %s: %w", opts.Dir, err), l.Close())
 	}
+	// r may still hold the first parts of a group whose last part never
+	// reached the log: the torn tail of a call that did not return. It is
+	// dropped whole, as a torn single record is.
 	st.report = rep
 	return st, nil
 }
@@ -65,8 +69,22 @@ func (e *Engine) ReplayReport() wal.ReplayReport {
 	return e.store.report
 }
 
+// partSize bounds the parts a large record is split into, well under
+// the log's record limit.
+const partSize = 16 << 20
+
+// append logs one call's record. A record larger than partSize goes as a
+// group of parts in one Append, which the log keeps contiguous; replay
+// applies a group only once it has its last part.
 func (s *store) append(rec []byte) error {
-	if err := s.log.Append(rec); err != nil {
+	var err error
+	if len(rec) <= partSize {
+		rec[0] = partLast
+		err = s.log.Append(rec)
+	} else {
+		err = s.log.Append(splitParts(rec)...)
+	}
+	if err != nil {
 		s.errMu.Lock()
 		if s.err == nil {
 			s.err = err
@@ -99,16 +117,16 @@ func (e *Engine) begin() tx {
 	}
 	e.store.gate.RLock()
 	bp := recPool.Get().(*[]byte)
-	return tx{e: e, on: true, rec: (*bp)[:0], pooled: bp}
+	return tx{e: e, on: true, rec: append((*bp)[:0], partLast), pooled: bp}
 }
 
 // commit logs the change (while the caller still holds its keys' locks)
 // and then wakes the consumers it served.
 func (t *tx) commit() error {
 	var err error
-	if t.on && len(t.rec) > 0 {
+	if t.on && len(t.rec) > 1 {
 		err = t.e.store.append(t.rec)
-		t.rec = t.rec[:0]
+		t.rec = t.rec[:1]
 	}
 	for _, w := range t.notify {
 		close(w.ch)
@@ -218,15 +236,15 @@ func (s *store) compact() error {
 const snapshotRecordSize = 1 << 20
 
 func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (int64, error) {
-	t := &tx{on: true}
+	t := &tx{on: true, rec: []byte{partLast}}
 	var total int64
 	flush := func(force bool) error {
-		if len(t.rec) == 0 || (!force && len(t.rec) < snapshotRecordSize) {
+		if len(t.rec) <= 1 || (!force && len(t.rec) < snapshotRecordSize) {
 			return nil
 		}
 		total += int64(len(t.rec))
 		err := emit(t.rec)
-		t.rec = t.rec[:0]
+		t.rec = t.rec[:1]
 		return err
 	}
 	for _, n := range names {
