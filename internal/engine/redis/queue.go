@@ -35,20 +35,37 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 		engine.PyJSONString(params.Queue),
 	)
 	args = append(args, params.Items...)
-	raw, err := e.scripts.queueAdd.Exec(ctx, e.client, []string{k.List, k.OverflowDLQ}, args).AsIntSlice()
+	before, err := e.scripts.queueAdd.Exec(ctx, e.client, []string{k.List, k.OverflowDLQ}, args).AsInt64()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
-	if len(raw) != 4*len(params.Items) {
-		return nil, fmt.Errorf("%s: script returned %d values for %d items", op, len(raw), len(params.Items))
-	}
-	results := make([]engine.AddResult, len(params.Items))
-	for i := range results {
-		r := raw[4*i : 4*i+4]
-		results[i] = engine.AddResult{Accepted: r[0] == 1, QueueLength: r[1], Dropped: r[2], MovedToDLQ: r[3]}
-	}
+	results := simulateAdd(before, params.MaxSize, params.Policy.Normalize(), len(params.Items))
 	e.register(ctx, params.Queue)
 	return results, nil
+}
+
+// simulateAdd replays queue_add.lua's decisions item by item from the
+// queue's length before the batch: the script returns only that length.
+func simulateAdd(length, max int64, policy engine.Policy, n int) []engine.AddResult {
+	results := make([]engine.AddResult, n)
+	for i := range results {
+		r := &results[i]
+		r.Accepted = true
+		switch {
+		case max <= 0 || length < max:
+			length++
+		case policy == engine.PolicyDLQ:
+			r.MovedToDLQ = length - max + 1
+			length = max
+		case policy == engine.PolicyDropOldest:
+			r.Dropped = length - max + 1
+			length = max
+		default:
+			r.Accepted = false
+		}
+		r.QueueLength = length
+	}
+	return results
 }
 
 // addUnbounded is a single RPUSH: with no bound there is no policy to

@@ -8,70 +8,55 @@
 -- ARGV[3]  the queue's name, JSON-quoted Python style (for DLQ envelopes)
 -- ARGV[4..] the items, already encoded
 --
--- Returns a flat array of 4 integers per item, in item order:
--- accepted (1/0), queue length after the item, items dropped, items moved
--- to the overflow DLQ.
+-- Returns the queue's length before the batch. Each item's outcome
+-- (accepted, length after, dropped, moved) follows from that length, the
+-- policy and the max alone, so the caller derives it (simulateAdd in
+-- queue.go, which must agree with the arithmetic below) instead of
+-- receiving four integers per item.
 --
--- Pushes happen in bulk: with pushes at the tail and removals at the head,
--- "evict n then push" per item leaves the same list and the same eviction
--- order as pushing every accepted item and then evicting the sum at once.
+-- Item by item, a full queue evicts len - max + 1 items (the first time;
+-- one per item after that) before the push. With pushes at the tail and
+-- evictions at the head, that leaves the same list, and evicts the same
+-- items in the same order, as pushing the whole batch and then evicting
+-- max(0, len + n - max) items at once. Under reject, only the first
+-- max - len items fit; every later one is rejected.
 
 local policy = ARGV[1]
 local max = tonumber(ARGV[2])
-local queue_json = ARGV[3]
-local first = 4
+local first, last = 4, #ARGV
 local len = redis.call('LLEN', KEYS[1])
+local n = last - first + 1
 
-local result = {}
-local accepted = {}
 local evict = 0
-for i = first, #ARGV do
-  local ok, dropped, moved = 1, 0, 0
-  if max > 0 and len >= max then
-    if policy == 'dlq' then
-      moved = len - max + 1
-      len = max
-    elseif policy == 'drop_oldest' then
-      dropped = len - max + 1
-      len = max
-    else
-      ok = 0
-    end
+if max > 0 then
+  if policy == 'dlq' or policy == 'drop_oldest' then
+    evict = math.max(0, len + n - max)
   else
-    len = len + 1
+    last = first - 1 + math.min(n, math.max(0, max - len))
   end
-  if ok == 1 then
-    accepted[#accepted + 1] = ARGV[i]
-    evict = evict + dropped + moved
-  end
-  local r = #result
-  result[r + 1] = ok
-  result[r + 2] = len
-  result[r + 3] = dropped
-  result[r + 4] = moved
 end
 
 -- unpack is bounded by the Lua C stack: push in chunks.
 local chunk = 1000
-for i = 1, #accepted, chunk do
-  redis.call('RPUSH', KEYS[1], unpack(accepted, i, math.min(i + chunk - 1, #accepted)))
+for i = first, last, chunk do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, last)))
 end
 
 if evict > 0 then
   if policy == 'drop_oldest' then
     redis.call('LTRIM', KEYS[1], -max, -1)
   else
-    local envs, env = {}, envelope()
+    local env = envelope()
     while evict > 0 do
-      local n = math.min(evict, chunk)
-      local items = redis.call('LPOP', KEYS[1], n)
+      local items = redis.call('LPOP', KEYS[1], math.min(evict, chunk))
+      local envs = {}
       for j = 1, #items do
-        envs[j] = env.overflow(queue_json, items[j])
+        envs[j] = env.overflow(ARGV[3], items[j])
       end
-      redis.call('RPUSH', KEYS[2], unpack(envs, 1, #items))
-      evict = evict - n
+      redis.call('RPUSH', KEYS[2], unpack(envs))
+      evict = evict - #items
     end
   end
 end
 
-return result
+return len
