@@ -242,13 +242,17 @@ func (e *Engine) QueueRange(ctx context.Context, queue string, start, end int64)
 	return e.listRange("queue range", e.listKey(queue), start, end)
 }
 
-// QueueClear deletes the waiting items of the queue.
+// QueueClear deletes the queue's key, as DEL does on Redis: its waiting
+// items, or whatever else a caller stored under that name.
 func (e *Engine) QueueClear(ctx context.Context, queue string) (bool, error) {
 	if err := e.checkOpen("queue clear"); err != nil {
 		return false, err
 	}
-	n, err := e.listClear("queue clear", e.listKey(queue))
-	return n > 0, err
+	ok, err := e.deleteKey(e.listKey(queue))
+	if err != nil {
+		return ok, fmt.Errorf("queue clear %q: %w", queue, err)
+	}
+	return ok, nil
 }
 
 func (e *Engine) dlqKey(queue string, kind engine.DLQKind) (string, error) {
@@ -302,7 +306,7 @@ func (e *Engine) DLQPurge(ctx context.Context, queue string, kind engine.DLQKind
 // back to the tail of the queue, each under the queue's overflow policy.
 // An entry goes back as its "data" field (the stored form that was
 // accepted), or for a failed entry without one, as its "original_job" (a
-// JSON string as its value, anything else as its JSON text). An entry that
+// JSON string as its value, an object or array as its JSON text). An entry that
 // is none of that (not a JSON object, no usable field) is malformed: it is
 // skipped and stays in the DLQ, in its place, so nothing is ever lost to a
 // requeue; it does not count against p.Count, or one bad entry at the head
@@ -387,12 +391,18 @@ func requeueData(entry string) (string, bool) {
 		}
 	}
 	raw, ok := env["original_job"]
-	if !ok || string(raw) == "null" {
+	if !ok || len(raw) == 0 {
 		return "", false
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, true
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+	case '{', '[':
+		return string(raw), true
 	}
-	return string(raw), true
+	// A number, boolean or null is no job the service could have queued.
+	return "", false
 }
