@@ -2,11 +2,14 @@ package redisconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/rueidis"
 )
@@ -103,6 +106,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 func connectOnce(ctx context.Context, opt rueidis.ClientOption, mode Mode) (rueidis.Client, error) {
 	// rueidis keeps opt's slices; each attempt gets its own copy.
 	opt.InitAddress = append([]string(nil), opt.InitAddress...)
+	gate := &dialGate{ctx: ctx}
+	defer gate.open()
+	opt.DialCtxFn = gate.dial
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		if client != nil {
@@ -121,6 +127,54 @@ func connectOnce(ctx context.Context, opt rueidis.ClientOption, mode Mode) (ruei
 		return nil, err
 	}
 	return client, nil
+}
+
+// dialGate lets the caller's ctx cancel the dials made while connecting.
+// rueidis dials with a context of its own, bounded only by the dial timeout,
+// so without it a Connect whose ctx is cancelled could still hang for the
+// whole timeout on an unresponsive host. Once connecting is over the gate
+// opens and later reconnects dial as rueidis would, unaffected by ctx.
+// (rueidis' handshake after the dial remains bounded by the dial timeout
+// alone.)
+type dialGate struct {
+	mu  sync.Mutex
+	ctx context.Context // nil once open
+}
+
+func (g *dialGate) open() {
+	g.mu.Lock()
+	g.ctx = nil
+	g.mu.Unlock()
+}
+
+func (g *dialGate) dial(ctx context.Context, dst string, dialer *net.Dialer, tlsConfig *tls.Config) (net.Conn, error) {
+	g.mu.Lock()
+	outer := g.ctx
+	g.mu.Unlock()
+	if outer != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		stop := context.AfterFunc(outer, func() { cancel(context.Cause(outer)) })
+		defer func() {
+			stop()
+			cancel(nil)
+		}()
+	}
+	var (
+		conn net.Conn
+		err  error
+	)
+	if tlsConfig != nil {
+		d := tls.Dialer{NetDialer: dialer, Config: tlsConfig}
+		conn, err = d.DialContext(ctx, "tcp", dst)
+	} else {
+		conn, err = dialer.DialContext(ctx, "tcp", dst)
+	}
+	if err != nil && context.Cause(ctx) != nil && errors.Is(err, context.Canceled) {
+		// Report the caller's reason, not the inner context's.
+		return nil, fmt.Errorf("dial %s: %w", dst, context.Cause(ctx))
+	}
+	return conn, err
 }
 
 // checkMode catches a URL scheme that does not match the server, which would

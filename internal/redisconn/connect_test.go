@@ -244,3 +244,45 @@ func TestConnectSingleAttempt(t *testing.T) {
 		t.Fatalf("error %v, %d waits; want one attempt and no wait", err, len(rec.calls()))
 	}
 }
+
+// TestConnectCancelledDuringDial connects to a server that accepts TCP but
+// never answers the TLS handshake. With a dial timeout of an hour, only the
+// caller's ctx can end the dial; it is cancelled once the server has
+// accepted, so the test would hang if ctx were ignored while dialling.
+func TestConnectCancelledDuringDial(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		cancel()
+		accepted <- c
+	}()
+	_, err = Connect(ctx, Config{
+		URL:         "rediss://" + l.Addr().String(),
+		TLS:         TLSOptions{Verify: "none"},
+		DialTimeout: time.Hour,
+		Retry:       RetryPolicy{Sleep: (&recordSleep{}).sleep},
+	})
+	if err := l.Close(); err != nil {
+		t.Error(err)
+	}
+	if c, ok := <-accepted; ok {
+		c.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v; want context.Canceled", err)
+	}
+	if !strings.Contains(err.Error(), l.Addr().String()) || !strings.Contains(err.Error(), "after 1 attempt(s)") {
+		t.Errorf("error %q; want the host named and a single attempt", err)
+	}
+}
