@@ -185,6 +185,11 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		}
 		remaining := time.Until(deadline)
 		if len(out) > 0 || p.Timeout <= 0 || remaining <= 0 || e.closed.Load() {
+			if len(out) > 0 {
+				// Receivers blocked meanwhile must wake when these leases
+				// expire.
+				e.kick(main)
+			}
 			err := t.commit()
 			unlock()
 			if err != nil {

@@ -201,6 +201,7 @@ func (e *Engine) serve(t *tx, o *object) {
 		return
 	}
 	now := e.now()
+	leased := false
 	for o.list.Len() > 0 && q.waiters.Len() > 0 {
 		w := q.waiters.Front().Value.(*waiter)
 		q.unlink(w)
@@ -210,8 +211,13 @@ func (e *Engine) serve(t *tx, o *object) {
 			w.item = t.popOne(o)
 		case waitReceive:
 			w.deliveries = e.leaseFresh(t, o, w.params, now, w.deliveries[:0])
+			leased = true
 		}
 		t.notify = append(t.notify, w)
+	}
+	if leased {
+		// Receivers still waiting must wake when these new leases expire.
+		e.kick(o)
 	}
 }
 

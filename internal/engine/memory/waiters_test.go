@@ -231,3 +231,34 @@ func TestBlockedReceiveWakesOnNackDelay(t *testing.T) {
 		t.Fatalf("receive after nack delay = %+v, want the item at attempt 2", ds)
 	}
 }
+
+// TestWaitingReceiverWakesForLeaseMadeWhileWaiting: two receivers block;
+// the first is handed the item and lets its lease run out; the second,
+// still blocked, must wake for it without any other event.
+func TestWaitingReceiverWakesForLeaseMadeWhileWaiting(t *testing.T) {
+	e := newEngine(t, Options{})
+	ctx := context.Background()
+	p := engine.ReceiveParams{Queue: "q", Count: 1, Timeout: time.Minute, Lease: 20 * time.Millisecond, MaxDeliveries: 5}
+	first := make(chan []engine.Delivery, 1)
+	go func() {
+		ds, _ := e.QueueReceive(ctx, p)
+		first <- ds
+	}()
+	awaitWaiting(t, e, "q", 1)
+	second := make(chan []engine.Delivery, 1)
+	go func() {
+		q := p
+		q.Lease = time.Minute
+		ds, _ := e.QueueReceive(ctx, q)
+		second <- ds
+	}()
+	awaitWaiting(t, e, "q", 2)
+	mustAdd(t, e, "q", "job")
+	if ds := <-first; len(ds) != 1 || ds[0].Attempt != 1 {
+		t.Fatalf("first receiver got %+v", ds)
+	}
+	ds := <-second
+	if len(ds) != 1 || ds[0].Item != "job" || ds[0].Attempt != 2 {
+		t.Fatalf("second receiver got %+v, want the expired item at attempt 2", ds)
+	}
+}
