@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -106,7 +107,7 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 func (e *env) queueGet(ctx context.Context, args []string) error {
 	fs := newFlagSet("queue get", "queue get QUEUE [--timeout 5s]", e.stderr)
 	conn := addConnFlags(fs)
-	timeout := durationFlag(fs, "timeout", 0, "how long to wait for an item, e.g. 5s (default 0: do not wait)")
+	timeout := durationFlag(fs, "timeout", 5*time.Second, "how long to wait for an item (0: do not wait)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 func decode[T any](t *testing.T, s string) T {
@@ -40,7 +41,7 @@ func TestQueueAddAndGet(t *testing.T) {
 				t.Fatalf("get printed %q, want %s", r.stdout, want)
 			}
 		}
-		r = cli(t, nil, "", args([]string{"queue", "get", "jobs"}, conn)...).want(t, exitEmpty)
+		r = cli(t, nil, "", args([]string{"queue", "get", "jobs", "--timeout", "0"}, conn)...).want(t, exitEmpty)
 		if r.stdout != "" {
 			t.Fatalf("an empty get printed %q", r.stdout)
 		}
@@ -176,4 +177,23 @@ func TestDLQCommands(t *testing.T) {
 			t.Fatalf("stats after purge %+v", s)
 		}
 	})
+}
+
+// TestQueueGetWaitsForAnAdd starts a blocking get and adds while it may be
+// waiting; whichever runs first, the get ends with the item.
+func TestQueueGetWaitsForAnAdd(t *testing.T) {
+	t.Parallel()
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, c, prefix)
+	conn := []string{"--redis", redistest.URL(), "--key-prefix", prefix}
+	got := make(chan result, 1)
+	go func() {
+		got <- cli(t, nil, "", args([]string{"queue", "get", "later", "--timeout", "20s"}, conn)...)
+	}()
+	cli(t, nil, "", args([]string{"queue", "add", "later", `{"late": true}`}, conn)...).want(t, exitOK)
+	r := (<-got).want(t, exitOK)
+	if strings.TrimSpace(r.stdout) != `{"late":true}` {
+		t.Fatalf("get printed %q", r.stdout)
+	}
 }

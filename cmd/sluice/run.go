@@ -17,7 +17,7 @@ const usageText = `usage: sluice <command> [arguments]
 commands:
   serve                                   run the HTTP service
   queue add QUEUE JSON [--policy P] [--max-size N] [--string]
-  queue get QUEUE [--timeout 5s]          exit 4 when nothing arrived
+  queue get QUEUE [--timeout 5s]          exit 4 when nothing arrived in time
   queue len QUEUE
   queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]
   queue peek QUEUE [--start 0] [--end 100]

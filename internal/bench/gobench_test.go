@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/redistest"
+)
+
+// Go benchmarks of the hot paths, for profiling (`go test -bench . -cpuprofile`);
+// `sluice bench` is the tool for comparisons with raw Redis.
+
+func benchClient(b *testing.B, url string) *sluice.Client {
+	b.Helper()
+	opts := []sluice.Option{sluice.WithLogger(quietLogger())}
+	if url != "" && url != "mem://" {
+		c := redistest.Client(b)
+		prefix := redistest.Prefix(b)
+		redistest.Cleanup(b, c, prefix)
+		opts = append(opts, sluice.WithKeyPrefix(prefix))
+	}
+	client, err := sluice.Open(context.Background(), url, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { client.Close() })
+	return client
+}
+
+func benchAddGet(b *testing.B, url string) {
+	q := benchClient(b, url).Queue("bench", sluice.QueueMaxSize(notFull))
+	raw := json.RawMessage(item(200))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := q.Add(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+		if _, ok, err := q.Get(ctx, 0); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func benchAdd(b *testing.B, url string) {
+	q := benchClient(b, url).Queue("bench", sluice.QueueMaxSize(notFull))
+	raw := json.RawMessage(item(200))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Add(ctx, raw); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkAddGetMemory(b *testing.B) { benchAddGet(b, "mem://") }
+func BenchmarkAddGetFile(b *testing.B)   { benchAddGet(b, "file://"+b.TempDir()) }
+func BenchmarkAddGetRedis(b *testing.B)  { benchAddGet(b, redistest.URL()) }
+
+func BenchmarkAddParallelMemory(b *testing.B) { benchAdd(b, "mem://") }
+func BenchmarkAddParallelRedis(b *testing.B)  { benchAdd(b, redistest.URL()) }
