@@ -18,7 +18,6 @@ package memory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"sort"
@@ -470,5 +469,3 @@ func (e *Engine) lockAfter(key string) *object { return e.lock1(key, true) }
 func wrongType(op, key string) error {
 	return fmt.Errorf("%s %q: %w", op, key, engine.ErrWrongType)
 }
-
-var errNoStore = errors.New("memory engine: not durable")
