@@ -14,20 +14,20 @@
 local envelope_lib
 local function envelope()
   if envelope_lib then return envelope_lib end
-  -- py_ascii_escapes maps each ASCII byte that json.dumps escapes to its
-  -- escape, for string.gsub; built only when something needs escaping.
-  local py_ascii_escape
-  local function py_ascii_escapes()
-    if py_ascii_escape then return py_ascii_escape end
-    py_ascii_escape = {
-      ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
+  -- py_control_escapes maps each control byte to its json.dumps escape, for
+  -- string.gsub; built only when a control byte occurs.
+  local py_control_escape
+  local function py_control_escapes()
+    if py_control_escape then return py_control_escape end
+    py_control_escape = {
+      ['\b'] = '\\b', ['\f'] = '\\f',
       ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
     }
     for c = 0, 31 do
       local ch = string.char(c)
-      if not py_ascii_escape[ch] then py_ascii_escape[ch] = string.format('\\u%04x', c) end
+      if not py_control_escape[ch] then py_control_escape[ch] = string.format('\\u%04x', c) end
     end
-    return py_ascii_escape
+    return py_control_escape
   end
 
   local function py_u(cp)
@@ -85,16 +85,31 @@ local function envelope()
     return table.concat(out)
   end
 
-  -- py_json_string quotes s as engine.PyJSONString does. The work is done by
-  -- string.gsub, in C: a sequence cut short ends its run (the next byte is not
-  -- a continuation byte), which is exactly where Go's decoder gives up too.
+  -- py_json_string quotes s as engine.PyJSONString does. The work is done in
+  -- C by string.find and string.gsub, one pass per kind of escape and only
+  -- when that kind occurs. Lua 5.1 matches a character class position by
+  -- position, slowly, so plain (memchr-like) finds look for quotes and
+  -- backslashes, and a single range class for everything else (controls
+  -- and non-ASCII). Backslashes are escaped first, so no later pass sees
+  -- its own output. A non-ASCII run is a byte >= 0x80 and the continuation
+  -- bytes after it: a sequence cut short ends its run (the next byte is no
+  -- continuation byte), which is exactly where Go's decoder gives up too.
   local function py_json_string(s)
-    if not string.find(s, '[%z\1-\31"\\\128-\255]') then
+    local backslash = string.find(s, '\\', 1, true)
+    local quote = string.find(s, '"', 1, true)
+    local other = string.find(s, '[^\32-\126]')
+    if not (backslash or quote or other) then
       return '"' .. s .. '"'
     end
-    s = (string.gsub(s, '[%z\1-\31"\\]', py_ascii_escapes()))
-    if string.find(s, '[\128-\255]') then
-      s = (string.gsub(s, '[\128-\255][\128-\191]*', py_high))
+    if backslash then s = (string.gsub(s, '\\', '\\\\')) end
+    if quote then s = (string.gsub(s, '"', '\\"')) end
+    if other then
+      if string.find(s, '[^\32-\255]') then
+        s = (string.gsub(s, '[^\32-\255]', py_control_escapes()))
+      end
+      if string.find(s, '[\128-\255]') then
+        s = (string.gsub(s, '[\128-\255][\128-\191]*', py_high))
+      end
     end
     return '"' .. s .. '"'
   end
