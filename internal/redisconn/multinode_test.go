@@ -244,3 +244,113 @@ func primaryAddr(t *testing.T, conn *Conn, master string) string {
 	}
 	return net.JoinHostPort(addr[0], addr[1])
 }
+
+// TestClusterFailover kills, with SIGKILL, the primary that owns a key and
+// checks that the same cluster client moves to the promoted replica. It
+// breaks the topology, so it needs SLUICE_TEST_CLUSTER_FAILOVER=1;
+// "scripts/cluster.sh start" rebuilds the cluster afterwards.
+func TestClusterFailover(t *testing.T) {
+	u := envOrSkip(t, "SLUICE_TEST_CLUSTER_URL")
+	if os.Getenv("SLUICE_TEST_CLUSTER_FAILOVER") != "1" {
+		t.Skip("kills a cluster primary; set SLUICE_TEST_CLUSTER_FAILOVER=1 to run it")
+	}
+	ctx := context.Background()
+	conn, err := Connect(ctx, Config{URL: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := conn.Client
+	key := redistest.Prefix(t) + "failover"
+	t.Cleanup(func() { c.Do(context.Background(), c.B().Del().Key(key).Build()) })
+
+	slot, err := c.Do(ctx, c.B().ClusterKeyslot().Key(key).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := slotOwner(t, c, slot)
+	if host, _, _ := net.SplitHostPort(owner); host != "127.0.0.1" && host != "::1" {
+		t.Skipf("primary %s is not on this machine; cannot kill it", owner)
+	}
+
+	// Write straight to the owner and WAIT on the same connection, so the
+	// value is on its replica before the primary dies.
+	direct, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{owner}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	res := direct.DoMulti(ctx,
+		direct.B().Set().Key(key).Value("before").Build(),
+		direct.B().Wait().Numreplicas(1).Timeout(5000).Build())
+	if n, err := res[1].AsInt64(); res[0].Error() != nil || err != nil || n < 1 {
+		t.Fatalf("SET %v, WAIT 1 = %d, %v; the replica is not in sync", res[0].Error(), n, err)
+	}
+	info, err := direct.Do(ctx, direct.B().Info().Section("server").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(infoField(info, "process_id"))
+	if err != nil {
+		t.Fatalf("process_id: %v", err)
+	}
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill primary %s (pid %d): %v", owner, pid, err)
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	attempts := 0
+	for {
+		attempts++
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		got, err := c.Do(actx, c.B().Get().Key(key).Build()).ToString()
+		cancel()
+		if err == nil {
+			if got != "before" {
+				t.Fatalf("GET after failover = %q; want the value written before", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no read succeeded within 60s of killing %s; last error: %v", owner, err)
+		}
+		<-tick.C
+	}
+	if err := c.Do(ctx, c.B().Set().Key(key).Value("after").Build()).Error(); err != nil {
+		t.Fatalf("SET after failover: %v", err)
+	}
+	t.Logf("cluster failover of %s (slot %d): first successful read %v after SIGKILL (%d tries), now served by %s",
+		owner, slot, time.Since(killed).Round(time.Millisecond), attempts, slotOwner(t, c, slot))
+}
+
+// slotOwner returns the address of the primary serving slot.
+func slotOwner(t *testing.T, c rueidis.Client, slot int64) string {
+	t.Helper()
+	ranges, err := c.Do(context.Background(), c.B().ClusterSlots().Build()).ToArray()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	for _, r := range ranges {
+		parts, err := r.ToArray()
+		if err != nil || len(parts) < 3 {
+			t.Fatalf("CLUSTER SLOTS entry %v: %v", r, err)
+		}
+		lo, _ := parts[0].AsInt64()
+		hi, _ := parts[1].AsInt64()
+		if slot < lo || slot > hi {
+			continue
+		}
+		node, err := parts[2].ToArray()
+		if err != nil || len(node) < 2 {
+			t.Fatalf("CLUSTER SLOTS node %v: %v", parts[2], err)
+		}
+		host, _ := node[0].ToString()
+		port, _ := node[1].AsInt64()
+		return net.JoinHostPort(host, strconv.FormatInt(port, 10))
+	}
+	t.Fatalf("no primary serves slot %d", slot)
+	return ""
+}
