@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -151,9 +152,11 @@ func TestConnectClosedPortRetriesThenNamesHost(t *testing.T) {
 	addr := closedPort(t)
 	rec := &recordSleep{}
 	const secret = "hunter2-very-secret"
+	var logs strings.Builder
 	_, err := Connect(context.Background(), Config{
-		URL:   "redis://app:" + secret + "@" + addr + "/0",
-		Retry: RetryPolicy{Sleep: rec.sleep, Jitter: func() float64 { return 0.5 }},
+		URL:    "redis://app:" + secret + "@" + addr + "/0",
+		Retry:  RetryPolicy{Sleep: rec.sleep, Jitter: func() float64 { return 0.5 }},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	if err == nil {
 		t.Fatal("Connect to a closed port succeeded")
@@ -170,6 +173,12 @@ func TestConnectClosedPortRetriesThenNamesHost(t *testing.T) {
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("error %v does not wrap ECONNREFUSED", err)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("logs hold the password:\n%s", logs.String())
+	}
+	if n := strings.Count(logs.String(), "redis://app:xxxxx@"+addr); n != 2 {
+		t.Errorf("%d retry log lines with the redacted URL; want 2:\n%s", n, logs.String())
 	}
 	want := []time.Duration{1125 * time.Millisecond, 2250 * time.Millisecond}
 	if got := rec.calls(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
