@@ -414,3 +414,72 @@ func TestReceiveRejectsBadParams(t *testing.T) {
 		t.Fatal("queue not empty")
 	}
 }
+
+func TestBlockingReceiveClose(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.e.QueueReceive(f.ctx, engine.ReceiveParams{Queue: "q", Count: 1, Timeout: time.Hour, Lease: time.Minute, MaxDeliveries: 3})
+		done <- err
+	}()
+	f.waitBlocked(t)
+	f.e.Close()
+	if err := <-done; !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("receive after Close returned %v", err)
+	}
+}
+
+// TestConcurrentReceiversGetEachItemOnce runs blocking receivers against a
+// producer: every item is delivered and acked exactly once.
+func TestConcurrentReceiversGetEachItemOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const receivers, items = 8, 400
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	got := make(chan string, items)
+	errs := make(chan error, receivers)
+	for range receivers {
+		go func() {
+			for {
+				ds, err := f.e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 3, Timeout: 10 * time.Second, Lease: time.Minute, MaxDeliveries: 3})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, d := range ds {
+					if err := f.e.QueueAck(f.ctx, "q", d.ID); err != nil {
+						errs <- err
+						return
+					}
+					got <- d.Item
+				}
+			}
+		}()
+	}
+	for i := range items {
+		f.add(t, "q", engine.PolicyDLQ, 0, fmt.Sprint(i))
+	}
+	seen := map[string]bool{}
+	for range items {
+		select {
+		case s := <-got:
+			if seen[s] {
+				t.Fatalf("item %s delivered twice", s)
+			}
+			seen[s] = true
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	for range receivers {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("receiver ended with %v", err)
+		}
+	}
+	if n := f.inFlight(t, "q"); n != 0 {
+		t.Fatalf("in flight %d after every ack", n)
+	}
+}
