@@ -342,3 +342,37 @@ func TestLargeRecordIsSplitAndReplayed(t *testing.T) {
 		t.Fatalf("replayed %d items, want the 20 added", len(got))
 	}
 }
+
+// TestLogIsCompactedWhenItOutgrowsTheState: churn (adds then pops) grows
+// the log while the state stays small; the size check compacts it.
+func TestLogIsCompactedWhenItOutgrowsTheState(t *testing.T) {
+	e := newEngine(t, Options{Dir: t.TempDir(), CompactMinBytes: 64 << 10})
+	ctx := context.Background()
+	mustAdd(t, e, "keep", "survivor")
+	item := strings.Repeat("c", 100)
+	for i := 0; i < 2000; i++ {
+		mustAdd(t, e, "churn", item)
+		if _, _, err := e.QueuePop(ctx, "churn", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.store.log.Size()
+	if before < 64<<10 {
+		t.Fatalf("log is only %d bytes after the churn", before)
+	}
+	e.store.maybeCompact()
+	after := e.store.log.Size()
+	if after*10 > before {
+		t.Fatalf("log went from %d to %d bytes; expected a compaction", before, after)
+	}
+	// A small log is left alone.
+	e.store.maybeCompact()
+	if got := e.store.log.Size(); got != after {
+		t.Fatalf("a second check rewrote the log again (%d -> %d bytes)", after, got)
+	}
+	e = reopen(t, e)
+	if got := mustRange(t, e, "keep"); !equalStrings(got, []string{"survivor"}) {
+		t.Fatalf("after compaction and reopen: %q", got)
+	}
+	t.Logf("log compacted from %d to %d bytes", before, after)
+}

@@ -14,6 +14,18 @@
 // that moves items to the overflow DLQ) locks them in one global order:
 // shorter keys first, then by bytes. A queue's DLQ keys are always longer
 // than the queue's own key, so a queue is always locked before its DLQs.
+//
+// Durability (Options.Dir): every call that changes state appends one
+// record of its changes to the log (package wal) before it returns, while
+// it still holds the locks of the keys it changed, so the log orders the
+// changes of each key as they happened; with Fsync "always" the record is
+// on disk first. New replays the log. Lease deadlines and cache expiries
+// are logged as absolute times, so an item leased before a crash comes
+// back once its lease has run out. When the log grows past twice the size
+// of the last snapshot (and past CompactMinBytes), the engine rewrites it
+// from a snapshot of its live state, taken while changes are held off just
+// long enough to copy the state in memory; changes made while the snapshot
+// is written follow it in the new log.
 package memory
 
 import (
