@@ -50,6 +50,9 @@ type Transcript struct {
 	// Handled counts handled lines per job (a job handled twice was
 	// delivered twice: at-least-once).
 	Handled map[int]int
+	// Retried counts handled lines of a second or later delivery: the job
+	// came back after a crash or an expired lease.
+	Retried int
 	// Acked counts successful acks per job.
 	Acked map[int]int
 	// Lost holds jobs whose ack found no lease.
@@ -57,8 +60,9 @@ type Transcript struct {
 	// Unconfirmed holds jobs handled whose ack outcome is unknown: the ack
 	// failed in transit, or the process died before printing its outcome.
 	Unconfirmed map[int]bool
-	// Nacks counts nack lines; NackErrors and Errors count failures.
-	Nacks, NackErrors, Errors int
+	// Nacks counts nack lines; AckErrors, NackErrors and Errors count
+	// failures.
+	Nacks, AckErrors, NackErrors, Errors int
 	// Dangling is true when the transcript ends between a handled line and
 	// its outcome; that is only legitimate for a killed process.
 	Dangling bool
@@ -99,6 +103,9 @@ func ParseTranscript(r io.Reader) (*Transcript, error) {
 				tr.Unconfirmed[pending] = true
 			}
 			tr.Handled[id]++
+			if len(f) > 2 && f[2] != "1" {
+				tr.Retried++
+			}
 			pending = id
 		case settles && id != pending:
 			tr.Malformed = append(tr.Malformed, fmt.Sprintf("%s (expected an outcome for job %d)", line, pending))
@@ -110,6 +117,7 @@ func ParseTranscript(r io.Reader) (*Transcript, error) {
 			pending = -1
 		case f[0] == evAckErr:
 			tr.Unconfirmed[id] = true
+			tr.AckErrors++
 			pending = -1
 		case f[0] == evNacked:
 			tr.Nacks++

@@ -65,6 +65,9 @@ type target struct {
 	consumerEnv []string
 	// killServer SIGKILLs the service and starts it again (nil: no service).
 	killServer func()
+	// ready reports whether the engine answers again after a failed add;
+	// nil means retry at the normal pace.
+	ready func(ctx context.Context) bool
 }
 
 // seed returns SLUICE_CHAOS_SEED, or a fresh seed; it is logged so a run's
@@ -139,6 +142,7 @@ func TestChaosFile(t *testing.T) {
 		add:         hq.AddBatch,
 		pressure:    hq.Pressure,
 		consumerEnv: append(cfg.consumerEnv(), envs(envEndpoint, "http", envURL, base)...),
+		ready:       hq.Live,
 		killServer: func() {
 			srv.kill(t)
 			// The same address: consumers were told it at start.
@@ -222,7 +226,7 @@ func (r *run) run(ctx context.Context) *chaos.Ledger {
 	}()
 	r.orchestrate(ctx, done)
 	<-done
-	led.Kills, led.ServerKills = r.kills, r.serverKills
+	led.Kills, led.ServerKills, led.Consumers = r.kills, r.serverKills, r.cfg.consumers
 	return led
 }
 
@@ -260,6 +264,11 @@ func (r *run) produce(ctx context.Context, led *chaos.Ledger) {
 				mu.Unlock()
 				if err != nil {
 					r.t.Logf("add of jobs %d..%d failed, outcome unknown: %v", jobs[0].ID, jobs[len(jobs)-1].ID, err)
+					// Wait for the service to come back rather than turn
+					// every batch of the outage into an unknown.
+					for r.tg.ready != nil && ctx.Err() == nil && !r.tg.ready(ctx) {
+						time.Sleep(20 * time.Millisecond)
+					}
 				}
 				// Pacing only: spreads the adds over the kill schedule.
 				time.Sleep(r.cfg.pace)

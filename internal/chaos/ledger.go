@@ -27,8 +27,8 @@ type Ledger struct {
 	// Transcripts are the parsed outputs of every consumer process run.
 	Transcripts []*Transcript
 	// Kills is how many consumer processes were SIGKILLed; ServerKills how
-	// many times the service was.
-	Kills, ServerKills int
+	// many times the service was, under Consumers consumers.
+	Kills, ServerKills, Consumers int
 }
 
 // Verdict is the outcome of Ledger.Check. Problems lists every loss,
@@ -40,6 +40,8 @@ type Verdict struct {
 	Acked, Overflow      int
 	Failed, Unconfirmed  int
 	Handled              int // handled lines in all
+	Retried              int // handled lines of a second or later delivery
+	UncertainLanded      int // uncertain adds found acked or dead-lettered
 	Redelivered          int // jobs handled more than once
 	ExtraHandled         int // handled lines beyond the first per job
 	LostLeases           int // acks that found no lease
@@ -50,10 +52,10 @@ type Verdict struct {
 // String summarises the verdict for the test log.
 func (v Verdict) String() string {
 	return fmt.Sprintf("accepted=%d uncertain=%d acked=%d overflow_dlq=%d failed_dlq=%d "+
-		"handled_lines=%d redelivered_jobs=%d extra_handled=%d unconfirmed=%d acked_before_death=%d "+
+		"handled_lines=%d retried_deliveries=%d uncertain_landed=%d redelivered_jobs=%d extra_handled=%d unconfirmed=%d acked_before_death=%d "+
 		"lost_leases=%d nacks=%d receive_errors=%d",
 		v.Accepted, v.Uncertain, v.Acked, v.Overflow, v.Failed,
-		v.Handled, v.Redelivered, v.ExtraHandled, v.Unconfirmed, v.AckedBeforeDeath,
+		v.Handled, v.Retried, v.UncertainLanded, v.Redelivered, v.ExtraHandled, v.Unconfirmed, v.AckedBeforeDeath,
 		v.LostLeases, v.Nacks, v.ReceiveErrors)
 }
 
@@ -91,6 +93,7 @@ func (l *Ledger) Check() Verdict {
 			unconfirmed[id] = true
 		}
 		v.LostLeases += len(tr.Lost)
+		v.Retried += tr.Retried
 		v.Nacks += tr.Nacks
 		v.ReceiveErrors += tr.Errors
 		for _, m := range tr.Malformed {
@@ -126,6 +129,9 @@ func (l *Ledger) Check() Verdict {
 		if len(places) == 0 && unconfirmed[id] {
 			v.AckedBeforeDeath++
 		}
+		if l.Uncertain[id] && (len(places) > 0 || unconfirmed[id]) {
+			v.UncertainLanded++
+		}
 		if failed[id] > 0 && !Poison(id) {
 			problem("healthy job %d is in the failed DLQ", id)
 		}
@@ -145,7 +151,11 @@ func (l *Ledger) Check() Verdict {
 	}
 	// Each SIGKILL (of a consumer, or of the service under its consumers)
 	// can leave at most one acknowledged-but-unprinted job per consumer.
-	if budget := l.Kills + 4*l.ServerKills + v.unconfirmedAckErrors(l); v.AckedBeforeDeath > budget {
+	ackErrors := 0
+	for _, tr := range l.Transcripts {
+		ackErrors += tr.AckErrors
+	}
+	if budget := l.Kills + l.Consumers*l.ServerKills + ackErrors; v.AckedBeforeDeath > budget {
 		problem("%d unconfirmed jobs are nowhere else, more than the %d crashes and failed acks can explain", v.AckedBeforeDeath, budget)
 	}
 
@@ -156,19 +166,6 @@ func (l *Ledger) Check() Verdict {
 		v.Handled += n
 	}
 	return v
-}
-
-// unconfirmedAckErrors counts acks whose outcome was unknown without any
-// process dying (the request failed in transit).
-func (v Verdict) unconfirmedAckErrors(l *Ledger) int {
-	n := 0
-	for _, tr := range l.Transcripts {
-		n += len(tr.Unconfirmed)
-		if tr.Dangling {
-			n--
-		}
-	}
-	return n
 }
 
 // count tallies a DLQ's ids, reporting any job it holds twice.
