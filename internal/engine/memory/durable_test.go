@@ -194,6 +194,8 @@ func TestCrashKeepsEveryAcknowledgedAdd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Whatever happens below, the child does not outlive the test.
+	defer func() { _ = cmd.Process.Kill() }()
 	var printed []int
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -237,13 +239,16 @@ func crashChild(dir string) {
 		os.Exit(2)
 	}
 	ctx := context.Background()
-	for i := 0; ; i++ {
+	// The parent kills the child long before this bound; it only stops a
+	// child whose parent is gone.
+	for i := 0; i < 10_000_000; i++ {
 		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "crash", Items: []string{strconv.Itoa(i)}, Policy: engine.PolicyReject}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
 		fmt.Println(i) // os.Stdout is unbuffered: printed means acknowledged
 	}
+	os.Exit(0)
 }
 
 // TestCompactionDuringConcurrentWrites compacts repeatedly while writers
