@@ -374,7 +374,7 @@ func (e *Engine) tryRemove(o *object) {
 
 // sweeper expires cache entries in the background, sampling each shard the
 // way Redis's active expiry does, so that a key never read again does not
-// stay in memory.
+// stay in memory; it drops the objects of drained queues the same way.
 func (e *Engine) sweeper() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.opts.SweepInterval)
@@ -410,6 +410,10 @@ func (e *Engine) sweep() {
 				if o.mu.TryLock() {
 					if o.hasStr && o.expireAt != 0 && now >= o.expireAt {
 						o.hasStr, o.str, o.expireAt = false, "", 0
+					}
+					// Expired entries and drained queues alike: a key
+					// that holds nothing costs nothing once dropped.
+					if o.bare(now) {
 						victims = append(victims, o)
 					}
 					o.mu.Unlock()

@@ -209,3 +209,25 @@ func TestLockFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSweepDropsDrainedQueuesButKeepsDeliveryCounters(t *testing.T) {
+	e := newEngine(t, Options{})
+	ctx := context.Background()
+	mustAdd(t, e, "plain", "x")
+	mustAdd(t, e, "leased", "y")
+	e.QueuePop(ctx, "plain", 0)
+	ds, _ := e.QueueReceive(ctx, engine.ReceiveParams{Queue: "leased", Count: 1, Lease: time.Minute, MaxDeliveries: 1})
+	if err := e.QueueAck(ctx, "leased", ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	e.sweep()
+	if e.lookup("plain", false) != nil {
+		t.Error("a drained queue's object survived the sweep")
+	}
+	if e.lookup("leased", false) == nil {
+		t.Error("the sweep dropped a queue's delivery counter; ids could repeat")
+	}
+	if names, _ := e.QueueNames(ctx); len(names) != 2 {
+		t.Errorf("names after the sweep: %q", names)
+	}
+}
