@@ -70,16 +70,21 @@ func BenchmarkQueueAdd(b *testing.B) {
 }
 
 // BenchmarkQueueAddBatch adds 100 items per call from one goroutine and
-// reports items per second.
+// reports items per second: into a bounded queue with room, and into a full
+// queue under dlq (every item moves one item to the overflow DLQ).
 func BenchmarkQueueAddBatch(b *testing.B) {
-	for _, policy := range []engine.Policy{engine.PolicyReject, engine.PolicyDLQ} {
-		b.Run(string(policy), func(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		policy engine.Policy
+		max    int64
+	}{{"not-full", engine.PolicyReject, 1 << 40}, {"dlq-full", engine.PolicyDLQ, 1000}} {
+		b.Run(c.name, func(b *testing.B) {
 			f := setup(b)
 			items := make([]string, 100)
 			for i := range items {
 				items[i] = benchItem
 			}
-			params := engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: 10000}
+			params := engine.AddParams{Queue: "q", Items: items, Policy: c.policy, MaxSize: c.max}
 			start := time.Now()
 			for b.Loop() {
 				if _, err := f.e.QueueAdd(f.ctx, params); err != nil {

@@ -20,26 +20,37 @@
 -- items in the same order, as pushing the whole batch and then evicting
 -- max(0, len + n - max) items at once. Under reject, only the first
 -- max - len items fit; every later one is rejected.
+--
+-- The caller sends an unbounded add as a plain RPUSH; this script also
+-- handles max <= 0 (everything is pushed).
 
 local policy = ARGV[1]
 local max = tonumber(ARGV[2])
 local first, last = 4, #ARGV
-local len = redis.call('LLEN', KEYS[1])
 local n = last - first + 1
+local chunk = 1000
 
-local evict = 0
-if max > 0 then
-  if policy == 'dlq' or policy == 'drop_oldest' then
-    evict = math.max(0, len + n - max)
-  else
-    last = first - 1 + math.min(n, math.max(0, max - len))
+-- push sends ARGV[from..to] to the tail, in chunks (unpack is bounded by
+-- the Lua C stack), and returns the list's new length.
+local function push(from, to)
+  local length = 0
+  for i = from, to, chunk do
+    length = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, to)))
   end
+  return length
 end
 
--- unpack is bounded by the Lua C stack: push in chunks.
-local chunk = 1000
-for i = first, last, chunk do
-  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, last)))
+-- Every redis.call costs about as much as the script call itself, so the
+-- policies that accept everything push first and learn the length from
+-- RPUSH; reject must read the length first, as it writes nothing when full.
+local len, evict = 0, 0
+if max > 0 and policy ~= 'dlq' and policy ~= 'drop_oldest' then
+  len = redis.call('LLEN', KEYS[1])
+  local fit = math.min(n, math.max(0, max - len))
+  if fit > 0 then push(first, first + fit - 1) end
+else
+  len = push(first, last) - n
+  if max > 0 then evict = math.max(0, len + n - max) end
 end
 
 if evict > 0 then
