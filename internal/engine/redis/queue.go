@@ -119,7 +119,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		return "", false, nil
 	}
 	seconds := max(timeout.Seconds(), 0.001)
-	if e.keys.Cluster {
+	if e.client.Mode() == rueidis.ClientModeCluster {
 		return e.blockingPopCluster(ctx, key, seconds)
 	}
 	return e.blockingPop(ctx, key, seconds)

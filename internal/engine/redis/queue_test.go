@@ -542,3 +542,29 @@ func TestOverflowEnvelopeRandomBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockingPopClusterPath runs the cluster client's BLPOP path (shared
+// blocking pool, rueidis unblocking on cancel) against a standalone server.
+func TestBlockingPopClusterPath(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	key := f.e.keys.Queue("q").List
+	if _, ok, err := f.e.blockingPopCluster(f.ctx, key, 0.001); ok || err != nil {
+		t.Fatalf("pop of an empty queue: %v %v", ok, err)
+	}
+	f.add(t, "q", engine.PolicyDLQ, 0, "a")
+	if item, ok, err := f.e.blockingPopCluster(f.ctx, key, 1); item != "a" || !ok || err != nil {
+		t.Fatalf("pop: %q %v %v", item, ok, err)
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := f.e.blockingPopCluster(ctx, key, 3600)
+		done <- err
+	}()
+	f.waitBlocked(t)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pop returned %v", err)
+	}
+}
