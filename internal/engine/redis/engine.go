@@ -45,8 +45,11 @@ type Engine struct {
 	closing     context.Context
 	stopClosing context.CancelFunc
 	// background counts goroutines that finish handing back an item after
-	// their caller left; Close waits for them.
-	background sync.WaitGroup
+	// their caller left; Close waits for them. backgroundMu orders starting
+	// one against Close's wait.
+	backgroundMu     sync.Mutex
+	backgroundClosed bool
+	background       sync.WaitGroup
 }
 
 // New wraps client. The caller keeps ownership of client unless
@@ -76,11 +79,31 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.stopClosing()
+	e.backgroundMu.Lock()
+	e.backgroundClosed = true
+	e.backgroundMu.Unlock()
 	e.background.Wait()
 	if e.owns {
 		e.client.Close()
 	}
 	return nil
+}
+
+// goBackground runs fn on a goroutine Close waits for, or runs it right
+// away when Close has begun (so the work is never skipped).
+func (e *Engine) goBackground(fn func()) {
+	e.backgroundMu.Lock()
+	if e.backgroundClosed {
+		e.backgroundMu.Unlock()
+		fn()
+		return
+	}
+	e.background.Add(1)
+	e.backgroundMu.Unlock()
+	go func() {
+		defer e.background.Done()
+		fn()
+	}()
 }
 
 // check fails calls made after Close.

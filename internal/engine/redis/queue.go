@@ -182,14 +182,15 @@ func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (
 		unblock := e.client.B().ClientUnblock().ClientId(id).Timeout().Build()
 		n, err := e.client.Do(context.WithoutCancel(ctx), unblock).AsInt64()
 		if err != nil {
-			e.background.Add(1)
-			go func() {
-				defer e.background.Done()
+			// The BLPOP ends at its own timeout; until then, this waits for
+			// it so that an item it takes goes back to the head. Close
+			// waits for that too.
+			e.goBackground(func() {
 				defer release()
 				if r := <-replies; r.ok {
 					e.client.Do(context.Background(), e.client.B().Lpush().Key(key).Element(r.item).Build())
 				}
-			}()
+			})
 			return "", false, e.waitError(wait, op)
 		}
 		if n == 0 {
