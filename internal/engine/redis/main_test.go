@@ -2,12 +2,15 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keyspace"
 	"github.com/sluicehq/sluice/internal/redistest"
 )
@@ -39,4 +42,23 @@ func setup(t testing.TB) fixture {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return fixture{e: e, raw: c, prefix: prefix, ctx: ctx}
+}
+
+func splitLines(s string) []string {
+	return strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+}
+
+func unwrapOverflow(t *testing.T, env string) string {
+	t.Helper()
+	var doc struct {
+		Data string `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(env), &doc); err != nil {
+		t.Fatalf("overflow entry %q: %v", env, err)
+	}
+	return doc.Data
+}
+
+func res(accepted bool, length, dropped, moved int64) engine.AddResult {
+	return engine.AddResult{Accepted: accepted, QueueLength: length, Dropped: dropped, MovedToDLQ: moved}
 }
