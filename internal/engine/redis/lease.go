@@ -38,8 +38,9 @@ type receiveReply struct {
 }
 
 // receiveOnce runs lease_receive.lua. scan bounds how many due leases one
-// run examines (-1: all of them).
-func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int) (receiveReply, error) {
+// run examines (-1: all of them); with blocking set, an empty reply carries
+// the time to the earliest deadline.
+func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int, blocking bool) (receiveReply, error) {
 	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ}
 	args := []string{
 		strconv.Itoa(count),
@@ -48,6 +49,10 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 		isoNow(time.Now()),
 		engine.PyJSONString(k.Name),
 		strconv.Itoa(scan),
+		"0",
+	}
+	if blocking {
+		args[6] = "1"
 	}
 	raw, err := e.scripts.leaseReceive.Exec(ctx, e.client, keys, args).ToArray()
 	if err != nil {
@@ -108,7 +113,7 @@ func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) 
 	wait, stop := e.blockingContext(ctx)
 	defer stop()
 	for {
-		r, err := e.receiveOnce(wait, k, params.Count, params.MaxDeliveries, params.Lease, scan)
+		r, err := e.receiveOnce(wait, k, params.Count, params.MaxDeliveries, params.Lease, scan, params.Timeout > 0)
 		if err != nil {
 			if wait.Err() != nil {
 				return nil, e.waitError(wait, op)
@@ -239,7 +244,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	if maxDeliveries < 1 {
 		return 0, fmt.Errorf("%s: max deliveries %d must be positive", op, maxDeliveries)
 	}
-	r, err := e.receiveOnce(ctx, e.keys.Queue(queue), 0, maxDeliveries, time.Second, -1)
+	r, err := e.receiveOnce(ctx, e.keys.Queue(queue), 0, maxDeliveries, time.Second, -1, false)
 	if err != nil {
 		return 0, interpretError(op, err)
 	}

@@ -17,8 +17,11 @@
 -- ARGV[4]  now as an ISO 8601 UTC string, for DLQ envelopes
 -- ARGV[5]  the queue's name, JSON-quoted Python style
 -- ARGV[6]  how many due leases to examine at most (-1: all)
+-- ARGV[7]  "1" when the caller wants the earliest deadline (it is about to
+--          block), else "0"
 --
--- Returns {dead_lettered, ms until the earliest remaining deadline or -1,
+-- Returns {dead_lettered, ms until the earliest remaining deadline or -1
+-- (always -1 unless asked for, or when items were handed out),
 -- id1, item1, attempt1, id2, item2, attempt2, ...}.
 --
 -- A delivery id is "<seq>.<attempt>": redelivery changes it, so a consumer
@@ -104,8 +107,10 @@ if delivered < count then
 end
 
 out[1] = dead
-local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-if #first == 2 then
-  out[2] = math.max(tonumber(first[2]) - now, 0)
+if ARGV[7] == '1' and delivered == 0 then
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if #first == 2 then
+    out[2] = math.max(tonumber(first[2]) - now, 0)
+  end
 end
 return out
