@@ -252,6 +252,11 @@ type NackParams struct {
 	// Error is recorded in the failed DLQ envelope if the item dead-letters.
 	Error         string
 	MaxDeliveries int
+	// Release hands the item back without counting this delivery against
+	// MaxDeliveries: it never dead-letters, and its next delivery carries
+	// the same attempt number as this one. Consumers that stop before
+	// handling an item (shutdown) use it.
+	Release bool
 }
 
 // NackResult says what a nack did with the item.
