@@ -96,6 +96,26 @@ func BenchmarkQueueAddBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkQueueAddBatchParallel is the batch add from many producers.
+func BenchmarkQueueAddBatchParallel(b *testing.B) {
+	f := setup(b)
+	items := make([]string, 100)
+	for i := range items {
+		items[i] = benchItem
+	}
+	params := engine.AddParams{Queue: "q", Items: items, Policy: engine.PolicyReject, MaxSize: 1 << 40}
+	start := time.Now()
+	parallel(b, func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.e.QueueAdd(f.ctx, params); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*len(items))/time.Since(start).Seconds(), "items/s")
+}
+
 func fill(b *testing.B, f fixture, n int) {
 	b.Helper()
 	items := make([]string, 1000)
