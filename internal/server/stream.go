@@ -52,13 +52,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 		return
 	}
 	defer s.streams.Done()
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.WebSocketOrigins})
+	cw := &corkingWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.WebSocketOrigins})
 	if err != nil {
 		// Accept has answered the client already (400, 403 or 426).
 		s.log.Debug("websocket upgrade refused", "err", err)
 		return
 	}
-	markHijacked(w)
+	if cw.conn == nil {
+		s.log.Error("websocket setup failed", "err", errNotHijacked)
+		_ = conn.CloseNow()
+		return
+	}
 	s.metrics.wsClients.Inc()
 	defer s.metrics.wsClients.Dec()
 
@@ -92,14 +97,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	for {
 		select {
 		case f := <-sb.out:
-			msg := f.envelope
-			if seed {
-				if f.data == nil {
-					continue
-				}
-				msg = f.data
-			}
-			if err := c.write(ctx, msg); err != nil {
+			if err := c.writeBatch(cw.conn, f); err != nil {
 				return
 			}
 		case <-c.activity:
@@ -140,10 +138,42 @@ type wsClient struct {
 	activity chan struct{}
 }
 
+// write sends one message. It needs no context deadline: the connection
+// puts a deadline on every network write.
 func (c *wsClient) write(ctx context.Context, msg []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
-	defer cancel()
-	return c.conn.Write(wctx, websocket.MessageText, msg)
+	return c.conn.Write(ctx, websocket.MessageText, msg)
+}
+
+// writeBatch sends f and whatever else is waiting, corked into as few
+// network writes as possible.
+func (c *wsClient) writeBatch(cc *corkConn, f frame) error {
+	cc.cork()
+	err := c.writeFrame(f)
+	for more := true; more && err == nil; {
+		select {
+		case f = <-c.sb.out:
+			err = c.writeFrame(f)
+		default:
+			more = false
+		}
+	}
+	if uerr := cc.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+func (c *wsClient) writeFrame(f frame) error {
+	msg := f.envelope
+	if c.seed {
+		if f.data == nil {
+			return nil
+		}
+		msg = f.data
+	}
+	// A background context keeps the library from arming a timer per
+	// message; the connection's write deadline bounds a stalled client.
+	return c.write(context.Background(), msg)
 }
 
 // read handles client messages until the connection ends.

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/redistest"
+)
+
+// runServer serves an engine on a real listener through Run.
+func runServer(t *testing.T, engine string) string {
+	t.Helper()
+	c := openClient(t, engine)
+	srv, err := New(c, DefaultConfig(), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// TestRunHTTPBenchSmall checks that the benchmark measures what it says,
+// with a load far too small to say anything about speed.
+func TestRunHTTPBenchSmall(t *testing.T) {
+	t.Parallel()
+	url := runServer(t, "embedded")
+	rc := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, rc, prefix)
+	rep, err := RunHTTPBench(context.Background(), HTTPBenchConfig{
+		URL: url, Clients: 2, Duration: 200 * time.Millisecond,
+		FanoutClients: 3, FanoutRate: 50, FanoutDuration: 200 * time.Millisecond,
+		RedisURL: redistest.URL(), KeyPrefix: prefix,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Engine != "embedded" || rep.Post.Requests == 0 || rep.Post.Non2xx != 0 || rep.Post.Errors != 0 {
+		t.Fatalf("post phase: %+v", rep)
+	}
+	if rep.Next.Requests == 0 || rep.NextItems == 0 || rep.NextItems > rep.Post.Requests+2 {
+		// (+2: a post cut off by the end of its phase is stored, not counted)
+		t.Fatalf("next phase: %+v, %d items", rep.Next, rep.NextItems)
+	}
+	if rep.BaselineRPush == nil || rep.BaselineRPush.Requests == 0 || rep.BaselineScript == nil || rep.BaselineScript.Requests == 0 {
+		t.Fatalf("baseline: %+v %+v", rep.BaselineRPush, rep.BaselineScript)
+	}
+	f := rep.Fanout
+	if f == nil || f.Published != 10 || f.Expected != 30 || f.Received != 30 || f.P99 <= 0 || f.Closed != 0 {
+		t.Fatalf("fan-out: %+v", f)
+	}
+	if s := rep.String(); !strings.Contains(s, "POST /detections") || !strings.Contains(s, "fan-out") {
+		t.Fatalf("report text:\n%s", s)
+	}
+}
+
+// TestHTTPBench is the full measurement, run on demand:
+//
+//	SLUICE_BENCH_HTTP=1 go test -run TestHTTPBench$ -v -timeout 20m ./internal/server/
+//
+// SLUICE_BENCH_DURATION (default 10s) sets each phase's length,
+// SLUICE_BENCH_ENGINES (default redis,embedded) the engines, and
+// SLUICE_BENCH_SKIP_HTTP=1 reduces the request phases to nothing.
+func TestHTTPBench(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH_HTTP") == "" {
+		t.Skip("set SLUICE_BENCH_HTTP=1 to run the HTTP benchmark")
+	}
+	d := 10 * time.Second
+	if v := os.Getenv("SLUICE_BENCH_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	engines := []string{"redis", "embedded"}
+	if v := os.Getenv("SLUICE_BENCH_ENGINES"); v != "" {
+		engines = strings.Split(v, ",")
+	}
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			url := runServer(t, engine)
+			cfg := HTTPBenchConfig{URL: url, Duration: d, FanoutDuration: d}
+			if v := os.Getenv("SLUICE_BENCH_SKIP_HTTP"); v != "" {
+				cfg.Duration = time.Millisecond
+			}
+			if engine == "redis" {
+				cfg.RedisURL = redistest.URL()
+				cfg.KeyPrefix = redistest.Prefix(t)
+				redistest.Cleanup(t, redistest.Client(t), cfg.KeyPrefix)
+			} else {
+				cfg.FanoutClients = -1 // measured once, on Redis
+			}
+			rep, err := RunHTTPBench(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", rep)
+		})
+	}
+}
