@@ -101,14 +101,14 @@ func TestDLQRequeueFailedAndMalformed(t *testing.T) {
 		"not json",
 		`{"original_job": "python string", "error": "x"}`,
 		`{"no": "field"}`,
-		`{"original_job": {"a": 1}, "error": "x"}`,
+		`{"original_job": {"a": 1, "big": 12345678901234567890}, "error": "x"}`,
 		`{"original_job": "last", "error": "x"}`,
 	)
 	res := f.requeue(t, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Count: 3, Policy: engine.PolicyReject})
 	if res != (engine.RequeueResult{Requeued: 3, Remaining: 3}) {
 		t.Fatalf("result %+v", res)
 	}
-	if items := f.rangeAll(t, "q"); !slices.Equal(items, []string{`{"k": [1, 2]}`, "python string", `{"a":1}`}) {
+	if items := f.rangeAll(t, "q"); !slices.Equal(items, []string{`{"k": [1, 2]}`, "python string", `{"a": 1, "big": 12345678901234567890}`}) {
 		t.Fatalf("queue %q", items)
 	}
 	// The malformed entries stay at the head, in order, ahead of the rest.
@@ -141,5 +141,44 @@ func TestDLQRequeueRejectStopsInPlace(t *testing.T) {
 	}
 	if _, err := f.e.DLQRequeue(f.ctx, engine.RequeueParams{Queue: "q", Kind: "nope"}); err == nil {
 		t.Fatal("unknown DLQ kind accepted")
+	}
+}
+
+// TestDLQRequeueRoundTrip: what the overflow DLQ wrapped comes back byte
+// for byte (valid UTF-8 survives the \uXXXX escapes, surrogate pairs too).
+func TestDLQRequeueRoundTrip(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	items := []string{
+		"plain", `{"id": 1, "s": "q\"uote"}`, "back\\slash", "ctrl \x00\x01\t\n\x1f\x7f",
+		"caf\u00e9 \u4e2d \U0001F600 \U0010FFFF", "", "Z:KLUv/QBYAQAAaGk=",
+	}
+	f.add(t, "q", engine.PolicyDLQ, 1, append(items, "last")...)
+	f.e.QueueClear(f.ctx, "q")
+	res := f.requeue(t, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyDLQ})
+	if res != (engine.RequeueResult{Requeued: int64(len(items))}) {
+		t.Fatalf("result %+v", res)
+	}
+	if got := f.rangeAll(t, "q"); !slices.Equal(got, items) {
+		t.Fatalf("queue %q\nwant  %q", got, items)
+	}
+}
+
+// TestDLQRequeueOriginalJobText: a failed-job entry without "data" gives
+// back its original_job text as written, wherever the field sits.
+func TestDLQRequeueOriginalJobText(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.pushRaw(t, f.e.keys.Queue("q").FailedDLQ,
+		`{"error": "\"original_job\": 5", "nested": {"original_job": 1}, "original_job":  [1, {"x": "y\u00e9"}, 2.50] , "attempt_count": 3}`,
+		`{"original_job": {}, "error": "x"}`,
+	)
+	res := f.requeue(t, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Policy: engine.PolicyDLQ})
+	if res != (engine.RequeueResult{Requeued: 2}) {
+		t.Fatalf("result %+v", res)
+	}
+	want := []string{`[1, {"x": "y\u00e9"}, 2.50]`, `{}`}
+	if got := f.rangeAll(t, "q"); !slices.Equal(got, want) {
+		t.Fatalf("queue %q", got)
 	}
 }

@@ -14,7 +14,9 @@
 -- queue items the policy dropped or moved to the overflow DLQ.
 --
 -- An entry is unwrapped to its "data" string; a failed-job entry without
--- one falls back to "original_job" (a string as is, else re-encoded).
+-- one (as the Python service writes them) falls back to "original_job": a
+-- string as is, an object or array as the exact text it has in the entry,
+-- which is what the Python service had pushed (same json.dumps).
 -- Entries that cannot be unwrapped (not JSON, no usable field) are never
 -- requeued and never lost: they stay at the head of the DLQ, in their
 -- order, and the requeue continues past them. Under reject, the first entry
@@ -34,9 +36,10 @@ local function unwrap(entry)
   if not ok or type(doc) ~= 'table' then return nil end
   if type(doc.data) == 'string' then return doc.data end
   local orig = doc.original_job
-  if orig == nil then return nil end
   if type(orig) == 'string' then return orig end
-  if type(orig) == 'table' then return cjson.encode(orig) end
+  if type(orig) == 'table' then
+    return envelope().field_raw(entry, 'original_job') or cjson.encode(orig)
+  end
   return nil
 end
 

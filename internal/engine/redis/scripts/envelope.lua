@@ -9,7 +9,7 @@
 --
 -- Redis runs a script's whole body on every call, so the functions are
 -- created only by a call that writes an envelope: envelope() builds them
--- once per call and returns {overflow = ..., failed = ...}.
+-- once per call and returns {overflow = ..., failed = ..., field_raw = ...}.
 
 local envelope_lib
 local function envelope()
@@ -167,12 +167,11 @@ local function envelope()
     return json_skip_ws(s, i + 1)
   end
 
-  -- json_valid mirrors Go's json.Valid, iteratively so that deep nesting
-  -- cannot exhaust the Lua stack (Lua 5.1: no goto, so a two-state loop).
-  local function json_valid(s)
-    local n = #s
+  -- json_value_end checks the JSON value that starts at byte i and returns
+  -- the index just past it, or nil. It is iterative so that deep nesting
+  -- cannot exhaust the Lua stack (Lua 5.1 has no goto: a two-state loop).
+  local function json_value_end(s, i)
     local stack, depth = {}, 0
-    local i = json_skip_ws(s, 1)
     local want_value = true
     while true do
       if want_value then
@@ -189,34 +188,64 @@ local function envelope()
           else
             if c == '{' then
               i = json_key(s, i)
-              if not i then return false end
+              if not i then return nil end
             end
             want_value = true
           end
         else
           i = json_scalar(s, i)
-          if not i then return false end
+          if not i then return nil end
         end
       else
+        if depth == 0 then return i end
         i = json_skip_ws(s, i)
-        if depth == 0 then return i > n end
         local d = string.sub(s, i, i)
         local top = stack[depth]
         if d == ',' then
           i = json_skip_ws(s, i + 1)
           if top == '{' then
             i = json_key(s, i)
-            if not i then return false end
+            if not i then return nil end
           end
           want_value = true
         elseif (d == '}' and top == '{') or (d == ']' and top == '[') then
           depth = depth - 1
           i = i + 1
         else
-          return false
+          return nil
         end
       end
     end
+  end
+
+  -- json_valid mirrors Go's json.Valid.
+  local function json_valid(s)
+    local e = json_value_end(s, json_skip_ws(s, 1))
+    return e ~= nil and json_skip_ws(s, e) > #s
+  end
+
+  -- json_field_raw returns the text of a top-level field of the JSON
+  -- object s exactly as written, or nil. Re-encoding a decoded value would
+  -- reorder keys and round numbers beyond 14 digits (cjson).
+  local function json_field_raw(s, key)
+    local want = py_json_string(key)
+    local i = json_skip_ws(s, 1)
+    if string.sub(s, i, i) ~= '{' then return nil end
+    i = json_skip_ws(s, i + 1)
+    while string.sub(s, i, i) == '"' do
+      local key_end = json_scalar(s, i)
+      if not key_end then return nil end
+      local name = string.sub(s, i, key_end - 1)
+      i = json_key(s, i)
+      if not i then return nil end
+      local value_end = json_value_end(s, i)
+      if not value_end then return nil end
+      if name == want then return string.sub(s, i, value_end - 1) end
+      i = json_skip_ws(s, value_end)
+      if string.sub(s, i, i) ~= ',' then return nil end
+      i = json_skip_ws(s, i + 1)
+    end
+    return nil
   end
 
   -- json_container mirrors engine.IsJSONContainer.
@@ -243,6 +272,6 @@ local function envelope()
       ', "data": ' .. stored_json .. '}'
   end
 
-  envelope_lib = {overflow = overflow_envelope, failed = failed_envelope}
+  envelope_lib = {overflow = overflow_envelope, failed = failed_envelope, field_raw = json_field_raw}
   return envelope_lib
 end
