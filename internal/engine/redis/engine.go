@@ -1,6 +1,13 @@
 // Package redis is the Redis engine: every multi-step change is one Lua
 // script (scripts/*.lua, embedded), run with EVALSHA and an EVAL fallback, so
 // that a queue's capacity, its DLQ moves and its leases change atomically.
+// Each script touches the keys of one queue only, which share a hash slot
+// in the cluster layout (see package keyspace).
+//
+// It needs Redis 6.2 or later (LPOP with a count, BLMOVE). A blocking pop
+// that is cancelled is woken with CLIENT UNBLOCK, so the connection's user
+// should be allowed that command; without it the call still returns at
+// once and a background hand-back keeps any item the pop takes.
 package redis
 
 import (
