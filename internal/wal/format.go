@@ -205,7 +205,7 @@ func createTemp(dir string, g uint64) (*os.File, error) {
 // survives a crash. Until the rename the previous generation is current.
 func publish(dir string, g uint64, f *os.File) error {
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", f.Name(), err)
+		return fmt.Errorf("wal: fsync %s: %w", filepath.Join(dir, tmpName(g)), err)
 	}
 	if err := os.Rename(filepath.Join(dir, tmpName(g)), filepath.Join(dir, genName(g))); err != nil {
 		return fmt.Errorf("wal: publish generation %d: %w", g, err)

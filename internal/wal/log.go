@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -106,6 +107,10 @@ type Log struct {
 	fileMu sync.Mutex
 	file   *os.File
 	gen    uint64
+	// path names file in messages. It is the published name: a file that
+	// was created under its temporary name keeps that as its Name() after
+	// the rename.
+	path string
 
 	mu       sync.Mutex
 	cond     *sync.Cond // signalled when written/synced/err/closed change
@@ -184,7 +189,7 @@ func (l *Log) openCurrent() error {
 		if err != nil {
 			return err
 		}
-		l.file, l.gen = f, 1
+		l.file, l.gen, l.path = f, 1, filepath.Join(l.dir, genName(1))
 		return nil
 	}
 	cur := gens[len(gens)-1]
@@ -195,11 +200,12 @@ func (l *Log) openCurrent() error {
 			return fmt.Errorf("wal: remove superseded log: %w", err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(l.dir, genName(cur)), os.O_RDWR, 0)
+	path := filepath.Join(l.dir, genName(cur))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("wal: open log: %w", err)
 	}
-	l.file, l.gen = f, cur
+	l.file, l.gen, l.path = f, cur, path
 	return nil
 }
 
@@ -348,7 +354,7 @@ func (l *Log) syncer() {
 func (l *Log) syncWritten() error {
 	l.fileMu.Lock()
 	l.mu.Lock()
-	f, target, need := l.file, l.written, l.synced < l.written && !l.closed
+	f, path, target, need := l.file, l.path, l.written, l.synced < l.written && !l.closed
 	l.mu.Unlock()
 	l.fileMu.Unlock()
 	if !need {
@@ -363,7 +369,7 @@ func (l *Log) syncWritten() error {
 		return nil
 	}
 	if err != nil {
-		l.failLocked(fmt.Errorf("wal: fsync %s: %w", f.Name(), err))
+		l.failLocked(fileErr("fsync", path, err))
 		return l.err
 	}
 	l.synced = max(l.synced, target)
@@ -391,7 +397,7 @@ func (l *Log) flush(sync bool) error {
 	l.buf = l.spare[:0]
 	end := l.appended
 	needSync := sync && l.synced < end
-	f := l.file
+	f, path := l.file, l.path
 	l.mu.Unlock()
 
 	var err error
@@ -411,7 +417,7 @@ func (l *Log) flush(sync bool) error {
 		l.spare = nil
 	}
 	if err != nil {
-		l.failLocked(fmt.Errorf("wal: write %s: %w", f.Name(), err))
+		l.failLocked(fileErr("write", path, err))
 		return l.err
 	}
 	l.written = end
@@ -477,6 +483,17 @@ func (l *Log) Close() error {
 	}
 	lockErr := l.lock.Close()
 	return errors.Join(flushErr, wrapErr("close log", closeErr), rwErr, wrapErr("release lock", lockErr))
+}
+
+// fileErr describes a failed operation on the log file at path. The
+// *os.PathError's own name is dropped: it is the name the file was opened
+// under, which for a generation created by a rewrite is the temporary one.
+func fileErr(op, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("wal: %s %s: %w", op, path, err)
 }
 
 func wrapErr(what string, err error) error {

@@ -42,6 +42,17 @@ type ReplayReport struct {
 // are only a prefix of the log, and the caller must discard what it built
 // and Close the Log, which accepts no Append after a failed Replay.
 func (l *Log) Replay(fn func(rec []byte) error) (ReplayReport, error) {
+	var at func(int64, []byte) error
+	if fn != nil {
+		at = func(_ int64, rec []byte) error { return fn(rec) }
+	}
+	return l.ReplayOffsets(at)
+}
+
+// ReplayOffsets is Replay that also passes each record's file offset, for
+// a caller that may find the log ends inside a unit of its own made of
+// several records (see DropTail).
+func (l *Log) ReplayOffsets(fn func(off int64, rec []byte) error) (ReplayReport, error) {
 	l.fileMu.Lock()
 	defer l.fileMu.Unlock()
 	l.mu.Lock()
@@ -55,7 +66,7 @@ func (l *Log) Replay(fn func(rec []byte) error) (ReplayReport, error) {
 	}
 	l.mu.Unlock()
 
-	rep, err := replayFile(l.file, fn)
+	rep, err := replayFile(l.file, l.path, fn)
 	if err != nil {
 		return rep, err
 	}
@@ -82,8 +93,8 @@ func (l *Log) Replay(fn func(rec []byte) error) (ReplayReport, error) {
 
 // replayFile reads f without modifying it. On a torn tail it returns a
 // report with Truncated set and Bytes at the cut; the caller truncates.
-func replayFile(f *os.File, fn func(rec []byte) error) (ReplayReport, error) {
-	rep := ReplayReport{File: f.Name()}
+func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (ReplayReport, error) {
+	rep := ReplayReport{File: path}
 	st, err := f.Stat()
 	if err != nil {
 		return rep, fmt.Errorf("wal: stat %s: %w", rep.File, err)
@@ -123,7 +134,7 @@ func replayFile(f *os.File, fn func(rec []byte) error) (ReplayReport, error) {
 			break
 		}
 		if fn != nil {
-			if err := fn(payload); err != nil {
+			if err := fn(off, payload); err != nil {
 				return rep, fmt.Errorf("wal: replay %s: record at offset %d: %w", rep.File, off, err)
 			}
 		}
@@ -149,6 +160,47 @@ func replayFile(f *os.File, fn func(rec []byte) error) (ReplayReport, error) {
 	rep.TornOffset = off
 	rep.DroppedBytes = size - off
 	return rep, nil
+}
+
+// DropTail cuts the log back to off, the offset ReplayOffsets reported
+// for a record, dropping that record and every later one; it returns how
+// many bytes were dropped. It is for a caller whose own unit spans several
+// records appended together (one Append) and whose last records a crash
+// tore away: the unit's intact first records must not stay in the log, or
+// records appended later would follow them. It may only be called after
+// Replay and before the first Append.
+func (l *Log) DropTail(off int64) (int64, error) {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closing:
+		return 0, ErrClosed
+	case !l.replayed:
+		return 0, ErrNotReplayed
+	case l.appended > 0 || l.rw != nil:
+		return 0, errors.New("wal: DropTail after Append or BeginRewrite")
+	case off < headerSize || off > l.size:
+		return 0, fmt.Errorf("wal: DropTail at offset %d outside %s (records span %d..%d)", off, l.path, headerSize, l.size)
+	}
+	dropped := l.size - off
+	if dropped == 0 {
+		return 0, nil
+	}
+	if err := l.file.Truncate(off); err != nil {
+		return 0, fmt.Errorf("wal: truncate %s to %d: %w", l.path, off, err)
+	}
+	if err := l.file.Sync(); err != nil {
+		return 0, fmt.Errorf("wal: fsync %s after truncating to %d: %w", l.path, off, err)
+	}
+	if _, err := l.file.Seek(off, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("wal: seek to end of %s: %w", l.path, err)
+	}
+	l.size = off
+	l.opts.Logger.Warn("write-ahead log cut back by its caller",
+		"file", l.path, "offset", off, "dropped_bytes", dropped)
+	return dropped, nil
 }
 
 func describe(err error) string {
@@ -232,7 +284,7 @@ func Repair(dir string) (ReplayReport, error) {
 	}
 	defer f.Close()
 
-	rep, err := replayFile(f, nil)
+	rep, err := replayFile(f, path, nil)
 	switch {
 	case err == nil && !rep.Truncated:
 		return rep, nil

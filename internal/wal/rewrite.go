@@ -196,7 +196,7 @@ func (r *Rewriter) commit() error {
 	// switch point) and every record since, fsynced: whatever the old file
 	// had not yet received is no longer needed, and every waiter is done.
 	old, oldGen := l.file, l.gen
-	l.file, l.gen = r.f, r.gen
+	l.file, l.gen, l.path = r.f, r.gen, filepath.Join(l.dir, genName(r.gen))
 	l.buf = l.buf[:0]
 	l.written, l.synced = l.appended, l.appended
 	l.size = r.size
@@ -208,7 +208,7 @@ func (r *Rewriter) commit() error {
 	// If this removal is lost in a crash, Open removes the superseded file.
 	rerr := os.Remove(oldPath)
 	l.opts.Logger.Info("write-ahead log rewritten",
-		"file", r.f.Name(), "snapshot_records", r.records, "bytes", r.size)
+		"file", l.path, "snapshot_records", r.records, "bytes", r.size)
 	if err := errors.Join(cerr, rerr); err != nil {
 		l.opts.Logger.Warn("could not remove superseded log; Open will", "file", oldPath, "err", err)
 	}
