@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/sluicehq/sluice/internal/codec"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keyspace"
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 func (f fixture) add(t *testing.T, queue string, policy engine.Policy, max int64, items ...string) []engine.AddResult {
@@ -566,5 +569,49 @@ func TestBlockingPopClusterPath(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled pop returned %v", err)
+	}
+}
+
+// TestQueuePopCancelWithoutUnblockRight runs the pop as a user that may not
+// CLIENT UNBLOCK: the cancelled call still returns at once, and an item the
+// abandoned BLPOP takes afterwards goes back to the head of the queue.
+func TestQueuePopCancelWithoutUnblockRight(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	user := "sluice-test-" + strings.Trim(f.prefix, ":")
+	acl := f.raw.B().AclSetuser().Username(user).Rule("reset", "on", "nopass", "~*", "&*", "+@all", "-client|unblock").Build()
+	if err := f.raw.Do(f.ctx, acl).Error(); err != nil {
+		t.Skipf("cannot create an ACL user: %v", err)
+	}
+	t.Cleanup(func() { f.raw.Do(context.Background(), f.raw.B().AclDeluser().Username(user).Build()) })
+	opt, err := rueidis.ParseURL(redistest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Username, opt.Password, opt.DisableCache = user, "", true
+	c, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(f.ctx, c.B().ClientUnblock().ClientId(1).Build()).Error(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		c.Close()
+		t.Fatalf("CLIENT UNBLOCK as %s: %v, want NOPERM", user, err)
+	}
+	e := New(c, Options{Keys: keyspace.Space{Prefix: f.prefix}, OwnsClient: true})
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := e.QueuePop(ctx, "q", time.Hour)
+		done <- err
+	}()
+	f.waitBlocked(t)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pop returned %v", err)
+	}
+	f.add(t, "q", engine.PolicyDLQ, 0, "x")
+	e.Close() // waits for the hand-back
+	if got := f.rangeAll(t, "q"); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("queue %q, want the item handed back", got)
 	}
 }
