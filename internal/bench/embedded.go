@@ -21,7 +21,7 @@ const sampleEmbedded = 8
 // addBudget bounds how many items the add cases of the embedded engine
 // may write, so that a fast machine does not fill its memory (or, with the
 // file engine, its disk) before the duration is up.
-const addBudget = 8_000_000
+const addBudget = 5_000_000
 
 // embeddedConfig is one engine setup of an embedded run.
 type embeddedConfig struct {
@@ -152,7 +152,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 	if s.cfg.label == "file always" {
 		perSecond = 50_000
 	}
-	budget := drainBudget(s.o.Duration, perSecond, 4_000_000)
+	budget := drainBudget(s.o.Duration, perSecond, 2_000_000)
 
 	for _, n := range goroutineCounts {
 		var left atomic.Int64

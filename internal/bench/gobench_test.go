@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/redistest"
@@ -12,9 +13,9 @@ import (
 // Go benchmarks of the hot paths, for profiling (`go test -bench . -cpuprofile`);
 // `sluice bench` is the tool for comparisons with raw Redis.
 
-func benchClient(b *testing.B, url string) *sluice.Client {
+func benchClient(b *testing.B, url string, extra ...sluice.Option) *sluice.Client {
 	b.Helper()
-	opts := []sluice.Option{sluice.WithLogger(quietLogger())}
+	opts := append([]sluice.Option{sluice.WithLogger(quietLogger())}, extra...)
 	if url != "" && url != "mem://" {
 		c := redistest.Client(b)
 		prefix := redistest.Prefix(b)
@@ -65,3 +66,34 @@ func BenchmarkAddGetRedis(b *testing.B)  { benchAddGet(b, redistest.URL()) }
 
 func BenchmarkAddParallelMemory(b *testing.B) { benchAdd(b, "mem://") }
 func BenchmarkAddParallelRedis(b *testing.B)  { benchAdd(b, redistest.URL()) }
+
+func BenchmarkBatchAddRedis(b *testing.B) {
+	q := benchClient(b, redistest.URL()).Queue("bench", sluice.QueueMaxSize(notFull))
+	raw := json.RawMessage(item(200))
+	batch := make([]any, 100)
+	for i := range batch {
+		batch[i] = raw
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := q.AddBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "items/s")
+}
+
+func BenchmarkCacheGetCachedRedis(b *testing.B) {
+	c := benchClient(b, redistest.URL(), clientSideCache)
+	ctx := context.Background()
+	if err := c.Cache().Set(ctx, "hot", json.RawMessage(item(200)), time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := c.Cache().GetCached(ctx, "hot", time.Minute); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
