@@ -46,20 +46,20 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 
 // simulateAdd replays queue_add.lua's decisions item by item from the
 // queue's length before the batch: the script returns only that length.
-func simulateAdd(length, max int64, policy engine.Policy, n int) []engine.AddResult {
+func simulateAdd(length, limit int64, policy engine.Policy, n int) []engine.AddResult {
 	results := make([]engine.AddResult, n)
 	for i := range results {
 		r := &results[i]
 		r.Accepted = true
 		switch {
-		case max <= 0 || length < max:
+		case limit <= 0 || length < limit:
 			length++
 		case policy == engine.PolicyDLQ:
-			r.MovedToDLQ = length - max + 1
-			length = max
+			r.MovedToDLQ = length - limit + 1
+			length = limit
 		case policy == engine.PolicyDropOldest:
-			r.Dropped = length - max + 1
-			length = max
+			r.Dropped = length - limit + 1
+			length = limit
 		default:
 			r.Accepted = false
 		}
