@@ -44,18 +44,18 @@ func BenchmarkQueueAdd(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				f := setup(b)
-				max := int64(1 << 40)
+				limit := int64(1 << 40)
 				if full {
-					max = 1000
-					items := make([]string, max)
+					limit = 1000
+					items := make([]string, limit)
 					for i := range items {
 						items[i] = benchItem
 					}
-					if _, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: max}); err != nil {
+					if _, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: limit}); err != nil {
 						b.Fatal(err)
 					}
 				}
-				params := engine.AddParams{Queue: "q", Items: []string{benchItem}, Policy: policy, MaxSize: max}
+				params := engine.AddParams{Queue: "q", Items: []string{benchItem}, Policy: policy, MaxSize: limit}
 				parallel(b, func(pb *testing.PB) {
 					for pb.Next() {
 						if _, err := f.e.QueueAdd(f.ctx, params); err != nil {

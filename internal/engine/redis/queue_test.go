@@ -19,9 +19,9 @@ import (
 	"github.com/sluicehq/sluice/internal/redistest"
 )
 
-func (f fixture) add(t *testing.T, queue string, policy engine.Policy, max int64, items ...string) []engine.AddResult {
+func (f fixture) add(t *testing.T, queue string, policy engine.Policy, limit int64, items ...string) []engine.AddResult {
 	t.Helper()
-	res, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: queue, Items: items, Policy: policy, MaxSize: max})
+	res, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: queue, Items: items, Policy: policy, MaxSize: limit})
 	if err != nil {
 		t.Fatalf("QueueAdd: %v", err)
 	}
@@ -400,12 +400,12 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 		t.Run(string(policy), func(t *testing.T) {
 			t.Parallel()
 			f := setup(t)
-			const producers, perProducer, max = 50, 40, 100
+			const adders, perProducer, limit = 50, 40, 100
 			var mu sync.Mutex
 			var accepted, moved, dropped int64
 			var wg sync.WaitGroup
-			errs := make(chan error, producers)
-			for p := range producers {
+			errs := make(chan error, adders)
+			for p := range adders {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -415,15 +415,15 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 						if i%10 == 0 {
 							items = append(items, fmt.Sprintf("%d-%d-b", p, i))
 						}
-						res, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: max})
+						res, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: limit})
 						if err != nil {
 							errs <- err
 							return
 						}
 						mu.Lock()
 						for _, r := range res {
-							if r.QueueLength > max {
-								errs <- fmt.Errorf("queue length %d > %d", r.QueueLength, max)
+							if r.QueueLength > limit {
+								errs <- fmt.Errorf("queue length %d > %d", r.QueueLength, limit)
 							}
 							if r.Accepted {
 								accepted++
@@ -440,23 +440,23 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			total := int64(producers * (perProducer + perProducer/10))
+			total := int64(adders * (perProducer + perProducer/10))
 			queue := f.rangeAll(t, "q")
 			overflow := f.dlq(t, "q", engine.DLQOverflow)
-			if len(queue) != max {
-				t.Fatalf("queue holds %d, want %d", len(queue), max)
+			if len(queue) != limit {
+				t.Fatalf("queue holds %d, want %d", len(queue), limit)
 			}
 			switch policy {
 			case engine.PolicyReject:
-				if accepted != max || moved != 0 || dropped != 0 {
+				if accepted != limit || moved != 0 || dropped != 0 {
 					t.Fatalf("accepted %d moved %d dropped %d", accepted, moved, dropped)
 				}
 			case engine.PolicyDropOldest:
-				if accepted != total || dropped != total-max || moved != 0 {
+				if accepted != total || dropped != total-limit || moved != 0 {
 					t.Fatalf("accepted %d dropped %d of %d", accepted, dropped, total)
 				}
 			case engine.PolicyDLQ:
-				if accepted != total || moved != total-max || dropped != 0 || int64(len(overflow)) != moved {
+				if accepted != total || moved != total-limit || dropped != 0 || int64(len(overflow)) != moved {
 					t.Fatalf("accepted %d moved %d overflow %d of %d", accepted, moved, len(overflow), total)
 				}
 				seen := map[string]int{}
