@@ -68,7 +68,7 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (
 	if o.RetryDelay == 0 {
 		o.RetryDelay = time.Second
 	}
-	o.Receive = o.Receive.withDefaults()
+	o.Receive = q.receiveOptions(o.Receive)
 	if o.OnError == nil {
 		log := q.c.log
 		o.OnError = func(items []Item, err error) {
@@ -176,7 +176,10 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 	return nil
 }
 
-// ackedRound receives one batch under leases and settles it.
+// ackedRound receives one batch under leases and settles it. Collecting
+// a batch is capped at half the lease, so no lease of the batch can expire
+// (and its item be handed to someone else) before the handler starts; while
+// the handler runs, the leases are extended.
 func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, b.o.Receive)
 	if err != nil {
@@ -185,29 +188,36 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		}
 		return err
 	}
-	// Top up a partial batch until it is full or the queue goes idle.
-	for len(ds) > 0 && len(ds) < b.o.Size && ctx.Err() == nil {
-		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), b.o.IdleTimeout, b.o.Receive)
+	if len(ds) == 0 {
+		return nil
+	}
+	sctx := context.WithoutCancel(ctx)
+	collectUntil := time.Now().Add(b.o.Receive.Lease / 2)
+	for len(ds) < b.o.Size && ctx.Err() == nil {
+		wait := min(b.o.IdleTimeout, time.Until(collectUntil))
+		if wait <= 0 {
+			break
+		}
+		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, b.o.Receive)
 		if err != nil || len(more) == 0 {
 			break
 		}
 		ds = append(ds, more...)
 	}
-	if len(ds) == 0 {
-		return nil
-	}
-	sctx := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
-		b.settle(sctx, ds, 0, "consumer shutting down")
+		b.release(sctx, ds)
 		return nil
 	}
 	items := make([]Item, len(ds))
 	for i, d := range ds {
 		items[i] = d.Item
 	}
-	if err := b.handler(sctx, items); err != nil {
+	stopExtending := b.extendWhileHandling(sctx, ds)
+	err = b.handler(sctx, items)
+	stopExtending()
+	if err != nil {
 		b.o.OnError(items, err)
-		b.settle(sctx, ds, b.o.RetryDelay, err.Error())
+		b.nackAll(sctx, ds, err.Error())
 		return nil
 	}
 	var failed []Item
@@ -219,23 +229,68 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		}
 	}
 	if ackErr != nil {
-		// The lease ran out before the ack: those items will be delivered
+		// The lease was lost before the ack: those items will be delivered
 		// again (at-least-once); the handler must be idempotent.
 		b.o.OnError(failed, fmt.Errorf("sluice: ack after handling failed, items will be redelivered: %w", ackErr))
 	}
 	return nil
 }
 
-func (b *BatchConsumer) settle(ctx context.Context, ds []*Delivery, delay time.Duration, reason string) {
+// extendWhileHandling renews the batch's leases every third of a lease
+// until the returned stop is called, so a slow handler keeps its items.
+func (b *BatchConsumer) extendWhileHandling(ctx context.Context, ds []*Delivery) (stop func()) {
+	lease := b.o.Receive.Lease
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(max(lease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, d := range ds {
+					if err := d.Extend(ctx, lease); err != nil {
+						b.o.OnError([]Item{d.Item}, fmt.Errorf("sluice: extending a lease while the batch is handled: %w", err))
+					}
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+func (b *BatchConsumer) nackAll(ctx context.Context, ds []*Delivery, reason string) {
 	var failed []Item
 	var nackErr error
 	for _, d := range ds {
-		if _, err := d.Nack(ctx, delay, reason); err != nil && !errors.Is(err, ErrLeaseNotFound) {
+		if _, err := d.Nack(ctx, b.o.RetryDelay, reason); err != nil && !errors.Is(err, ErrLeaseNotFound) {
 			failed = append(failed, d.Item)
 			nackErr = errors.Join(nackErr, err)
 		}
 	}
 	if nackErr != nil {
 		b.o.OnError(failed, fmt.Errorf("sluice: nack failed; the items come back when their lease expires: %w", nackErr))
+	}
+}
+
+// release hands back deliveries that were never handled, without counting
+// the delivery, so a shutdown never pushes an item toward the failed DLQ.
+func (b *BatchConsumer) release(ctx context.Context, ds []*Delivery) {
+	var failed []Item
+	var relErr error
+	for _, d := range ds {
+		if err := d.Release(ctx); err != nil && !errors.Is(err, ErrLeaseNotFound) {
+			failed = append(failed, d.Item)
+			relErr = errors.Join(relErr, err)
+		}
+	}
+	if relErr != nil {
+		b.o.OnError(failed, fmt.Errorf("sluice: release at shutdown failed; the items come back when their lease expires: %w", relErr))
 	}
 }

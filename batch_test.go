@@ -158,3 +158,45 @@ func TestAcknowledgedBatchConsumerRetriesThenDeadLetters(t *testing.T) {
 		}
 	})
 }
+
+func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx, cancel := context.WithCancel(context.Background())
+		q := c.Queue("last-chance", sluice.QueueMaxDeliveries(1))
+		if _, err := q.AddBatch(ctx, []any{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
+		// Size 10 and a long idle timeout: the consumer holds a and b under
+		// lease, waiting for more, when the shutdown comes.
+		bc, err := q.NewBatchConsumer(func(context.Context, []sluice.Item) error {
+			t.Error("handler called for an incomplete batch")
+			return nil
+		}, sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour, Acknowledged: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- bc.Run(ctx) }()
+		for {
+			p, err := q.Pressure(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.InFlight == 2 {
+				break
+			}
+			runtime.Gosched()
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := q.DLQ(sluice.DLQFailed).Len(context.Background()); n != 0 {
+			t.Fatalf("shutdown dead-lettered %d unhandled items", n)
+		}
+		d, ok, err := q.Receive(context.Background(), 0, sluice.ReceiveOptions{})
+		if err != nil || !ok || d.Item.String() != "a" || d.Attempt != 1 {
+			t.Fatalf("after release: %+v %v %v", d, ok, err)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -21,12 +22,20 @@ type Cache struct {
 // Cache returns the client's cache.
 func (c *Client) Cache() *Cache { return c.cache }
 
+// Cache keys share the key space with queues and locks, as on Redis, but
+// may not reach into Sluice's own bookkeeping keys.
 func validateKey(key string) error {
 	if key == "" || len(key) > 1024 {
 		return fmt.Errorf("%w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
 	}
+	if strings.HasPrefix(key, reservedPrefix) {
+		return fmt.Errorf("%w: cache key %q uses the reserved prefix %q", ErrInvalidName, key, reservedPrefix)
+	}
 	return nil
 }
+
+// reservedPrefix starts the names of Sluice's own keys (keyspace).
+const reservedPrefix = "sluice#"
 
 func ttlArg(ttl time.Duration) error {
 	if ttl < 0 {
@@ -64,11 +73,7 @@ func (ca *Cache) item(key, s string, ok bool, err error) (Item, bool, error) {
 	if !ok {
 		return Item{}, false, nil
 	}
-	it, err := ca.c.decode(s)
-	if err != nil {
-		return Item{}, false, fmt.Errorf("sluice: cache get %q: %w", key, err)
-	}
-	return it, true, nil
+	return ca.c.decode(s), true, nil
 }
 
 // encodeValue stores every cache value as JSON, strings included.
@@ -185,18 +190,26 @@ func (ca *Cache) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // Concurrent misses of one key in this process share one call of load.
 // A load error is returned and not cached. A failure to write the loaded
 // value to the cache is not an error: the value is still returned.
+//
+// The shared load runs detached from any one caller's cancellation (its
+// context keeps the values of the first caller's ctx): a caller whose ctx
+// ends stops waiting at once, and the others still get the result.
 func (ca *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, load func(ctx context.Context) (any, error)) (Item, error) {
+	if err := ttlArg(ttl); err != nil {
+		return Item{}, err
+	}
 	if it, ok, err := ca.Get(ctx, key); err != nil {
 		return Item{}, err
 	} else if ok {
 		return it, nil
 	}
-	v, err, _ := ca.group.Do(key, func() (any, error) {
+	lctx := context.WithoutCancel(ctx)
+	ch := ca.group.DoChan(key, func() (any, error) {
 		// Another caller may have filled the key between our miss and here.
-		if it, ok, err := ca.Get(ctx, key); err == nil && ok {
+		if it, ok, err := ca.Get(lctx, key); err == nil && ok {
 			return it, nil
 		}
-		val, err := load(ctx)
+		val, err := load(lctx)
 		if err != nil {
 			return nil, err
 		}
@@ -204,15 +217,20 @@ func (ca *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, l
 		if err != nil {
 			return nil, fmt.Errorf("sluice: cache %q: loaded value: %w", key, err)
 		}
-		if _, err := ca.c.eng.CacheSet(context.WithoutCancel(ctx), key, s, ttl, false); err != nil {
+		if _, err := ca.c.eng.CacheSet(lctx, key, s, ttl, false); err != nil {
 			ca.c.log.Warn("cache write after load failed; value returned uncached", "key", key, "err", err)
 		}
-		return ca.c.decode(s)
+		return ca.c.decode(s), nil
 	})
-	if err != nil {
-		return Item{}, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return Item{}, r.Err
+		}
+		return r.Val.(Item), nil
+	case <-ctx.Done():
+		return Item{}, fmt.Errorf("sluice: cache load %q: %w", key, ctx.Err())
 	}
-	return v.(Item), nil
 }
 
 // CacheGetAs reads key and decodes it into a T.

@@ -101,3 +101,35 @@ func TestGetOrLoadDoesNotCacheErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestGetOrLoadCallerCanGiveUp(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		release := make(chan struct{})
+		loading := make(chan struct{})
+		load := func(ctx context.Context) (any, error) {
+			close(loading)
+			<-release
+			return "value", nil
+		}
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.Cache().GetOrLoad(context.Background(), "slow", time.Minute, load)
+			first <- err
+		}()
+		<-loading
+		ctx, cancel := context.WithCancel(context.Background())
+		second := make(chan error, 1)
+		go func() {
+			_, err := c.Cache().GetOrLoad(ctx, "slow", time.Minute, load)
+			second <- err
+		}()
+		cancel()
+		if err := <-second; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled caller: %v", err)
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("first caller: %v", err)
+		}
+	})
+}

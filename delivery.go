@@ -14,22 +14,23 @@ const (
 	DefaultMaxDeliveries = 5
 )
 
-// ReceiveOptions tune Receive. Zero fields take the defaults.
+// ReceiveOptions tune one Receive. Zero fields take the queue's settings
+// (QueueLease, QueueMaxDeliveries), which default to 30 s and 5.
 type ReceiveOptions struct {
 	// Lease is how long a delivery stays invisible to other consumers before
-	// it is handed out again (default 30 s).
+	// it is handed out again.
 	Lease time.Duration
 	// MaxDeliveries is how many deliveries an item gets before it moves to
-	// the failed DLQ, dlq:<queue> (default 5).
+	// the failed DLQ, dlq:<queue>.
 	MaxDeliveries int
 }
 
-func (o ReceiveOptions) withDefaults() ReceiveOptions {
+func (q *Queue) receiveOptions(o ReceiveOptions) ReceiveOptions {
 	if o.Lease <= 0 {
-		o.Lease = DefaultLease
+		o.Lease = q.defaults.Lease
 	}
 	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = DefaultMaxDeliveries
+		o.MaxDeliveries = q.defaults.MaxDeliveries
 	}
 	return o
 }
@@ -68,7 +69,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, 
 	if n < 1 || timeout < 0 {
 		return nil, fmt.Errorf("%w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
 	}
-	opts = opts.withDefaults()
+	opts = q.receiveOptions(opts)
 	raw, err := q.c.eng.QueueReceive(ctx, engine.ReceiveParams{
 		Queue: q.name, Count: n, Timeout: timeout, Lease: opts.Lease, MaxDeliveries: opts.MaxDeliveries,
 	})
@@ -77,11 +78,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, 
 	}
 	out := make([]*Delivery, len(raw))
 	for i, d := range raw {
-		it, derr := q.c.decode(d.Item)
-		if derr != nil {
-			it = Item{data: []byte(d.Item), stored: d.Item}
-		}
-		out[i] = &Delivery{ID: d.ID, Item: it, Attempt: d.Attempt, q: q, opts: opts}
+		out[i] = &Delivery{ID: d.ID, Item: q.c.decode(d.Item), Attempt: d.Attempt, q: q, opts: opts}
 	}
 	return out, nil
 }
@@ -105,6 +102,14 @@ func (d *Delivery) Extend(ctx context.Context, lease time.Duration) error {
 	return d.q.Extend(ctx, d.ID, lease)
 }
 
+// Release hands the item back unhandled: it is deliverable again at once,
+// and this delivery does not count against MaxDeliveries (a consumer that
+// shuts down before handling an item releases it).
+func (d *Delivery) Release(ctx context.Context) error {
+	_, err := d.q.nack(ctx, engine.NackParams{ID: d.ID, Error: "released", MaxDeliveries: d.opts.MaxDeliveries, Release: true})
+	return err
+}
+
 // Ack settles a delivery by ID (for deliveries received elsewhere, such
 // as over HTTP).
 func (q *Queue) Ack(ctx context.Context, id string) error {
@@ -118,25 +123,28 @@ func (q *Queue) Ack(ctx context.Context, id string) error {
 }
 
 // Nack ends a delivery by ID; see Delivery.Nack. maxDeliveries <= 0 means
-// DefaultMaxDeliveries.
+// the queue's setting.
 func (q *Queue) Nack(ctx context.Context, id string, delay time.Duration, reason string, maxDeliveries int) (bool, error) {
-	if q.nameErr != nil {
-		return false, q.nameErr
-	}
 	if delay < 0 {
 		return false, fmt.Errorf("%w: negative nack delay %v", ErrInvalidArgument, delay)
 	}
 	if maxDeliveries <= 0 {
-		maxDeliveries = DefaultMaxDeliveries
+		maxDeliveries = q.defaults.MaxDeliveries
 	}
 	if reason == "" {
 		reason = "nacked"
 	}
-	res, err := q.c.eng.QueueNack(ctx, engine.NackParams{
-		Queue: q.name, ID: id, Delay: delay, Error: reason, MaxDeliveries: maxDeliveries,
-	})
+	return q.nack(ctx, engine.NackParams{ID: id, Delay: delay, Error: reason, MaxDeliveries: maxDeliveries})
+}
+
+func (q *Queue) nack(ctx context.Context, p engine.NackParams) (bool, error) {
+	if q.nameErr != nil {
+		return false, q.nameErr
+	}
+	p.Queue = q.name
+	res, err := q.c.eng.QueueNack(ctx, p)
 	if err != nil {
-		return false, fmt.Errorf("sluice: nack %s on %q: %w", id, q.name, err)
+		return false, fmt.Errorf("sluice: nack %s on %q: %w", p.ID, q.name, err)
 	}
 	return res.DeadLettered, nil
 }
@@ -163,7 +171,7 @@ func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
 		return 0, q.nameErr
 	}
 	if maxDeliveries <= 0 {
-		maxDeliveries = DefaultMaxDeliveries
+		maxDeliveries = q.defaults.MaxDeliveries
 	}
 	n, err := q.c.eng.QueueReclaim(ctx, q.name, maxDeliveries)
 	if err != nil {

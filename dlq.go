@@ -141,10 +141,7 @@ func (c *Client) parseEntry(idx int64, s string) DLQEntry {
 		e.Malformed = true
 		return e
 	}
-	it, err := c.decode(stored)
-	if err != nil {
-		it = Item{data: []byte(stored), stored: stored}
-	}
+	it := c.decode(stored)
 	e.Item = &it
 	e.Raw = ""
 	e.OriginalQueue, e.Reason, e.OverflowPolicy = env.OriginalQueue, env.Reason, env.OverflowPolicy

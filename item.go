@@ -2,26 +2,45 @@ package sluice
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/sluicehq/sluice/internal/codec"
 )
 
-// Item is one value read from a queue, a DLQ or a cache: decompressed, and
-// either JSON or a plain string (compat.md: readers decode JSON and fall
-// back to the raw string).
+// Item is one value read from a queue, a DLQ, a channel or the cache:
+// decompressed, and either JSON or a plain string (compat.md: readers
+// decode JSON and fall back to the raw string).
 type Item struct {
-	data   []byte
-	isJSON bool
-	stored string
+	data      []byte
+	isJSON    bool
+	stored    string
+	decodeErr error
 }
 
 // IsJSON reports whether the item is JSON (false: a plain string).
 func (it Item) IsJSON() bool { return it.isJSON }
 
-// String returns the JSON text, or the plain string.
-func (it Item) String() string { return string(it.data) }
+// String returns the item as text: a string value itself (whether it was
+// stored plain or JSON-quoted, so Add("42") reads back as 42), otherwise
+// the JSON text.
+func (it Item) String() string {
+	if it.isJSON && len(it.data) > 0 && it.data[0] == '"' {
+		var s string
+		if json.Unmarshal(it.data, &s) == nil {
+			return s
+		}
+	}
+	return string(it.data)
+}
 
 // Stored returns the item exactly as stored (possibly "Z:" compressed).
 func (it Item) Stored() string { return it.stored }
+
+// DecodeErr is non-nil when the stored value could not be decompressed
+// (it expands beyond the codec's size limit); the Item then holds the raw
+// stored text, so nothing is dropped, and says why here.
+func (it Item) DecodeErr() error { return it.decodeErr }
 
 // JSON returns the item as JSON: a plain string item becomes a JSON string.
 func (it Item) JSON() json.RawMessage {
@@ -39,10 +58,24 @@ func (it Item) MarshalJSON() ([]byte, error) { return it.JSON(), nil }
 // *string (or anything that accepts a JSON string).
 func (it Item) Decode(v any) error {
 	if err := json.Unmarshal(it.JSON(), v); err != nil {
-		return fmt.Errorf("sluice: decode item into %T: %w", v, err)
+		return &DecodeError{Item: it, Err: err}
 	}
 	return nil
 }
+
+// DecodeError reports an item that does not decode into the type asked
+// for. The item is in Item: a call that removed it (GetAs) leaves it to the
+// caller, who can PutBack, dead-letter or log it.
+type DecodeError struct {
+	Item Item
+	Err  error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("sluice: item (%d bytes) does not decode: %v", len(e.Item.data), e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // As decodes an item into a T.
 func As[T any](it Item) (T, error) {
@@ -51,25 +84,32 @@ func As[T any](it Item) (T, error) {
 	return v, err
 }
 
-func (c *Client) decode(stored string) (Item, error) {
+// decode turns a stored value into an Item. It never fails: a value that
+// cannot be decompressed is kept raw, with the reason in DecodeErr, so no
+// read path ever drops what it took.
+func (c *Client) decode(stored string) Item {
 	data, isJSON, err := c.codec.Decode(stored)
 	if err != nil {
-		return Item{stored: stored}, err
+		return Item{data: []byte(stored), stored: stored, decodeErr: err}
 	}
-	return Item{data: data, isJSON: isJSON, stored: stored}, nil
+	return Item{data: data, isJSON: isJSON, stored: stored}
 }
 
-// decodeAll decodes stored values; an undecodable one (a compressed value
-// over the size limit) is kept as its raw stored string rather than
-// failing the whole page.
 func (c *Client) decodeAll(stored []string) []Item {
 	items := make([]Item, len(stored))
 	for i, s := range stored {
-		it, err := c.decode(s)
-		if err != nil {
-			it = Item{data: []byte(s), stored: s}
-		}
-		items[i] = it
+		items[i] = c.decode(s)
 	}
 	return items
+}
+
+// encodeErr maps codec errors to the public sentinels.
+func encodeErr(err error) error {
+	switch {
+	case errors.Is(err, codec.ErrInvalidUTF8):
+		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	case errors.Is(err, codec.ErrNotJSON):
+		return fmt.Errorf("%w: %v", ErrNotJSON, err)
+	}
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,8 +41,10 @@ type Lock struct {
 	stopKeep  func()
 }
 
-// Name is the lock's name; Token identifies this holder.
-func (l *Lock) Name() string  { return l.name }
+// Name is the lock's name.
+func (l *Lock) Name() string { return l.name }
+
+// Token identifies this holder; release and refresh check it.
 func (l *Lock) Token() string { return l.token }
 
 // ExpiresAt is when the lock expires unless refreshed (by this process's
@@ -55,6 +58,9 @@ func (l *Lock) ExpiresAt() time.Time {
 func validateLock(name string, ttl time.Duration) error {
 	if name == "" || len(name) > 512 {
 		return fmt.Errorf("%w: lock name must be 1-512 bytes, got %d", ErrInvalidName, len(name))
+	}
+	if strings.HasPrefix(name, reservedPrefix) {
+		return fmt.Errorf("%w: lock name %q uses the reserved prefix %q", ErrInvalidName, name, reservedPrefix)
 	}
 	if ttl <= 0 {
 		return fmt.Errorf("%w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
@@ -147,8 +153,15 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // context derived from ctx that is cancelled the moment the lock is lost
 // (refresh refused, or no successful refresh before it expired), so work
 // guarded by the lock can stop. Release (or cancelling ctx) stops the
-// keep-alive. Call it at most once per Lock.
+// keep-alive. A second call replaces the first one's keep-alive.
 func (l *Lock) KeepAlive(ctx context.Context, ttl time.Duration) context.Context {
+	l.mu.Lock()
+	previous := l.stopKeep
+	l.stopKeep = nil
+	l.mu.Unlock()
+	if previous != nil {
+		previous()
+	}
 	held, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	stopped := make(chan struct{})

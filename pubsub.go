@@ -58,6 +58,7 @@ type SubscribeOptions struct {
 type Subscription struct {
 	c   *Client
 	sub engine.Subscription
+	err error // what ended All
 }
 
 // Subscribe subscribes to channels; it returns once the subscription is
@@ -97,27 +98,31 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	}
 }
 
-// All iterates over messages until ctx is done or the subscription closes.
+// All iterates over messages until ctx is done or the subscription closes;
+// Err then says which.
 func (s *Subscription) All(ctx context.Context) iter.Seq[Message] {
 	return func(yield func(Message) bool) {
 		for {
 			m, err := s.Next(ctx)
-			if err != nil || !yield(m) {
+			if err != nil {
+				s.err = err
+				return
+			}
+			if !yield(m) {
 				return
 			}
 		}
 	}
 }
 
+// Err returns the error that ended an All loop: ErrClosed or ctx's error.
+func (s *Subscription) Err() error { return s.err }
+
 func (s *Subscription) convert(m engine.Message) Message {
 	if m.Kind == engine.MessageGap {
 		return Message{Gap: true}
 	}
-	it, err := s.c.decode(m.Payload)
-	if err != nil {
-		it = Item{data: []byte(m.Payload), stored: m.Payload}
-	}
-	return Message{Channel: m.Channel, Pattern: m.Pattern, Data: it}
+	return Message{Channel: m.Channel, Pattern: m.Pattern, Data: s.c.decode(m.Payload)}
 }
 
 // Dropped counts messages discarded because the reader fell behind.

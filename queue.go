@@ -37,6 +37,15 @@ func QueueMaxSize(n int64) QueueOption {
 // QueuePolicy sets the queue's overflow policy.
 func QueuePolicy(p Policy) QueueOption { return func(d *QueueDefaults) { d.Policy = p } }
 
+// QueueLease sets how long this queue's deliveries are leased by default.
+func QueueLease(d time.Duration) QueueOption { return func(q *QueueDefaults) { q.Lease = d } }
+
+// QueueMaxDeliveries sets how many deliveries this queue's items get
+// before they move to the failed DLQ.
+func QueueMaxDeliveries(n int) QueueOption {
+	return func(q *QueueDefaults) { q.MaxDeliveries = n }
+}
+
 // QueuePressureThreshold sets the fill ratio that counts as pressure.
 func QueuePressureThreshold(r float64) QueueOption {
 	return func(d *QueueDefaults) { d.PressureThreshold = r }
@@ -129,7 +138,7 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	for i, v := range items {
 		enc, err := q.c.codec.Encode(v)
 		if err != nil {
-			return nil, fmt.Errorf("sluice: item %d not added to %q (nothing written): %w", i, q.name, err)
+			return nil, fmt.Errorf("sluice: item %d not added to %q (nothing written): %w", i, q.name, encodeErr(err))
 		}
 		stored[i] = enc
 	}
@@ -190,29 +199,21 @@ func (q *Queue) Get(ctx context.Context, timeout time.Duration) (item Item, ok b
 		}
 		return Item{}, false, err
 	}
-	it, derr := q.c.decode(stored)
-	if derr != nil {
-		// The item is out of the queue; return it raw rather than lose it.
-		return Item{data: []byte(stored), stored: stored}, true, nil
-	}
-	return it, true, nil
+	return q.c.decode(stored), true, nil
 }
 
-// GetAs is Get followed by decoding into a T.
+// GetAs is Get followed by decoding into a T. When the item does not
+// decode, the error is a *DecodeError holding the item, which is out of
+// the queue by then: the caller decides its fate (PutBack to retry, a DLQ,
+// a log). Putting it back automatically would make one bad item block the
+// queue's head forever.
 func GetAs[T any](ctx context.Context, q *Queue, timeout time.Duration) (v T, ok bool, err error) {
 	it, ok, err := q.Get(ctx, timeout)
 	if err != nil || !ok {
 		return v, ok, err
 	}
 	v, err = As[T](it)
-	if err != nil {
-		// The item was removed; hand it back so a decoding bug loses nothing.
-		if perr := q.c.eng.QueuePushFront(context.WithoutCancel(ctx), q.name, []string{it.stored}); perr != nil {
-			return v, true, fmt.Errorf("%w; putting the item back also failed, it is lost from %q: %v (item: %s)", err, q.name, perr, it.stored)
-		}
-		return v, false, fmt.Errorf("%w (item put back at the head of %q)", err, q.name)
-	}
-	return v, true, nil
+	return v, true, err
 }
 
 // TryGet is Get without waiting.
@@ -299,6 +300,9 @@ func (q *Queue) Peek(ctx context.Context, start, end int64) ([]Item, error) {
 	if err != nil {
 		return nil, err
 	}
+	if end < start {
+		return []Item{}, nil
+	}
 	stored, err := q.c.eng.QueueRange(ctx, q.name, start, end)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: peek %q: %w", q.name, err)
@@ -321,7 +325,10 @@ func (q *Queue) boundRange(ctx context.Context, start, end int64) (int64, int64,
 			end = n + end
 		}
 	}
-	if end >= start && end-start+1 > MaxPeek {
+	if end < start {
+		return 0, -1, nil // empty, as LRANGE answers for a reversed range
+	}
+	if end-start+1 > MaxPeek {
 		end = start + MaxPeek - 1
 	}
 	return start, end, nil

@@ -84,18 +84,60 @@ func TestGetDecodesAndReportsEmpty(t *testing.T) {
 	})
 }
 
-func TestGetAsPutsBackWhatItCannotDecode(t *testing.T) {
+func TestGetAsHandsUndecodableItemsToTheCaller(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("typed")
-		if _, err := q.Add(ctx, "not a detection"); err != nil {
+		if _, err := q.AddBatch(ctx, []any{"not a detection", detection{Camera: 2}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := sluice.GetAs[detection](ctx, q, 0); err == nil || ok {
-			t.Fatalf("decode should fail: ok=%v err=%v", ok, err)
+		_, ok, err := sluice.GetAs[detection](ctx, q, 0)
+		var de *sluice.DecodeError
+		if !ok || !errors.As(err, &de) || de.Item.String() != "not a detection" {
+			t.Fatalf("decode failure: ok=%v err=%v", ok, err)
+		}
+		// The bad item does not block the head: the next one decodes.
+		d, ok, err := sluice.GetAs[detection](ctx, q, 0)
+		if err != nil || !ok || d.Camera != 2 {
+			t.Fatalf("next: %+v %v %v", d, ok, err)
+		}
+		// The caller may put it back.
+		if err := q.PutBack(ctx, de.Item); err != nil {
+			t.Fatal(err)
 		}
 		if n, _ := q.Len(ctx); n != 1 {
-			t.Fatalf("item not put back: len %d", n)
+			t.Fatalf("len after put back: %d", n)
+		}
+	})
+}
+
+func TestPeekReversedRangeIsEmpty(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("two")
+		q.AddBatch(ctx, []any{"a", "b"})
+		for _, r := range [][2]int64{{0, -3}, {1, 0}, {5, 9}, {-1, -2}} {
+			got, err := q.Peek(ctx, r[0], r[1])
+			if err != nil || len(got) != 0 {
+				t.Errorf("Peek(%d, %d) = %v, %v; want empty", r[0], r[1], got, err)
+			}
+		}
+	})
+}
+
+func TestStringItemsReadBackAsStrings(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("strings")
+		for _, s := range []string{"hello", "42", "true", `{"a": 1}`, "Z:x"} {
+			q.Add(ctx, s)
+			it, ok, err := q.Get(ctx, 0)
+			if err != nil || !ok || it.String() != s {
+				t.Errorf("Add(%q) read back as %q (%v %v)", s, it.String(), ok, err)
+			}
+		}
+		if _, err := q.Add(ctx, "\xff\xfe"); !errors.Is(err, sluice.ErrInvalidArgument) {
+			t.Errorf("invalid UTF-8 accepted: %v", err)
 		}
 	})
 }

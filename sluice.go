@@ -74,6 +74,12 @@ type QueueDefaults struct {
 	// PressureThreshold is the fill ratio at which a queue reports pressure;
 	// 0 means DefaultPressureThreshold.
 	PressureThreshold float64
+	// Lease is how long a received item stays invisible to other consumers
+	// before it is delivered again; 0 means DefaultLease (30 s).
+	Lease time.Duration
+	// MaxDeliveries is how many deliveries an item gets before it moves to
+	// the failed DLQ; 0 means DefaultMaxDeliveries (5).
+	MaxDeliveries int
 }
 
 func (d QueueDefaults) withDefaults() QueueDefaults {
@@ -88,6 +94,12 @@ func (d QueueDefaults) withDefaults() QueueDefaults {
 	}
 	if d.PressureThreshold == 0 {
 		d.PressureThreshold = DefaultPressureThreshold
+	}
+	if d.Lease <= 0 {
+		d.Lease = DefaultLease
+	}
+	if d.MaxDeliveries <= 0 {
+		d.MaxDeliveries = DefaultMaxDeliveries
 	}
 	return d
 }
@@ -135,7 +147,8 @@ type TLSOptions struct {
 // Option changes a Config.
 type Option func(*Config)
 
-// WithConfig replaces the whole configuration.
+// WithConfig replaces the whole configuration, including what options
+// before it set: give it first.
 func WithConfig(c Config) Option { return func(dst *Config) { *dst = c } }
 
 // WithQueueDefaults sets the defaults of every queue.
@@ -161,6 +174,18 @@ func WithKeyPrefix(p string) Option { return func(c *Config) { c.KeyPrefix = p }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithFsync sets the durable embedded engine's fsync policy: "everysec"
+// (default) or "always".
+func WithFsync(policy string) Option { return func(c *Config) { c.Fsync = policy } }
+
+// WithClientSideCache turns on Redis server-assisted client-side caching
+// for Cache.GetCached.
+func WithClientSideCache(on bool) Option { return func(c *Config) { c.ClientSideCache = on } }
+
+// WithMinReplicasAck makes every add wait until n replicas have it (Redis
+// WAIT) before it reports success.
+func WithMinReplicasAck(n int) Option { return func(c *Config) { c.MinReplicasAck = n } }
 
 // Client is a connection to one engine. It is safe for concurrent use;
 // Close releases everything it owns.
@@ -202,8 +227,15 @@ func (c *Client) Close() error {
 // EngineKind is "redis" or "embedded".
 func (c *Client) EngineKind() string { return c.eng.Kind() }
 
-// Config returns the effective configuration (defaults filled in).
-func (c *Client) Config() Config { return c.cfg }
+// Config returns the effective configuration (defaults filled in), with
+// the password masked.
+func (c *Client) Config() Config {
+	cfg := c.cfg
+	if cfg.Password != "" {
+		cfg.Password = "xxxxx"
+	}
+	return cfg
+}
 
 // Health is compat.md's health shape.
 type Health struct {

@@ -114,16 +114,30 @@ func (c *Codec) Compress(s string) string {
 // ErrNotJSON is returned by Serialize for a json.RawMessage that is not JSON.
 var ErrNotJSON = errors.New("codec: raw message is not valid JSON")
 
+// ErrInvalidUTF8 is returned by Serialize for text that is not UTF-8: the
+// wire format (and the Python service) carries text, and the dead-letter
+// envelopes would have to replace such bytes, so they are refused up front.
+var ErrInvalidUTF8 = errors.New("codec: value is not valid UTF-8 text")
+
 // Serialize is Encode without compression.
 func Serialize(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
+		if !utf8.ValidString(x) {
+			return "", ErrInvalidUTF8
+		}
 		return serializeString(x), nil
 	case []byte:
+		if !utf8.Valid(x) {
+			return "", ErrInvalidUTF8
+		}
 		return serializeString(string(x)), nil
 	case json.RawMessage:
 		if !json.Valid(x) {
 			return "", ErrNotJSON
+		}
+		if !utf8.Valid(x) {
+			return "", ErrInvalidUTF8
 		}
 		return Pythonize(x), nil
 	}
@@ -230,6 +244,56 @@ func Pythonize(in []byte) string {
 			}
 		}
 	}
+	return b.String()
+}
+
+// QuoteASCII quotes s as Python's json.dumps does with ensure_ascii=True:
+// `"` and `\` and \b \f \n \r \t escaped by name, other control characters
+// and every non-ASCII rune as \uXXXX (UTF-16 surrogate pairs above the BMP).
+// Invalid UTF-8 bytes become U+FFFD, as Python's decode would refuse them.
+func QuoteASCII(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch c {
+			case '"':
+				b.WriteString(`\"`)
+			case '\\':
+				b.WriteString(`\\`)
+			case '\b':
+				b.WriteString(`\b`)
+			case '\f':
+				b.WriteString(`\f`)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			default:
+				if c < 0x20 {
+					writeU(&b, rune(c))
+				} else {
+					b.WriteByte(c)
+				}
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if r >= 0x10000 {
+			r -= 0x10000
+			writeU(&b, 0xD800+(r>>10))
+			writeU(&b, 0xDC00+(r&0x3FF))
+			continue
+		}
+		writeU(&b, r)
+	}
+	b.WriteByte('"')
 	return b.String()
 }
 

@@ -3,6 +3,7 @@ package codec
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -54,6 +55,11 @@ func TestSerializeWritesWhatPythonWrites(t *testing.T) {
 	}
 	if _, err := Serialize(json.RawMessage("{bad")); err == nil {
 		t.Error("invalid raw message accepted")
+	}
+	for _, bad := range []any{"\xff\xfeab", []byte{0xff}, json.RawMessage("\"\xff\"")} {
+		if _, err := Serialize(bad); !errors.Is(err, ErrInvalidUTF8) {
+			t.Errorf("Serialize(%q): %v, want ErrInvalidUTF8", bad, err)
+		}
 	}
 	if _, err := Serialize(make(chan int)); err == nil {
 		t.Error("unencodable value accepted")

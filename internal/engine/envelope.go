@@ -3,7 +3,8 @@ package engine
 import (
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/codec"
 )
 
 // Dead-letter entries are written byte for byte as the Python service's
@@ -73,61 +74,5 @@ func IsJSONContainer(s string) bool {
 	return jsonValid(s)
 }
 
-// PyJSONString quotes s as Python's json.dumps does with ensure_ascii=True:
-// `"` and `\` and \b \f \n \r \t escaped by name, other control characters
-// and every non-ASCII rune as \uXXXX (UTF-16 surrogate pairs above the BMP).
-// Invalid UTF-8 bytes become U+FFFD, as Python's decode would refuse them.
-func PyJSONString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			switch c {
-			case '"':
-				b.WriteString(`\"`)
-			case '\\':
-				b.WriteString(`\\`)
-			case '\b':
-				b.WriteString(`\b`)
-			case '\f':
-				b.WriteString(`\f`)
-			case '\n':
-				b.WriteString(`\n`)
-			case '\r':
-				b.WriteString(`\r`)
-			case '\t':
-				b.WriteString(`\t`)
-			default:
-				if c < 0x20 {
-					writeU(&b, rune(c))
-				} else {
-					b.WriteByte(c)
-				}
-			}
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		if r >= 0x10000 {
-			r -= 0x10000
-			writeU(&b, 0xD800+(r>>10))
-			writeU(&b, 0xDC00+(r&0x3FF))
-			continue
-		}
-		writeU(&b, r)
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func writeU(b *strings.Builder, r rune) {
-	const hex = "0123456789abcdef"
-	b.WriteString(`\u`)
-	b.WriteByte(hex[(r>>12)&0xF])
-	b.WriteByte(hex[(r>>8)&0xF])
-	b.WriteByte(hex[(r>>4)&0xF])
-	b.WriteByte(hex[r&0xF])
-}
+// PyJSONString quotes s as Python's json.dumps does (see codec.QuoteASCII).
+func PyJSONString(s string) string { return codec.QuoteASCII(s) }
