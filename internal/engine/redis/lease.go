@@ -161,13 +161,14 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 	return nil
 }
 
-// QueueNack runs lease_nack.lua.
+// QueueNack runs lease_nack.lua. A release (params.Release) waits like any
+// nack but neither counts the delivery nor records an error.
 func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engine.NackResult, error) {
 	const op = "queue nack"
 	if err := e.check(op); err != nil {
 		return engine.NackResult{}, err
 	}
-	if params.MaxDeliveries < 1 {
+	if params.MaxDeliveries < 1 && !params.Release {
 		return engine.NackResult{}, fmt.Errorf("%s: max deliveries %d must be positive", op, params.MaxDeliveries)
 	}
 	k := e.keys.Queue(params.Queue)
@@ -178,6 +179,10 @@ func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engin
 		params.Error,
 		isoNow(time.Now()),
 		engine.PyJSONString(params.Queue),
+		"0",
+	}
+	if params.Release {
+		args[6] = "1"
 	}
 	n, err := e.scripts.leaseNack.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.FailedDLQ}, args).AsInt64()
 	if err != nil {

@@ -483,3 +483,29 @@ func TestConcurrentReceiversGetEachItemOnce(t *testing.T) {
 		t.Fatalf("in flight %d after every ack", n)
 	}
 }
+
+func TestNackRelease(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.add(t, "q", engine.PolicyDLQ, 0, "a")
+	d := f.receive(t, "q", 1, 1)[0]
+	res, err := f.e.QueueNack(f.ctx, engine.NackParams{Queue: "q", ID: d.ID, MaxDeliveries: 1, Release: true})
+	if err != nil || res.DeadLettered {
+		t.Fatalf("release %+v %v", res, err)
+	}
+	again := f.receive(t, "q", 1, 1)
+	if len(again) != 1 || again[0].Attempt != 1 || again[0].Item != "a" || again[0].ID == d.ID {
+		t.Fatalf("after release %+v (first delivery %+v)", again, d)
+	}
+	if err := f.e.QueueAck(f.ctx, "q", d.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+		t.Fatalf("ack of the released delivery: %v", err)
+	}
+	// A counted failure now uses the one delivery and dead-letters.
+	res, err = f.e.QueueNack(f.ctx, engine.NackParams{Queue: "q", ID: again[0].ID, Error: "e", MaxDeliveries: 1})
+	if err != nil || !res.DeadLettered {
+		t.Fatalf("nack %+v %v", res, err)
+	}
+	if e := failedEntry(t, f.dlq(t, "q", engine.DLQFailed)[0], "a"); e.AttemptCount != 1 || e.Error != "e" {
+		t.Fatalf("entry %+v", e)
+	}
+}

@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  the leases zset
 -- KEYS[2]  the jobs hash
--- ARGV[1]  the delivery id "<seq>.<attempt>"
+-- ARGV[1]  the delivery id "<seq>.<delivery number>"
 --
 -- Returns 1 when the delivery still held its lease (expired but not yet
 -- redelivered counts: nobody else has the item), 0 otherwise.

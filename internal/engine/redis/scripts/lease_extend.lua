@@ -1,7 +1,7 @@
 -- lease_extend.lua: push a live lease's deadline to now + lease.
 --
 -- KEYS[1]  the leases zset
--- ARGV[1]  the delivery id "<seq>.<attempt>"
+-- ARGV[1]  the delivery id "<seq>.<delivery number>"
 -- ARGV[2]  lease length, ms
 --
 -- Returns 1 when extended, 0 when the id holds no live lease (unknown,

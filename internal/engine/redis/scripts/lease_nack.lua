@@ -3,12 +3,14 @@
 -- KEYS[1]  the leases zset
 -- KEYS[2]  the jobs hash
 -- KEYS[3]  the queue's failed DLQ list
--- ARGV[1]  the delivery id "<seq>.<attempt>"
+-- ARGV[1]  the delivery id "<seq>.<delivery number>"
 -- ARGV[2]  delay before redelivery, ms
 -- ARGV[3]  max deliveries per item
 -- ARGV[4]  the error to record
 -- ARGV[5]  now as an ISO 8601 UTC string
 -- ARGV[6]  the queue's name, JSON-quoted Python style
+-- ARGV[7]  "1" to release: the delivery does not count (no dead-lettering,
+--          no error recorded, the next delivery keeps this attempt number)
 --
 -- Returns -1 when the id holds no lease, 1 when the item moved to the
 -- failed DLQ (its deliveries are used up), 0 when it waits for redelivery
@@ -22,16 +24,22 @@ if not packed then
   return -1
 end
 local job = cmsgpack.unpack(packed)
-local item, attempt, first_at = job[1], job[2], job[3]
-if first_at == '' then first_at = ARGV[5] end
+local item, attempt, first_at, err, deliveries = job[1], job[2], job[3], job[4], job[5] or job[2]
+local released = 0
+if ARGV[7] == '1' then
+  released = 1
+else
+  err = ARGV[4]
+  if first_at == '' then first_at = ARGV[5] end
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
-if attempt >= tonumber(ARGV[3]) then
-  redis.call('RPUSH', KEYS[3], envelope().failed(ARGV[6], item, ARGV[4], attempt, first_at, ARGV[5]))
+if released == 0 and attempt >= tonumber(ARGV[3]) then
+  redis.call('RPUSH', KEYS[3], envelope().failed(ARGV[6], item, err, attempt, first_at, ARGV[5]))
   redis.call('HDEL', KEYS[2], seq)
   return 1
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), seq .. ':r')
-redis.call('HSET', KEYS[2], seq, cmsgpack.pack({item, attempt, first_at, ARGV[4]}))
+redis.call('HSET', KEYS[2], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, released}))
 return 0

@@ -8,7 +8,8 @@
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's handoff list
 -- KEYS[3]  the leases zset (delivery id or "<seq>:r" -> deadline, ms)
--- KEYS[4]  the jobs hash (seq -> msgpack {item, attempt, first_failed_at, error})
+-- KEYS[4]  the jobs hash (seq -> msgpack {item, attempt, first_failed_at, error,
+--          deliveries, released})
 -- KEYS[5]  the delivery sequence counter
 -- KEYS[6]  the queue's failed DLQ list
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
@@ -24,9 +25,11 @@
 -- (always -1 unless asked for, or when items were handed out),
 -- id1, item1, attempt1, id2, item2, attempt2, ...}.
 --
--- A delivery id is "<seq>.<attempt>": redelivery changes it, so a consumer
--- still holding an older id cannot settle the item any more. A nacked item
--- waits as "<seq>:r", which no delivery id can match.
+-- A delivery id is "<seq>.<delivery number>": every delivery changes it, so
+-- a consumer still holding an older id cannot settle the item any more. The
+-- attempt is counted apart from it: a released item (a nack that does not
+-- count) is delivered again with the same attempt. A nacked or released
+-- item waits as "<seq>:r", which no delivery id can match.
 
 local count = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
@@ -60,21 +63,23 @@ for _, member in ipairs(due) do
   else
     local job = cmsgpack.unpack(packed)
     local item, attempt, first_at, err = job[1], job[2], job[3], job[4]
+    local deliveries, released = job[5] or attempt, job[6] == 1
     if expired then
       err = 'lease expired'
       if first_at == '' then first_at = now_iso end
     end
-    if attempt >= max_deliveries then
+    if not released and attempt >= max_deliveries then
       redis.call('RPUSH', KEYS[6], envelope().failed(queue_json, item, err, attempt, first_at, now_iso))
       redis.call('ZREM', KEYS[3], member)
       redis.call('HDEL', KEYS[4], seq)
       dead = dead + 1
     elseif delivered < count then
-      attempt = attempt + 1
-      local id = seq .. '.' .. attempt
+      if not released then attempt = attempt + 1 end
+      deliveries = deliveries + 1
+      local id = seq .. '.' .. deliveries
       redis.call('ZREM', KEYS[3], member)
       redis.call('ZADD', KEYS[3], deadline, id)
-      redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, attempt, first_at, err}))
+      redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, 0}))
       delivered = delivered + 1
       out[#out + 1] = id
       out[#out + 1] = item
@@ -91,7 +96,7 @@ local function lease_fresh(items)
     seq = seq + 1
     local id = seq .. '.1'
     redis.call('ZADD', KEYS[3], deadline, id)
-    redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', ''}))
+    redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', '', 1, 0}))
     out[#out + 1] = id
     out[#out + 1] = items[j]
     out[#out + 1] = 1
