@@ -52,7 +52,10 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 		return false, fmt.Errorf("cache set: ttl %v is negative; use 0 for no expiry", ttl)
 	}
 	k := e.keys.Cache(key)
-	t := e.begin()
+	t, err := e.begin("cache set")
+	if err != nil {
+		return false, err
+	}
 	defer t.end()
 	o := e.lock1(k, true)
 	defer o.mu.Unlock()
@@ -65,7 +68,7 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	}
 	var exp int64
 	if ttl > 0 {
-		exp = now + int64(ttl)
+		exp = after(now, ttl)
 	}
 	t.setStr(o, value, exp)
 	if err := t.commit(); err != nil {
@@ -113,7 +116,10 @@ func (e *Engine) CacheDelete(ctx context.Context, keys ...string) (int64, error)
 }
 
 func (e *Engine) deleteKey(k string) (bool, error) {
-	t := e.begin()
+	t, err := e.begin("delete")
+	if err != nil {
+		return false, err
+	}
 	defer t.end()
 	o := e.lock1(k, false)
 	if o == nil {
@@ -128,7 +134,7 @@ func (e *Engine) deleteKey(k string) (bool, error) {
 		t.delStr(o)
 		existed = true
 	}
-	err := t.commit()
+	err = t.commit()
 	o.mu.Unlock()
 	if existed {
 		e.tryRemove(o)
@@ -146,7 +152,10 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		return false, fmt.Errorf("cache expire: ttl must be positive (got %v); use CacheDelete to remove a key", ttl)
 	}
 	k := e.keys.Cache(key)
-	t := e.begin()
+	t, err := e.begin("cache expire")
+	if err != nil {
+		return false, err
+	}
 	defer t.end()
 	o := e.lock1(k, false)
 	if o == nil {
@@ -160,7 +169,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 	if !o.strAlive(now) {
 		return false, nil
 	}
-	t.expire(o, now+int64(ttl))
+	t.expire(o, after(now, ttl))
 	if err := t.commit(); err != nil {
 		return false, fmt.Errorf("cache expire %q: %w", key, err)
 	}
@@ -207,7 +216,10 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 		return 0, false, fmt.Errorf("%s: token is empty; give each holder a unique token", op)
 	}
 	lk, fk := e.keys.Lock(name)
-	t := e.begin()
+	t, err := e.begin(op)
+	if err != nil {
+		return 0, false, err
+	}
 	defer t.end()
 	objs := e.lockN(lk, fk)
 	defer unlockN(objs)
@@ -229,7 +241,7 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 	}
 	n++
 	t.setStr(fence, strconv.FormatInt(n, 10), 0)
-	t.setStr(lock, token, now+int64(ttl))
+	t.setStr(lock, token, after(now, ttl))
 	if err := t.commit(); err != nil {
 		return 0, false, fmt.Errorf("%s %q: %w", op, name, err)
 	}
@@ -243,7 +255,10 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 		return err
 	}
 	lk, _ := e.keys.Lock(name)
-	t := e.begin()
+	t, err := e.begin(op)
+	if err != nil {
+		return err
+	}
 	defer t.end()
 	o := e.lock1(lk, false)
 	if o == nil {
@@ -258,7 +273,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
 	}
 	t.delStr(o)
-	err := t.commit()
+	err = t.commit()
 	o.mu.Unlock()
 	e.tryRemove(o)
 	if err != nil {
@@ -277,7 +292,10 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 		return fmt.Errorf("%s: %w (got %v)", op, errLockTTL, ttl)
 	}
 	lk, _ := e.keys.Lock(name)
-	t := e.begin()
+	t, err := e.begin(op)
+	if err != nil {
+		return err
+	}
 	defer t.end()
 	o := e.lock1(lk, false)
 	if o == nil {
@@ -291,7 +309,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 	if !o.strAlive(now) || o.str != token {
 		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
 	}
-	t.expire(o, now+int64(ttl))
+	t.expire(o, after(now, ttl))
 	if err := t.commit(); err != nil {
 		return fmt.Errorf("%s %q: %w", op, name, err)
 	}

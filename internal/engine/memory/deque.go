@@ -95,24 +95,8 @@ func (d *deque) PopFront() (string, bool) {
 	return s, true
 }
 
-// PopBack removes the tail; ok is false when empty.
-func (d *deque) PopBack() (string, bool) {
-	if d.n == 0 {
-		return "", false
-	}
-	i := (d.head + d.n - 1) & d.mask()
-	s := d.buf[i]
-	d.buf[i] = ""
-	d.n--
-	d.maybeShrink()
-	return s, true
-}
-
 // At returns the i-th item from the head (0 <= i < Len).
 func (d *deque) At(i int) string { return d.buf[(d.head+i)&d.mask()] }
-
-// Front returns the head without removing it.
-func (d *deque) Front() string { return d.At(0) }
 
 // Clear drops every item.
 func (d *deque) Clear() {

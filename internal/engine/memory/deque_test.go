@@ -6,6 +6,20 @@ import (
 	"testing"
 )
 
+// PopBack removes the tail; ok is false when empty. Production code only
+// takes from the head; the model test uses it to drain from both ends.
+func (d *deque) PopBack() (string, bool) {
+	if d.n == 0 {
+		return "", false
+	}
+	i := (d.head + d.n - 1) & d.mask()
+	s := d.buf[i]
+	d.buf[i] = ""
+	d.n--
+	d.maybeShrink()
+	return s, true
+}
+
 // TestDequeAgainstSlice drives the ring buffer and a plain slice with the
 // same random operations, through growth, wrap-around and shrinking.
 func TestDequeAgainstSlice(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,10 @@ type Options struct {
 	// CompactMinBytes is the smallest log that is ever compacted.
 	// Default 64 MiB.
 	CompactMinBytes int64
+	// Logger receives what the durable engine reports: what replay found
+	// at open (a torn tail cut off, an unfinished record dropped), failed
+	// compactions and log failures. Default: discard.
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -85,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CompactMinBytes <= 0 {
 		o.CompactMinBytes = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Keys = keyspace.Space{Prefix: o.Keys.Prefix}
 	return o

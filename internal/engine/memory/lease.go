@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
@@ -16,6 +17,21 @@ const isoTime = "2006-01-02T15:04:05.000000+00:00"
 func (e *Engine) isoNow() string { return e.clock.Now().UTC().Format(isoTime) }
 
 var errTimeout = errors.New("wait timed out")
+
+// maxSpan bounds every lease, nack delay and TTL: a longer one means
+// "practically forever", and unbounded, now plus it could overflow into
+// the past and expire at once.
+const maxSpan = 100 * 365 * 24 * time.Hour
+
+// after is the deadline d after now (unix ns), with d clamped to maxSpan
+// and the sum saturated rather than wrapped.
+func after(now int64, d time.Duration) int64 {
+	d = min(d, maxSpan)
+	if d > 0 && now > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return now + int64(d)
+}
 
 // wait blocks until w is woken, the timeout passes or ctx is done.
 func (e *Engine) wait(ctx context.Context, w *waiter, timeout time.Duration) error {
@@ -36,7 +52,7 @@ func (e *Engine) wait(ctx context.Context, w *waiter, timeout time.Duration) err
 // head of the queue, as it was, and on to the next waiter; if a lease timer
 // signalled it, the signal passes to the next receiver.
 func (e *Engine) abandon(key string, w *waiter) {
-	t := e.begin()
+	t := e.beginRestore()
 	defer t.end()
 	// The waiter's object cannot have been dropped while w was in its line
 	// (a line keeps it alive), and if w was served, any object under key
@@ -70,7 +86,7 @@ func (e *Engine) abandon(key string, w *waiter) {
 func (e *Engine) leaseFresh(t *tx, o *object, p engine.ReceiveParams, now int64, dst []engine.Delivery) []engine.Delivery {
 	q := o.queue()
 	for _, item := range t.popFront(o, p.Count-len(dst)) {
-		l := &lease{id: q.seq + 1, item: item, attempt: 1, deadline: now + int64(p.Lease), leased: true}
+		l := &lease{id: q.seq + 1, item: item, attempt: 1, deadline: after(now, p.Lease), leased: true}
 		t.leasePut(o, l)
 		dst = append(dst, engine.Delivery{ID: formatID(l.id, 1), Item: item, Attempt: 1})
 	}
@@ -108,7 +124,7 @@ func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.R
 			dead++
 		case len(out) < p.Count:
 			u.attempt++
-			u.deadline = now + int64(p.Lease)
+			u.deadline = after(now, p.Lease)
 			u.leased = true
 			t.leaseUpdate(main, l, u)
 			out = append(out, engine.Delivery{ID: formatID(l.id, l.attempt), Item: l.item, Attempt: l.attempt})
@@ -150,7 +166,10 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 	deadline := time.Now().Add(p.Timeout)
 	front := false
 	for {
-		t := e.begin()
+		t, err := e.begin("queue receive")
+		if err != nil {
+			return nil, err
+		}
 		main := e.lock1(key, true)
 		now := e.now()
 		if main.strAlive(now) {
@@ -206,7 +225,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		w := &waiter{kind: waitReceive, ch: make(chan struct{}), params: p}
 		main.queue().enqueue(w, front)
 		e.kick(main)
-		err := t.commit()
+		err = t.commit()
 		unlock()
 		if err != nil {
 			e.abandon(key, w)
@@ -257,7 +276,10 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 	if err := e.checkOpen("queue ack"); err != nil {
 		return err
 	}
-	t := e.begin()
+	t, err := e.begin("queue ack")
+	if err != nil {
+		return err
+	}
 	defer t.end()
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
@@ -281,7 +303,10 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 	if err := e.checkOpen("queue nack"); err != nil {
 		return res, err
 	}
-	t := e.begin()
+	t, err := e.begin("queue nack")
+	if err != nil {
+		return res, err
+	}
 	defer t.end()
 	main := e.lock1(e.listKey(p.Queue), false)
 	if main == nil {
@@ -299,7 +324,19 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 	if u.firstFailed == "" {
 		u.firstFailed = iso
 	}
-	if l.attempt >= p.MaxDeliveries {
+	switch {
+	case p.Release:
+		// Handed back unhandled: this delivery does not count, so it
+		// cannot dead-letter the item, and the error and failure time of
+		// earlier nacks stay as they were. A redelivery adds one to the
+		// attempt, so the next one carries this one's number again.
+		back := *l
+		back.attempt = l.attempt - 1
+		back.deadline = after(now, max(p.Delay, 0))
+		back.leased = false
+		t.leaseUpdate(main, l, back)
+		e.kick(main)
+	case l.attempt >= p.MaxDeliveries:
 		failed := e.lockAfter(e.queueKeys(main, p.Queue).FailedDLQ)
 		defer failed.mu.Unlock()
 		if failed.strAlive(now) {
@@ -309,8 +346,8 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 		e.deadLetter(&t, main, failed, p.Queue, l, iso)
 		e.serve(&t, failed)
 		res.DeadLettered = true
-	} else {
-		u.deadline = now + int64(max(p.Delay, 0))
+	default:
+		u.deadline = after(now, max(p.Delay, 0))
 		u.leased = false
 		t.leaseUpdate(main, l, u)
 		e.kick(main)
@@ -326,7 +363,10 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	if err := e.checkOpen("queue extend"); err != nil {
 		return err
 	}
-	t := e.begin()
+	t, err := e.begin("queue extend")
+	if err != nil {
+		return err
+	}
 	defer t.end()
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
@@ -341,7 +381,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
 	}
 	u := *l
-	u.deadline = now + int64(lease)
+	u.deadline = after(now, lease)
 	t.leaseUpdate(o, l, u)
 	if err := t.commit(); err != nil {
 		return fmt.Errorf("queue extend %q: %w", queue, err)
@@ -377,7 +417,10 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 		return 0, fmt.Errorf("queue reclaim %q: max deliveries %d must be positive", queue, maxDeliveries)
 	}
 	k := e.keys.Queue(queue)
-	t := e.begin()
+	t, err := e.begin("queue reclaim")
+	if err != nil {
+		return 0, err
+	}
 	defer t.end()
 	objs := e.lockN(k.List, k.FailedDLQ)
 	defer unlockN(objs)

@@ -15,7 +15,10 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	if err := e.checkOpen("queue add"); err != nil {
 		return nil, err
 	}
-	t := e.begin()
+	t, err := e.begin("queue add")
+	if err != nil {
+		return nil, err
+	}
 	defer t.end()
 	main := e.lock1(e.listKey(p.Queue), true)
 	defer main.mu.Unlock()
@@ -34,25 +37,12 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	t.register(main, p.Queue)
 	results := make([]engine.AddResult, len(p.Items))
 	for i, item := range p.Items {
-		r := engine.AddResult{Accepted: true}
-		n := int64(main.list.Len())
-		if p.MaxSize > 0 && n >= p.MaxSize {
-			switch p.Policy {
-			case engine.PolicyDLQ:
-				for j := n - p.MaxSize + 1; j > 0; j-- {
-					t.pushBack(dlq, engine.OverflowEnvelope(p.Queue, t.popOne(main)))
-					r.MovedToDLQ++
-				}
-			case engine.PolicyDropOldest:
-				r.Dropped = n + 1 - p.MaxSize
-				t.popFront(main, int(r.Dropped))
-			default:
-				r.Accepted = false
-				r.QueueLength = n
-				results[i] = r
-				continue
-			}
+		moved, dropped, ok := t.makeRoom(main, dlq, p.Queue, p.MaxSize, p.Policy)
+		if !ok {
+			results[i] = engine.AddResult{QueueLength: int64(main.list.Len())}
+			continue
 		}
+		r := engine.AddResult{Accepted: true, MovedToDLQ: moved, Dropped: dropped}
 		t.pushBack(main, item)
 		r.QueueLength = int64(main.list.Len())
 		results[i] = r
@@ -67,6 +57,30 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	return results, nil
 }
 
+// makeRoom applies the overflow policy before one push into main, as the
+// Redis scripts do: under dlq the oldest items move to ovf (which must be
+// locked), under drop_oldest they are dropped, until main has room for one
+// more. It returns how many moved and how many were dropped; ok is false
+// when the policy rejects the push because main is full.
+func (t *tx) makeRoom(main, ovf *object, queue string, maxSize int64, policy engine.Policy) (moved, dropped int64, ok bool) {
+	n := int64(main.list.Len())
+	if maxSize <= 0 || n < maxSize {
+		return 0, 0, true
+	}
+	switch policy {
+	case engine.PolicyDLQ:
+		for moved = 0; moved < n-maxSize+1; moved++ {
+			t.pushBack(ovf, engine.OverflowEnvelope(queue, t.popOne(main)))
+		}
+	case engine.PolicyDropOldest:
+		dropped = n + 1 - maxSize
+		t.popFront(main, int(dropped))
+	default:
+		return 0, 0, false
+	}
+	return moved, dropped, true
+}
+
 // QueuePop removes the head, waiting up to timeout for one. Blocked
 // consumers of a queue are served in the order they started waiting.
 func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Duration) (string, bool, error) {
@@ -74,7 +88,10 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		return "", false, err
 	}
 	key := e.listKey(queue)
-	t := e.begin()
+	t, err := e.begin("queue pop")
+	if err != nil {
+		return "", false, err
+	}
 	o := e.lock1(key, timeout > 0)
 	if o == nil {
 		t.end()
@@ -87,7 +104,8 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	}
 	if o.list.Len() > 0 {
 		item := t.popOne(o)
-		err := t.commit()
+		t.onFail(func() { o.list.PushFront(item) })
+		err = t.commit()
 		o.mu.Unlock()
 		t.end()
 		if err != nil {
@@ -110,7 +128,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	o.mu.Unlock()
 	t.end()
 
-	err := e.wait(ctx, w, timeout)
+	err = e.wait(ctx, w, timeout)
 	if err == nil {
 		if w.closed {
 			return "", false, fmt.Errorf("queue pop: %w", engine.ErrClosed)
@@ -132,7 +150,10 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 		return nil, err
 	}
 	key := e.listKey(queue)
-	t := e.begin()
+	t, err := e.begin("queue pop")
+	if err != nil {
+		return nil, err
+	}
 	defer t.end()
 	o := e.lock1(key, false)
 	if o == nil {
@@ -143,6 +164,11 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 		return nil, wrongType("queue pop", key)
 	}
 	items := t.popFront(o, n)
+	t.onFail(func() {
+		for i := len(items) - 1; i >= 0; i-- {
+			o.list.PushFront(items[i])
+		}
+	})
 	if err := t.commit(); err != nil {
 		return nil, fmt.Errorf("queue pop %q: %w", queue, err)
 	}
@@ -161,7 +187,10 @@ func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []strin
 		return nil
 	}
 	key := e.listKey(queue)
-	t := e.begin()
+	t, err := e.begin("queue push front")
+	if err != nil {
+		return err
+	}
 	defer t.end()
 	o := e.lock1(key, true)
 	defer o.mu.Unlock()
@@ -205,7 +234,10 @@ func (e *Engine) listRange(op, key string, start, end int64) ([]string, error) {
 }
 
 func (e *Engine) listClear(op, key string) (int64, error) {
-	t := e.begin()
+	t, err := e.begin(op)
+	if err != nil {
+		return 0, err
+	}
 	defer t.end()
 	o := e.lock1(key, false)
 	if o == nil {
@@ -323,7 +355,10 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine
 		return res, err
 	}
 	k := e.keys.Queue(p.Queue)
-	t := e.begin()
+	t, err := e.begin("dlq requeue")
+	if err != nil {
+		return res, err
+	}
 	defer t.end()
 	objs := e.lockN(k.List, srcKey, k.OverflowDLQ)
 	defer unlockN(objs)
@@ -345,24 +380,13 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine
 			kept = append(kept, entry)
 			continue
 		}
-		n := int64(main.list.Len())
-		if p.MaxSize > 0 && n >= p.MaxSize {
-			switch p.Policy {
-			case engine.PolicyDLQ:
-				for j := n - p.MaxSize + 1; j > 0; j-- {
-					t.pushBack(ovf, engine.OverflowEnvelope(p.Queue, t.popOne(main)))
-					res.Displaced++
-				}
-			case engine.PolicyDropOldest:
-				d := n + 1 - p.MaxSize
-				t.popFront(main, int(d))
-				res.Displaced += d
-			default:
-				kept = append(kept, entry)
-				seen = initial // stop: the entry stays at the head
-				continue
-			}
+		moved, dropped, ok := t.makeRoom(main, ovf, p.Queue, p.MaxSize, p.Policy)
+		if !ok {
+			kept = append(kept, entry)
+			seen = initial // stop: the entry stays at the head
+			continue
 		}
+		res.Displaced += moved + dropped
 		t.pushBack(main, data)
 		res.Requeued++
 	}

@@ -60,26 +60,34 @@ func splitParts(rec []byte) [][]byte {
 // replayer reassembles split records during replay.
 type replayer struct {
 	pending []byte
+	inGroup bool
+	start   int64 // log offset of the pending group's first part
 }
 
-func (r *replayer) feed(e *Engine, rec []byte) error {
+func (r *replayer) feed(e *Engine, off int64, rec []byte) error {
 	if len(rec) == 0 {
 		return fmt.Errorf("memory engine: empty log record")
 	}
 	switch rec[0] {
 	case partMore:
+		if !r.inGroup {
+			r.inGroup, r.start = true, off
+		}
 		r.pending = append(r.pending, rec[1:]...)
 		return nil
 	case partLast:
-		if len(r.pending) == 0 {
+		if !r.inGroup {
 			return e.applyRecord(rec[1:])
 		}
 		whole := append(r.pending, rec[1:]...)
-		r.pending = nil
+		r.pending, r.inGroup = nil, false
 		return e.applyRecord(whole)
 	}
 	return fmt.Errorf("memory engine: log record starts with unknown flag %d", rec[0])
 }
+
+// unfinished reports where a group that never got its last part began.
+func (r *replayer) unfinished() (int64, bool) { return r.start, r.inGroup }
 
 // tx applies one call's changes and collects their record.
 type tx struct {
@@ -88,6 +96,7 @@ type tx struct {
 	on     bool      // recording (durable engine, gate held)
 	pooled *[]byte   // where rec came from
 	notify []*waiter // consumers served by this change, woken on commit
+	undo   []func()  // take the change back if its record is not logged
 }
 
 func (t *tx) op(code byte, key string) {

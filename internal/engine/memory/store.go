@@ -3,9 +3,11 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/wal"
 )
@@ -15,14 +17,18 @@ import (
 // log orders changes to one key as they happened), and before the call
 // returns. With fsync "always" Append returns after the fsync.
 //
-// A failed append is sticky in the log: the call that hit it returns the
-// error, and so does every later change, while reads go on working. The
-// failing call's change stays applied in memory (it cannot be withdrawn
-// once a consumer may have seen it) but is not durable; Health reports the
-// engine unhealthy from then on.
+// A failed append is sticky in the log, and it makes the engine read-only:
+// every later change is refused before it touches anything (begin), with
+// an error that wraps the log failure, while reads go on working and
+// Health reports the engine unhealthy. The call whose append failed has
+// already applied its change in memory under its keys' locks; a pop
+// (which nobody but its caller could have seen) is rolled back, and any
+// other change stays applied in memory but not durable, which its error
+// says.
 type store struct {
 	e   *Engine
 	log *wal.Log
+	lg  *slog.Logger
 
 	// gate is held in read mode by every change from its first mutation to
 	// its append, and in write mode by a compaction for the instant it
@@ -32,6 +38,7 @@ type store struct {
 	compactMin int64
 	base       atomic.Int64 // bytes of the last snapshot
 	compacting atomic.Bool
+	retry      backoff // guarded by compacting
 	report     wal.ReplayReport
 
 	errMu sync.Mutex
@@ -43,19 +50,39 @@ func openStore(e *Engine, opts Options) (*store, error) {
 	if opts.Fsync == "always" {
 		policy = wal.FsyncAlways
 	}
-	l, err := wal.Open(opts.Dir, wal.Options{Fsync: policy})
+	l, err := wal.Open(opts.Dir, wal.Options{Fsync: policy, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("memory engine: open log in %s: %w", opts.Dir, err)
 	}
-	st := &store{e: e, log: l, compactMin: opts.CompactMinBytes}
+	st := &store{e: e, log: l, lg: opts.Logger, compactMin: opts.CompactMinBytes}
 	var r replayer
-	rep, err := l.Replay(func(rec []byte) error { return r.feed(e, rec) })
+	rep, err := l.ReplayOffsets(func(off int64, rec []byte) error { return r.feed(e, off, rec) })
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("memory engine: replay log in %s: %w", opts.Dir, err), l.Close())
 	}
-	// r may still hold the first parts of a group whose last part never
-	// reached the log: the torn tail of a call that did not return. It is
-	// dropped whole, as a torn single record is.
+	if rep.Truncated {
+		opts.Logger.Warn("memory engine: log ended in a torn record (a crash during a write); dropped it",
+			"file", rep.File, "offset", rep.TornOffset, "bytes", rep.DroppedBytes)
+	}
+	// The log may end with the first parts of a group whose last part was
+	// torn away: the record of a call that did not return. It is dropped
+	// whole, as a torn single record is, and cut from the file: left there,
+	// records appended from now on would be read as its missing parts.
+	if start, ok := r.unfinished(); ok {
+		dropped, err := l.DropTail(start)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("memory engine: drop unfinished record at the end of the log in %s: %w", opts.Dir, err), l.Close())
+		}
+		opts.Logger.Warn("memory engine: log ended inside a record split in parts (a crash during a write); dropped its parts",
+			"file", rep.File, "offset", start, "bytes", dropped)
+		if !rep.Truncated {
+			rep.Truncated, rep.TornOffset = true, start
+		}
+		rep.TornOffset = min(rep.TornOffset, start)
+		rep.DroppedBytes += dropped
+		rep.Bytes = start
+	}
+	opts.Logger.Info("memory engine: log replayed", "file", rep.File, "records", rep.Records, "bytes", rep.Bytes)
 	st.report = rep
 	return st, nil
 }
@@ -88,9 +115,10 @@ func (s *store) append(rec []byte) error {
 		s.errMu.Lock()
 		if s.err == nil {
 			s.err = err
+			s.lg.Error("memory engine: log append failed; the engine is read-only from now on", "err", err)
 		}
 		s.errMu.Unlock()
-		return fmt.Errorf("log append: %w", err)
+		return err
 	}
 	return nil
 }
@@ -110,8 +138,22 @@ func (s *store) close() error {
 
 var recPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
-// begin starts a change. Call end after unlocking the keys.
-func (e *Engine) begin() tx {
+// begin starts a change named op. Once the log has failed it refuses,
+// before anything is touched. Call end after unlocking the keys.
+func (e *Engine) begin(op string) (tx, error) {
+	t := e.beginRestore()
+	if t.on {
+		if err := e.store.failed(); err != nil {
+			t.end()
+			return tx{}, fmt.Errorf("%s: engine is read-only after a log failure; nothing was changed: %w", op, err)
+		}
+	}
+	return t, nil
+}
+
+// beginRestore starts a change that puts back what a call took and could
+// not hand over (abandon); it is never refused, so nothing taken is lost.
+func (e *Engine) beginRestore() tx {
 	if e.store == nil {
 		return tx{e: e}
 	}
@@ -120,19 +162,37 @@ func (e *Engine) begin() tx {
 	return tx{e: e, on: true, rec: append((*bp)[:0], partLast), pooled: bp}
 }
 
+// onFail registers how to take back a change nobody else has seen yet,
+// should its record not reach the log. Only changes that serve no waiter
+// may register one.
+func (t *tx) onFail(undo func()) { t.undo = append(t.undo, undo) }
+
 // commit logs the change (while the caller still holds its keys' locks)
-// and then wakes the consumers it served.
+// and then wakes the consumers it served. When the log fails, a change
+// with undo steps is taken back; any other stays applied in memory, not
+// durable, and the error says which.
 func (t *tx) commit() error {
 	var err error
 	if t.on && len(t.rec) > 1 {
 		err = t.e.store.append(t.rec)
 		t.rec = t.rec[:1]
 	}
+	undo := t.undo
+	t.undo = nil
+	if err != nil && len(undo) > 0 && len(t.notify) == 0 {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return fmt.Errorf("log append failed; nothing was changed (the engine is read-only from now on): %w", err)
+	}
 	for _, w := range t.notify {
 		close(w.ch)
 	}
 	t.notify = nil
-	return err
+	if err != nil {
+		return fmt.Errorf("log append failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", err)
+	}
+	return nil
 }
 
 // end releases what begin took. Safe to call more than once.
@@ -149,14 +209,50 @@ func (t *tx) end() {
 }
 
 // maybeCompact rewrites the log when it has grown past twice the last
-// snapshot (and past the configured minimum).
+// snapshot (and past the configured minimum). After a failure it waits,
+// twice as long after each further one, before copying everything again.
 func (s *store) maybeCompact() {
 	size := s.log.Size()
 	if size < s.compactMin || size < 2*s.base.Load() {
 		return
 	}
-	_ = s.compact()
+	if !s.compacting.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.compacting.Store(false)
+	now := time.Now()
+	if !s.retry.ready(now) {
+		return
+	}
+	if err := s.compactLocked(); err != nil {
+		wait := s.retry.failed(now)
+		s.lg.Error("memory engine: log compaction failed; will retry", "err", err, "retry_in", wait, "log_bytes", size)
+		return
+	}
+	s.retry.reset()
 }
+
+// backoff spaces out retries of a failing compaction.
+type backoff struct {
+	wait time.Duration
+	next time.Time
+}
+
+const (
+	compactRetryMin = time.Second
+	compactRetryMax = 10 * time.Minute
+)
+
+func (b *backoff) ready(now time.Time) bool { return !now.Before(b.next) }
+
+// failed records a failure at now and returns how long to wait.
+func (b *backoff) failed(now time.Time) time.Duration {
+	b.wait = min(max(2*b.wait, compactRetryMin), compactRetryMax)
+	b.next = now.Add(b.wait)
+	return b.wait
+}
+
+func (b *backoff) reset() { *b = backoff{} }
 
 // snapItem is a copy of one key's state at the cut.
 type snapItem struct {
@@ -178,6 +274,11 @@ func (s *store) compact() error {
 		return nil
 	}
 	defer s.compacting.Store(false)
+	return s.compactLocked()
+}
+
+// compactLocked is compact for a caller that set s.compacting.
+func (s *store) compactLocked() error {
 	e := s.e
 
 	s.gate.Lock()
@@ -243,7 +344,18 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 			return nil
 		}
 		total += int64(len(t.rec))
-		err := emit(t.rec)
+		var err error
+		if len(t.rec) <= partSize {
+			err = emit(t.rec)
+		} else {
+			// One huge item: split like append, or the log's record
+			// limit would make every compaction fail.
+			for _, part := range splitParts(t.rec) {
+				if err = emit(part); err != nil {
+					break
+				}
+			}
+		}
 		t.rec = t.rec[:1]
 		return err
 	}
