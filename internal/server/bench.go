@@ -98,15 +98,19 @@ type FanoutStats struct {
 	Expected  int64         `json:"expected"` // published * clients
 	Received  int64         `json:"received"`
 	Closed    int64         `json:"closed"` // clients disconnected by the server
-	P50       time.Duration `json:"p50"`
-	P99       time.Duration `json:"p99"`
-	Max       time.Duration `json:"max"`
+	Setup     time.Duration `json:"setup"`  // connecting and subscribing every client
+	// PublishRate is the rate achieved: below Rate when the machine could
+	// not keep up, which makes the latencies meaningless.
+	PublishRate float64       `json:"publish_rate"`
+	P50         time.Duration `json:"p50"`
+	P99         time.Duration `json:"p99"`
+	Max         time.Duration `json:"max"`
 }
 
 func (s FanoutStats) String() string {
-	return fmt.Sprintf("%d clients x %d msg/s: delivered %d/%d, p50 %v p99 %v max %v, %d clients closed by the server",
-		s.Clients, s.Rate, s.Received, s.Expected, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond),
-		s.Max.Round(time.Microsecond), s.Closed)
+	return fmt.Sprintf("%d clients x %d msg/s (achieved %.0f/s): delivered %d/%d, p50 %v p99 %v max %v, %d clients closed by the server (setup %v)",
+		s.Clients, s.Rate, s.PublishRate, s.Received, s.Expected, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond),
+		s.Max.Round(time.Microsecond), s.Closed, s.Setup.Round(time.Millisecond))
 }
 
 // HTTPBenchReport is what RunHTTPBench measured.
@@ -394,26 +398,35 @@ func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
 		}
 		readers.Wait()
 	}()
+	setup := time.Now()
+	dialed := make([]*websocket.Conn, cfg.FanoutClients)
+	dialErrs := make([]error, cfg.FanoutClients)
+	next := make(chan int)
+	var dialers sync.WaitGroup
+	for range min(32, cfg.FanoutClients) {
+		dialers.Add(1)
+		go func() {
+			defer dialers.Done()
+			for i := range next {
+				dialed[i], dialErrs[i] = dialLive(cctx, wsURL, dialClient, header)
+			}
+		}()
+	}
 	for i := range cfg.FanoutClients {
-		dctx, dcancel := context.WithTimeout(cctx, 10*time.Second)
-		c, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{HTTPClient: dialClient, HTTPHeader: header})
-		if err == nil {
-			// The subscription from ?channels= is active before the server
-			// reads the first message, so a pong means this client is live.
-			err = c.Write(dctx, websocket.MessageText, []byte(`{"type":"ping"}`))
-			if err == nil {
-				_, _, err = c.Read(dctx)
-			}
+		next <- i
+	}
+	close(next)
+	dialers.Wait()
+	for i, c := range dialed {
+		if c != nil {
+			conns = append(conns, c)
 		}
-		dcancel()
-		if err != nil {
-			if c != nil {
-				_ = c.CloseNow()
-			}
-			return st, fmt.Errorf("bench: websocket client %d: %w", i, err)
+		if dialErrs[i] != nil {
+			return st, fmt.Errorf("bench: websocket client %d: %w", i, dialErrs[i])
 		}
-		c.SetReadLimit(1 << 20)
-		conns = append(conns, c)
+	}
+	st.Setup = time.Since(setup)
+	for i, c := range conns {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
@@ -435,8 +448,10 @@ func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
 		}()
 	}
 
+	pubStart := time.Now()
 	published, err := publishPaced(cctx, cfg, channel)
 	st.Published = published
+	st.PublishRate = float64(published) / time.Since(pubStart).Seconds()
 	st.Expected = published * int64(cfg.FanoutClients)
 	// Let deliveries in flight arrive, then stop the readers.
 	deadline := time.Now().Add(5 * time.Second)
@@ -456,6 +471,27 @@ func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
 	st.Received, st.P50, st.P99, st.Max = all.Requests, all.P50, all.P99, all.Max
 	st.Closed = closed.Load()
 	return st, err
+}
+
+// dialLive connects one subscriber and waits until it is subscribed: the
+// subscription from ?channels= is active before the server reads the
+// first message, so a pong means the client is live.
+func dialLive(ctx context.Context, u string, hc *http.Client, header http.Header) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: header})
+	if err != nil {
+		return nil, err
+	}
+	if err = c.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err == nil {
+		_, _, err = c.Read(ctx)
+	}
+	if err != nil {
+		_ = c.CloseNow()
+		return nil, err
+	}
+	c.SetReadLimit(1 << 20)
+	return c, nil
 }
 
 // sentNs finds the send time the publisher put in a message, without a
