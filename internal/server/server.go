@@ -162,6 +162,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(&jsonErrorWriter{statusRecorder: rec}, r)
 		return
 	}
+	if r.Method == http.MethodHead && strings.HasSuffix(pattern, "/next") {
+		// The mux lets HEAD reach GET routes; a HEAD must never pop an item.
+		w.Header().Set("Allow", "GET")
+		writeError(rec, http.StatusMethodNotAllowed, "method not allowed; allowed: GET")
+		return
+	}
 	if !s.authorized(r, pattern) {
 		s.metrics.authFailure.Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
@@ -219,6 +225,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "engine", s.client.EngineKind())
+	if s.client.EngineKind() == "embedded" && s.cfg.DataDir == "" {
+		s.log.Warn("embedded engine without a data directory: nothing is persisted; set --data-dir or SLUICE_DATA_DIR to keep data across restarts")
+	}
 
 	select {
 	case err := <-serveErr:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -58,6 +59,16 @@ func TestRoutingErrorsAreJSON(t *testing.T) {
 	msg := b.expectError(405, "DELETE", "/detections", nil)
 	if !strings.Contains(msg, "POST") {
 		t.Fatalf("405 message %q does not say what is allowed", msg)
+	}
+	// HEAD reaches GET routes, but never one that pops an item.
+	if code, _ := b.do("HEAD", "/detections/next?timeout=0", nil); code != 405 {
+		t.Fatalf("HEAD /detections/next: %d", code)
+	}
+	if code, _ := b.do("HEAD", "/v1/queues/x/next", nil); code != 405 {
+		t.Fatalf("HEAD /v1/queues/x/next: %d", code)
+	}
+	if code, _ := b.do("HEAD", "/v1/queues/x", nil); code != 200 {
+		t.Fatalf("HEAD /v1/queues/x: %d", code)
 	}
 	resp := b.send("PUT", "/v1/queues/x/items", "1")
 	resp.Body.Close()
@@ -352,6 +363,24 @@ func TestConfigValidate(t *testing.T) {
 	cfg.LogFormat, cfg.MaxBodyBytes = "xml", 0
 	if err := cfg.Validate(); !errors.As(err, &ve) || len(ve.Unwrap()) != 2 {
 		t.Errorf("want both mistakes reported, got %v", err)
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	cfg := DefaultConfig()
+	cfg.LogFormat = "json"
+	cfg.NewLogger(&buf, slog.LevelInfo).Info("hello", "k", 1)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &m); err != nil || m["msg"] != "hello" {
+		t.Fatalf("json log %q: %v", buf.String(), err)
+	}
+	buf.Reset()
+	cfg.LogFormat = "text"
+	cfg.NewLogger(&buf, slog.LevelInfo).Info("hello")
+	if !strings.Contains(buf.String(), "msg=hello") {
+		t.Fatalf("text log %q", buf.String())
 	}
 }
 
