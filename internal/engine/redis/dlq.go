@@ -91,6 +91,8 @@ func (e *Engine) DLQRequeue(ctx context.Context, params engine.RequeueParams) (e
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
 	}
+	// A cancelled ctx can lose only this reply: the script moves entries
+	// between lists of the queue atomically, so each is in one of them.
 	raw, err := e.scripts.dlqRequeue.Exec(ctx, e.client, []string{k.List, source, k.OverflowDLQ}, args).AsIntSlice()
 	if err != nil {
 		return engine.RequeueResult{}, interpretError(op, err)

@@ -54,6 +54,9 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 	if blocking {
 		args[6] = "1"
 	}
+	// The caller's ctx may cancel this script while it is on the wire: its
+	// reply, and the leases it handed out, are then lost to the caller, but
+	// not the items, which are redelivered when those leases expire.
 	raw, err := e.scripts.leaseReceive.Exec(ctx, e.client, keys, args).ToArray()
 	if err != nil {
 		return receiveReply{}, err

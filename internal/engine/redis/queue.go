@@ -100,6 +100,14 @@ func (e *Engine) register(ctx context.Context, queue string) {
 	}
 }
 
+// detached returns ctx without its cancellation, for a command that takes
+// items out of Redis and hands them only to its caller. Were such a command
+// cancelled while on the wire, rueidis would return ctx's error and drop
+// the reply, and with it the items the server already removed. Callers
+// check ctx before sending; once sent, the command is bounded by the
+// client's own read and write timeouts instead.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // QueuePop tries LPOP first and only blocks (BLPOP) when the queue is
 // empty and timeout > 0. Timeouts under a millisecond block for one
 // millisecond: BLPOP reads 0 as "forever".
@@ -108,8 +116,11 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	if err := e.check(op); err != nil {
 		return "", false, err
 	}
+	if err := ctx.Err(); err != nil {
+		return "", false, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+	}
 	key := e.keys.Queue(queue).List
-	item, err := e.client.Do(ctx, e.client.B().Lpop().Key(key).Build()).ToString()
+	item, err := e.client.Do(detached(ctx), e.client.B().Lpop().Key(key).Build()).ToString()
 	switch {
 	case err == nil:
 		return item, true, nil
@@ -241,8 +252,11 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 	if n <= 0 {
 		return nil, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+	}
 	key := e.keys.Queue(queue).List
-	items, err := e.client.Do(ctx, e.client.B().Lpop().Key(key).Count(int64(n)).Build()).AsStrSlice()
+	items, err := e.client.Do(detached(ctx), e.client.B().Lpop().Key(key).Count(int64(n)).Build()).AsStrSlice()
 	if rueidis.IsRedisNil(err) {
 		return nil, nil
 	}

@@ -615,3 +615,71 @@ func TestQueuePopCancelWithoutUnblockRight(t *testing.T) {
 		t.Fatalf("queue %q, want the item handed back", got)
 	}
 }
+
+// TestQueuePopCancelKeepsItems races ctx cancellation against many
+// non-blocking pops (single and counted). A pop whose ctx ends while LPOP
+// is on the wire must still hand over what the server removed: every item
+// added is either returned once or still queued.
+func TestQueuePopCancelKeepsItems(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const total = 3000
+	items := make([]string, total)
+	for i := range items {
+		items[i] = fmt.Sprintf("item-%d", i)
+	}
+	f.add(t, "q", engine.PolicyReject, 0, items...)
+
+	var mu sync.Mutex
+	seen := make(map[string]int, total)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 150 {
+				ctx, cancel := context.WithCancel(f.ctx)
+				go cancel()
+				var got []string
+				var err error
+				if (g+round)%2 == 0 {
+					var item string
+					var ok bool
+					item, ok, err = f.e.QueuePop(ctx, "q", 0)
+					if ok {
+						got = []string{item}
+					}
+				} else {
+					got, err = f.e.QueuePopN(ctx, "q", 3)
+				}
+				cancel()
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("pop: %v", err)
+					return
+				}
+				if err != nil && len(got) > 0 {
+					t.Errorf("pop returned items %q with error %v", got, err)
+				}
+				mu.Lock()
+				for _, it := range got {
+					seen[it]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	left := f.rangeAll(t, "q")
+	for _, it := range left {
+		seen[it]++
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct items popped or queued; %d were added", len(seen), total)
+	}
+	for it, n := range seen {
+		if n != 1 {
+			t.Fatalf("item %q seen %d times", it, n)
+		}
+	}
+	t.Logf("%d popped, %d still queued", total-len(left), len(left))
+}
