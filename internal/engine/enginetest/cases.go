@@ -33,6 +33,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("QueueConcurrency", func(t *testing.T) { concurrencyCases(t, h) })
 	t.Run("DLQ", func(t *testing.T) { dlqCases(t, h) })
 	t.Run("Lease", func(t *testing.T) { leaseCases(t, h) })
+	t.Run("Release", func(t *testing.T) { releaseCases(t, h) })
 	t.Run("PubSub", func(t *testing.T) { pubsubCases(t, h) })
 	t.Run("Cache", func(t *testing.T) { cacheCases(t, h) })
 	t.Run("Lock", func(t *testing.T) { lockCases(t, h) })
