@@ -25,7 +25,16 @@
 // of the last snapshot (and past CompactMinBytes), the engine rewrites it
 // from a snapshot of its live state, taken while changes are held off just
 // long enough to copy the state in memory; changes made while the snapshot
-// is written follow it in the new log.
+// is written follow it in the new log; a compaction that fails is logged
+// and retried after a pause that doubles with each failure.
+//
+// A failed log write makes the engine read-only: every later change is
+// refused before it touches anything, with an error that wraps the log's
+// failure, and Health reports it. The call whose write failed has already
+// applied its change in memory; a pop is rolled back (its item stays at the
+// head), any other change stays in memory without being durable, and its
+// error says so. Reads keep working; reopening the engine recovers what
+// the log holds.
 package memory
 
 import (

@@ -109,3 +109,12 @@ func equalStrings(a, b []string) bool {
 }
 
 func keyspaceWithPrefix(p string) keyspace.Space { return keyspace.Space{Prefix: p} }
+
+// compact runs one compaction now, unless one is running.
+func (s *store) compact() error {
+	if !s.compacting.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer s.compacting.Store(false)
+	return s.compactLocked()
+}

@@ -75,7 +75,12 @@ func (e *Engine) abandon(key string, w *waiter) {
 			}
 		}
 		e.serve(&t, o)
-		_ = t.commit() // a failed append is sticky and reported by the next change
+		// Whatever was handed back is in place in memory either way; a
+		// failed append has been logged by the store and turns the engine
+		// read-only, so there is nobody to tell but the log.
+		if err := t.commit(); err != nil {
+			e.store.lg.Warn("memory engine: handing back an abandoned delivery was not logged", "queue", key, "err", err)
+		}
 	case w.signalled:
 		e.kick(o)
 	}

@@ -265,19 +265,11 @@ type snapItem struct {
 	leases   []lease
 }
 
-// compact takes a frozen cut: with every change held off, it marks the
-// log's switch point and copies the state (memory-speed work), then lets
-// changes go on and writes the snapshot from the copy. Records appended
-// after the switch point follow the snapshot in the new log.
-func (s *store) compact() error {
-	if !s.compacting.CompareAndSwap(false, true) {
-		return nil
-	}
-	defer s.compacting.Store(false)
-	return s.compactLocked()
-}
-
-// compactLocked is compact for a caller that set s.compacting.
+// compactLocked takes a frozen cut: with every change held off, it marks
+// the log's switch point and copies the state (memory-speed work), then
+// lets changes go on and writes the snapshot from the copy. Records
+// appended after the switch point follow the snapshot in the new log. The
+// caller has set s.compacting, so only one runs.
 func (s *store) compactLocked() error {
 	e := s.e
 
