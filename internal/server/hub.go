@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/sluicehq/sluice"
@@ -21,6 +22,7 @@ type hub struct {
 	client *sluice.Client
 	m      *metrics
 	log    *slog.Logger
+	linger time.Duration
 
 	mu     sync.Mutex
 	chans  map[string]*channel
@@ -52,7 +54,9 @@ type frame struct {
 
 // subscriber is one client's end of the hub.
 type subscriber struct {
-	out  chan frame
+	// out carries batches of messages: what the channel's pump collected
+	// within FanoutLinger, shared read-only by every client.
+	out  chan []frame
 	done chan struct{}
 	once sync.Once
 	// code and reason say why the hub disconnected the client.
@@ -64,7 +68,7 @@ type subscriber struct {
 }
 
 func newSubscriber(buffer int) *subscriber {
-	return &subscriber{out: make(chan frame, buffer), done: make(chan struct{}), channels: make(map[string]struct{})}
+	return &subscriber{out: make(chan []frame, buffer), done: make(chan struct{}), channels: make(map[string]struct{})}
 }
 
 // kill disconnects the subscriber; the first reason wins.
@@ -81,8 +85,8 @@ func (sb *subscriber) count() int {
 	return len(sb.channels)
 }
 
-func newHub(c *sluice.Client, m *metrics, log *slog.Logger) *hub {
-	return &hub{client: c, m: m, log: log, chans: make(map[string]*channel)}
+func newHub(c *sluice.Client, m *metrics, log *slog.Logger, linger time.Duration) *hub {
+	return &hub{client: c, m: m, log: log, linger: linger, chans: make(map[string]*channel)}
 }
 
 // subscribe adds sb to channels, opening engine subscriptions for
@@ -218,34 +222,35 @@ func (ch *channel) publishList() {
 	ch.list.Store(&l)
 }
 
-// pump reads one engine subscription and fans each message out.
+// maxBatch bounds the messages of one batch.
+const maxBatch = 64
+
+// pump reads one engine subscription and fans the messages out in
+// batches: after a message, it waits up to the hub's linger for more, so
+// that under load each client costs one wake-up and one network write per
+// batch rather than per message. A client whose buffer is full is
+// disconnected on the spot; the others never wait for it.
 func (h *hub) pump(ch *channel) {
 	defer h.pumps.Done()
 	defer h.m.engineSubs.Dec()
 	for {
-		msg, err := ch.sub.Next(context.Background())
-		if err != nil {
+		batch, ok := h.collect(ch)
+		if len(batch) > 0 {
+			var sent int
+			for _, sb := range *ch.list.Load() {
+				select {
+				case sb.out <- batch:
+					sent++
+				default:
+					h.m.slowClosed.Inc()
+					sb.kill(websocket.StatusPolicyViolation, "slow consumer: message buffer full")
+				}
+			}
+			h.m.fannedOut.Add(float64(sent * len(batch)))
+		}
+		if !ok {
 			break
 		}
-		f, err := encodeFrame(ch.name, msg)
-		if err != nil {
-			h.log.Warn("pub/sub message not encodable; skipped", "channel", ch.name, "err", err)
-			continue
-		}
-		if msg.Gap {
-			h.m.missedGaps.Inc()
-		}
-		var sent int
-		for _, sb := range *ch.list.Load() {
-			select {
-			case sb.out <- f:
-				sent++
-			default:
-				h.m.slowClosed.Inc()
-				sb.kill(websocket.StatusPolicyViolation, "slow consumer: message buffer full")
-			}
-		}
-		h.m.fannedOut.Add(float64(sent))
 	}
 	// The subscription ended. If the hub did not end it on purpose (the
 	// engine closed), its clients would wait forever: disconnect them.
@@ -261,6 +266,41 @@ func (h *hub) pump(ch *channel) {
 	for _, sb := range orphans {
 		sb.kill(websocket.StatusInternalError, "subscription ended")
 	}
+}
+
+// collect waits for a message, then gathers those arriving within the
+// linger. ok is false once the subscription has ended.
+func (h *hub) collect(ch *channel) (batch []frame, ok bool) {
+	msg, err := ch.sub.Next(context.Background())
+	if err != nil {
+		return nil, false
+	}
+	batch = h.appendFrame(batch, ch.name, msg)
+	if h.linger <= 0 {
+		return batch, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.linger)
+	defer cancel()
+	for len(batch) < maxBatch {
+		msg, err := ch.sub.Next(ctx)
+		if err != nil {
+			return batch, ctx.Err() != nil
+		}
+		batch = h.appendFrame(batch, ch.name, msg)
+	}
+	return batch, true
+}
+
+func (h *hub) appendFrame(batch []frame, channel string, msg sluice.Message) []frame {
+	f, err := encodeFrame(channel, msg)
+	if err != nil {
+		h.log.Warn("pub/sub message not encodable; skipped", "channel", channel, "err", err)
+		return batch
+	}
+	if msg.Gap {
+		h.m.missedGaps.Inc()
+	}
+	return append(batch, f)
 }
 
 func encodeFrame(channel string, msg sluice.Message) (frame, error) {

@@ -83,7 +83,7 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
 	s.metrics = newMetrics(client, cfg, logger)
-	s.hub = newHub(client, s.metrics, logger)
+	s.hub = newHub(client, s.metrics, logger, cfg.FanoutLinger)
 	s.routes()
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil

@@ -96,8 +96,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	defer idle.Stop()
 	for {
 		select {
-		case f := <-sb.out:
-			if err := c.writeBatch(cw.conn, f); err != nil {
+		case batch := <-sb.out:
+			if err := c.writeBatch(cw.conn, batch); err != nil {
 				return
 			}
 		case <-c.activity:
@@ -144,15 +144,15 @@ func (c *wsClient) write(ctx context.Context, msg []byte) error {
 	return c.conn.Write(ctx, websocket.MessageText, msg)
 }
 
-// writeBatch sends f and whatever else is waiting, corked into as few
+// writeBatch sends batch and whatever else is waiting, corked into as few
 // network writes as possible.
-func (c *wsClient) writeBatch(cc *corkConn, f frame) error {
+func (c *wsClient) writeBatch(cc *corkConn, batch []frame) error {
 	cc.cork()
-	err := c.writeFrame(f)
+	err := c.writeFrames(batch)
 	for more := true; more && err == nil; {
 		select {
-		case f = <-c.sb.out:
-			err = c.writeFrame(f)
+		case batch = <-c.sb.out:
+			err = c.writeFrames(batch)
 		default:
 			more = false
 		}
@@ -161,6 +161,15 @@ func (c *wsClient) writeBatch(cc *corkConn, f frame) error {
 		err = uerr
 	}
 	return err
+}
+
+func (c *wsClient) writeFrames(batch []frame) error {
+	for _, f := range batch {
+		if err := c.writeFrame(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *wsClient) writeFrame(f frame) error {
@@ -300,8 +309,12 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	defer keepAlive.Stop()
 	for {
 		select {
-		case f := <-sb.out:
-			if !send(sseEvent(f)) {
+		case batch := <-sb.out:
+			var b bytes.Buffer
+			for _, f := range batch {
+				b.Write(sseEvent(f))
+			}
+			if !send(b.Bytes()) {
 				return
 			}
 		case <-keepAlive.C:
