@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
@@ -44,7 +45,11 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 }
 
 func openMemory(cfg Config, dir string) (*Client, error) {
-	eng, err := memory.New(memory.Options{Dir: dir, Fsync: cfg.Fsync, Keys: keyspace.Space{Prefix: cfg.KeyPrefix}})
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	eng, err := memory.New(memory.Options{Dir: dir, Fsync: cfg.Fsync, Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open embedded engine: %w", err)
 	}
