@@ -282,3 +282,37 @@ func TestHTTPSuite(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+func TestGroupInterleavesRounds(t *testing.T) {
+	var order []string
+	var calls [2]atomic.Int64
+	mk := func(i int, label string) benchCase {
+		return benchCase{label: label, n: 2, sample: 1, baseline: map[int]string{1: "a"}[i],
+			prepare: func(context.Context) (op, error) {
+				order = append(order, label)
+				var left atomic.Int64
+				left.Store(10)
+				return func(context.Context, int) (int, error) {
+					if _, ok := take(&left, 1); !ok {
+						return 0, errDrained
+					}
+					calls[i].Add(1)
+					return 1, nil
+				}, nil
+			},
+		}
+	}
+	rep := newReport("t", Options{Duration: time.Minute})
+	if err := group(context.Background(), Options{Duration: time.Minute, Progress: func(string, ...any) {}}, rep, []benchCase{mk(0, "a"), mk(1, "b")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ""); got != strings.Repeat("ab", rounds) {
+		t.Fatalf("slices ran in order %q", got)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Ops != 10*rounds || calls[1].Load() != 10*rounds {
+		t.Fatalf("results %+v", rep.Results)
+	}
+	if rep.Results[1].Baseline != "a (2)" || rep.Results[1].Ratio <= 0 {
+		t.Fatalf("no ratio against the baseline: %+v", rep.Results[1])
+	}
+}

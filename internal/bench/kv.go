@@ -57,16 +57,6 @@ func openTarget(ctx context.Context, o Options, suite string, extra ...sluice.Op
 	}}, nil
 }
 
-func (t *target) run(ctx context.Context, label string, n int, note string, f op) error {
-	t.o.Progress("%s, %d goroutines", label, n)
-	res, err := measure(ctx, t.o.Duration, n, t.sample, f)
-	if err != nil {
-		return fmt.Errorf("bench: %s (%d goroutines): %w", label, n, err)
-	}
-	t.rep.add(label, n, res, note)
-	return nil
-}
-
 func (t *target) key(name string) string { return t.redis.prefix + name }
 
 func clientSideCache(c *sluice.Config) { c.ClientSideCache = true }
@@ -88,62 +78,53 @@ func Cache(ctx context.Context, o Options) (rep *Report, err error) {
 	if err := ca.Set(ctx, "hot", value, time.Hour); err != nil {
 		return nil, fmt.Errorf("bench: seed the cache: %w", err)
 	}
+	cachedNote := "the embedded engine has no client-side cache: this is Get"
+	if t.redis != nil {
+		cachedNote = "served in process by rueidis client-side caching, invalidated by the server"
+	}
 	for _, n := range goroutineCounts {
+		var cases []benchCase
+		getBase, setBase := "", ""
 		if t.redis != nil {
-			raw, key := t.redis.raw, t.key("hot")
-			err := t.run(ctx, "raw GET", n, "baseline", func(ctx context.Context, _ int) (int, error) {
-				return 1, raw.Do(ctx, raw.B().Get().Key(key).Build()).Error()
-			})
-			if err != nil {
-				return nil, err
-			}
+			raw, key, str := t.redis.raw, t.key("hot"), string(value)
+			getBase, setBase = "raw GET", "raw SET"
+			cases = append(cases,
+				benchCase{label: "raw GET", note: "baseline", n: n, sample: 1,
+					prepare: fixed(func(ctx context.Context, _ int) (int, error) {
+						return 1, raw.Do(ctx, raw.B().Get().Key(key).Build()).Error()
+					})},
+				benchCase{label: "raw SET", note: "baseline; SET key value EX 3600", n: n, sample: 1,
+					prepare: fixed(func(ctx context.Context, w int) (int, error) {
+						return 1, raw.Do(ctx, raw.B().Set().Key(t.key("w"+strconv.Itoa(w))).Value(str).ExSeconds(3600).Build()).Error()
+					})},
+			)
 		}
-		err := t.run(ctx, "cache get", n, "", func(ctx context.Context, _ int) (int, error) {
-			_, ok, err := ca.Get(ctx, "hot")
-			if err == nil && !ok {
-				err = errors.New("cache get missed the seeded key")
-			}
-			return 1, err
-		})
-		if err != nil {
+		cases = append(cases,
+			benchCase{label: "cache get", n: n, sample: t.sample, baseline: getBase,
+				prepare: fixed(func(ctx context.Context, _ int) (int, error) {
+					_, ok, err := ca.Get(ctx, "hot")
+					if err == nil && !ok {
+						err = errors.New("cache get missed the seeded key")
+					}
+					return 1, err
+				})},
+			// Hits take about a microsecond: sample their latency sparsely.
+			benchCase{label: "cache get (cached)", note: cachedNote, n: n, sample: sampleEmbedded, baseline: getBase,
+				prepare: fixed(func(ctx context.Context, _ int) (int, error) {
+					_, ok, err := ca.GetCached(ctx, "hot", time.Minute)
+					if err == nil && !ok {
+						err = errors.New("cached get missed the seeded key")
+					}
+					return 1, err
+				})},
+			benchCase{label: "cache set", note: "Set with a 1 h TTL", n: n, sample: t.sample, baseline: setBase,
+				prepare: fixed(func(ctx context.Context, w int) (int, error) {
+					return 1, ca.Set(ctx, "c"+strconv.Itoa(w), value, time.Hour)
+				})},
+		)
+		if err := group(ctx, t.o, t.rep, cases); err != nil {
 			return nil, err
 		}
-		note := "the embedded engine has no client-side cache: this is Get"
-		if t.redis != nil {
-			note = "served in process by rueidis client-side caching, invalidated by the server"
-		}
-		sample := t.sample
-		t.sample = sampleEmbedded // hits take well under a microsecond
-		err = t.run(ctx, "cache get (cached)", n, note, func(ctx context.Context, _ int) (int, error) {
-			_, ok, err := ca.GetCached(ctx, "hot", time.Minute)
-			if err == nil && !ok {
-				err = errors.New("cached get missed the seeded key")
-			}
-			return 1, err
-		})
-		t.sample = sample
-		if err != nil {
-			return nil, err
-		}
-		if t.redis != nil {
-			raw := t.redis.raw
-			str := string(value)
-			err := t.run(ctx, "raw SET", n, "baseline; SET key value EX 3600", func(ctx context.Context, w int) (int, error) {
-				return 1, raw.Do(ctx, raw.B().Set().Key(t.key("w"+strconv.Itoa(w))).Value(str).ExSeconds(3600).Build()).Error()
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		err = t.run(ctx, "cache set", n, "", func(ctx context.Context, w int) (int, error) {
-			return 1, ca.Set(ctx, "c"+strconv.Itoa(w), value, time.Hour)
-		})
-		if err != nil {
-			return nil, err
-		}
-		t.rep.compare("cache get", n, "raw GET", n)
-		t.rep.compare("cache get (cached)", n, "raw GET", n)
-		t.rep.compare("cache set", n, "raw SET", n)
 	}
 	return t.rep, nil
 }
@@ -164,37 +145,38 @@ func Lock(ctx context.Context, o Options) (rep *Report, err error) {
 	}()
 	const ttl = 10 * time.Second
 	for _, n := range goroutineCounts {
+		var cases []benchCase
+		base := ""
 		if t.redis != nil {
 			raw := t.redis.raw
-			err := t.run(ctx, "raw SET NX + DEL", n, "baseline; one op is a pair", func(ctx context.Context, w int) (int, error) {
-				key := t.key("rawlock" + strconv.Itoa(w))
-				ok, err := setNX(ctx, raw, key, ttl)
+			base = "raw SET NX + DEL"
+			cases = append(cases, benchCase{label: base, note: "baseline; one op is a SET NX PX and a DEL", n: n, sample: 1,
+				prepare: fixed(func(ctx context.Context, w int) (int, error) {
+					key := t.key("rawlock" + strconv.Itoa(w))
+					ok, err := setNX(ctx, raw, key, ttl)
+					if err != nil {
+						return 0, err
+					}
+					if !ok {
+						return 0, fmt.Errorf("raw lock %s was held", key)
+					}
+					return 1, raw.Do(ctx, raw.B().Del().Key(key).Build()).Error()
+				})})
+		}
+		cases = append(cases, benchCase{label: "lock acquire+release", note: "one op is a TryAcquire and a Release", n: n, sample: t.sample, baseline: base,
+			prepare: fixed(func(ctx context.Context, w int) (int, error) {
+				l, ok, err := t.client.TryAcquire(ctx, "lock"+strconv.Itoa(w), ttl)
 				if err != nil {
 					return 0, err
 				}
 				if !ok {
-					return 0, fmt.Errorf("raw lock %s was held", key)
+					return 0, fmt.Errorf("lock%d was held", w)
 				}
-				return 1, raw.Do(ctx, raw.B().Del().Key(key).Build()).Error()
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		err := t.run(ctx, "lock acquire+release", n, "one op is a TryAcquire and a Release", func(ctx context.Context, w int) (int, error) {
-			l, ok, err := t.client.TryAcquire(ctx, "lock"+strconv.Itoa(w), ttl)
-			if err != nil {
-				return 0, err
-			}
-			if !ok {
-				return 0, fmt.Errorf("lock%d was held", w)
-			}
-			return 1, l.Release(ctx)
-		})
-		if err != nil {
+				return 1, l.Release(ctx)
+			})})
+		if err := group(ctx, t.o, t.rep, cases); err != nil {
 			return nil, err
 		}
-		t.rep.compare("lock acquire+release", n, "raw SET NX + DEL", n)
 	}
 	return t.rep, nil
 }

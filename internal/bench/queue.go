@@ -96,15 +96,6 @@ func (s *redisSuite) name() (name, key string) {
 	return name, s.prefix + name
 }
 
-func (s *redisSuite) run(ctx context.Context, name string, n int, f op) (tally, error) {
-	s.o.Progress("%s, %d goroutines", name, n)
-	t, err := measure(ctx, s.o.Duration, n, 1, f)
-	if err != nil {
-		return t, fmt.Errorf("bench: %s (%d goroutines): %w", name, n, err)
-	}
-	return t, nil
-}
-
 // fill pushes n copies of the item to key with raw RPUSHes of 1000.
 func (s *redisSuite) fill(ctx context.Context, key string, n int) error {
 	const per = 1000
@@ -165,149 +156,138 @@ func redisQueue(ctx context.Context, o Options) (rep *Report, err error) {
 			err = cerr
 		}
 	}()
-	raw := json.RawMessage(s.item)
-	batch := make([]any, 100)
-	for i := range batch {
-		batch[i] = raw
-	}
-
 	for _, n := range goroutineCounts {
-		_, key := s.name()
-		t, err := s.run(ctx, "raw RPUSH", n, func(ctx context.Context, _ int) (int, error) {
-			return 1, s.raw.Do(ctx, s.raw.B().Rpush().Key(key).Element(s.item).Build()).Error()
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.rep.add("raw RPUSH", n, t, "baseline")
-		if err := s.unlink(ctx, key); err != nil {
-			return nil, err
-		}
-
-		for _, p := range policies {
-			for _, full := range []bool{false, true} {
-				name, key := s.name()
-				size, label := notFull, fmt.Sprintf("add %s (not full)", p)
-				if full {
-					size, label = fullSize, fmt.Sprintf("add %s (full)", p)
-					if err := s.fill(ctx, key, fullSize); err != nil {
-						return nil, err
-					}
-				}
-				q := s.client.Queue(name, sluice.QueueMaxSize(size), sluice.QueuePolicy(p))
-				t, err := s.run(ctx, label, n, func(ctx context.Context, _ int) (int, error) {
-					_, err := q.Add(ctx, raw)
-					if errors.Is(err, sluice.ErrQueueFull) {
-						return 0, nil
-					}
-					return 1, err
-				})
-				if err != nil {
-					return nil, err
-				}
-				s.rep.add(label, n, t, "")
-				s.rep.compare(label, n, "raw RPUSH", n)
-				if err := s.unlink(ctx, key); err != nil {
-					return nil, err
-				}
-			}
-		}
-
-		_, key = s.name()
-		elems := make([]string, 100)
-		for i := range elems {
-			elems[i] = s.item
-		}
-		t, err = s.run(ctx, "raw RPUSH x100", n, func(ctx context.Context, _ int) (int, error) {
-			return 100, s.raw.Do(ctx, s.raw.B().Rpush().Key(key).Element(elems...).Build()).Error()
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.rep.add("raw RPUSH x100", n, t, "baseline: one RPUSH of 100 items")
-		if err := s.unlink(ctx, key); err != nil {
-			return nil, err
-		}
-
-		name, key := s.name()
-		q := s.client.Queue(name, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))
-		t, err = s.run(ctx, "batch add x100", n, func(ctx context.Context, _ int) (int, error) {
-			_, err := q.AddBatch(ctx, batch)
-			return 100, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.rep.add("batch add x100", n, t, "items/s counts items; one op is one batch of 100")
-		s.rep.compare("batch add x100", n, "raw RPUSH x100", n)
-		if err := s.unlink(ctx, key); err != nil {
+		if err := group(ctx, o, s.rep, s.addCases(n)); err != nil {
 			return nil, err
 		}
 	}
-
-	if err := s.consumerCases(ctx); err != nil {
+	if err := group(ctx, o, s.rep, s.consumerCases()); err != nil {
 		return nil, err
 	}
 	return s.rep, nil
 }
 
-// consumerCases drain pre-filled queues with 4 consumers: raw BLPOP,
-// Sluice's blocking get, and receive+ack singly and in batches of 100.
-func (s *redisSuite) consumerCases(ctx context.Context) error {
-	budget := drainBudget(s.o.Duration, 150_000, 2_000_000)
-	lease := sluice.ReceiveOptions{Lease: time.Minute}
-	cases := []struct {
-		label, note string
-		f           func(q *sluice.Queue, key string, left *atomic.Int64) op
-	}{
-		{"raw BLPOP", "baseline", func(_ *sluice.Queue, key string, left *atomic.Int64) op {
-			return func(ctx context.Context, _ int) (int, error) {
-				if _, ok := take(left, 1); !ok {
-					return 0, errDrained
-				}
-				return 1, s.raw.Do(ctx, s.raw.B().Blpop().Key(key).Timeout(1).Build()).Error()
+// addCases are the producer cases at n goroutines: raw RPUSH, Add under
+// each policy on a queue that is not full and on one that is, and batches
+// of 100 against one RPUSH of 100.
+func (s *redisSuite) addCases(n int) []benchCase {
+	raw := json.RawMessage(s.item)
+	batch := make([]any, 100)
+	elems := make([]string, 100)
+	for i := range batch {
+		batch[i], elems[i] = raw, s.item
+	}
+	_, rpushKey := s.name()
+	cases := []benchCase{{
+		label: "raw RPUSH", note: "baseline", n: n, sample: 1,
+		prepare: fixed(func(ctx context.Context, _ int) (int, error) {
+			return 1, s.raw.Do(ctx, s.raw.B().Rpush().Key(rpushKey).Element(s.item).Build()).Error()
+		}),
+		cleanup: func(ctx context.Context) error { return s.unlink(ctx, rpushKey) },
+	}}
+	for _, p := range policies {
+		for _, full := range []bool{false, true} {
+			name, key := s.name()
+			size, label := notFull, fmt.Sprintf("add %s (not full)", p)
+			if full {
+				size, label = fullSize, fmt.Sprintf("add %s (full)", p)
 			}
-		}},
-		{"get (blocking)", "", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
-			return func(ctx context.Context, _ int) (int, error) {
-				if _, ok := take(left, 1); !ok {
-					return 0, errDrained
-				}
-				_, ok, err := q.Get(ctx, time.Second)
-				if err == nil && !ok {
-					err = errors.New("get found the pre-filled queue empty")
+			q := s.client.Queue(name, sluice.QueueMaxSize(size), sluice.QueuePolicy(p))
+			add := func(ctx context.Context, _ int) (int, error) {
+				_, err := q.Add(ctx, raw)
+				if errors.Is(err, sluice.ErrQueueFull) {
+					return 0, nil
 				}
 				return 1, err
 			}
-		}},
-		{"receive+ack", "one Receive and one Ack per item", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
-			return receiveAck(q, left, 1, lease)
-		}},
-		{"receive+ack x100", "ReceiveBatch of 100, then one Ack per item", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
-			return receiveAck(q, left, 100, lease)
-		}},
+			cases = append(cases, benchCase{
+				label: label, n: n, sample: 1, baseline: "raw RPUSH",
+				prepare: func(ctx context.Context) (op, error) {
+					if full {
+						if err := s.fill(ctx, key, fullSize); err != nil {
+							return nil, err
+						}
+					}
+					return add, nil
+				},
+				cleanup: func(ctx context.Context) error { return s.unlink(ctx, key) },
+			})
+		}
 	}
-	for _, c := range cases {
+	_, rpush100Key := s.name()
+	name, batchKey := s.name()
+	q := s.client.Queue(name, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))
+	return append(cases,
+		benchCase{
+			label: "raw RPUSH x100", note: "baseline: one RPUSH of 100 items", n: n, sample: 1,
+			prepare: fixed(func(ctx context.Context, _ int) (int, error) {
+				return 100, s.raw.Do(ctx, s.raw.B().Rpush().Key(rpush100Key).Element(elems...).Build()).Error()
+			}),
+			cleanup: func(ctx context.Context) error { return s.unlink(ctx, rpush100Key) },
+		},
+		benchCase{
+			label: "batch add x100", note: "items/s counts items; one op is one AddBatch of 100", n: n, sample: 1,
+			baseline: "raw RPUSH x100",
+			prepare: fixed(func(ctx context.Context, _ int) (int, error) {
+				_, err := q.AddBatch(ctx, batch)
+				return 100, err
+			}),
+			cleanup: func(ctx context.Context) error { return s.unlink(ctx, batchKey) },
+		},
+	)
+}
+
+// consumerCases drain pre-filled queues with 4 consumers: raw BLPOP,
+// Sluice's blocking get, and receive+ack singly and in batches of 100.
+func (s *redisSuite) consumerCases() []benchCase {
+	budget := drainBudget(s.o.Duration/rounds, 150_000, 400_000)
+	lease := sluice.ReceiveOptions{Lease: time.Minute}
+	var cases []benchCase
+	add := func(label, note, baseline string, f func(q *sluice.Queue, key string, left *atomic.Int64) op) {
 		name, key := s.name()
-		if err := s.fill(ctx, key, budget); err != nil {
-			return err
-		}
-		var left atomic.Int64
-		left.Store(int64(budget))
 		q := s.client.Queue(name, sluice.QueueMaxSize(notFull))
-		t, err := s.run(ctx, c.label, consumers, c.f(q, key, &left))
-		if err != nil {
-			return err
-		}
-		s.rep.add(c.label, consumers, t, c.note)
-		if c.label != "raw BLPOP" {
-			s.rep.compare(c.label, consumers, "raw BLPOP", consumers)
-		}
-		if err := s.unlink(ctx, key); err != nil {
-			return err
-		}
+		var left atomic.Int64
+		cases = append(cases, benchCase{
+			label: label, note: note, n: consumers, sample: 1, baseline: baseline,
+			prepare: func(ctx context.Context) (op, error) {
+				if err := s.unlink(ctx, key); err != nil {
+					return nil, err
+				}
+				if err := s.fill(ctx, key, budget); err != nil {
+					return nil, err
+				}
+				left.Store(int64(budget))
+				return f(q, key, &left), nil
+			},
+		})
 	}
-	return nil
+	add("raw BLPOP", "baseline; drains a pre-filled list", "", func(_ *sluice.Queue, key string, left *atomic.Int64) op {
+		return func(ctx context.Context, _ int) (int, error) {
+			if _, ok := take(left, 1); !ok {
+				return 0, errDrained
+			}
+			return 1, s.raw.Do(ctx, s.raw.B().Blpop().Key(key).Timeout(1).Build()).Error()
+		}
+	})
+	add("get (blocking)", "Get with a 1 s timeout; drains a pre-filled queue", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+		return func(ctx context.Context, _ int) (int, error) {
+			if _, ok := take(left, 1); !ok {
+				return 0, errDrained
+			}
+			_, ok, err := q.Get(ctx, time.Second)
+			if err == nil && !ok {
+				err = errors.New("get found the pre-filled queue empty")
+			}
+			return 1, err
+		}
+	})
+	add("receive+ack", "one Receive and one Ack per item", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+		return receiveAck(q, left, 1, lease)
+	})
+	add("receive+ack x100", "ReceiveBatch of 100, then one Ack per item (the API has no batch ack)", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+		return receiveAck(q, left, 100, lease)
+	})
+	return cases
 }
 
 // receiveAck receives up to per items under a lease and acks each one.
