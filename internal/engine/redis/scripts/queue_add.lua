@@ -40,17 +40,19 @@ local function push(from, to)
   return length
 end
 
--- Every redis.call costs about as much as the script call itself, so the
--- policies that accept everything push first and learn the length from
--- RPUSH; reject must read the length first, as it writes nothing when full.
-local len, evict = 0, 0
-if max > 0 and policy ~= 'dlq' and policy ~= 'drop_oldest' then
-  len = redis.call('LLEN', KEYS[1])
-  local fit = math.min(n, math.max(0, max - len))
-  if fit > 0 then push(first, first + fit - 1) end
-else
-  len = push(first, last) - n
-  if max > 0 then evict = math.max(0, len + n - max) end
+-- Every redis.call costs about as much as the script call itself, so every
+-- policy pushes first and learns the length from RPUSH: one call when the
+-- queue has room. Reject then takes back from the tail what did not fit;
+-- nothing else runs inside the script, so nobody sees those items.
+local len = push(first, last) - n
+local evict = 0
+if max > 0 then
+  local over = math.max(0, len + n - max)
+  if policy ~= 'dlq' and policy ~= 'drop_oldest' then
+    if over > 0 then redis.call('RPOP', KEYS[1], math.min(over, n)) end
+  else
+    evict = over
+  end
 end
 
 if evict > 0 then
