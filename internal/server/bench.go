@@ -515,7 +515,7 @@ func sentNs(msg []byte) (int64, bool) {
 // publishPaced publishes cfg.FanoutRate messages per second for
 // cfg.FanoutDuration from a few keep-alive publishers.
 func publishPaced(ctx context.Context, cfg HTTPBenchConfig, channel string) (int64, error) {
-	const publishers = 8
+	const publishers = 64
 	hc := benchClient(publishers)
 	defer hc.CloseIdleConnections()
 	u := cfg.URL + "/v1/channels/" + channel + "/messages"

@@ -77,6 +77,8 @@ func TestRunHTTPBenchSmall(t *testing.T) {
 // SLUICE_BENCH_DURATION (default 10s) sets each phase's length,
 // SLUICE_BENCH_ENGINES (default redis,embedded) the engines, and
 // SLUICE_BENCH_SKIP_HTTP=1 reduces the request phases to nothing.
+// SLUICE_BENCH_URL measures a server running elsewhere (such as `sluice
+// serve` in another process) instead, with the Redis baseline.
 func TestHTTPBench(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH_HTTP") == "" {
 		t.Skip("set SLUICE_BENCH_HTTP=1 to run the HTTP benchmark")
@@ -92,9 +94,16 @@ func TestHTTPBench(t *testing.T) {
 	if v := os.Getenv("SLUICE_BENCH_ENGINES"); v != "" {
 		engines = strings.Split(v, ",")
 	}
+	external := os.Getenv("SLUICE_BENCH_URL")
+	if external != "" {
+		engines = []string{"redis"}
+	}
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
-			url := runServer(t, engine)
+			url := external
+			if url == "" {
+				url = runServer(t, engine)
+			}
 			cfg := HTTPBenchConfig{URL: url, Duration: d, FanoutDuration: d}
 			if v := os.Getenv("SLUICE_BENCH_SKIP_HTTP"); v != "" {
 				cfg.Duration = time.Millisecond

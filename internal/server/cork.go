@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
@@ -98,6 +99,32 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	markHijacked(w.ResponseWriter)
 	w.conn = &corkConn{Conn: nc, timeout: w.timeout}
 	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, 4096)), nil
+}
+
+// wsTextFrame encodes payload as one final, unmasked WebSocket text frame
+// (RFC 6455, section 5.2), the form a server sends. The fan-out encodes
+// each message once and writes the same bytes to every client: the
+// WebSocket library still does the handshake, reads, pings, pongs and the
+// close handshake, and writes its control frames through the same
+// connection, each in one piece, so frames never interleave.
+func wsTextFrame(payload []byte) []byte {
+	n := len(payload)
+	var b []byte
+	switch {
+	case n < 126:
+		b = make([]byte, 2, 2+n)
+		b[1] = byte(n)
+	case n <= 0xFFFF:
+		b = make([]byte, 4, 4+n)
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+	default:
+		b = make([]byte, 10, 10+n)
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+	}
+	b[0] = 0x81 // FIN, text
+	return append(b, payload...)
 }
 
 var errNotHijacked = errors.New("websocket connection was not hijacked through the corking writer")

@@ -50,6 +50,8 @@ type frame struct {
 	// data is the payload alone, as the seed's /ws/events sends it; nil for
 	// notices the seed format has no place for.
 	data []byte
+	// wsEnvelope and wsData are the same as complete WebSocket frames.
+	wsEnvelope, wsData []byte
 }
 
 // subscriber is one client's end of the hub.
@@ -306,14 +308,17 @@ func (h *hub) appendFrame(batch []frame, channel string, msg sluice.Message) []f
 func encodeFrame(channel string, msg sluice.Message) (frame, error) {
 	if msg.Gap {
 		b, err := json.Marshal(map[string]string{"type": "gap", "channel": channel})
-		return frame{envelope: b}, err
+		return frame{envelope: b, wsEnvelope: wsTextFrame(b)}, err
 	}
 	data := msg.Data.JSON()
 	b, err := json.Marshal(struct {
 		Channel string          `json:"channel"`
 		Data    json.RawMessage `json:"data"`
 	}{channel, data})
-	return frame{envelope: b, data: data}, err
+	if err != nil {
+		return frame{}, err
+	}
+	return frame{envelope: b, data: data, wsEnvelope: wsTextFrame(b), wsData: wsTextFrame(data)}, nil
 }
 
 // close ends every engine subscription and waits for the pumps.

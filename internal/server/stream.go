@@ -53,7 +53,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	}
 	defer s.streams.Done()
 	cw := &corkingWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
-	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.WebSocketOrigins})
+	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.WebSocketOrigins,
+		// Frames are written pre-encoded (see wsTextFrame): no extensions.
+		CompressionMode: websocket.CompressionDisabled,
+	})
 	if err != nil {
 		// Accept has answered the client already (400, 403 or 426).
 		s.log.Debug("websocket upgrade refused", "err", err)
@@ -77,7 +81,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 		return
 	}
 
-	c := &wsClient{s: s, conn: conn, sb: sb, seed: seed, activity: make(chan struct{}, 1)}
+	c := &wsClient{s: s, conn: conn, cc: cw.conn, sb: sb, seed: seed,
+		activity: make(chan struct{}, 1), replies: make(chan []byte, 16)}
 	readerDone := make(chan error, 1)
 	go func() { readerDone <- c.read(ctx) }()
 	pingerDone := make(chan struct{})
@@ -97,7 +102,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	for {
 		select {
 		case batch := <-sb.out:
-			if err := c.writeBatch(cw.conn, batch); err != nil {
+			if err := c.writeBatch(batch); err != nil {
+				return
+			}
+		case msg := <-c.replies:
+			if _, err := c.cc.Write(msg); err != nil {
 				return
 			}
 		case <-c.activity:
@@ -130,24 +139,22 @@ func resetTimer(t *time.Timer, d time.Duration) {
 }
 
 // wsClient is one WebSocket connection's state shared by its goroutines.
+// Only the writer goroutine (serveWebSocket's loop) writes data frames;
+// the reader hands it replies through replies.
 type wsClient struct {
 	s        *Server
 	conn     *websocket.Conn
+	cc       *corkConn
 	sb       *subscriber
 	seed     bool
 	activity chan struct{}
-}
-
-// write sends one message. It needs no context deadline: the connection
-// puts a deadline on every network write.
-func (c *wsClient) write(ctx context.Context, msg []byte) error {
-	return c.conn.Write(ctx, websocket.MessageText, msg)
+	replies  chan []byte
 }
 
 // writeBatch sends batch and whatever else is waiting, corked into as few
 // network writes as possible.
-func (c *wsClient) writeBatch(cc *corkConn, batch []frame) error {
-	cc.cork()
+func (c *wsClient) writeBatch(batch []frame) error {
+	c.cc.cork()
 	err := c.writeFrames(batch)
 	for more := true; more && err == nil; {
 		select {
@@ -157,7 +164,7 @@ func (c *wsClient) writeBatch(cc *corkConn, batch []frame) error {
 			more = false
 		}
 	}
-	if uerr := cc.uncork(); err == nil {
+	if uerr := c.cc.uncork(); err == nil {
 		err = uerr
 	}
 	return err
@@ -165,24 +172,18 @@ func (c *wsClient) writeBatch(cc *corkConn, batch []frame) error {
 
 func (c *wsClient) writeFrames(batch []frame) error {
 	for _, f := range batch {
-		if err := c.writeFrame(f); err != nil {
+		msg := f.wsEnvelope
+		if c.seed {
+			msg = f.wsData
+		}
+		if msg == nil {
+			continue
+		}
+		if _, err := c.cc.Write(msg); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (c *wsClient) writeFrame(f frame) error {
-	msg := f.envelope
-	if c.seed {
-		if f.data == nil {
-			return nil
-		}
-		msg = f.data
-	}
-	// A background context keeps the library from arming a timer per
-	// message; the connection's write deadline bounds a stalled client.
-	return c.write(context.Background(), msg)
 }
 
 // read handles client messages until the connection ends.
@@ -237,7 +238,12 @@ func (c *wsClient) reply(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, b)
+	select {
+	case c.replies <- wsTextFrame(b):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ping pings every PingInterval; a client that does not answer within

@@ -284,3 +284,47 @@ func TestWebSocketPingTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestWebSocketFrameSizes crosses each length encoding of a frame header.
+func TestWebSocketFrameSizes(t *testing.T) {
+	t.Parallel()
+	b := start(t, openClient(t, "embedded"), nil)
+	c := b.dial("/v1/ws?channels=sizes")
+	wsSync(t, c)
+	for _, n := range []int{0, 90, 125, 126, 200, 65535, 65536, 300000} {
+		payload := `"` + strings.Repeat("y", n) + `"`
+		b.expect(200, "POST", "/v1/channels/sizes/messages", payload)
+		got := wsRead(t, c)
+		if s, _ := got["data"].(string); len(s) != n {
+			t.Fatalf("payload of %d bytes arrived as %d", n, len(s))
+		}
+	}
+	wsSync(t, c)
+}
+
+func TestWSTextFrameHeader(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n      int
+		header int
+	}{{0, 2}, {125, 2}, {126, 4}, {65535, 4}, {65536, 10}} {
+		f := wsTextFrame(make([]byte, tc.n))
+		if len(f) != tc.header+tc.n || f[0] != 0x81 {
+			t.Fatalf("%d bytes: frame of %d bytes, first byte %#x", tc.n, len(f), f[0])
+		}
+		var n int
+		switch f[1] {
+		case 126:
+			n = int(f[2])<<8 | int(f[3])
+		case 127:
+			for _, x := range f[2:10] {
+				n = n<<8 | int(x)
+			}
+		default:
+			n = int(f[1])
+		}
+		if n != tc.n {
+			t.Fatalf("%d bytes: header says %d", tc.n, n)
+		}
+	}
+}
