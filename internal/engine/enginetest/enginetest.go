@@ -20,6 +20,11 @@ type Harness struct {
 	// Reopen, when set, closes e and returns an engine over the same stored
 	// data (durable engines): the suite then checks that state survives.
 	Reopen func(t *testing.T, e engine.Engine) engine.Engine
+	// Cluster marks an engine using the Redis Cluster key layout, where a
+	// queue Q is stored under the hash-tagged key {Q} and so no longer
+	// shares a key with the cache entry Q: the case that relies on that
+	// sharing is skipped.
+	Cluster bool
 }
 
 // Run runs every case of the suite against h.

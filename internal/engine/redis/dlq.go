@@ -93,7 +93,12 @@ func (e *Engine) DLQRequeue(ctx context.Context, params engine.RequeueParams) (e
 	}
 	// A cancelled ctx can lose only this reply: the script moves entries
 	// between lists of the queue atomically, so each is in one of them.
-	raw, err := e.scripts.dlqRequeue.Exec(ctx, e.client, []string{k.List, source, k.OverflowDLQ}, args).AsIntSlice()
+	res, err := e.runScript(ctx, op, e.scripts.dlqRequeue, []string{k.List, source, k.OverflowDLQ}, args)
+	ackErr, applied := ackError(err)
+	if err != nil && !applied {
+		return engine.RequeueResult{}, interpretError(op, err)
+	}
+	raw, err := res.AsIntSlice()
 	if err != nil {
 		return engine.RequeueResult{}, interpretError(op, err)
 	}
@@ -101,5 +106,9 @@ func (e *Engine) DLQRequeue(ctx context.Context, params engine.RequeueParams) (e
 		return engine.RequeueResult{}, fmt.Errorf("%s: script returned %d values, want 3", op, len(raw))
 	}
 	e.register(ctx, params.Queue)
-	return engine.RequeueResult{Requeued: raw[0], Remaining: raw[1], Displaced: raw[2]}, nil
+	result := engine.RequeueResult{Requeued: raw[0], Remaining: raw[1], Displaced: raw[2]}
+	if applied {
+		return result, ackErr
+	}
+	return result, nil
 }

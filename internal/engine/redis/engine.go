@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -33,6 +34,14 @@ type Options struct {
 	// OwnsClient makes Close close the rueidis client. Set it when the
 	// engine was handed a client created only for it.
 	OwnsClient bool
+	// MinReplicasAck, when positive, makes every write that accepts items
+	// (add, batch add, DLQ requeue) wait with WAIT until that many replicas
+	// have it. Fewer confirmations within ReplicasAckTimeout fail the call
+	// with a *ReplicaAckError, although the primary applied the write.
+	MinReplicasAck int
+	// ReplicasAckTimeout bounds that wait; DefaultReplicasAckTimeout when
+	// zero or negative.
+	ReplicasAckTimeout time.Duration
 }
 
 // Engine implements engine.Engine on a rueidis client.
@@ -42,6 +51,10 @@ type Engine struct {
 	owns   bool
 
 	scripts *queueScripts
+	// minReplicas and ackTimeout are Options.MinReplicasAck and
+	// Options.ReplicasAckTimeout (see writeDurable).
+	minReplicas int
+	ackTimeout  time.Duration
 	// registered caches the queue names this process has put in the
 	// registry set, so that an add costs one SADD per queue per process.
 	registered sync.Map
@@ -63,11 +76,17 @@ type Engine struct {
 // opts.OwnsClient is set.
 func New(client rueidis.Client, opts Options) *Engine {
 	closing, stop := context.WithCancel(context.Background())
+	ackTimeout := opts.ReplicasAckTimeout
+	if ackTimeout <= 0 {
+		ackTimeout = DefaultReplicasAckTimeout
+	}
 	return &Engine{
 		client:      client,
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
 		scripts:     newQueueScripts(),
+		minReplicas: max(opts.MinReplicasAck, 0),
+		ackTimeout:  ackTimeout,
 		closing:     closing,
 		stopClosing: stop,
 	}

@@ -28,13 +28,24 @@ const (
 	resubscribeTimeout = 10 * time.Second
 )
 
+// Pub/sub is classic (PUBLISH, SUBSCRIBE, PSUBSCRIBE), not sharded: the
+// engine offers patterns, which sharded pub/sub lacks, and a Python service
+// publishing with plain PUBLISH must reach Sluice's subscribers. On a
+// cluster a classic message reaches the subscribers of every node, but
+// PUBLISH counts only those of the node it ran on; so every publish and
+// every subscription of an engine goes to the primary serving the slot of
+// one anchor name, and the count covers every subscriber, patterns too.
+// Elsewhere the anchor changes nothing.
+func (e *Engine) pubsubAnchor() string { return e.keys.Channel("sluice#pubsub") }
+
 // Publish sends payload to channel and returns the number of subscribers
-// that received it, as counted by the server.
+// that received it, as counted by the server (on a cluster, see
+// pubsubAnchor).
 func (e *Engine) Publish(ctx context.Context, channel, payload string) (int64, error) {
 	if err := e.check("publish"); err != nil {
 		return 0, err
 	}
-	cmd := e.client.B().Publish().Channel(e.keys.Channel(channel)).Message(payload).Build()
+	cmd := e.client.B().Publish().Channel(e.keys.Channel(channel)).Message(payload).Build().SetSlot(e.pubsubAnchor())
 	n, err := e.client.Do(ctx, cmd).AsInt64()
 	if err != nil {
 		return 0, interpretError("publish", err)
@@ -73,6 +84,7 @@ func (e *Engine) Subscribe(ctx context.Context, params engine.SubscribeParams) (
 	}
 	s := &subscription{
 		client:   e.client,
+		anchor:   e.pubsubAnchor(),
 		prefix:   e.keys.Channel(""),
 		channels: dedupeWire(params.Channels, e.keys.Channel),
 		patterns: dedupeWire(params.Patterns, e.channelPattern),
@@ -129,6 +141,7 @@ func dedupeWire(names []string, wire func(string) string) []string {
 // subscription is an engine.Subscription on a dedicated connection.
 type subscription struct {
 	client   rueidis.Client
+	anchor   string            // pins the connection's node (pubsubAnchor)
 	prefix   string            // stripped from received channel names
 	channels []string          // wire channel names
 	patterns []string          // wire patterns
@@ -210,7 +223,9 @@ func (s *subscription) connect(ctx context.Context, gap bool) (*subConn, error) 
 	default:
 	}
 
-	id, err := dc.Do(ctx, dc.B().ClientId().Build()).AsInt64()
+	// The first command binds a dedicated cluster connection to the node
+	// of its slot; the anchor's slot puts it where publishes go.
+	id, err := dc.Do(ctx, dc.B().ClientId().Build().SetSlot(s.anchor)).AsInt64()
 	if err != nil {
 		dc.Close()
 		return nil, err

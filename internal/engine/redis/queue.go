@@ -15,7 +15,8 @@ import (
 // QueueAdd runs queue_add.lua once for the whole batch, so a batch costs one
 // round trip and the policy sees every item in order with nothing
 // interleaved. The queue is then recorded in the registry set (see
-// register).
+// register). With Options.MinReplicasAck set, a *ReplicaAckError comes
+// with the results: the items were stored, on the primary only.
 func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	if err := e.check(op); err != nil {
@@ -35,12 +36,20 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 		engine.PyJSONString(params.Queue),
 	)
 	args = append(args, params.Items...)
-	before, err := e.scripts.queueAdd.Exec(ctx, e.client, []string{k.List, k.OverflowDLQ}, args).AsInt64()
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ}, args)
+	ackErr, applied := ackError(err)
+	if err != nil && !applied {
+		return nil, interpretError(op, err)
+	}
+	before, err := res.AsInt64()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
 	results := simulateAdd(before, params.MaxSize, params.Policy.Normalize(), len(params.Items))
 	e.register(ctx, params.Queue)
+	if applied {
+		return results, ackErr
+	}
 	return results, nil
 }
 
@@ -72,7 +81,21 @@ func simulateAdd(length, limit int64, policy engine.Policy, n int) []engine.AddR
 // apply, and one RPUSH of many elements is atomic, so each item's length is
 // known from the final one.
 func (e *Engine) addUnbounded(ctx context.Context, op, key string, params engine.AddParams) ([]engine.AddResult, error) {
-	n, err := e.client.Do(ctx, e.client.B().Rpush().Key(key).Element(params.Items...).Build()).AsInt64()
+	var res rueidis.RedisResult
+	var err error
+	if e.durable() {
+		res, err = e.writeDurable(ctx, op, func(b rueidis.Builder, _ bool) rueidis.Completed {
+			return b.Rpush().Key(key).Element(params.Items...).Build()
+		})
+	} else {
+		res = e.client.Do(ctx, e.client.B().Rpush().Key(key).Element(params.Items...).Build())
+		err = res.Error()
+	}
+	ackErr, applied := ackError(err)
+	if err != nil && !applied {
+		return nil, interpretError(op, err)
+	}
+	n, err := res.AsInt64()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
@@ -82,6 +105,9 @@ func (e *Engine) addUnbounded(ctx context.Context, op, key string, params engine
 		results[i] = engine.AddResult{Accepted: true, QueueLength: first + int64(i) + 1}
 	}
 	e.register(ctx, params.Queue)
+	if applied {
+		return results, ackErr
+	}
 	return results, nil
 }
 

@@ -2,8 +2,6 @@ package redis
 
 import (
 	_ "embed"
-
-	"github.com/redis/rueidis"
 )
 
 // The queue, dead-letter and lease scripts. Each is embedded by name; the
@@ -28,24 +26,25 @@ var (
 
 // queueScripts holds the loaded scripts of one engine. rueidis.Lua runs
 // EVALSHA and falls back to EVAL when the server answers NOSCRIPT (after a
-// restart or SCRIPT FLUSH), so nothing has to be preloaded.
+// restart or SCRIPT FLUSH), so nothing has to be preloaded; writeDurable
+// does the same by hand.
 type queueScripts struct {
-	queueAdd     *rueidis.Lua
-	dlqRequeue   *rueidis.Lua
-	leaseReceive *rueidis.Lua
-	leaseAck     *rueidis.Lua
-	leaseExtend  *rueidis.Lua
-	leaseNack    *rueidis.Lua
+	queueAdd     *script
+	dlqRequeue   *script
+	leaseReceive *script
+	leaseAck     *script
+	leaseExtend  *script
+	leaseNack    *script
 }
 
 func newQueueScripts() *queueScripts {
 	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
 	return &queueScripts{
-		queueAdd:     rueidis.NewLuaScript(withEnvelope(queueAddLua)),
-		dlqRequeue:   rueidis.NewLuaScript(withEnvelope(dlqRequeueLua)),
-		leaseReceive: rueidis.NewLuaScript(withEnvelope(leaseReceiveLua)),
-		leaseAck:     rueidis.NewLuaScript(leaseAckLua),
-		leaseExtend:  rueidis.NewLuaScript(leaseExtendLua),
-		leaseNack:    rueidis.NewLuaScript(withEnvelope(leaseNackLua)),
+		queueAdd:     newScript(withEnvelope(queueAddLua)),
+		dlqRequeue:   newScript(withEnvelope(dlqRequeueLua)),
+		leaseReceive: newScript(withEnvelope(leaseReceiveLua)),
+		leaseAck:     newScript(leaseAckLua),
+		leaseExtend:  newScript(leaseExtendLua),
+		leaseNack:    newScript(withEnvelope(leaseNackLua)),
 	}
 }
