@@ -3,7 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -354,7 +354,7 @@ func sseEvent(f frame) []byte {
 func jsonLine(v any) ([]byte, error) {
 	b, err := jsonMarshal(v)
 	if err != nil {
-		return nil, errors.Join(errors.New("encode reply"), err)
+		return nil, fmt.Errorf("encode reply: %w", err)
 	}
 	return b, nil
 }
