@@ -74,8 +74,9 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 		return nil, fmt.Errorf("sluice: open: %w", err)
 	}
 	eng := redisengine.New(conn.Client, redisengine.Options{
-		Keys:       keyspace.Space{Prefix: cfg.KeyPrefix, Cluster: conn.Cluster},
-		OwnsClient: true,
+		Keys:           keyspace.Space{Prefix: cfg.KeyPrefix, Cluster: conn.Cluster},
+		OwnsClient:     true,
+		MinReplicasAck: conn.MinReplicasAck,
 	})
 	c, err := newClient(eng, cfg, eng.Close)
 	if err != nil {

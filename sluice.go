@@ -127,8 +127,11 @@ type Config struct {
 	// Fsync is the durable embedded engine's fsync policy: "everysec"
 	// (default) or "always".
 	Fsync string
-	// MinReplicasAck makes each add wait until that many replicas have the
-	// write (Redis WAIT) before reporting success. 0 (default): no wait.
+	// MinReplicasAck makes each add (and DLQ requeue) wait until that many
+	// replicas have the write (Redis WAIT, up to 1 s) before reporting
+	// success; fewer confirmations fail the call with an error saying the
+	// primary applied the write but it may not survive a failover.
+	// 0 (default): no wait. Ignored by the embedded engine.
 	MinReplicasAck int
 	// Logger receives connection and recovery events; default slog.Default().
 	Logger *slog.Logger
