@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 		// rueidis keeps a background ticker goroutine per process.
 		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*pipe)._background"),
 		goleak.IgnoreAnyFunction("github.com/redis/rueidis/internal/util.(*Ticker).run"),
+		// After a topology change a cluster client closes the connections
+		// of departed nodes 5 s later, on a goroutine of its own.
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
 	)
 }
 
