@@ -185,3 +185,30 @@ func TestWriteDurableLoadsScript(t *testing.T) {
 		t.Fatalf("queue %q", items)
 	}
 }
+
+// TestClusterPlainClientKeys writes as a client that knows only compat.md's
+// names with the cluster's hash tag added (a Python producer): RPUSH to
+// "{jobs}" and to "dlq:overflow:{jobs}" reach the engine's queue and DLQ.
+func TestClusterPlainClientKeys(t *testing.T) {
+	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
+	e := m.engine(t, Options{})
+	c := m.conn.Client
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := e.keys.Prefix
+	if err := c.Do(ctx, c.B().Rpush().Key(p+"{jobs}").Element("from python").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	env := engine.OverflowEnvelope("jobs", "overflowed")
+	if err := c.Do(ctx, c.B().Rpush().Key(p+"dlq:overflow:{jobs}").Element(env).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.DLQRequeue(ctx, engine.RequeueParams{Queue: "jobs", Kind: engine.DLQOverflow, Count: 10, Policy: engine.PolicyDLQ})
+	if err != nil || r.Requeued != 1 {
+		t.Fatalf("DLQRequeue = %+v, %v; want 1 requeued", r, err)
+	}
+	items, err := e.QueueRange(ctx, "jobs", 0, -1)
+	if err != nil || len(items) != 2 || items[0] != "from python" || items[1] != "overflowed" {
+		t.Fatalf("queue %q, %v; want the pushed item, then the requeued one", items, err)
+	}
+}
