@@ -212,3 +212,12 @@ func TestClusterPlainClientKeys(t *testing.T) {
 		t.Fatalf("queue %q, %v; want the pushed item, then the requeued one", items, err)
 	}
 }
+
+// TestClusterBlockingPopCancelKeepsItems: blockingPopRace on a cluster,
+// where CLIENT ID and CLIENT UNBLOCK must reach the key's primary.
+func TestClusterBlockingPopCancelKeepsItems(t *testing.T) {
+	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	blockingPopRace(t, ctx, m.engine(t, Options{}))
+}

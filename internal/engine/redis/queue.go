@@ -155,11 +155,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	case timeout <= 0:
 		return "", false, nil
 	}
-	seconds := max(timeout.Seconds(), 0.001)
-	if e.client.Mode() == rueidis.ClientModeCluster {
-		return e.blockingPopCluster(ctx, key, seconds)
-	}
-	return e.blockingPop(ctx, key, seconds)
+	return e.blockingPop(ctx, key, max(timeout.Seconds(), 0.001))
 }
 
 type popReply struct {
@@ -187,10 +183,16 @@ func toPopReply(res rueidis.RedisResult) popReply {
 // returned, never dropped with a closed connection. Should CLIENT UNBLOCK
 // be refused (ACLs), the call returns at once anyway and a goroutine
 // pushes any item that arrives back to the head of the queue.
+//
+// On a cluster, CLIENT ID and CLIENT UNBLOCK carry the key's slot, so that
+// both reach the primary serving the key: the first binds the dedicated
+// connection to that node, the second finds the blocked client there.
+// Should the slot move in between, the server itself ends the BLPOP with a
+// redirect, and its reply is read as usual.
 func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (string, bool, error) {
 	const op = "queue pop"
 	dc, release := e.client.Dedicate()
-	id, err := dc.Do(ctx, dc.B().ClientId().Build()).AsInt64()
+	id, err := dc.Do(ctx, dc.B().ClientId().Build().SetSlot(key)).AsInt64()
 	if err != nil {
 		release()
 		return "", false, interpretError(op, err)
@@ -216,7 +218,7 @@ func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (
 	// more): its reply is then on the way, or the command has not reached
 	// the server, so wait a little for the reply and try again.
 	for {
-		unblock := e.client.B().ClientUnblock().ClientId(id).Timeout().Build()
+		unblock := e.client.B().ClientUnblock().ClientId(id).Timeout().Build().SetSlot(key)
 		n, err := e.client.Do(context.WithoutCancel(ctx), unblock).AsInt64()
 		if err != nil {
 			// The BLPOP ends at its own timeout; until then, this waits for
@@ -248,25 +250,6 @@ func (e *Engine) afterUnblock(wait context.Context, op string, r popReply, relea
 		return r.item, true, nil
 	}
 	return "", false, e.waitError(wait, op)
-}
-
-// blockingPopCluster is BLPOP through the shared blocking pool: a cluster
-// client cannot name the node of a keyless CLIENT ID on a dedicated
-// connection. rueidis unblocks on cancel; an item the server pops in the
-// instant before the unblock lands is lost with the connection, a window
-// the standalone path does not have.
-func (e *Engine) blockingPopCluster(ctx context.Context, key string, seconds float64) (string, bool, error) {
-	const op = "queue pop"
-	wait, stop := e.blockingContext(ctx)
-	defer stop()
-	r := toPopReply(e.client.Do(wait, e.client.B().Blpop().Key(key).Timeout(seconds).Build().UnblockOnCancel()))
-	if r.err != nil {
-		if wait.Err() != nil {
-			return "", false, e.waitError(wait, op)
-		}
-		return "", false, interpretError(op, r.err)
-	}
-	return r.item, r.ok, nil
 }
 
 // QueuePopN is LPOP with a count: one atomic, non-blocking step.

@@ -546,32 +546,6 @@ func TestOverflowEnvelopeRandomBytes(t *testing.T) {
 	}
 }
 
-// TestBlockingPopClusterPath runs the cluster client's BLPOP path (shared
-// blocking pool, rueidis unblocking on cancel) against a standalone server.
-func TestBlockingPopClusterPath(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	key := f.e.keys.Queue("q").List
-	if _, ok, err := f.e.blockingPopCluster(f.ctx, key, 0.001); ok || err != nil {
-		t.Fatalf("pop of an empty queue: %v %v", ok, err)
-	}
-	f.add(t, "q", engine.PolicyDLQ, 0, "a")
-	if item, ok, err := f.e.blockingPopCluster(f.ctx, key, 1); item != "a" || !ok || err != nil {
-		t.Fatalf("pop: %q %v %v", item, ok, err)
-	}
-	ctx, cancel := context.WithCancel(f.ctx)
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := f.e.blockingPopCluster(ctx, key, 3600)
-		done <- err
-	}()
-	f.waitBlocked(t)
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled pop returned %v", err)
-	}
-}
-
 // TestQueuePopCancelWithoutUnblockRight runs the pop as a user that may not
 // CLIENT UNBLOCK: the cancelled call still returns at once, and an item the
 // abandoned BLPOP takes afterwards goes back to the head of the queue.
@@ -682,4 +656,71 @@ func TestQueuePopCancelKeepsItems(t *testing.T) {
 		}
 	}
 	t.Logf("%d popped, %d still queued", total-len(left), len(left))
+}
+
+// blockingPopRace cancels blocking pops at random moments while items
+// arrive: a BLPOP cancelled just as the server hands it an item must still
+// return that item (or hand it back), so every item added is either popped
+// once or still queued.
+func blockingPopRace(t *testing.T, ctx context.Context, e *Engine) {
+	t.Helper()
+	const total = 400
+	var mu sync.Mutex
+	seen := make(map[string]int, total)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range total {
+			if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "race", Items: []string{fmt.Sprintf("item-%d", i)}}); err != nil {
+				t.Errorf("add: %v", err)
+				return
+			}
+		}
+	}()
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				pctx, cancel := context.WithCancel(ctx)
+				timer := time.AfterFunc(time.Duration(rand.IntN(2000))*time.Microsecond, cancel)
+				item, ok, err := e.QueuePop(pctx, "race", 20*time.Millisecond)
+				timer.Stop()
+				cancel()
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("pop: %v", err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					seen[item]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e.Close() // waits for any hand-back
+	left, err := e.client.Do(ctx, e.client.B().Lrange().Key(e.keys.Queue("race").List).Start(0).Stop(-1).Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range left {
+		seen[it]++
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct items popped or queued; %d were added", len(seen), total)
+	}
+	for it, n := range seen {
+		if n != 1 {
+			t.Fatalf("item %q seen %d times", it, n)
+		}
+	}
+}
+
+func TestBlockingPopCancelKeepsItems(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	blockingPopRace(t, f.ctx, f.e)
 }
