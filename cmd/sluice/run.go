@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice"
 )
@@ -93,4 +95,150 @@ func (e *env) subcommand(ctx context.Context, group string, args []string, verbs
 		return usagef("%s: unknown subcommand %q", group, args[0])
 	}
 	return f(ctx, args[1:])
+}
+
+// Exit codes. Scripts rely on them, so they never change meaning.
+const (
+	exitOK       = 0
+	exitFailure  = 1 // a runtime error: connection, engine, I/O
+	exitUsage    = 2 // bad arguments or configuration
+	exitRejected = 3 // queue add: the queue was full under the reject policy
+	exitEmpty    = 4 // queue get: nothing arrived before the timeout
+)
+
+// exitError carries an exit code other than exitFailure up to run. A nil
+// err means the command already said everything it had to say.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usagef reports bad arguments (exit 2).
+func usagef(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// silent exits with code without printing anything more.
+func silent(code int) error { return &exitError{code: code} }
+
+// exitCode maps a command's error to the process exit code. Argument errors
+// the library detects (a bad queue name, a negative timeout) are usage
+// errors too: retrying will not help, fixing the command line will.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, sluice.ErrInvalidName), errors.Is(err, sluice.ErrInvalidArgument):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting, with
+// a usage text of its own.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: sluice %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses fs's flags wherever they appear among args, so that
+// `queue add q '{}' --policy reject` works as well as the flags-first
+// order the flag package expects. Everything after "--" is positional,
+// which is how a JSON argument that starts with '-' (a negative number)
+// is passed.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			// The flag package has printed the problem and the usage.
+			return nil, silent(exitUsage)
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(fs *flag.FlagSet, got []string, names ...string) error {
+	if len(got) == len(names) {
+		return nil
+	}
+	fs.Usage()
+	if len(got) < len(names) {
+		return usagef("%s: missing %s", fs.Name(), strings.Join(names[len(got):], " "))
+	}
+	return usagef("%s: unexpected argument %q", fs.Name(), got[len(names)])
+}
+
+// durationValue is a flag.Value for durations that also accepts a bare
+// number of seconds ("5"), as the original service's timeouts were given.
+type durationValue struct{ d *time.Duration }
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*v.d = d
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs < 0 {
+			return 0, fmt.Errorf("negative duration %q", s)
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (want 5s, 250ms or a number of seconds)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("negative duration %q", s)
+	}
+	return d, nil
+}
+
+func durationFlag(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	fs.Var(durationValue{&d}, name, usage)
+	return &d
 }
