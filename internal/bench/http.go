@@ -70,6 +70,9 @@ func HTTP(ctx context.Context, o Options, h HTTPOptions) (server.HTTPBenchReport
 func serveAndMeasure(ctx context.Context, client *sluice.Client, cfg server.HTTPBenchConfig) (server.HTTPBenchReport, error) {
 	scfg := server.DefaultConfig()
 	scfg.Addr = "127.0.0.1:0"
+	// Like the baseline's script, whose bound is never reached: a queue
+	// that overflows would measure the dlq policy's extra work instead.
+	scfg.QueueMaxSize = notFull
 	if cfg.APIKey != "" {
 		scfg.APIKeys = []string{cfg.APIKey}
 	}

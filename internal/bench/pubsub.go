@@ -190,21 +190,29 @@ func (f *fanout) publish(ctx context.Context, publish publishFunc, n int, paced 
 	errs := make([]error, fullRatePublishers)
 	if paced {
 		wg.Go(func() {
-			tick := time.NewTicker(time.Second / pacedRate)
-			defer tick.Stop()
-			for {
-				select {
-				case <-pctx.Done():
-					return
-				case <-tick.C:
-					if _, err := publish(pctx, f.message(int64(time.Since(f.base)))); err != nil {
-						if pctx.Err() == nil {
-							errs[0] = err
-						}
+			// Publish on a schedule rather than a ticker: a late publish is
+			// followed by the ones it delayed, so the rate holds on average.
+			interval := time.Second / pacedRate
+			for i := 0; ; i++ {
+				if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-pctx.Done():
+						t.Stop()
 						return
+					case <-t.C:
 					}
-					published.Add(1)
 				}
+				if pctx.Err() != nil {
+					return
+				}
+				if _, err := publish(pctx, f.message(int64(time.Since(f.base)))); err != nil {
+					if pctx.Err() == nil {
+						errs[0] = err
+					}
+					return
+				}
+				published.Add(1)
 			}
 		})
 	} else {
