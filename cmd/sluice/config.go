@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,8 +48,21 @@ func isSet(fs *flag.FlagSet, name string) bool {
 type target struct {
 	url     string // what sluice.Open gets
 	display string // the URL with any password removed, for messages
+	// source names the setting the URL came from, for error messages.
+	source string
 	// ephemeral: the in-memory embedded engine, gone when the process ends.
 	ephemeral bool
+}
+
+// openError reports a failed sluice.Open. A URL the library refuses is a
+// configuration mistake (exit 2) and names the setting it came from;
+// anything else (unreachable, refused credentials) is a runtime error.
+func (t target) openError(err error) error {
+	var urlErr *redisconn.URLError
+	if errors.As(err, &urlErr) || errors.Is(err, sluice.ErrInvalidArgument) {
+		return usagef("%s: %w", t.source, err)
+	}
+	return fmt.Errorf("open %s: %w", t.display, err)
 }
 
 // resolve picks the engine: a flag beats the environment; --redis and
@@ -56,6 +70,7 @@ type target struct {
 func (c *connFlags) resolve(getenv func(string) string) (target, error) {
 	redisURL, dataDir := c.redis, c.dataDir
 	redisFlag, dirFlag := isSet(c.fs, "redis"), isSet(c.fs, "data-dir")
+	redisSource, dirSource := "--redis", "--data-dir"
 	switch {
 	case redisFlag && dirFlag:
 		return target{}, usagef("--redis and --data-dir select different engines; give one")
@@ -65,22 +80,23 @@ func (c *connFlags) resolve(getenv func(string) string) (target, error) {
 		redisURL = ""
 	default:
 		redisURL, dataDir = getenv("REDIS_URL"), getenv("SLUICE_DATA_DIR")
+		redisSource, dirSource = "REDIS_URL", "SLUICE_DATA_DIR"
 		if redisURL != "" && dataDir != "" {
 			return target{}, usagef("REDIS_URL and SLUICE_DATA_DIR select different engines; unset one")
 		}
 	}
 	switch {
 	case redisURL != "":
-		return target{url: redisURL, display: displayURL(redisURL)}, nil
+		return target{url: redisURL, display: displayURL(redisURL), source: redisSource}, nil
 	case dataDir != "":
 		abs, err := filepath.Abs(dataDir)
 		if err != nil {
-			return target{}, usagef("data dir %q: %v", dataDir, err)
+			return target{}, usagef("%s %q: %v", dirSource, dataDir, err)
 		}
 		u := "file://" + filepath.ToSlash(abs)
-		return target{url: u, display: u}, nil
+		return target{url: u, display: u, source: dirSource}, nil
 	}
-	return target{url: "mem://", display: "mem://", ephemeral: true}, nil
+	return target{url: "mem://", display: "mem://", source: "the embedded engine", ephemeral: true}, nil
 }
 
 // displayURL is a URL safe to print: passwords of Redis URLs are redacted;
@@ -217,7 +233,7 @@ func (e *env) open(ctx context.Context, c *connFlags) (*sluice.Client, error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	client, err := sluice.Open(ctx, t.url, s.options(c.prefix(e.getenv), log)...)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", t.display, err)
+		return nil, t.openError(err)
 	}
 	return client, nil
 }

@@ -67,6 +67,8 @@ func TestBadArguments(t *testing.T) {
 		{"serve bad addr", map[string]string{"SLUICE_ADDR": "nowhere"}, []string{"serve"}, "SLUICE_ADDR"},
 		{"serve empty api key", nil, []string{"serve", "--api-keys", "a,,b"}, "--api-keys"},
 		{"serve bad body limit", nil, []string{"serve", "--max-body-bytes", "0"}, "--max-body-bytes"},
+		{"serve bad REDIS_URL", map[string]string{"REDIS_URL": "redis://:pw@host:notaport/0"}, []string{"serve"}, "REDIS_URL: "},
+		{"bad --redis scheme", nil, []string{"queue", "len", "q", "--redis", "ftp://x"}, "--redis: "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,6 +76,9 @@ func TestBadArguments(t *testing.T) {
 			r := cli(t, c.env, "", c.args...).want(t, exitUsage)
 			if !strings.Contains(r.stderr, c.message) {
 				t.Fatalf("stderr %q does not mention %q", r.stderr, c.message)
+			}
+			if strings.Contains(r.stderr, ":pw@") {
+				t.Fatalf("stderr shows a password: %q", r.stderr)
 			}
 			if c.name != "no command" && strings.Contains(c.name, "add") && r.stdout != "" {
 				t.Fatalf("bad arguments printed %q on stdout", r.stdout)

@@ -57,7 +57,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 
 	client, err := sluice.Open(ctx, t.url, s.options(conn.prefix(e.getenv), log)...)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", t.display, err)
+		return t.openError(err)
 	}
 	err = e.runServer(ctx, client, cfg, log, t)
 	// Closing flushes the durable engine's log: its failure is the run's.
