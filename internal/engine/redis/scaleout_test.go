@@ -29,8 +29,8 @@ func TestScaleOutRates(t *testing.T) {
 		phase   = 3 * time.Second
 	)
 	type row struct {
-		name          string
-		add, received float64
+		name                   string
+		add, durable, received float64
 	}
 	var rows []row
 	for _, tc := range []struct{ name, env string }{
@@ -39,6 +39,7 @@ func TestScaleOutRates(t *testing.T) {
 	} {
 		m := connectEnv(t, tc.env)
 		e := m.engine(t, Options{})
+		durableEngine := m.engine(t, Options{MinReplicasAck: 1})
 		ctx := context.Background()
 		rate := func(body func(w int) (int, error)) float64 {
 			var done atomic.Int64
@@ -67,6 +68,10 @@ func TestScaleOutRates(t *testing.T) {
 			_, err := e.QueueAdd(ctx, engine.AddParams{Queue: fmt.Sprintf("q%d", w%queues), Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1 << 40})
 			return 1, err
 		})
+		durable := rate(func(w int) (int, error) {
+			_, err := durableEngine.QueueAdd(ctx, engine.AddParams{Queue: fmt.Sprintf("q%d", w%queues), Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1 << 40})
+			return 1, err
+		})
 		recv := rate(func(w int) (int, error) {
 			q := fmt.Sprintf("q%d", w%queues)
 			ds, err := e.QueueReceive(ctx, engine.ReceiveParams{Queue: q, Count: 1, Lease: time.Minute, MaxDeliveries: 3})
@@ -80,11 +85,11 @@ func TestScaleOutRates(t *testing.T) {
 			}
 			return len(ds), nil
 		})
-		rows = append(rows, row{tc.name, add, recv})
+		rows = append(rows, row{tc.name, add, durable, recv})
 	}
 	t.Logf("%d queues, %d goroutines, %s per phase, GOMAXPROCS %d, %d CPUs", queues, workers, phase, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	t.Logf("%-24s %12s %16s", "topology", "adds/s", "receive+ack/s")
+	t.Logf("%-24s %12s %22s %16s", "topology", "adds/s", "adds/s (WAIT 1 replica)", "receive+ack/s")
 	for _, r := range rows {
-		t.Logf("%-24s %12.0f %16.0f", r.name, r.add, r.received)
+		t.Logf("%-24s %12.0f %22.0f %16.0f", r.name, r.add, r.durable, r.received)
 	}
 }

@@ -279,11 +279,21 @@ func consume(ctx context.Context, e *Engine, l *ledger, queue string, stop <-cha
 // ack. Every add that succeeded must be acked exactly once, or be in the
 // failed DLQ; callers may see errors (ASK, TRYAGAIN) but nothing accepted
 // may vanish.
+//
+// It runs twice: with plain adds, and with MinReplicasAck 1, whose writes
+// follow MOVED and ASK by hand (writeDurable).
 func TestClusterReshardBusyQueue(t *testing.T) {
 	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
 	gate(t, "SLUICE_TEST_CLUSTER_RESHARD")
+	t.Run("plain", func(t *testing.T) { reshardBusyQueue(t, m, Options{}) })
+	t.Run("durable", func(t *testing.T) {
+		reshardBusyQueue(t, m, Options{MinReplicasAck: 1, ReplicasAckTimeout: 5 * time.Second})
+	})
+}
+
+func reshardBusyQueue(t *testing.T, m multiNode, opts Options) {
 	c := m.conn.Client
-	e := m.engine(t, Options{})
+	e := m.engine(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const queue = "busy"
