@@ -13,7 +13,9 @@ import (
 // shares. It runs the standalone layout: the suite's WrongType case relies
 // on a queue and a cache entry of the same name sharing one key, which the
 // cluster layout's hash tags deliberately change (see
-// TestClusterLayoutKeepsOneSlot for that layout).
+// TestClusterLayoutKeepsOneSlot for that layout on this server, and
+// TestClusterConformance and TestSentinelConformance for the suite on those
+// topologies).
 func TestConformance(t *testing.T) {
 	enginetest.Run(t, enginetest.Harness{Name: "redis", New: func(t *testing.T) engine.Engine {
 		c := redistest.Client(t)
