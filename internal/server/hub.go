@@ -61,9 +61,11 @@ type subscriber struct {
 	out  chan []frame
 	done chan struct{}
 	once sync.Once
-	// code and reason say why the hub disconnected the client.
+	// code and reason say why the hub disconnected the client; abrupt
+	// skips the close handshake for a peer known to be unresponsive.
 	code   websocket.StatusCode
 	reason string
+	abrupt bool
 
 	mu       sync.Mutex
 	channels map[string]struct{}
@@ -77,6 +79,15 @@ func newSubscriber(buffer int) *subscriber {
 func (sb *subscriber) kill(code websocket.StatusCode, reason string) {
 	sb.once.Do(func() {
 		sb.code, sb.reason = code, reason
+		close(sb.done)
+	})
+}
+
+// drop disconnects a subscriber whose peer stopped answering, without
+// waiting for a close handshake it would never complete.
+func (sb *subscriber) drop(reason string) {
+	sb.once.Do(func() {
+		sb.code, sb.reason, sb.abrupt = websocket.StatusGoingAway, reason, true
 		close(sb.done)
 	})
 }

@@ -88,13 +88,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	pingerDone := make(chan struct{})
 	go func() { defer close(pingerDone); c.ping(ctx) }()
 	defer func() {
+		// Cancelling unblocks a reader waiting to hand over a reply and
+		// stops the pinger; CloseNow unblocks a read the close handshake
+		// did not end.
 		cancel()
-		<-pingerDone
-	}()
-	defer func() {
-		// Unblocks the reader when the close handshake did not.
 		_ = conn.CloseNow()
 		<-readerDone
+		<-pingerDone
 	}()
 
 	idle := time.NewTimer(s.cfg.IdleTimeout)
@@ -118,7 +118,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 			}
 			idle.Reset(s.cfg.IdleTimeout)
 		case <-sb.done:
-			_ = conn.Close(sb.code, sb.reason)
+			if !sb.abrupt {
+				_ = conn.Close(sb.code, sb.reason)
+			}
 			return
 		case <-s.stopping:
 			_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
@@ -262,7 +264,7 @@ func (c *wsClient) ping(ctx context.Context) {
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				c.sb.kill(websocket.StatusGoingAway, "ping timeout")
+				c.sb.drop("ping timeout")
 			}
 			return
 		}

@@ -261,13 +261,16 @@ func TestWebSocketIdleAndPing(t *testing.T) {
 func TestWebSocketPingTimeout(t *testing.T) {
 	t.Parallel()
 	engines(t, func(c *Config) {
-		c.PingInterval = 10 * time.Millisecond
-		c.PingTimeout = 50 * time.Millisecond
+		c.PingInterval = 20 * time.Millisecond
+		c.PingTimeout = 200 * time.Millisecond
 	}, func(t *testing.T, b *bundle) {
 		c := b.dial("/v1/ws?channels=quiet")
-		// A client that never reads never answers a ping.
+		// The handshake completes before the server counts the client; a
+		// pong means it is counted. From then on the client reads nothing,
+		// so it answers no ping.
+		wsSync(t, c)
 		waitFor(t, "dead client dropped", func() bool { return counter(t, b.srv.metrics.wsClients) == 0 })
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		for {
 			_, _, err := c.Read(ctx)
@@ -327,4 +330,24 @@ func TestWSTextFrameHeader(t *testing.T) {
 			t.Fatalf("%d bytes: header says %d", tc.n, n)
 		}
 	}
+}
+
+// TestWebSocketCommandFlood: a client that sends commands faster than it
+// reads replies is served, then closes cleanly.
+func TestWebSocketCommandFlood(t *testing.T) {
+	t.Parallel()
+	b := start(t, openClient(t, "embedded"), nil)
+	c := b.dial("/v1/ws?channels=flood")
+	for range 200 {
+		wsSend(t, c, `{"type":"ping"}`)
+	}
+	for range 200 {
+		if m := wsRead(t, c); m["type"] != "pong" {
+			t.Fatalf("reply %v", m)
+		}
+	}
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "client gone", func() bool { return counter(t, b.srv.metrics.wsClients) == 0 })
 }
