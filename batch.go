@@ -220,18 +220,25 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		b.nackAll(sctx, ds, err.Error())
 		return nil
 	}
-	var failed []Item
-	var ackErr error
-	for _, d := range ds {
-		if err := d.Ack(sctx); err != nil {
-			failed = append(failed, d.Item)
-			ackErr = errors.Join(ackErr, err)
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	acked, err := b.q.AckBatch(sctx, ids...)
+	if err != nil {
+		// Whether the ack happened is unknown: unacked items come back when
+		// their lease expires (at-least-once; handlers must be idempotent).
+		b.o.OnError(items, fmt.Errorf("sluice: ack after handling failed, items may be redelivered: %w", err))
+		return nil
+	}
+	var lost []Item
+	for i, ok := range acked {
+		if !ok {
+			lost = append(lost, ds[i].Item)
 		}
 	}
-	if ackErr != nil {
-		// The lease was lost before the ack: those items will be delivered
-		// again (at-least-once); the handler must be idempotent.
-		b.o.OnError(failed, fmt.Errorf("sluice: ack after handling failed, items will be redelivered: %w", ackErr))
+	if len(lost) > 0 {
+		b.o.OnError(lost, fmt.Errorf("sluice: %d leases ran out before the ack; those items will be delivered again: %w", len(lost), ErrLeaseNotFound))
 	}
 	return nil
 }

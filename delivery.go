@@ -122,6 +122,21 @@ func (q *Queue) Ack(ctx context.Context, id string) error {
 	return nil
 }
 
+// AckBatch settles several deliveries in one atomic step (one round trip
+// on Redis). acked[i] tells whether ids[i] still held its lease; a false
+// one was already settled, or its item went to another consumer (what Ack
+// reports as ErrLeaseNotFound).
+func (q *Queue) AckBatch(ctx context.Context, ids ...string) (acked []bool, err error) {
+	if q.nameErr != nil {
+		return nil, q.nameErr
+	}
+	acked, err = q.c.eng.QueueAckBatch(ctx, q.name, ids)
+	if err != nil {
+		return nil, fmt.Errorf("sluice: ack %d deliveries on %q: %w", len(ids), q.name, err)
+	}
+	return acked, nil
+}
+
 // Nack ends a delivery by ID; see Delivery.Nack. maxDeliveries <= 0 means
 // the queue's setting.
 func (q *Queue) Nack(ctx context.Context, id string, delay time.Duration, reason string, maxDeliveries int) (bool, error) {

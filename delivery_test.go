@@ -123,3 +123,38 @@ func TestDLQListShowsMalformedEntriesRaw(t *testing.T) {
 		}
 	})
 }
+
+func TestAckBatch(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("bulk")
+		items := make([]any, 100)
+		for i := range items {
+			items[i] = i
+		}
+		if _, err := q.AddBatch(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := q.ReceiveBatch(ctx, 100, 0, sluice.ReceiveOptions{})
+		if err != nil || len(ds) != 100 {
+			t.Fatalf("receive: %d %v", len(ds), err)
+		}
+		ids := make([]string, 0, 101)
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+		ids = append(ids, ds[0].ID) // settled by then
+		acked, err := q.AckBatch(ctx, ids...)
+		if err != nil || len(acked) != 101 {
+			t.Fatalf("ack batch: %d %v", len(acked), err)
+		}
+		for i, ok := range acked {
+			if ok != (i < 100) {
+				t.Fatalf("acked[%d] = %v", i, ok)
+			}
+		}
+		if p, _ := q.Pressure(ctx); p.InFlight != 0 || p.CurrentLength != 0 {
+			t.Fatalf("after ack: %+v", p)
+		}
+	})
+}

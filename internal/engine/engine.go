@@ -87,6 +87,10 @@ type LeaseEngine interface {
 	// QueueAck removes a leased item for good. ErrLeaseNotFound when the
 	// lease is unknown, expired and redelivered, or already settled.
 	QueueAck(ctx context.Context, queue, id string) error
+	// QueueAckBatch settles several deliveries of one queue in one atomic
+	// step (one round trip on Redis). acked[i] reports whether ids[i] still
+	// held its lease and is now settled; false is ErrLeaseNotFound for it.
+	QueueAckBatch(ctx context.Context, queue string, ids []string) (acked []bool, err error)
 	// QueueNack ends a lease without success: the item becomes deliverable
 	// again after params.Delay, or moves to the failed DLQ when it has been
 	// delivered params.MaxDeliveries times.

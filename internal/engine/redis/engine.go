@@ -50,7 +50,8 @@ type Engine struct {
 	keys   keyspace.Space
 	owns   bool
 
-	scripts *queueScripts
+	scripts  *queueScripts
+	ackBatch *rueidis.Lua
 	// minReplicas and ackTimeout are Options.MinReplicasAck and
 	// Options.ReplicasAckTimeout (see writeDurable).
 	minReplicas int
@@ -58,6 +59,11 @@ type Engine struct {
 	// registered caches the queue names this process has put in the
 	// registry set, so that an add costs one SADD per queue per process.
 	registered sync.Map
+	// fullQueues holds the names of reject-policy queues whose last add
+	// here found them full: queue_add.lua then checks the length before
+	// pushing (see the script). It is a cost hint only; a stale entry
+	// changes no result.
+	fullQueues sync.Map
 
 	closed atomic.Bool
 	// closing is cancelled by Close so that blocked calls return even when
@@ -85,6 +91,7 @@ func New(client rueidis.Client, opts Options) *Engine {
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
 		scripts:     newQueueScripts(),
+		ackBatch:    newAckBatchScript(),
 		minReplicas: max(opts.MinReplicasAck, 0),
 		ackTimeout:  ackTimeout,
 		closing:     closing,

@@ -1,0 +1,21 @@
+-- lease_ack_batch.lua: settle several deliveries of one queue for good.
+--
+-- KEYS[1]  the leases zset
+-- KEYS[2]  the jobs hash
+-- ARGV     the delivery ids "<seq>.<delivery number>"
+--
+-- Returns one integer per id, in order: 1 when that delivery still held
+-- its lease (as lease_ack.lua decides) and is now settled, 0 otherwise.
+
+local out = {}
+for i = 1, #ARGV do
+  local id = ARGV[i]
+  local seq = string.match(id, '^(%d+)%.%d+$')
+  if seq and redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('HDEL', KEYS[2], seq)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
