@@ -29,9 +29,15 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	if params.MaxSize <= 0 {
 		return e.addUnbounded(ctx, op, k.List, params)
 	}
+	policy := params.Policy.Normalize()
+	wirePolicy := string(policy)
+	_, fullBefore := e.fullQueues.Load(params.Queue)
+	if policy == engine.PolicyReject && fullBefore {
+		wirePolicy = "reject_full"
+	}
 	args := make([]string, 0, 3+len(params.Items))
 	args = append(args,
-		string(params.Policy.Normalize()),
+		wirePolicy,
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
 	)
@@ -45,7 +51,15 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
-	results := simulateAdd(before, params.MaxSize, params.Policy.Normalize(), len(params.Items))
+	results := simulateAdd(before, params.MaxSize, policy, len(params.Items))
+	if policy == engine.PolicyReject {
+		switch full := !results[len(results)-1].Accepted; {
+		case full && !fullBefore:
+			e.fullQueues.Store(params.Queue, struct{}{})
+		case !full && fullBefore:
+			e.fullQueues.Delete(params.Queue)
+		}
+	}
 	e.register(ctx, params.Queue)
 	if applied {
 		return results, ackErr

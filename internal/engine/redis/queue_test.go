@@ -724,3 +724,36 @@ func TestBlockingPopCancelKeepsItems(t *testing.T) {
 	f := setup(t)
 	blockingPopRace(t, f.ctx, f.e)
 }
+
+// TestRejectBothPaths walks a reject queue in and out of full, so that adds
+// run both ways queue_add.lua has for reject (push then take back, and read
+// the length first once the queue was seen full) with the same outcomes.
+func TestRejectBothPaths(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	pop := func(n int) {
+		t.Helper()
+		if _, err := f.e.QueuePopN(f.ctx, "q", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(got, want []engine.AddResult, queue ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("results %+v, want %+v", got, want)
+		}
+		if items := f.rangeAll(t, "q"); !slices.Equal(items, queue) {
+			t.Fatalf("queue %q, want %q", items, queue)
+		}
+	}
+	check(f.add(t, "q", engine.PolicyReject, 3, "a", "b", "c", "d"),
+		[]engine.AddResult{res(true, 1, 0, 0), res(true, 2, 0, 0), res(true, 3, 0, 0), res(false, 3, 0, 0)}, "a", "b", "c")
+	check(f.add(t, "q", engine.PolicyReject, 3, "e"), []engine.AddResult{res(false, 3, 0, 0)}, "a", "b", "c")
+	pop(1)
+	check(f.add(t, "q", engine.PolicyReject, 3, "f", "g"),
+		[]engine.AddResult{res(true, 3, 0, 0), res(false, 3, 0, 0)}, "b", "c", "f")
+	pop(2)
+	check(f.add(t, "q", engine.PolicyReject, 3, "h"), []engine.AddResult{res(true, 2, 0, 0)}, "f", "h")
+	check(f.add(t, "q", engine.PolicyReject, 3, "i", "j"),
+		[]engine.AddResult{res(true, 3, 0, 0), res(false, 3, 0, 0)}, "f", "h", "i")
+}

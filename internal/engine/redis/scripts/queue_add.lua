@@ -3,7 +3,9 @@
 --
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's overflow DLQ list
--- ARGV[1]  policy: "reject", "dlq" or "drop_oldest" (normalized by the caller)
+-- ARGV[1]  policy: "reject", "dlq" or "drop_oldest" (normalized by the
+--          caller), or "reject_full": reject, for a queue the caller last
+--          found full (see below)
 -- ARGV[2]  max size; <= 0 means unbounded
 -- ARGV[3]  the queue's name, JSON-quoted Python style (for DLQ envelopes)
 -- ARGV[4..] the items, already encoded
@@ -40,18 +42,26 @@ local function push(from, to)
   return length
 end
 
--- Every redis.call costs about as much as the script call itself, so every
--- policy pushes first and learns the length from RPUSH: one call when the
+-- Every redis.call costs about as much as the script call itself, so
+-- policies push first and learn the length from RPUSH: one call when the
 -- queue has room. Reject then takes back from the tail what did not fit;
--- nothing else runs inside the script, so nobody sees those items.
-local len = push(first, last) - n
-local evict = 0
-if max > 0 then
-  local over = math.max(0, len + n - max)
-  if policy ~= 'dlq' and policy ~= 'drop_oldest' then
-    if over > 0 then redis.call('RPOP', KEYS[1], math.min(over, n)) end
-  else
-    evict = over
+-- nothing else runs inside the script, so nobody sees those items. For a
+-- queue that is likely full ("reject_full") that would be two calls and
+-- items copied for nothing, so there reject reads the length first.
+local len, evict = 0, 0
+if max > 0 and policy == 'reject_full' then
+  len = redis.call('LLEN', KEYS[1])
+  local fit = math.min(n, math.max(0, max - len))
+  if fit > 0 then push(first, first + fit - 1) end
+else
+  len = push(first, last) - n
+  if max > 0 then
+    local over = math.max(0, len + n - max)
+    if policy == 'dlq' or policy == 'drop_oldest' then
+      evict = over
+    elseif over > 0 then
+      redis.call('RPOP', KEYS[1], math.min(over, n))
+    end
   end
 end
 
