@@ -76,7 +76,8 @@ func TestRunHTTPBenchSmall(t *testing.T) {
 //
 // SLUICE_BENCH_DURATION (default 10s) sets each phase's length,
 // SLUICE_BENCH_ENGINES (default redis,embedded) the engines, and
-// SLUICE_BENCH_SKIP_HTTP=1 reduces the request phases to nothing.
+// SLUICE_BENCH_SKIP_HTTP=1 reduces the request phases to nothing, and
+// SLUICE_BENCH_SKIP_FANOUT=1 skips the fan-out.
 // SLUICE_BENCH_URL measures a server running elsewhere (such as `sluice
 // serve` in another process) instead, with the Redis baseline.
 func TestHTTPBench(t *testing.T) {
@@ -107,6 +108,9 @@ func TestHTTPBench(t *testing.T) {
 			cfg := HTTPBenchConfig{URL: url, Duration: d, FanoutDuration: d}
 			if v := os.Getenv("SLUICE_BENCH_SKIP_HTTP"); v != "" {
 				cfg.Duration = time.Millisecond
+			}
+			if v := os.Getenv("SLUICE_BENCH_SKIP_FANOUT"); v != "" {
+				cfg.FanoutClients = -1
 			}
 			if engine == "redis" {
 				cfg.RedisURL = redistest.URL()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -24,11 +25,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 		b, _ = json.Marshal(errorBody{Error: "encoding the reply failed: " + err.Error()})
 		status = http.StatusInternalServerError
 	}
+	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Del("Content-Length")
+	// With the length known, the flush below sends the whole reply in one
+	// write and the server has nothing left to send when the handler ends
+	// (without it the reply would be chunked: a second write per request).
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	b = append(b, '\n')
 	if _, err := w.Write(b); err != nil {
 		return err
 	}
