@@ -52,6 +52,8 @@ type Engine struct {
 
 	scripts  *queueScripts
 	ackBatch *rueidis.Lua
+	// adds merges concurrent adds to one queue into one script call.
+	adds addCombiner
 	// minReplicas and ackTimeout are Options.MinReplicasAck and
 	// Options.ReplicasAckTimeout (see writeDurable).
 	minReplicas int

@@ -29,6 +29,24 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	if params.MaxSize <= 0 {
 		return e.addUnbounded(ctx, op, k.List, params)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
+	}
+	// A merged call must not fail for one caller's cancellation: it is
+	// bounded by the client's own timeouts instead.
+	wctx := context.WithoutCancel(ctx)
+	key := addKey{queue: params.Queue, policy: params.Policy.Normalize(), max: params.MaxSize}
+	return e.adds.add(key, params.Items, func(items []string) ([]engine.AddResult, error) {
+		p := params
+		p.Items = items
+		return e.addBounded(wctx, p)
+	})
+}
+
+// addBounded is one queue_add.lua call for a (possibly merged) batch.
+func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
+	const op = "queue add"
+	k := e.keys.Queue(params.Queue)
 	policy := params.Policy.Normalize()
 	wirePolicy := string(policy)
 	_, fullBefore := e.fullQueues.Load(params.Queue)
