@@ -6,22 +6,29 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
-// addCombiner merges concurrent adds to one queue into one script call.
+// combiner merges concurrent calls of one kind on one queue into one
+// script call (adds, acks).
 //
-// Every add costs Redis a script invocation whatever its size, and under
+// Every call costs Redis a script invocation whatever its size, and under
 // concurrency that fixed cost, not the items, bounds throughput. So while
-// an add to a queue is in flight, later adds to the same queue (with the
-// same policy and bound) gather in an open group, and when the call in
-// flight returns, the first of them sends the whole group as one batch.
-// The script handles a batch item by item in order, exactly as separate
-// calls would, so every caller gets the results of its own items, each
-// caller's items stay contiguous and in order, and nothing changes for a
-// lone caller: with nothing in flight, an add goes out at once.
-type addCombiner struct {
+// a call for a key is in flight, later calls for the same key gather in an
+// open group, and when the call in flight returns, the first of them sends
+// the whole group as one batch. The scripts handle a batch element by
+// element in order, exactly as separate calls would, so every caller gets
+// the results of its own elements, each caller's elements stay contiguous
+// and in order, and nothing changes for a lone caller: with nothing in
+// flight, a call goes out at once.
+type combiner[K comparable, R any] struct {
 	mu   sync.Mutex
-	open map[addKey]*addGroup // gathering joiners
-	busy map[addKey]*addGroup // in flight
+	open map[K]*group[R] // gathering joiners
+	busy map[K]*group[R] // in flight
 }
+
+// addCombiner merges adds with the same queue, policy and bound.
+type addCombiner = combiner[addKey, engine.AddResult]
+
+// ackCombiner merges acks of one queue.
+type ackCombiner = combiner[string, bool]
 
 type addKey struct {
 	queue  string
@@ -29,22 +36,22 @@ type addKey struct {
 	max    int64
 }
 
-type addGroup struct {
+type group[R any] struct {
 	items []string
 	done  chan struct{}
-	res   []engine.AddResult
+	res   []R
 	err   error
 }
 
 // maxCombined bounds a group, so that one script call stays small.
 const maxCombined = 1000
 
-// add runs exec for items, alone or as part of a group; exec must be safe
+// do runs exec for items, alone or as part of a group; exec must be safe
 // to call for a group's merged items and return one result per item.
-func (c *addCombiner) add(key addKey, items []string, exec func([]string) ([]engine.AddResult, error)) ([]engine.AddResult, error) {
+func (c *combiner[K, R]) do(key K, items []string, exec func([]string) ([]R, error)) ([]R, error) {
 	c.mu.Lock()
 	if c.open == nil {
-		c.open, c.busy = map[addKey]*addGroup{}, map[addKey]*addGroup{}
+		c.open, c.busy = map[K]*group[R]{}, map[K]*group[R]{}
 	}
 	g := c.open[key]
 	if g != nil && len(g.items)+len(items) > maxCombined {
@@ -54,7 +61,7 @@ func (c *addCombiner) add(key addKey, items []string, exec func([]string) ([]eng
 	}
 	leader := g == nil
 	if leader {
-		g = &addGroup{done: make(chan struct{})}
+		g = &group[R]{done: make(chan struct{})}
 		c.open[key] = g
 	}
 	off := len(g.items)
@@ -89,7 +96,7 @@ func (c *addCombiner) add(key addKey, items []string, exec func([]string) ([]eng
 // without results (nothing was applied, or it is unknown whether it was)
 // goes to every caller; results that come with an error (applied, but not
 // confirmed by replicas) are shared out with it.
-func (g *addGroup) slice(off, n int) ([]engine.AddResult, error) {
+func (g *group[R]) slice(off, n int) ([]R, error) {
 	if len(g.res) < off+n {
 		return nil, g.err
 	}

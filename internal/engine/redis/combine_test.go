@@ -36,7 +36,7 @@ func (f *fakeExec) exec(items []string) ([]engine.AddResult, error) {
 	return out, nil
 }
 
-func (c *addCombiner) openSize(k addKey) int {
+func (c *combiner[K, R]) openSize(k K) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if g := c.open[k]; g != nil {
@@ -54,7 +54,7 @@ func TestCombinerGroupsAddsWhileOneIsInFlight(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		results[0], _ = c.add(key, []string{"first"}, f.exec)
+		results[0], _ = c.do(key, []string{"first"}, f.exec)
 	}()
 	// Wait until the first add is in flight, then start ten more, of two
 	// items each; they gather while the first is held.
@@ -71,7 +71,7 @@ func TestCombinerGroupsAddsWhileOneIsInFlight(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			s := strconv.Itoa(i)
-			results[i], _ = c.add(key, []string{s + "a", s + "b"}, f.exec)
+			results[i], _ = c.do(key, []string{s + "a", s + "b"}, f.exec)
 		}()
 	}
 	for c.openSize(key) != 20 {
@@ -99,7 +99,7 @@ func TestCombinerLoneAddGoesOutAtOnce(t *testing.T) {
 	f := &fakeExec{}
 	key := addKey{queue: "q"}
 	for i := range 3 {
-		r, err := c.add(key, []string{"x"}, f.exec)
+		r, err := c.do(key, []string{"x"}, f.exec)
 		if err != nil || len(r) != 1 || r[0].QueueLength != int64(i+1) {
 			t.Fatalf("add %d: %+v %v", i, r, err)
 		}
@@ -112,12 +112,12 @@ func TestCombinerLoneAddGoesOutAtOnce(t *testing.T) {
 func TestCombinerSharesErrors(t *testing.T) {
 	var c addCombiner
 	boom := errors.New("connection lost")
-	_, err := c.add(addKey{queue: "q"}, []string{"x"}, func([]string) ([]engine.AddResult, error) { return nil, boom })
+	_, err := c.do(addKey{queue: "q"}, []string{"x"}, func([]string) ([]engine.AddResult, error) { return nil, boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 	applied := []engine.AddResult{{Accepted: true, QueueLength: 1}}
-	r, err := c.add(addKey{queue: "q"}, []string{"x"}, func([]string) ([]engine.AddResult, error) { return applied, boom })
+	r, err := c.do(addKey{queue: "q"}, []string{"x"}, func([]string) ([]engine.AddResult, error) { return applied, boom })
 	if !errors.Is(err, boom) || len(r) != 1 {
 		t.Fatalf("applied with error: %+v %v", r, err)
 	}

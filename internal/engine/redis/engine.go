@@ -50,10 +50,11 @@ type Engine struct {
 	keys   keyspace.Space
 	owns   bool
 
-	scripts  *queueScripts
-	ackBatch *rueidis.Lua
-	// adds merges concurrent adds to one queue into one script call.
+	scripts *queueScripts
+	// adds and acks merge concurrent calls on one queue into one script
+	// call each.
 	adds addCombiner
+	acks ackCombiner
 	// minReplicas and ackTimeout are Options.MinReplicasAck and
 	// Options.ReplicasAckTimeout (see writeDurable).
 	minReplicas int
@@ -93,7 +94,6 @@ func New(client rueidis.Client, opts Options) *Engine {
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
 		scripts:     newQueueScripts(),
-		ackBatch:    newAckBatchScript(),
 		minReplicas: max(opts.MinReplicasAck, 0),
 		ackTimeout:  ackTimeout,
 		closing:     closing,

@@ -147,18 +147,17 @@ func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) 
 	}
 }
 
-// QueueAck runs lease_ack.lua.
+// QueueAck is QueueAckBatch of one id.
 func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 	const op = "queue ack"
 	if err := e.check(op); err != nil {
 		return err
 	}
-	k := e.keys.Queue(queue)
-	n, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs}, []string{id}).AsInt64()
+	acked, err := e.QueueAckBatch(ctx, queue, []string{id})
 	if err != nil {
-		return interpretError(op, err)
+		return err
 	}
-	if n == 0 {
+	if !acked[0] {
 		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
 	}
 	return nil

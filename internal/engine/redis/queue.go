@@ -36,7 +36,7 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	// bounded by the client's own timeouts instead.
 	wctx := context.WithoutCancel(ctx)
 	key := addKey{queue: params.Queue, policy: params.Policy.Normalize(), max: params.MaxSize}
-	return e.adds.add(key, params.Items, func(items []string) ([]engine.AddResult, error) {
+	return e.adds.do(key, params.Items, func(items []string) ([]engine.AddResult, error) {
 		p := params
 		p.Items = items
 		return e.addBounded(wctx, p)

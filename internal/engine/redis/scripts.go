@@ -16,8 +16,8 @@ var (
 	dlqRequeueLua string
 	//go:embed scripts/lease_receive.lua
 	leaseReceiveLua string
-	//go:embed scripts/lease_ack.lua
-	leaseAckLua string
+	//go:embed scripts/lease_ack_batch.lua
+	leaseAckBatchLua string
 	//go:embed scripts/lease_extend.lua
 	leaseExtendLua string
 	//go:embed scripts/lease_nack.lua
@@ -43,7 +43,7 @@ func newQueueScripts() *queueScripts {
 		queueAdd:     newScript(withEnvelope(queueAddLua)),
 		dlqRequeue:   newScript(withEnvelope(dlqRequeueLua)),
 		leaseReceive: newScript(withEnvelope(leaseReceiveLua)),
-		leaseAck:     newScript(leaseAckLua),
+		leaseAck:     newScript(leaseAckBatchLua),
 		leaseExtend:  newScript(leaseExtendLua),
 		leaseNack:    newScript(withEnvelope(leaseNackLua)),
 	}

@@ -5,7 +5,8 @@
 -- ARGV     the delivery ids "<seq>.<delivery number>"
 --
 -- Returns one integer per id, in order: 1 when that delivery still held
--- its lease (as lease_ack.lua decides) and is now settled, 0 otherwise.
+-- its lease (an expired lease not yet redelivered counts: nobody else
+-- has the item) and is now settled, 0 otherwise.
 
 local out = {}
 for i = 1, #ARGV do
