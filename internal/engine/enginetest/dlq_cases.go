@@ -186,7 +186,7 @@ func dlqCases(t *testing.T, h Harness) {
 			`"a json string"`,
 			engine.OverflowEnvelope("q", "b"),
 		}
-		writeDLQ(t, ctx, e, "q", engine.DLQFailed, foreign)
+		writeDLQ(t, ctx, e, h.Cluster, "q", engine.DLQFailed, foreign)
 		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Policy: engine.PolicyReject, MaxSize: 0})
 		wantRequeue(t, res, engine.RequeueResult{Requeued: 4, Remaining: 6})
 		got := rangeAll(t, ctx, e, "q")
@@ -201,7 +201,7 @@ func dlqCases(t *testing.T, h Harness) {
 		// head is not one of them, or it would block every bounded requeue.
 		t.Parallel()
 		ctx, e := setup(t, h)
-		writeDLQ(t, ctx, e, "q", engine.DLQOverflow, []string{`bad`, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b")})
+		writeDLQ(t, ctx, e, h.Cluster, "q", engine.DLQOverflow, []string{`bad`, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b")})
 		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Count: 1, Policy: engine.PolicyDLQ, MaxSize: 10})
 		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 2})
 		wantQueue(t, ctx, e, "q", "a")
@@ -286,12 +286,18 @@ func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
 // writeDLQ puts raw entries in one of queue's DLQs through its key, which
 // compat.md fixes ("dlq:Q", "dlq:overflow:Q"): that is where the original
 // service and operators write, and the one way to hand an engine entries
-// it did not build itself.
-func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, queue string, kind engine.DLQKind, entries []string) {
+// it did not build itself. In the cluster layout the queue's part of the
+// key carries its hash tag ("dlq:{Q}"), and a queue name with a tag of its
+// own is used as it is, so that name reaches the same key.
+func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, cluster bool, queue string, kind engine.DLQKind, entries []string) {
 	t.Helper()
-	name := "dlq:" + queue
+	tagged := queue
+	if cluster {
+		tagged = "{" + queue + "}"
+	}
+	name := "dlq:" + tagged
 	if kind == engine.DLQOverflow {
-		name = "dlq:overflow:" + queue
+		name = "dlq:overflow:" + tagged
 	}
 	add(t, ctx, e, name, engine.PolicyReject, 0, entries...)
 	n, err := e.DLQLen(ctx, queue, kind)
