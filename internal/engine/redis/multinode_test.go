@@ -170,13 +170,13 @@ func TestMinReplicasAckShortfall(t *testing.T) {
 func TestWriteDurableLoadsScript(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	e := New(f.raw, Options{Keys: keyspace.Space{Prefix: f.prefix}, MinReplicasAck: 1, ReplicasAckTimeout: 10 * time.Millisecond})
+	e := New(f.raw, Options{Keys: keyspace.Space{Prefix: f.prefix}, MinReplicasAck: 50, ReplicasAckTimeout: 10 * time.Millisecond})
 	defer e.Close()
 	s := newScript("-- " + f.prefix + "\nreturn redis.call('RPUSH', KEYS[1], ARGV[1])")
 	key := e.keys.Queue("q").List
 	res, err := e.runScript(f.ctx, "test", s, []string{key}, []string{"x"})
 	if _, ok := ackError(err); !ok {
-		t.Fatalf("runScript error %v; want a ReplicaAckError (the test server has no replicas)", err)
+		t.Fatalf("runScript error %v; want a ReplicaAckError (the test server has fewer than 50 replicas)", err)
 	}
 	if n, err := res.AsInt64(); err != nil || n != 1 {
 		t.Fatalf("script result %d, %v; want 1", n, err)
