@@ -90,6 +90,21 @@ func (c *Client) TryAcquire(ctx context.Context, name string, ttl time.Duration)
 	return &Lock{c: c, name: name, token: token, Fence: fence, expiresAt: start.Add(ttl)}, true, nil
 }
 
+// LockFromToken returns a handle on a lock held under token, taken
+// elsewhere (another process, an HTTP client), so that it can be refreshed
+// or released here. Nothing is checked until Refresh or Release, which
+// answer ErrLockNotHeld when token does not hold the lock. Fence and
+// ExpiresAt are unknown (zero) on such a handle.
+func (c *Client) LockFromToken(name, token string) (*Lock, error) {
+	if err := validateLock(name, time.Second); err != nil {
+		return nil, err
+	}
+	if token == "" {
+		return nil, fmt.Errorf("%w: empty lock token", ErrInvalidArgument)
+	}
+	return &Lock{c: c, name: name, token: token}, nil
+}
+
 // Acquire takes the lock, retrying for up to opts.Wait while it is held.
 // It returns ErrLockHeld when the wait runs out, ctx's error when ctx ends.
 func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, opts LockOptions) (*Lock, error) {

@@ -129,3 +129,30 @@ func TestLockContention(t *testing.T) {
 		}
 	})
 }
+
+func TestLockFromToken(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		l, ok, err := c.TryAcquire(ctx, "shared", time.Minute)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		wrong, _ := c.LockFromToken("shared", "not-the-token")
+		if err := wrong.Release(ctx); !errors.Is(err, sluice.ErrLockNotHeld) {
+			t.Fatalf("release with a wrong token: %v", err)
+		}
+		same, err := c.LockFromToken("shared", l.Token())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := same.Refresh(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := same.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.LockFromToken("shared", ""); !errors.Is(err, sluice.ErrInvalidArgument) {
+			t.Fatalf("empty token: %v", err)
+		}
+	})
+}

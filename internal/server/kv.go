@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -126,47 +125,11 @@ func (s *Server) handleCacheDelete(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, http.StatusOK, map[string]bool{"deleted": n > 0}, "key", key)
 }
 
-// locks remembers the locks this process handed out over HTTP, by name
-// and token, so that refresh and release can find them. Entries go when
-// released or when they expire.
-type locks struct {
-	mu   sync.Mutex
-	held map[lockKey]*sluice.Lock
-}
-
-type lockKey struct{ name, token string }
-
-func (l *locks) put(lk *sluice.Lock) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.held == nil {
-		l.held = make(map[lockKey]*sluice.Lock)
-	}
-	now := time.Now()
-	for k, v := range l.held {
-		if now.After(v.ExpiresAt()) {
-			delete(l.held, k)
-		}
-	}
-	l.held[lockKey{lk.Name(), lk.Token()}] = lk
-}
-
-func (l *locks) get(name, token string) *sluice.Lock {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.held[lockKey{name, token}]
-}
-
-func (l *locks) drop(lk *sluice.Lock) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.held, lockKey{lk.Name(), lk.Token()})
-}
-
-// lockReply is the body of a successful acquire or refresh.
+// lockReply is the body of a successful acquire or refresh. A refresh
+// knows no fencing token (it is issued at acquisition), so it leaves it out.
 type lockReply struct {
 	Token        string    `json:"token"`
-	FencingToken int64     `json:"fencing_token"`
+	FencingToken int64     `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at"`
 }
 
@@ -216,7 +179,6 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) {
 		s.undelivered(r, "released", "lock", name, "release_err", rerr)
 		return
 	}
-	s.locks.put(lk)
 	if werr := writeJSON(w, http.StatusOK, replyOf(lk)); werr != nil {
 		s.undelivered(r, "ok", "lock", name, "reply_err", werr)
 	}
@@ -239,16 +201,15 @@ func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	lk := s.locks.get(name, token)
-	if lk == nil {
-		writeError(w, http.StatusConflict, "lock not held by this token")
+	// Any replica of the service can refresh or release: the token is the
+	// proof of ownership, checked atomically by the engine.
+	lk, err := s.client.LockFromToken(name, token)
+	if err != nil {
+		s.fail(w, r, badRequest("%v", err))
 		return
 	}
 	err = s.write(r, func(ctx context.Context) error { return lk.Refresh(ctx, ttl) })
 	if err != nil {
-		if errors.Is(err, sluice.ErrLockNotHeld) {
-			s.locks.drop(lk)
-		}
 		s.replyErr(w, r, err)
 		return
 	}
@@ -268,16 +229,12 @@ func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("parameter token is required"))
 		return
 	}
-	lk := s.locks.get(name, token)
-	if lk == nil {
-		writeError(w, http.StatusConflict, "lock not held by this token")
+	lk, err := s.client.LockFromToken(name, token)
+	if err != nil {
+		s.fail(w, r, badRequest("%v", err))
 		return
 	}
-	err := s.write(r, lk.Release)
-	if err == nil || errors.Is(err, sluice.ErrLockNotHeld) {
-		s.locks.drop(lk)
-	}
-	if err != nil {
+	if err := s.write(r, lk.Release); err != nil {
 		s.replyErr(w, r, err)
 		return
 	}

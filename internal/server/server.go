@@ -48,7 +48,6 @@ type Server struct {
 	handler http.Handler
 	keys    [][sha256.Size]byte
 	hooks   hooks
-	locks   locks
 
 	// stopping is closed when shutdown begins: blocking gets answer
 	// "empty", WebSocket and SSE clients are closed.
