@@ -3,6 +3,8 @@ package sluice_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,6 +155,69 @@ func TestLockFromToken(t *testing.T) {
 		}
 		if _, err := c.LockFromToken("shared", ""); !errors.Is(err, sluice.ErrInvalidArgument) {
 			t.Fatalf("empty token: %v", err)
+		}
+	})
+}
+
+// The contention test: 20 goroutines, 10,000 acquisitions in all,
+// random pauses inside the critical section, and holders that crash and
+// leave a short-TTL lock to expire. Never two holders at once; fencing
+// tokens strictly increase in acquisition order.
+func TestLockContention10000Rounds(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		const goroutines, rounds = 20, 500
+		var inside atomic.Int32
+		var mu sync.Mutex
+		var lastFence int64
+		var violations, acquired atomic.Int32
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 7))
+				for range rounds {
+					// About one holder in a hundred "crashes": it never releases
+					// and takes a 10 ms TTL, so the lock has to expire before
+					// anyone else gets it.
+					crash := rng.IntN(100) == 0
+					ttl := 2 * time.Second
+					if crash {
+						ttl = 10 * time.Millisecond
+					}
+					l, err := c.Acquire(ctx, "hot", ttl, sluice.LockOptions{Wait: time.Minute, RetryDelay: 100 * time.Microsecond})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					acquired.Add(1)
+					if inside.Add(1) != 1 {
+						violations.Add(1)
+					}
+					mu.Lock()
+					if l.Fence <= lastFence {
+						violations.Add(1)
+					}
+					lastFence = l.Fence
+					mu.Unlock()
+					for range rng.IntN(50) { // a random pause, well inside the TTL
+						runtime.Gosched()
+					}
+					inside.Add(-1)
+					if crash {
+						continue
+					}
+					if err := l.Release(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if acquired.Load() != goroutines*rounds || violations.Load() != 0 {
+			t.Fatalf("%d acquisitions, %d violations", acquired.Load(), violations.Load())
 		}
 	})
 }
