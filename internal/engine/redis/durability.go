@@ -91,12 +91,12 @@ func (e *Engine) runScript(ctx context.Context, op string, s *script, keys, args
 //
 // A ReplicaAckError comes with the write's result: the write was applied.
 func (e *Engine) writeDurable(ctx context.Context, op string, write func(b rueidis.Builder, eval bool) rueidis.Completed) (rueidis.RedisResult, error) {
+	wait := func(b rueidis.Builder) rueidis.Completed {
+		return b.Wait().Numreplicas(int64(e.minReplicas)).Timeout(e.ackTimeout.Milliseconds()).Build()
+	}
 	eval := false
 	node, asking := "", false
 	for redirects := 0; ; {
-		wait := func(b rueidis.Builder) rueidis.Completed {
-			return b.Wait().Numreplicas(int64(e.minReplicas)).Timeout(e.ackTimeout.Milliseconds()).Build()
-		}
 		var res []rueidis.RedisResult
 		if node != "" {
 			c, ok := e.client.Nodes()[node]
@@ -119,15 +119,17 @@ func (e *Engine) writeDurable(ctx context.Context, op string, write func(b rueid
 				eval = true
 				continue
 			}
-			addr, moved := rerr.IsMoved()
-			askAddr, ask := rerr.IsAsk()
-			if (moved || ask) && redirects < maxRedirects {
-				redirects++
-				node, asking = addr, ask
-				if ask {
-					node = askAddr
+			if redirects < maxRedirects {
+				if addr, ok := rerr.IsMoved(); ok {
+					redirects++
+					node, asking = addr, false
+					continue
 				}
-				continue
+				if addr, ok := rerr.IsAsk(); ok {
+					redirects++
+					node, asking = addr, true
+					continue
+				}
 			}
 		}
 		if err != nil {
