@@ -316,3 +316,21 @@ func TestGroupInterleavesRounds(t *testing.T) {
 		t.Fatalf("no ratio against the baseline: %+v", rep.Results[1])
 	}
 }
+
+// TestPublishEndsWhenASubscriberMissesTheEndMarker: a subscriber whose
+// buffer was full drops the end marker; the case must still finish.
+func TestPublishEndsWhenASubscriberMissesTheEndMarker(t *testing.T) {
+	f := &fanout{t: &target{o: Options{Duration: 10 * time.Millisecond}}, base: time.Now()}
+	heard, deaf := &listener{done: make(chan struct{})}, &listener{done: make(chan struct{})}
+	publish := func(_ context.Context, payload string) (int64, error) {
+		f.on(heard, payload) // deaf hears nothing, the marker included
+		return 2, nil
+	}
+	res, err := f.publish(context.Background(), publish, 2, false, []*listener{heard, deaf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ops == 0 || res.items != res.ops {
+		t.Fatalf("published %d, delivered %d", res.ops, res.items)
+	}
+}

@@ -240,15 +240,18 @@ func (f *fanout) publish(ctx context.Context, publish publishFunc, n int, paced 
 	if _, err := publish(ctx, f.message(-1)); err != nil {
 		return tally{}, fmt.Errorf("end marker: %w", err)
 	}
-	wait := time.NewTimer(5 * time.Second)
-	defer wait.Stop()
+	// A subscriber whose buffer was full when the marker came never sees
+	// it: wait for the others, 5 s at most in all.
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
 	for _, l := range listeners {
 		select {
 		case <-l.done:
-		case <-wait.C:
-		case <-ctx.Done():
-			return tally{}, fmt.Errorf("interrupted: %w", ctx.Err())
+		case <-wctx.Done():
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return tally{}, fmt.Errorf("interrupted: %w", err)
 	}
 
 	res := tally{ops: published.Load()}
@@ -270,6 +273,9 @@ func (f *fanout) publish(ctx context.Context, publish publishFunc, n int, paced 
 // sluiceSubscribers subscribes each listener through the Sluice client.
 func (f *fanout) sluiceSubscribers(ctx context.Context, channel string, listeners []*listener) (publishFunc, func() uint64, error) {
 	c := f.t.client
+	// The readers end on rctx as well as on Close, so that stopping never
+	// depends on how an engine ends a closed subscription.
+	rctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var closers []func() uint64
 	stop := func() uint64 {
@@ -277,6 +283,7 @@ func (f *fanout) sluiceSubscribers(ctx context.Context, channel string, listener
 		for _, c := range closers {
 			dropped += c()
 		}
+		cancel()
 		wg.Wait()
 		return dropped
 	}
@@ -293,7 +300,7 @@ func (f *fanout) sluiceSubscribers(ctx context.Context, channel string, listener
 		})
 		wg.Go(func() {
 			for {
-				m, err := sub.Next(context.Background())
+				m, err := sub.Next(rctx)
 				if err != nil {
 					return
 				}
