@@ -37,6 +37,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body, nil
 }
 
+// decodeBody reads the body and decodes it with decode.
+func decodeBody[T any](s *Server, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(body)
+}
+
 // decodeItem decodes a body holding exactly one JSON value into what a
 // queue stores: a JSON string becomes the string itself (compat.md stores
 // strings as they are), anything else stays the JSON text it was sent as.

@@ -115,6 +115,52 @@ func (s *Server) replyErr(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, err)
 }
 
+// handlerFunc is a handler that returns its failure instead of answering
+// it; handle answers it in one place.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts h to net/http. The failure of an engine write (marked by
+// afterWrite) goes to replyErr, since its client may have gone; any other
+// (bad input, a failed read) goes to fail.
+func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var wf writeFailure
+		if errors.As(err, &wf) {
+			s.replyErr(w, r, wf.err)
+			return
+		}
+		s.fail(w, r, err)
+	}
+}
+
+// writeFailure marks the error of an engine write for handle.
+type writeFailure struct{ err error }
+
+func (f writeFailure) Error() string { return f.err.Error() }
+func (f writeFailure) Unwrap() error { return f.err }
+
+// afterWrite marks err, if any, as the failure of an engine write.
+func afterWrite(err error) error {
+	if err == nil {
+		return nil
+	}
+	return writeFailure{err}
+}
+
+// noContent answers 204 to a write that succeeded, or records that its
+// client left before hearing so.
+func (s *Server) noContent(w http.ResponseWriter, r *http.Request, attrs ...any) {
+	if r.Context().Err() != nil {
+		s.undelivered(r, "ok", attrs...)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) undelivered(r *http.Request, outcome string, attrs ...any) {
 	s.metrics.undelivered.WithLabelValues(r.Pattern, outcome).Inc()
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "client gone before the reply; the outcome stands",
