@@ -10,13 +10,11 @@ import (
 
 // handleQueueReceive is POST /v1/queues/{name}/receive?timeout=&lease=&count=
 // (and max_deliveries=): leased, acknowledged delivery.
-func (s *Server) handleQueueReceive(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleQueueReceive(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := s.queueParams(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	p := queryParams(r)
 	timeout := p.duration("timeout", 0, 0, s.cfg.MaxWait)
 	opts := sluice.ReceiveOptions{
 		Lease:         p.duration("lease", sluice.DefaultLease, time.Millisecond, maxLockTTL),
@@ -24,64 +22,48 @@ func (s *Server) handleQueueReceive(w http.ResponseWriter, r *http.Request) {
 	}
 	count := int(p.int("count", 1, 1, maxBatchDeliveries))
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 
-	deadline := time.Now().Add(timeout)
-	for {
-		step := max(s.waitStep(deadline), 0)
-		if s.waitEnded(r) {
-			step = 0
+	var ds []*sluice.Delivery
+	found, err := s.poll(r, timeout, func(ctx context.Context, step time.Duration) (_ bool, err error) {
+		ds, err = q.ReceiveBatch(ctx, count, step, opts)
+		return len(ds) > 0, err
+	})
+	switch {
+	case err != nil:
+		return afterWrite(err)
+	case found:
+		// Leased items the client never sees come back when their lease
+		// expires: nothing is lost, so only log and count.
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
 		}
-		var ds []*sluice.Delivery
-		err := s.waitOp(r, step, func(ctx context.Context) (err error) {
-			ds, err = q.ReceiveBatch(ctx, count, step, opts)
-			return err
-		})
-		if err != nil {
-			s.replyErr(w, r, err)
-			return
-		}
-		if len(ds) > 0 {
-			// Leased items the client never sees come back when their lease
-			// expires: nothing is lost, so only log and count.
-			ids := make([]string, len(ds))
-			for i, d := range ds {
-				ids[i] = d.ID
-			}
-			s.reply(w, r, http.StatusOK, map[string]any{"deliveries": ds}, "queue", q.Name(), "leased_ids", ids)
-			return
-		}
-		if step == 0 || !time.Now().Before(deadline) || s.waitEnded(r) {
-			if r.Context().Err() == nil {
-				w.WriteHeader(http.StatusNoContent)
-			}
-			return
-		}
+		s.reply(w, r, http.StatusOK, map[string]any{"deliveries": ds}, "queue", q.Name(), "leased_ids", ids)
+	case r.Context().Err() == nil:
+		w.WriteHeader(http.StatusNoContent)
 	}
+	return nil
 }
 
 // handleQueueAck is POST /v1/queues/{name}/ack/{id}.
-func (s *Server) handleQueueAck(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleQueueAck(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.queue(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	id := r.PathValue("id")
 	err = s.write(r, func(ctx context.Context) error { return q.Ack(ctx, id) })
-	s.settled(w, r, q, id, err)
+	return s.settled(w, r, q, id, err)
 }
 
 // handleQueueNack is POST /v1/queues/{name}/nack/{id}?delay=&reason=&max_deliveries=.
-func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := s.queueParams(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	p := queryParams(r)
 	delay := p.duration("delay", 0, 0, maxLockTTL)
 	maxDeliveries := int(p.int("max_deliveries", sluice.DefaultMaxDeliveries, 1, 1000))
 	reason := p.str("reason")
@@ -89,27 +71,22 @@ func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) {
 		p.fail("reason", reason[:32]+"...", "at most 1024 bytes")
 	}
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 	id := r.PathValue("id")
 	err = s.write(r, func(ctx context.Context) error {
 		_, err := q.Nack(ctx, id, delay, reason, maxDeliveries)
 		return err
 	})
-	s.settled(w, r, q, id, err)
+	return s.settled(w, r, q, id, err)
 }
 
-func (s *Server) settled(w http.ResponseWriter, r *http.Request, q *sluice.Queue, id string, err error) {
+func (s *Server) settled(w http.ResponseWriter, r *http.Request, q *sluice.Queue, id string, err error) error {
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
-	if r.Context().Err() != nil {
-		s.undelivered(r, "ok", "queue", q.Name(), "id", id)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, "queue", q.Name(), "id", id)
+	return nil
 }
 
 // dlq parses the kind parameter; def "" makes it required.
@@ -129,45 +106,46 @@ func dlqKind(p *params, def sluice.DLQKind) sluice.DLQKind {
 	return k
 }
 
-// handleDLQList is GET /v1/queues/{name}/dlq?kind=&start=&limit=.
-func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+// dlqParams is queueParams plus the DLQ's kind, def when absent.
+func (s *Server) dlqParams(r *http.Request, def sluice.DLQKind) (*sluice.Queue, *params, sluice.DLQKind, error) {
+	q, p, err := s.queueParams(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return nil, nil, "", err
 	}
-	p := queryParams(r)
-	kind := dlqKind(p, sluice.DLQOverflow)
+	return q, p, dlqKind(p, def), nil
+}
+
+// handleDLQList is GET /v1/queues/{name}/dlq?kind=&start=&limit=.
+func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) error {
+	q, p, kind, err := s.dlqParams(r, sluice.DLQOverflow)
+	if err != nil {
+		return err
+	}
 	start := p.int("start", 0, 0, 1<<40)
 	limit := p.int("limit", 100, 1, sluice.MaxPeek)
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 	entries, total, err := q.DLQ(kind).List(r.Context(), start, limit)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if entries == nil {
 		entries = []sluice.DLQEntry{}
 	}
 	_ = writeJSON(w, http.StatusOK, map[string]any{"items": entries, "total": total})
+	return nil
 }
 
 // handleDLQRequeue is POST /v1/queues/{name}/dlq/requeue?kind=&count=.
-func (s *Server) handleDLQRequeue(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleDLQRequeue(w http.ResponseWriter, r *http.Request) error {
+	q, p, kind, err := s.dlqParams(r, sluice.DLQOverflow)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	p := queryParams(r)
-	kind := dlqKind(p, sluice.DLQOverflow)
 	count := p.int("count", 0, 0, 1<<40)
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 	var res sluice.RequeueResult
 	err = s.write(r, func(ctx context.Context) (err error) {
@@ -175,25 +153,21 @@ func (s *Server) handleDLQRequeue(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	s.reply(w, r, http.StatusOK, res, "queue", q.Name(), "kind", kind)
+	return nil
 }
 
 // handleDLQPurge is DELETE /v1/queues/{name}/dlq?kind=; kind is required,
 // since a purge cannot be undone.
-func (s *Server) handleDLQPurge(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleDLQPurge(w http.ResponseWriter, r *http.Request) error {
+	q, p, kind, err := s.dlqParams(r, "")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	p := queryParams(r)
-	kind := dlqKind(p, "")
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 	var n int64
 	err = s.write(r, func(ctx context.Context) (err error) {
@@ -201,8 +175,8 @@ func (s *Server) handleDLQPurge(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	s.reply(w, r, http.StatusOK, map[string]int64{"purged": n}, "queue", q.Name(), "kind", kind)
+	return nil
 }

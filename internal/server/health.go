@@ -52,21 +52,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 
 // handlePublish is POST /v1/channels/{channel}/messages: body one JSON
 // value (a string is sent as is) -> {"receivers": N}.
-func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	channel := r.PathValue("channel")
 	if err := validateChannel(channel); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	body, err := s.readBody(w, r)
+	v, err := decodeBody(s, w, r, decodeItem)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v, err := decodeItem(body)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var n int64
 	err = s.write(r, func(ctx context.Context) (err error) {
@@ -74,8 +67,8 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	s.reply(w, r, http.StatusOK, map[string]int64{"receivers": n}, "channel", channel)
+	return nil
 }

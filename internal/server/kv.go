@@ -38,91 +38,82 @@ func decodeCacheValue(body []byte) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// pathKey reads the path value param and checks it with validKey.
+func pathKey(r *http.Request, param, what string) (string, error) {
+	k := r.PathValue(param)
+	return k, validKey(what, k)
+}
+
 // handleCachePut is PUT /v1/cache/{key}?ttl=300 (seconds; absent or 0:
 // no expiry).
-func (s *Server) handleCachePut(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if err := validKey("cache key", key); err != nil {
-		s.fail(w, r, err)
-		return
+func (s *Server) handleCachePut(w http.ResponseWriter, r *http.Request) error {
+	key, err := pathKey(r, "key", "cache key")
+	if err != nil {
+		return err
 	}
 	p := queryParams(r)
 	ttl := p.seconds("ttl", 0, maxCacheTTL)
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
-	body, err := s.readBody(w, r)
+	v, err := decodeBody(s, w, r, decodeCacheValue)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v, err := decodeCacheValue(body)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	err = s.write(r, func(ctx context.Context) error { return s.client.Cache().Set(ctx, key, v, ttl) })
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
-	if r.Context().Err() != nil {
-		s.undelivered(r, "ok", "key", key)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, "key", key)
+	return nil
 }
 
 // handleCacheGet is GET and HEAD /v1/cache/{key}: 200 with the value, or
 // 404.
-func (s *Server) handleCacheGet(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if err := validKey("cache key", key); err != nil {
-		s.fail(w, r, err)
-		return
+func (s *Server) handleCacheGet(w http.ResponseWriter, r *http.Request) error {
+	key, err := pathKey(r, "key", "cache key")
+	if err != nil {
+		return err
 	}
 	if r.Method == http.MethodHead {
 		n, err := s.client.Cache().Exists(r.Context(), key)
 		if err != nil {
-			s.fail(w, r, err)
-			return
+			return err
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if n == 0 {
 			w.WriteHeader(http.StatusNotFound)
 		}
-		return
+		return nil
 	}
 	it, ok, err := s.client.Cache().Get(r.Context(), key)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "cache key not found")
-		return
+		return nil
 	}
 	_ = writeJSON(w, http.StatusOK, it)
+	return nil
 }
 
 // handleCacheDelete is DELETE /v1/cache/{key} -> {"deleted": bool}.
-func (s *Server) handleCacheDelete(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if err := validKey("cache key", key); err != nil {
-		s.fail(w, r, err)
-		return
+func (s *Server) handleCacheDelete(w http.ResponseWriter, r *http.Request) error {
+	key, err := pathKey(r, "key", "cache key")
+	if err != nil {
+		return err
 	}
 	var n int64
-	err := s.write(r, func(ctx context.Context) (err error) {
+	err = s.write(r, func(ctx context.Context) (err error) {
 		n, err = s.client.Cache().Delete(ctx, key)
 		return err
 	})
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	s.reply(w, r, http.StatusOK, map[string]bool{"deleted": n > 0}, "key", key)
+	return nil
 }
 
 // lockReply is the body of a successful acquire or refresh. A refresh
@@ -137,27 +128,41 @@ func replyOf(lk *sluice.Lock) lockReply {
 	return lockReply{Token: lk.Token(), FencingToken: lk.Fence, ExpiresAt: lk.ExpiresAt().UTC()}
 }
 
-// handleLockAcquire is POST /v1/locks/{name} {"ttl_ms","wait_ms"}: 200
-// with the token, or 409 when it stayed held for wait_ms.
-func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := validKey("lock name", name); err != nil {
-		s.fail(w, r, err)
-		return
+// lockBody is what the lock routes with a body share: the lock name, then
+// the body.
+func (s *Server) lockBody(w http.ResponseWriter, r *http.Request) (string, []byte, error) {
+	name, err := pathKey(r, "name", "lock name")
+	if err != nil {
+		return "", nil, err
 	}
 	body, err := s.readBody(w, r)
+	return name, body, err
+}
+
+// heldLock is the lock a client names with its token. Any replica of the
+// service can refresh or release: the token is the proof of ownership,
+// checked atomically by the engine.
+func (s *Server) heldLock(name, token string) (*sluice.Lock, error) {
+	lk, err := s.client.LockFromToken(name, token)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return nil, badRequest("%v", err)
+	}
+	return lk, nil
+}
+
+// handleLockAcquire is POST /v1/locks/{name} {"ttl_ms","wait_ms"}: 200
+// with the token, or 409 when it stayed held for wait_ms.
+func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error {
+	name, body, err := s.lockBody(w, r)
+	if err != nil {
+		return err
 	}
 	ttl, wait, err := decodeLockAcquire(body)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if wait > s.cfg.MaxWait {
-		s.fail(w, r, badRequest("\"wait_ms\" must be at most %d", s.cfg.MaxWait.Milliseconds()))
-		return
+		return badRequest("\"wait_ms\" must be at most %d", s.cfg.MaxWait.Milliseconds())
 	}
 	var lk *sluice.Lock
 	err = s.waitOp(r, wait, func(ctx context.Context) (err error) {
@@ -167,80 +172,63 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, sluice.ErrLockHeld):
 		s.reply(w, r, http.StatusConflict, errorBody{Error: "lock is held by another owner"}, "lock", name)
-		return
+		return nil
 	case err != nil:
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	if r.Context().Err() != nil {
 		// Nobody will ever know this token: free the lock now rather than
 		// leave it blocking others until its TTL runs out.
 		rerr := s.write(r, lk.Release)
 		s.undelivered(r, "released", "lock", name, "release_err", rerr)
-		return
+		return nil
 	}
 	if werr := writeJSON(w, http.StatusOK, replyOf(lk)); werr != nil {
 		s.undelivered(r, "ok", "lock", name, "reply_err", werr)
 	}
+	return nil
 }
 
 // handleLockRefresh is POST /v1/locks/{name}/refresh {"token","ttl_ms"}.
-func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := validKey("lock name", name); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.readBody(w, r)
+func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) error {
+	name, body, err := s.lockBody(w, r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	token, ttl, err := decodeLockRefresh(body)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	// Any replica of the service can refresh or release: the token is the
-	// proof of ownership, checked atomically by the engine.
-	lk, err := s.client.LockFromToken(name, token)
+	lk, err := s.heldLock(name, token)
 	if err != nil {
-		s.fail(w, r, badRequest("%v", err))
-		return
+		return err
 	}
 	err = s.write(r, func(ctx context.Context) error { return lk.Refresh(ctx, ttl) })
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	s.reply(w, r, http.StatusOK, replyOf(lk), "lock", name)
+	return nil
 }
 
 // handleLockRelease is DELETE /v1/locks/{name}?token=: 204, or 409 when
 // the token does not hold the lock.
-func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := validKey("lock name", name); err != nil {
-		s.fail(w, r, err)
-		return
+func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathKey(r, "name", "lock name")
+	if err != nil {
+		return err
 	}
 	token := r.URL.Query().Get("token")
 	if token == "" {
-		s.fail(w, r, badRequest("parameter token is required"))
-		return
+		return badRequest("parameter token is required")
 	}
-	lk, err := s.client.LockFromToken(name, token)
+	lk, err := s.heldLock(name, token)
 	if err != nil {
-		s.fail(w, r, badRequest("%v", err))
-		return
+		return err
 	}
 	if err := s.write(r, lk.Release); err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
-	if r.Context().Err() != nil {
-		s.undelivered(r, "ok", "lock", name)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, "lock", name)
+	return nil
 }

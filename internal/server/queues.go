@@ -19,72 +19,79 @@ func (s *Server) queue(r *http.Request) (*sluice.Queue, error) {
 	return s.client.Queue(name, s.cfg.queueOptions()...), nil
 }
 
+// queueParams is queue plus the query parameters most queue routes take.
+func (s *Server) queueParams(r *http.Request) (*sluice.Queue, *params, error) {
+	q, err := s.queue(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q, queryParams(r), nil
+}
+
+// addRequest is what an add route asks for: items for q, under policy.
+type addRequest struct {
+	q      *sluice.Queue
+	policy sluice.Policy
+	opts   []sluice.AddOption
+	items  []any
+}
+
 // add runs one add detached from the request and counts its overflow.
-func (s *Server) add(r *http.Request, q *sluice.Queue, items []any, policy sluice.Policy, opts []sluice.AddOption) ([]sluice.AddResult, error) {
+func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error) {
 	var res []sluice.AddResult
 	err := s.write(r, func(ctx context.Context) (err error) {
-		res, err = q.AddBatch(ctx, items, opts...)
+		res, err = req.q.AddBatch(ctx, req.items, req.opts...)
 		return err
 	})
 	for _, ar := range res {
-		s.metrics.countAdd(q.Name(), policy, ar)
+		s.metrics.countAdd(req.q.Name(), req.policy, ar)
 	}
 	return res, err
 }
 
 // handleDetectionAdd is the seed's POST /detections.
-func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
+func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) error {
+	item, err := decodeBody(s, w, r, decodeObject)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	item, err := decodeObject(body)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	q := s.client.Queue(DetectionsQueue, s.cfg.queueOptions()...)
-	res, err := s.add(r, q, []any{item}, s.cfg.QueueOverflowPolicy, nil)
+	res, err := s.add(r, addRequest{q: q, policy: s.cfg.QueueOverflowPolicy, items: []any{item}})
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	if ar := res[0]; !ar.Success {
 		s.reply(w, r, http.StatusTooManyRequests, map[string]any{"status": "rejected", "error": ar.Error}, "queue", DetectionsQueue)
-		return
+		return nil
 	}
 	s.reply(w, r, http.StatusOK, map[string]any{"status": "queued", "queue_length": res[0].QueueLength}, "queue", DetectionsQueue)
+	return nil
 }
 
 // handleDetectionNext is the seed's GET /detections/next?timeout=5.
-func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) error {
 	p := queryParams(r)
 	timeout := p.seconds("timeout", 5*time.Second, s.cfg.MaxWait)
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 	q := s.client.Queue(DetectionsQueue, s.cfg.queueOptions()...)
-	s.next(w, r, q, timeout, func(it sluice.Item) any { return it }, func() {
+	return s.next(w, r, q, timeout, func(it sluice.Item) any { return it }, func() {
 		_ = writeJSON(w, http.StatusOK, map[string]string{"status": "empty"})
 	})
 }
 
 // handleQueueNext is GET /v1/queues/{name}/next?timeout=5s.
-func (s *Server) handleQueueNext(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleQueueNext(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := s.queueParams(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	p := queryParams(r)
 	timeout := p.duration("timeout", 0, 0, s.cfg.MaxWait)
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
-	s.next(w, r, q, timeout, func(it sluice.Item) any { return map[string]any{"item": it} }, func() {
+	return s.next(w, r, q, timeout, func(it sluice.Item) any { return map[string]any{"item": it} }, func() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -92,40 +99,49 @@ func (s *Server) handleQueueNext(w http.ResponseWriter, r *http.Request) {
 // next pops one item, waiting up to timeout in PollInterval steps, and
 // hands it over. An item the client can no longer receive goes back to
 // the head of the queue.
-func (s *Server) next(w http.ResponseWriter, r *http.Request, q *sluice.Queue, timeout time.Duration, body func(sluice.Item) any, empty func()) {
+func (s *Server) next(w http.ResponseWriter, r *http.Request, q *sluice.Queue, timeout time.Duration, body func(sluice.Item) any, empty func()) error {
+	var it sluice.Item
+	found, err := s.poll(r, timeout, func(ctx context.Context, step time.Duration) (ok bool, err error) {
+		if s.hooks.waiting != nil {
+			s.hooks.waiting(r)
+		}
+		it, ok, err = q.Get(ctx, step)
+		return ok, err
+	})
+	switch {
+	case err != nil:
+		return afterWrite(err)
+	case found:
+		if s.hooks.popped != nil {
+			s.hooks.popped(r)
+		}
+		s.handOver(w, r, q, it, body(it))
+	case r.Context().Err() == nil:
+		empty()
+	}
+	return nil
+}
+
+// poll calls get, which may block for step, until it finds something,
+// timeout has passed or the wait has ended. Each call is detached from the
+// request (see waitOp): it may be taking items off a queue.
+func (s *Server) poll(r *http.Request, timeout time.Duration, get func(ctx context.Context, step time.Duration) (bool, error)) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		step := max(s.waitStep(deadline), 0)
 		if s.waitEnded(r) {
 			step = 0
 		}
-		var (
-			it sluice.Item
-			ok bool
-		)
-		if s.hooks.waiting != nil {
-			s.hooks.waiting(r)
-		}
+		var found bool
 		err := s.waitOp(r, step, func(ctx context.Context) (err error) {
-			it, ok, err = q.Get(ctx, step)
+			found, err = get(ctx, step)
 			return err
 		})
-		if err != nil {
-			s.replyErr(w, r, err)
-			return
-		}
-		if ok {
-			if s.hooks.popped != nil {
-				s.hooks.popped(r)
-			}
-			s.handOver(w, r, q, it, body(it))
-			return
+		if err != nil || found {
+			return found, err
 		}
 		if step == 0 || !time.Now().Before(deadline) || s.waitEnded(r) {
-			if r.Context().Err() == nil {
-				empty()
-			}
-			return
+			return false, nil
 		}
 	}
 }
@@ -159,22 +175,21 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, q *sluice.Queu
 }
 
 // handleQueueList is GET /v1/queues.
-func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 	names, err := s.client.Queues(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := make([]sluice.Pressure, 0, len(names))
 	for _, n := range names {
 		p, err := s.client.Queue(n, s.cfg.queueOptions()...).Pressure(r.Context())
 		if err != nil {
-			s.fail(w, r, err)
-			return
+			return err
 		}
 		out = append(out, p)
 	}
 	_ = writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	return nil
 }
 
 // queueInfo is GET /v1/queues/{name}.
@@ -184,11 +199,10 @@ type queueInfo struct {
 	FailedLength int64 `json:"failed_length"`
 }
 
-func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.queue(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	info := queueInfo{}
@@ -198,129 +212,105 @@ func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	_ = writeJSON(w, http.StatusOK, info)
+	return nil
 }
 
-// addOptions parses ?policy=&max_size= of the add routes.
-func (s *Server) addOptions(r *http.Request) (sluice.Policy, []sluice.AddOption, error) {
-	p := queryParams(r)
-	policy := s.cfg.QueueOverflowPolicy
-	var opts []sluice.AddOption
+// parseAdd parses what the add routes share, in this order: the queue,
+// ?policy=&max_size=, and the body, which decode turns into items.
+func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]byte) ([]any, error)) (addRequest, error) {
+	q, p, err := s.queueParams(r)
+	if err != nil {
+		return addRequest{}, err
+	}
+	req := addRequest{q: q, policy: s.cfg.QueueOverflowPolicy}
 	if v := p.str("policy"); v != "" {
 		pol, err := sluice.ParsePolicy(v)
 		if err != nil {
-			return "", nil, badRequest("parameter policy=%q: want reject, dlq or drop_oldest", v)
+			return addRequest{}, badRequest("parameter policy=%q: want reject, dlq or drop_oldest", v)
 		}
-		policy = pol
-		opts = append(opts, sluice.WithPolicy(pol))
+		req.policy = pol
+		req.opts = append(req.opts, sluice.WithPolicy(pol))
 	}
 	if p.str("max_size") != "" {
-		opts = append(opts, sluice.WithMaxSize(p.int("max_size", 0, -1, 1<<40)))
+		req.opts = append(req.opts, sluice.WithMaxSize(p.int("max_size", 0, -1, 1<<40)))
 	}
-	return policy, opts, p.err
+	if p.err != nil {
+		return addRequest{}, p.err
+	}
+	if req.items, err = decodeBody(s, w, r, decode); err != nil {
+		return addRequest{}, err
+	}
+	return req, nil
 }
 
 // handleQueueAdd is POST /v1/queues/{name}/items.
-func (s *Server) handleQueueAdd(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleQueueAdd(w http.ResponseWriter, r *http.Request) error {
+	req, err := s.parseAdd(w, r, func(body []byte) ([]any, error) {
+		item, err := decodeItem(body)
+		return []any{item}, err
+	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	policy, opts, err := s.addOptions(r)
+	res, err := s.add(r, req)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	item, err := decodeItem(body)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	res, err := s.add(r, q, []any{item}, policy, opts)
-	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	status := http.StatusOK
 	if !res[0].Success {
 		status = http.StatusTooManyRequests
 	}
-	s.reply(w, r, status, res[0], "queue", q.Name())
+	s.reply(w, r, status, res[0], "queue", req.q.Name())
+	return nil
 }
 
 // handleQueueBatch is POST /v1/queues/{name}/batch.
-func (s *Server) handleQueueBatch(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleQueueBatch(w http.ResponseWriter, r *http.Request) error {
+	req, err := s.parseAdd(w, r, decodeBatch)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	policy, opts, err := s.addOptions(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	items, err := decodeBatch(body)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	res := []sluice.AddResult{}
-	if len(items) > 0 {
-		if res, err = s.add(r, q, items, policy, opts); err != nil {
-			s.replyErr(w, r, err)
-			return
+	if len(req.items) > 0 {
+		if res, err = s.add(r, req); err != nil {
+			return afterWrite(err)
 		}
 	}
-	s.reply(w, r, http.StatusOK, map[string]any{"results": res}, "queue", q.Name(), "items", len(items))
+	s.reply(w, r, http.StatusOK, map[string]any{"results": res}, "queue", req.q.Name(), "items", len(req.items))
+	return nil
 }
 
 // handleQueuePeek is GET /v1/queues/{name}/items?start=&end=.
-func (s *Server) handleQueuePeek(w http.ResponseWriter, r *http.Request) {
-	q, err := s.queue(r)
+func (s *Server) handleQueuePeek(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := s.queueParams(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	p := queryParams(r)
 	const bound = 1 << 40
 	start := p.int("start", 0, -bound, bound)
 	end := p.int("end", 100, -bound, bound)
 	if p.err != nil {
-		s.fail(w, r, p.err)
-		return
+		return p.err
 	}
 	items, err := q.Peek(r.Context(), start, end)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if items == nil {
 		items = []sluice.Item{}
 	}
 	_ = writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
 }
 
 // handleQueueClear is DELETE /v1/queues/{name}/items.
-func (s *Server) handleQueueClear(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleQueueClear(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.queue(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var cleared bool
 	err = s.write(r, func(ctx context.Context) (err error) {
@@ -328,8 +318,8 @@ func (s *Server) handleQueueClear(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.replyErr(w, r, err)
-		return
+		return afterWrite(err)
 	}
 	s.reply(w, r, http.StatusOK, map[string]bool{"cleared": cleared}, "queue", q.Name())
+	return nil
 }

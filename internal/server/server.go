@@ -93,40 +93,40 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("POST /detections", s.handleDetectionAdd)
-	m.HandleFunc("GET /detections/next", s.handleDetectionNext)
+	m.HandleFunc("POST /detections", s.handle(s.handleDetectionAdd))
+	m.HandleFunc("GET /detections/next", s.handle(s.handleDetectionNext))
 
 	m.HandleFunc("GET /health", s.handleHealth)
 	m.HandleFunc("GET /health/live", s.handleLive)
 	m.HandleFunc("GET /health/ready", s.handleReady)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.log}}))
 
-	m.HandleFunc("GET /v1/queues", s.handleQueueList)
-	m.HandleFunc("GET /v1/queues/{name}", s.handleQueueInfo)
-	m.HandleFunc("POST /v1/queues/{name}/items", s.handleQueueAdd)
-	m.HandleFunc("GET /v1/queues/{name}/items", s.handleQueuePeek)
-	m.HandleFunc("DELETE /v1/queues/{name}/items", s.handleQueueClear)
-	m.HandleFunc("POST /v1/queues/{name}/batch", s.handleQueueBatch)
-	m.HandleFunc("GET /v1/queues/{name}/next", s.handleQueueNext)
-	m.HandleFunc("POST /v1/queues/{name}/receive", s.handleQueueReceive)
-	m.HandleFunc("POST /v1/queues/{name}/ack/{id}", s.handleQueueAck)
-	m.HandleFunc("POST /v1/queues/{name}/nack/{id}", s.handleQueueNack)
-	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handleDLQList)
-	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handleDLQPurge)
-	m.HandleFunc("POST /v1/queues/{name}/dlq/requeue", s.handleDLQRequeue)
+	m.HandleFunc("GET /v1/queues", s.handle(s.handleQueueList))
+	m.HandleFunc("GET /v1/queues/{name}", s.handle(s.handleQueueInfo))
+	m.HandleFunc("POST /v1/queues/{name}/items", s.handle(s.handleQueueAdd))
+	m.HandleFunc("GET /v1/queues/{name}/items", s.handle(s.handleQueuePeek))
+	m.HandleFunc("DELETE /v1/queues/{name}/items", s.handle(s.handleQueueClear))
+	m.HandleFunc("POST /v1/queues/{name}/batch", s.handle(s.handleQueueBatch))
+	m.HandleFunc("GET /v1/queues/{name}/next", s.handle(s.handleQueueNext))
+	m.HandleFunc("POST /v1/queues/{name}/receive", s.handle(s.handleQueueReceive))
+	m.HandleFunc("POST /v1/queues/{name}/ack/{id}", s.handle(s.handleQueueAck))
+	m.HandleFunc("POST /v1/queues/{name}/nack/{id}", s.handle(s.handleQueueNack))
+	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handle(s.handleDLQList))
+	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handle(s.handleDLQPurge))
+	m.HandleFunc("POST /v1/queues/{name}/dlq/requeue", s.handle(s.handleDLQRequeue))
 
-	m.HandleFunc("POST /v1/channels/{channel}/messages", s.handlePublish)
+	m.HandleFunc("POST /v1/channels/{channel}/messages", s.handle(s.handlePublish))
 	m.HandleFunc("GET /v1/ws", s.handleWebSocket)
 	m.HandleFunc("GET /ws/events", s.handleSeedWebSocket)
 	m.HandleFunc("GET /v1/events", s.handleSSE)
 
-	m.HandleFunc("PUT /v1/cache/{key}", s.handleCachePut)
-	m.HandleFunc("GET /v1/cache/{key}", s.handleCacheGet)
-	m.HandleFunc("DELETE /v1/cache/{key}", s.handleCacheDelete)
+	m.HandleFunc("PUT /v1/cache/{key}", s.handle(s.handleCachePut))
+	m.HandleFunc("GET /v1/cache/{key}", s.handle(s.handleCacheGet))
+	m.HandleFunc("DELETE /v1/cache/{key}", s.handle(s.handleCacheDelete))
 
-	m.HandleFunc("POST /v1/locks/{name}", s.handleLockAcquire)
-	m.HandleFunc("POST /v1/locks/{name}/refresh", s.handleLockRefresh)
-	m.HandleFunc("DELETE /v1/locks/{name}", s.handleLockRelease)
+	m.HandleFunc("POST /v1/locks/{name}", s.handle(s.handleLockAcquire))
+	m.HandleFunc("POST /v1/locks/{name}/refresh", s.handle(s.handleLockRefresh))
+	m.HandleFunc("DELETE /v1/locks/{name}", s.handle(s.handleLockRelease))
 }
 
 // serve is the outermost handler: panic recovery, route lookup (so that
