@@ -51,49 +51,25 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		Name: "sluice_queue_overflow_total",
 		Help: "Adds that found their queue full, by queue and overflow policy.",
 	}, []string{"queue", "policy"})
-	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_queue_rejected_total",
-		Help: "Items rejected because their queue was full (reject policy).",
-	}, []string{"queue"})
-	m.movedToDLQ = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_queue_moved_to_dlq_total",
-		Help: "Items moved to the overflow dead-letter queue to make room.",
-	}, []string{"queue"})
-	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_queue_dropped_total",
-		Help: "Items dropped by the drop_oldest policy.",
-	}, []string{"queue"})
-	m.putBack = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sluice_queue_put_back_total",
-		Help: "Items popped for a client that had gone and put back at the head of their queue.",
-	}, []string{"queue"})
-	m.wsClients = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "sluice_websocket_clients", Help: "Connected WebSocket clients.",
-	})
-	m.sseClients = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "sluice_sse_clients", Help: "Connected Server-Sent Events clients.",
-	})
-	m.fannedOut = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sluice_pubsub_messages_fanned_out_total",
-		Help: "Messages handed to WebSocket and SSE clients (one per client per message).",
-	})
-	m.slowClosed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sluice_pubsub_slow_clients_closed_total",
-		Help: "WebSocket and SSE clients disconnected because their buffer filled up.",
-	})
-	m.engineSubs = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "sluice_pubsub_engine_subscriptions", Help: "Channels with an engine subscription, shared by all clients.",
-	})
-	m.missedGaps = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sluice_pubsub_gaps_total",
-		Help: "Interruptions of an engine subscription, during which messages were missed.",
-	})
-	m.authFailure = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sluice_http_auth_failures_total", Help: "Requests refused for a missing or wrong API key.",
-	})
-	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sluice_http_panics_total", Help: "Handler panics recovered into 500 replies.",
-	})
+	m.rejected = newQueueCounter("sluice_queue_rejected_total",
+		"Items rejected because their queue was full (reject policy).")
+	m.movedToDLQ = newQueueCounter("sluice_queue_moved_to_dlq_total",
+		"Items moved to the overflow dead-letter queue to make room.")
+	m.dropped = newQueueCounter("sluice_queue_dropped_total",
+		"Items dropped by the drop_oldest policy.")
+	m.putBack = newQueueCounter("sluice_queue_put_back_total",
+		"Items popped for a client that had gone and put back at the head of their queue.")
+	m.wsClients = newGauge("sluice_websocket_clients", "Connected WebSocket clients.")
+	m.sseClients = newGauge("sluice_sse_clients", "Connected Server-Sent Events clients.")
+	m.fannedOut = newCounter("sluice_pubsub_messages_fanned_out_total",
+		"Messages handed to WebSocket and SSE clients (one per client per message).")
+	m.slowClosed = newCounter("sluice_pubsub_slow_clients_closed_total",
+		"WebSocket and SSE clients disconnected because their buffer filled up.")
+	m.engineSubs = newGauge("sluice_pubsub_engine_subscriptions", "Channels with an engine subscription, shared by all clients.")
+	m.missedGaps = newCounter("sluice_pubsub_gaps_total",
+		"Interruptions of an engine subscription, during which messages were missed.")
+	m.authFailure = newCounter("sluice_http_auth_failures_total", "Requests refused for a missing or wrong API key.")
+	m.panics = newCounter("sluice_http_panics_total", "Handler panics recovered into 500 replies.")
 	for _, col := range []prometheus.Collector{
 		m.httpDuration, m.undelivered, m.overflow, m.rejected, m.movedToDLQ, m.dropped, m.putBack,
 		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,
@@ -104,6 +80,18 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		f(col)
 	}
 	return m
+}
+
+func newQueueCounter(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"queue"})
+}
+
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func newGauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
 // countAdd records the overflow outcome of one add.
