@@ -167,6 +167,20 @@ func (b *bundle) try(method, path string) (int, []byte, error) {
 	return resp.StatusCode, data, err
 }
 
+// doAsync sends req in the background, for a test that cancels it midway;
+// the channel yields the client's error.
+func (b *bundle) doAsync(req *http.Request) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := b.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	return done
+}
+
 // expect sends a request, checks the status and decodes the JSON reply.
 func (b *bundle) expect(status int, method, path string, body any, header ...string) map[string]any {
 	b.t.Helper()

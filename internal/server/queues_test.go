@@ -284,14 +284,7 @@ func TestNextPutsBackOnDisconnect(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", b.ts.URL+"/v1/queues/pb/next?timeout=10s", nil)
-		done := make(chan error, 1)
-		go func() {
-			resp, err := b.hc.Do(req)
-			if err == nil {
-				resp.Body.Close()
-			}
-			done <- err
-		}()
+		done := b.doAsync(req)
 		if _, err := q.Add(context.Background(), map[string]int{"keep": 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -322,14 +315,7 @@ func TestWriteOutlivesClient(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "POST", b.ts.URL+"/v1/queues/wq/items", strings.NewReader(`{"x": 1}`))
-		done := make(chan error, 1)
-		go func() {
-			resp, err := b.hc.Do(req)
-			if err == nil {
-				resp.Body.Close()
-			}
-			done <- err
-		}()
+		done := b.doAsync(req)
 		<-wrote
 		cancel()
 		<-done
