@@ -10,28 +10,28 @@ import (
 
 // Item is one value read from a queue, a DLQ, a channel or the cache:
 // decompressed, and either JSON or a plain string (compat.md: readers
-// decode JSON and fall back to the raw string).
+// decode JSON and fall back to the raw string). Whether it is JSON is
+// worked out only when asked, so passing items along costs nothing.
 type Item struct {
-	data      []byte
-	isJSON    bool
+	text      string
 	stored    string
 	decodeErr error
 }
 
 // IsJSON reports whether the item is JSON (false: a plain string).
-func (it Item) IsJSON() bool { return it.isJSON }
+func (it Item) IsJSON() bool { return json.Valid([]byte(it.text)) }
 
 // String returns the item as text: a string value itself (whether it was
 // stored plain or JSON-quoted, so Add("42") reads back as 42), otherwise
 // the JSON text.
 func (it Item) String() string {
-	if it.isJSON && len(it.data) > 0 && it.data[0] == '"' {
+	if len(it.text) > 1 && it.text[0] == '"' {
 		var s string
-		if json.Unmarshal(it.data, &s) == nil {
+		if json.Unmarshal([]byte(it.text), &s) == nil {
 			return s
 		}
 	}
-	return string(it.data)
+	return it.text
 }
 
 // Stored returns the item exactly as stored (possibly "Z:" compressed).
@@ -44,10 +44,10 @@ func (it Item) DecodeErr() error { return it.decodeErr }
 
 // JSON returns the item as JSON: a plain string item becomes a JSON string.
 func (it Item) JSON() json.RawMessage {
-	if it.isJSON {
-		return json.RawMessage(it.data)
+	if it.IsJSON() {
+		return json.RawMessage(it.text)
 	}
-	b, _ := json.Marshal(string(it.data))
+	b, _ := json.Marshal(it.text)
 	return b
 }
 
@@ -57,7 +57,14 @@ func (it Item) MarshalJSON() ([]byte, error) { return it.JSON(), nil }
 // Decode unmarshals the item into v. A plain string item decodes into a
 // *string (or anything that accepts a JSON string).
 func (it Item) Decode(v any) error {
-	if err := json.Unmarshal(it.JSON(), v); err != nil {
+	err := json.Unmarshal([]byte(it.text), v)
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		// Not JSON: a plain string item.
+		b, _ := json.Marshal(it.text)
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
 		return &DecodeError{Item: it, Err: err}
 	}
 	return nil
@@ -72,7 +79,7 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("sluice: item (%d bytes) does not decode: %v", len(e.Item.data), e.Err)
+	return fmt.Sprintf("sluice: item (%d bytes) does not decode: %v", len(e.Item.text), e.Err)
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
@@ -88,11 +95,8 @@ func As[T any](it Item) (T, error) {
 // cannot be decompressed is kept raw, with the reason in DecodeErr, so no
 // read path ever drops what it took.
 func (c *Client) decode(stored string) Item {
-	data, isJSON, err := c.codec.Decode(stored)
-	if err != nil {
-		return Item{data: []byte(stored), stored: stored, decodeErr: err}
-	}
-	return Item{data: data, isJSON: isJSON, stored: stored}
+	text, err := c.codec.Decompress(stored)
+	return Item{text: text, stored: stored, decodeErr: err}
 }
 
 func (c *Client) decodeAll(stored []string) []Item {

@@ -133,13 +133,14 @@ func Serialize(v any) (string, error) {
 		}
 		return serializeString(string(x)), nil
 	case json.RawMessage:
-		if !json.Valid(x) {
-			return "", ErrNotJSON
-		}
 		if !utf8.Valid(x) {
 			return "", ErrInvalidUTF8
 		}
-		return Pythonize(x), nil
+		out, ok := transcode(x)
+		if !ok {
+			return "", ErrNotJSON
+		}
+		return out, nil
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -156,6 +157,28 @@ func serializeString(s string) string {
 		return Pythonize(b)
 	}
 	return s
+}
+
+// Decompress reverses the compression of Encode and returns the item's
+// text without inspecting it: a "Z:" value that is not valid base64+zstd is
+// a plain string and comes back as it is. Callers that need to know
+// whether the text is JSON ask json.Valid only when they do.
+func (c *Codec) Decompress(stored string) (string, error) {
+	if !strings.HasPrefix(stored, CompressedPrefix) {
+		return stored, nil
+	}
+	frame, err := base64.StdEncoding.DecodeString(stored[len(CompressedPrefix):])
+	if err != nil {
+		return stored, nil
+	}
+	out, err := c.dec.DecodeAll(frame, nil)
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return stored, fmt.Errorf("codec: compressed value expands beyond %d bytes: %w", c.opts.MaxDecoded, err)
+		}
+		return stored, nil
+	}
+	return string(out), nil
 }
 
 // Decode reverses Encode: it decompresses a "Z:" value and reports whether
@@ -184,57 +207,60 @@ func (c *Codec) Decode(stored string) (data []byte, isJSON bool, err error) {
 // \uXXXX escapes, \b and \f by name. Input must be valid JSON.
 func Pythonize(in []byte) string {
 	var b strings.Builder
-	b.Grow(len(in) + len(in)/8)
+	b.Grow(len(in) + len(in)/8 + 8)
 	inString := false
+	run := 0 // in[run:i] is copied as it is when something must change
 	for i := 0; i < len(in); {
 		c := in[i]
 		if !inString {
 			switch c {
 			case '"':
 				inString = true
-				b.WriteByte(c)
+				i++
 			case ',', ':':
-				b.WriteByte(c)
+				i++
+				b.Write(in[run:i])
 				b.WriteByte(' ')
+				run = i
 			case ' ', '\t', '\n', '\r':
 				// insignificant whitespace of the input; ours is re-added
+				b.Write(in[run:i])
+				i++
+				run = i
 			default:
-				b.WriteByte(c)
+				i++
 			}
-			i++
 			continue
 		}
 		switch {
+		case c == '"':
+			inString = false
+			i++
 		case c == '\\':
-			if i+1 < len(in) && in[i+1] == 'u' && i+6 <= len(in) {
+			if i+6 <= len(in) && in[i+1] == 'u' {
+				named := ""
 				switch string(in[i+2 : i+6]) {
 				case "0008":
-					b.WriteString(`\b`)
-					i += 6
-					continue
+					named = `\b`
 				case "000c", "000C":
-					b.WriteString(`\f`)
+					named = `\f`
+				}
+				if named != "" {
+					b.Write(in[run:i])
+					b.WriteString(named)
 					i += 6
+					run = i
 					continue
 				}
 			}
-			if i+1 < len(in) {
-				b.Write(in[i : i+2])
-				i += 2
-				continue
-			}
-			b.WriteByte(c)
-			i++
-		case c == '"':
-			inString = false
-			b.WriteByte(c)
-			i++
+			i = min(i+2, len(in))
 		case c < utf8.RuneSelf:
-			b.WriteByte(c)
 			i++
 		default:
+			b.Write(in[run:i])
 			r, size := utf8.DecodeRune(in[i:])
 			i += size
+			run = i
 			if r >= 0x10000 {
 				r -= 0x10000
 				writeU(&b, 0xD800+(r>>10))
@@ -244,6 +270,7 @@ func Pythonize(in []byte) string {
 			}
 		}
 	}
+	b.Write(in[run:])
 	return b.String()
 }
 

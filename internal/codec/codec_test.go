@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -202,6 +203,26 @@ func FuzzPythonize(f *testing.F) {
 			if out[i] >= 0x80 {
 				t.Fatalf("non-ASCII byte in %q", out)
 			}
+		}
+	})
+}
+
+// The one-pass transcoder must agree with encoding/json on what is JSON,
+// and write exactly what Pythonize writes for it.
+func FuzzTranscode(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `[1,2.5e-3,-0,"x\u0008"]`, `{"k" : [ true , null ]}`, `01`, `1.`, `"\ud83d\ude00"`, `[`, `{"a":}`, "\"\x01\"", `"é"`, ` 7 `} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		out, ok := transcode([]byte(s))
+		if ok != json.Valid([]byte(s)) {
+			t.Fatalf("transcode(%q) ok=%v, json.Valid=%v", s, ok, !ok)
+		}
+		if ok && out != Pythonize([]byte(s)) {
+			t.Fatalf("transcode(%q) = %q, Pythonize = %q", s, out, Pythonize([]byte(s)))
 		}
 	})
 }
