@@ -64,6 +64,8 @@ func TestBadArguments(t *testing.T) {
 		{"bench bad item size", nil, []string{"bench", "queue", "--item-size", "3"}, "--item-size"},
 		{"serve positional", nil, []string{"serve", "now"}, `unexpected argument "now"`},
 		{"serve bad log format", nil, []string{"serve", "--log-format", "xml"}, "--log-format"},
+		{"serve bad fsync", nil, []string{"serve", "--fsync", "never"}, "--fsync"},
+		{"serve negative replicas", nil, []string{"serve", "--min-replicas-ack", "-1"}, "--min-replicas-ack"},
 		{"serve bad addr", map[string]string{"SLUICE_ADDR": "nowhere"}, []string{"serve"}, "SLUICE_ADDR"},
 		{"serve empty api key", nil, []string{"serve", "--api-keys", "a,,b"}, "--api-keys"},
 		{"serve bad body limit", nil, []string{"serve", "--max-body-bytes", "0"}, "--max-body-bytes"},

@@ -19,18 +19,22 @@ type serveFlags struct {
 	apiKeys      string
 	maxBodyBytes int64
 	logFormat    string
+	minReplicas  int
+	fsync        string
 }
 
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
 	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys required on every route but /health* and /metrics (env SLUICE_API_KEYS)")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&f.minReplicas, "min-replicas-ack", 0, "Redis: every add waits until this many replicas have it (WAIT); 0 = the primary alone")
+	fs.StringVar(&f.fsync, "fsync", "everysec", "durable embedded engine (--data-dir): fsync policy, everysec or always")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -50,12 +54,15 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	log := newLogger(cfg.LogFormat, e)
-	if t.ephemeral {
-		log.Warn("running on the in-memory embedded engine: nothing is persisted; use --data-dir or --redis to keep data")
+	if f.minReplicas < 0 {
+		return usagef("--min-replicas-ack %d: want 0 or more", f.minReplicas)
 	}
-
-	client, err := sluice.Open(ctx, t.url, s.options(conn.prefix(e.getenv), log)...)
+	if f.fsync != "everysec" && f.fsync != "always" {
+		return usagef("--fsync %q: want everysec or always", f.fsync)
+	}
+	log := newLogger(cfg.LogFormat, e)
+	opts := append(s.options(conn.prefix(e.getenv), log), sluice.WithMinReplicasAck(f.minReplicas), sluice.WithFsync(f.fsync))
+	client, err := sluice.Open(ctx, t.url, opts...)
 	if err != nil {
 		return t.openError(err)
 	}
