@@ -236,7 +236,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 		left.Store(int64(budget))
 		label, note := "receive+ack", "one Receive and one Ack per item"
 		if per > 1 {
-			label, note = "receive+ack x100", "ReceiveBatch of 100, then one Ack per item"
+			label, note = "receive+ack x100", "ReceiveBatch of 100, then one AckBatch of them"
 		}
 		if err := s.run(ctx, label, consumers, note, receiveAck(q, &left, per, lease)); err != nil {
 			return err

@@ -284,7 +284,7 @@ func (s *redisSuite) consumerCases() []benchCase {
 	add("receive+ack", "one Receive and one Ack per item", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
 		return receiveAck(q, left, 1, lease)
 	})
-	add("receive+ack x100", "ReceiveBatch of 100, then one Ack per item (the API has no batch ack)", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
+	add("receive+ack x100", "ReceiveBatch of 100, then one AckBatch of them", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
 		return receiveAck(q, left, 100, lease)
 	})
 	return cases
@@ -304,9 +304,23 @@ func receiveAck(q *sluice.Queue, left *atomic.Int64, per int, opts sluice.Receiv
 		if len(ds) == 0 {
 			return 0, errors.New("receive found the pre-filled queue empty")
 		}
-		for _, d := range ds {
-			if err := d.Ack(ctx); err != nil {
+		if len(ds) == 1 {
+			if err := ds[0].Ack(ctx); err != nil {
 				return 0, err
+			}
+		} else {
+			ids := make([]string, len(ds))
+			for i, d := range ds {
+				ids[i] = d.ID
+			}
+			acked, err := q.AckBatch(ctx, ids...)
+			if err != nil {
+				return 0, err
+			}
+			for i, ok := range acked {
+				if !ok {
+					return 0, fmt.Errorf("ack of %s: %w", ids[i], sluice.ErrLeaseNotFound)
+				}
 			}
 		}
 		// A short batch leaves items for the next receive; give their
