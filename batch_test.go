@@ -171,7 +171,8 @@ func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
 		bc, err := q.NewBatchConsumer(func(context.Context, []sluice.Item) error {
 			t.Error("handler called for an incomplete batch")
 			return nil
-		}, sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour, Acknowledged: true})
+		}, sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour, Acknowledged: true,
+			OnError: func(items []sluice.Item, err error) { t.Errorf("consumer reported %v for %v", err, items) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,9 +195,16 @@ func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
 		if n, _ := q.DLQ(sluice.DLQFailed).Len(context.Background()); n != 0 {
 			t.Fatalf("shutdown dead-lettered %d unhandled items", n)
 		}
-		d, ok, err := q.Receive(context.Background(), 0, sluice.ReceiveOptions{})
-		if err != nil || !ok || d.Item.String() != "a" || d.Attempt != 1 {
-			t.Fatalf("after release: %+v %v %v", d, ok, err)
+		ds, err := q.ReceiveBatch(context.Background(), 2, 0, sluice.ReceiveOptions{})
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("after release: %d deliveries, %v", len(ds), err)
+		}
+		got := map[string]int{}
+		for _, d := range ds {
+			got[d.Item.String()] = d.Attempt
+		}
+		if got["a"] != 1 || got["b"] != 1 {
+			t.Fatalf("after release: %v, want a and b again at attempt 1", got)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
 )
@@ -29,6 +30,25 @@ type addCombiner = combiner[addKey, engine.AddResult]
 
 // ackCombiner merges acks of one queue.
 type ackCombiner = combiner[string, bool]
+
+// receiveCombiner merges receives of one queue with the same lease terms;
+// each caller's requested count is that many slots of the merged call.
+type receiveCombiner = combiner[receiveKey, receiveSlot]
+
+type receiveKey struct {
+	queue         string
+	lease         time.Duration
+	maxDeliveries int
+	blocking      bool
+}
+
+// receiveSlot is one requested delivery of a merged receive: filled (ok)
+// or not, with the merged call's time to the next due lease.
+type receiveSlot struct {
+	d       engine.Delivery
+	ok      bool
+	nextDue time.Duration
+}
 
 type addKey struct {
 	queue  string

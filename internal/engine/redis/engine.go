@@ -53,8 +53,9 @@ type Engine struct {
 	scripts *queueScripts
 	// adds and acks merge concurrent calls on one queue into one script
 	// call each.
-	adds addCombiner
-	acks ackCombiner
+	adds     addCombiner
+	acks     ackCombiner
+	receives receiveCombiner
 	// minReplicas and ackTimeout are Options.MinReplicasAck and
 	// Options.ReplicasAckTimeout (see writeDurable).
 	minReplicas int

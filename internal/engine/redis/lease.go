@@ -37,6 +37,50 @@ type receiveReply struct {
 	deliveries []engine.Delivery
 }
 
+// receiveShared runs one receive attempt, merged with the attempts other
+// goroutines make on the same queue meanwhile: deliveries fill the merged
+// call's slots in the order the callers joined. A caller left with none
+// while others got some is told to look again at once (nextDue 0) rather
+// than block: what was due may not be exhausted.
+func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.ReceiveParams, scan int, blocking bool) (receiveReply, error) {
+	if err := ctx.Err(); err != nil {
+		return receiveReply{}, err
+	}
+	// The merged call is not cancelled with any one caller: the leases it
+	// hands out reach their callers, who always wait for it.
+	wctx := context.WithoutCancel(ctx)
+	key := receiveKey{queue: p.Queue, lease: p.Lease, maxDeliveries: p.MaxDeliveries, blocking: blocking}
+	slots, err := e.receives.do(key, make([]string, p.Count), func(all []string) ([]receiveSlot, error) {
+		r, err := e.receiveOnce(wctx, k, len(all), p.MaxDeliveries, p.Lease, scan-p.Count+len(all), blocking)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]receiveSlot, len(all))
+		for i := range out {
+			out[i].nextDue = r.nextDue
+			if len(r.deliveries) > 0 {
+				out[i].nextDue = 0
+			}
+		}
+		for i, d := range r.deliveries {
+			out[i] = receiveSlot{d: d, ok: true}
+		}
+		return out, nil
+	})
+	if err != nil {
+		return receiveReply{}, err
+	}
+	r := receiveReply{nextDue: -1}
+	for _, s := range slots {
+		if s.ok {
+			r.deliveries = append(r.deliveries, s.d)
+		} else {
+			r.nextDue = s.nextDue
+		}
+	}
+	return r, nil
+}
+
 // receiveOnce runs lease_receive.lua. scan bounds how many due leases one
 // run examines (-1: all of them); with blocking set, an empty reply carries
 // the time to the earliest deadline.
@@ -116,7 +160,7 @@ func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) 
 	wait, stop := e.blockingContext(ctx)
 	defer stop()
 	for {
-		r, err := e.receiveOnce(wait, k, params.Count, params.MaxDeliveries, params.Lease, scan, params.Timeout > 0)
+		r, err := e.receiveShared(wait, k, params, scan, params.Timeout > 0)
 		if err != nil {
 			if wait.Err() != nil {
 				return nil, e.waitError(wait, op)
