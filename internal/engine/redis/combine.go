@@ -8,22 +8,27 @@ import (
 )
 
 // combiner merges concurrent calls of one kind on one queue into one
-// script call (adds, acks).
+// script call (adds, acks, receives).
 //
 // Every call costs Redis a script invocation whatever its size, and under
-// concurrency that fixed cost, not the items, bounds throughput. So while
-// a call for a key is in flight, later calls for the same key gather in an
-// open group, and when the call in flight returns, the first of them sends
-// the whole group as one batch. The scripts handle a batch element by
-// element in order, exactly as separate calls would, so every caller gets
-// the results of its own elements, each caller's elements stay contiguous
-// and in order, and nothing changes for a lone caller: with nothing in
-// flight, a call goes out at once.
+// concurrency that fixed cost, not the items, bounds throughput. Up to
+// maxInFlight calls per key go out at once, pipelined as without merging;
+// past that, later calls for the key gather in an open group, and when a
+// call in flight returns, the first of them sends the whole group as one
+// batch. The scripts handle a batch element by element in order, exactly
+// as separate calls would, so every caller gets the results of its own
+// elements, each caller's elements stay contiguous and in order, and a
+// caller with few others around never waits.
 type combiner[K comparable, R any] struct {
-	mu   sync.Mutex
-	open map[K]*group[R] // gathering joiners
-	busy map[K]*group[R] // in flight
+	mu       sync.Mutex
+	open     map[K]*group[R]     // gathering joiners
+	inflight map[K]int           // calls on the wire
+	freed    map[K]chan struct{} // closed when a call of the key returns
+	limit    int                 // maxInFlight unless set (tests)
 }
+
+// maxInFlight is how many calls per key go out before merging starts.
+const maxInFlight = 4
 
 // addCombiner merges adds with the same queue, policy and bound.
 type addCombiner = combiner[addKey, engine.AddResult]
@@ -71,13 +76,20 @@ const maxCombined = 1000
 func (c *combiner[K, R]) do(key K, items []string, exec func([]string) ([]R, error)) ([]R, error) {
 	c.mu.Lock()
 	if c.open == nil {
-		c.open, c.busy = map[K]*group[R]{}, map[K]*group[R]{}
+		c.open, c.inflight, c.freed = map[K]*group[R]{}, map[K]int{}, map[K]chan struct{}{}
+	}
+	limit := c.limit
+	if limit <= 0 {
+		limit = maxInFlight
 	}
 	g := c.open[key]
 	if g != nil && len(g.items)+len(items) > maxCombined {
 		// The open group is full: go out alone rather than wait for it.
+		c.inflight[key]++
 		c.mu.Unlock()
-		return exec(items)
+		res, err := exec(items)
+		c.finished(key)
+		return res, err
 	}
 	leader := g == nil
 	if leader {
@@ -91,25 +103,38 @@ func (c *combiner[K, R]) do(key K, items []string, exec func([]string) ([]R, err
 		<-g.done
 		return g.slice(off, len(items))
 	}
-	prev := c.busy[key]
-	c.mu.Unlock()
-	if prev != nil {
-		<-prev.done // while it is in flight, joiners gather in g
+	// Wait for room on the wire; meanwhile joiners gather in g.
+	for c.inflight[key] >= limit {
+		ch := c.freed[key]
+		if ch == nil {
+			ch = make(chan struct{})
+			c.freed[key] = ch
+		}
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
 	}
-	c.mu.Lock()
 	delete(c.open, key)
-	c.busy[key] = g
+	c.inflight[key]++
 	c.mu.Unlock()
 
 	g.res, g.err = exec(g.items)
-
-	c.mu.Lock()
-	if c.busy[key] == g {
-		delete(c.busy, key)
-	}
-	c.mu.Unlock()
+	c.finished(key)
 	close(g.done)
 	return g.slice(off, len(items))
+}
+
+// finished records that a call of key returned and wakes a waiting leader.
+func (c *combiner[K, R]) finished(key K) {
+	c.mu.Lock()
+	if c.inflight[key]--; c.inflight[key] == 0 {
+		delete(c.inflight, key)
+	}
+	if ch := c.freed[key]; ch != nil {
+		close(ch)
+		delete(c.freed, key)
+	}
+	c.mu.Unlock()
 }
 
 // slice returns one caller's share of the group's outcome. An error

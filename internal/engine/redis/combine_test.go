@@ -46,7 +46,7 @@ func (c *combiner[K, R]) openSize(k K) int {
 }
 
 func TestCombinerGroupsAddsWhileOneIsInFlight(t *testing.T) {
-	var c addCombiner
+	c := addCombiner{limit: 1}
 	f := &fakeExec{release: make(chan struct{})}
 	key := addKey{queue: "q", policy: engine.PolicyDLQ, max: 10}
 	var wg sync.WaitGroup
@@ -120,5 +120,42 @@ func TestCombinerSharesErrors(t *testing.T) {
 	r, err := c.do(addKey{queue: "q"}, []string{"x"}, func([]string) ([]engine.AddResult, error) { return applied, boom })
 	if !errors.Is(err, boom) || len(r) != 1 {
 		t.Fatalf("applied with error: %+v %v", r, err)
+	}
+}
+
+func TestCombinerPipelinesUpToItsLimit(t *testing.T) {
+	c := addCombiner{limit: 3}
+	release := make(chan struct{})
+	started := make(chan struct{}, 10)
+	var mu sync.Mutex
+	var sizes []int
+	exec := func(items []string) ([]engine.AddResult, error) {
+		mu.Lock()
+		sizes = append(sizes, len(items))
+		mu.Unlock()
+		started <- struct{}{}
+		<-release
+		return make([]engine.AddResult, len(items)), nil
+	}
+	key := addKey{queue: "q"}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.do(key, []string{"x"}, exec) }()
+	}
+	// Three calls go out at once, none waiting for another.
+	for range 3 {
+		<-started
+	}
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.do(key, []string{"y"}, exec) }()
+	}
+	for c.openSize(key) != 4 {
+	}
+	close(release)
+	wg.Wait()
+	if len(sizes) != 4 || sizes[3] != 4 {
+		t.Fatalf("call sizes %v, want three single calls then one of 4", sizes)
 	}
 }
