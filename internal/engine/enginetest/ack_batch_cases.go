@@ -47,3 +47,27 @@ func ackBatchCases(t *testing.T, h Harness) {
 		}
 	})
 }
+
+// staleIDCases: a released delivery keeps its attempt number, but its
+// redelivery must get a new id, so the releasing consumer's stale id can
+// never settle what another consumer now holds.
+func staleIDCases(t *testing.T, h Harness) {
+	t.Run("ReleasedIDCannotSettleRedelivery", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}
+		first := receive(t, ctx, e, p)
+		wantDeliveries(t, first, []string{"x"}, 1)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: first[0].ID, MaxDeliveries: 3, Release: true})
+		again := receive(t, ctx, e, p)
+		wantDeliveries(t, again, []string{"x"}, 1)
+		if again[0].ID == first[0].ID {
+			t.Fatalf("redelivery reuses the released id %q", first[0].ID)
+		}
+		wantErrIs(t, "ack with the released id", e.QueueAck(ctx, "q", first[0].ID), engine.ErrLeaseNotFound)
+		if err := e.QueueAck(ctx, "q", again[0].ID); err != nil {
+			t.Fatalf("ack of the redelivery: %v", err)
+		}
+	})
+}

@@ -91,7 +91,7 @@ func (e *Engine) abandon(key string, w *waiter) {
 func (e *Engine) leaseFresh(t *tx, o *object, p engine.ReceiveParams, now int64, dst []engine.Delivery) []engine.Delivery {
 	q := o.queue()
 	for _, item := range t.popFront(o, p.Count-len(dst)) {
-		l := &lease{id: q.seq + 1, item: item, attempt: 1, deadline: after(now, p.Lease), leased: true}
+		l := &lease{id: q.seq + 1, item: item, attempt: 1, deliveries: 1, deadline: after(now, p.Lease), leased: true}
 		t.leasePut(o, l)
 		dst = append(dst, engine.Delivery{ID: formatID(l.id, 1), Item: item, Attempt: 1})
 	}
@@ -129,10 +129,11 @@ func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.R
 			dead++
 		case len(out) < p.Count:
 			u.attempt++
+			u.deliveries++
 			u.deadline = after(now, p.Lease)
 			u.leased = true
 			t.leaseUpdate(main, l, u)
-			out = append(out, engine.Delivery{ID: formatID(l.id, l.attempt), Item: l.item, Attempt: l.attempt})
+			out = append(out, engine.Delivery{ID: formatID(l.id, l.deliveries), Item: l.item, Attempt: l.attempt})
 		}
 	}
 	if dead > 0 {
@@ -265,11 +266,11 @@ func leased(o *object, id string) *lease {
 	if o == nil || o.q == nil {
 		return nil
 	}
-	seq, attempt, ok := parseID(id)
+	seq, delivery, ok := parseID(id)
 	if !ok {
 		return nil
 	}
-	if l := o.q.leases[seq]; l != nil && l.leased && l.attempt == attempt {
+	if l := o.q.leases[seq]; l != nil && l.leased && l.deliveries == delivery {
 		return l
 	}
 	return nil

@@ -29,9 +29,9 @@ const (
 	opDelStr      byte = 6  // key
 	opExpire      byte = 7  // key, expireAt
 	opRegister    byte = 8  // queue name
-	opLeasePut    byte = 9  // key, seq, attempt, deadline, leased, firstFailed, error, item
+	opLeasePut    byte = 9  // key, seq, attempt, deliveries, deadline, leased, firstFailed, error, item
 	opLeaseDel    byte = 10 // key, seq
-	opLeaseUpdate byte = 11 // key, seq, attempt, deadline, leased, firstFailed, error
+	opLeaseUpdate byte = 11 // key, seq, attempt, deliveries, deadline, leased, firstFailed, error
 	opSeq         byte = 12 // key, seq (snapshots: ids are never reused)
 )
 
@@ -213,6 +213,7 @@ func (t *tx) encodeLease(key string, l *lease) {
 	t.op(opLeasePut, key)
 	t.uint(l.id)
 	t.uint(uint64(l.attempt))
+	t.uint(uint64(l.deliveries))
 	t.int(l.deadline)
 	t.bool(l.leased)
 	t.str(l.firstFailed)
@@ -235,6 +236,7 @@ func (t *tx) leaseUpdate(o *object, l *lease, u lease) {
 		t.op(opLeaseUpdate, o.key)
 		t.uint(l.id)
 		t.uint(uint64(l.attempt))
+		t.uint(uint64(l.deliveries))
 		t.int(l.deadline)
 		t.bool(l.leased)
 		t.str(l.firstFailed)
@@ -354,7 +356,7 @@ func (e *Engine) applyRecord(rec []byte) error {
 		case opExpire:
 			t.expire(o, d.int())
 		case opLeasePut:
-			l := &lease{id: d.uint(), attempt: int(d.uint()), deadline: d.int(), leased: d.bool()}
+			l := &lease{id: d.uint(), attempt: int(d.uint()), deliveries: int(d.uint()), deadline: d.int(), leased: d.bool()}
 			l.firstFailed = d.str()
 			l.err = d.str()
 			l.item = d.str()
@@ -372,7 +374,7 @@ func (e *Engine) applyRecord(rec []byte) error {
 			}
 		case opLeaseUpdate:
 			id := d.uint()
-			u := lease{attempt: int(d.uint()), deadline: d.int(), leased: d.bool()}
+			u := lease{attempt: int(d.uint()), deliveries: int(d.uint()), deadline: d.int(), leased: d.bool()}
 			u.firstFailed = d.str()
 			u.err = d.str()
 			if l := o.queue().leases[id]; l != nil && d.err == nil {
@@ -392,9 +394,10 @@ func (e *Engine) applyRecord(rec []byte) error {
 	return nil
 }
 
-// A delivery id is "<seq>.<attempt>", as on Redis: the item keeps its
-// sequence number across redeliveries and the attempt tells them apart, so
-// an id from an earlier delivery never settles a later one.
+// A delivery id is "<seq>.<delivery number>", as on Redis: the item keeps
+// its sequence number across redeliveries and the delivery number tells
+// them apart (the attempt cannot: a release keeps it), so an id from an
+// earlier delivery never settles a later one.
 func formatID(seq uint64, attempt int) string {
 	return strconv.FormatUint(seq, 10) + "." + strconv.Itoa(attempt)
 }

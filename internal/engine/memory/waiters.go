@@ -44,6 +44,7 @@ type lease struct {
 	id          uint64
 	item        string
 	attempt     int
+	deliveries  int   // handouts so far; the delivery id carries it
 	deadline    int64 // unix ns
 	leased      bool
 	firstFailed string // ISO 8601 time of the first failure, "" if none
@@ -95,7 +96,7 @@ func (q *queueState) remove(l *lease) {
 }
 
 func (q *queueState) update(l *lease, u lease) {
-	l.attempt, l.deadline, l.leased, l.firstFailed, l.err = u.attempt, u.deadline, u.leased, u.firstFailed, u.err
+	l.attempt, l.deliveries, l.deadline, l.leased, l.firstFailed, l.err = u.attempt, u.deliveries, u.deadline, u.leased, u.firstFailed, u.err
 	heap.Fix(&q.byTime, l.idx)
 }
 
