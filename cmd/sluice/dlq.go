@@ -44,13 +44,9 @@ type dlqStatsOutput struct {
 }
 
 func (e *env) dlqStats(ctx context.Context, args []string) error {
-	fs := newFlagSet("dlq stats", "dlq stats QUEUE", e.stderr)
-	conn := addConnFlags(fs)
-	pos, err := parseArgs(fs, args)
+	fs, conn := e.commandFlags("dlq stats", "dlq stats QUEUE")
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
@@ -73,16 +69,12 @@ type dlqListOutput struct {
 }
 
 func (e *env) dlqList(ctx context.Context, args []string) error {
-	fs := newFlagSet("dlq list", "dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("dlq list", "dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]")
 	kind := kindFlag(fs, string(sluice.DLQOverflow))
 	start := fs.Int64("start", 0, "index of the first entry, oldest first")
 	limit := fs.Int64("limit", 100, "entries to show, at most 1000")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	k, err := parseKind(*kind)
@@ -105,17 +97,13 @@ func (e *env) dlqList(ctx context.Context, args []string) error {
 }
 
 func (e *env) dlqRequeue(ctx context.Context, args []string) error {
-	fs := newFlagSet("dlq requeue", "dlq requeue QUEUE [--kind overflow|failed] [--count N] [--policy P] [--max-size N]", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("dlq requeue", "dlq requeue QUEUE [--kind overflow|failed] [--count N] [--policy P] [--max-size N]")
 	kind := kindFlag(fs, string(sluice.DLQOverflow))
 	count := fs.Int64("count", 0, "entries to move back, oldest first (default 0: all)")
 	policy := fs.String("policy", "", "the queue's overflow policy while requeueing (default QUEUE_OVERFLOW_POLICY or dlq)")
 	size := fs.Int64("max-size", 0, "the queue's capacity while requeueing, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	k, err := parseKind(*kind)
@@ -136,35 +124,25 @@ func (e *env) dlqRequeue(ctx context.Context, args []string) error {
 	if isSet(fs, "max-size") {
 		qopts = append(qopts, sluice.QueueMaxSize(*size))
 	}
-	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
 		res, err := c.Queue(pos[0], qopts...).DLQ(k).Requeue(ctx, *count)
-		if err != nil {
-			return err
-		}
-		return printJSON(e.stdout, res)
+		return res, err
 	})
 }
 
 func (e *env) dlqPurge(ctx context.Context, args []string) error {
-	fs := newFlagSet("dlq purge", "dlq purge QUEUE --kind overflow|failed", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("dlq purge", "dlq purge QUEUE --kind overflow|failed")
 	kind := kindFlag(fs, "")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	k, err := parseKind(*kind)
 	if err != nil {
 		return err
 	}
-	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
 		n, err := c.Queue(pos[0]).DLQ(k).Purge(ctx)
-		if err != nil {
-			return err
-		}
-		return printJSON(e.stdout, map[string]int64{"purged": n})
+		return map[string]int64{"purged": n}, err
 	})
 }

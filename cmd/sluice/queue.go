@@ -50,17 +50,24 @@ func (e *env) withClient(ctx context.Context, c *connFlags, f func(*sluice.Clien
 	return err
 }
 
+// printResult opens the engine, runs f and prints what it returns as JSON.
+func (e *env) printResult(ctx context.Context, c *connFlags, f func(*sluice.Client) (any, error)) error {
+	return e.withClient(ctx, c, func(client *sluice.Client) error {
+		v, err := f(client)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, v)
+	})
+}
+
 func (e *env) queueAdd(ctx context.Context, args []string) error {
-	fs := newFlagSet("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--string]", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--string]")
 	policy := fs.String("policy", "", "overflow policy for this add (default QUEUE_OVERFLOW_POLICY or dlq)")
 	size := fs.Int64("max-size", 0, "capacity for this add, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
 	asString := fs.Bool("string", false, "add the argument as a plain string instead of JSON")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE", "JSON")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE", "JSON"); err != nil {
 		return err
 	}
 	var opts []sluice.AddOption
@@ -105,14 +112,10 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 }
 
 func (e *env) queueGet(ctx context.Context, args []string) error {
-	fs := newFlagSet("queue get", "queue get QUEUE [--timeout 5s]", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("queue get", "queue get QUEUE [--timeout 5s]")
 	timeout := durationFlag(fs, "timeout", 5*time.Second, "how long to wait for an item (0: do not wait)")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
@@ -136,13 +139,9 @@ func (e *env) queueGet(ctx context.Context, args []string) error {
 }
 
 func (e *env) queueLen(ctx context.Context, args []string) error {
-	fs := newFlagSet("queue len", "queue len QUEUE", e.stderr)
-	conn := addConnFlags(fs)
-	pos, err := parseArgs(fs, args)
+	fs, conn := e.commandFlags("queue len", "queue len QUEUE")
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
@@ -156,16 +155,12 @@ func (e *env) queueLen(ctx context.Context, args []string) error {
 }
 
 func (e *env) queuePressure(ctx context.Context, args []string) error {
-	fs := newFlagSet("queue pressure", "queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("queue pressure", "queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]")
 	size := fs.Int64("max-size", 0, "capacity to judge the queue against, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
 	policy := fs.String("policy", "", "overflow policy to report (default QUEUE_OVERFLOW_POLICY or dlq)")
 	threshold := fs.Float64("threshold", 0, "fill ratio that counts as pressure (default QUEUE_BACKPRESSURE_THRESHOLD or 0.8)")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	var qopts []sluice.QueueOption
@@ -185,25 +180,18 @@ func (e *env) queuePressure(ctx context.Context, args []string) error {
 		}
 		qopts = append(qopts, sluice.QueuePressureThreshold(*threshold))
 	}
-	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
 		p, err := c.Queue(pos[0], qopts...).Pressure(ctx)
-		if err != nil {
-			return err
-		}
-		return printJSON(e.stdout, p)
+		return p, err
 	})
 }
 
 func (e *env) queuePeek(ctx context.Context, args []string) error {
-	fs := newFlagSet("queue peek", "queue peek QUEUE [--start 0] [--end 100]", e.stderr)
-	conn := addConnFlags(fs)
+	fs, conn := e.commandFlags("queue peek", "queue peek QUEUE [--start 0] [--end 100]")
 	start := fs.Int64("start", 0, "first index, inclusive (negative counts from the tail)")
 	end := fs.Int64("end", 100, "last index, inclusive (negative counts from the tail); at most 1000 items are shown")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
 		return err
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
@@ -219,20 +207,13 @@ func (e *env) queuePeek(ctx context.Context, args []string) error {
 }
 
 func (e *env) queueClear(ctx context.Context, args []string) error {
-	fs := newFlagSet("queue clear", "queue clear QUEUE", e.stderr)
-	conn := addConnFlags(fs)
-	pos, err := parseArgs(fs, args)
+	fs, conn := e.commandFlags("queue clear", "queue clear QUEUE")
+	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(fs, pos, "QUEUE"); err != nil {
-		return err
-	}
-	return e.withClient(ctx, conn, func(c *sluice.Client) error {
+	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
 		cleared, err := c.Queue(pos[0]).Clear(ctx)
-		if err != nil {
-			return err
-		}
-		return printJSON(e.stdout, map[string]bool{"cleared": cleared})
+		return map[string]bool{"cleared": cleared}, err
 	})
 }

@@ -242,3 +242,24 @@ func durationFlag(fs *flag.FlagSet, name string, def time.Duration, usage string
 	fs.Var(durationValue{&d}, name, usage)
 	return &d
 }
+
+// commandFlags starts the flag set of a command that reaches an engine:
+// its own flags come after, the engine flags (--redis, --data-dir,
+// --key-prefix) are already there.
+func (e *env) commandFlags(name, synopsis string) (*flag.FlagSet, *connFlags) {
+	fs := newFlagSet(name, synopsis, e.stderr)
+	return fs, addConnFlags(fs)
+}
+
+// parseArgsFor parses args and checks that exactly the named positional
+// arguments were given.
+func parseArgsFor(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantArgs(fs, pos, names...); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
