@@ -36,29 +36,13 @@ for tool in redis-server redis-cli; do
 	command -v "$tool" >/dev/null || { echo "$tool not found; install redis-server and redis-tools" >&2; exit 1; }
 done
 
-ports() { seq "$base" $((base + NODES - 1)); }
+# shellcheck source=redis-nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/redis-nodes.sh"
 
-cli() { # cli PORT ARGS...
-	local port=$1
-	shift
-	redis-cli -h 127.0.0.1 -p "$port" "$@"
-}
+ports() { seq "$base" $((base + NODES - 1)); }
 
 url() {
 	echo "redis+cluster://127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-}
-
-# pid_of PORT prints the pid recorded for the node, if that process is alive
-# and is a redis-server.
-pid_of() {
-	local f="$state_dir/$1/redis.pid" pid
-	[[ -r $f ]] || return 1
-	pid=$(<"$f")
-	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-	local cmdline
-	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-	[[ $cmdline =~ ^redis-s[a-z]+\ .*:$1([^0-9]|$) ]] || return 1
-	echo "$pid"
 }
 
 healthy() {
@@ -72,37 +56,7 @@ healthy() {
 	done
 }
 
-# wait_for DESCRIPTION COMMAND...: retries COMMAND until it succeeds or
-# WAIT_SECONDS pass.
-wait_for() {
-	local what=$1 deadline=$((SECONDS + WAIT_SECONDS))
-	shift
-	until "$@"; do
-		if ((SECONDS >= deadline)); then
-			echo "timed out after ${WAIT_SECONDS}s waiting for $what" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
-}
-
-stop() {
-	local port pid deadline
-	for port in $(ports); do
-		if pid=$(pid_of "$port"); then
-			kill -TERM "$pid" 2>/dev/null || true
-			deadline=$((SECONDS + 10))
-			while kill -0 "$pid" 2>/dev/null; do
-				if ((SECONDS >= deadline)); then
-					kill -KILL "$pid" 2>/dev/null || true
-					break
-				fi
-				sleep 0.1
-			done
-		fi
-	done
-	rm -rf "$state_dir"
-}
+stop() { stop_nodes $(ports); }
 
 all_ping() {
 	local port

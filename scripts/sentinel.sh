@@ -44,11 +44,8 @@ state_dir="${TMPDIR:-/tmp}/sluice-redis-sentinel-$base"
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
 	{ echo "redis-server and redis-cli are required; install redis-server and redis-tools" >&2; exit 1; }
 
-cli() { # cli PORT ARGS...
-	local port=$1
-	shift
-	redis-cli -h 127.0.0.1 -p "$port" "$@"
-}
+# shellcheck source=redis-nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/redis-nodes.sh"
 
 url() {
 	local s=() p
@@ -75,17 +72,6 @@ sentinel_cmd() {
 	echo "redis-sentinel"
 }
 
-pid_of() { # pid_of PORT: the recorded pid, if alive and a redis process for PORT
-	local f="$state_dir/$1/redis.pid" pid
-	[[ -r $f ]] || return 1
-	pid=$(<"$f")
-	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-	local cmdline
-	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-	[[ $cmdline =~ ^redis-s[a-z]+\ .*:$1([^0-9]|$) ]] || return 1
-	echo "$pid"
-}
-
 # healthy: all five processes up, every sentinel agrees on a primary that
 # has an attached replica, and each sentinel sees the other two.
 healthy() {
@@ -106,35 +92,9 @@ healthy() {
 	[[ $info == *connected_slaves:[1-9]* ]]
 }
 
-wait_for() { # wait_for DESCRIPTION COMMAND...
-	local what=$1 deadline=$((SECONDS + WAIT_SECONDS))
-	shift
-	until "$@"; do
-		if ((SECONDS >= deadline)); then
-			echo "timed out after ${WAIT_SECONDS}s waiting for $what" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
-}
-
 stop() {
-	local p pid deadline
 	# Sentinels first, so they do not start a failover while the data nodes go.
-	for p in "${sentinel_ports[@]}" "${data_ports[@]}"; do
-		if pid=$(pid_of "$p"); then
-			kill -TERM "$pid" 2>/dev/null || true
-			deadline=$((SECONDS + 10))
-			while kill -0 "$pid" 2>/dev/null; do
-				if ((SECONDS >= deadline)); then
-					kill -KILL "$pid" 2>/dev/null || true
-					break
-				fi
-				sleep 0.1
-			done
-		fi
-	done
-	rm -rf "$state_dir"
+	stop_nodes "${sentinel_ports[@]}" "${data_ports[@]}"
 }
 
 start_data_node() { # start_data_node PORT [replicaof-port]
