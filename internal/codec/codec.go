@@ -84,9 +84,6 @@ func (c *Codec) Close() {
 	c.dec.Close()
 }
 
-// Options returns the effective options.
-func (c *Codec) Options() Options { return c.opts }
-
 // Encode serializes v: a string as itself (quoted when it would read back as
 // something else), a json.RawMessage as given (it must be valid JSON), a
 // []byte as text, anything else as JSON. Then compresses when enabled.
@@ -185,93 +182,21 @@ func (c *Codec) Decompress(stored string) (string, error) {
 // the result is JSON. Non-JSON data is a plain string item. A "Z:" value
 // that is not valid base64+zstd is returned as the plain string it is.
 func (c *Codec) Decode(stored string) (data []byte, isJSON bool, err error) {
-	b := []byte(stored)
-	if strings.HasPrefix(stored, CompressedPrefix) {
-		frame, derr := base64.StdEncoding.DecodeString(stored[len(CompressedPrefix):])
-		if derr == nil {
-			out, zerr := c.dec.DecodeAll(frame, nil)
-			if zerr != nil {
-				if errors.Is(zerr, zstd.ErrDecoderSizeExceeded) || errors.Is(zerr, zstd.ErrWindowSizeExceeded) {
-					return nil, false, fmt.Errorf("codec: compressed value expands beyond %d bytes: %w", c.opts.MaxDecoded, zerr)
-				}
-			} else {
-				b = out
-			}
-		}
+	text, err := c.Decompress(stored)
+	if err != nil {
+		return nil, false, err
 	}
-	return b, json.Valid(b), nil
+	return []byte(text), json.Valid([]byte(text)), nil
 }
 
 // Pythonize rewrites compact JSON the way Python's json.dumps writes it: a
 // space after every ',' and ':' outside strings, non-ASCII characters as
 // \uXXXX escapes, \b and \f by name. Input must be valid JSON.
 func Pythonize(in []byte) string {
-	var b strings.Builder
-	b.Grow(len(in) + len(in)/8 + 8)
-	inString := false
-	run := 0 // in[run:i] is copied as it is when something must change
-	for i := 0; i < len(in); {
-		c := in[i]
-		if !inString {
-			switch c {
-			case '"':
-				inString = true
-				i++
-			case ',', ':':
-				i++
-				b.Write(in[run:i])
-				b.WriteByte(' ')
-				run = i
-			case ' ', '\t', '\n', '\r':
-				// insignificant whitespace of the input; ours is re-added
-				b.Write(in[run:i])
-				i++
-				run = i
-			default:
-				i++
-			}
-			continue
-		}
-		switch {
-		case c == '"':
-			inString = false
-			i++
-		case c == '\\':
-			if i+6 <= len(in) && in[i+1] == 'u' {
-				named := ""
-				switch string(in[i+2 : i+6]) {
-				case "0008":
-					named = `\b`
-				case "000c", "000C":
-					named = `\f`
-				}
-				if named != "" {
-					b.Write(in[run:i])
-					b.WriteString(named)
-					i += 6
-					run = i
-					continue
-				}
-			}
-			i = min(i+2, len(in))
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			b.Write(in[run:i])
-			r, size := utf8.DecodeRune(in[i:])
-			i += size
-			run = i
-			if r >= 0x10000 {
-				r -= 0x10000
-				writeU(&b, 0xD800+(r>>10))
-				writeU(&b, 0xDC00+(r&0x3FF))
-			} else {
-				writeU(&b, r)
-			}
-		}
+	if out, ok := transcode(in); ok {
+		return out
 	}
-	b.Write(in[run:])
-	return b.String()
+	return string(in) // not JSON: the caller broke the contract; change nothing
 }
 
 // QuoteASCII quotes s as Python's json.dumps does with ensure_ascii=True:
