@@ -36,6 +36,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("Release", func(t *testing.T) { releaseCases(t, h) })
 	t.Run("AckBatch", func(t *testing.T) { ackBatchCases(t, h) })
 	t.Run("StaleID", func(t *testing.T) { staleIDCases(t, h) })
+	t.Run("GuessID", func(t *testing.T) { guessIDCases(t, h) })
 	t.Run("PubSub", func(t *testing.T) { pubsubCases(t, h) })
 	t.Run("Cache", func(t *testing.T) { cacheCases(t, h) })
 	t.Run("Lock", func(t *testing.T) { lockCases(t, h) })

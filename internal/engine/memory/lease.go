@@ -91,9 +91,9 @@ func (e *Engine) abandon(key string, w *waiter) {
 func (e *Engine) leaseFresh(t *tx, o *object, p engine.ReceiveParams, now int64, dst []engine.Delivery) []engine.Delivery {
 	q := o.queue()
 	for _, item := range t.popFront(o, p.Count-len(dst)) {
-		l := &lease{id: q.seq + 1, item: item, attempt: 1, deliveries: 1, deadline: after(now, p.Lease), leased: true}
+		l := &lease{id: q.seq + 1, item: item, attempt: 1, deliveries: 1, token: newToken(), deadline: after(now, p.Lease), leased: true}
 		t.leasePut(o, l)
-		dst = append(dst, engine.Delivery{ID: formatID(l.id, 1), Item: item, Attempt: 1})
+		dst = append(dst, engine.Delivery{ID: formatID(l.id, 1, l.token), Item: item, Attempt: 1})
 	}
 	return dst
 }
@@ -130,10 +130,11 @@ func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.R
 		case len(out) < p.Count:
 			u.attempt++
 			u.deliveries++
+			u.token = newToken()
 			u.deadline = after(now, p.Lease)
 			u.leased = true
 			t.leaseUpdate(main, l, u)
-			out = append(out, engine.Delivery{ID: formatID(l.id, l.deliveries), Item: l.item, Attempt: l.attempt})
+			out = append(out, engine.Delivery{ID: formatID(l.id, l.deliveries, l.token), Item: l.item, Attempt: l.attempt})
 		}
 	}
 	if dead > 0 {
@@ -260,17 +261,19 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 }
 
 // leased finds the lease that delivery id still holds in o, or nil: the
-// item must be leased under that very attempt. A lease past its deadline
+// item must be leased under that very delivery, random token included. A lease past its deadline
 // that no receive has taken back yet still counts, as on Redis.
 func leased(o *object, id string) *lease {
 	if o == nil || o.q == nil {
 		return nil
 	}
-	seq, delivery, ok := parseID(id)
+	seq, delivery, token, ok := parseID(id)
 	if !ok {
 		return nil
 	}
-	if l := o.q.leases[seq]; l != nil && l.leased && l.deliveries == delivery {
+	// A lease without a token (written before ids had one) matches no id:
+	// it is settled by its redelivery, which draws one.
+	if l := o.q.leases[seq]; l != nil && l.leased && l.deliveries == delivery && l.token == token && token != 0 {
 		return l
 	}
 	return nil

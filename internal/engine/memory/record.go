@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ const (
 	opLeaseDel    byte = 10 // key, seq
 	opLeaseUpdate byte = 11 // key, seq, attempt, deliveries, deadline, leased, firstFailed, error
 	opSeq         byte = 12 // key, seq (snapshots: ids are never reused)
+	opLeaseToken  byte = 13 // key, seq, token (follows a lease put or update that set one)
 )
 
 const (
@@ -219,6 +221,17 @@ func (t *tx) encodeLease(key string, l *lease) {
 	t.str(l.firstFailed)
 	t.str(l.err)
 	t.str(l.item)
+	t.encodeToken(key, l)
+}
+
+// encodeToken records a lease's token in an op of its own, so that logs
+// written before delivery ids had one still replay.
+func (t *tx) encodeToken(key string, l *lease) {
+	if l.token != 0 {
+		t.op(opLeaseToken, key)
+		t.uint(l.id)
+		t.uint(l.token)
+	}
 }
 
 func (t *tx) leaseDel(o *object, l *lease) {
@@ -241,6 +254,7 @@ func (t *tx) leaseUpdate(o *object, l *lease, u lease) {
 		t.bool(l.leased)
 		t.str(l.firstFailed)
 		t.str(l.err)
+		t.encodeToken(o.key, l)
 	}
 }
 
@@ -380,6 +394,11 @@ func (e *Engine) applyRecord(rec []byte) error {
 			if l := o.queue().leases[id]; l != nil && d.err == nil {
 				t.leaseUpdate(o, l, u)
 			}
+		case opLeaseToken:
+			id, token := d.uint(), d.uint()
+			if l := o.queue().leases[id]; l != nil && d.err == nil {
+				l.token = token
+			}
 		case opSeq:
 			if s := d.uint(); s > o.queue().seq {
 				o.queue().seq = s
@@ -394,23 +413,45 @@ func (e *Engine) applyRecord(rec []byte) error {
 	return nil
 }
 
-// A delivery id is "<seq>.<delivery number>", as on Redis: the item keeps
-// its sequence number across redeliveries and the delivery number tells
-// them apart (the attempt cannot: a release keeps it), so an id from an
-// earlier delivery never settles a later one.
-func formatID(seq uint64, attempt int) string {
-	return strconv.FormatUint(seq, 10) + "." + strconv.Itoa(attempt)
+// A delivery id is "<seq>.<delivery number>.<token>", as on Redis: the
+// item keeps its sequence number across redeliveries and the delivery
+// number tells them apart (the attempt cannot: a release keeps it), so an
+// id from an earlier delivery never settles a later one. The token, 64
+// random bits drawn anew for every delivery, written as 16 hex digits,
+// makes an id impossible to guess from another: only the consumer it was
+// handed to can settle it.
+func formatID(seq uint64, delivery int, token uint64) string {
+	return fmt.Sprintf("%d.%d.%016x", seq, delivery, token)
 }
 
-func parseID(s string) (seq uint64, attempt int, ok bool) {
-	a, b, found := strings.Cut(s, ".")
+func parseID(s string) (seq uint64, delivery int, token uint64, ok bool) {
+	a, rest, found := strings.Cut(s, ".")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
+	}
+	b, c, found := strings.Cut(rest, ".")
+	if !found || len(c) != 16 || a == "" || b == "" || a[0] == '+' || b[0] == '+' || c[0] == '+' {
+		return 0, 0, 0, false
 	}
 	seq, err1 := strconv.ParseUint(a, 10, 64)
-	att, err2 := strconv.Atoi(b)
-	if err1 != nil || err2 != nil || seq == 0 || att < 1 || a[0] == '+' || b[0] == '+' {
-		return 0, 0, false
+	n, err2 := strconv.Atoi(b)
+	token, err3 := strconv.ParseUint(c, 16, 64)
+	// Only the canonical spelling names a delivery (no leading zeros, lower
+	// case hex), so one delivery has exactly one id.
+	if err1 != nil || err2 != nil || err3 != nil || seq == 0 || n < 1 || formatID(seq, n, token) != s {
+		return 0, 0, 0, false
 	}
-	return seq, att, true
+	return seq, n, token, true
+}
+
+// newToken draws a delivery id's random part; never 0, which marks a
+// lease written before ids had one.
+func newToken() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
 }

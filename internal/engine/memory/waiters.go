@@ -44,8 +44,9 @@ type lease struct {
 	id          uint64
 	item        string
 	attempt     int
-	deliveries  int   // handouts so far; the delivery id carries it
-	deadline    int64 // unix ns
+	deliveries  int    // handouts so far; the delivery id carries it
+	token       uint64 // random part of the current delivery id, new per delivery
+	deadline    int64  // unix ns
 	leased      bool
 	firstFailed string // ISO 8601 time of the first failure, "" if none
 	err         string // what the last failure recorded
@@ -97,6 +98,7 @@ func (q *queueState) remove(l *lease) {
 
 func (q *queueState) update(l *lease, u lease) {
 	l.attempt, l.deliveries, l.deadline, l.leased, l.firstFailed, l.err = u.attempt, u.deliveries, u.deadline, u.leased, u.firstFailed, u.err
+	l.token = u.token
 	heap.Fix(&q.byTime, l.idx)
 }
 

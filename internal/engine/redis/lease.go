@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -94,6 +96,7 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 		engine.PyJSONString(k.Name),
 		strconv.Itoa(scan),
 		"0",
+		deliveryTokens(count),
 	}
 	if blocking {
 		args[6] = "1"
@@ -300,4 +303,13 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 		return 0, interpretError(op, err)
 	}
 	return r.deadLettered, nil
+}
+
+// deliveryTokens draws the random parts of up to count delivery ids, 16
+// hex digits each, for lease_receive.lua: Lua's math.random is seeded the
+// same on every Redis and could be predicted, crypto/rand cannot.
+func deliveryTokens(count int) string {
+	b := make([]byte, 8*count)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
 }

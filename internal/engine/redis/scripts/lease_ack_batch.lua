@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  the leases zset
 -- KEYS[2]  the jobs hash
--- ARGV     the delivery ids "<seq>.<delivery number>"
+-- ARGV     the delivery ids "<seq>.<delivery number>.<token>"
 --
 -- Returns one integer per id, in order: 1 when that delivery still held
 -- its lease (an expired lease not yet redelivered counts: nobody else
@@ -11,7 +11,7 @@
 local out = {}
 for i = 1, #ARGV do
   local id = ARGV[i]
-  local seq = string.match(id, '^(%d+)%.%d+$')
+  local seq = string.match(id, '^(%d+)%.%d+%.' .. string.rep('%x', 16) .. '$')
   if seq and redis.call('ZREM', KEYS[1], id) == 1 then
     redis.call('HDEL', KEYS[2], seq)
     out[i] = 1

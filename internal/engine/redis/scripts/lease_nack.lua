@@ -3,7 +3,7 @@
 -- KEYS[1]  the leases zset
 -- KEYS[2]  the jobs hash
 -- KEYS[3]  the queue's failed DLQ list
--- ARGV[1]  the delivery id "<seq>.<delivery number>"
+-- ARGV[1]  the delivery id "<seq>.<delivery number>.<token>"
 -- ARGV[2]  delay before redelivery, ms
 -- ARGV[3]  max deliveries per item
 -- ARGV[4]  the error to record
@@ -16,7 +16,7 @@
 -- failed DLQ (its deliveries are used up), 0 when it waits for redelivery
 -- as "<seq>:r" scored now + delay.
 
-local seq = string.match(ARGV[1], '^(%d+)%.%d+$')
+local seq = string.match(ARGV[1], '^(%d+)%.%d+%.' .. string.rep('%x', 16) .. '$')
 if not seq or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
 local packed = redis.call('HGET', KEYS[2], seq)
 if not packed then

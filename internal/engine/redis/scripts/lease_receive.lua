@@ -20,13 +20,18 @@
 -- ARGV[6]  how many due leases to examine at most (-1: all)
 -- ARGV[7]  "1" when the caller wants the earliest deadline (it is about to
 --          block), else "0"
+-- ARGV[8]  one random token per item that may be handed out (ARGV[1] of
+--          them), 16 hex digits each, drawn by the caller from a CSPRNG
 --
 -- Returns {dead_lettered, ms until the earliest remaining deadline or -1
 -- (always -1 unless asked for, or when items were handed out),
 -- id1, item1, attempt1, id2, item2, attempt2, ...}.
 --
--- A delivery id is "<seq>.<delivery number>": every delivery changes it, so
--- a consumer still holding an older id cannot settle the item any more. The
+-- A delivery id is "<seq>.<delivery number>.<token>": every delivery
+-- changes it, so a consumer still holding an older id cannot settle the
+-- item any more, and its random token makes it impossible to guess from
+-- another id. (Leases written before ids had a token, "<seq>.<n>", still
+-- expire and are redelivered, but no id settles them.) The
 -- attempt is counted apart from it: a released item (a nack that does not
 -- count) is delivered again with the same attempt. A nacked or released
 -- item waits as "<seq>:r", which no delivery id can match.
@@ -37,13 +42,20 @@ local max_deliveries = tonumber(ARGV[3])
 local now_iso = ARGV[4]
 local queue_json = ARGV[5]
 local scan = tonumber(ARGV[6])
+local tokens = ARGV[8] or ''
+local delivered = 0
+
+-- token returns the random part of the next delivery's id.
+local function token()
+  local i = delivered * 16
+  return string.sub(tokens, i + 1, i + 16)
+end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now + lease
 
 local out = {0, -1}
-local delivered = 0
 local dead = 0
 
 local due
@@ -53,7 +65,7 @@ else
   due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, scan)
 end
 for _, member in ipairs(due) do
-  local seq = string.match(member, '^(%d+)%.%d+$')
+  local seq = string.match(member, '^(%d+)%.%d+')
   local expired = seq ~= nil
   if not expired then seq = string.match(member, '^(%d+):r$') end
   local packed = seq and redis.call('HGET', KEYS[4], seq)
@@ -76,7 +88,7 @@ for _, member in ipairs(due) do
     elseif delivered < count then
       if not released then attempt = attempt + 1 end
       deliveries = deliveries + 1
-      local id = seq .. '.' .. deliveries
+      local id = seq .. '.' .. deliveries .. '.' .. token()
       redis.call('ZREM', KEYS[3], member)
       redis.call('ZADD', KEYS[3], deadline, id)
       redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, 0}))
@@ -94,14 +106,14 @@ local function lease_fresh(items)
   local seq = last - #items
   for j = 1, #items do
     seq = seq + 1
-    local id = seq .. '.1'
+    local id = seq .. '.1.' .. token()
     redis.call('ZADD', KEYS[3], deadline, id)
     redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', '', 1, 0}))
     out[#out + 1] = id
     out[#out + 1] = items[j]
     out[#out + 1] = 1
+    delivered = delivered + 1
   end
-  delivered = delivered + #items
 end
 
 if delivered < count then
