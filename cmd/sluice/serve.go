@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/server"
@@ -21,12 +22,15 @@ type serveFlags struct {
 	logFormat    string
 	minReplicas  int
 	fsync        string
+
+	readHeaderTimeout, bodyTimeout, shutdownTimeout time.Duration
+	limits                                          server.Limits
 }
 
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always] [timeouts and limits: see -h]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
@@ -35,6 +39,15 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&f.minReplicas, "min-replicas-ack", 0, "Redis: every add waits until this many replicas have it (WAIT); 0 = the primary alone")
 	fs.StringVar(&f.fsync, "fsync", "everysec", "durable embedded engine (--data-dir): fsync policy, everysec or always")
+	def := server.DefaultConfig()
+	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "longest wait for a request's headers")
+	fs.DurationVar(&f.bodyTimeout, "body-timeout", def.BodyTimeout, "longest wait for a request's body (408 after it)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "on SIGTERM, how long requests in progress may finish before their connections are closed")
+	fs.IntVar(&f.limits.MaxStreamClients, "max-stream-clients", def.Limits.MaxStreamClients, "most WebSocket and SSE clients at once (503 past it)")
+	fs.IntVar(&f.limits.MaxChannelsPerClient, "max-channels-per-client", def.Limits.MaxChannelsPerClient, "most channels one WebSocket or SSE client subscribes to")
+	fs.IntVar(&f.limits.MaxSubscriptions, "max-subscriptions", def.Limits.MaxSubscriptions, "most engine subscriptions (distinct channels with listeners) at once")
+	fs.Int64Var(&f.limits.ClientBufferBytes, "client-buffer-bytes", def.Limits.ClientBufferBytes, "message bytes waiting for one WebSocket or SSE client before it is disconnected as too slow")
+	fs.IntVar(&f.limits.MaxQueues, "max-queues", def.Limits.MaxQueues, "most queues the service creates; an add creating one more is answered 507 (0: no limit)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -114,6 +127,8 @@ func (e *env) serverConfig(fs *flag.FlagSet, f serveFlags, s settings, t target)
 	}
 	cfg.MaxBodyBytes = f.maxBodyBytes
 	cfg.LogFormat = f.logFormat
+	cfg.ReadHeaderTimeout, cfg.BodyTimeout, cfg.ShutdownTimeout = f.readHeaderTimeout, f.bodyTimeout, f.shutdownTimeout
+	cfg.Limits = f.limits
 	return cfg
 }
 

@@ -78,6 +78,18 @@ type Config struct {
 	// alone). It bounds the delay it adds, and under load it divides the
 	// wake-ups and network writes per client by the batch size.
 	FanoutLinger time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers (default 10 s);
+	// BodyTimeout bounds reading its body (default 30 s): a client that
+	// trickles its body is answered 408 and disconnected instead of
+	// holding a connection and a goroutine forever. Neither applies to
+	// waiting: long-poll receives and the WebSocket and SSE streams, which
+	// send no body, are not cut off by them.
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+
+	// Limits on what clients may make the server hold; see limits.go.
+	Limits Limits
+
 	// WebSocketOrigins are host patterns (path.Match syntax) of pages on
 	// other origins allowed to open WebSockets; same-origin requests and
 	// clients that send no Origin are always allowed (default none).
@@ -104,6 +116,9 @@ func DefaultConfig() Config {
 		IdleTimeout:                5 * time.Minute,
 		ClientBuffer:               256,
 		FanoutLinger:               5 * time.Millisecond,
+		ReadHeaderTimeout:          10 * time.Second,
+		BodyTimeout:                30 * time.Second,
+		Limits:                     DefaultLimits(),
 	}
 }
 
@@ -142,6 +157,7 @@ func (c Config) Validate() error {
 		{"MaxWait", c.MaxWait}, {"PollInterval", c.PollInterval}, {"WriteTimeout", c.WriteTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout}, {"PingInterval", c.PingInterval},
 		{"PingTimeout", c.PingTimeout}, {"IdleTimeout", c.IdleTimeout},
+		{"ReadHeaderTimeout (--read-header-timeout)", c.ReadHeaderTimeout}, {"BodyTimeout (--body-timeout)", c.BodyTimeout},
 	} {
 		if d.v <= 0 {
 			bad("server %s %v: want a positive duration", d.name, d.v)
@@ -153,6 +169,7 @@ func (c Config) Validate() error {
 	if c.ClientBuffer < 1 {
 		bad("server ClientBuffer %d: want >= 1", c.ClientBuffer)
 	}
+	errs = append(errs, c.Limits.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,11 +27,21 @@ var errTooLarge = errors.New("request body too large")
 
 // readBody reads the whole body under the server's size limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err == nil {
+		// The body is in: what follows (a long-poll wait, say) must not be
+		// cut off by the deadline, which would end the request's context.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, fmt.Errorf("%w: limit is %d bytes", errTooLarge, mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("%w: send the body within %s", errBodyTimeout, s.cfg.BodyTimeout)
 		}
 		return nil, badRequest("reading request body: %v", err)
 	}
@@ -233,17 +244,15 @@ func decodeWSCommand(data []byte) (wsCommand, error) {
 	return cmd, nil
 }
 
-// maxChannelsPerClient bounds one client's subscriptions.
-const maxChannelsPerClient = 100
-
-// parseChannels parses the channels query parameter ("a,b").
-func parseChannels(v string) ([]string, error) {
+// parseChannels parses the channels query parameter ("a,b"), at most
+// limit of them (Limits.MaxChannelsPerClient).
+func parseChannels(v string, limit int) ([]string, error) {
 	if v == "" {
 		return nil, nil
 	}
 	parts := strings.Split(v, ",")
-	if len(parts) > maxChannelsPerClient {
-		return nil, badRequest("at most %d channels", maxChannelsPerClient)
+	if len(parts) > limit {
+		return nil, badRequest("at most %d channels per client", limit)
 	}
 	for _, c := range parts {
 		if err := validateChannel(c); err != nil {

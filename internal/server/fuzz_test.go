@@ -137,7 +137,7 @@ func FuzzQueryParams(f *testing.F) {
 		} else if !errors.Is(p.err, errBadRequest) {
 			t.Fatalf("error %v is not a bad request", p.err)
 		}
-		if chans, err := parseChannels(q.Get("channels")); err == nil {
+		if chans, err := parseChannels(q.Get("channels"), DefaultLimits().MaxChannelsPerClient); err == nil {
 			for _, c := range chans {
 				if validateChannel(c) != nil {
 					t.Fatalf("accepted channel %q", c)

@@ -23,6 +23,8 @@ type hub struct {
 	m      *metrics
 	log    *slog.Logger
 	linger time.Duration
+	// maxSubs bounds the engine subscriptions (Limits.MaxSubscriptions).
+	maxSubs int
 
 	mu     sync.Mutex
 	chans  map[string]*channel
@@ -61,6 +63,11 @@ type subscriber struct {
 	out  chan []frame
 	done chan struct{}
 	once sync.Once
+	// queued is the bytes of the batches in out, at most maxBytes
+	// (Limits.ClientBufferBytes): a client is disconnected for what it
+	// leaves unread, not only for how many batches.
+	queued   atomic.Int64
+	maxBytes int64
 	// code and reason say why the hub disconnected the client; abrupt
 	// skips the close handshake for a peer known to be unresponsive.
 	code   websocket.StatusCode
@@ -71,16 +78,47 @@ type subscriber struct {
 	channels map[string]struct{}
 }
 
-func newSubscriber(buffer int) *subscriber {
-	return &subscriber{out: make(chan []frame, buffer), done: make(chan struct{}), channels: make(map[string]struct{})}
+func newSubscriber(buffer int, maxBytes int64) *subscriber {
+	return &subscriber{out: make(chan []frame, buffer), done: make(chan struct{}), channels: make(map[string]struct{}), maxBytes: maxBytes}
 }
 
-// kill disconnects the subscriber; the first reason wins.
-func (sb *subscriber) kill(code websocket.StatusCode, reason string) {
+// kill disconnects the subscriber; the first reason wins, and only the
+// first call reports true.
+func (sb *subscriber) kill(code websocket.StatusCode, reason string) (first bool) {
 	sb.once.Do(func() {
 		sb.code, sb.reason = code, reason
 		close(sb.done)
+		first = true
 	})
+	return first
+}
+
+// offer queues batch for the subscriber unless that would pass its batch
+// or byte bound; then it reports false and queues nothing.
+func (sb *subscriber) offer(batch []frame, size int64) bool {
+	if sb.queued.Add(size) > sb.maxBytes {
+		sb.queued.Add(-size)
+		return false
+	}
+	select {
+	case sb.out <- batch:
+		return true
+	default:
+		sb.queued.Add(-size)
+		return false
+	}
+}
+
+// taken accounts for a batch the client's writer took out of out.
+func (sb *subscriber) taken(batch []frame) { sb.queued.Add(-batchBytes(batch)) }
+
+// batchBytes is what a batch holds: its largest encoding, the envelope.
+func batchBytes(batch []frame) int64 {
+	var n int64
+	for _, f := range batch {
+		n += int64(len(f.wsEnvelope))
+	}
+	return n
 }
 
 // drop disconnects a subscriber whose peer stopped answering, without
@@ -131,6 +169,11 @@ func (h *hub) join(ctx context.Context, sb *subscriber, name string) error {
 		return fmt.Errorf("subscribe %q: %w", name, sluice.ErrClosed)
 	}
 	ch, exists := h.chans[name]
+	if !exists && h.maxSubs > 0 && len(h.chans) >= h.maxSubs {
+		h.mu.Unlock()
+		h.m.limitRefused.WithLabelValues("subscriptions").Inc()
+		return fmt.Errorf("subscribe %q: %w: at most %d channels with listeners at once", name, errStreamLimit, h.maxSubs)
+	}
 	if !exists {
 		ch = &channel{name: name, ready: make(chan struct{}), subs: make(map[*subscriber]struct{})}
 		h.chans[name] = ch
@@ -250,13 +293,22 @@ func (h *hub) pump(ch *channel) {
 		batch, ok := h.collect(ch)
 		if len(batch) > 0 {
 			var sent int
+			size := batchBytes(batch)
 			for _, sb := range *ch.list.Load() {
 				select {
-				case sb.out <- batch:
-					sent++
+				case <-sb.done:
+					continue // disconnected; its handler is leaving
 				default:
+				}
+				if sb.offer(batch, size) {
+					sent++
+					continue
+				}
+				// Counted once per client: a client already disconnected
+				// stays listed until its handler leaves, and may listen
+				// to several channels.
+				if sb.kill(websocket.StatusPolicyViolation, "slow consumer: message buffer full") {
 					h.m.slowClosed.Inc()
-					sb.kill(websocket.StatusPolicyViolation, "slow consumer: message buffer full")
 				}
 			}
 			h.m.fannedOut.Add(float64(sent * len(batch)))

@@ -32,6 +32,8 @@ type metrics struct {
 	missedGaps  prometheus.Counter
 	authFailure prometheus.Counter
 	panics      prometheus.Counter
+	// limitRefused counts requests refused by a Limits setting, by limit.
+	limitRefused *prometheus.CounterVec
 }
 
 func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
@@ -70,6 +72,11 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		"Interruptions of an engine subscription, during which messages were missed.")
 	m.authFailure = newCounter("sluice_http_auth_failures_total", "Requests refused for a missing or wrong API key.")
 	m.panics = newCounter("sluice_http_panics_total", "Handler panics recovered into 500 replies.")
+	m.limitRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_limit_refused_total",
+		Help: "Requests refused by a configured limit (queues, stream_clients, subscriptions, channels_per_client).",
+	}, []string{"limit"})
+	f(m.limitRefused)
 	for _, col := range []prometheus.Collector{
 		m.httpDuration, m.undelivered, m.overflow, m.rejected, m.movedToDLQ, m.dropped, m.putBack,
 		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,

@@ -38,6 +38,9 @@ type addRequest struct {
 
 // add runs one add detached from the request and counts its overflow.
 func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error) {
+	if err := s.queues.admit(r.Context(), s, req.q.Name()); err != nil {
+		return nil, err
+	}
 	var res []sluice.AddResult
 	err := s.write(r, func(ctx context.Context) (err error) {
 		res, err = req.q.AddBatch(ctx, req.items, req.opts...)

@@ -48,6 +48,9 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // errorStatus maps an error to its HTTP status. Client mistakes are 4xx;
 // only engine trouble is 5xx.
 func errorStatus(err error) int {
+	if st := limitStatus(err); st != 0 {
+		return st
+	}
 	switch {
 	case errors.Is(err, errBadRequest), errors.Is(err, sluice.ErrInvalidName),
 		errors.Is(err, sluice.ErrInvalidArgument), errors.Is(err, sluice.ErrNotJSON):
@@ -70,7 +73,7 @@ func errorStatus(err error) int {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := errorStatus(err)
 	msg := err.Error()
-	if status >= 500 {
+	if status >= 500 && limitStatus(err) == 0 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		if status == http.StatusServiceUnavailable {
 			msg = "engine unavailable: " + msg

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,6 +58,12 @@ type Server struct {
 	// does not wait for once hijacked.
 	streams  sync.WaitGroup
 	streamMu sync.Mutex
+	// conns are the hijacked WebSocket connections, closed by a shutdown
+	// that runs out of time; streamClients counts WebSocket and SSE
+	// clients against Limits.MaxStreamClients.
+	conns         streamRegistry
+	streamClients atomic.Int64
+	queues        queueGuard
 }
 
 // New builds a server for client. It validates cfg; client stays the
@@ -83,6 +90,8 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 	}
 	s.metrics = newMetrics(client, cfg, logger)
 	s.hub = newHub(client, s.metrics, logger, cfg.FanoutLinger)
+	s.hub.maxSubs = cfg.Limits.MaxSubscriptions
+	s.queues.max = cfg.Limits.MaxQueues
 	s.routes()
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
@@ -173,6 +182,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusUnauthorized, "missing or invalid API key (send X-API-Key or Authorization: Bearer)")
 		return
 	}
+	if r.ContentLength != 0 {
+		// Bound reading the body (readBody narrows it and lifts it once the
+		// body is in). A handler that never reads its body leaves it in
+		// force for the server's drain of the body after the reply, so a
+		// trickled body cannot hold the connection that way either.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	}
 	s.mux.ServeHTTP(rec, r)
 }
 
@@ -216,7 +232,7 @@ func (s *Server) authorized(r *http.Request, pattern string) bool {
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -243,15 +259,36 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	go func() { shutdownErr <- srv.Shutdown(sctx) }()
 	s.beginShutdown()
 	err := <-shutdownErr
-	s.streams.Wait()
+	if err != nil {
+		// Out of time: whatever clients still hold (a trickled body, a
+		// stalled reply) is cut off. The shutdown itself succeeded: the
+		// process stops serving, and the engine is closed cleanly after.
+		_ = srv.Close()
+		s.log.Warn("graceful shutdown ran out of time; closed the remaining connections",
+			"timeout", s.cfg.ShutdownTimeout, "websockets", s.conns.closeAll())
+	}
+	s.waitStreams(sctx)
 	s.hub.close()
 	<-serveErr
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("server: graceful shutdown: %w", err)
-	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// waitStreams waits for the WebSocket handlers, closing their connections
+// when ctx ends first.
+func (s *Server) waitStreams(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.streams.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	s.log.Warn("closing WebSocket connections that did not close in time", "count", s.conns.closeAll())
+	<-done
 }
 
 // Shutdown begins a graceful shutdown for servers mounted with Handler
@@ -269,6 +306,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Cut off the connections that did not close in time, so that
+		// nothing of the server outlives the call.
+		s.conns.closeAll()
+		<-done
 		return fmt.Errorf("server: shutdown: %w", ctx.Err())
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,7 +19,7 @@ var seedChannels = []string{"camera_events", "risk_alerts", "system_status"}
 // subscription was interrupted); the client may send subscribe,
 // unsubscribe and ping messages.
 func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
-	channels, err := parseChannels(r.URL.Query().Get("channels"))
+	channels, err := parseChannels(r.URL.Query().Get("channels"), s.cfg.Limits.MaxChannelsPerClient)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -52,6 +53,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 		return
 	}
 	defer s.streams.Done()
+	release, ok := s.admitStream(w)
+	if !ok {
+		return
+	}
+	defer release()
 	cw := &corkingWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
 	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.WebSocketOrigins,
@@ -68,14 +74,20 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 		_ = conn.CloseNow()
 		return
 	}
+	s.conns.add(conn)
+	defer s.conns.remove(conn)
 	s.metrics.wsClients.Inc()
 	defer s.metrics.wsClients.Dec()
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	sb := newSubscriber(s.cfg.ClientBuffer)
+	sb := newSubscriber(s.cfg.ClientBuffer, s.cfg.Limits.ClientBufferBytes)
 	defer s.hub.unsubscribeAll(sb)
 	if err := s.hub.subscribe(ctx, sb, channels); err != nil {
+		if errors.Is(err, errStreamLimit) {
+			_ = conn.Close(websocket.StatusTryAgainLater, "subscription limit reached")
+			return
+		}
 		s.log.Warn("websocket subscribe failed", "channels", channels, "err", err)
 		_ = conn.Close(websocket.StatusInternalError, "subscribe failed")
 		return
@@ -102,6 +114,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	for {
 		select {
 		case batch := <-sb.out:
+			sb.taken(batch)
 			if err := c.writeBatch(batch); err != nil {
 				return
 			}
@@ -161,6 +174,7 @@ func (c *wsClient) writeBatch(batch []frame) error {
 	for more := true; more && err == nil; {
 		select {
 		case batch = <-c.sb.out:
+			c.sb.taken(batch)
 			err = c.writeFrames(batch)
 		default:
 			more = false
@@ -212,8 +226,9 @@ func (c *wsClient) read(ctx context.Context) error {
 		case "ping":
 			err = c.reply(ctx, map[string]string{"type": "pong"})
 		case "subscribe":
-			if c.sb.count()+len(cmd.Channels) > maxChannelsPerClient {
-				err = c.reply(ctx, map[string]string{"type": "error", "error": "too many channels"})
+			if limit := c.s.cfg.Limits.MaxChannelsPerClient; c.sb.count()+len(cmd.Channels) > limit {
+				c.s.metrics.limitRefused.WithLabelValues("channels_per_client").Inc()
+				err = c.reply(ctx, map[string]string{"type": "error", "error": fmt.Sprintf("too many channels: at most %d per client", limit)})
 				break
 			}
 			if serr := c.s.hub.subscribe(ctx, c.sb, cmd.Channels); serr != nil {
@@ -275,7 +290,7 @@ func (c *wsClient) ping(ctx context.Context) {
 // "data:" event per message with the same JSON as the WebSocket, and
 // "event: gap" notices.
 func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
-	channels, err := parseChannels(r.URL.Query().Get("channels"))
+	channels, err := parseChannels(r.URL.Query().Get("channels"), s.cfg.Limits.MaxChannelsPerClient)
 	if err == nil && len(channels) == 0 {
 		err = badRequest("parameter channels is required (channels=a,b)")
 	}
@@ -288,9 +303,17 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.streams.Done()
-	sb := newSubscriber(s.cfg.ClientBuffer)
+	release, ok := s.admitStream(w)
+	if !ok {
+		return
+	}
+	defer release()
+	sb := newSubscriber(s.cfg.ClientBuffer, s.cfg.Limits.ClientBufferBytes)
 	defer s.hub.unsubscribeAll(sb)
 	if err := s.hub.subscribe(r.Context(), sb, channels); err != nil {
+		if errors.Is(err, errStreamLimit) {
+			w.Header().Set("Retry-After", limitRetryAfter)
+		}
 		s.fail(w, r, err)
 		return
 	}
@@ -318,6 +341,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case batch := <-sb.out:
+			sb.taken(batch)
 			var b bytes.Buffer
 			for _, f := range batch {
 				b.Write(sseEvent(f))

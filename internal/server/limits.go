@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Limits bound what clients can make the server hold, so that no client,
+// however many connections or names it uses, can grow the server's memory
+// or the engine's key space without end. Every limit is a setting of
+// `sluice serve` (README, "Limits").
+type Limits struct {
+	// MaxStreamClients bounds the WebSocket and SSE clients connected at
+	// once; one more is answered 503 with Retry-After
+	// (--max-stream-clients; default 1000).
+	MaxStreamClients int
+	// MaxChannelsPerClient bounds the channels one WebSocket or SSE client
+	// subscribes to (--max-channels-per-client; default 100).
+	MaxChannelsPerClient int
+	// MaxSubscriptions bounds the engine subscriptions of the process: one
+	// per channel that any client listens to, shared by all its clients. A
+	// client asking for a channel nobody listens to yet past it is refused
+	// (503 on connect, an error message on a WebSocket subscribe)
+	// (--max-subscriptions; default 1000).
+	MaxSubscriptions int
+	// ClientBufferBytes bounds the message bytes waiting for one slow
+	// WebSocket or SSE client; past it the client is disconnected (1008,
+	// or an SSE "close" event) and counted once in
+	// sluice_pubsub_slow_clients_closed_total (--client-buffer-bytes;
+	// default 1 MiB). Config.ClientBuffer still bounds the batches.
+	ClientBufferBytes int64
+	// MaxQueues bounds the queues the service creates: an add that would
+	// create a queue past it is answered 507, while queues that exist keep
+	// working (--max-queues; default 10000; 0 means no limit). Queues are
+	// counted as GET /v1/queues lists them.
+	MaxQueues int
+}
+
+// DefaultLimits returns the documented defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxStreamClients:     1000,
+		MaxChannelsPerClient: 100,
+		MaxSubscriptions:     1000,
+		ClientBufferBytes:    1 << 20,
+		MaxQueues:            10000,
+	}
+}
+
+func (l Limits) validate() []error {
+	var errs []error
+	for _, v := range []struct {
+		flag string
+		n    int64
+	}{
+		{"--max-stream-clients", int64(l.MaxStreamClients)},
+		{"--max-channels-per-client", int64(l.MaxChannelsPerClient)},
+		{"--max-subscriptions", int64(l.MaxSubscriptions)},
+		{"--client-buffer-bytes", l.ClientBufferBytes},
+	} {
+		if v.n < 1 {
+			errs = append(errs, fmt.Errorf("%s %d: want >= 1", v.flag, v.n))
+		}
+	}
+	if l.MaxQueues < 0 {
+		errs = append(errs, fmt.Errorf("--max-queues %d: want >= 0 (0: no limit)", l.MaxQueues))
+	}
+	return errs
+}
+
+var (
+	// errQueueLimit refuses an add that would create a queue past
+	// Limits.MaxQueues (507).
+	errQueueLimit = errors.New("queue limit reached")
+	// errStreamLimit refuses a stream client or a subscription past
+	// Limits.MaxStreamClients or Limits.MaxSubscriptions (503).
+	errStreamLimit = errors.New("stream limit reached")
+	// errBodyTimeout is a body not received within Config.BodyTimeout (408).
+	errBodyTimeout = errors.New("request body not received in time")
+)
+
+// limitRetryAfter is the Retry-After sent with a stream limit's 503.
+const limitRetryAfter = "5"
+
+// admitStream counts a WebSocket or SSE client against MaxStreamClients.
+// When it returns false it has answered the client; otherwise the caller
+// calls release when the client leaves.
+func (s *Server) admitStream(w http.ResponseWriter) (release func(), ok bool) {
+	if n := s.streamClients.Add(1); n > int64(s.cfg.Limits.MaxStreamClients) {
+		s.streamClients.Add(-1)
+		s.metrics.limitRefused.WithLabelValues("stream_clients").Inc()
+		w.Header().Set("Retry-After", limitRetryAfter)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%v: at most %d WebSocket and SSE clients at once", errStreamLimit, s.cfg.Limits.MaxStreamClients))
+		return nil, false
+	}
+	return func() { s.streamClients.Add(-1) }, true
+}
+
+// queueGuard enforces Limits.MaxQueues. It knows the queues the engine
+// lists, loaded on first use, plus those this process has let adds create
+// since; when a new name meets a full set it reloads (at most once a
+// second), so queues that went away elsewhere free their places.
+type queueGuard struct {
+	max int
+
+	mu       sync.Mutex
+	known    map[string]struct{}
+	loadedAt time.Time
+}
+
+// reloadEvery bounds how often a refused name reloads the engine's list:
+// a client hammering the limit costs one listing a second, not one per
+// request.
+const reloadEvery = time.Second
+
+// admit lets an add to queue name proceed, or returns errQueueLimit when
+// it would create a queue past the limit.
+func (g *queueGuard) admit(ctx context.Context, s *Server, name string) error {
+	if g.max == 0 {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.known[name]; ok {
+		return nil
+	}
+	if g.known == nil || (len(g.known) >= g.max && time.Since(g.loadedAt) >= reloadEvery) {
+		names, err := s.client.Queues(ctx)
+		if err != nil {
+			return err
+		}
+		g.known = make(map[string]struct{}, len(names))
+		for _, n := range names {
+			g.known[n] = struct{}{}
+		}
+		g.loadedAt = time.Now()
+		if _, ok := g.known[name]; ok {
+			return nil
+		}
+	}
+	if len(g.known) >= g.max {
+		s.metrics.limitRefused.WithLabelValues("queues").Inc()
+		return fmt.Errorf("%w: the service holds %d queues (--max-queues); queue %q was not created, existing queues keep working",
+			errQueueLimit, g.max, name)
+	}
+	g.known[name] = struct{}{}
+	return nil
+}
+
+// limitStatus maps the limits' errors to their HTTP status, 0 for others.
+func limitStatus(err error) int {
+	switch {
+	case errors.Is(err, errQueueLimit):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, errStreamLimit):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout
+	}
+	return 0
+}
+
+// streamRegistry holds the hijacked WebSocket connections, which
+// http.Server neither waits for nor closes: a shutdown that runs out of
+// time closes them itself.
+type streamRegistry struct {
+	mu    sync.Mutex
+	conns map[closer]struct{}
+}
+
+type closer interface{ CloseNow() error }
+
+func (r *streamRegistry) add(c closer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conns == nil {
+		r.conns = make(map[closer]struct{})
+	}
+	r.conns[c] = struct{}{}
+}
+
+func (r *streamRegistry) remove(c closer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.conns, c)
+}
+
+// closeAll closes every registered connection and returns how many.
+func (r *streamRegistry) closeAll() int {
+	r.mu.Lock()
+	conns := make([]closer, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		_ = c.CloseNow()
+	}
+	return len(conns)
+}
