@@ -155,7 +155,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"MaxWait", c.MaxWait}, {"PollInterval", c.PollInterval}, {"WriteTimeout", c.WriteTimeout},
-		{"ShutdownTimeout", c.ShutdownTimeout}, {"PingInterval", c.PingInterval},
+		{"ShutdownTimeout (--shutdown-timeout)", c.ShutdownTimeout}, {"PingInterval", c.PingInterval},
 		{"PingTimeout", c.PingTimeout}, {"IdleTimeout", c.IdleTimeout},
 		{"ReadHeaderTimeout (--read-header-timeout)", c.ReadHeaderTimeout}, {"BodyTimeout (--body-timeout)", c.BodyTimeout},
 	} {
