@@ -115,14 +115,22 @@ func (s *Server) dlqParams(r *http.Request, def sluice.DLQKind) (*sluice.Queue, 
 	return q, p, dlqKind(p, def), nil
 }
 
-// handleDLQList is GET /v1/queues/{name}/dlq?kind=&start=&limit=.
+// handleDLQList is GET /v1/queues/{name}/dlq?kind=&limit=&cursor= (or
+// start= instead of cursor=). Entries are appended at the tail, so offset
+// cursors stay put while entries are added.
 func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) error {
 	q, p, kind, err := s.dlqParams(r, sluice.DLQOverflow)
 	if err != nil {
 		return err
 	}
 	start := p.int("start", 0, 0, 1<<40)
-	limit := p.int("limit", 100, 1, sluice.MaxPeek)
+	if p.str("cursor") != "" {
+		if p.str("start") != "" {
+			p.fail("start", p.str("start"), "absent when cursor is given")
+		}
+		start = offsetCursor(p)
+	}
+	limit := min(pageLimit(p), sluice.MaxPeek)
 	if p.err != nil {
 		return p.err
 	}
@@ -133,7 +141,11 @@ func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) error {
 	if entries == nil {
 		entries = []sluice.DLQEntry{}
 	}
-	_ = writeJSON(w, http.StatusOK, map[string]any{"items": entries, "total": total})
+	var next string
+	if n := start + int64(len(entries)); len(entries) > 0 && n < total {
+		next = offsetNext(n)
+	}
+	_ = writeJSON(w, http.StatusOK, withCursor(map[string]any{"items": entries, "total": total}, next))
 	return nil
 }
 

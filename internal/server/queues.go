@@ -177,21 +177,29 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, q *sluice.Queu
 	s.log.Info("client gone before receiving its item; put back at the head", "queue", q.Name(), "reply_err", werr)
 }
 
-// handleQueueList is GET /v1/queues.
+// handleQueueList is GET /v1/queues?limit=&cursor=: queues in name order,
+// a page at a time (page.go).
 func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
+	p := queryParams(r)
+	limit := pageLimit(p)
+	after, _ := decodeCursor(p, cursorName)
+	if p.err != nil {
+		return p.err
+	}
 	names, err := s.client.Queues(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]sluice.Pressure, 0, len(names))
-	for _, n := range names {
+	page, next := pageNames(names, after, int(limit))
+	out := make([]sluice.Pressure, 0, len(page))
+	for _, n := range page {
 		p, err := s.client.Queue(n, s.cfg.queueOptions()...).Pressure(r.Context())
 		if err != nil {
 			return err
 		}
 		out = append(out, p)
 	}
-	_ = writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	_ = writeJSON(w, http.StatusOK, withCursor(map[string]any{"queues": out}, next))
 	return nil
 }
 
@@ -286,11 +294,15 @@ func (s *Server) handleQueueBatch(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// handleQueuePeek is GET /v1/queues/{name}/items?start=&end=.
+// handleQueuePeek is GET /v1/queues/{name}/items?start=&end= (inclusive
+// indexes, as LRANGE), or ?limit=&cursor= to page from the head.
 func (s *Server) handleQueuePeek(w http.ResponseWriter, r *http.Request) error {
 	q, p, err := s.queueParams(r)
 	if err != nil {
 		return err
+	}
+	if p.str("limit") != "" || p.str("cursor") != "" {
+		return s.pageItems(w, r, q, p)
 	}
 	const bound = 1 << 40
 	start := p.int("start", 0, -bound, bound)
@@ -306,6 +318,39 @@ func (s *Server) handleQueuePeek(w http.ResponseWriter, r *http.Request) error {
 		items = []sluice.Item{}
 	}
 	_ = writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	return nil
+}
+
+// pageItems is the paged form of the peek: offsets from the head, which
+// stay put while items are added at the tail (a consumer taking items
+// from the head shifts them).
+func (s *Server) pageItems(w http.ResponseWriter, r *http.Request, q *sluice.Queue, p *params) error {
+	if p.str("start") != "" || p.str("end") != "" {
+		p.fail("start/end", p.str("start")+p.str("end"), "absent when limit or cursor is given")
+	}
+	limit := pageLimit(p)
+	start := offsetCursor(p)
+	if p.err != nil {
+		return p.err
+	}
+	items, err := q.Peek(r.Context(), start, start+limit-1)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []sluice.Item{}
+	}
+	var next string
+	if n := start + int64(len(items)); len(items) > 0 {
+		length, err := q.Len(r.Context())
+		if err != nil {
+			return err
+		}
+		if n < length {
+			next = offsetNext(n)
+		}
+	}
+	_ = writeJSON(w, http.StatusOK, withCursor(map[string]any{"items": items}, next))
 	return nil
 }
 
