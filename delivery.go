@@ -38,7 +38,9 @@ func (q *Queue) receiveOptions(o ReceiveOptions) ReceiveOptions {
 // Delivery is an item handed out under a lease. Settle it with Ack, Nack or
 // let the lease expire (then it is delivered again).
 type Delivery struct {
-	// ID identifies this delivery; it is what HTTP clients ack with.
+	// ID identifies this delivery; it is what HTTP clients ack with. It is
+	// opaque and URL-safe, changes with every delivery and carries 64
+	// random bits, so it cannot be guessed from another id.
 	ID string `json:"id"`
 	// Item is the payload.
 	Item Item `json:"item"`
