@@ -287,7 +287,9 @@ func (s *Server) waitStreams(ctx context.Context) {
 		return
 	case <-ctx.Done():
 	}
-	s.log.Warn("closing WebSocket connections that did not close in time", "count", s.conns.closeAll())
+	if n := s.conns.closeAll(); n > 0 {
+		s.log.Warn("closed WebSocket connections that did not close in time", "count", n)
+	}
 	<-done
 }
 
@@ -306,10 +308,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		// Cut off the connections that did not close in time, so that
-		// nothing of the server outlives the call.
+		// Cut off the connections that did not close in time; their
+		// handlers end on their own.
 		s.conns.closeAll()
-		<-done
 		return fmt.Errorf("server: shutdown: %w", ctx.Err())
 	}
 }
