@@ -251,11 +251,19 @@ func (tp *Topology) Kill(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := c.Do(ctx, c.B().ConfigGet().Parameter(restartConfig...).Build()).AsStrMap()
-	c.Close()
-	if err != nil {
-		t.Fatalf("%s CONFIG GET: %v", addr, err)
+	// One parameter per CONFIG GET: Redis before 7 takes no more.
+	cfg := map[string]string{}
+	for _, k := range restartConfig {
+		m, err := c.Do(ctx, c.B().ConfigGet().Parameter(k).Build()).AsStrMap()
+		if err != nil {
+			c.Close()
+			t.Fatalf("%s CONFIG GET %s: %v", addr, k, err)
+		}
+		for name, v := range m {
+			cfg[name] = v
+		}
 	}
+	c.Close()
 	args := []string{"--daemonize", "yes"}
 	for _, k := range restartConfig {
 		v, ok := cfg[k]
