@@ -36,6 +36,14 @@ wait_for() {
 	done
 }
 
+# running PID: the process has not exited. A daemonized node's parent is
+# init, which may take its time to reap it: a zombie has exited.
+running() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { kill -0 "$1" 2>/dev/null; return; }
+	[[ ${stat##*) } != Z* ]]
+}
+
 # stop_nodes PORT...: SIGTERM each node we started, SIGKILL after 10 s, in
 # the order given; then remove the state directory.
 stop_nodes() {
@@ -44,7 +52,7 @@ stop_nodes() {
 		if pid=$(pid_of "$port"); then
 			kill -TERM "$pid" 2>/dev/null || true
 			deadline=$((SECONDS + 10))
-			while kill -0 "$pid" 2>/dev/null; do
+			while running "$pid"; do
 				if ((SECONDS >= deadline)); then
 					kill -KILL "$pid" 2>/dev/null || true
 					break

@@ -7,8 +7,8 @@ package redis
 //	export SLUICE_TEST_CLUSTER_URL=$(scripts/cluster.sh start)
 //	export SLUICE_TEST_SENTINEL_URL=$(scripts/sentinel.sh start)
 //
-// and are skipped otherwise. The ones that break the topology (failover,
-// resharding) need a further variable each; see topology_test.go.
+// and are skipped otherwise. The ones that break a topology (failover,
+// resharding) run on throwaway sets of their own; see topology_test.go.
 
 import (
 	"context"
@@ -40,11 +40,17 @@ func connectEnv(t testing.TB, env string) multiNode {
 	if u == "" {
 		t.Skipf("%s not set; start the topology with scripts/ and export the URL it prints", env)
 	}
+	return connectURL(t, u)
+}
+
+// connectURL connects to the topology at u.
+func connectURL(t testing.TB, u string) multiNode {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := redisconn.Connect(ctx, redisconn.Config{URL: u})
 	if err != nil {
-		t.Fatalf("%s: %v", env, err)
+		t.Fatalf("%s: %v", redisconn.Redact(u), err)
 	}
 	t.Cleanup(conn.Close)
 	return multiNode{conn: conn}

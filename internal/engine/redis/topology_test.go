@@ -1,36 +1,27 @@
 package redis
 
 // Tests that change a topology while clients run: a slot migration and the
-// failover of a killed primary. Each needs its own variable besides the
-// topology's URL (SLUICE_TEST_CLUSTER_RESHARD=1, SLUICE_TEST_CLUSTER_FAILOVER=1,
-// SLUICE_TEST_SENTINEL_FAILOVER=1); after a failover test, "scripts/cluster.sh
-// start" or "scripts/sentinel.sh start" rebuilds the topology.
+// failover of a killed primary. They run on the throwaway sets of
+// redistest.ClusterTopology and redistest.SentinelTopology, one test at a
+// time per set, and start a killed node again before the next test.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/redistest"
 )
-
-func gate(t *testing.T, env string) {
-	t.Helper()
-	if os.Getenv(env) != "1" {
-		t.Skipf("changes the topology; set %s=1 to run it", env)
-	}
-}
 
 // clusterNode is one line of CLUSTER NODES.
 type clusterNode struct {
@@ -164,10 +155,54 @@ type ledger struct {
 	unsure   map[string]bool // add returned another error: stored or not
 	acked    map[string]int
 	errs     map[string]int // error text (shortened) -> count
+	tries    int            // adds tried, whatever their outcome
 }
 
 func newLedger() *ledger {
 	return &ledger{accepted: map[string]bool{}, primary: map[string]bool{}, unsure: map[string]bool{}, acked: map[string]int{}, errs: map[string]int{}}
+}
+
+// waitTries polls until n more adds were tried, whatever came of them.
+func (l *ledger) waitTries(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	l.mu.Lock()
+	want := l.tries + n
+	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		tries := l.tries
+		l.mu.Unlock()
+		if tries >= want {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("producers stalled: %d adds tried, want %d", tries, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the ledger
+	}
+}
+
+// waitProgress polls until n more adds were accepted and n more items
+// acked (when acks is set) than when it was called: load is under way
+// whatever the machine's speed.
+func (l *ledger) waitProgress(t *testing.T, ctx context.Context, n int, acks bool) {
+	t.Helper()
+	count := func() (int, int) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.accepted) + len(l.primary), len(l.acked)
+	}
+	add0, ack0 := count()
+	for {
+		add, ack := count()
+		if add-add0 >= n && (!acks || ack-ack0 >= n) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("load stalled: %d adds and %d acks in a row, want %d", add-add0, ack-ack0, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the ledger
+	}
 }
 
 func (l *ledger) noteErr(op string, err error) {
@@ -191,20 +226,25 @@ func (l *ledger) report(t *testing.T) {
 	}
 }
 
-// produce adds unique items to queue until stop, one per call.
-func produce(ctx context.Context, e *Engine, l *ledger, queue, name string, stop <-chan struct{}, okAt func(time.Time)) {
+// produce adds unique items to queue until stop (or ctx ends), one per
+// call. okAt gets the start and the end of each add that was applied.
+func produce(ctx context.Context, e *Engine, l *ledger, queue, name string, stop <-chan struct{}, okAt func(start, end time.Time)) {
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
 			return
+		case <-ctx.Done():
+			return
 		default:
 		}
 		item := fmt.Sprintf("%s-%d", name, i)
+		start := time.Now()
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := e.QueueAdd(actx, engine.AddParams{Queue: queue, Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1 << 40})
 		cancel()
 		_, applied := ackError(err)
 		l.mu.Lock()
+		l.tries++
 		switch {
 		case err == nil:
 			l.accepted[item] = true
@@ -215,7 +255,7 @@ func produce(ctx context.Context, e *Engine, l *ledger, queue, name string, stop
 		}
 		l.mu.Unlock()
 		if (err == nil || applied) && okAt != nil {
-			okAt(time.Now())
+			okAt(start, time.Now())
 		}
 		if err != nil {
 			l.noteErr("add", err)
@@ -226,10 +266,11 @@ func produce(ctx context.Context, e *Engine, l *ledger, queue, name string, stop
 	}
 }
 
-// consume receives and acks until stop and then until the queue is drained.
+// consume receives and acks until stop and then until the queue is drained
+// (or ctx ends).
 func consume(ctx context.Context, e *Engine, l *ledger, queue string, stop <-chan struct{}) {
 	stopped := false
-	for {
+	for ctx.Err() == nil {
 		if !stopped {
 			select {
 			case <-stop:
@@ -283,8 +324,9 @@ func consume(ctx context.Context, e *Engine, l *ledger, queue string, stop <-cha
 // It runs twice: with plain adds, and with MinReplicasAck 1, whose writes
 // follow MOVED and ASK by hand (writeDurable).
 func TestClusterReshardBusyQueue(t *testing.T) {
-	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
-	gate(t, "SLUICE_TEST_CLUSTER_RESHARD")
+	t.Parallel()
+	tp := redistest.ClusterTopology(t)
+	m := connectURL(t, tp.URL)
 	t.Run("plain", func(t *testing.T) { reshardBusyQueue(t, m, Options{}) })
 	t.Run("durable", func(t *testing.T) {
 		reshardBusyQueue(t, m, Options{MinReplicasAck: 1, ReplicasAckTimeout: 5 * time.Second})
@@ -314,6 +356,12 @@ func reshardBusyQueue(t *testing.T, m multiNode, opts Options) {
 	l := newLedger()
 	stop := make(chan struct{})
 	var producers, consumers sync.WaitGroup
+	// On a failure too, the load ends before the test does.
+	defer func() {
+		cancel()
+		producers.Wait()
+		consumers.Wait()
+	}()
 	for p := range 4 {
 		producers.Add(1)
 		go func() { defer producers.Done(); produce(ctx, e, l, queue, "p"+strconv.Itoa(p), stop, nil) }()
@@ -323,9 +371,18 @@ func reshardBusyQueue(t *testing.T, m multiNode, opts Options) {
 		go func() { defer consumers.Done(); consume(ctx, e, l, queue, stop) }()
 	}
 
-	time.Sleep(time.Second) // load before the move
+	l.waitProgress(t, ctx, 200, true) // load before the move
 	srcC, dstC := nodeClient(t, c, src.addr), nodeClient(t, c, dst.addr)
 	s := strconv.FormatInt(slot, 10)
+	done := false
+	t.Cleanup(func() {
+		// A move cut short leaves the slot with its owner, so that the
+		// next test finds the cluster whole.
+		if !done {
+			dstC.Do(context.Background(), dstC.B().Arbitrary("CLUSTER", "SETSLOT", s, "STABLE").Build())
+			srcC.Do(context.Background(), srcC.B().Arbitrary("CLUSTER", "SETSLOT", s, "STABLE").Build())
+		}
+	})
 	run(t, dstC, "CLUSTER", "SETSLOT", s, "IMPORTING", src.id)
 	run(t, srcC, "CLUSTER", "SETSLOT", s, "MIGRATING", dst.id)
 	host, port, _ := net.SplitHostPort(dst.addr)
@@ -338,21 +395,26 @@ func reshardBusyQueue(t *testing.T, m multiNode, opts Options) {
 		if len(keys) == 0 {
 			break
 		}
-		// One key per MIGRATE, with a pause, so that the queue's keys sit
-		// on both nodes for a while under load.
+		// One key per MIGRATE, with some load in between, so that the
+		// queue's keys sit on both nodes for a while under load.
 		for _, key := range keys {
 			run(t, srcC, "MIGRATE", host, port, key, "0", "5000")
 			moved++
-			time.Sleep(50 * time.Millisecond)
+			l.waitTries(t, ctx, 20)
 		}
 	}
+	// The new owner first, then the old one: the order the Redis manual
+	// gives, so that no node sends a client back and forth.
+	run(t, dstC, "CLUSTER", "SETSLOT", s, "NODE", dst.id)
+	run(t, srcC, "CLUSTER", "SETSLOT", s, "NODE", dst.id)
 	for _, n := range clusterNodes(t, c) {
-		if n.master {
+		if n.master && n.id != src.id && n.id != dst.id {
 			run(t, nodeClient(t, c, n.addr), "CLUSTER", "SETSLOT", s, "NODE", dst.id)
 		}
 	}
+	done = true
 	t.Logf("slot %d (%s) moved from %s to %s: %d keys", slot, k.List, src.addr, dst.addr, moved)
-	time.Sleep(time.Second) // load after the move
+	l.waitProgress(t, ctx, 200, true) // load after the move
 	close(stop)
 	producers.Wait()
 	consumers.Wait()
@@ -405,27 +467,6 @@ func checkLedger(t *testing.T, l *ledger, deadLettered int) {
 	}
 }
 
-// killPrimary SIGKILLs the redis-server behind c (a client of one node).
-func killPrimary(t *testing.T, c rueidis.Client) {
-	t.Helper()
-	info, err := c.Do(context.Background(), c.B().Info().Section("server").Build()).ToString()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := 0
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, _ = strconv.Atoi(v)
-		}
-	}
-	if pid <= 0 {
-		t.Fatal("no process_id in INFO server")
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill %d: %v", pid, err)
-	}
-}
-
 // failoverLoad adds with MinReplicasAck 1 while kill runs, and then until
 // adds succeed again. It reports the time from the last successful add
 // before the outage to the first one after, and checks that every add that
@@ -437,16 +478,25 @@ func failoverLoad(t *testing.T, m multiNode, kill func(e *Engine)) {
 	const queue = "failover"
 	l := newLedger()
 	var mu sync.Mutex
-	var oks []time.Time
+	var oks []time.Time     // when applied adds returned
+	var lastStart time.Time // when the latest applied add began
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// On a failure too, the load ends before the test does.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	for p := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			produce(ctx, e, l, queue, "p"+strconv.Itoa(p), stop, func(at time.Time) {
+			produce(ctx, e, l, queue, "p"+strconv.Itoa(p), stop, func(start, end time.Time) {
 				mu.Lock()
-				oks = append(oks, at)
+				oks = append(oks, end)
+				if start.After(lastStart) {
+					lastStart = start
+				}
 				mu.Unlock()
 			})
 		}()
@@ -462,7 +512,7 @@ func failoverLoad(t *testing.T, m multiNode, kill func(e *Engine)) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
+		for ctx.Err() == nil {
 			select {
 			case <-stop:
 				return
@@ -482,15 +532,16 @@ func failoverLoad(t *testing.T, m multiNode, kill func(e *Engine)) {
 			}
 		}
 	}()
-	time.Sleep(time.Second)
+	l.waitProgress(t, ctx, 200, false) // load before the kill
 	killed := time.Now()
 	kill(e)
-	// Wait until writes land again, then a little more load.
+	// Wait until writes land again: an add that began after the kill and
+	// was applied was served by the new primary.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		_, err := e.QueueLen(ctx, queue)
 		mu.Lock()
-		after := len(oks) > 0 && oks[len(oks)-1].After(killed.Add(100*time.Millisecond))
+		after := lastStart.After(killed)
 		mu.Unlock()
 		if err == nil && after {
 			break
@@ -498,7 +549,7 @@ func failoverLoad(t *testing.T, m multiNode, kill func(e *Engine)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no add succeeded within 90s of the kill")
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling for the failover's end
 	}
 	if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "work", Items: []string{"after"}, MaxSize: 0}); err != nil {
 		if _, applied := ackError(err); !applied {
@@ -574,8 +625,9 @@ func failoverLoad(t *testing.T, m multiNode, kill func(e *Engine)) {
 
 // TestClusterFailoverUnderLoad kills the primary serving a busy queue.
 func TestClusterFailoverUnderLoad(t *testing.T) {
-	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
-	gate(t, "SLUICE_TEST_CLUSTER_FAILOVER")
+	t.Parallel()
+	tp := redistest.ClusterTopology(t)
+	m := connectURL(t, tp.URL)
 	failoverLoad(t, m, func(e *Engine) {
 		c := m.conn.Client
 		owner, ok := ownerOf(clusterNodes(t, c), keySlot(t, c, e.keys.Queue("failover").List))
@@ -583,13 +635,18 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 			t.Fatal("no owner for the queue's slot")
 		}
 		t.Logf("killing primary %s", owner.addr)
-		killPrimary(t, nodeClient(t, c, owner.addr))
+		tp.Kill(t, owner.addr)
 	})
 }
 
 // TestSentinelFailoverUnderLoad kills the primary Sentinel names.
 func TestSentinelFailoverUnderLoad(t *testing.T) {
-	m := connectEnv(t, "SLUICE_TEST_SENTINEL_URL")
-	gate(t, "SLUICE_TEST_SENTINEL_FAILOVER")
-	failoverLoad(t, m, func(*Engine) { killPrimary(t, m.conn.Client) })
+	t.Parallel()
+	tp := redistest.SentinelTopology(t)
+	m := connectURL(t, tp.URL)
+	failoverLoad(t, m, func(*Engine) {
+		primary := tp.Primary(t)
+		t.Logf("killing primary %s", primary)
+		tp.Kill(t, primary)
+	})
 }
