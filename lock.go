@@ -56,8 +56,8 @@ func (l *Lock) ExpiresAt() time.Time {
 }
 
 func validateLock(name string, ttl time.Duration) error {
-	if name == "" || len(name) > 512 {
-		return fmt.Errorf("%w: lock name must be 1-512 bytes, got %d", ErrInvalidName, len(name))
+	if name == "" || len(name) > 1024 {
+		return fmt.Errorf("%w: lock name must be 1-1024 bytes, got %d", ErrInvalidName, len(name))
 	}
 	if strings.HasPrefix(name, reservedPrefix) {
 		return fmt.Errorf("%w: lock name %q uses the reserved prefix %q", ErrInvalidName, name, reservedPrefix)
