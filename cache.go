@@ -169,7 +169,8 @@ func (ca *Cache) Delete(ctx context.Context, keys ...string) (int64, error) {
 	return n, nil
 }
 
-// Expire sets a new TTL on key; false when key does not exist.
+// Expire sets a new TTL on key; false when key does not exist. Like Set, it
+// refuses (ErrWrongType, nothing changed) a queue's or a lock's key.
 func (ca *Cache) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := validateKey(key); err != nil {
 		return false, err

@@ -68,6 +68,23 @@ func kindsCases(t *testing.T, h Harness) {
 		acquire(t, ctx, e, "L", "other", time.Minute, true)
 	})
 
+	t.Run("CacheExpireRefusesQueueAndLock", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a")
+		acquire(t, ctx, e, "L", "tok", time.Minute, true)
+		for _, name := range []string{"q", "L"} {
+			ok, err := e.CacheExpire(ctx, tagged(name), time.Millisecond)
+			wantErrIs(t, "CacheExpire of "+name, err, engine.ErrWrongType)
+			if ok {
+				t.Errorf("CacheExpire of %s reported a new TTL", name)
+			}
+		}
+		waitPast(t, ctx, e, 5*time.Millisecond)
+		wantQueue(t, ctx, e, "q", "a")
+		acquire(t, ctx, e, "L", "other", time.Minute, false)
+	})
+
 	t.Run("LockAcquireRefusesQueue", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)

@@ -169,7 +169,7 @@ func (e *Engine) deleteKey(k string) (bool, error) {
 }
 
 // CacheExpire gives a string a new ttl; false when the key does not exist.
-// Lists carry no TTL in this engine: expiring one is ErrWrongType.
+// Like CacheSet, it refuses (ErrWrongType) a list or a lock's name.
 func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := e.checkOpen("cache expire"); err != nil {
 		return false, err
@@ -188,10 +188,10 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		return false, nil
 	}
 	defer o.mu.Unlock()
-	if o.list.Len() > 0 {
-		return false, wrongType("cache expire", k)
-	}
 	now := e.now()
+	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
+		return false, fmt.Errorf("cache expire %q (nothing changed): %w", key, err)
+	}
 	if !o.strAlive(now) {
 		return false, nil
 	}

@@ -70,7 +70,20 @@ var (
 	//go:embed scripts/cache_set.lua
 	cacheSetSrc    string
 	cacheSetScript = rueidis.NewLuaScript(cacheSetSrc)
+	//go:embed scripts/cache_expire.lua
+	cacheExpireSrc    string
+	cacheExpireScript = rueidis.NewLuaScript(cacheExpireSrc)
 )
+
+// cacheKeys are the KEYS of the guarded cache scripts: the entry, and the
+// fencing counter of the lock that can share its key, if one can.
+func (e *Engine) cacheKeys(key string) []string {
+	keys := []string{e.keys.Cache(key)}
+	if fence := e.keys.CacheLockFence(key); fence != "" {
+		keys = append(keys, fence)
+	}
+	return keys
+}
 
 // CacheSet stores value under key with ttl (0: no expiry). With
 // onlyIfAbsent it is SET NX, and it returns false when the key existed.
@@ -84,15 +97,11 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	if ttl < 0 {
 		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, ttl)
 	}
-	keys := []string{e.keys.Cache(key)}
-	if fence := e.keys.CacheLockFence(key); fence != "" {
-		keys = append(keys, fence)
-	}
 	nx := "0"
 	if onlyIfAbsent {
 		nx = "1"
 	}
-	n, err := cacheSetScript.Exec(ctx, e.client, keys, []string{value, strconv.FormatInt(durationToPX(ttl), 10), nx}).AsInt64()
+	n, err := cacheSetScript.Exec(ctx, e.client, e.cacheKeys(key), []string{value, strconv.FormatInt(durationToPX(ttl), 10), nx}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}
@@ -143,7 +152,8 @@ func (e *Engine) cacheCount(ctx context.Context, op string, keys []string, build
 	return total, nil
 }
 
-// CacheExpire gives key a new ttl; false when the key does not exist.
+// CacheExpire gives key a new ttl; false when the key does not exist. Like
+// CacheSet, it refuses (ErrWrongType) a list or a lock's name.
 func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := e.check("cache expire"); err != nil {
 		return false, err
@@ -154,8 +164,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		// than turn an expiry into a silent delete.
 		return false, fmt.Errorf("%s: ttl must be positive (got %v); use CacheDelete to remove a key", op, ttl)
 	}
-	cmd := e.client.B().Pexpire().Key(e.keys.Cache(key)).Milliseconds(durationToPX(ttl)).Build()
-	n, err := e.client.Do(ctx, cmd).AsInt64()
+	n, err := cacheExpireScript.Exec(ctx, e.client, e.cacheKeys(key), []string{strconv.FormatInt(durationToPX(ttl), 10)}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}
