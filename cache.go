@@ -14,6 +14,12 @@ import (
 
 // Cache is a JSON key/value store with TTLs (the seed's cache operations).
 // Values are stored as JSON, as the original service stores them.
+//
+// A key is a raw key name (behind the client's key prefix, if any): the
+// entry "camera:1:status" is the Redis key camera:1:status, which the
+// original service reads and writes too. Queues, their DLQs and locks live
+// in the same key space, under their own names; a write here never
+// replaces one of them (see Set).
 type Cache struct {
 	c     *Client
 	group singleflight.Group
@@ -94,13 +100,18 @@ func encodeValue(v any) (string, error) {
 	return codec.Pythonize(b), nil
 }
 
-// Set stores v as JSON under key, expiring after ttl (0: never).
+// Set stores v as JSON under key, expiring after ttl (0: never). Unlike a
+// plain SET it refuses, with ErrWrongType and nothing written, a key that
+// holds a list (a queue or a DLQ) or that is a lock's name (the name has
+// been used with Acquire: its fencing counter exists, and it never
+// expires). The check and the write are one atomic step.
 func (ca *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
 	_, err := ca.set(ctx, key, v, ttl, false)
 	return err
 }
 
 // SetNX stores v only when key does not exist; it reports whether it did.
+// It refuses other kinds of keys as Set does.
 func (ca *Cache) SetNX(ctx context.Context, key string, v any, ttl time.Duration) (bool, error) {
 	return ca.set(ctx, key, v, ttl, true)
 }
@@ -140,7 +151,8 @@ func (ca *Cache) Exists(ctx context.Context, keys ...string) (int64, error) {
 	return n, nil
 }
 
-// Delete removes keys and returns how many existed.
+// Delete removes keys and returns how many existed. It is DEL: it removes
+// whatever a key holds, a queue or a lock included.
 func (ca *Cache) Delete(ctx context.Context, keys ...string) (int64, error) {
 	for _, k := range keys {
 		if err := validateKey(k); err != nil {
@@ -157,7 +169,8 @@ func (ca *Cache) Delete(ctx context.Context, keys ...string) (int64, error) {
 	return n, nil
 }
 
-// Expire sets a new TTL on key; false when key does not exist.
+// Expire sets a new TTL on key; false when key does not exist. Like Set, it
+// refuses (ErrWrongType, nothing changed) a queue's or a lock's key.
 func (ca *Cache) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := validateKey(key); err != nil {
 		return false, err

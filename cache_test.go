@@ -133,3 +133,41 @@ func TestGetOrLoadCallerCanGiveUp(t *testing.T) {
 		}
 	})
 }
+
+// Cache keys, lock names and queue names are raw key names in one key
+// space (compat.md), but a write through one kind refuses a key holding
+// another: Set used to replace a queue, losing its items, and a held lock.
+func TestCacheWriteRefusesOtherKinds(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("victim")
+		if _, err := q.AddBatch(ctx, []any{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Cache().Set(ctx, "victim", "x", 0); !errors.Is(err, sluice.ErrWrongType) {
+			t.Errorf("Set over a queue: %v, want ErrWrongType", err)
+		}
+		if ok, err := c.Cache().SetNX(ctx, "victim", "x", 0); ok || !errors.Is(err, sluice.ErrWrongType) {
+			t.Errorf("SetNX over a queue: %v, %v, want ErrWrongType", ok, err)
+		}
+		if n, err := q.Len(ctx); n != 2 || err != nil {
+			t.Fatalf("queue after the refused writes: %d items, %v", n, err)
+		}
+		lk, ok, err := c.TryAcquire(ctx, "job:7", time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("TryAcquire: %v %v", ok, err)
+		}
+		if err := c.Cache().Set(ctx, "job:7", "x", 0); !errors.Is(err, sluice.ErrWrongType) {
+			t.Errorf("Set over a held lock: %v, want ErrWrongType", err)
+		}
+		if _, ok, err := c.TryAcquire(ctx, "job:7", time.Minute); ok || err != nil {
+			t.Errorf("second TryAcquire of a held lock: %v, %v; want false, nil", ok, err)
+		}
+		if err := lk.Release(ctx); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		if _, _, err := c.TryAcquire(ctx, "victim", time.Minute); !errors.Is(err, sluice.ErrWrongType) {
+			t.Errorf("TryAcquire of a queue's name: %v, want ErrWrongType", err)
+		}
+	})
+}

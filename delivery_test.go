@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 func TestReceiveAckNackAndDeadLetter(t *testing.T) {
@@ -95,33 +96,37 @@ func TestExpiredLeaseIsRedelivered(t *testing.T) {
 	})
 }
 
+// A DLQ can hold entries another program pushed there (no queue name can
+// address a DLQ, so they come from outside Sluice): Redis only.
 func TestDLQListShowsMalformedEntriesRaw(t *testing.T) {
-	engines(t, func(t *testing.T, c *sluice.Client) {
-		ctx := context.Background()
-		q := c.Queue("small", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyDLQ))
-		for _, v := range []string{"a", "b", "c"} {
-			if _, err := q.Add(ctx, v); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// A foreign, malformed entry in the overflow DLQ.
-		if _, err := c.Queue("dlq:overflow:small", sluice.QueueMaxSize(0)).Add(ctx, "garbage"); err != nil {
+	rc := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, rc, prefix)
+	c := open(t, redistest.URL(), sluice.WithKeyPrefix(prefix))
+	ctx := context.Background()
+	q := c.Queue("small", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyDLQ))
+	for _, v := range []string{"a", "b", "c"} {
+		if _, err := q.Add(ctx, v); err != nil {
 			t.Fatal(err)
 		}
-		entries, total, err := q.DLQ(sluice.DLQOverflow).List(ctx, 0, 10)
-		if err != nil || total != 3 || len(entries) != 3 {
-			t.Fatalf("list: %d entries, total %d, %v", len(entries), total, err)
-		}
-		if entries[0].Item.String() != "a" || entries[0].OriginalQueue != "small" || entries[0].Reason != "queue_overflow" {
-			t.Fatalf("entry 0: %+v", entries[0])
-		}
-		if !entries[2].Malformed || entries[2].Raw != "garbage" {
-			t.Fatalf("malformed entry: %+v", entries[2])
-		}
-		if n, err := q.DLQ(sluice.DLQOverflow).Purge(ctx); n != 3 || err != nil {
-			t.Fatalf("purge: %d %v", n, err)
-		}
-	})
+	}
+	// A foreign, malformed entry in the overflow DLQ.
+	if err := rc.Do(ctx, rc.B().Rpush().Key(prefix+"dlq:overflow:small").Element("garbage").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	entries, total, err := q.DLQ(sluice.DLQOverflow).List(ctx, 0, 10)
+	if err != nil || total != 3 || len(entries) != 3 {
+		t.Fatalf("list: %d entries, total %d, %v", len(entries), total, err)
+	}
+	if entries[0].Item.String() != "a" || entries[0].OriginalQueue != "small" || entries[0].Reason != "queue_overflow" {
+		t.Fatalf("entry 0: %+v", entries[0])
+	}
+	if !entries[2].Malformed || entries[2].Raw != "garbage" {
+		t.Fatalf("malformed entry: %+v", entries[2])
+	}
+	if n, err := q.DLQ(sluice.DLQOverflow).Purge(ctx); n != 3 || err != nil {
+		t.Fatalf("purge: %d %v", n, err)
+	}
 }
 
 func TestAckBatch(t *testing.T) {

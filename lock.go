@@ -56,8 +56,8 @@ func (l *Lock) ExpiresAt() time.Time {
 }
 
 func validateLock(name string, ttl time.Duration) error {
-	if name == "" || len(name) > 512 {
-		return fmt.Errorf("%w: lock name must be 1-512 bytes, got %d", ErrInvalidName, len(name))
+	if name == "" || len(name) > 1024 {
+		return fmt.Errorf("%w: lock name must be 1-1024 bytes, got %d", ErrInvalidName, len(name))
 	}
 	if strings.HasPrefix(name, reservedPrefix) {
 		return fmt.Errorf("%w: lock name %q uses the reserved prefix %q", ErrInvalidName, name, reservedPrefix)
@@ -70,6 +70,14 @@ func validateLock(name string, ttl time.Duration) error {
 
 // TryAcquire takes the lock once, without waiting. ok is false when it is
 // held by someone else.
+//
+// name is a raw key name (behind the client's key prefix), as the seed's
+// SET lock:camera:1 NX uses, so a lock here excludes that one too. A key
+// holding a list (a queue or a DLQ) is refused with ErrWrongType; any
+// other string there (a cache entry, another client's lock) cannot be told
+// from a held lock and is reported held. Its fencing counter,
+// sluice#fence:<name>, makes the name a lock's for good: Cache().Set
+// refuses it.
 func (c *Client) TryAcquire(ctx context.Context, name string, ttl time.Duration) (*Lock, bool, error) {
 	if err := validateLock(name, ttl); err != nil {
 		return nil, false, err

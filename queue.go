@@ -348,7 +348,10 @@ func (q *Queue) Clear(ctx context.Context) (bool, error) {
 }
 
 // Queues lists the queues the engine knows of (on Redis: those added to
-// through Sluice).
+// through Sluice). A listed name can be unusable: its key may now hold
+// another kind of value (ErrWrongType from the queue's calls), or it may
+// break naming rules made after it was recorded (ErrInvalidName); a
+// listing built on it should skip such names rather than fail.
 func (c *Client) Queues(ctx context.Context) ([]string, error) {
 	names, err := c.eng.QueueNames(ctx)
 	if err != nil {

@@ -232,3 +232,42 @@ func TestInvalidNamesAndArguments(t *testing.T) {
 		t.Errorf("Open bad scheme: %v", err)
 	}
 }
+
+// A queue named like a DLQ would be that DLQ: reading it would hand out
+// another queue's dead letters, and clearing it would purge them.
+func TestQueueNamedLikeADLQIsRefused(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		foo := c.Queue("foo", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyDLQ))
+		if _, err := foo.AddBatch(ctx, []any{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"dlq:overflow:foo", "dlq:foo", "overflow:foo", "sluice#queues"} {
+			q := c.Queue(name)
+			if _, err := q.Add(ctx, "x"); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Add to %q: %v, want ErrInvalidName", name, err)
+			}
+			if n, err := q.Len(ctx); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Len of %q: %d, %v, want ErrInvalidName", name, n, err)
+			}
+			if _, _, err := q.Get(ctx, 0); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Get from %q: %v, want ErrInvalidName", name, err)
+			}
+			if _, err := q.Clear(ctx); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Clear of %q: %v, want ErrInvalidName", name, err)
+			}
+			if _, err := q.Peek(ctx, 0, 10); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Peek of %q: %v, want ErrInvalidName", name, err)
+			}
+			if _, err := q.Pressure(ctx); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Pressure of %q: %v, want ErrInvalidName", name, err)
+			}
+			if _, err := q.ReceiveBatch(ctx, 1, 0, sluice.ReceiveOptions{}); !errors.Is(err, sluice.ErrInvalidName) {
+				t.Errorf("Receive from %q: %v, want ErrInvalidName", name, err)
+			}
+		}
+		if n, err := foo.DLQ(sluice.DLQOverflow).Len(ctx); n != 1 || err != nil {
+			t.Fatalf("foo's overflow DLQ: %d entries, %v; want its 1 entry untouched", n, err)
+		}
+	})
+}

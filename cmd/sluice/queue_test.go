@@ -197,3 +197,32 @@ func TestQueueGetWaitsForAnAdd(t *testing.T) {
 		t.Fatalf("get printed %q", r.stdout)
 	}
 }
+
+// A queue name that is a DLQ's key is refused by every command (exit 2,
+// saying why) instead of reading or changing the DLQ.
+func TestReservedQueueNames(t *testing.T) {
+	backends(t, func(t *testing.T, conn ...string) {
+		cli(t, nil, "", args([]string{"queue", "add", "work", "1", "--policy", "dlq", "--max-size", "1"}, conn)...).want(t, exitOK)
+		cli(t, nil, "", args([]string{"queue", "add", "work", "2", "--policy", "dlq", "--max-size", "1"}, conn)...).want(t, exitOK)
+		for _, cmd := range [][]string{
+			{"queue", "add", "dlq:overflow:work", "1"},
+			{"queue", "get", "dlq:overflow:work", "--timeout", "0"},
+			{"queue", "len", "dlq:overflow:work"},
+			{"queue", "peek", "dlq:overflow:work"},
+			{"queue", "clear", "dlq:overflow:work"},
+			{"queue", "len", "dlq:work"},
+			{"queue", "len", "overflow:work"},
+			{"dlq", "stats", "dlq:overflow:work"},
+			{"dlq", "purge", "dlq:work", "--kind", "failed"},
+		} {
+			r := cli(t, nil, "", args(cmd, conn)...).want(t, exitUsage)
+			if !strings.Contains(r.stderr, "reserved") {
+				t.Errorf("%q: stderr %q does not say the name is reserved", cmd, r.stderr)
+			}
+		}
+		r := cli(t, nil, "", args([]string{"dlq", "stats", "work"}, conn)...).want(t, exitOK)
+		if s := decode[dlqStatsOutput](t, r.stdout); s.Overflow != 1 {
+			t.Fatalf("stats after the refused commands %+v", s)
+		}
+	})
+}

@@ -17,7 +17,22 @@
 // hash tag ("{user}:jobs") keeps it as it is.
 //
 // Queue names may not contain '#', so Sluice's own keys can never collide
-// with a user's queue.
+// with a user's queue, and may not start with a dead-letter prefix
+// ("dlq:", "overflow:"), so a queue can never be, or share its failed
+// DLQ with, another queue's DLQ (see ValidateQueueName).
+//
+// Cache keys and lock names given to the library are raw key names in the
+// same key space (compat.md: a cache entry is the key itself), so that the
+// original service's entries stay readable. The HTTP service instead
+// gives each kind its own namespace, with a '#' that no queue name can
+// hold:
+//
+//	cache#K                string the HTTP cache entry K (ServiceCacheKey)
+//	lock#L                 string the HTTP lock L (ServiceLockName), and
+//	sluice#fence:lock#L    string its fencing counter
+//
+// so that no cache key or lock name given over HTTP can address a queue, a
+// DLQ, Sluice's own keys, or an entry of the other kind.
 package keyspace
 
 import (
@@ -76,6 +91,34 @@ func (s Space) Cache(key string) string { return s.Prefix + key }
 // Channel returns the name of a pub/sub channel (prefixed).
 func (s Space) Channel(name string) string { return s.Prefix + name }
 
+// CacheLockFence returns the fencing counter of the lock whose key is the
+// cache key of key, or "" when no lock can share that key. A cache write
+// that finds this counter refuses the key: the name belongs to a lock (the
+// counter never expires, so a name once locked stays a lock's name). In
+// cluster mode a lock's key always carries a hash tag, so only a cache key
+// that has one can coincide with a lock's.
+func (s Space) CacheLockFence(key string) string {
+	lock, fence := s.Lock(key)
+	if lock != s.Cache(key) {
+		return ""
+	}
+	return fence
+}
+
+// The HTTP service's namespaces (see the package comment).
+const (
+	serviceCache = "cache#"
+	serviceLock  = "lock#"
+)
+
+// ServiceCacheKey is the library cache key under which the HTTP service
+// stores its cache entry key.
+func ServiceCacheKey(key string) string { return serviceCache + key }
+
+// ServiceLockName is the library lock name under which the HTTP service
+// keeps its lock name.
+func ServiceLockName(name string) string { return serviceLock + name }
+
 // Registry is the set of known queue names (best effort, for listing).
 func (s Space) Registry() string { return s.Prefix + "sluice#queues" }
 
@@ -97,14 +140,41 @@ func HasHashTag(name string) bool {
 	return close > 0
 }
 
+// Prefixes a queue name may not start with.
+const (
+	// Internal starts the names of Sluice's own keys.
+	Internal = "sluice#"
+	// dlqPrefix starts every dead-letter queue's key: dlq:Q (failed) and
+	// dlq:overflow:Q (overflow). A queue named "dlq:..." would be the DLQ
+	// of another queue.
+	dlqPrefix = "dlq:"
+	// overflowPrefix: the failed DLQ of a queue "overflow:Q", dlq:overflow:Q,
+	// would be the overflow DLQ of queue Q.
+	overflowPrefix = "overflow:"
+)
+
 // ValidateQueueName checks a queue name: 1-200 characters of
-// A-Z a-z 0-9 _ . : - { }.
+// A-Z a-z 0-9 _ . : - { }, not starting with "dlq:" or "overflow:" (the
+// keys of dead-letter queues) nor "sluice#" (Sluice's own keys).
 func ValidateQueueName(name string) error {
 	if name == "" {
 		return fmt.Errorf("queue name is empty")
 	}
 	if len(name) > MaxNameLen {
 		return fmt.Errorf("queue name is %d characters long; the limit is %d", len(name), MaxNameLen)
+	}
+	if strings.HasPrefix(name, Internal) {
+		return fmt.Errorf("queue name %q starts with %q, which is reserved for Sluice's own keys", name, Internal)
+	}
+	if rest, ok := strings.CutPrefix(name, dlqPrefix); ok {
+		kind, of := "failed", rest
+		if q, ok := strings.CutPrefix(rest, overflowPrefix); ok {
+			kind, of = "overflow", q
+		}
+		return fmt.Errorf("queue name %q starts with %q, which is reserved for dead-letter queues (it is the %s DLQ of queue %q: use that queue's DLQ routes)", name, dlqPrefix, kind, of)
+	}
+	if q, ok := strings.CutPrefix(name, overflowPrefix); ok {
+		return fmt.Errorf("queue name %q starts with %q, which is reserved: its failed DLQ would be the overflow DLQ of queue %q", name, overflowPrefix, q)
 	}
 	for i := 0; i < len(name); i++ {
 		if !nameByte(name[i]) {

@@ -56,6 +56,49 @@ func TestValidateQueueName(t *testing.T) {
 	}
 }
 
+// A queue named like a DLQ would be that DLQ: its items would be another
+// queue's dead letters, and requeueing them would feed them back in.
+func TestReservedQueueNames(t *testing.T) {
+	for _, tc := range []struct{ name, says string }{
+		{"dlq:overflow:foo", `overflow DLQ of queue "foo"`},
+		{"dlq:foo", `failed DLQ of queue "foo"`},
+		{"dlq:overflow:{foo}", `overflow DLQ of queue "{foo}"`},
+		{"overflow:foo", `overflow DLQ of queue "foo"`},
+		{"sluice#queues", "Sluice's own keys"},
+	} {
+		err := ValidateQueueName(tc.name)
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("ValidateQueueName(%q) = %v, want an error saying %s", tc.name, err, tc.says)
+		}
+	}
+	for _, ok := range []string{"dlq", "dlqx:a", "my:dlq:a", "overflow", "a:overflow:b"} {
+		if err := ValidateQueueName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+// queueKeys lists every key of queue name.
+func queueKeys(s Space, name string) []string {
+	q := s.Queue(name)
+	return []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq}
+}
+
+func TestCacheLockFence(t *testing.T) {
+	std := Space{Prefix: "p:"}
+	if got := std.CacheLockFence("camera:1"); got != "p:sluice#fence:camera:1" {
+		t.Errorf("standalone fence = %q", got)
+	}
+	cl := Space{Cluster: true}
+	// The lock "x" is the key {x}: only the cache key "{x}" shares it.
+	if got := cl.CacheLockFence("x"); got != "" {
+		t.Errorf("cluster cache key x: fence %q, want none (lock x is {x})", got)
+	}
+	if _, fence := cl.Lock("x"); cl.CacheLockFence("{x}") != fence {
+		t.Errorf("cluster cache key {x}: fence %q, want lock x's %q", cl.CacheLockFence("{x}"), fence)
+	}
+}
+
 func FuzzValidateQueueName(f *testing.F) {
 	f.Add("q")
 	f.Add("a#b")
@@ -66,6 +109,24 @@ func FuzzValidateQueueName(f *testing.F) {
 		// A valid name can never produce one of Sluice's own keys.
 		if strings.Contains(name, "#") {
 			t.Fatalf("%q accepted", name)
+		}
+		for _, s := range []Space{{}, {Prefix: "p:"}, {Cluster: true}} {
+			// Nor another queue's DLQ: no valid queue's DLQ key is this
+			// queue's list.
+			list := s.Queue(name).List
+			if strings.HasPrefix(list, s.Prefix+"dlq:") {
+				t.Fatalf("%q: list key %q is a DLQ key", name, list)
+			}
+			// Nor any key of the HTTP service's cache entries and locks,
+			// whatever their names: those all start with one of these.
+			for _, k := range queueKeys(s, name) {
+				rest := strings.TrimPrefix(k, s.Prefix)
+				for _, p := range []string{"cache#", "lock#", "{lock#", "sluice#fence:"} {
+					if strings.HasPrefix(rest, p) {
+						t.Fatalf("%q: queue key %q is in the HTTP namespace %q", name, k, p)
+					}
+				}
+			}
 		}
 	})
 }

@@ -272,24 +272,6 @@ func validateChannel(c string) error {
 	return nil
 }
 
-// validName checks the naming rule of queues, channels, locks and cache
-// keys: 1-200 characters of A-Z a-z 0-9 _ . : - { }.
-func validName(n string) bool {
-	if len(n) < 1 || len(n) > 200 {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("_.:-{}", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // params reads query parameters, remembering the first mistake.
 type params struct {
 	q   map[string][]string

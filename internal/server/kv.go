@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // validKey checks cache keys and lock names: 1-512 bytes without spaces or
@@ -44,10 +45,29 @@ func pathKey(r *http.Request, param, what string) (string, error) {
 	return k, validKey(what, k)
 }
 
+// The service keeps its cache entries and locks in namespaces of their own
+// (keyspace.ServiceCacheKey, ServiceLockName), so that no key given over
+// HTTP can address a queue, a DLQ, Sluice's own keys or an entry of the
+// other kind: PUT /v1/cache/jobs never touches the queue jobs, and GET
+// /v1/cache/L never reads lock L's token. Replies and logs name the key as
+// the client gave it.
+
+// cacheKey is the library cache key of the route's {key}.
+func cacheKey(r *http.Request) (key, stored string, err error) {
+	key, err = pathKey(r, "key", "cache key")
+	return key, keyspace.ServiceCacheKey(key), err
+}
+
+// lockName is the library lock name of the route's {name}.
+func lockName(r *http.Request) (name, stored string, err error) {
+	name, err = pathKey(r, "name", "lock name")
+	return name, keyspace.ServiceLockName(name), err
+}
+
 // handleCachePut is PUT /v1/cache/{key}?ttl=300 (seconds; absent or 0:
 // no expiry).
 func (s *Server) handleCachePut(w http.ResponseWriter, r *http.Request) error {
-	key, err := pathKey(r, "key", "cache key")
+	key, stored, err := cacheKey(r)
 	if err != nil {
 		return err
 	}
@@ -60,7 +80,7 @@ func (s *Server) handleCachePut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = s.write(r, func(ctx context.Context) error { return s.client.Cache().Set(ctx, key, v, ttl) })
+	err = s.write(r, func(ctx context.Context) error { return s.client.Cache().Set(ctx, stored, v, ttl) })
 	if err != nil {
 		return afterWrite(err)
 	}
@@ -71,12 +91,12 @@ func (s *Server) handleCachePut(w http.ResponseWriter, r *http.Request) error {
 // handleCacheGet is GET and HEAD /v1/cache/{key}: 200 with the value, or
 // 404.
 func (s *Server) handleCacheGet(w http.ResponseWriter, r *http.Request) error {
-	key, err := pathKey(r, "key", "cache key")
+	_, stored, err := cacheKey(r)
 	if err != nil {
 		return err
 	}
 	if r.Method == http.MethodHead {
-		n, err := s.client.Cache().Exists(r.Context(), key)
+		n, err := s.client.Cache().Exists(r.Context(), stored)
 		if err != nil {
 			return err
 		}
@@ -86,7 +106,7 @@ func (s *Server) handleCacheGet(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	}
-	it, ok, err := s.client.Cache().Get(r.Context(), key)
+	it, ok, err := s.client.Cache().Get(r.Context(), stored)
 	if err != nil {
 		return err
 	}
@@ -100,13 +120,13 @@ func (s *Server) handleCacheGet(w http.ResponseWriter, r *http.Request) error {
 
 // handleCacheDelete is DELETE /v1/cache/{key} -> {"deleted": bool}.
 func (s *Server) handleCacheDelete(w http.ResponseWriter, r *http.Request) error {
-	key, err := pathKey(r, "key", "cache key")
+	key, stored, err := cacheKey(r)
 	if err != nil {
 		return err
 	}
 	var n int64
 	err = s.write(r, func(ctx context.Context) (err error) {
-		n, err = s.client.Cache().Delete(ctx, key)
+		n, err = s.client.Cache().Delete(ctx, stored)
 		return err
 	})
 	if err != nil {
@@ -130,13 +150,13 @@ func replyOf(lk *sluice.Lock) lockReply {
 
 // lockBody is what the lock routes with a body share: the lock name, then
 // the body.
-func (s *Server) lockBody(w http.ResponseWriter, r *http.Request) (string, []byte, error) {
-	name, err := pathKey(r, "name", "lock name")
+func (s *Server) lockBody(w http.ResponseWriter, r *http.Request) (name, stored string, body []byte, err error) {
+	name, stored, err = lockName(r)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	body, err := s.readBody(w, r)
-	return name, body, err
+	body, err = s.readBody(w, r)
+	return name, stored, body, err
 }
 
 // heldLock is the lock a client names with its token. Any replica of the
@@ -153,7 +173,7 @@ func (s *Server) heldLock(name, token string) (*sluice.Lock, error) {
 // handleLockAcquire is POST /v1/locks/{name} {"ttl_ms","wait_ms"}: 200
 // with the token, or 409 when it stayed held for wait_ms.
 func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error {
-	name, body, err := s.lockBody(w, r)
+	name, stored, body, err := s.lockBody(w, r)
 	if err != nil {
 		return err
 	}
@@ -166,7 +186,7 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error
 	}
 	var lk *sluice.Lock
 	err = s.waitOp(r, wait, func(ctx context.Context) (err error) {
-		lk, err = s.client.Acquire(ctx, name, ttl, sluice.LockOptions{Wait: wait})
+		lk, err = s.client.Acquire(ctx, stored, ttl, sluice.LockOptions{Wait: wait})
 		return err
 	})
 	switch {
@@ -191,7 +211,7 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error
 
 // handleLockRefresh is POST /v1/locks/{name}/refresh {"token","ttl_ms"}.
 func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) error {
-	name, body, err := s.lockBody(w, r)
+	name, stored, body, err := s.lockBody(w, r)
 	if err != nil {
 		return err
 	}
@@ -199,7 +219,7 @@ func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	lk, err := s.heldLock(name, token)
+	lk, err := s.heldLock(stored, token)
 	if err != nil {
 		return err
 	}
@@ -214,7 +234,7 @@ func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) error
 // handleLockRelease is DELETE /v1/locks/{name}?token=: 204, or 409 when
 // the token does not hold the lock.
 func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) error {
-	name, err := pathKey(r, "name", "lock name")
+	name, stored, err := lockName(r)
 	if err != nil {
 		return err
 	}
@@ -222,7 +242,7 @@ func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) error
 	if token == "" {
 		return badRequest("parameter token is required")
 	}
-	lk, err := s.heldLock(name, token)
+	lk, err := s.heldLock(stored, token)
 	if err != nil {
 		return err
 	}

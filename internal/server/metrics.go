@@ -34,6 +34,7 @@ type metrics struct {
 	panics      prometheus.Counter
 	// limitRefused counts requests refused by a Limits setting, by limit.
 	limitRefused *prometheus.CounterVec
+	broken      *brokenKeys
 }
 
 func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
@@ -77,12 +78,13 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		Help: "Requests refused by a configured limit (queues, stream_clients, subscriptions, channels_per_client).",
 	}, []string{"limit"})
 	f(m.limitRefused)
+	m.broken = newBrokenKeys(log)
 	for _, col := range []prometheus.Collector{
 		m.httpDuration, m.undelivered, m.overflow, m.rejected, m.movedToDLQ, m.dropped, m.putBack,
 		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,
-		m.authFailure, m.panics,
+		m.authFailure, m.panics, m.broken.skipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&queueCollector{c: c, opts: cfg.queueOptions(), log: log},
+		&queueCollector{c: c, opts: cfg.queueOptions(), log: log, broken: m.broken},
 	} {
 		f(col)
 	}
@@ -120,9 +122,10 @@ func (m *metrics) countAdd(queue string, policy sluice.Policy, r sluice.AddResul
 // queueCollector reads every known queue's length at scrape time, so the
 // gauges are right whichever process wrote to the queue.
 type queueCollector struct {
-	c    *sluice.Client
-	opts []sluice.QueueOption
-	log  *slog.Logger
+	c      *sluice.Client
+	opts   []sluice.QueueOption
+	log    *slog.Logger
+	broken *brokenKeys
 }
 
 var (
@@ -154,6 +157,9 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range names {
 		p, err := qc.c.Queue(name, qc.opts...).Pressure(ctx)
 		if err != nil {
+			if qc.broken.skip("metrics", name, err) {
+				continue
+			}
 			qc.log.Warn("metrics: reading queue pressure failed", "queue", name, "err", err)
 			continue
 		}

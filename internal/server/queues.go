@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // maxBatchDeliveries bounds one receive.
@@ -13,8 +14,8 @@ const maxBatchDeliveries = 1000
 
 func (s *Server) queue(r *http.Request) (*sluice.Queue, error) {
 	name := r.PathValue("name")
-	if !validName(name) {
-		return nil, badRequest("invalid queue name %q: want 1-200 characters of A-Z a-z 0-9 _ . : - { }", name)
+	if err := keyspace.ValidateQueueName(name); err != nil {
+		return nil, badRequest("invalid queue name: %v", err)
 	}
 	return s.client.Queue(name, s.cfg.queueOptions()...), nil
 }
@@ -195,6 +196,9 @@ func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 	for _, n := range page {
 		p, err := s.client.Queue(n, s.cfg.queueOptions()...).Pressure(r.Context())
 		if err != nil {
+			if s.metrics.broken.skip("queues", n, err) {
+				continue
+			}
 			return err
 		}
 		out = append(out, p)

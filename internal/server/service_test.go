@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 func TestHealth(t *testing.T) {
@@ -143,7 +145,7 @@ func TestCache(t *testing.T) {
 		if m["online"] != true || m["fps"] != 30.0 {
 			t.Fatalf("cache get = %v", m)
 		}
-		ttl, ok, err := b.client.Cache().TTL(context.Background(), "camera:1:status")
+		ttl, ok, err := b.client.Cache().TTL(context.Background(), keyspace.ServiceCacheKey("camera:1:status"))
 		if err != nil || !ok || ttl <= 0 || ttl > 300*time.Second {
 			t.Fatalf("ttl = %v %v %v", ttl, ok, err)
 		}

@@ -40,6 +40,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("PubSub", func(t *testing.T) { pubsubCases(t, h) })
 	t.Run("Cache", func(t *testing.T) { cacheCases(t, h) })
 	t.Run("Lock", func(t *testing.T) { lockCases(t, h) })
+	t.Run("Kinds", func(t *testing.T) { kindsCases(t, h) })
 	t.Run("Durable", func(t *testing.T) { durableCases(t, h) })
 }
 

@@ -43,7 +43,8 @@ func (e *Engine) CacheGetCached(ctx context.Context, key string, ttl time.Durati
 }
 
 // CacheSet stores value with ttl (0: no expiry); onlyIfAbsent makes it
-// SET NX. Like SET, it replaces a list stored under the key.
+// SET NX. Unlike SET, it refuses (ErrWrongType, nothing written) a key that
+// holds a list or that is a lock's name (its fencing counter exists).
 func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
 	if err := e.checkOpen("cache set"); err != nil {
 		return false, err
@@ -58,13 +59,15 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	}
 	defer t.end()
 	o := e.lock1(k, true)
-	defer o.mu.Unlock()
 	now := e.now()
-	if onlyIfAbsent && (o.strAlive(now) || o.list.Len() > 0) {
-		return false, nil
+	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
+		o.mu.Unlock()
+		e.tryRemove(o)
+		return false, fmt.Errorf("cache set %q (nothing written): %w", key, err)
 	}
-	if o.list.Len() > 0 {
-		t.clearList(o)
+	defer o.mu.Unlock()
+	if onlyIfAbsent && o.strAlive(now) {
+		return false, nil
 	}
 	var exp int64
 	if ttl > 0 {
@@ -75,6 +78,29 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 		return false, fmt.Errorf("cache set %q: %w", key, err)
 	}
 	return true, nil
+}
+
+// otherKind reports why the locked object o may not take a cache entry:
+// it holds a list (a queue or a DLQ), or fence, the fencing counter of the
+// lock that shares its key, exists. fence is longer than o's key, so
+// locking it while holding o keeps the global lock order; LockAcquire
+// creates the counter under o's lock, so the check cannot race with it.
+func (e *Engine) otherKind(o *object, fence string, now int64) error {
+	if o.list.Len() > 0 {
+		return fmt.Errorf("the key holds a list (a queue or a DLQ): %w", engine.ErrWrongType)
+	}
+	if fence == "" {
+		return nil
+	}
+	f := e.lock1(fence, false)
+	if f == nil {
+		return nil
+	}
+	defer f.mu.Unlock()
+	if f.strAlive(now) || f.list.Len() > 0 {
+		return fmt.Errorf("the key is a lock's name: %w", engine.ErrWrongType)
+	}
+	return nil
 }
 
 // CacheExists counts the keys that exist (a key named twice counts twice).
@@ -143,7 +169,7 @@ func (e *Engine) deleteKey(k string) (bool, error) {
 }
 
 // CacheExpire gives a string a new ttl; false when the key does not exist.
-// Lists carry no TTL in this engine: expiring one is ErrWrongType.
+// Like CacheSet, it refuses (ErrWrongType) a list or a lock's name.
 func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := e.checkOpen("cache expire"); err != nil {
 		return false, err
@@ -162,10 +188,10 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		return false, nil
 	}
 	defer o.mu.Unlock()
-	if o.list.Len() > 0 {
-		return false, wrongType("cache expire", k)
-	}
 	now := e.now()
+	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
+		return false, fmt.Errorf("cache expire %q (nothing changed): %w", key, err)
+	}
 	if !o.strAlive(now) {
 		return false, nil
 	}
@@ -225,7 +251,12 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 	defer unlockN(objs)
 	lock, fence := objs[0], objs[1]
 	now := e.now()
-	if lock.strAlive(now) || lock.list.Len() > 0 {
+	if lock.list.Len() > 0 {
+		return 0, false, wrongType(op, lk)
+	}
+	// A string that is not this engine's lock (a cache entry) cannot be
+	// told from a held lock: it is never taken either, as on Redis.
+	if lock.strAlive(now) {
 		return 0, false, nil
 	}
 	if fence.list.Len() > 0 {

@@ -149,9 +149,10 @@ func TestWrongType(t *testing.T) {
 	if _, _, err := e.CacheGet(ctx, "l"); !errors.Is(err, engine.ErrWrongType) {
 		t.Errorf("get of a list: %v", err)
 	}
-	// SET replaces a list, as on Redis; DEL deletes whatever is there.
-	if ok, _ := e.CacheSet(ctx, "l", "now a string", 0, false); !ok {
-		t.Fatal("SET over a list refused")
+	// A cache write refuses a list (SET would replace it); DEL deletes
+	// whatever is there.
+	if ok, err := e.CacheSet(ctx, "l", "now a string", 0, false); ok || !errors.Is(err, engine.ErrWrongType) {
+		t.Fatalf("cache set over a list = %v, %v; want ErrWrongType", ok, err)
 	}
 	if n := mustLen(t, e, "other"); n != 0 {
 		t.Fatal(n)

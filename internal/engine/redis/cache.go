@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -61,8 +63,32 @@ func cacheValue(op string, res rueidis.RedisResult) (string, bool, error) {
 	return v, true, nil
 }
 
+// cacheSetScript is SET guarded against replacing another kind of value
+// (see scripts/cache_set.lua), in one step: a TYPE read before a plain SET
+// would let a queue be created in between and then destroyed.
+var (
+	//go:embed scripts/cache_set.lua
+	cacheSetSrc    string
+	cacheSetScript = rueidis.NewLuaScript(cacheSetSrc)
+	//go:embed scripts/cache_expire.lua
+	cacheExpireSrc    string
+	cacheExpireScript = rueidis.NewLuaScript(cacheExpireSrc)
+)
+
+// cacheKeys are the KEYS of the guarded cache scripts: the entry, and the
+// fencing counter of the lock that can share its key, if one can.
+func (e *Engine) cacheKeys(key string) []string {
+	keys := []string{e.keys.Cache(key)}
+	if fence := e.keys.CacheLockFence(key); fence != "" {
+		keys = append(keys, fence)
+	}
+	return keys
+}
+
 // CacheSet stores value under key with ttl (0: no expiry). With
 // onlyIfAbsent it is SET NX, and it returns false when the key existed.
+// Unlike SET, it refuses (ErrWrongType, nothing written) a key that holds
+// a list or another non-string, or that is a lock's name.
 func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
 	if err := e.check("cache set"); err != nil {
 		return false, err
@@ -71,27 +97,15 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	if ttl < 0 {
 		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, ttl)
 	}
-	set := e.client.B().Set().Key(e.keys.Cache(key)).Value(value)
-	var cmd rueidis.Completed
-	switch {
-	case onlyIfAbsent && ttl > 0:
-		cmd = set.Nx().PxMilliseconds(durationToPX(ttl)).Build()
-	case onlyIfAbsent:
-		cmd = set.Nx().Build()
-	case ttl > 0:
-		cmd = set.PxMilliseconds(durationToPX(ttl)).Build()
-	default:
-		cmd = set.Build()
+	nx := "0"
+	if onlyIfAbsent {
+		nx = "1"
 	}
-	err := e.client.Do(ctx, cmd).Error()
-	if rueidis.IsRedisNil(err) {
-		// SET NX answers nil when the key already existed.
-		return false, nil
-	}
+	n, err := cacheSetScript.Exec(ctx, e.client, e.cacheKeys(key), []string{value, strconv.FormatInt(durationToPX(ttl), 10), nx}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}
-	return true, nil
+	return n == 1, nil
 }
 
 // CacheExists counts how many of keys exist (a key named twice counts
@@ -138,7 +152,8 @@ func (e *Engine) cacheCount(ctx context.Context, op string, keys []string, build
 	return total, nil
 }
 
-// CacheExpire gives key a new ttl; false when the key does not exist.
+// CacheExpire gives key a new ttl; false when the key does not exist. Like
+// CacheSet, it refuses (ErrWrongType) a list or a lock's name.
 func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := e.check("cache expire"); err != nil {
 		return false, err
@@ -149,8 +164,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		// than turn an expiry into a silent delete.
 		return false, fmt.Errorf("%s: ttl must be positive (got %v); use CacheDelete to remove a key", op, ttl)
 	}
-	cmd := e.client.B().Pexpire().Key(e.keys.Cache(key)).Milliseconds(durationToPX(ttl)).Build()
-	n, err := e.client.Do(ctx, cmd).AsInt64()
+	n, err := cacheExpireScript.Exec(ctx, e.client, e.cacheKeys(key), []string{strconv.FormatInt(durationToPX(ttl), 10)}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}

@@ -1,0 +1,112 @@
+package enginetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// kindsCases hold the engines to one rule: queues (and their DLQs), cache
+// entries and locks share one key space, as on Redis, but a write through
+// one kind never replaces a key that holds another. A plain SET would
+// destroy a queue or steal a held lock.
+func kindsCases(t *testing.T, h Harness) {
+	// tagged is the name under which a cache entry shares the key of the
+	// queue or lock name: in the cluster layout those keys carry a hash tag.
+	tagged := func(name string) string {
+		if h.Cluster {
+			return "{" + name + "}"
+		}
+		return name
+	}
+
+	t.Run("CacheSetRefusesQueue", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "victim", engine.PolicyDLQ, 0, "a", "b")
+		for _, nx := range []bool{false, true} {
+			ok, err := e.CacheSet(ctx, tagged("victim"), `"x"`, 0, nx)
+			wantErrIs(t, "CacheSet onto a queue", err, engine.ErrWrongType)
+			if ok {
+				t.Errorf("CacheSet onto a queue (nx %v) reported a write", nx)
+			}
+		}
+		wantQueue(t, ctx, e, "victim", "a", "b")
+		names, err := e.QueueNames(ctx)
+		if err != nil {
+			t.Fatalf("QueueNames after a refused CacheSet: %v", err)
+		}
+		if _, err := e.QueueLen(ctx, "victim"); err != nil {
+			t.Errorf("QueueLen of %q (listed: %q): %v", "victim", names, err)
+		}
+	})
+
+	t.Run("CacheSetRefusesDLQ", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 1, "old", "new")
+		_, err := e.CacheSet(ctx, "dlq:overflow:"+tagged("q"), `"x"`, time.Minute, false)
+		wantErrIs(t, "CacheSet onto an overflow DLQ", err, engine.ErrWrongType)
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "old"))
+	})
+
+	t.Run("CacheSetRefusesLock", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		acquire(t, ctx, e, "L", "tok", time.Minute, true)
+		_, err := e.CacheSet(ctx, tagged("L"), `"x"`, 0, false)
+		wantErrIs(t, "CacheSet onto a held lock", err, engine.ErrWrongType)
+		// The lock is still held by its token: nobody else can take it.
+		acquire(t, ctx, e, "L", "other", time.Minute, false)
+		if err := e.LockRelease(ctx, "L", "tok"); err != nil {
+			t.Fatalf("LockRelease by the holder after a refused CacheSet: %v", err)
+		}
+		// The name stays a lock's: its fencing counter outlives the lock.
+		_, err = e.CacheSet(ctx, tagged("L"), `"x"`, 0, false)
+		wantErrIs(t, "CacheSet onto a released lock's name", err, engine.ErrWrongType)
+		acquire(t, ctx, e, "L", "other", time.Minute, true)
+	})
+
+	t.Run("CacheExpireRefusesQueueAndLock", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a")
+		acquire(t, ctx, e, "L", "tok", time.Minute, true)
+		for _, name := range []string{"q", "L"} {
+			ok, err := e.CacheExpire(ctx, tagged(name), time.Millisecond)
+			wantErrIs(t, "CacheExpire of "+name, err, engine.ErrWrongType)
+			if ok {
+				t.Errorf("CacheExpire of %s reported a new TTL", name)
+			}
+		}
+		waitPast(t, ctx, e, 5*time.Millisecond)
+		wantQueue(t, ctx, e, "q", "a")
+		acquire(t, ctx, e, "L", "other", time.Minute, false)
+	})
+
+	t.Run("LockAcquireRefusesQueue", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a")
+		// The lock q is the key of the queue q in both layouts.
+		_, ok, err := e.LockAcquire(ctx, "q", "tok", time.Minute)
+		wantErrIs(t, "LockAcquire of a queue's key", err, engine.ErrWrongType)
+		if ok {
+			t.Error("LockAcquire of a queue's key took it")
+		}
+		wantQueue(t, ctx, e, "q", "a")
+	})
+
+	t.Run("LockAcquireRefusesCacheEntry", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		cacheSet(t, ctx, e, tagged("c"), `{"v":1}`, 0, false, true)
+		// A string that is not a lock of this engine cannot be told from a
+		// lock another client holds: it is not taken, and stays as it was.
+		acquire(t, ctx, e, "c", "tok", time.Minute, false)
+		wantCached(t, ctx, e, tagged("c"), `{"v":1}`)
+		wantErrIs(t, "LockRelease of a cache entry", e.LockRelease(ctx, "c", "tok"), engine.ErrLockNotHeld)
+		wantCached(t, ctx, e, tagged("c"), `{"v":1}`)
+	})
+}
