@@ -34,7 +34,7 @@ type metrics struct {
 	panics      prometheus.Counter
 	// limitRefused counts requests refused by a Limits setting, by limit.
 	limitRefused *prometheus.CounterVec
-	broken      *brokenKeys
+	broken       *brokenKeys
 }
 
 func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
