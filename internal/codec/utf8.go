@@ -30,16 +30,17 @@ func marshal(v any) (string, error) {
 }
 
 // rawJSON checks that b is one JSON value in valid UTF-8 and rewrites it
-// the Python way.
+// the Python way. The rewrite checks both in its one pass; only a refusal
+// looks again, to say which.
 func rawJSON(b []byte) (string, error) {
-	if !utf8.Valid(b) {
+	out, ok := transcode(b)
+	switch {
+	case ok:
+		return out, nil
+	case !utf8.Valid(b):
 		return "", ErrInvalidUTF8
 	}
-	out, ok := transcode(b)
-	if !ok {
-		return "", ErrNotJSON
-	}
-	return out, nil
+	return "", ErrNotJSON
 }
 
 var (
