@@ -413,6 +413,7 @@ func TestJSONEarlyError(t *testing.T) {
 	for _, in := range []string{
 		"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nDate: x\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nok",
+		"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request and more",
 		"\x81\x05HTTP/",
 		"HTTP/1.1 ",
 	} {

@@ -107,6 +107,11 @@ func jsonEarlyError(p []byte) ([]byte, bool) {
 		return nil, false
 	}
 	text := string(p[eol+len(earlyErrorHeaders):])
+	if text != statusLine && !(code == http.StatusNotImplemented && text == "Unsupported transfer encoding") {
+		// Not one of net/http's replies, which end with their status
+		// line (or say the one thing a 501 refuses), in one write.
+		return nil, false
+	}
 	text = strings.TrimPrefix(text, statusLine[:3]+" ")
 	msg := "request refused: " + text
 	if code == http.StatusBadRequest {
