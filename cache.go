@@ -2,7 +2,7 @@ package sluice
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,6 +31,9 @@ func (c *Client) Cache() *Cache { return c.cache }
 // Cache keys share the key space with queues and locks, as on Redis, but
 // may not reach into Sluice's own bookkeeping keys.
 func validateKey(key string) error {
+	if err := checkText(ErrInvalidName, "cache key", key); err != nil {
+		return err
+	}
 	if key == "" || len(key) > 1024 {
 		return fmt.Errorf("%w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
 	}
@@ -84,20 +87,17 @@ func (ca *Cache) item(key, s string, ok bool, err error) (Item, bool, error) {
 
 // encodeValue stores every cache value as JSON, strings included.
 func encodeValue(v any) (string, error) {
-	switch x := v.(type) {
-	case json.RawMessage:
-		if !json.Valid(x) {
-			return "", ErrNotJSON
-		}
-		return codec.Pythonize(x), nil
-	case Item:
+	if x, ok := v.(Item); ok {
 		return string(x.JSON()), nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	s, err := codec.JSON(v)
+	switch {
+	case errors.Is(err, codec.ErrInvalidUTF8), errors.Is(err, codec.ErrNotJSON):
+		return "", encodeErr(err)
+	case err != nil:
 		return "", fmt.Errorf("%w: %v", ErrNotJSON, err)
 	}
-	return codec.Pythonize(b), nil
+	return s, nil
 }
 
 // Set stores v as JSON under key, expiring after ttl (0: never). Unlike a

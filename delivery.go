@@ -151,6 +151,9 @@ func (q *Queue) Nack(ctx context.Context, id string, delay time.Duration, reason
 	if reason == "" {
 		reason = "nacked"
 	}
+	if err := checkText(ErrInvalidArgument, "nack reason", reason); err != nil {
+		return false, err
+	}
 	return q.nack(ctx, engine.NackParams{ID: id, Delay: delay, Error: reason, MaxDeliveries: maxDeliveries})
 }
 

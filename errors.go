@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/sluicehq/sluice/internal/engine"
 )
@@ -30,4 +31,14 @@ var (
 	ErrWrongType = engine.ErrWrongType
 	// ErrNotFound: a cache key does not exist.
 	ErrNotFound = errors.New("sluice: not found")
+	// ErrUnavailable: the engine could not serve the call (connection
+	// refused or lost, server loading, cluster down, failover in
+	// progress). A later retry may succeed; after a lost connection a
+	// write's outcome is unknown.
+	ErrUnavailable = engine.ErrUnavailable
+	// ErrInvalidUTF8: an item, message, cache value, name or reason is not
+	// valid UTF-8 text. Nothing was written: invalid bytes are refused,
+	// never replaced (with U+FFFD or otherwise). It matches
+	// ErrInvalidArgument too.
+	ErrInvalidUTF8 = fmt.Errorf("%w: not valid UTF-8 text", ErrInvalidArgument)
 )

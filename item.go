@@ -111,9 +111,9 @@ func (c *Client) decodeAll(stored []string) []Item {
 func encodeErr(err error) error {
 	switch {
 	case errors.Is(err, codec.ErrInvalidUTF8):
-		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		return ErrInvalidUTF8
 	case errors.Is(err, codec.ErrNotJSON):
-		return fmt.Errorf("%w: %v", ErrNotJSON, err)
+		return ErrNotJSON
 	}
 	return err
 }

@@ -56,6 +56,9 @@ func (l *Lock) ExpiresAt() time.Time {
 }
 
 func validateLock(name string, ttl time.Duration) error {
+	if err := checkText(ErrInvalidName, "lock name", name); err != nil {
+		return err
+	}
 	if name == "" || len(name) > 1024 {
 		return fmt.Errorf("%w: lock name must be 1-1024 bytes, got %d", ErrInvalidName, len(name))
 	}

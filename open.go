@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 
 	"github.com/redis/rueidis"
@@ -32,16 +31,16 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	switch {
 	case rawURL == "" || rawURL == "mem://" || rawURL == "memory://":
 		return openMemory(cfg, "")
-	case scheme == "file":
-		u, err := url.Parse(rawURL)
-		if err != nil || u.Path == "" {
-			return nil, fmt.Errorf("%w: file URL %q needs a path, like file:///var/lib/sluice", ErrInvalidArgument, rawURL)
+	case len(rawURL) >= 5 && strings.EqualFold(rawURL[:5], "file:"):
+		dir, err := parseFileURL(rawURL)
+		if err != nil {
+			return nil, err
 		}
-		return openMemory(cfg, u.Path)
+		return openMemory(cfg, dir)
 	case strings.HasPrefix(scheme, "redis"):
 		return openRedis(ctx, rawURL, cfg)
 	}
-	return nil, fmt.Errorf("%w: unsupported URL scheme in %q (want redis, rediss, redis+cluster, redis+sentinel, file or mem)", ErrInvalidArgument, redisconn.Redact(rawURL))
+	return nil, fmt.Errorf("%w: unsupported URL scheme in %q (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)", ErrInvalidArgument, redisconn.Redact(rawURL))
 }
 
 func openMemory(cfg Config, dir string) (*Client, error) {

@@ -35,7 +35,7 @@ func (c *Client) Publish(ctx context.Context, channel string, v any) (int64, err
 	}
 	payload, err := codec.Serialize(v)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: publish to %q (nothing sent): %w", channel, err)
+		return 0, fmt.Errorf("sluice: publish to %q (nothing sent): %w", channel, encodeErr(err))
 	}
 	n, err := c.eng.Publish(ctx, channel, payload)
 	if err != nil {
@@ -132,6 +132,9 @@ func (s *Subscription) Dropped() uint64 { return s.sub.Dropped() }
 func (s *Subscription) Close() error { return s.sub.Close() }
 
 func validateChannel(ch string) error {
+	if err := checkText(ErrInvalidName, "channel name", ch); err != nil {
+		return err
+	}
 	if ch == "" || len(ch) > 512 {
 		return fmt.Errorf("%w: channel name must be 1-512 bytes, got %d", ErrInvalidName, len(ch))
 	}

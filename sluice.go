@@ -7,7 +7,8 @@
 // Open a client with a URL:
 //
 //	""  or "mem://"                  embedded engine, in memory
-//	"file:///var/lib/sluice"         embedded engine, durable (append-only log)
+//	"file:///var/lib/sluice"         embedded engine, durable (append-only log);
+//	"file:data" or "file://./data"   the same, relative to the working directory
 //	"redis://[user:pass@]host:6379/0" Redis; "rediss://" for TLS
 //	"redis+cluster://h1:7000,h2:7001/" Redis Cluster
 //	"redis+sentinel://h1:26379,h2:26379/mymaster/0" Sentinel-managed primary

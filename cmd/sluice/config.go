@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -52,6 +53,8 @@ type target struct {
 	source string
 	// ephemeral: the in-memory embedded engine, gone when the process ends.
 	ephemeral bool
+	// dir is the durable embedded engine's directory, else "".
+	dir string
 }
 
 // openError reports a failed sluice.Open. A URL the library refuses is a
@@ -93,8 +96,9 @@ func (c *connFlags) resolve(getenv func(string) string) (target, error) {
 		if err != nil {
 			return target{}, usagef("%s %q: %v", dirSource, dataDir, err)
 		}
-		u := "file://" + filepath.ToSlash(abs)
-		return target{url: u, display: u, source: dirSource}, nil
+		// Escaped, so that a directory holding % ? # or spaces survives.
+		u := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+		return target{url: u, display: u, source: dirSource, dir: abs}, nil
 	}
 	return target{url: "mem://", display: "mem://", source: "the embedded engine", ephemeral: true}, nil
 }

@@ -183,3 +183,18 @@ func TestSettingsReachTheClientConfig(t *testing.T) {
 		t.Fatalf("default config %+v", cfg)
 	}
 }
+
+// A data directory whose name holds characters that mean something in a
+// URL (%, ?, #, space) is used as it is.
+func TestDataDirWithURLCharacters(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "100% sure?#1")
+	cli(t, nil, "", "queue", "add", "q", `"x"`, "--data-dir", dir).want(t, exitOK)
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		t.Fatalf("data directory %q: %d entries, %v", dir, len(entries), err)
+	}
+	r := cli(t, nil, "", "queue", "len", "q", "--data-dir", dir).want(t, exitOK)
+	if strings.TrimSpace(r.stdout) != "1" {
+		t.Fatalf("queue len after an add: %q (stderr %q)", r.stdout, r.stderr)
+	}
+}

@@ -115,8 +115,9 @@ func (e *env) serverConfig(fs *flag.FlagSet, f serveFlags, s settings, t target)
 			cfg.APIKeys = append(cfg.APIKeys, strings.TrimSpace(k))
 		}
 	}
-	if strings.HasPrefix(t.url, "file://") {
-		cfg.DataDir = strings.TrimPrefix(t.url, "file://")
+	cfg.DataDir = t.dir
+	if cfg.DataDir == "" && strings.HasPrefix(t.url, "file:") {
+		cfg.DataDir = t.url // given as a URL (--redis file:...): durable all the same
 	}
 	cfg.QueueMaxSize = s.queue.MaxSize
 	cfg.QueueOverflowPolicy = s.queue.Policy

@@ -13,7 +13,6 @@
 package codec
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -130,22 +129,23 @@ func Serialize(v any) (string, error) {
 		}
 		return serializeString(string(x)), nil
 	case json.RawMessage:
-		if !utf8.Valid(x) {
-			return "", ErrInvalidUTF8
-		}
-		out, ok := transcode(x)
-		if !ok {
-			return "", ErrNotJSON
-		}
-		return out, nil
+		return rawJSON(x)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	return JSON(v)
+}
+
+// JSON serializes v as JSON, strings included (quoted), written as
+// Python's json.dumps writes it; a json.RawMessage must be valid JSON.
+// Text that is not UTF-8 is refused with ErrInvalidUTF8.
+func JSON(v any) (string, error) {
+	if x, ok := v.(json.RawMessage); ok {
+		return rawJSON(x)
+	}
+	out, err := marshal(v)
+	if err != nil && !errors.Is(err, ErrInvalidUTF8) && !errors.Is(err, ErrNotJSON) {
 		return "", fmt.Errorf("codec: encode %T as JSON: %w", v, err)
 	}
-	return Pythonize(bytes.TrimRight(buf.Bytes(), "\n")), nil
+	return out, err
 }
 
 func serializeString(s string) string {
@@ -191,7 +191,8 @@ func (c *Codec) Decode(stored string) (data []byte, isJSON bool, err error) {
 
 // Pythonize rewrites compact JSON the way Python's json.dumps writes it: a
 // space after every ',' and ':' outside strings, non-ASCII characters as
-// \uXXXX escapes, \b and \f by name. Input must be valid JSON.
+// \uXXXX escapes, \b and \f by name. Input must be valid JSON in UTF-8
+// (JSON does that check).
 func Pythonize(in []byte) string {
 	if out, ok := transcode(in); ok {
 		return out

@@ -185,8 +185,8 @@ func FuzzPythonize(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if !json.Valid([]byte(s)) {
-			return
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			return // Pythonize's input is JSON in UTF-8
 		}
 		out := Pythonize([]byte(s))
 		var a, b any
@@ -213,8 +213,14 @@ func FuzzTranscode(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `[1,2.5e-3,-0,"x\u0008"]`, `{"k" : [ true , null ]}`, `01`, `1.`, `"\ud83d\ude00"`, `[`, `{"a":}`, "\"\x01\"", `"é"`, ` 7 `} {
 		f.Add(s)
 	}
+	f.Add("\"\xff\"")
+	f.Add("{\"a\": \"\xed\xa0\x80\"}")
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) {
+			// Refused, never rewritten with U+FFFD in place of the bytes.
+			if out, ok := transcode([]byte(s)); ok {
+				t.Fatalf("transcode(%q) accepted invalid UTF-8: %q", s, out)
+			}
 			return
 		}
 		out, ok := transcode([]byte(s))

@@ -7,9 +7,8 @@ import (
 
 // transcode validates JSON and rewrites it the way Python's json.dumps
 // writes it, in one pass: encoding/json's validator alone costs several
-// times what the rewrite does, and every add runs through here. The input
-// must be valid UTF-8 (Serialize checks that first). ok is false when in
-// is not exactly one JSON value.
+// times what the rewrite does, and every add runs through here. ok is
+// false when in is not exactly one JSON value in valid UTF-8.
 func transcode(in []byte) (out string, ok bool) {
 	t := transcoder{in: in}
 	t.space()
@@ -256,8 +255,11 @@ func (t *transcoder) str() bool {
 		case c < utf8.RuneSelf:
 			t.i++
 		default:
-			t.flush(t.i)
 			r, size := utf8.DecodeRune(t.in[t.i:])
+			if r == utf8.RuneError && size == 1 {
+				return false // not UTF-8: refused, never replaced by U+FFFD
+			}
+			t.flush(t.i)
 			t.i += size
 			t.run = t.i
 			if r >= 0x10000 {

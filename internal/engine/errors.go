@@ -15,4 +15,10 @@ var (
 	// (for example a cache string where a queue list is expected): queues,
 	// DLQs, cache entries and locks share one key space, as on Redis.
 	ErrWrongType = errors.New("sluice: key holds the wrong kind of value")
+	// ErrUnavailable means the engine cannot serve the call right now: the
+	// connection is refused or lost, the server is loading its data, the
+	// cluster is down or a failover is in progress. Nothing was done, or
+	// (for a lost connection) the outcome is unknown; a later retry may
+	// succeed.
+	ErrUnavailable = errors.New("sluice: engine unavailable")
 )

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // errBadRequest marks a client mistake: it is answered with 400 and never
@@ -44,6 +45,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 			return nil, fmt.Errorf("%w: send the body within %s", errBodyTimeout, s.cfg.BodyTimeout)
 		}
 		return nil, badRequest("reading request body: %v", err)
+	}
+	if !utf8.Valid(body) {
+		return nil, badText("request body", body)
 	}
 	return body, nil
 }
@@ -126,6 +130,9 @@ func singleValue(body []byte) (json.RawMessage, error) {
 func itemOf(raw json.RawMessage) (any, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
+		if loneSurrogate(raw) {
+			return nil, badRequest("string holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF), which is not a Unicode character")
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, badRequest("invalid JSON string: %v", err)
@@ -224,6 +231,9 @@ type wsCommand struct {
 // decodeWSCommand decodes and checks one client message.
 func decodeWSCommand(data []byte) (wsCommand, error) {
 	var cmd wsCommand
+	if !utf8.Valid(data) {
+		return cmd, badText("message", data)
+	}
 	if err := json.Unmarshal(data, &cmd); err != nil {
 		return cmd, badRequest("invalid JSON message: %v", err)
 	}

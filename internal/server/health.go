@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
 	"github.com/sluicehq/sluice"
@@ -13,8 +14,15 @@ type health struct {
 	Engine string `json:"engine"`
 }
 
+// check reports the engine's health. The cause of a failure is logged,
+// not shown: it names the engine's address.
 func (s *Server) check(ctx context.Context) health {
-	return health{Health: s.client.Health(ctx), Engine: s.client.EngineKind()}
+	h := health{Health: s.client.Health(ctx), Engine: s.client.EngineKind()}
+	if h.Error != "" {
+		s.logs.log(ctx, s.log, slog.LevelWarn, "health", "health check failed", slog.String("err", h.Error))
+		h.Error = "engine unavailable"
+	}
+	return h
 }
 
 // handleHealth is GET /health: 200 healthy, 503 unhealthy.

@@ -63,21 +63,20 @@ func errorStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, sluice.ErrQueueFull):
 		return http.StatusTooManyRequests
-	case errors.Is(err, sluice.ErrClosed), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, sluice.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, sluice.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
 
-// fail answers err; 5xx ones are logged, since they are the server's.
+// fail answers err; 5xx ones are logged, since they are the server's,
+// and answered with a message of their kind (see serverFailure).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := errorStatus(err)
 	msg := err.Error()
 	if status >= 500 && limitStatus(err) == 0 {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-		if status == http.StatusServiceUnavailable {
-			msg = "engine unavailable: " + msg
-		}
+		// A configured limit's refusal is the client's to read as it is.
+		msg = s.serverFailure(w, r, status, err)
 	}
 	writeError(w, status, msg)
 }
@@ -127,6 +126,8 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // (bad input, a failed read) goes to fail.
 func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		r, cancel := s.boundRead(r)
+		defer cancel()
 		err := h(w, r)
 		if err == nil {
 			return

@@ -49,6 +49,7 @@ type Server struct {
 	handler http.Handler
 	keys    [][sha256.Size]byte
 	hooks   hooks
+	logs    *logLimiter // rate-limits repeated failure lines
 
 	// stopping is closed when shutdown begins: blocking gets answer
 	// "empty", WebSocket and SSE clients are closed.
@@ -84,6 +85,7 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 		log:      logger,
 		mux:      http.NewServeMux(),
 		stopping: make(chan struct{}),
+		logs:     newLogLimiter(defaultLogInterval),
 	}
 	for _, k := range cfg.APIKeys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
@@ -182,6 +184,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusUnauthorized, "missing or invalid API key (send X-API-Key or Authorization: Bearer)")
 		return
 	}
+	if err := checkRequestText(r); err != nil {
+		s.fail(rec, r, err)
+		return
+	}
 	if r.ContentLength != 0 {
 		// Bound reading the body (readBody narrows it and lifts it once the
 		// body is in). A handler that never reads its body leaves it in
@@ -230,6 +236,7 @@ func (s *Server) authorized(r *http.Request, pattern string) bool {
 // requests in progress. It returns nil after a clean shutdown. The caller
 // closes the client (flushing a durable engine) afterwards.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	defer s.logs.flush(s.log)
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -238,7 +245,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(earlyErrorListener{ln}) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "engine", s.client.EngineKind())
 	if s.client.EngineKind() == "embedded" && s.cfg.DataDir == "" {
 		s.log.Warn("embedded engine without a data directory: nothing is persisted; set --data-dir or SLUICE_DATA_DIR to keep data across restarts")
@@ -297,6 +304,7 @@ func (s *Server) waitStreams(ctx context.Context) {
 // rather than Run: blocking gets end, streams close. It waits for the
 // WebSocket connections to finish closing, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.logs.flush(s.log)
 	s.beginShutdown()
 	done := make(chan struct{})
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -48,6 +49,9 @@ func (s *Server) trackStream() bool {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels []string, seed bool) {
+	if !checkUpgrade(w, r) {
+		return
+	}
 	if !s.trackStream() {
 		writeError(w, http.StatusServiceUnavailable, "server shutting down")
 		return
@@ -59,13 +63,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	}
 	defer release()
 	cw := &corkingWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
-	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
+	pw := &plainErrorWriter{ResponseWriter: cw}
+	conn, err := websocket.Accept(pw, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.WebSocketOrigins,
 		// Frames are written pre-encoded (see wsTextFrame): no extensions.
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		// Accept has answered the client already (400, 403 or 426).
+		// Accept has answered the client (400, 403 or 405), as JSON.
+		pw.finish()
 		s.log.Debug("websocket upgrade refused", "err", err)
 		return
 	}
@@ -88,7 +94,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 			_ = conn.Close(websocket.StatusTryAgainLater, "subscription limit reached")
 			return
 		}
-		s.log.Warn("websocket subscribe failed", "channels", channels, "err", err)
+		s.logs.log(ctx, s.log, slog.LevelWarn, "websocket subscribe", "websocket subscribe failed",
+			slog.Any("channels", channels), slog.Any("err", err))
 		_ = conn.Close(websocket.StatusInternalError, "subscribe failed")
 		return
 	}
@@ -232,7 +239,7 @@ func (c *wsClient) read(ctx context.Context) error {
 				break
 			}
 			if serr := c.s.hub.subscribe(ctx, c.sb, cmd.Channels); serr != nil {
-				err = c.reply(ctx, map[string]string{"type": "error", "error": serr.Error()})
+				err = c.reply(ctx, map[string]string{"type": "error", "error": publicMessage(serr)})
 				break
 			}
 			err = c.reply(ctx, map[string]any{"type": "subscribed", "channels": cmd.Channels})

@@ -192,11 +192,16 @@ func interpretError(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, rueidis.ErrClosing) {
-		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+		// rueidis says this both when closing and when it cannot reach
+		// the server: the call failed for want of a connection either way.
+		return fmt.Errorf("%s: %w: %w", op, engine.ErrClosed, withUnavailable(err))
 	}
 	var rerr *rueidis.RedisError
 	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
 		return fmt.Errorf("%s: %w: %v", op, engine.ErrWrongType, err)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%s: %w", op, withUnavailable(err))
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
