@@ -75,7 +75,7 @@ func (s *Server) boundRead(r *http.Request) (*http.Request, context.CancelFunc) 
 // publicMessage is what a client may read of err: its text for a client
 // mistake, the message of its kind for a server failure.
 func publicMessage(err error) string {
-	if status := errorStatus(err); status >= 500 {
+	if status := errorStatus(err); status >= 500 && limitStatus(err) == 0 {
 		return classify(status, err).msg
 	}
 	return err.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -110,6 +111,7 @@ type queueGuard struct {
 	mu       sync.Mutex
 	known    map[string]struct{}
 	loadedAt time.Time
+	failedAt time.Time // of the last failed first listing
 }
 
 // reloadEvery bounds how often a refused name reloads the engine's list:
@@ -129,17 +131,35 @@ func (g *queueGuard) admit(ctx context.Context, s *Server, name string) error {
 		return nil
 	}
 	if g.known == nil || (len(g.known) >= g.max && time.Since(g.loadedAt) >= reloadEvery) {
-		names, err := s.client.Queues(ctx)
-		if err != nil {
-			return err
-		}
-		g.known = make(map[string]struct{}, len(names))
-		for _, n := range names {
-			g.known[n] = struct{}{}
-		}
-		g.loadedAt = time.Now()
-		if _, ok := g.known[name]; ok {
+		if g.known == nil && time.Since(g.failedAt) < reloadEvery {
+			// The last listing failed a moment ago: let the add decide
+			// (it fails too while the engine is away) instead of making
+			// every add wait for a listing that will not come.
 			return nil
+		}
+		// The Redis client retries a read until its deadline: bound it,
+		// so an engine outage costs one WriteTimeout a second at most.
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		names, err := s.client.Queues(lctx)
+		cancel()
+		if err != nil {
+			if g.known == nil {
+				g.failedAt = time.Now()
+				s.logs.log(ctx, s.log, slog.LevelWarn, "queue limit listing", "queue limit: listing the engine's queues failed; adds proceed unchecked for a second",
+					slog.Any("err", err))
+				return nil
+			}
+			// A full set that cannot be reloaded stays full.
+			g.loadedAt = time.Now()
+		} else {
+			g.known = make(map[string]struct{}, len(names))
+			for _, n := range names {
+				g.known[n] = struct{}{}
+			}
+			g.loadedAt = time.Now()
+			if _, ok := g.known[name]; ok {
+				return nil
+			}
 		}
 	}
 	if len(g.known) >= g.max {
