@@ -75,8 +75,11 @@ func (q *Queue) Settings() QueueDefaults { return q.defaults }
 type AddOption func(*addSettings)
 
 type addSettings struct {
-	policy  Policy
-	maxSize int64
+	policy     Policy
+	maxSize    int64
+	idem       bool // WithIdempotencyKey was given
+	idemKey    string
+	idemWindow time.Duration
 }
 
 // WithPolicy sets the overflow policy for this add.
@@ -84,6 +87,31 @@ func WithPolicy(p Policy) AddOption { return func(s *addSettings) { s.policy = p
 
 // WithMaxSize sets the capacity for this add (<= 0: unbounded).
 func WithMaxSize(n int64) AddOption { return func(s *addSettings) { s.maxSize = n } }
+
+// DefaultIdempotencyWindow is how long an idempotency key is remembered
+// unless WithIdempotencyWindow says otherwise.
+const DefaultIdempotencyWindow = engine.DefaultIdempotencyWindow
+
+// WithIdempotencyKey makes the add happen at most once for key on this
+// queue within the idempotency window: an add that repeats the key (a
+// retry after a timeout, say) writes nothing and returns the first add's
+// results, each with Replayed set. The check, the add and the record of
+// the key are one atomic step, so of concurrent adds with one key exactly
+// one writes. Reusing a key for other items (compared by content, in
+// order) fails with ErrIdempotencyConflict; the first add's policy and
+// capacity decide the replayed results, whatever the repeat asks. Keys
+// are 1-255 printable ASCII characters (ErrInvalidArgument otherwise).
+// Without this option an add costs nothing extra.
+func WithIdempotencyKey(key string) AddOption {
+	return func(s *addSettings) { s.idem, s.idemKey = true, key }
+}
+
+// WithIdempotencyWindow sets how long this add's idempotency key is
+// remembered (default DefaultIdempotencyWindow; 1ms to 365 days). Without
+// WithIdempotencyKey it has no effect.
+func WithIdempotencyWindow(d time.Duration) AddOption {
+	return func(s *addSettings) { s.idemWindow = d }
+}
 
 // AddResult is the outcome of adding one item, with compat.md's fields.
 type AddResult struct {
@@ -96,6 +124,10 @@ type AddResult struct {
 	Warning         string `json:"warning,omitempty"`
 	// HadBackpressure is true when anything was dropped, moved or rejected.
 	HadBackpressure bool `json:"had_backpressure"`
+	// Replayed is true when the add repeated an idempotency key: this is
+	// the first add's result, and nothing was written now. (Not part of
+	// compat.md's JSON; the HTTP service says it in a header.)
+	Replayed bool `json:"-"`
 }
 
 // Add appends v to the tail of the queue, applying the overflow policy
@@ -134,6 +166,9 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	for _, o := range opts {
 		o(&s)
 	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
 	stored := make([]string, len(items))
 	for i, v := range items {
 		enc, err := q.c.codec.Encode(v)
@@ -145,10 +180,28 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	return q.addStored(ctx, stored, s)
 }
 
+// validate checks the idempotency settings of an add that has a key.
+func (s *addSettings) validate() error {
+	if !s.idem {
+		return nil
+	}
+	if err := engine.ValidateIdempotencyKey(s.idemKey); err != nil {
+		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	}
+	if s.idemWindow == 0 {
+		s.idemWindow = DefaultIdempotencyWindow
+	}
+	if err := engine.ValidateIdempotencyWindow(s.idemWindow); err != nil {
+		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
 func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, error) {
 	policy := engine.Policy(s.policy).Normalize()
 	raw, err := q.c.eng.QueueAdd(ctx, engine.AddParams{
 		Queue: q.name, Items: stored, Policy: policy, MaxSize: s.maxSize,
+		IdempotencyKey: s.idemKey, IdempotencyWindow: s.idemWindow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: add to %q: %w", q.name, err)
@@ -167,6 +220,7 @@ func (q *Queue) result(r engine.AddResult, maxSize int64) AddResult {
 		DroppedCount:    r.Dropped,
 		MovedToDLQCount: r.MovedToDLQ,
 		HadBackpressure: !r.Accepted || r.Dropped > 0 || r.MovedToDLQ > 0,
+		Replayed:        r.Replayed,
 	}
 	switch {
 	case !r.Accepted:

@@ -182,6 +182,12 @@ type AddParams struct {
 	Policy Policy   // already normalized
 	// MaxSize bounds the queue; <= 0 means unbounded.
 	MaxSize int64
+	// IdempotencyKey, when set (valid: ValidateIdempotencyKey), makes the
+	// add happen at most once per key and queue within IdempotencyWindow
+	// (> 0): a repeat writes nothing and gets the first add's results,
+	// marked Replayed (see idempotency.go).
+	IdempotencyKey    string
+	IdempotencyWindow time.Duration
 }
 
 // AddResult is the outcome of adding one item.
@@ -194,6 +200,9 @@ type AddResult struct {
 	Dropped int64
 	// MovedToDLQ counts items moved to the overflow DLQ for this item.
 	MovedToDLQ int64
+	// Replayed marks the recorded result of an earlier add with the same
+	// idempotency key: this call wrote nothing.
+	Replayed bool
 }
 
 // DLQKind selects one of a queue's dead-letter queues.

@@ -15,4 +15,7 @@ var (
 	// (for example a cache string where a queue list is expected): queues,
 	// DLQs, cache entries and locks share one key space, as on Redis.
 	ErrWrongType = errors.New("sluice: key holds the wrong kind of value")
+	// ErrIdempotencyConflict means an idempotency key was reused, within
+	// its window, for other items than the add it first came with.
+	ErrIdempotencyConflict = errors.New("sluice: idempotency key reused with other items")
 )

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Every change to stored state goes through the primitives of tx, which
@@ -33,6 +35,7 @@ const (
 	opLeaseDel    byte = 10 // key, seq
 	opLeaseUpdate byte = 11 // key, seq, attempt, deliveries, deadline, leased, firstFailed, error
 	opSeq         byte = 12 // key, seq (snapshots: ids are never reused)
+	opIdemPut     byte = 13 // key, idempotency key, expireAt, record (engine.IdempotencyRecord.Encode)
 )
 
 const (
@@ -383,6 +386,23 @@ func (e *Engine) applyRecord(rec []byte) error {
 		case opSeq:
 			if s := d.uint(); s > o.queue().seq {
 				o.queue().seq = s
+			}
+		case opIdemPut:
+			k := d.str()
+			expireAt := d.int()
+			v := d.str()
+			if d.err != nil {
+				break
+			}
+			rec, err := engine.DecodeIdempotencyRecord(v)
+			if err != nil {
+				d.fail(err)
+				break
+			}
+			// A record whose window closed while the engine was down is
+			// gone, as it would have expired.
+			if expireAt > e.now() {
+				t.idemPut(o, k, rec, expireAt)
 			}
 		default:
 			d.fail(fmt.Errorf("unknown operation %d", code))

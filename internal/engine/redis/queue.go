@@ -17,6 +17,10 @@ import (
 // interleaved. The queue is then recorded in the registry set (see
 // register). With Options.MinReplicasAck set, a *ReplicaAckError comes
 // with the results: the items were stored, on the primary only.
+//
+// An add with an idempotency key always runs the script (which checks and
+// stores its record in the same step) and is never merged with others:
+// its reply may be a replay that only it can read.
 func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	if err := e.check(op); err != nil {
@@ -26,11 +30,14 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 		return nil, nil
 	}
 	k := e.keys.Queue(params.Queue)
-	if params.MaxSize <= 0 {
+	if params.MaxSize <= 0 && params.IdempotencyKey == "" {
 		return e.addUnbounded(ctx, op, k.List, params)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
+	}
+	if params.IdempotencyKey != "" {
+		return e.addBounded(ctx, params)
 	}
 	// A merged call must not fail for one caller's cancellation: it is
 	// bounded by the client's own timeouts instead.
@@ -43,7 +50,8 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	})
 }
 
-// addBounded is one queue_add.lua call for a (possibly merged) batch.
+// addBounded is one queue_add.lua call for a (possibly merged) batch, or
+// for one idempotent add.
 func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	k := e.keys.Queue(params.Queue)
@@ -53,23 +61,48 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	if policy == engine.PolicyReject && fullBefore {
 		wirePolicy = "reject_full"
 	}
-	args := make([]string, 0, 3+len(params.Items))
+	keys := []string{k.List, k.OverflowDLQ}
+	args := make([]string, 0, 5+len(params.Items))
 	args = append(args,
 		wirePolicy,
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
 	)
+	var asked engine.IdempotencyRecord
+	if params.IdempotencyKey != "" {
+		asked = engine.NewIdempotencyRecord(params)
+		keys = append(keys, e.keys.Idempotency(params.Queue, params.IdempotencyKey))
+		args = append(args,
+			strconv.FormatInt(max(params.IdempotencyWindow.Milliseconds(), 1), 10),
+			asked.Tail(),
+		)
+	}
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ}, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, keys, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
 	}
-	before, err := res.AsInt64()
+	msg, err := res.ToMessage()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
-	results := simulateAdd(before, params.MaxSize, policy, len(params.Items))
+	if msg.IsString() {
+		// The key's record: an earlier add made with it.
+		results, err := replay(msg, params.IdempotencyKey, asked)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", op, params.Queue, err)
+		}
+		if applied {
+			return results, ackErr
+		}
+		return results, nil
+	}
+	before, err := msg.AsInt64()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	results := engine.SimulateAdd(before, params.MaxSize, policy, len(params.Items))
 	if policy == engine.PolicyReject {
 		switch full := !results[len(results)-1].Accepted; {
 		case full && !fullBefore:
@@ -85,28 +118,17 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	return results, nil
 }
 
-// simulateAdd replays queue_add.lua's decisions item by item from the
-// queue's length before the batch: the script returns only that length.
-func simulateAdd(length, limit int64, policy engine.Policy, n int) []engine.AddResult {
-	results := make([]engine.AddResult, n)
-	for i := range results {
-		r := &results[i]
-		r.Accepted = true
-		switch {
-		case limit <= 0 || length < limit:
-			length++
-		case policy == engine.PolicyDLQ:
-			r.MovedToDLQ = length - limit + 1
-			length = limit
-		case policy == engine.PolicyDropOldest:
-			r.Dropped = length - limit + 1
-			length = limit
-		default:
-			r.Accepted = false
-		}
-		r.QueueLength = length
+// replay answers an idempotent add from the record queue_add.lua found.
+func replay(msg rueidis.RedisMessage, key string, asked engine.IdempotencyRecord) ([]engine.AddResult, error) {
+	stored, err := msg.ToString()
+	if err != nil {
+		return nil, err
 	}
-	return results
+	rec, err := engine.DecodeIdempotencyRecord(stored)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Replay(key, asked)
 }
 
 // addUnbounded is a single RPUSH: with no bound there is no policy to
