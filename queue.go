@@ -92,6 +92,9 @@ func WithMaxSize(n int64) AddOption { return func(s *addSettings) { s.maxSize = 
 // unless WithIdempotencyWindow says otherwise.
 const DefaultIdempotencyWindow = engine.DefaultIdempotencyWindow
 
+// MaxIdempotencyWindow is the longest idempotency window (365 days).
+const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
+
 // WithIdempotencyKey makes the add happen at most once for key on this
 // queue within the idempotency window: an add that repeats the key (a
 // retry after a timeout, say) writes nothing and returns the first add's

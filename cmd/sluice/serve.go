@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/server"
@@ -21,12 +22,13 @@ type serveFlags struct {
 	logFormat    string
 	minReplicas  int
 	fsync        string
+	idemWindow   time.Duration
 }
 
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
@@ -35,6 +37,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&f.minReplicas, "min-replicas-ack", 0, "Redis: every add waits until this many replicas have it (WAIT); 0 = the primary alone")
 	fs.StringVar(&f.fsync, "fsync", "everysec", "durable embedded engine (--data-dir): fsync policy, everysec or always")
+	fs.DurationVar(&f.idemWindow, "idempotency-window", sluice.DefaultIdempotencyWindow, "how long an add's Idempotency-Key is remembered (1ms to 8760h)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -113,6 +116,7 @@ func (e *env) serverConfig(fs *flag.FlagSet, f serveFlags, s settings, t target)
 		cfg.CompressionThreshold = s.compressionThreshold
 	}
 	cfg.MaxBodyBytes = f.maxBodyBytes
+	cfg.IdempotencyWindow = f.idemWindow
 	cfg.LogFormat = f.logFormat
 	return cfg
 }
