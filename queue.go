@@ -75,11 +75,24 @@ func (q *Queue) Settings() QueueDefaults { return q.defaults }
 type AddOption func(*addSettings)
 
 type addSettings struct {
-	policy     Policy
-	maxSize    int64
-	idem       bool // WithIdempotencyKey was given
-	idemKey    string
-	idemWindow time.Duration
+	policy  Policy
+	maxSize int64
+	// idem is set by the idempotency options only, so that an add without
+	// them carries (and allocates) one pointer more, not their fields.
+	idem *idemSettings
+}
+
+type idemSettings struct {
+	key    string
+	keySet bool // WithIdempotencyKey was given
+	window time.Duration
+}
+
+func (s *addSettings) idempotency() *idemSettings {
+	if s.idem == nil {
+		s.idem = &idemSettings{}
+	}
+	return s.idem
 }
 
 // WithPolicy sets the overflow policy for this add.
@@ -106,14 +119,14 @@ const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
 // are 1-255 printable ASCII characters (ErrInvalidArgument otherwise).
 // Without this option an add costs nothing extra.
 func WithIdempotencyKey(key string) AddOption {
-	return func(s *addSettings) { s.idem, s.idemKey = true, key }
+	return func(s *addSettings) { i := s.idempotency(); i.key, i.keySet = key, true }
 }
 
 // WithIdempotencyWindow sets how long this add's idempotency key is
 // remembered (default DefaultIdempotencyWindow; 1ms to 365 days). Without
 // WithIdempotencyKey it has no effect.
 func WithIdempotencyWindow(d time.Duration) AddOption {
-	return func(s *addSettings) { s.idemWindow = d }
+	return func(s *addSettings) { s.idempotency().window = d }
 }
 
 // AddResult is the outcome of adding one item, with compat.md's fields.
@@ -166,8 +179,8 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 		return nil, nil
 	}
 	s := addSettings{policy: q.defaults.Policy, maxSize: q.defaults.MaxSize}
-	for _, o := range opts {
-		o(&s)
+	if len(opts) > 0 {
+		s = applyAddOptions(s, opts)
 	}
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -183,29 +196,41 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	return q.addStored(ctx, stored, s)
 }
 
+// applyAddOptions returns s changed by opts. It is apart from AddBatch so
+// that only an add with options pays for the settings escaping to the heap
+// (an option is a call the compiler cannot see through).
+func applyAddOptions(s addSettings, opts []AddOption) addSettings {
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
 // validate checks the idempotency settings of an add that has a key.
 func (s *addSettings) validate() error {
-	if !s.idem {
+	i := s.idem
+	if i == nil || !i.keySet {
+		s.idem = nil
 		return nil
 	}
-	if err := engine.ValidateIdempotencyKey(s.idemKey); err != nil {
+	if err := engine.ValidateIdempotencyKey(i.key); err != nil {
 		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
 	}
-	if s.idemWindow == 0 {
-		s.idemWindow = DefaultIdempotencyWindow
+	if i.window == 0 {
+		i.window = DefaultIdempotencyWindow
 	}
-	if err := engine.ValidateIdempotencyWindow(s.idemWindow); err != nil {
+	if err := engine.ValidateIdempotencyWindow(i.window); err != nil {
 		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
 	}
 	return nil
 }
 
 func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, error) {
-	policy := engine.Policy(s.policy).Normalize()
-	raw, err := q.c.eng.QueueAdd(ctx, engine.AddParams{
-		Queue: q.name, Items: stored, Policy: policy, MaxSize: s.maxSize,
-		IdempotencyKey: s.idemKey, IdempotencyWindow: s.idemWindow,
-	})
+	p := engine.AddParams{Queue: q.name, Items: stored, Policy: engine.Policy(s.policy).Normalize(), MaxSize: s.maxSize}
+	if s.idem != nil {
+		p.IdempotencyKey, p.IdempotencyWindow = s.idem.key, s.idem.window
+	}
+	raw, err := q.c.eng.QueueAdd(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: add to %q: %w", q.name, err)
 	}

@@ -194,15 +194,16 @@ type AddParams struct {
 type AddResult struct {
 	// Accepted is false only when the item was rejected (nothing written).
 	Accepted bool
+	// Replayed marks the recorded result of an earlier add with the same
+	// idempotency key: this call wrote nothing. (Next to Accepted, so the
+	// two share a word and a result is no larger for it.)
+	Replayed bool
 	// QueueLength is the length right after this item's step.
 	QueueLength int64
 	// Dropped counts items discarded by drop_oldest for this item.
 	Dropped int64
 	// MovedToDLQ counts items moved to the overflow DLQ for this item.
 	MovedToDLQ int64
-	// Replayed marks the recorded result of an earlier add with the same
-	// idempotency key: this call wrote nothing.
-	Replayed bool
 }
 
 // DLQKind selects one of a queue's dead-letter queues.

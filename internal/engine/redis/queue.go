@@ -62,7 +62,11 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 		wirePolicy = "reject_full"
 	}
 	keys := []string{k.List, k.OverflowDLQ}
-	args := make([]string, 0, 5+len(params.Items))
+	extra := 3 // policy, bound, name; and with a key, its window and record
+	if params.IdempotencyKey != "" {
+		extra = 5
+	}
+	args := make([]string, 0, extra+len(params.Items))
 	args = append(args,
 		wirePolicy,
 		strconv.FormatInt(params.MaxSize, 10),
