@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -168,6 +169,62 @@ func idempotencyCases(t *testing.T, h Harness) {
 			t.Errorf("%d of %d concurrent duplicates wrote, want exactly 1", fresh, n)
 		}
 		wantQueue(t, ctx, e, "q", "x", "y")
+	})
+
+	t.Run("ConcurrentKeysEachWriteOnce", func(t *testing.T) {
+		// Many keys, each sent by several adds at once, on a queue that
+		// overflows: every key writes once, and its repeats get exactly
+		// the result its write got, whatever ran in between.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		const keys, repeats = 8, 4
+		var wg sync.WaitGroup
+		results := make([][][]engine.AddResult, keys)
+		start := make(chan struct{})
+		for k := range keys {
+			results[k] = make([][]engine.AddResult, repeats)
+			for r := range repeats {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					items := []string{fmt.Sprintf("k%d-a", k), fmt.Sprintf("k%d-b", k)}
+					res, err := idemAdd(ctx, e, "q", fmt.Sprintf("key-%d", k), engine.PolicyDLQ, 10, items...)
+					if err != nil {
+						t.Errorf("key %d: %v", k, err)
+					}
+					results[k][r] = res
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
+		moved := int64(0)
+		for k := range keys {
+			var first []engine.AddResult
+			for _, res := range results[k] {
+				if len(res) == 2 && !res[0].Replayed {
+					if first != nil {
+						t.Fatalf("key %d wrote twice", k)
+					}
+					first = res
+				}
+			}
+			if first == nil {
+				t.Fatalf("key %d never wrote: %+v", k, results[k])
+			}
+			moved += first[0].MovedToDLQ + first[1].MovedToDLQ
+			for _, res := range results[k] {
+				wantResults(t, fmt.Sprintf("key %d", k), res, map[bool][]engine.AddResult{false: first, true: replayed(first)}[res[0].Replayed])
+			}
+		}
+		n, err := e.QueueLen(ctx, "q")
+		if err != nil || n != 10 {
+			t.Errorf("QueueLen = %d, %v; want 10", n, err)
+		}
+		if d, err := e.DLQLen(ctx, "q", engine.DLQOverflow); err != nil || d != keys*2-10 || moved != d {
+			t.Errorf("overflow DLQ holds %d (%v), results moved %d; want %d", d, err, moved, keys*2-10)
+		}
 	})
 
 	t.Run("WindowExpires", func(t *testing.T) {

@@ -16,11 +16,8 @@ import (
 // round trip and the policy sees every item in order with nothing
 // interleaved. The queue is then recorded in the registry set (see
 // register). With Options.MinReplicasAck set, a *ReplicaAckError comes
-// with the results: the items were stored, on the primary only.
-//
-// An add with an idempotency key always runs the script (which checks and
-// stores its record in the same step) and is never merged with others:
-// its reply may be a replay that only it can read.
+// with the results: the items were stored, on the primary only. An add
+// with an idempotency key runs queue_add_keyed.lua instead (keyed.go).
 func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	if err := e.check(op); err != nil {
@@ -29,15 +26,18 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	if len(params.Items) == 0 {
 		return nil, nil
 	}
+	if params.IdempotencyKey != "" {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
+		}
+		return e.addKeyed(ctx, params)
+	}
 	k := e.keys.Queue(params.Queue)
-	if params.MaxSize <= 0 && params.IdempotencyKey == "" {
+	if params.MaxSize <= 0 {
 		return e.addUnbounded(ctx, op, k.List, params)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
-	}
-	if params.IdempotencyKey != "" {
-		return e.addBounded(ctx, params)
 	}
 	// A merged call must not fail for one caller's cancellation: it is
 	// bounded by the client's own timeouts instead.
@@ -50,8 +50,7 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	})
 }
 
-// addBounded is one queue_add.lua call for a (possibly merged) batch, or
-// for one idempotent add.
+// addBounded is one queue_add.lua call for a (possibly merged) batch.
 func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	k := e.keys.Queue(params.Queue)
@@ -61,48 +60,19 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	if policy == engine.PolicyReject && fullBefore {
 		wirePolicy = "reject_full"
 	}
-	keys := []string{k.List, k.OverflowDLQ}
-	extra := 3 // policy, bound, name; and with a key, its window and record
-	if params.IdempotencyKey != "" {
-		extra = 5
-	}
-	args := make([]string, 0, extra+len(params.Items))
+	args := make([]string, 0, 3+len(params.Items))
 	args = append(args,
 		wirePolicy,
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
 	)
-	var asked engine.IdempotencyRecord
-	if params.IdempotencyKey != "" {
-		asked = engine.NewIdempotencyRecord(params)
-		keys = append(keys, e.keys.Idempotency(params.Queue, params.IdempotencyKey))
-		args = append(args,
-			strconv.FormatInt(max(params.IdempotencyWindow.Milliseconds(), 1), 10),
-			asked.Tail(),
-		)
-	}
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, keys, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
 	}
-	msg, err := res.ToMessage()
-	if err != nil {
-		return nil, interpretError(op, err)
-	}
-	if msg.IsString() {
-		// The key's record: an earlier add made with it.
-		results, err := replay(msg, params.IdempotencyKey, asked)
-		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", op, params.Queue, err)
-		}
-		if applied {
-			return results, ackErr
-		}
-		return results, nil
-	}
-	before, err := msg.AsInt64()
+	before, err := res.AsInt64()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
@@ -120,19 +90,6 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 		return results, ackErr
 	}
 	return results, nil
-}
-
-// replay answers an idempotent add from the record queue_add.lua found.
-func replay(msg rueidis.RedisMessage, key string, asked engine.IdempotencyRecord) ([]engine.AddResult, error) {
-	stored, err := msg.ToString()
-	if err != nil {
-		return nil, err
-	}
-	rec, err := engine.DecodeIdempotencyRecord(stored)
-	if err != nil {
-		return nil, err
-	}
-	return rec.Replay(key, asked)
 }
 
 // addUnbounded is a single RPUSH: with no bound there is no policy to

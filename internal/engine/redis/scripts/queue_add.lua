@@ -3,21 +3,12 @@
 --
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's overflow DLQ list
--- KEYS[3]  optional: the idempotency record of this add (see below)
 -- ARGV[1]  policy: "reject", "dlq" or "drop_oldest" (normalized by the
 --          caller), or "reject_full": reject, for a queue the caller last
 --          found full (see below)
 -- ARGV[2]  max size; <= 0 means unbounded
 -- ARGV[3]  the queue's name, JSON-quoted Python style (for DLQ envelopes)
--- ARGV[4..] the items, already encoded; with KEYS[3], ARGV[4] is the
---          record's lifetime in ms, ARGV[5] the record without its leading
---          length (engine.IdempotencyRecord.Tail) and the items follow
---
--- With KEYS[3] (an idempotent add), a record already there means the add
--- was made before: nothing is written and the record is returned (a bulk
--- string, where a first add returns an integer). Otherwise the add runs and
--- the record, "<length before>:" .. ARGV[5], is stored with its lifetime,
--- in the same atomic step. Adds without a key pay one table lookup.
+-- ARGV[4..] the items, already encoded
 --
 -- Returns the queue's length before the batch. Each item's outcome
 -- (accepted, length after, dropped, moved) follows from that length, the
@@ -38,14 +29,6 @@
 local policy = ARGV[1]
 local max = tonumber(ARGV[2])
 local first, last = 4, #ARGV
-local idem = KEYS[3]
-if idem then
-  local prev = redis.call('GET', idem)
-  if prev then
-    return prev
-  end
-  first = 6
-end
 local n = last - first + 1
 local chunk = 1000
 
@@ -99,7 +82,4 @@ if evict > 0 then
   end
 end
 
-if idem then
-  redis.call('SET', idem, len .. ':' .. ARGV[5], 'PX', ARGV[4])
-end
 return len
