@@ -57,6 +57,9 @@ func (e *Engine) addKeyed(ctx context.Context, params engine.AddParams) ([]engin
 		return e.addKeyedMerged(wctx, params.Queue, policy, params.MaxSize, merged)
 	})
 	if len(slots) != len(share) {
+		if err == nil {
+			err = fmt.Errorf("queue add %q: no result for the add", params.Queue)
+		}
 		return nil, err
 	}
 	if slots[0].err != nil {
