@@ -29,6 +29,10 @@ var (
 	ErrLockNotHeld = engine.ErrLockNotHeld
 	// ErrWrongType: the key holds another kind of value.
 	ErrWrongType = engine.ErrWrongType
+	// ErrIdempotencyConflict: an add reused an idempotency key, within its
+	// window, for other items than the add the key first came with.
+	// Nothing was written.
+	ErrIdempotencyConflict = engine.ErrIdempotencyConflict
 	// ErrNotFound: a cache key does not exist.
 	ErrNotFound = errors.New("sluice: not found")
 	// ErrUnavailable: the engine could not serve the call (connection

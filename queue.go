@@ -77,6 +77,22 @@ type AddOption func(*addSettings)
 type addSettings struct {
 	policy  Policy
 	maxSize int64
+	// idem is set by the idempotency options only, so that an add without
+	// them carries (and allocates) one pointer more, not their fields.
+	idem *idemSettings
+}
+
+type idemSettings struct {
+	key    string
+	keySet bool // WithIdempotencyKey was given
+	window time.Duration
+}
+
+func (s *addSettings) idempotency() *idemSettings {
+	if s.idem == nil {
+		s.idem = &idemSettings{}
+	}
+	return s.idem
 }
 
 // WithPolicy sets the overflow policy for this add.
@@ -84,6 +100,34 @@ func WithPolicy(p Policy) AddOption { return func(s *addSettings) { s.policy = p
 
 // WithMaxSize sets the capacity for this add (<= 0: unbounded).
 func WithMaxSize(n int64) AddOption { return func(s *addSettings) { s.maxSize = n } }
+
+// DefaultIdempotencyWindow is how long an idempotency key is remembered
+// unless WithIdempotencyWindow says otherwise.
+const DefaultIdempotencyWindow = engine.DefaultIdempotencyWindow
+
+// MaxIdempotencyWindow is the longest idempotency window (365 days).
+const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
+
+// WithIdempotencyKey makes the add happen at most once for key on this
+// queue within the idempotency window: an add that repeats the key (a
+// retry after a timeout, say) writes nothing and returns the first add's
+// results, each with Replayed set. The check, the add and the record of
+// the key are one atomic step, so of concurrent adds with one key exactly
+// one writes. Reusing a key for other items (compared by content, in
+// order) fails with ErrIdempotencyConflict; the first add's policy and
+// capacity decide the replayed results, whatever the repeat asks. Keys
+// are 1-255 printable ASCII characters (ErrInvalidArgument otherwise).
+// Without this option an add costs nothing extra.
+func WithIdempotencyKey(key string) AddOption {
+	return func(s *addSettings) { i := s.idempotency(); i.key, i.keySet = key, true }
+}
+
+// WithIdempotencyWindow sets how long this add's idempotency key is
+// remembered (default DefaultIdempotencyWindow; 1ms to 365 days). Without
+// WithIdempotencyKey it has no effect.
+func WithIdempotencyWindow(d time.Duration) AddOption {
+	return func(s *addSettings) { s.idempotency().window = d }
+}
 
 // AddResult is the outcome of adding one item, with compat.md's fields.
 type AddResult struct {
@@ -96,6 +140,10 @@ type AddResult struct {
 	Warning         string `json:"warning,omitempty"`
 	// HadBackpressure is true when anything was dropped, moved or rejected.
 	HadBackpressure bool `json:"had_backpressure"`
+	// Replayed is true when the add repeated an idempotency key: this is
+	// the first add's result, and nothing was written now. (Not part of
+	// compat.md's JSON; the HTTP service says it in a header.)
+	Replayed bool `json:"-"`
 }
 
 // Add appends v to the tail of the queue, applying the overflow policy
@@ -131,8 +179,11 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 		return nil, nil
 	}
 	s := addSettings{policy: q.defaults.Policy, maxSize: q.defaults.MaxSize}
-	for _, o := range opts {
-		o(&s)
+	if len(opts) > 0 {
+		s = applyAddOptions(s, opts)
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
 	}
 	stored := make([]string, len(items))
 	for i, v := range items {
@@ -145,11 +196,41 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	return q.addStored(ctx, stored, s)
 }
 
+// applyAddOptions returns s changed by opts. It is apart from AddBatch so
+// that only an add with options pays for the settings escaping to the heap
+// (an option is a call the compiler cannot see through).
+func applyAddOptions(s addSettings, opts []AddOption) addSettings {
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// validate checks the idempotency settings of an add that has a key.
+func (s *addSettings) validate() error {
+	i := s.idem
+	if i == nil || !i.keySet {
+		s.idem = nil
+		return nil
+	}
+	if err := engine.ValidateIdempotencyKey(i.key); err != nil {
+		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	}
+	if i.window == 0 {
+		i.window = DefaultIdempotencyWindow
+	}
+	if err := engine.ValidateIdempotencyWindow(i.window); err != nil {
+		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
 func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, error) {
-	policy := engine.Policy(s.policy).Normalize()
-	raw, err := q.c.eng.QueueAdd(ctx, engine.AddParams{
-		Queue: q.name, Items: stored, Policy: policy, MaxSize: s.maxSize,
-	})
+	p := engine.AddParams{Queue: q.name, Items: stored, Policy: engine.Policy(s.policy).Normalize(), MaxSize: s.maxSize}
+	if s.idem != nil {
+		p.IdempotencyKey, p.IdempotencyWindow = s.idem.key, s.idem.window
+	}
+	raw, err := q.c.eng.QueueAdd(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: add to %q: %w", q.name, err)
 	}
@@ -167,6 +248,7 @@ func (q *Queue) result(r engine.AddResult, maxSize int64) AddResult {
 		DroppedCount:    r.Dropped,
 		MovedToDLQCount: r.MovedToDLQ,
 		HadBackpressure: !r.Accepted || r.Dropped > 0 || r.MovedToDLQ > 0,
+		Replayed:        r.Replayed,
 	}
 	switch {
 	case !r.Accepted:

@@ -271,3 +271,49 @@ func TestQueueNamedLikeADLQIsRefused(t *testing.T) {
 		}
 	})
 }
+
+func TestAddWithIdempotencyKey(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("orders", sluice.QueueMaxSize(10))
+		first, err := q.Add(ctx, detection{Camera: 1}, sluice.WithIdempotencyKey("order-1"))
+		if err != nil || first.Replayed || first.QueueLength != 1 {
+			t.Fatalf("first add: %+v, %v", first, err)
+		}
+		again, err := q.Add(ctx, detection{Camera: 1}, sluice.WithIdempotencyKey("order-1"), sluice.WithIdempotencyWindow(time.Hour))
+		want := first
+		want.Replayed = true
+		if err != nil || again != want {
+			t.Fatalf("repeat: %+v, %v; want %+v", again, err, want)
+		}
+		if _, err := q.Add(ctx, detection{Camera: 2}, sluice.WithIdempotencyKey("order-1")); !errors.Is(err, sluice.ErrIdempotencyConflict) {
+			t.Fatalf("key reused for another item: %v, want ErrIdempotencyConflict", err)
+		}
+		batch, err := q.AddBatch(ctx, []any{1, 2}, sluice.WithIdempotencyKey("batch-1"))
+		if err != nil || len(batch) != 2 || batch[1].QueueLength != 3 {
+			t.Fatalf("batch: %+v, %v", batch, err)
+		}
+		batch, err = q.AddBatch(ctx, []any{1, 2}, sluice.WithIdempotencyKey("batch-1"))
+		if err != nil || !batch[0].Replayed || !batch[1].Replayed || batch[1].QueueLength != 3 {
+			t.Fatalf("batch repeat: %+v, %v", batch, err)
+		}
+		// A window alone changes nothing: without a key every add writes.
+		if r, err := q.Add(ctx, 1, sluice.WithIdempotencyWindow(time.Hour)); err != nil || r.Replayed || r.QueueLength != 4 {
+			t.Fatalf("add with a window and no key: %+v, %v", r, err)
+		}
+		for _, opts := range [][]sluice.AddOption{
+			{sluice.WithIdempotencyKey("")},
+			{sluice.WithIdempotencyKey(strings.Repeat("k", 256))},
+			{sluice.WithIdempotencyKey("new\nline")},
+			{sluice.WithIdempotencyKey("k"), sluice.WithIdempotencyWindow(-time.Second)},
+			{sluice.WithIdempotencyKey("k"), sluice.WithIdempotencyWindow(sluice.MaxIdempotencyWindow + time.Hour)},
+		} {
+			if _, err := q.Add(ctx, 1, opts...); !errors.Is(err, sluice.ErrInvalidArgument) {
+				t.Errorf("invalid idempotency option: %v, want ErrInvalidArgument", err)
+			}
+		}
+		if n, err := q.Len(ctx); err != nil || n != 4 {
+			t.Fatalf("length %d, %v; want 4", n, err)
+		}
+	})
+}

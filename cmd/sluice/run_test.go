@@ -69,6 +69,7 @@ func TestBadArguments(t *testing.T) {
 		{"serve bad addr", map[string]string{"SLUICE_ADDR": "nowhere"}, []string{"serve"}, "SLUICE_ADDR"},
 		{"serve empty api key", nil, []string{"serve", "--api-keys", "a,,b"}, "--api-keys"},
 		{"serve bad body limit", nil, []string{"serve", "--max-body-bytes", "0"}, "--max-body-bytes"},
+		{"serve bad idempotency window", nil, []string{"serve", "--idempotency-window", "0s"}, "--idempotency-window"},
 		{"serve bad REDIS_URL", map[string]string{"REDIS_URL": "redis://:pw@host:notaport/0"}, []string{"serve"}, "REDIS_URL: "},
 		{"bad --redis scheme", nil, []string{"queue", "len", "q", "--redis", "ftp://x"}, "--redis: "},
 	}

@@ -25,12 +25,13 @@ type serveFlags struct {
 
 	readHeaderTimeout, bodyTimeout, shutdownTimeout time.Duration
 	limits                                          server.Limits
+	idemWindow                                      time.Duration
 }
 
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always] [timeouts and limits: see -h]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [timeouts and limits: see -h]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
@@ -48,6 +49,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.IntVar(&f.limits.MaxSubscriptions, "max-subscriptions", def.Limits.MaxSubscriptions, "most engine subscriptions (distinct channels with listeners) at once")
 	fs.Int64Var(&f.limits.ClientBufferBytes, "client-buffer-bytes", def.Limits.ClientBufferBytes, "message bytes waiting for one WebSocket or SSE client before it is disconnected as too slow")
 	fs.IntVar(&f.limits.MaxQueues, "max-queues", def.Limits.MaxQueues, "most queues the service creates; an add creating one more is answered 507 (0: no limit)")
+	fs.DurationVar(&f.idemWindow, "idempotency-window", sluice.DefaultIdempotencyWindow, "how long an add's Idempotency-Key is remembered (1ms to 8760h)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -127,6 +129,7 @@ func (e *env) serverConfig(fs *flag.FlagSet, f serveFlags, s settings, t target)
 		cfg.CompressionThreshold = s.compressionThreshold
 	}
 	cfg.MaxBodyBytes = f.maxBodyBytes
+	cfg.IdempotencyWindow = f.idemWindow
 	cfg.LogFormat = f.logFormat
 	cfg.ReadHeaderTimeout, cfg.BodyTimeout, cfg.ShutdownTimeout = f.readHeaderTimeout, f.bodyTimeout, f.shutdownTimeout
 	cfg.Limits = f.limits

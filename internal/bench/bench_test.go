@@ -187,7 +187,7 @@ func TestEmbeddedQueueSuites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkReport(t, rep, "memory: add", "memory: get", "memory: add+get", "memory: batch add x100", "memory: receive+ack", "memory: receive+ack x100")
+		checkReport(t, rep, "memory: add", "memory: "+idemLabel, "memory: get", "memory: add+get", "memory: batch add x100", "memory: receive+ack", "memory: receive+ack x100")
 	})
 	t.Run("file", func(t *testing.T) {
 		o := short("file")
@@ -196,7 +196,7 @@ func TestEmbeddedQueueSuites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkReport(t, rep, "file everysec: add", "file always: add", "file always: batch add x100")
+		checkReport(t, rep, "file everysec: add", "file everysec: "+idemLabel, "file always: add", "file always: batch add x100")
 	})
 }
 
@@ -224,7 +224,7 @@ func TestRedisSuites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkReport(t, rep, "raw RPUSH", "add reject (full)", "add dlq (not full)", "add drop_oldest (full)", "batch add x100", "raw BLPOP", "get (blocking)", "receive+ack", "receive+ack x100")
+		checkReport(t, rep, "raw RPUSH", "add reject (full)", "add dlq (not full)", idemLabel, "add drop_oldest (full)", "batch add x100", "raw BLPOP", "get (blocking)", "receive+ack", "receive+ack x100")
 		noKeysLeft(t, rep.KeyPrefix)
 	})
 	t.Run("cache", func(t *testing.T) {

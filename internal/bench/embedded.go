@@ -172,6 +172,15 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 			return err
 		}
 
+		left.Store(addBudget)
+		q = s.queue(notFull)
+		if err := s.run(ctx, idemLabel, n, "a fresh key per add, window 1 s", keyedAdd(q, s.raw, n, &left)); err != nil {
+			return err
+		}
+		if err := s.clear(ctx, q); err != nil {
+			return err
+		}
+
 		q = s.queue(notFull)
 		if err := s.fill(ctx, q, budget); err != nil {
 			return err

@@ -97,3 +97,26 @@ func BenchmarkCacheGetCachedRedis(b *testing.B) {
 		}
 	}
 }
+
+// benchAddSeq is one Add per iteration from one goroutine; keyed gives
+// every add a fresh idempotency key (window idemWindow).
+func benchAddSeq(b *testing.B, url string, keyed bool) {
+	q := benchClient(b, url).Queue("bench", sluice.QueueMaxSize(notFull))
+	raw := json.RawMessage(item(200))
+	ctx := context.Background()
+	add := func(ctx context.Context, _ int) (int, error) { _, err := q.Add(ctx, raw); return 1, err }
+	if keyed {
+		add = keyedAdd(q, raw, 1, nil)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := add(ctx, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAddMemory(b *testing.B)      { benchAddSeq(b, "mem://", false) }
+func BenchmarkAddKeyedMemory(b *testing.B) { benchAddSeq(b, "mem://", true) }
+func BenchmarkAddRedis(b *testing.B)       { benchAddSeq(b, redistest.URL(), false) }
+func BenchmarkAddKeyedRedis(b *testing.B)  { benchAddSeq(b, redistest.URL(), true) }

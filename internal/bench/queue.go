@@ -168,8 +168,8 @@ func redisQueue(ctx context.Context, o Options) (rep *Report, err error) {
 }
 
 // addCases are the producer cases at n goroutines: raw RPUSH, Add under
-// each policy on a queue that is not full and on one that is, and batches
-// of 100 against one RPUSH of 100.
+// each policy on a queue that is not full and on one that is, Add with an
+// idempotency key, and batches of 100 against one RPUSH of 100.
 func (s *redisSuite) addCases(n int) []benchCase {
 	raw := json.RawMessage(s.item)
 	batch := make([]any, 100)
@@ -214,6 +214,14 @@ func (s *redisSuite) addCases(n int) []benchCase {
 			})
 		}
 	}
+	idemName, idemKey := s.name()
+	idemQ := s.client.Queue(idemName, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))
+	cases = append(cases, benchCase{
+		label: idemLabel, note: "dlq (not full), a fresh key per add, window 1 s", n: n, sample: 1,
+		baseline: "raw RPUSH",
+		prepare:  fixed(keyedAdd(idemQ, raw, n, nil)),
+		cleanup:  func(ctx context.Context) error { return s.unlink(ctx, idemKey) },
+	})
 	_, rpush100Key := s.name()
 	name, batchKey := s.name()
 	q := s.client.Queue(name, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))

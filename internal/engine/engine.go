@@ -182,12 +182,22 @@ type AddParams struct {
 	Policy Policy   // already normalized
 	// MaxSize bounds the queue; <= 0 means unbounded.
 	MaxSize int64
+	// IdempotencyKey, when set (valid: ValidateIdempotencyKey), makes the
+	// add happen at most once per key and queue within IdempotencyWindow
+	// (> 0): a repeat writes nothing and gets the first add's results,
+	// marked Replayed (see idempotency.go).
+	IdempotencyKey    string
+	IdempotencyWindow time.Duration
 }
 
 // AddResult is the outcome of adding one item.
 type AddResult struct {
 	// Accepted is false only when the item was rejected (nothing written).
 	Accepted bool
+	// Replayed marks the recorded result of an earlier add with the same
+	// idempotency key: this call wrote nothing. (Next to Accepted, so the
+	// two share a word and a result is no larger for it.)
+	Replayed bool
 	// QueueLength is the length right after this item's step.
 	QueueLength int64
 	// Dropped counts items discarded by drop_oldest for this item.

@@ -21,4 +21,7 @@ var (
 	// (for a lost connection) the outcome is unknown; a later retry may
 	// succeed.
 	ErrUnavailable = errors.New("sluice: engine unavailable")
+	// ErrIdempotencyConflict means an idempotency key was reused, within
+	// its window, for other items than the add it first came with.
+	ErrIdempotencyConflict = errors.New("sluice: idempotency key reused with other items")
 )

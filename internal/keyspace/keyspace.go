@@ -10,6 +10,8 @@
 //	sluice#jobs:Q          hash   delivery state of leased items
 //	sluice#handoff:Q       list   items moved out by a blocking receive, not yet leased
 //	sluice#seq:Q           string delivery id counter
+//	sluice#idem:Q:K        string record of the add made with idempotency key K
+//	                              (expires with the key's window)
 //
 // In cluster mode the queue's name is wrapped in a hash tag, {Q}, in every
 // key above (Q itself becomes "{Q}"), so that one queue's keys share a slot
@@ -77,6 +79,14 @@ func (s Space) Queue(name string) Queue {
 		Handoff:     p + "sluice#handoff:" + t,
 		Seq:         p + "sluice#seq:" + t,
 	}
+}
+
+// Idempotency returns the key of the record of the add to queue name made
+// with idempotency key. The queue's (tagged) name comes before the key, so
+// in cluster mode the record shares the queue's slot whatever the key
+// holds: Redis hashes the first {...} of a name only.
+func (s Space) Idempotency(name, key string) string {
+	return s.Prefix + "sluice#idem:" + s.tag(name) + ":" + key
 }
 
 // Lock returns the key of lock name and of its fencing counter.

@@ -5,6 +5,12 @@ import (
 	"testing"
 )
 
+func TestIdempotencyKeyIsInternal(t *testing.T) {
+	if got := (Space{Prefix: "app:"}).Idempotency("q", "req-1"); got != "app:sluice#idem:q:req-1" {
+		t.Errorf("Idempotency = %q", got)
+	}
+}
+
 func TestStandaloneLayoutIsCompat(t *testing.T) {
 	q := Space{}.Queue("detections_queue")
 	if q.List != "detections_queue" || q.OverflowDLQ != "dlq:overflow:detections_queue" || q.FailedDLQ != "dlq:detections_queue" {
@@ -30,6 +36,11 @@ func TestClusterKeysShareOneSlot(t *testing.T) {
 	for _, name := range []string{"jobs", "{user}:jobs", "a{b", "a}b{", "x{}y"} {
 		q := Space{Cluster: true, Prefix: "p:"}.Queue(name)
 		keys := []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq}
+		// An idempotency key is the client's: braces in it must not move
+		// its record out of the queue's slot.
+		for _, k := range []string{"k", "{other}", "}{x}", "{", "a}b{c}"} {
+			keys = append(keys, Space{Cluster: true, Prefix: "p:"}.Idempotency(name, k))
+		}
 		tag := slotTag(keys[0])
 		for _, k := range keys {
 			if slotTag(k) != tag {

@@ -43,6 +43,10 @@ type Config struct {
 	CompressionEnabled   bool
 	CompressionThreshold int
 
+	// IdempotencyWindow is how long an add's Idempotency-Key is remembered
+	// (--idempotency-window; default 24h; 1ms to 365 days).
+	IdempotencyWindow time.Duration
+
 	// MaxBodyBytes bounds request bodies; larger ones get 413
 	// (--max-body-bytes; default 1 MiB).
 	MaxBodyBytes int64
@@ -105,6 +109,7 @@ func DefaultConfig() Config {
 		QueueBackpressureThreshold: sluice.DefaultPressureThreshold,
 		CompressionEnabled:         true,
 		CompressionThreshold:       1024,
+		IdempotencyWindow:          sluice.DefaultIdempotencyWindow,
 		MaxBodyBytes:               1 << 20,
 		LogFormat:                  "text",
 		MaxWait:                    60 * time.Second,
@@ -143,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.CompressionThreshold < 0 {
 		bad("REDIS_COMPRESSION_THRESHOLD %d: want >= 0 bytes", c.CompressionThreshold)
+	}
+	if c.IdempotencyWindow < time.Millisecond || c.IdempotencyWindow > sluice.MaxIdempotencyWindow {
+		bad("--idempotency-window %v: want 1ms to %v", c.IdempotencyWindow, sluice.MaxIdempotencyWindow)
 	}
 	if c.MaxBodyBytes < 1 {
 		bad("--max-body-bytes %d: want >= 1", c.MaxBodyBytes)

@@ -48,22 +48,29 @@ func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error
 		return err
 	})
 	for _, ar := range res {
-		s.metrics.countAdd(req.q.Name(), req.policy, ar)
+		if !ar.Replayed { // counted when first added
+			s.metrics.countAdd(req.q.Name(), req.policy, ar)
+		}
 	}
 	return res, err
 }
 
 // handleDetectionAdd is the seed's POST /detections.
 func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) error {
+	opts, err := s.idempotency(r)
+	if err != nil {
+		return err
+	}
 	item, err := decodeBody(s, w, r, decodeObject)
 	if err != nil {
 		return err
 	}
 	q := s.client.Queue(DetectionsQueue, s.cfg.queueOptions()...)
-	res, err := s.add(r, addRequest{q: q, policy: s.cfg.QueueOverflowPolicy, items: []any{item}})
+	res, err := s.add(r, addRequest{q: q, policy: s.cfg.QueueOverflowPolicy, opts: opts, items: []any{item}})
 	if err != nil {
 		return afterWrite(err)
 	}
+	markReplay(w, res)
 	if ar := res[0]; !ar.Success {
 		s.reply(w, r, http.StatusTooManyRequests, map[string]any{"status": "rejected", "error": ar.Error}, "queue", DetectionsQueue)
 		return nil
@@ -255,6 +262,11 @@ func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]
 	if p.err != nil {
 		return addRequest{}, p.err
 	}
+	idem, err := s.idempotency(r)
+	if err != nil {
+		return addRequest{}, err
+	}
+	req.opts = append(req.opts, idem...)
 	if req.items, err = decodeBody(s, w, r, decode); err != nil {
 		return addRequest{}, err
 	}
@@ -278,6 +290,7 @@ func (s *Server) handleQueueAdd(w http.ResponseWriter, r *http.Request) error {
 	if !res[0].Success {
 		status = http.StatusTooManyRequests
 	}
+	markReplay(w, res)
 	s.reply(w, r, status, res[0], "queue", req.q.Name())
 	return nil
 }
@@ -294,6 +307,7 @@ func (s *Server) handleQueueBatch(w http.ResponseWriter, r *http.Request) error 
 			return afterWrite(err)
 		}
 	}
+	markReplay(w, res)
 	s.reply(w, r, http.StatusOK, map[string]any{"results": res}, "queue", req.q.Name(), "items", len(req.items))
 	return nil
 }

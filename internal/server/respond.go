@@ -63,6 +63,8 @@ func errorStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, sluice.ErrQueueFull):
 		return http.StatusTooManyRequests
+	case errors.Is(err, sluice.ErrIdempotencyConflict):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, sluice.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, sluice.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}

@@ -31,6 +31,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("Close", func(t *testing.T) { closeCases(t, h) })
 	t.Run("Queue", func(t *testing.T) { queueCases(t, h) })
 	t.Run("QueueConcurrency", func(t *testing.T) { concurrencyCases(t, h) })
+	t.Run("Idempotency", func(t *testing.T) { idempotencyCases(t, h) })
 	t.Run("DLQ", func(t *testing.T) { dlqCases(t, h) })
 	t.Run("Lease", func(t *testing.T) { leaseCases(t, h) })
 	t.Run("Release", func(t *testing.T) { releaseCases(t, h) })

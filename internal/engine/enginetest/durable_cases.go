@@ -30,6 +30,19 @@ func durableCases(t *testing.T, h Harness) {
 		wantResults(t, "add after reopen", res, []engine.AddResult{{Accepted: true, QueueLength: 3, Dropped: 1}})
 	})
 
+	t.Run("IdempotencyRecords", func(t *testing.T) {
+		// A retry after a restart inside the window still must not add.
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		first := mustIdemAdd(t, ctx, d.e, "q", "req-1", engine.PolicyDLQ, 2, "a", "b", "c")
+		d.reopen(t)
+		again := mustIdemAdd(t, ctx, d.e, "q", "req-1", engine.PolicyDLQ, 2, "a", "b", "c")
+		wantResults(t, "repeat after reopen", again, replayed(first))
+		wantQueue(t, ctx, d.e, "q", "b", "c")
+		_, err := idemAdd(ctx, d.e, "q", "req-1", engine.PolicyDLQ, 2, "other")
+		wantErrIs(t, "key reused after reopen", err, engine.ErrIdempotencyConflict)
+	})
+
 	t.Run("Leases", func(t *testing.T) {
 		t.Parallel()
 		ctx, d := setupDurable(t, h)

@@ -428,6 +428,9 @@ func (e *Engine) sweep() {
 					if o.hasStr && o.expireAt != 0 && now >= o.expireAt {
 						o.hasStr, o.str, o.expireAt = false, "", 0
 					}
+					if o.q != nil {
+						o.q.idemExpire(now)
+					}
 					// Expired entries and drained queues alike: a key
 					// that holds nothing costs nothing once dropped.
 					if o.bare(now) {

@@ -10,10 +10,17 @@ import (
 )
 
 // QueueAdd pushes the items as one atomic step, applying the overflow
-// policy per item, exactly as the Redis engine's script does.
+// policy per item, exactly as the Redis engine's script does. An add with
+// an idempotency key checks for the key's record and stores its own under
+// the same lock (see idempotency.go).
 func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.AddResult, error) {
 	if err := e.checkOpen("queue add"); err != nil {
 		return nil, err
+	}
+	var asked engine.IdempotencyRecord
+	if p.IdempotencyKey != "" {
+		// Hashed before the lock is taken, to keep it short.
+		asked = engine.NewIdempotencyRecord(p)
 	}
 	t, err := e.begin("queue add")
 	if err != nil {
@@ -22,6 +29,19 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	defer t.end()
 	main := e.lock1(e.listKey(p.Queue), true)
 	defer main.mu.Unlock()
+	var now int64
+	if p.IdempotencyKey != "" {
+		now = e.now()
+		q := main.queue()
+		q.idemExpire(now)
+		if rec, ok := q.idemGet(p.IdempotencyKey, now); ok {
+			res, err := rec.Replay(p.IdempotencyKey, asked)
+			if err != nil {
+				return nil, fmt.Errorf("queue add %q: %w", p.Queue, err)
+			}
+			return res, nil
+		}
+	}
 	if e.isStr(main) {
 		return nil, wrongType("queue add", main.key)
 	}
@@ -35,6 +55,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 		}
 	}
 	t.register(main, p.Queue)
+	before := int64(main.list.Len())
 	results := make([]engine.AddResult, len(p.Items))
 	for i, item := range p.Items {
 		moved, dropped, ok := t.makeRoom(main, dlq, p.Queue, p.MaxSize, p.Policy)
@@ -46,6 +67,10 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 		t.pushBack(main, item)
 		r.QueueLength = int64(main.list.Len())
 		results[i] = r
+	}
+	if p.IdempotencyKey != "" {
+		asked.Before = before
+		t.idemPut(main, p.IdempotencyKey, asked, after(now, p.IdempotencyWindow))
 	}
 	e.serve(&t, main)
 	if dlq != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Every change to stored state goes through the primitives of tx, which
@@ -35,6 +37,7 @@ const (
 	opLeaseUpdate byte = 11 // key, seq, attempt, deliveries, deadline, leased, firstFailed, error
 	opSeq         byte = 12 // key, seq (snapshots: ids are never reused)
 	opLeaseToken  byte = 13 // key, seq, token (follows a lease put or update that set one)
+	opIdemPut     byte = 14 // key, idempotency key, expireAt, record (engine.IdempotencyRecord.Encode)
 )
 
 const (
@@ -402,6 +405,23 @@ func (e *Engine) applyRecord(rec []byte) error {
 		case opSeq:
 			if s := d.uint(); s > o.queue().seq {
 				o.queue().seq = s
+			}
+		case opIdemPut:
+			k := d.str()
+			expireAt := d.int()
+			v := d.str()
+			if d.err != nil {
+				break
+			}
+			rec, err := engine.DecodeIdempotencyRecord(v)
+			if err != nil {
+				d.fail(err)
+				break
+			}
+			// A record whose window closed while the engine was down is
+			// gone, as it would have expired.
+			if expireAt > e.now() {
+				t.idemPut(o, k, rec, expireAt)
 			}
 		default:
 			d.fail(fmt.Errorf("unknown operation %d", code))

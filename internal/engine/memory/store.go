@@ -263,6 +263,7 @@ type snapItem struct {
 	expireAt int64
 	seq      uint64
 	leases   []lease
+	idem     []idemEntry
 }
 
 // compactLocked takes a frozen cut: with every change held off, it marks
@@ -300,6 +301,14 @@ func (s *store) compactLocked() error {
 				it.leases = append(it.leases, *l)
 			}
 			keep = true
+		}
+		if o.q != nil {
+			for _, ent := range o.q.idemByTime {
+				if now < ent.expireAt {
+					it.idem = append(it.idem, *ent)
+					keep = true
+				}
+			}
 		}
 		if keep {
 			snap = append(snap, it)
@@ -377,6 +386,13 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 		}
 		for j := range it.leases {
 			t.encodeLease(it.key, &it.leases[j])
+			if err := flush(false); err != nil {
+				return total, err
+			}
+		}
+		for j := range it.idem {
+			ent := &it.idem[j]
+			t.encodeIdem(it.key, ent.key, ent.rec, ent.expireAt)
 			if err := flush(false); err != nil {
 				return total, err
 			}

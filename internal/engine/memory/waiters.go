@@ -23,6 +23,9 @@ type queueState struct {
 
 	keys       *keyspace.Queue // cached key names, see queueKeys
 	registered bool            // the queue's name is in the registry
+
+	idem       map[string]*idemEntry // idempotency records by key (idempotency.go)
+	idemByTime idemHeap
 }
 
 func (o *object) queue() *queueState {
@@ -35,7 +38,7 @@ func (o *object) queue() *queueState {
 // idle reports whether the state may be forgotten with its object. A queue
 // that ever handed out a delivery id keeps its counter so ids never repeat.
 func (q *queueState) idle() bool {
-	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0
+	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0
 }
 
 // lease is one delivery: leased (held by a consumer until deadline) or

@@ -56,6 +56,8 @@ type Engine struct {
 	adds     addCombiner
 	acks     ackCombiner
 	receives receiveCombiner
+	// keyedAdds merges idempotent adds (keyed.go).
+	keyedAdds keyedAddCombiner
 	// minReplicas and ackTimeout are Options.MinReplicasAck and
 	// Options.ReplicasAckTimeout (see writeDurable).
 	minReplicas int

@@ -16,7 +16,8 @@ import (
 // round trip and the policy sees every item in order with nothing
 // interleaved. The queue is then recorded in the registry set (see
 // register). With Options.MinReplicasAck set, a *ReplicaAckError comes
-// with the results: the items were stored, on the primary only.
+// with the results: the items were stored, on the primary only. An add
+// with an idempotency key runs queue_add_keyed.lua instead (keyed.go).
 func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	if err := e.check(op); err != nil {
@@ -24,6 +25,12 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	}
 	if len(params.Items) == 0 {
 		return nil, nil
+	}
+	if params.IdempotencyKey != "" {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
+		}
+		return e.addKeyed(ctx, params)
 	}
 	k := e.keys.Queue(params.Queue)
 	if params.MaxSize <= 0 {
@@ -69,7 +76,7 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
-	results := simulateAdd(before, params.MaxSize, policy, len(params.Items))
+	results := engine.SimulateAdd(before, params.MaxSize, policy, len(params.Items))
 	if policy == engine.PolicyReject {
 		switch full := !results[len(results)-1].Accepted; {
 		case full && !fullBefore:
@@ -83,30 +90,6 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 		return results, ackErr
 	}
 	return results, nil
-}
-
-// simulateAdd replays queue_add.lua's decisions item by item from the
-// queue's length before the batch: the script returns only that length.
-func simulateAdd(length, limit int64, policy engine.Policy, n int) []engine.AddResult {
-	results := make([]engine.AddResult, n)
-	for i := range results {
-		r := &results[i]
-		r.Accepted = true
-		switch {
-		case limit <= 0 || length < limit:
-			length++
-		case policy == engine.PolicyDLQ:
-			r.MovedToDLQ = length - limit + 1
-			length = limit
-		case policy == engine.PolicyDropOldest:
-			r.Dropped = length - limit + 1
-			length = limit
-		default:
-			r.Accepted = false
-		}
-		r.QueueLength = length
-	}
-	return results
 }
 
 // addUnbounded is a single RPUSH: with no bound there is no policy to

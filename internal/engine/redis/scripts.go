@@ -12,6 +12,8 @@ var (
 	envelopeLua string
 	//go:embed scripts/queue_add.lua
 	queueAddLua string
+	//go:embed scripts/queue_add_keyed.lua
+	addKeyedLua string
 	//go:embed scripts/dlq_requeue.lua
 	dlqRequeueLua string
 	//go:embed scripts/lease_receive.lua
@@ -30,6 +32,7 @@ var (
 // does the same by hand.
 type queueScripts struct {
 	queueAdd     *script
+	addKeyed     *script
 	dlqRequeue   *script
 	leaseReceive *script
 	leaseAck     *script
@@ -41,6 +44,7 @@ func newQueueScripts() *queueScripts {
 	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
 	return &queueScripts{
 		queueAdd:     newScript(withEnvelope(queueAddLua)),
+		addKeyed:     newScript(withEnvelope(addKeyedLua)),
 		dlqRequeue:   newScript(withEnvelope(dlqRequeueLua)),
 		leaseReceive: newScript(withEnvelope(leaseReceiveLua)),
 		leaseAck:     newScript(leaseAckBatchLua),

@@ -12,8 +12,8 @@
 --
 -- Returns the queue's length before the batch. Each item's outcome
 -- (accepted, length after, dropped, moved) follows from that length, the
--- policy and the max alone, so the caller derives it (simulateAdd in
--- queue.go, which must agree with the arithmetic below) instead of
+-- policy and the max alone, so the caller derives it (engine.SimulateAdd,
+-- which must agree with the arithmetic below) instead of
 -- receiving four integers per item.
 --
 -- Item by item, a full queue evicts len - max + 1 items (the first time;

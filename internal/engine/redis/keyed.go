@@ -1,0 +1,152 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice/internal/engine"
+)
+
+// Idempotent adds (engine.AddParams.IdempotencyKey) run queue_add_keyed.lua,
+// which checks each add's record, adds and stores the record in one step.
+// Concurrent ones on one queue (same policy and bound) are merged like
+// plain adds, but apart from them: the script takes the merged adds in
+// order, each with its own key, so of two adds with one key in one call
+// the first writes and the second finds its record.
+//
+// The combiner deals in flat lists of elements with one result each, so a
+// caller's share is keyedHeader elements describing its add, then its
+// items; the result of its first element carries the add's own error (a
+// key reused for other items), which must not reach the other callers.
+const keyedHeader = 4 // record key, window in ms, record tail, idempotency key
+
+// keyedSlot is the result of one element of a merged keyed add.
+type keyedSlot struct {
+	res engine.AddResult
+	err error
+}
+
+// keyedAddCombiner merges idempotent adds with the same queue, policy and
+// bound.
+type keyedAddCombiner = combiner[addKey, keyedSlot]
+
+// keyedShare is an add's elements in a merged call: its header, then its
+// items.
+func (e *Engine) keyedShare(params engine.AddParams) []string {
+	share := make([]string, 0, keyedHeader+len(params.Items))
+	share = append(share,
+		e.keys.Idempotency(params.Queue, params.IdempotencyKey),
+		strconv.FormatInt(max(params.IdempotencyWindow.Milliseconds(), 1), 10),
+		engine.NewIdempotencyRecord(params).Tail(),
+		params.IdempotencyKey,
+	)
+	return append(share, params.Items...)
+}
+
+func (e *Engine) addKeyed(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
+	share := e.keyedShare(params)
+	// As for plain adds, a merged call must not fail for one caller's
+	// cancellation.
+	wctx := context.WithoutCancel(ctx)
+	policy := params.Policy.Normalize()
+	key := addKey{queue: params.Queue, policy: policy, max: params.MaxSize}
+	slots, err := e.keyedAdds.do(key, share, func(merged []string) ([]keyedSlot, error) {
+		return e.addKeyedMerged(wctx, params.Queue, policy, params.MaxSize, merged)
+	})
+	if len(slots) != len(share) {
+		if err == nil {
+			err = fmt.Errorf("queue add %q: no result for the add", params.Queue)
+		}
+		return nil, err
+	}
+	if slots[0].err != nil {
+		return nil, slots[0].err
+	}
+	results := make([]engine.AddResult, len(params.Items))
+	for i := range results {
+		results[i] = slots[keyedHeader+i].res
+	}
+	return results, err // err: a *ReplicaAckError, or nil
+}
+
+// keyedAdd is one add of a merged call, parsed back from its elements.
+type keyedAdd struct {
+	start int // index of its first element
+	key   string
+	asked engine.IdempotencyRecord
+}
+
+// addKeyedMerged is one queue_add_keyed.lua call for merged keyed adds.
+func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine.Policy, maxSize int64, merged []string) ([]keyedSlot, error) {
+	const op = "queue add"
+	k := e.keys.Queue(queue)
+	keys := []string{k.List, k.OverflowDLQ}
+	args := []string{string(policy), strconv.FormatInt(maxSize, 10), engine.PyJSONString(queue), ""}
+	var adds []keyedAdd
+	for i := 0; i < len(merged); {
+		asked, err := engine.DecodeIdempotencyRecord("0:" + merged[i+2])
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", op, queue, err)
+		}
+		n := int(asked.Count)
+		adds = append(adds, keyedAdd{start: i, key: merged[i+3], asked: asked})
+		keys = append(keys, merged[i])
+		args = append(args, merged[i+1], merged[i+2], strconv.Itoa(n))
+		args = append(args, merged[i+keyedHeader:i+keyedHeader+n]...)
+		i += keyedHeader + n
+	}
+	args[3] = strconv.Itoa(len(adds))
+	res, err := e.runScript(ctx, op, e.scripts.addKeyed, keys, args)
+	ackErr, applied := ackError(err)
+	if err != nil && !applied {
+		return nil, interpretError(op, err)
+	}
+	replies, err := res.ToArray()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	if len(replies) != len(adds) {
+		return nil, fmt.Errorf("%s %q: the script answered %d adds of %d", op, queue, len(replies), len(adds))
+	}
+	slots := make([]keyedSlot, len(merged))
+	for j, a := range adds {
+		var results []engine.AddResult
+		var err error
+		if replies[j].IsString() {
+			results, err = replay(replies[j], a.key, a.asked)
+		} else {
+			var before int64
+			if before, err = replies[j].AsInt64(); err == nil {
+				results = engine.SimulateAdd(before, maxSize, policy, int(a.asked.Count))
+			}
+		}
+		if err != nil {
+			slots[a.start].err = fmt.Errorf("%s %q: %w", op, queue, err)
+			continue
+		}
+		for i, r := range results {
+			slots[a.start+keyedHeader+i].res = r
+		}
+	}
+	e.register(ctx, queue)
+	if applied {
+		return slots, ackErr
+	}
+	return slots, nil
+}
+
+// replay answers an idempotent add from the record the script found.
+func replay(msg rueidis.RedisMessage, key string, asked engine.IdempotencyRecord) ([]engine.AddResult, error) {
+	stored, err := msg.ToString()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := engine.DecodeIdempotencyRecord(stored)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Replay(key, asked)
+}
