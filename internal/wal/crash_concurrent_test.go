@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -274,5 +275,54 @@ func TestEnqueueBuffersWaitWrites(t *testing.T) {
 	want := append(append(appendFrame(nil, rec(0)), appendFrame(nil, rec(1))...), appendFrame(nil, rec(2))...)
 	if !bytes.Equal(after[len(before):], want) {
 		t.Fatalf("file after Wait holds %q, want %q", after[len(before):], want)
+	}
+}
+
+// TestWaitersShareOneWrite holds the file while appenders queue up, as a
+// slow write or fsync would: when it is free, the one waiter that leads
+// writes every record gathered meanwhile in one write(2) (and one fsync
+// under FsyncAlways), and the others return without writing.
+func TestWaitersShareOneWrite(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l, _ := openT(t, dir, Options{Fsync: policy, SyncInterval: 1 << 40})
+			const appenders = 8
+			frame := int64(len(appendFrame(nil, writerRec(0, 0))))
+			l.mu.Lock()
+			base, writes := l.appended, l.writes
+			l.mu.Unlock()
+
+			l.fileMu.Lock()
+			var wg sync.WaitGroup
+			for w := range appenders {
+				wg.Go(func() {
+					if err := l.Append(writerRec(w, 0)); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			// Wait, on the log's own condition, until every appender has
+			// enqueued its record and waits.
+			l.mu.Lock()
+			for l.appended < base+appenders*frame {
+				l.mu.Unlock()
+				runtime.Gosched()
+				l.mu.Lock()
+			}
+			l.mu.Unlock()
+			l.fileMu.Unlock()
+			wg.Wait()
+
+			l.mu.Lock()
+			got := l.writes - writes
+			l.mu.Unlock()
+			if got != 1 {
+				t.Fatalf("%d appenders queued behind a busy file took %d writes, want 1", appenders, got)
+			}
+			checkWriters(t, reopen(t, l, dir), appenders, 1)
+		})
 	}
 }

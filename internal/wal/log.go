@@ -102,6 +102,7 @@ type Log struct {
 	buf      []byte     // accepted, not yet written to file
 	spare    []byte     // the flusher's second buffer, reused to avoid garbage
 	flushing bool       // a waiter is writing buf out for everyone (the leader)
+	writes   int64      // write(2) calls made for buffered records
 	appended int64
 	written  int64
 	synced   int64
@@ -405,6 +406,9 @@ func (l *Log) flush(sync bool) error {
 	if err != nil {
 		l.failLocked(fileErr("write", path, err))
 		return l.err
+	}
+	if len(data) > 0 {
+		l.writes++
 	}
 	l.written = end
 	if needSync {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +215,54 @@ func survivors(t *testing.T, dir string) map[string]int {
 		for _, d := range ds {
 			seen[d.Item]++
 		}
+	}
+}
+
+// TestWriterWaitsForTheLogWithoutTheQueueLock holds one add in its wait
+// for the log (as a slow fsync would) and checks that another add to the
+// same queue goes through meanwhile and writes both records: writers of
+// one queue share the log's writes and fsyncs instead of queueing on its
+// lock.
+func TestWriterWaitsForTheLogWithoutTheQueueLock(t *testing.T) {
+	for _, policy := range []string{"everysec", "always"} {
+		t.Run(policy, func(t *testing.T) {
+			dir := t.TempDir()
+			e := newEngine(t, Options{Dir: dir, Fsync: policy})
+			ctx := context.Background()
+			waiting, release := make(chan struct{}), make(chan struct{})
+			var held atomic.Bool
+			e.store.beforeWait = func() {
+				if held.CompareAndSwap(false, true) {
+					close(waiting)
+					<-release
+				}
+			}
+			first := make(chan error, 1)
+			go func() {
+				_, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{"first-add"}, Policy: engine.PolicyReject})
+				first <- err
+			}()
+			<-waiting
+			// The first add holds no lock now: this one completes, and its
+			// wait writes the first add's record too.
+			if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{"second-add"}, Policy: engine.PolicyReject}); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(logFile(t, dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), "first-add") || !strings.Contains(string(data), "second-add") {
+				t.Fatalf("after the second add returned the log file holds %q, want both items", data)
+			}
+			close(release)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			e = reopen(t, e)
+			if got := mustRange(t, e, "q"); !equalStrings(got, []string{"first-add", "second-add"}) {
+				t.Fatalf("after reopen: %q", got)
+			}
+		})
 	}
 }

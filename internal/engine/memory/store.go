@@ -47,6 +47,10 @@ type store struct {
 
 	errMu sync.Mutex
 	err   error
+
+	// beforeWait, set only by tests, runs when a change has released its
+	// keys and is about to wait for its record.
+	beforeWait func()
 }
 
 func openStore(e *Engine, opts Options) (*store, error) {
@@ -246,6 +250,9 @@ func (t *tx) done() error {
 	t.pos = 0
 	if pos == 0 {
 		return nil
+	}
+	if h := t.e.store.beforeWait; h != nil {
+		h()
 	}
 	err := t.e.store.wait(pos)
 	undo := t.undo
