@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -288,6 +289,11 @@ func (l *Log) waitLocked(pos int64, sync bool) error {
 		}
 		l.flushing = true
 		l.mu.Unlock()
+		// Appenders that are runnable are usually about to enqueue (or
+		// were just woken by the last write and append again): letting
+		// them run first makes this write cover them too. Alone, this
+		// returns at once.
+		runtime.Gosched()
 		// The error, if any, is sticky (or ErrClosed) and found above.
 		_ = l.flush(sync)
 		l.mu.Lock()
