@@ -126,7 +126,12 @@ type Config struct {
 	// Cache.GetCached (off by default).
 	ClientSideCache bool
 	// Fsync is the durable embedded engine's fsync policy: "everysec"
-	// (default) or "always".
+	// (default) or "always". Under both, a call that changes state returns
+	// only after its record was written to the log file: a crash of the
+	// process loses nothing that was acknowledged. "everysec" fsyncs once
+	// a second, so a crash of the machine can lose about the last second;
+	// "always" fsyncs before the call returns (concurrent calls share one
+	// fsync).
 	Fsync string
 	// MinReplicasAck makes each add (and DLQ requeue) wait until that many
 	// replicas have the write (Redis WAIT, up to 1 s) before reporting
@@ -180,7 +185,7 @@ func WithKeyPrefix(p string) Option { return func(c *Config) { c.KeyPrefix = p }
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
 // WithFsync sets the durable embedded engine's fsync policy: "everysec"
-// (default) or "always".
+// (default) or "always"; see Config.Fsync for what each guarantees.
 func WithFsync(policy string) Option { return func(c *Config) { c.Fsync = policy } }
 
 // WithClientSideCache turns on Redis server-assisted client-side caching

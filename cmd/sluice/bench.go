@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/bench"
@@ -25,11 +27,12 @@ func (e *env) bench(ctx context.Context, args []string) error {
 	if !ok && args[0] != "http" {
 		return usagef("bench: unknown suite %q (want queue, cache, lock, pubsub or http)", args[0])
 	}
-	fs := newFlagSet("bench "+args[0], "bench "+args[0]+" [--redis URL] [--engine redis|memory|file] [--duration 5s] [--item-size 200] [--data-dir DIR] [--json]", e.stderr)
+	fs := newFlagSet("bench "+args[0], "bench "+args[0]+" [--redis URL] [--engine redis|memory|file] [--duration 5s] [--item-size 200] [--goroutines 1,50] [--data-dir DIR] [--json]", e.stderr)
 	redisURL := fs.String("redis", "", "Redis to measure, on a loopback address (env REDIS_URL; default "+bench.DefaultRedisURL+")")
 	engine := fs.String("engine", "redis", "engine to measure: redis, memory, or file (runs fsync everysec and always)")
 	duration := durationFlag(fs, "duration", 5*time.Second, "bound of each case")
 	itemSize := fs.Int("item-size", 200, "size of the JSON item in bytes")
+	goroutines := fs.String("goroutines", "1,50", "comma-separated goroutine counts of the throughput cases")
 	dataDir := fs.String("data-dir", "", "where the file engine writes (default a temporary directory); the run's files are removed")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	var h bench.HTTPOptions
@@ -58,13 +61,21 @@ func (e *env) bench(ctx context.Context, args []string) error {
 	if *itemSize < 32 || *itemSize > 1<<20 {
 		return usagef("--item-size %d: want 32 bytes to 1 MiB", *itemSize)
 	}
+	var counts []int
+	for _, f := range strings.Split(*goroutines, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 10000 {
+			return usagef("--goroutines %q: want a comma-separated list of counts from 1 to 10000", *goroutines)
+		}
+		counts = append(counts, n)
+	}
 	url := *redisURL
 	if !isSet(fs, "redis") {
 		url = e.getenv("REDIS_URL")
 	}
 	opts := bench.Options{
 		RedisURL: url, Password: e.getenv("REDIS_PASSWORD"), Engine: *engine, DataDir: *dataDir,
-		Duration: *duration, ItemSize: *itemSize,
+		Duration: *duration, ItemSize: *itemSize, Goroutines: counts,
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, "running "+format+"\n", args...)
 		},

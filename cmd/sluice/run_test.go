@@ -62,6 +62,7 @@ func TestBadArguments(t *testing.T) {
 		{"bench bad engine", nil, []string{"bench", "queue", "--engine", "postgres"}, "--engine"},
 		{"bench bad duration", nil, []string{"bench", "queue", "--duration", "0"}, "--duration"},
 		{"bench bad item size", nil, []string{"bench", "queue", "--item-size", "3"}, "--item-size"},
+		{"bench bad goroutines", nil, []string{"bench", "queue", "--goroutines", "1,x"}, "--goroutines"},
 		{"serve positional", nil, []string{"serve", "now"}, `unexpected argument "now"`},
 		{"serve bad log format", nil, []string{"serve", "--log-format", "xml"}, "--log-format"},
 		{"serve bad fsync", nil, []string{"serve", "--fsync", "never"}, "--fsync"},

@@ -43,6 +43,9 @@ type Options struct {
 	Duration time.Duration
 	// ItemSize is the size of the JSON item in bytes (default 200).
 	ItemSize int
+	// Goroutines are the goroutine counts every throughput case is
+	// measured at (default 1 and 50).
+	Goroutines []int
 	// Progress, when set, is told the name of each case as it starts.
 	Progress func(format string, args ...any)
 }
@@ -63,6 +66,9 @@ func (o Options) withDefaults() Options {
 	if o.ItemSize <= 0 {
 		o.ItemSize = 200
 	}
+	if len(o.Goroutines) == 0 {
+		o.Goroutines = goroutineCounts
+	}
 	if o.Progress == nil {
 		o.Progress = func(string, ...any) {}
 	}
@@ -80,6 +86,11 @@ func (o Options) validate() error {
 	}
 	if o.ItemSize < 32 || o.ItemSize > 1<<20 {
 		return fmt.Errorf("bench: item size %d out of range (32 bytes to 1 MiB)", o.ItemSize)
+	}
+	for _, n := range o.Goroutines {
+		if n < 1 || n > 10000 {
+			return fmt.Errorf("bench: %d goroutines out of range (1 to 10000)", n)
+		}
 	}
 	return nil
 }

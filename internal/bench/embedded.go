@@ -154,7 +154,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 	}
 	budget := drainBudget(s.o.Duration, perSecond, 2_000_000)
 
-	for _, n := range goroutineCounts {
+	for _, n := range s.o.Goroutines {
 		var left atomic.Int64
 		left.Store(addBudget)
 		q := s.queue(notFull)

@@ -82,7 +82,7 @@ func Cache(ctx context.Context, o Options) (rep *Report, err error) {
 	if t.redis != nil {
 		cachedNote = "served in process by rueidis client-side caching, invalidated by the server"
 	}
-	for _, n := range goroutineCounts {
+	for _, n := range t.o.Goroutines {
 		var cases []benchCase
 		getBase, setBase := "", ""
 		if t.redis != nil {
@@ -144,7 +144,7 @@ func Lock(ctx context.Context, o Options) (rep *Report, err error) {
 		}
 	}()
 	const ttl = 10 * time.Second
-	for _, n := range goroutineCounts {
+	for _, n := range t.o.Goroutines {
 		var cases []benchCase
 		base := ""
 		if t.redis != nil {

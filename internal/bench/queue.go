@@ -16,8 +16,9 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// Goroutine counts every throughput case is measured at, and the number
-// of consumers of the blocking-get and receive cases.
+// Goroutine counts every throughput case is measured at unless
+// Options.Goroutines says otherwise, and the number of consumers of the
+// blocking-get and receive cases.
 var goroutineCounts = []int{1, 50}
 
 const consumers = 4
@@ -156,7 +157,7 @@ func redisQueue(ctx context.Context, o Options) (rep *Report, err error) {
 			err = cerr
 		}
 	}()
-	for _, n := range goroutineCounts {
+	for _, n := range o.Goroutines {
 		if err := group(ctx, o, s.rep, s.addCases(n)); err != nil {
 			return nil, err
 		}

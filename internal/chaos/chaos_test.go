@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,14 +119,22 @@ func TestChaosRedis(t *testing.T) {
 	r.judge(led)
 }
 
-func TestChaosFile(t *testing.T) {
+// TestChaosFile runs the service as `sluice serve --data-dir` runs by
+// default (fsync everysec): a SIGKILL of the service must lose no job it
+// answered 200, as under always.
+func TestChaosFile(t *testing.T) { chaosFile(t, "") }
+
+// TestChaosFileAlways is TestChaosFile under `--fsync always`.
+func TestChaosFileAlways(t *testing.T) { chaosFile(t, "always") }
+
+func chaosFile(t *testing.T, fsync string) {
 	cfg := newConfig()
 	cfg.serverKills = 1
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
 	dir := t.TempDir()
-	srvEnv := envs(envDataDir, dir, envMaxSize, strconv.Itoa(cfg.maxSize))
+	srvEnv := envs(envDataDir, dir, envMaxSize, strconv.Itoa(cfg.maxSize), envFsync, fsync)
 	srv, addr := startServer(t, srvEnv, "")
 	t.Cleanup(func() {
 		if !srv.exited() {
@@ -178,6 +188,10 @@ type run struct {
 	transcripts []*chaos.Transcript
 	kills       int
 	serverKills int
+	// produced counts the jobs whose add was attempted; the kill schedule
+	// follows it, so every planned kill lands while jobs flow however fast
+	// the machine produces them.
+	produced atomic.Int64
 }
 
 func newRun(t *testing.T, cfg config, tg target) *run {
@@ -242,6 +256,7 @@ func (r *run) produce(ctx context.Context, led *chaos.Ledger) {
 					jobs = append(jobs, chaos.Job{ID: id})
 				}
 				res, err := r.tg.add(ctx, jobs)
+				r.produced.Add(int64(len(jobs)))
 				mu.Lock()
 				for i, j := range jobs {
 					switch {
@@ -278,14 +293,25 @@ func (r *run) produce(ctx context.Context, led *chaos.Ledger) {
 	wg.Wait()
 }
 
-func (r *run) killGap() time.Duration {
-	return 100*time.Millisecond + time.Duration(r.rng.Int64N(int64(400*time.Millisecond)))
+// schedule draws the points of the production, in jobs attempted, at
+// which each consumer kill and the service kill are due: random, in
+// increasing order for the consumers, and between a fifth and four fifths
+// of the jobs for the service, so that it dies under load.
+func (r *run) schedule() (consumers []int64, server int64) {
+	n := int64(r.cfg.jobs)
+	for range r.cfg.maxKills {
+		consumers = append(consumers, n/20+r.rng.Int64N(n*17/20))
+	}
+	slices.Sort(consumers)
+	return consumers, n/5 + r.rng.Int64N(n*3/5)
 }
 
-// orchestrate kills and restarts consumers until the kill budget is spent,
-// and after the producers finish waits for the queue to settle.
+// orchestrate kills and restarts consumers as the schedule says, and the
+// service once, and after the producers finish and every kill happened
+// waits for the queue to settle. A kill whose point the producers passed
+// meanwhile happens at once: none is ever skipped.
 func (r *run) orchestrate(ctx context.Context, producersDone <-chan struct{}) {
-	next := time.Now().Add(r.killGap())
+	consumerAt, serverAt := r.schedule()
 	for {
 		if ctx.Err() != nil {
 			p, err := r.tg.pressure(context.Background())
@@ -298,21 +324,21 @@ func (r *run) orchestrate(ctx context.Context, producersDone <-chan struct{}) {
 				r.startConsumer(i)
 			}
 		}
-		if r.kills < r.cfg.maxKills && time.Now().After(next) {
+		produced := r.produced.Load()
+		if r.kills < r.cfg.maxKills && produced >= consumerAt[r.kills] {
 			i := r.rng.IntN(len(r.slots))
 			r.slots[i].kill(r.t)
 			r.record(r.slots[i])
 			r.startConsumer(i)
 			r.kills++
-			if r.tg.killServer != nil && r.serverKills < r.cfg.serverKills && r.kills == r.cfg.maxKills/2 {
-				r.tg.killServer()
-				r.serverKills++
-			}
-			next = time.Now().Add(r.killGap())
+		}
+		if r.tg.killServer != nil && r.serverKills < r.cfg.serverKills && produced >= serverAt {
+			r.tg.killServer()
+			r.serverKills++
 		}
 		select {
 		case <-producersDone:
-			if r.settled(ctx) {
+			if r.kills >= r.cfg.maxKills && (r.tg.killServer == nil || r.serverKills >= r.cfg.serverKills) && r.settled(ctx) {
 				return
 			}
 		default:
@@ -393,6 +419,13 @@ func (r *run) judge(led *chaos.Ledger) {
 	}
 	for _, p := range v.Problems {
 		r.t.Error(p)
+	}
+	// A run whose kills did not happen proves nothing about crashes.
+	if r.kills < r.cfg.maxKills {
+		r.t.Errorf("%d consumer kills happened, %d were planned", r.kills, r.cfg.maxKills)
+	}
+	if r.tg.killServer != nil && r.serverKills < r.cfg.serverKills {
+		r.t.Errorf("%d service kills happened, %d were planned", r.serverKills, r.cfg.serverKills)
 	}
 	if v.Accepted+v.Uncertain != r.cfg.jobs {
 		r.t.Errorf("%d jobs accepted and %d uncertain, want %d in all", v.Accepted, v.Uncertain, r.cfg.jobs)

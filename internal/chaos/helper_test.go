@@ -98,7 +98,8 @@ func runConsumer() error {
 }
 
 // runServer serves the durable embedded engine over HTTP until SIGTERM,
-// wired as `sluice serve --data-dir` wires it, with every write fsynced.
+// wired as `sluice serve --data-dir` wires it, under the fsync policy of
+// envFsync ("" is the default of `sluice serve`, everysec).
 func runServer() error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
@@ -109,7 +110,7 @@ func runServer() error {
 	dir := os.Getenv(envDataDir)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	client, err := sluice.Open(ctx, "file://"+dir, sluice.WithConfig(sluice.Config{
-		Fsync:  "always",
+		Fsync:  os.Getenv(envFsync),
 		Queue:  sluice.QueueDefaults{MaxSize: int64(maxSize), Policy: sluice.PolicyDLQ},
 		Logger: log,
 	}))

@@ -26,6 +26,7 @@ const (
 	envLease       = "SLUICE_CHAOS_LEASE"
 	envMaxDeliv    = "SLUICE_CHAOS_MAX_DELIVERIES"
 	envDataDir     = "SLUICE_CHAOS_DATA_DIR"
+	envFsync       = "SLUICE_CHAOS_FSYNC" // the service's fsync policy; "" is the default
 	envListenAddr  = "SLUICE_CHAOS_ADDR"
 	listeningToken = "listening"
 )

@@ -9,6 +9,8 @@
 //	l, err := wal.Open(dir, wal.Options{Fsync: wal.FsyncAlways})
 //	rep, err := l.Replay(apply)     // once, before any Append
 //	err = l.Append(rec1, rec2)      // one write, one group-committed fsync
+//	pos, err := l.Enqueue(rec3)     // under the caller's lock: buffer only
+//	err = l.Wait(pos)               // after unlocking it: written (and fsynced)
 //	if l.Size() > limit {           // compaction; see BeginRewrite
 //		err = l.Rewrite(func(emit func([]byte) error) error { ... })
 //	}
@@ -42,12 +44,14 @@
 //
 // # Guarantees
 //
-// Durability: with FsyncAlways an Append that returned nil is on stable
-// storage. With FsyncEverySec (the default) it has been accepted; a
-// background goroutine writes it to the operating system within
-// Options.WriteDelay (500µs by default) and another fsyncs every second: a
-// process crash loses at most the records not yet written, a machine crash
-// at most about the last second.
+// Durability: an Append (or a Wait) that returned nil has had its records
+// written to the file with write(2): a crash of the process loses none of
+// them. With FsyncAlways they are also fsynced, so a crash of the machine
+// loses none either; with FsyncEverySec (the default) a background
+// goroutine fsyncs once a second, and a crash of the machine loses at most
+// about the last second. Concurrent appenders share writes and fsyncs
+// (group commit); Enqueue, which only buffers, lets a caller hold its own
+// lock for the ordering and release it before Wait.
 // A failed write or fsync is sticky: every later Append returns it, because
 // what reached the disk is no longer known.
 //

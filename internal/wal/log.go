@@ -16,17 +16,15 @@ import (
 type FsyncPolicy int
 
 const (
-	// FsyncEverySec (the default) makes Append return once the records are
-	// queued for the background writer. The writer hands them to the
-	// operating system within Options.WriteDelay (500µs by default), and
-	// they are fsynced once a second. A crash of the process loses at most
-	// the records not yet written (about WriteDelay's worth); a crash of
-	// the machine loses at most about the last second, as with Redis's
-	// "appendfsync everysec".
+	// FsyncEverySec (the default) makes Append (and Wait) return once the
+	// records have been handed to the operating system with write(2); a
+	// background goroutine fsyncs once a second. A crash of the process
+	// loses nothing that was acknowledged; a crash of the machine loses at
+	// most about the last second, as with Redis's "appendfsync everysec".
 	FsyncEverySec FsyncPolicy = iota
-	// FsyncAlways makes Append return only after its records are fsynced.
-	// Concurrent Appends share one write and one fsync (group commit), so
-	// throughput grows with the number of appenders.
+	// FsyncAlways makes Append (and Wait) return only after the records are
+	// written and fsynced. Concurrent appenders share one write and one
+	// fsync (group commit), so throughput grows with their number.
 	FsyncAlways
 )
 
@@ -50,16 +48,11 @@ type Options struct {
 	Logger *slog.Logger
 	// SyncInterval is how often FsyncEverySec fsyncs. Default one second.
 	SyncInterval time.Duration
-	// WriteDelay is how long, under FsyncEverySec, the writer gathers
-	// records before handing them to the operating system in one write, so
-	// a stream of small records costs few system calls. It widens the loss
-	// window of a process crash by as much. Default 500µs; negative
-	// disables gathering.
-	WriteDelay time.Duration
-	// MaxPending bounds the bytes appended but not yet written to the
-	// operating system; an Append that would exceed it waits for the
-	// writer, so a slow disk slows appenders instead of growing memory
-	// without limit. Default 8 MiB.
+	// MaxPending bounds the bytes enqueued but not yet written to the
+	// operating system; an Enqueue that goes beyond it writes (or waits
+	// for the write in progress) before it returns, so a caller that
+	// enqueues without waiting cannot grow memory without limit.
+	// Default 8 MiB.
 	MaxPending int
 }
 
@@ -69,9 +62,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
-	}
-	if o.WriteDelay == 0 {
-		o.WriteDelay = 500 * time.Microsecond
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 8 << 20
@@ -86,10 +76,6 @@ func (o Options) validate() error {
 	return nil
 }
 
-// batchBytes is the buffered size at which the writer stops gathering and
-// writes at once.
-const batchBytes = 256 << 10
-
 // Log is an append-only log of opaque records in one directory. All
 // methods are safe for concurrent use.
 type Log struct {
@@ -102,8 +88,8 @@ type Log struct {
 	opts Options
 	lock *os.File
 
-	// fileMu serialises everything that touches file: the writer's flushes,
-	// Sync, Commit's switch to a new file and Close. It is taken before mu.
+	// fileMu serialises everything that touches file: flushes, Sync,
+	// Commit's switch to a new file and Close. It is taken before mu.
 	fileMu sync.Mutex
 	file   *os.File
 	gen    uint64
@@ -113,9 +99,11 @@ type Log struct {
 	path string
 
 	mu       sync.Mutex
-	cond     *sync.Cond // signalled when written/synced/err/closed change
+	cond     *sync.Cond // signalled when written/synced/err/closed/flushing change
 	buf      []byte     // accepted, not yet written to file
-	spare    []byte     // the writer's second buffer, reused to avoid garbage
+	spare    []byte     // the flusher's second buffer, reused to avoid garbage
+	flushing bool       // a waiter is writing buf out for everyone (the leader)
+	writes   int64      // write(2) calls made for buffered records
 	appended int64
 	written  int64
 	synced   int64
@@ -126,10 +114,8 @@ type Log struct {
 	err      error // sticky: after a failed write or fsync nothing is trusted
 	rw       *Rewriter
 
-	kick chan struct{} // records are waiting for the writer
-	full chan struct{} // enough are waiting that gathering more is pointless
 	stop chan struct{}
-	wg   sync.WaitGroup // the writer and syncer goroutines
+	wg   sync.WaitGroup // the syncer goroutine
 }
 
 // Open opens (creating if needed) the log in dir and locks the directory.
@@ -154,8 +140,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		dir:  dir,
 		opts: opts,
 		lock: lock,
-		kick: make(chan struct{}, 1),
-		full: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 	}
 	l.cond = sync.NewCond(&l.mu)
@@ -163,8 +147,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	l.wg.Add(1)
-	go l.writer()
 	if opts.Fsync == FsyncEverySec {
 		l.wg.Add(1)
 		go l.syncer()
@@ -209,31 +191,48 @@ func (l *Log) openCurrent() error {
 	return nil
 }
 
-// Append adds records to the log, in order, as one write. A batch is
-// accepted whole or not at all (an oversized record rejects the batch),
-// but a crash in the middle of writing it can keep only a prefix: records
-// that must survive together belong in one record.
+// Append adds records to the log, in order, as one write, and returns
+// once they are in the operating system (FsyncEverySec) or on stable
+// storage (FsyncAlways). It is Enqueue followed by Wait.
+//
+// A batch is accepted whole or not at all (an oversized record rejects the
+// batch), but a crash in the middle of writing it can keep only a prefix:
+// records that must survive together belong in one record.
 //
 // Records appended by one goroutine are replayed in the order appended;
-// Appends racing each other are ordered as they acquire the log. The log
-// orders records, not the caller's state: for replay to rebuild the same
-// state, append each change while holding the lock that orders it (a
-// queue's lock, say), and treat a change whose Append failed as not made.
-//
-// With FsyncAlways, Append returns after the records are fsynced. With
-// FsyncEverySec it returns once they are queued for the writer (see
-// FsyncEverySec for the loss window). The slices may be reused as soon as
-// Append returns. After a write or fsync failure every Append returns that
-// failure: the log no longer knows what reached the disk.
+// Appends racing each other are ordered as they acquire the log. The slices
+// may be reused as soon as Append returns. After a write or fsync failure
+// every Append returns that failure: the log no longer knows what reached
+// the disk.
 func (l *Log) Append(recs ...[]byte) error {
-	n, err := checkRecords(recs)
+	end, err := l.Enqueue(recs...)
 	if err != nil {
 		return err
 	}
+	return l.Wait(end)
+}
+
+// Enqueue adds records to the log's buffer, in order, and returns the
+// stream position just past them, to be passed to Wait. Nothing is written
+// yet (unless MaxPending is exceeded), so Enqueue is cheap enough to call
+// while holding the lock that orders the caller's changes, and Wait is
+// meant to be called after releasing it: then appenders of one key share
+// writes and fsyncs like any others.
+//
+// The log orders records, not the caller's state: for replay to rebuild
+// the same state, enqueue each change while holding the lock that orders
+// it (a queue's lock, say), and treat a change as made only once Wait for
+// its position returned nil. The change must not be acknowledged to
+// anyone before that. The slices may be reused as soon as Enqueue returns.
+func (l *Log) Enqueue(recs ...[]byte) (int64, error) {
+	n, err := checkRecords(recs)
+	if err != nil {
+		return 0, err
+	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err := l.usableLocked(); err != nil {
-		l.mu.Unlock()
-		return err
+		return 0, err
 	}
 	start := len(l.buf)
 	for _, r := range recs {
@@ -247,20 +246,60 @@ func (l *Log) Append(recs ...[]byte) error {
 	l.appended += int64(n)
 	l.size += int64(n)
 	end := l.appended
-	l.signal()
-	if len(l.buf) >= min(batchBytes, l.opts.MaxPending) {
-		select {
-		case l.full <- struct{}{}:
-		default:
+	if l.appended-l.written > int64(l.opts.MaxPending) {
+		if err := l.waitLocked(end, false); err != nil {
+			return 0, err
 		}
 	}
-	if l.opts.Fsync == FsyncAlways {
-		err = l.waitLocked(func() bool { return l.synced >= end })
-	} else if l.appended-l.written > int64(l.opts.MaxPending) {
-		err = l.waitLocked(func() bool { return l.written >= end })
+	return end, nil
+}
+
+// Wait returns once everything up to pos (a position Enqueue returned) has
+// been written to the file with write(2), and under FsyncAlways fsynced,
+// or with the log's failure.
+//
+// Waiters commit as a group without timers: a waiter whose records are
+// not written yet, when nobody is writing, becomes the leader, takes the
+// whole buffer (its own records and everything enqueued before them),
+// writes it (and fsyncs under FsyncAlways) and wakes the others; while a
+// leader writes, the rest wait and buffer, and the next leader takes all
+// that gathered meanwhile in one write.
+func (l *Log) Wait(pos int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waitLocked(pos, l.opts.Fsync == FsyncAlways)
+}
+
+// waitLocked is Wait with l.mu held: until pos is written (and synced, if
+// sync), it leads a flush or waits for the one in progress.
+func (l *Log) waitLocked(pos int64, sync bool) error {
+	for {
+		if l.written >= pos && (!sync || l.synced >= pos) {
+			return nil
+		}
+		if l.err != nil {
+			return l.err
+		}
+		if l.closed {
+			return ErrClosed
+		}
+		if l.flushing {
+			l.cond.Wait()
+			continue
+		}
+		l.flushing = true
+		l.mu.Unlock()
+		// Appenders that are runnable are usually about to enqueue (or
+		// were just woken by the last write and append again): letting
+		// them run first makes this write cover them too. Alone, this
+		// returns at once.
+		runtime.Gosched()
+		// The error, if any, is sticky (or ErrClosed) and found above.
+		_ = l.flush(sync)
+		l.mu.Lock()
+		l.flushing = false
+		l.cond.Broadcast()
 	}
-	l.mu.Unlock()
-	return err
 }
 
 // usableLocked reports why the log cannot accept records, if it cannot.
@@ -276,66 +315,10 @@ func (l *Log) usableLocked() error {
 	return nil
 }
 
-// waitLocked blocks until done() holds or the log fails. l.mu is held.
-func (l *Log) waitLocked(done func() bool) error {
-	for !done() {
-		if l.err != nil {
-			return l.err
-		}
-		if l.closed {
-			return ErrClosed
-		}
-		l.cond.Wait()
-	}
-	return nil
-}
-
-// signal wakes the writer without blocking; one pending wake-up is enough
-// because the writer takes everything buffered at once.
-func (l *Log) signal() {
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
-}
-
-// writer is the Log's background goroutine that hands buffered records to
-// the operating system, fsyncing each batch under FsyncAlways. Close stops
-// it.
-func (l *Log) writer() {
-	defer l.wg.Done()
-	always := l.opts.Fsync == FsyncAlways
-	delay := time.NewTimer(time.Hour)
-	delay.Stop()
-	defer delay.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-l.kick:
-			if always {
-				// Appenders woken by the previous fsync are usually about to
-				// append again; letting them run first makes the next batch
-				// (and so the next fsync) cover them all.
-				runtime.Gosched()
-			} else if l.opts.WriteDelay > 0 {
-				// Gather a batch so one write(2) covers many records.
-				delay.Reset(l.opts.WriteDelay)
-				select {
-				case <-delay.C:
-				case <-l.full:
-					delay.Stop()
-				case <-l.stop:
-				}
-			}
-			_ = l.flush(always)
-		}
-	}
-}
-
 // syncer fsyncs once per SyncInterval under FsyncEverySec. It does not
-// hold fileMu during the fsync, so the writer keeps writing meanwhile and
-// appenders are not held up by a slow disk.
+// hold fileMu during the fsync, so appenders keep writing meanwhile and
+// are not held up by a slow disk. Records enqueued but not waited for are
+// written first, so they too are on disk within about an interval.
 func (l *Log) syncer() {
 	defer l.wg.Done()
 	t := time.NewTicker(l.opts.SyncInterval)
@@ -345,9 +328,19 @@ func (l *Log) syncer() {
 		case <-l.stop:
 			return
 		case <-t.C:
+			if l.pending() {
+				_ = l.flush(false)
+			}
 			_ = l.syncWritten()
 		}
 	}
+}
+
+// pending reports whether records are enqueued but not written.
+func (l *Log) pending() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buf) > 0
 }
 
 // syncWritten fsyncs what has been written so far without blocking writes.
@@ -420,6 +413,9 @@ func (l *Log) flush(sync bool) error {
 		l.failLocked(fileErr("write", path, err))
 		return l.err
 	}
+	if len(data) > 0 {
+		l.writes++
+	}
 	l.written = end
 	if needSync {
 		l.synced = end
@@ -452,7 +448,7 @@ func (l *Log) Size() int64 {
 }
 
 // Close writes and fsyncs everything appended, abandons a rewrite that was
-// not committed, stops the background writer and releases the directory
+// not committed, stops the background syncer and releases the directory
 // lock. Calls after the first return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()

@@ -7,7 +7,7 @@ import (
 
 // QueueAckBatch settles several deliveries under one lock of the queue
 // and logs them as one change.
-func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) ([]bool, error) {
+func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) (_ []bool, err error) {
 	if err := e.checkOpen("queue ack batch"); err != nil {
 		return nil, err
 	}
@@ -19,7 +19,7 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 	if err != nil {
 		return nil, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
 		return acked, nil
@@ -31,7 +31,7 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 			acked[i] = true
 		}
 	}
-	if err := t.commit(); err != nil {
+	if err := t.commit(queue); err != nil {
 		return nil, fmt.Errorf("queue ack batch %q: %w", queue, err)
 	}
 	return acked, nil

@@ -159,3 +159,11 @@ func BenchmarkDurableAddAlways(b *testing.B) { benchDurableAdd(b, "always", 1) }
 
 // BenchmarkDurableAddAlways50 shows group commit: 50 producers share fsyncs.
 func BenchmarkDurableAddAlways50(b *testing.B) { benchDurableAdd(b, "always", 50) }
+
+// BenchmarkDurableAddEverysec16: 16 producers (two per queue) share the
+// log's writes.
+func BenchmarkDurableAddEverysec16(b *testing.B) { benchDurableAdd(b, "everysec", 16) }
+
+// BenchmarkDurableAddAlways16 is the same under always: one queue's
+// producers share fsyncs as well.
+func BenchmarkDurableAddAlways16(b *testing.B) { benchDurableAdd(b, "always", 16) }

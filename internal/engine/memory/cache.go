@@ -45,7 +45,7 @@ func (e *Engine) CacheGetCached(ctx context.Context, key string, ttl time.Durati
 // CacheSet stores value with ttl (0: no expiry); onlyIfAbsent makes it
 // SET NX. Unlike SET, it refuses (ErrWrongType, nothing written) a key that
 // holds a list or that is a lock's name (its fencing counter exists).
-func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
+func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (_ bool, err error) {
 	if err := e.checkOpen("cache set"); err != nil {
 		return false, err
 	}
@@ -57,7 +57,7 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	if err != nil {
 		return false, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(k, true)
 	now := e.now()
 	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
@@ -74,7 +74,7 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 		exp = after(now, ttl)
 	}
 	t.setStr(o, value, exp)
-	if err := t.commit(); err != nil {
+	if err := t.commit(key); err != nil {
 		return false, fmt.Errorf("cache set %q: %w", key, err)
 	}
 	return true, nil
@@ -141,12 +141,12 @@ func (e *Engine) CacheDelete(ctx context.Context, keys ...string) (int64, error)
 	return n, nil
 }
 
-func (e *Engine) deleteKey(k string) (bool, error) {
+func (e *Engine) deleteKey(k string) (_ bool, err error) {
 	t, err := e.begin("delete")
 	if err != nil {
 		return false, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(k, false)
 	if o == nil {
 		return false, nil
@@ -160,7 +160,7 @@ func (e *Engine) deleteKey(k string) (bool, error) {
 		t.delStr(o)
 		existed = true
 	}
-	err = t.commit()
+	err = t.commit(k)
 	o.mu.Unlock()
 	if existed {
 		e.tryRemove(o)
@@ -170,7 +170,7 @@ func (e *Engine) deleteKey(k string) (bool, error) {
 
 // CacheExpire gives a string a new ttl; false when the key does not exist.
 // Like CacheSet, it refuses (ErrWrongType) a list or a lock's name.
-func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration) (_ bool, err error) {
 	if err := e.checkOpen("cache expire"); err != nil {
 		return false, err
 	}
@@ -182,7 +182,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 	if err != nil {
 		return false, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(k, false)
 	if o == nil {
 		return false, nil
@@ -196,7 +196,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		return false, nil
 	}
 	t.expire(o, after(now, ttl))
-	if err := t.commit(); err != nil {
+	if err := t.commit(key); err != nil {
 		return false, fmt.Errorf("cache expire %q: %w", key, err)
 	}
 	return true, nil
@@ -230,7 +230,7 @@ var errLockTTL = errors.New("lock ttl must be positive so that a crashed holder'
 
 // LockAcquire takes the lock when the key is free and increments its
 // fencing counter in the same step.
-func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.Duration) (int64, bool, error) {
+func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.Duration) (_ int64, _ bool, err error) {
 	const op = "lock acquire"
 	if err := e.checkOpen(op); err != nil {
 		return 0, false, err
@@ -246,7 +246,7 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 	if err != nil {
 		return 0, false, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	objs := e.lockN(lk, fk)
 	defer unlockN(objs)
 	lock, fence := objs[0], objs[1]
@@ -273,14 +273,14 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 	n++
 	t.setStr(fence, strconv.FormatInt(n, 10), 0)
 	t.setStr(lock, token, after(now, ttl))
-	if err := t.commit(); err != nil {
+	if err := t.commit(name); err != nil {
 		return 0, false, fmt.Errorf("%s %q: %w", op, name, err)
 	}
 	return n, true, nil
 }
 
 // LockRelease deletes the lock only if token holds it.
-func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
+func (e *Engine) LockRelease(ctx context.Context, name, token string) (err error) {
 	const op = "lock release"
 	if err := e.checkOpen(op); err != nil {
 		return err
@@ -290,7 +290,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 	if err != nil {
 		return err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(lk, false)
 	if o == nil {
 		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
@@ -304,7 +304,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
 	}
 	t.delStr(o)
-	err = t.commit()
+	err = t.commit(name)
 	o.mu.Unlock()
 	e.tryRemove(o)
 	if err != nil {
@@ -314,7 +314,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 }
 
 // LockRefresh gives the lock a new ttl only if token holds it.
-func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.Duration) error {
+func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.Duration) (err error) {
 	const op = "lock refresh"
 	if err := e.checkOpen(op); err != nil {
 		return err
@@ -327,7 +327,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 	if err != nil {
 		return err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(lk, false)
 	if o == nil {
 		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
@@ -341,7 +341,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
 	}
 	t.expire(o, after(now, ttl))
-	if err := t.commit(); err != nil {
+	if err := t.commit(name); err != nil {
 		return fmt.Errorf("%s %q: %w", op, name, err)
 	}
 	return nil

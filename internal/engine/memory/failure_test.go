@@ -117,10 +117,17 @@ func withFileLimit(t *testing.T, limit int64, fn func()) {
 // After the log fails, no call may change memory: a pop that returned an
 // error but removed its item would drain the queue silently, and an add
 // that kept its item would duplicate it on retry. The failing pop itself
-// is rolled back.
+// is rolled back. Under either policy: "everysec" too waits for the write
+// before answering, so the failure reaches the call whose record it lost.
 func TestLogFailureRefusesChangesBeforeTouchingState(t *testing.T) {
+	for _, policy := range []string{"everysec", "always"} {
+		t.Run(policy, func(t *testing.T) { logFailureRefusesChanges(t, policy) })
+	}
+}
+
+func logFailureRefusesChanges(t *testing.T, policy string) {
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: "always"})
+	e := newEngine(t, Options{Dir: dir, Fsync: policy})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "a", "b")
 	ds, err := e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 1, Lease: time.Hour, MaxDeliveries: 3})
@@ -181,8 +188,14 @@ func TestLogFailureRefusesChangesBeforeTouchingState(t *testing.T) {
 // A failing add cannot be taken back (it may have served a consumer), so
 // its error must say where the item is: in memory, not durable.
 func TestFailedAddSaysItIsInMemoryOnly(t *testing.T) {
+	for _, policy := range []string{"everysec", "always"} {
+		t.Run(policy, func(t *testing.T) { failedAddSaysInMemoryOnly(t, policy) })
+	}
+}
+
+func failedAddSaysInMemoryOnly(t *testing.T, policy string) {
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: "always"})
+	e := newEngine(t, Options{Dir: dir, Fsync: policy})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "a")
 	withFileLimit(t, e.store.log.Size(), func() {

@@ -53,15 +53,15 @@ func (e *Engine) wait(ctx context.Context, w *waiter, timeout time.Duration) err
 // signalled it, the signal passes to the next receiver.
 func (e *Engine) abandon(key string, w *waiter) {
 	t := e.beginRestore()
-	defer t.end()
+	defer t.release()
 	// The waiter's object cannot have been dropped while w was in its line
 	// (a line keeps it alive), and if w was served, any object under key
 	// is the right place for the item.
 	o := e.lock1(key, true)
-	defer o.mu.Unlock()
 	q := o.queue()
 	switch {
 	case q.unlink(w), w.closed:
+		o.mu.Unlock()
 		return
 	case w.served:
 		if w.kind == waitPop {
@@ -75,15 +75,22 @@ func (e *Engine) abandon(key string, w *waiter) {
 			}
 		}
 		e.serve(&t, o)
+		err := t.commit(key)
+		o.mu.Unlock()
+		if derr := t.done(); err == nil {
+			err = derr
+		}
 		// Whatever was handed back is in place in memory either way; a
 		// failed append has been logged by the store and turns the engine
 		// read-only, so there is nobody to tell but the log.
-		if err := t.commit(); err != nil {
+		if err != nil {
 			e.store.lg.Warn("memory engine: handing back an abandoned delivery was not logged", "queue", key, "err", err)
 		}
+		return
 	case w.signalled:
 		e.kick(o)
 	}
+	o.mu.Unlock()
 }
 
 // leaseFresh takes up to p.Count-len(dst) items from the head of o's list
@@ -181,7 +188,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		now := e.now()
 		if main.strAlive(now) {
 			main.mu.Unlock()
-			t.end()
+			t.release()
 			return nil, wrongType("queue receive", key)
 		}
 		// The failed DLQ is locked only when a due lease may move there.
@@ -191,16 +198,20 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 			if failed.strAlive(now) {
 				failed.mu.Unlock()
 				main.mu.Unlock()
-				t.end()
+				t.release()
 				return nil, wrongType("queue receive", failed.key)
 			}
 		}
-		unlock := func() {
+		// unlock releases the keys, then waits for the record (done).
+		unlock := func(err error) error {
 			if failed != nil {
 				failed.mu.Unlock()
 			}
 			main.mu.Unlock()
-			t.end()
+			if derr := t.done(); err == nil {
+				err = derr
+			}
+			return err
 		}
 		var out []engine.Delivery
 		if failed != nil {
@@ -216,9 +227,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 				// expire.
 				e.kick(main)
 			}
-			err := t.commit()
-			unlock()
-			if err != nil {
+			if err := unlock(t.commit(p.Queue)); err != nil {
 				return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
 			}
 			if len(out) == 0 && e.closed.Load() {
@@ -232,9 +241,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		w := &waiter{kind: waitReceive, ch: make(chan struct{}), params: p}
 		main.queue().enqueue(w, front)
 		e.kick(main)
-		err = t.commit()
-		unlock()
-		if err != nil {
+		if err := unlock(t.commit(p.Queue)); err != nil {
 			e.abandon(key, w)
 			return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
 		}
@@ -281,7 +288,7 @@ func leased(o *object, id string) *lease {
 
 // QueueAck settles a delivery for good. A lease whose deadline passed but
 // that no receive or reclaim has taken back yet can still be acked.
-func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
+func (e *Engine) QueueAck(ctx context.Context, queue, id string) (err error) {
 	if err := e.checkOpen("queue ack"); err != nil {
 		return err
 	}
@@ -289,7 +296,7 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 	if err != nil {
 		return err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
 		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
@@ -300,15 +307,14 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
 	}
 	t.leaseDel(o, l)
-	if err := t.commit(); err != nil {
+	if err := t.commit(queue); err != nil {
 		return fmt.Errorf("queue ack %q: %w", queue, err)
 	}
 	return nil
 }
 
 // QueueNack ends a lease without success.
-func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.NackResult, error) {
-	var res engine.NackResult
+func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine.NackResult, err error) {
 	if err := e.checkOpen("queue nack"); err != nil {
 		return res, err
 	}
@@ -316,7 +322,7 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 	if err != nil {
 		return res, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	main := e.lock1(e.listKey(p.Queue), false)
 	if main == nil {
 		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
@@ -361,14 +367,14 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (engine.Nac
 		t.leaseUpdate(main, l, u)
 		e.kick(main)
 	}
-	if err := t.commit(); err != nil {
+	if err := t.commit(p.Queue); err != nil {
 		return res, fmt.Errorf("queue nack %q: %w", p.Queue, err)
 	}
 	return res, nil
 }
 
 // QueueExtend moves a lease's deadline to now+lease.
-func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.Duration) error {
+func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.Duration) (err error) {
 	if err := e.checkOpen("queue extend"); err != nil {
 		return err
 	}
@@ -376,7 +382,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	if err != nil {
 		return err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
 		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
@@ -392,7 +398,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	u := *l
 	u.deadline = after(now, lease)
 	t.leaseUpdate(o, l, u)
-	if err := t.commit(); err != nil {
+	if err := t.commit(queue); err != nil {
 		return fmt.Errorf("queue extend %q: %w", queue, err)
 	}
 	return nil
@@ -418,7 +424,7 @@ func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error)
 // returns how many. Due items with deliveries left stay as they are (an
 // expired lease can still be acked) and the next receive redelivers them
 // first; blocked receivers are woken for them.
-func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (int64, error) {
+func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (_ int64, err error) {
 	if err := e.checkOpen("queue reclaim"); err != nil {
 		return 0, err
 	}
@@ -430,7 +436,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	if err != nil {
 		return 0, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	objs := e.lockN(k.List, k.FailedDLQ)
 	defer unlockN(objs)
 	main, failed := objs[0], objs[1]
@@ -444,7 +450,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	p := engine.ReceiveParams{Count: 0, MaxDeliveries: maxDeliveries}
 	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
 	e.kick(main)
-	if err := t.commit(); err != nil {
+	if err := t.commit(queue); err != nil {
 		return moved, fmt.Errorf("queue reclaim %q: %w", queue, err)
 	}
 	return moved, nil

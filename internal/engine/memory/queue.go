@@ -13,7 +13,7 @@ import (
 // policy per item, exactly as the Redis engine's script does. An add with
 // an idempotency key checks for the key's record and stores its own under
 // the same lock (see idempotency.go).
-func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.AddResult, error) {
+func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.AddResult, err error) {
 	if err := e.checkOpen("queue add"); err != nil {
 		return nil, err
 	}
@@ -26,7 +26,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	if err != nil {
 		return nil, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	main := e.lock1(e.listKey(p.Queue), true)
 	defer main.mu.Unlock()
 	var now int64
@@ -76,7 +76,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) ([]engine.Add
 	if dlq != nil {
 		e.serve(&t, dlq)
 	}
-	if err := t.commit(); err != nil {
+	if err := t.commit(p.Queue); err != nil {
 		return nil, fmt.Errorf("queue add %q: %w", p.Queue, err)
 	}
 	return results, nil
@@ -119,20 +119,22 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	}
 	o := e.lock1(key, timeout > 0)
 	if o == nil {
-		t.end()
+		t.release()
 		return "", false, nil
 	}
 	if e.isStr(o) {
 		o.mu.Unlock()
-		t.end()
+		t.release()
 		return "", false, wrongType("queue pop", key)
 	}
 	if o.list.Len() > 0 {
 		item := t.popOne(o)
-		t.onFail(func() { o.list.PushFront(item) })
-		err = t.commit()
+		t.onFail(key, func(o *object) { o.list.PushFront(item) })
+		err = t.commit(queue)
 		o.mu.Unlock()
-		t.end()
+		if derr := t.done(); err == nil {
+			err = derr
+		}
 		if err != nil {
 			return "", false, fmt.Errorf("queue pop %q: %w", queue, err)
 		}
@@ -140,18 +142,18 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	}
 	if timeout <= 0 {
 		o.mu.Unlock()
-		t.end()
+		t.release()
 		return "", false, nil
 	}
 	if e.closed.Load() {
 		o.mu.Unlock()
-		t.end()
+		t.release()
 		return "", false, fmt.Errorf("queue pop: %w", engine.ErrClosed)
 	}
 	w := &waiter{kind: waitPop, ch: make(chan struct{})}
 	o.queue().enqueue(w, false)
 	o.mu.Unlock()
-	t.end()
+	t.release()
 
 	err = e.wait(ctx, w, timeout)
 	if err == nil {
@@ -170,7 +172,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 }
 
 // QueuePopN removes up to n items from the head without blocking.
-func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, error) {
+func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) (_ []string, err error) {
 	if err := e.checkOpen("queue pop"); err != nil {
 		return nil, err
 	}
@@ -179,7 +181,7 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(key, false)
 	if o == nil {
 		return []string{}, nil
@@ -189,12 +191,12 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 		return nil, wrongType("queue pop", key)
 	}
 	items := t.popFront(o, n)
-	t.onFail(func() {
+	t.onFail(key, func(o *object) {
 		for i := len(items) - 1; i >= 0; i-- {
 			o.list.PushFront(items[i])
 		}
 	})
-	if err := t.commit(); err != nil {
+	if err := t.commit(queue); err != nil {
 		return nil, fmt.Errorf("queue pop %q: %w", queue, err)
 	}
 	if items == nil {
@@ -204,7 +206,7 @@ func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, 
 }
 
 // QueuePushFront puts items back at the head, items[0] first.
-func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []string) error {
+func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []string) (err error) {
 	if err := e.checkOpen("queue push front"); err != nil {
 		return err
 	}
@@ -216,7 +218,7 @@ func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []strin
 	if err != nil {
 		return err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(key, true)
 	defer o.mu.Unlock()
 	if e.isStr(o) {
@@ -226,7 +228,7 @@ func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []strin
 		t.pushFront(o, items[i])
 	}
 	e.serve(&t, o)
-	if err := t.commit(); err != nil {
+	if err := t.commit(queue); err != nil {
 		return fmt.Errorf("queue push front %q: %w", queue, err)
 	}
 	return nil
@@ -258,12 +260,12 @@ func (e *Engine) listRange(op, key string, start, end int64) ([]string, error) {
 	return o.list.Range(start, end), nil
 }
 
-func (e *Engine) listClear(op, key string) (int64, error) {
+func (e *Engine) listClear(op, key string) (_ int64, err error) {
 	t, err := e.begin(op)
 	if err != nil {
 		return 0, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	o := e.lock1(key, false)
 	if o == nil {
 		return 0, nil
@@ -277,7 +279,7 @@ func (e *Engine) listClear(op, key string) (int64, error) {
 		return 0, nil
 	}
 	t.clearList(o)
-	if err := t.commit(); err != nil {
+	if err := t.commit(key); err != nil {
 		return 0, fmt.Errorf("%s %q: %w", op, key, err)
 	}
 	return int64(n), nil
@@ -370,8 +372,7 @@ func (e *Engine) DLQPurge(ctx context.Context, queue string, kind engine.DLQKind
 // would stall bounded requeues. Under reject, an entry that does not fit
 // stays at the head and the requeue stops. Entries that the requeue itself
 // pushes into the overflow DLQ are not requeued again in the same call.
-func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine.RequeueResult, error) {
-	var res engine.RequeueResult
+func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res engine.RequeueResult, err error) {
 	if err := e.checkOpen("dlq requeue"); err != nil {
 		return res, err
 	}
@@ -384,7 +385,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine
 	if err != nil {
 		return res, err
 	}
-	defer t.end()
+	defer t.end(&err)
 	objs := e.lockN(k.List, srcKey, k.OverflowDLQ)
 	defer unlockN(objs)
 	main, src, ovf := objs[0], objs[1], objs[2]
@@ -421,7 +422,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (engine
 	res.Remaining = int64(src.list.Len())
 	e.serve(&t, main)
 	e.serve(&t, ovf)
-	if err := t.commit(); err != nil {
+	if err := t.commit(p.Queue); err != nil {
 		return res, fmt.Errorf("dlq requeue %q: %w", p.Queue, err)
 	}
 	return res, nil

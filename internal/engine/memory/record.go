@@ -96,12 +96,17 @@ func (r *replayer) unfinished() (int64, bool) { return r.start, r.inGroup }
 
 // tx applies one call's changes and collects their record.
 type tx struct {
-	e      *Engine
-	rec    []byte
-	on     bool      // recording (durable engine, gate held)
-	pooled *[]byte   // where rec came from
-	notify []*waiter // consumers served by this change, woken on commit
-	undo   []func()  // take the change back if its record is not logged
+	e       *Engine
+	rec     []byte
+	on      bool            // recording (durable engine)
+	gated   bool            // the compaction gate is held and rec is pooled
+	pooled  *[]byte         // where rec came from
+	notify  []*waiter       // consumers served by this change, woken once logged
+	undo    []func(*object) // take the change back if its record is not logged
+	undoKey string          // the key undo applies to
+	opName  string          // what the change is, and on which name, for errors
+	name    string
+	pos     int64 // log position to wait for; 0 when nothing is pending
 }
 
 func (t *tx) op(code byte, key string) {

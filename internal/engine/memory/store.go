@@ -12,17 +12,20 @@ import (
 	"github.com/sluicehq/sluice/internal/wal"
 )
 
-// store makes the engine durable: each call's record is appended to the
+// store makes the engine durable: each call's record is enqueued in the
 // log while the call still holds the locks of the keys it changed (so the
-// log orders changes to one key as they happened), and before the call
-// returns. With fsync "always" Append returns after the fsync.
+// log orders changes to one key as they happened), and the call waits for
+// it to be written (fsync "everysec") or written and fsynced ("always")
+// after releasing them and before it returns: nothing is acknowledged
+// before the operating system has it, and writers of one key share writes
+// and fsyncs (group commit) instead of queueing on its lock.
 //
-// A failed append is sticky in the log, and it makes the engine read-only:
-// every later change is refused before it touches anything (begin), with
-// an error that wraps the log failure, while reads go on working and
-// Health reports the engine unhealthy. The call whose append failed has
-// already applied its change in memory under its keys' locks; a pop
-// (which nobody but its caller could have seen) is rolled back, and any
+// A failed log write is sticky in the log, and it makes the engine
+// read-only: every later change is refused before it touches anything
+// (begin), with an error that wraps the log failure, while reads go on
+// working and Health reports the engine unhealthy. The call whose record
+// failed has already applied its change in memory; a pop (which nobody but
+// its caller could have seen) is put back at the head of its queue, and any
 // other change stays applied in memory but not durable, which its error
 // says.
 type store struct {
@@ -31,8 +34,9 @@ type store struct {
 	lg  *slog.Logger
 
 	// gate is held in read mode by every change from its first mutation to
-	// its append, and in write mode by a compaction for the instant it
-	// marks the log's switch point and copies the state: a frozen cut.
+	// the enqueue of its record, and in write mode by a compaction for the
+	// instant it marks the log's switch point and copies the state: a
+	// frozen cut.
 	gate sync.RWMutex
 
 	compactMin int64
@@ -43,6 +47,10 @@ type store struct {
 
 	errMu sync.Mutex
 	err   error
+
+	// beforeWait, set only by tests, runs when a change has released its
+	// keys and is about to wait for its record.
+	beforeWait func()
 }
 
 func openStore(e *Engine, opts Options) (*store, error) {
@@ -100,27 +108,43 @@ func (e *Engine) ReplayReport() wal.ReplayReport {
 // the log's record limit.
 const partSize = 16 << 20
 
-// append logs one call's record. A record larger than partSize goes as a
-// group of parts in one Append, which the log keeps contiguous; replay
-// applies a group only once it has its last part.
-func (s *store) append(rec []byte) error {
+// enqueue buffers one call's record in the log and returns the position
+// to wait for. A record larger than partSize goes as a group of parts in
+// one Enqueue, which the log keeps contiguous; replay applies a group only
+// once it has its last part.
+func (s *store) enqueue(rec []byte) (int64, error) {
+	var pos int64
 	var err error
 	if len(rec) <= partSize {
 		rec[0] = partLast
-		err = s.log.Append(rec)
+		pos, err = s.log.Enqueue(rec)
 	} else {
-		err = s.log.Append(splitParts(rec)...)
+		pos, err = s.log.Enqueue(splitParts(rec)...)
 	}
 	if err != nil {
-		s.errMu.Lock()
-		if s.err == nil {
-			s.err = err
-			s.lg.Error("memory engine: log append failed; the engine is read-only from now on", "err", err)
-		}
-		s.errMu.Unlock()
+		s.fail(err)
+		return 0, err
+	}
+	return pos, nil
+}
+
+// wait returns once the log holds everything up to pos (see store).
+func (s *store) wait(pos int64) error {
+	if err := s.log.Wait(pos); err != nil {
+		s.fail(err)
 		return err
 	}
 	return nil
+}
+
+// fail turns the engine read-only after the log's first failure.
+func (s *store) fail(err error) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if s.err == nil {
+		s.err = err
+		s.lg.Error("memory engine: log write failed; the engine is read-only from now on", "err", err)
+	}
 }
 
 func (s *store) failed() error {
@@ -139,12 +163,13 @@ func (s *store) close() error {
 var recPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // begin starts a change named op. Once the log has failed it refuses,
-// before anything is touched. Call end after unlocking the keys.
+// before anything is touched. Call done (or end) after unlocking the keys.
 func (e *Engine) begin(op string) (tx, error) {
 	t := e.beginRestore()
+	t.opName = op
 	if t.on {
 		if err := e.store.failed(); err != nil {
-			t.end()
+			t.release()
 			return tx{}, fmt.Errorf("%s: engine is read-only after a log failure; nothing was changed: %w", op, err)
 		}
 	}
@@ -159,52 +184,114 @@ func (e *Engine) beginRestore() tx {
 	}
 	e.store.gate.RLock()
 	bp := recPool.Get().(*[]byte)
-	return tx{e: e, on: true, rec: append((*bp)[:0], partLast), pooled: bp}
+	return tx{e: e, on: true, gated: true, opName: "hand back", rec: append((*bp)[:0], partLast), pooled: bp}
 }
 
 // onFail registers how to take back a change nobody else has seen yet,
-// should its record not reach the log. Only changes that serve no waiter
-// may register one.
-func (t *tx) onFail(undo func()) { t.undo = append(t.undo, undo) }
+// should its record not reach the log: undo runs on key's object, locked
+// again, after the wait failed. Only changes that serve no waiter and
+// touch one key may register one.
+func (t *tx) onFail(key string, undo func(o *object)) {
+	t.undoKey = key
+	t.undo = append(t.undo, undo)
+}
 
-// commit logs the change (while the caller still holds its keys' locks)
-// and then wakes the consumers it served. When the log fails, a change
-// with undo steps is taken back; any other stays applied in memory, not
-// durable, and the error says which.
-func (t *tx) commit() error {
-	var err error
-	if t.on && len(t.rec) > 1 {
-		err = t.e.store.append(t.rec)
-		t.rec = t.rec[:1]
+// commit enqueues the change's record in the log while the caller still
+// holds its keys' locks, so the log orders it as memory did; name (the
+// queue or key) goes into errors. Waiting for the record, and waking the
+// consumers the change served, happen in done, after the locks are
+// released. Without a log the consumers are woken here.
+func (t *tx) commit(name string) error {
+	t.name = name
+	if !t.on || len(t.rec) <= 1 {
+		if t.pos == 0 {
+			t.wake()
+		}
+		return nil
 	}
+	pos, err := t.e.store.enqueue(t.rec)
+	t.rec = t.rec[:1]
+	if err == nil {
+		t.pos = pos
+		return nil
+	}
+	// Not even buffered: take the change back under the locks still held.
 	undo := t.undo
 	t.undo = nil
-	if err != nil && len(undo) > 0 && len(t.notify) == 0 {
+	if len(undo) > 0 && len(t.notify) == 0 {
+		o := t.e.lookup(t.undoKey, false)
 		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
+			undo[i](o)
 		}
 		return fmt.Errorf("log append failed; nothing was changed (the engine is read-only from now on): %w", err)
 	}
+	t.wake()
+	return fmt.Errorf("log append failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", err)
+}
+
+// wake hands the consumers this change served what they were given.
+func (t *tx) wake() {
 	for _, w := range t.notify {
 		close(w.ch)
 	}
 	t.notify = nil
+}
+
+// done finishes the change after the caller released its keys' locks: it
+// releases the compaction gate (the record is in the log's buffer, on one
+// side of any switch point), waits until the record is written (and
+// fsynced under "always"), then wakes the consumers served. When the
+// write failed, a change with undo steps is taken back and any other stays
+// applied in memory, not durable; the error says which. Safe to call more
+// than once.
+func (t *tx) done() error {
+	t.release()
+	pos := t.pos
+	t.pos = 0
+	if pos == 0 {
+		return nil
+	}
+	if h := t.e.store.beforeWait; h != nil {
+		h()
+	}
+	err := t.e.store.wait(pos)
+	undo := t.undo
+	t.undo = nil
+	if err != nil && len(undo) > 0 && len(t.notify) == 0 {
+		o := t.e.lock1(t.undoKey, true)
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](o)
+		}
+		o.mu.Unlock()
+		return fmt.Errorf("%s %q: log write failed; nothing was changed (the engine is read-only from now on): %w", t.opName, t.name, err)
+	}
+	t.wake()
 	if err != nil {
-		return fmt.Errorf("log append failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", err)
+		return fmt.Errorf("%s %q: log write failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", t.opName, t.name, err)
 	}
 	return nil
 }
 
-// end releases what begin took. Safe to call more than once.
-func (t *tx) end() {
-	if !t.on {
+// end is done for a deferred call: its error becomes the call's unless the
+// call already failed.
+func (t *tx) end(errp *error) {
+	if err := t.done(); err != nil && *errp == nil {
+		*errp = err
+	}
+}
+
+// release gives back the record buffer and the compaction gate. Safe to
+// call more than once.
+func (t *tx) release() {
+	if !t.gated {
 		return
 	}
-	t.on = false
+	t.gated = false
 	if cap(t.rec) <= 64<<10 {
 		*t.pooled = t.rec[:0]
 		recPool.Put(t.pooled)
 	}
+	t.rec = nil
 	t.e.store.gate.RUnlock()
 }
 
