@@ -282,7 +282,9 @@ func TestSnapshotSplitsHugeItems(t *testing.T) {
 	}, snap, []string{"q"}); err != nil {
 		t.Fatal(err)
 	}
-	e := newEngine(t, Options{})
+	// Replay feeds an engine before its sweeper runs; here the engine is
+	// already running, so its sweeper must not tick while records go in.
+	e := newEngine(t, Options{SweepInterval: 24 * time.Hour})
 	var r replayer
 	for i, rec := range recs {
 		if err := r.feed(e, int64(i), rec); err != nil {
