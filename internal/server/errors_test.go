@@ -234,9 +234,17 @@ func TestFailureLogIsRateLimited(t *testing.T) {
 	if err := b.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	held := b.logs.lines("repeated log lines held back")
-	if len(held) != 1 || held[0]["kind"] != "engine_unavailable" || held[0]["suppressed"] != int64(5) {
-		t.Fatalf("at shutdown: %v; want one line with suppressed=5", held)
+	// Other kinds may have repeats held back too (the queue limit's
+	// listing fails during the outage, at most once a second of real
+	// time); the failed adds' kind must be reported exactly once.
+	var held []map[string]any
+	for _, l := range b.logs.lines("repeated log lines held back") {
+		if l["kind"] == "engine_unavailable" {
+			held = append(held, l)
+		}
+	}
+	if len(held) != 1 || held[0]["suppressed"] != int64(5) {
+		t.Fatalf("at shutdown: %v; want one engine_unavailable line with suppressed=5", held)
 	}
 }
 
