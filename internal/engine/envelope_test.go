@@ -10,7 +10,7 @@ func TestOverflowEnvelopeMatchesPython(t *testing.T) {
 	cases := []struct{ queue, stored, want string }{
 		{"q", `{"a": 1}`, `{"original_queue": "q", "data": "{\"a\": 1}", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
 		{"cam:1", "plain/text\n", `{"original_queue": "cam:1", "data": "plain/text\n", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
-		{"q", "é😀\x7f\x1f\\", `{"original_queue": "q", "data": "\u00e9\ud83d\ude00` + "\x7f" + `\u001f\\", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
+		{"q", "é😀\x7f\x1f\\", `{"original_queue": "q", "data": "\u00e9\ud83d\ude00\u007f\u001f\\", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
 	}
 	for _, tc := range cases {
 		if got := OverflowEnvelope(tc.queue, tc.stored); got != tc.want {
