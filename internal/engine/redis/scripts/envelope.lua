@@ -9,7 +9,8 @@
 --
 -- Redis runs a script's whole body on every call, so the functions are
 -- created only by a call that writes an envelope: envelope() builds them
--- once per call and returns {overflow = ..., failed = ..., field_raw = ...}.
+-- once per call and returns {overflow = ..., failed = ..., field_raw = ...,
+-- quote = ...}.
 
 local envelope_lib
 local function envelope()
@@ -274,6 +275,9 @@ local function envelope()
       ', "data": ' .. stored_json .. '}'
   end
 
-  envelope_lib = {overflow = overflow_envelope, failed = failed_envelope, field_raw = json_field_raw}
+  envelope_lib = {
+    overflow = overflow_envelope, failed = failed_envelope, field_raw = json_field_raw,
+    quote = py_json_string, -- for the tests that hold it to json.dumps
+  }
   return envelope_lib
 end
