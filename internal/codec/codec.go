@@ -191,7 +191,7 @@ func (c *Codec) Decode(stored string) (data []byte, isJSON bool, err error) {
 
 // Pythonize rewrites compact JSON the way Python's json.dumps writes it: a
 // space after every ',' and ':' outside strings, non-ASCII characters as
-// \uXXXX escapes, \b and \f by name. Input must be valid JSON in UTF-8
+// \uXXXX escapes, as is DEL (0x7F), \b and \f by name. Input must be valid JSON in UTF-8
 // (JSON does that check).
 func Pythonize(in []byte) string {
 	if out, ok := transcode(in); ok {
@@ -201,8 +201,9 @@ func Pythonize(in []byte) string {
 }
 
 // QuoteASCII quotes s as Python's json.dumps does with ensure_ascii=True:
-// `"` and `\` and \b \f \n \r \t escaped by name, other control characters
-// and every non-ASCII rune as \uXXXX (UTF-16 surrogate pairs above the BMP).
+// `"` and `\` and \b \f \n \r \t escaped by name, other control characters,
+// DEL (0x7F) and every non-ASCII rune as \uXXXX (UTF-16 surrogate pairs above
+// the BMP): Python's ASCII escape set is everything outside ' '..'~'.
 // Invalid UTF-8 bytes become U+FFFD, as Python's decode would refuse them.
 func QuoteASCII(s string) string {
 	var b strings.Builder
@@ -228,7 +229,7 @@ func QuoteASCII(s string) string {
 			case '\t':
 				b.WriteString(`\t`)
 			default:
-				if c < 0x20 {
+				if c < 0x20 || c == 0x7f {
 					writeU(&b, rune(c))
 				} else {
 					b.WriteByte(c)

@@ -35,6 +35,7 @@ func TestSerializeWritesWhatPythonWrites(t *testing.T) {
 		{map[string]string{"t": "café ☕ 😀"}, `{"t": "caf\u00e9 \u2615 \ud83d\ude00"}`},
 		{map[string]string{"h": "<a&b>"}, `{"h": "<a&b>"}`},
 		{map[string]string{"c": "a\"b\\c\n\t\b\f\x01"}, `{"c": "a\"b\\c\n\t\b\f\u0001"}`},
+		{map[string]string{"del": "a\x7fb"}, `{"del": "a\u007fb"}`},
 		{map[string]string{"s": "x, y: z"}, `{"s": "x, y: z"}`},
 		{"plain text", "plain text"},
 		{"42", `"42"`},
@@ -43,6 +44,7 @@ func TestSerializeWritesWhatPythonWrites(t *testing.T) {
 		{"Z:abc", `"Z:abc"`},
 		{json.RawMessage(`{"a":1,"b":[2,3]}`), `{"a": 1, "b": [2, 3]}`},
 		{json.RawMessage(" [ 1 ,\n2 ] "), `[1, 2]`},
+		{json.RawMessage("[\"a\x7fb\"]"), `["a\u007fb"]`},
 		{12.5, "12.5"},
 	}
 	for _, tc := range cases {
@@ -200,8 +202,8 @@ func FuzzPythonize(f *testing.F) {
 			t.Fatalf("Pythonize changed the value: %q -> %q", s, out)
 		}
 		for i := 0; i < len(out); i++ {
-			if out[i] >= 0x80 {
-				t.Fatalf("non-ASCII byte in %q", out)
+			if out[i] >= 0x7f {
+				t.Fatalf("DEL or non-ASCII byte in %q", out)
 			}
 		}
 	})
@@ -215,6 +217,7 @@ func FuzzTranscode(f *testing.F) {
 	}
 	f.Add("\"\xff\"")
 	f.Add("{\"a\": \"\xed\xa0\x80\"}")
+	f.Add("[\"\x7f\", \"a\x7f\u00e9\"]")
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) {
 			// Refused, never rewritten with U+FFFD in place of the bytes.
@@ -284,6 +287,11 @@ func pythonizeReference(in []byte) string {
 				}
 			}
 			i = min(i+2, len(in))
+		case c == 0x7f:
+			b.Write(in[run:i])
+			b.WriteString(`\u007f`)
+			i++
+			run = i
 		case c < utf8.RuneSelf:
 			i++
 		default:

@@ -214,7 +214,8 @@ func isHex(c byte) bool {
 }
 
 // str checks a string and escapes what Python's ensure_ascii escapes:
-// non-ASCII runes as \uXXXX, and \u0008 / \u000c by their short names.
+// non-ASCII runes and DEL (0x7F, which encoding/json leaves raw) as
+// \uXXXX, and \u0008 / \u000c by their short names.
 func (t *transcoder) str() bool {
 	t.i++ // opening quote
 	for t.i < len(t.in) {
@@ -252,6 +253,11 @@ func (t *transcoder) str() bool {
 			default:
 				return false
 			}
+		case c == 0x7f:
+			t.flush(t.i)
+			writeU(&t.b, 0x7f)
+			t.i++
+			t.run = t.i
 		case c < utf8.RuneSelf:
 			t.i++
 		default:

@@ -3,38 +3,46 @@ package engine
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/compattest"
 )
 
-// Expected strings are json.dumps output of CPython 3.11 for the same dict.
+// The expected entries are what CPython's json.dumps wrote for the same
+// dicts (scripts/compat-fixtures.py).
 func TestOverflowEnvelopeMatchesPython(t *testing.T) {
-	cases := []struct{ queue, stored, want string }{
-		{"q", `{"a": 1}`, `{"original_queue": "q", "data": "{\"a\": 1}", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
-		{"cam:1", "plain/text\n", `{"original_queue": "cam:1", "data": "plain/text\n", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
-		{"q", "é😀\x7f\x1f\\", `{"original_queue": "q", "data": "\u00e9\ud83d\ude00` + "\x7f" + `\u001f\\", "reason": "queue_overflow", "overflow_policy": "dlq"}`},
-	}
-	for _, tc := range cases {
-		if got := OverflowEnvelope(tc.queue, tc.stored); got != tc.want {
-			t.Errorf("OverflowEnvelope(%q, %q)\n got %s\nwant %s", tc.queue, tc.stored, got, tc.want)
+	overflow, _ := compattest.Envelopes(t)
+	for _, tc := range overflow {
+		if got := OverflowEnvelope(tc.Queue, tc.Stored); got != tc.Dumps {
+			t.Errorf("OverflowEnvelope(%q, %q)\n got %s\nwant %s", tc.Queue, tc.Stored, got, tc.Dumps)
 		}
 	}
 }
 
-func TestFailedEnvelope(t *testing.T) {
-	e := FailedEntry{Queue: "jobs", Stored: `{"id": 7}`, Error: "boom", AttemptCount: 5,
-		FirstFailedAt: "2026-11-25T22:10:00.000000+00:00", LastFailedAt: "2026-11-25T22:11:00.000000+00:00"}
-	want := `{"original_job": {"id": 7}, "error": "boom", "attempt_count": 5, "first_failed_at": "2026-11-25T22:10:00.000000+00:00", "last_failed_at": "2026-11-25T22:11:00.000000+00:00", "queue_name": "jobs", "data": "{\"id\": 7}"}`
-	if got := FailedEnvelope(e); got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
+func TestFailedEnvelopeMatchesPython(t *testing.T) {
+	_, failed := compattest.Envelopes(t)
+	for _, tc := range failed {
+		e := FailedEntry{Queue: tc.Queue, Stored: tc.Stored, Error: tc.Error, AttemptCount: tc.AttemptCount,
+			FirstFailedAt: tc.FirstFailedAt, LastFailedAt: tc.LastFailedAt}
+		if got := FailedEnvelope(e); got != tc.Dumps {
+			t.Errorf("FailedEnvelope(%+v)\n got %s\nwant %s", e, got, tc.Dumps)
+		}
 	}
-	e.Stored = "Z:abc"
-	var m map[string]any
-	if err := json.Unmarshal([]byte(FailedEnvelope(e)), &m); err != nil || m["original_job"] != "Z:abc" || m["data"] != "Z:abc" {
-		t.Fatalf("string job: %v %v", m, err)
+}
+
+func TestPyJSONStringMatchesPython(t *testing.T) {
+	for _, tc := range compattest.JSON(t) {
+		var s string
+		if tc.Inputs[0][0] != '"' || json.Unmarshal([]byte(tc.Inputs[0]), &s) != nil {
+			continue // not a string
+		}
+		if got := PyJSONString(s); got != tc.Dumps {
+			t.Errorf("%s: PyJSONString(%q) = %s, want %s", tc.Name, s, got, tc.Dumps)
+		}
 	}
 }
 
 func FuzzPyJSONString(f *testing.F) {
-	for _, s := range []string{"", "a", "é", "😀", "\x00\xff", `"\`} {
+	for _, s := range []string{"", "a", "é", "😀", "\x00\xff", `"\`, "\x7f"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -46,6 +54,11 @@ func FuzzPyJSONString(f *testing.F) {
 		want := string([]rune(s)) // invalid UTF-8 becomes U+FFFD, as in Go's decoding
 		if back != want {
 			t.Fatalf("round trip %q -> %s -> %q", s, q, back)
+		}
+		for i := 0; i < len(q); i++ {
+			if q[i] < 0x20 || q[i] >= 0x7f {
+				t.Fatalf("PyJSONString(%q) = %q: byte 0x%02x is outside json.dumps's ASCII output", s, q, q[i])
+			}
 		}
 	})
 }

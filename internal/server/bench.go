@@ -74,10 +74,10 @@ func (c HTTPBenchConfig) withDefaults() HTTPBenchConfig {
 
 // LatencyStats summarises one request phase.
 type LatencyStats struct {
-	Requests  int64         `json:"requests"`
+	Requests  int64         `json:"requests"`   // answered 2xx: only these are measured
 	Errors    int64         `json:"errors"`     // transport failures
 	Non2xx    int64         `json:"non_2xx"`    // answered with another status
-	PerSecond float64       `json:"per_second"` // completed requests / elapsed
+	PerSecond float64       `json:"per_second"` // 2xx answers / elapsed
 	P50       time.Duration `json:"p50"`
 	P99       time.Duration `json:"p99"`
 	Max       time.Duration `json:"max"`
@@ -171,9 +171,12 @@ func RunHTTPBench(ctx context.Context, cfg HTTPBenchConfig) (HTTPBenchReport, er
 	if cfg.APIKey != "" {
 		header.Set("X-API-Key", cfg.APIKey)
 	}
-	rep.Post, _ = drive(ctx, hc, cfg, http.MethodPost, cfg.URL+"/detections", header, cfg.Payload, nil)
+	// A phase with failed requests still reports what it measured; the
+	// error says the measurement is not clean.
+	var postErr, nextErr error
+	rep.Post, postErr = drive(ctx, hc, cfg, http.MethodPost, cfg.URL+"/detections", header, cfg.Payload, nil)
 	var items atomic.Int64
-	rep.Next, _ = drive(ctx, hc, cfg, http.MethodGet, cfg.URL+"/detections/next?timeout=0", header, nil, func(body []byte) {
+	rep.Next, nextErr = drive(ctx, hc, cfg, http.MethodGet, cfg.URL+"/detections/next?timeout=0", header, nil, func(body []byte) {
 		if !bytes.Contains(body, []byte(`"status":"empty"`)) {
 			items.Add(1)
 		}
@@ -183,18 +186,18 @@ func RunHTTPBench(ctx context.Context, cfg HTTPBenchConfig) (HTTPBenchReport, er
 	if cfg.RedisURL != "" {
 		rpush, script, err := runBaseline(ctx, cfg)
 		if err != nil {
-			return rep, err
+			return rep, errors.Join(postErr, nextErr, err)
 		}
 		rep.BaselineRPush, rep.BaselineScript = &rpush, &script
 	}
 	if cfg.FanoutClients > 0 {
 		f, err := runFanout(ctx, cfg)
 		if err != nil {
-			return rep, err
+			return rep, errors.Join(postErr, nextErr, err)
 		}
 		rep.Fanout = &f
 	}
-	return rep, ctx.Err()
+	return rep, errors.Join(postErr, nextErr, ctx.Err())
 }
 
 func benchClient(n int) *http.Client {
@@ -222,12 +225,25 @@ func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// drive runs cfg.Clients loops of one request for cfg.Duration.
+// drive runs cfg.Clients loops of one request for cfg.Duration. Only 2xx
+// answers are measured (an error answered fast is no throughput); any
+// other answer or transport failure is counted and makes the error, which
+// names the first of them.
 func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u string, header http.Header, body []byte, onBody func([]byte)) (LatencyStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	lat := make([][]time.Duration, cfg.Clients)
 	var errs, non2xx atomic.Int64
+	var firstMu sync.Mutex
+	var first error
+	fail := func(n *atomic.Int64, err error) {
+		n.Add(1)
+		firstMu.Lock()
+		if first == nil {
+			first = err
+		}
+		firstMu.Unlock()
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range cfg.Clients {
@@ -238,7 +254,7 @@ func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u 
 			for ctx.Err() == nil {
 				req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 				if err != nil {
-					errs.Add(1)
+					fail(&errs, err)
 					return
 				}
 				req.Header = header
@@ -246,7 +262,7 @@ func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u 
 				resp, err := hc.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
-						errs.Add(1)
+						fail(&errs, err)
 					}
 					continue
 				}
@@ -254,14 +270,16 @@ func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u 
 				resp.Body.Close()
 				if err != nil {
 					if ctx.Err() == nil {
-						errs.Add(1)
+						fail(&errs, err)
 					}
 					continue
 				}
-				lat[i] = append(lat[i], time.Since(t0))
 				if resp.StatusCode/100 != 2 {
-					non2xx.Add(1)
-				} else if onBody != nil {
+					fail(&non2xx, fmt.Errorf("%s: %.200s", resp.Status, bytes.TrimSpace(buf)))
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+				if onBody != nil {
 					onBody(buf)
 				}
 			}
@@ -270,6 +288,10 @@ func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u 
 	wg.Wait()
 	st := summarize(lat, time.Since(start))
 	st.Errors, st.Non2xx = errs.Load(), non2xx.Load()
+	if first != nil {
+		return st, fmt.Errorf("bench: %s %s: %d transport errors and %d non-2xx answers beside %d 2xx; the first: %w",
+			method, u, st.Errors, st.Non2xx, st.Requests, first)
+	}
 	return st, nil
 }
 
@@ -351,6 +373,7 @@ func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script Latenc
 			fmt.Fprintf(w, `{"status":"queued","queue_length":%s}`+"\n", strconv.FormatInt(n, 10))
 		}
 	}
+	var measured error // the phases' failed requests
 	for i, useScript := range []bool{false, true} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -359,7 +382,7 @@ func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script Latenc
 		srv := &http.Server{Handler: handler(useScript), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		hc := benchClient(cfg.Clients)
-		st, _ := drive(ctx, hc, cfg, http.MethodPost, "http://"+ln.Addr().String()+"/", http.Header{"Content-Type": {"application/json"}}, cfg.Payload, nil)
+		st, derr := drive(ctx, hc, cfg, http.MethodPost, "http://"+ln.Addr().String()+"/", http.Header{"Content-Type": {"application/json"}}, cfg.Payload, nil)
 		hc.CloseIdleConnections()
 		_ = srv.Close()
 		if i == 0 {
@@ -368,8 +391,9 @@ func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script Latenc
 			script = st
 		}
 		rc.Do(ctx, rc.B().Del().Key(key).Build())
+		measured = errors.Join(measured, derr)
 	}
-	return rpush, script, nil
+	return rpush, script, measured
 }
 
 // runFanout connects cfg.FanoutClients WebSockets to one fresh channel,

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,11 +122,51 @@ func TestHTTPBench(t *testing.T) {
 			} else {
 				cfg.FanoutClients = -1 // measured once, on Redis
 			}
+			// RunHTTPBench fails when any request failed or was answered
+			// other than 2xx: only 2xx answers are throughput.
 			rep, err := RunHTTPBench(context.Background(), cfg)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%v\n%s", err, rep)
+			}
+			if cfg.Duration > time.Millisecond && (rep.Post.Requests == 0 || rep.Next.Requests == 0) {
+				t.Fatalf("a request phase measured nothing:\n%s", rep)
 			}
 			t.Logf("\n%s", rep)
 		})
+	}
+}
+
+// TestDriveCountsOnly2xx checks that answers other than 2xx are not
+// throughput: they are counted apart and make the phase fail.
+func TestDriveCountsOnly2xx(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			http.Error(w, `{"error":"full"}`, http.StatusInsufficientStorage)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	hc := benchClient(2)
+	defer hc.CloseIdleConnections()
+	cfg := HTTPBenchConfig{Clients: 2, Duration: 200 * time.Millisecond}
+	st, err := drive(context.Background(), hc, cfg, http.MethodPost, srv.URL, http.Header{}, []byte("{}"), nil)
+	if err == nil || !strings.Contains(err.Error(), "507") {
+		t.Fatalf("drive with 507 answers: error %v, want one naming the 507", err)
+	}
+	if st.Requests == 0 || st.Non2xx == 0 || st.Errors != 0 {
+		t.Fatalf("stats %+v: want 2xx and non-2xx answers counted apart", st)
+	}
+	if st.Requests+st.Non2xx > n.Load() {
+		t.Fatalf("stats %+v count more answers than the %d the server gave", st, n.Load())
+	}
+
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ok.Close()
+	st, err = drive(context.Background(), hc, cfg, http.MethodGet, ok.URL, http.Header{}, nil, nil)
+	if err != nil || st.Requests == 0 || st.Non2xx != 0 {
+		t.Fatalf("drive with 200 answers: %+v, %v", st, err)
 	}
 }

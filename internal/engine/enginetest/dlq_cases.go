@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 func dlqCases(t *testing.T, h Harness) {
@@ -286,18 +287,17 @@ func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
 // writeDLQ puts raw entries in one of queue's DLQs through its key, which
 // compat.md fixes ("dlq:Q", "dlq:overflow:Q"): that is where the original
 // service and operators write, and the one way to hand an engine entries
-// it did not build itself. In the cluster layout the queue's part of the
-// key carries its hash tag ("dlq:{Q}"), and a queue name with a tag of its
-// own is used as it is, so that name reaches the same key.
+// it did not build itself. The key comes from the keyspace builder (the
+// engine's prefix aside, which the engine adds): in the cluster layout the
+// queue's part carries its hash tag ("dlq:{Q}"), and a queue name with a
+// tag of its own is used as it is, so that name reaches the same key. An
+// engine whose DLQ is not that list fails: the layout is compat.md's.
 func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, cluster bool, queue string, kind engine.DLQKind, entries []string) {
 	t.Helper()
-	tagged := queue
-	if cluster {
-		tagged = "{" + queue + "}"
-	}
-	name := "dlq:" + tagged
+	keys := keyspace.Space{Cluster: cluster}.Queue(queue)
+	name := keys.FailedDLQ
 	if kind == engine.DLQOverflow {
-		name = "dlq:overflow:" + tagged
+		name = keys.OverflowDLQ
 	}
 	add(t, ctx, e, name, engine.PolicyReject, 0, entries...)
 	n, err := e.DLQLen(ctx, queue, kind)
@@ -305,6 +305,6 @@ func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, cluster bool, 
 		t.Fatal(err)
 	}
 	if n != int64(len(entries)) {
-		t.Skipf("the %s DLQ of %q is not the list %q on this engine", kind, queue, name)
+		t.Fatalf("the %s DLQ of %q is not the list %q: %d entries written there, DLQLen %d", kind, queue, name, len(entries), n)
 	}
 }

@@ -13,8 +13,11 @@ import (
 )
 
 // TestMemoryPerQueuedItem measures what a queued item costs beyond its
-// payload, with a million items in one queue. The bound asserted is loose
-// on purpose; the exact figure is logged.
+// payload, with a million items in one queue. It measures about 29 bytes
+// (the string header in the queue's slice and the payload's allocation
+// rounded up to its size class); the budget of 64 leaves room for the
+// runtime's variation while still catching a per-item allocation added to
+// the queue (a pointer and a small object cost 24 bytes or more).
 func TestMemoryPerQueuedItem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates about 200 MB")
@@ -43,8 +46,9 @@ func TestMemoryPerQueuedItem(t *testing.T) {
 	perItem := float64(after.HeapAlloc-before.HeapAlloc) / n
 	overhead := perItem - payload
 	t.Logf("%d items of %d bytes: %.1f bytes per item, %.1f bytes over the payload", n, payload, perItem, overhead)
-	if overhead > 128 {
-		t.Errorf("%.1f bytes of overhead per item; the budget is 64", overhead)
+	const budget = 64
+	if overhead > budget {
+		t.Errorf("%.1f bytes of overhead per item; the budget is %d", overhead, budget)
 	}
 	if got := mustLen(t, e, "mem"); got != n {
 		t.Fatalf("queue holds %d items", got)

@@ -375,8 +375,11 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 			const adders, perProducer, limit = 50, 40, 100
 			var mu sync.Mutex
 			var accepted, moved, dropped int64
+			// Failures are collected under mu, never sent on a channel
+			// that could fill: a violated bound must fail the test, not
+			// block a producer until the package times out.
+			var errs []error
 			var wg sync.WaitGroup
-			errs := make(chan error, adders)
 			for p := range adders {
 				wg.Add(1)
 				go func() {
@@ -388,14 +391,15 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 							items = append(items, fmt.Sprintf("%d-%d-b", p, i))
 						}
 						res, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "q", Items: items, Policy: policy, MaxSize: limit})
+						mu.Lock()
 						if err != nil {
-							errs <- err
+							errs = append(errs, err)
+							mu.Unlock()
 							return
 						}
-						mu.Lock()
 						for _, r := range res {
 							if r.QueueLength > limit {
-								errs <- fmt.Errorf("queue length %d > %d", r.QueueLength, limit)
+								errs = append(errs, fmt.Errorf("queue length %d > %d", r.QueueLength, limit))
 							}
 							if r.Accepted {
 								accepted++
@@ -408,9 +412,8 @@ func TestConcurrentAddsHoldTheBound(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
+			if len(errs) > 0 {
+				t.Fatalf("%d failures, the first: %v", len(errs), errs[0])
 			}
 			total := int64(adders * (perProducer + perProducer/10))
 			queue := f.rangeAll(t, "q")

@@ -1,11 +1,8 @@
 package redis
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,83 +10,78 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
-// TestScaleOutRates measures the aggregate add and receive+ack rates over
-// many queues on one primary (the Sentinel setup's, which has a replica
-// like each cluster primary) and on the 3-primary cluster, and prints a
-// table. It needs both URLs and SLUICE_TEST_SCALEOUT_BENCH=1. Every server
-// and the clients share the machine's cores, so the numbers say more about
-// those cores than about the topologies.
-func TestScaleOutRates(t *testing.T) {
-	if os.Getenv("SLUICE_TEST_SCALEOUT_BENCH") != "1" {
-		t.Skip("a benchmark; set SLUICE_TEST_SCALEOUT_BENCH=1 to run it")
-	}
-	const (
-		queues  = 64
-		workers = 64
-		phase   = 3 * time.Second
-	)
-	type row struct {
-		name                   string
-		add, durable, received float64
-	}
-	var rows []row
+// BenchmarkScaleOut measures the aggregate add, durable add and
+// receive+ack rates over many queues from many goroutines, on one primary
+// (the Sentinel setup's, which has a replica like each cluster primary)
+// and on the 3-primary cluster:
+//
+//	go test -run '^$' -bench BenchmarkScaleOut -benchtime 3s ./internal/engine/redis/
+//
+// with SLUICE_TEST_SENTINEL_URL and SLUICE_TEST_CLUSTER_URL set (it skips
+// a topology without its URL). Every server and the clients share the
+// machine's cores, so the numbers say more about those cores than about
+// the topologies.
+func BenchmarkScaleOut(b *testing.B) {
+	const queues, workers = 64, 64
 	for _, tc := range []struct{ name, env string }{
-		{"1 primary (Sentinel)", "SLUICE_TEST_SENTINEL_URL"},
-		{"3 primaries (Cluster)", "SLUICE_TEST_CLUSTER_URL"},
+		{"sentinel-1-primary", "SLUICE_TEST_SENTINEL_URL"},
+		{"cluster-3-primaries", "SLUICE_TEST_CLUSTER_URL"},
 	} {
-		m := connectEnv(t, tc.env)
-		e := m.engine(t, Options{})
-		durableEngine := m.engine(t, Options{MinReplicasAck: 1})
-		ctx := context.Background()
-		rate := func(body func(w int) (int, error)) float64 {
-			var done atomic.Int64
-			var wg sync.WaitGroup
-			deadline := time.Now().Add(phase)
-			start := time.Now()
-			for w := range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for time.Now().Before(deadline) {
-						n, err := body(w)
-						if err != nil {
-							t.Errorf("%s: %v", tc.name, err)
+		b.Run(tc.name, func(b *testing.B) {
+			m := connectEnv(b, tc.env)
+			b.Logf("%d queues, %d goroutines, GOMAXPROCS %d, %d CPUs", queues, workers, runtime.GOMAXPROCS(0), runtime.NumCPU())
+			// run spreads b.N operations over the workers, each worker on
+			// queue w%queues, and reports the aggregate rate.
+			run := func(b *testing.B, op func(w int) error) {
+				var next atomic.Int64
+				b.SetParallelism((workers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					w := int(next.Add(1) - 1)
+					for pb.Next() {
+						if err := op(w); err != nil {
+							b.Error(err)
 							return
 						}
-						done.Add(int64(n))
 					}
-				}()
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 			}
-			wg.Wait()
-			return float64(done.Load()) / time.Since(start).Seconds()
-		}
-		item := benchItem
-		add := rate(func(w int) (int, error) {
-			_, err := e.QueueAdd(ctx, engine.AddParams{Queue: fmt.Sprintf("q%d", w%queues), Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1 << 40})
-			return 1, err
-		})
-		durable := rate(func(w int) (int, error) {
-			_, err := durableEngine.QueueAdd(ctx, engine.AddParams{Queue: fmt.Sprintf("q%d", w%queues), Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1 << 40})
-			return 1, err
-		})
-		recv := rate(func(w int) (int, error) {
-			q := fmt.Sprintf("q%d", w%queues)
-			ds, err := e.QueueReceive(ctx, engine.ReceiveParams{Queue: q, Count: 1, Lease: time.Minute, MaxDeliveries: 3})
-			if err != nil {
-				return 0, err
-			}
-			for _, d := range ds {
-				if err := e.QueueAck(ctx, q, d.ID); err != nil {
-					return 0, err
+			add := func(e *Engine) func(w int) error {
+				return func(w int) error {
+					_, err := e.QueueAdd(b.Context(), engine.AddParams{Queue: fmt.Sprintf("q%d", w%queues), Items: []string{benchItem}, Policy: engine.PolicyDLQ, MaxSize: 1 << 40})
+					return err
 				}
 			}
-			return len(ds), nil
+			b.Run("add", func(b *testing.B) { run(b, add(m.engine(b, Options{}))) })
+			b.Run("add-wait-1-replica", func(b *testing.B) { run(b, add(m.engine(b, Options{MinReplicasAck: 1}))) })
+			b.Run("receive+ack", func(b *testing.B) {
+				e := m.engine(b, Options{})
+				// b.N items, spread over the queues, are there first; a
+				// worker whose queue is empty takes from the next one.
+				batch := make([]string, b.N/queues+1)
+				for i := range batch {
+					batch[i] = benchItem
+				}
+				for q := range queues {
+					if _, err := e.QueueAdd(b.Context(), engine.AddParams{Queue: fmt.Sprintf("q%d", q), Items: batch, Policy: engine.PolicyReject}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				run(b, func(w int) error {
+					for i := range queues {
+						q := fmt.Sprintf("q%d", (w+i)%queues)
+						ds, err := e.QueueReceive(b.Context(), engine.ReceiveParams{Queue: q, Count: 1, Lease: time.Minute, MaxDeliveries: 3})
+						if err != nil {
+							return err
+						}
+						if len(ds) == 1 {
+							return e.QueueAck(b.Context(), q, ds[0].ID)
+						}
+					}
+					return fmt.Errorf("every queue is empty")
+				})
+			})
 		})
-		rows = append(rows, row{tc.name, add, durable, recv})
-	}
-	t.Logf("%d queues, %d goroutines, %s per phase, GOMAXPROCS %d, %d CPUs", queues, workers, phase, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	t.Logf("%-24s %12s %22s %16s", "topology", "adds/s", "adds/s (WAIT 1 replica)", "receive+ack/s")
-	for _, r := range rows {
-		t.Logf("%-24s %12.0f %22.0f %16.0f", r.name, r.add, r.durable, r.received)
 	}
 }

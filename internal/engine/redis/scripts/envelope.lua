@@ -9,19 +9,22 @@
 --
 -- Redis runs a script's whole body on every call, so the functions are
 -- created only by a call that writes an envelope: envelope() builds them
--- once per call and returns {overflow = ..., failed = ..., field_raw = ...}.
+-- once per call and returns {overflow = ..., failed = ..., field_raw = ...,
+-- quote = ...}.
 
 local envelope_lib
 local function envelope()
   if envelope_lib then return envelope_lib end
-  -- py_control_escapes maps each control byte to its json.dumps escape, for
-  -- string.gsub; built only when a control byte occurs.
+  -- py_control_escapes maps each control byte and DEL (0x7F: Python's
+  -- ASCII escape set is everything outside ' '..'~') to its json.dumps
+  -- escape, for string.gsub; built only when such a byte occurs.
   local py_control_escape
   local function py_control_escapes()
     if py_control_escape then return py_control_escape end
     py_control_escape = {
       ['\b'] = '\\b', ['\f'] = '\\f',
       ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
+      ['\127'] = '\\u007f',
     }
     for c = 0, 31 do
       local ch = string.char(c)
@@ -89,8 +92,8 @@ local function envelope()
   -- C by string.find and string.gsub, one pass per kind of escape and only
   -- when that kind occurs. Lua 5.1 matches a character class position by
   -- position, slowly, so plain (memchr-like) finds look for quotes and
-  -- backslashes, and a single range class for everything else (controls
-  -- and non-ASCII). Backslashes are escaped first, so no later pass sees
+  -- backslashes, and a single range class for everything else (controls,
+  -- DEL and non-ASCII). Backslashes are escaped first, so no later pass sees
   -- its own output. A non-ASCII run is a byte >= 0x80 and the continuation
   -- bytes after it: a sequence cut short ends its run (the next byte is no
   -- continuation byte), which is exactly where Go's decoder gives up too.
@@ -104,8 +107,8 @@ local function envelope()
     if backslash then s = (string.gsub(s, '\\', '\\\\')) end
     if quote then s = (string.gsub(s, '"', '\\"')) end
     if other then
-      if string.find(s, '[^\32-\255]') then
-        s = (string.gsub(s, '[^\32-\255]', py_control_escapes()))
+      if string.find(s, '[^\32-\126\128-\255]') then
+        s = (string.gsub(s, '[^\32-\126\128-\255]', py_control_escapes()))
       end
       if string.find(s, '[\128-\255]') then
         s = (string.gsub(s, '[\128-\255][\128-\191]*', py_high))
@@ -272,6 +275,9 @@ local function envelope()
       ', "data": ' .. stored_json .. '}'
   end
 
-  envelope_lib = {overflow = overflow_envelope, failed = failed_envelope, field_raw = json_field_raw}
+  envelope_lib = {
+    overflow = overflow_envelope, failed = failed_envelope, field_raw = json_field_raw,
+    quote = py_json_string, -- for the tests that hold it to json.dumps
+  }
   return envelope_lib
 end
