@@ -92,7 +92,7 @@ func ExampleQueue_Receive() {
 	// 0 0
 }
 
-// The seed's result-caching pattern, with one load for concurrent misses.
+// The Python service's result-caching pattern, with one load for concurrent misses.
 func ExampleCache_GetOrLoad() {
 	ctx := context.Background()
 	client, _ := sluice.Open(ctx, "")

@@ -31,7 +31,7 @@ import (
 // Version is the release of this module, printed by `sluice version`.
 const Version = "0.1.0"
 
-// Default queue settings (compat.md).
+// Default queue settings (docs/compat.md).
 const (
 	DefaultMaxSize           = 10000
 	DefaultPolicy            = PolicyDLQ
@@ -246,7 +246,7 @@ func (c *Client) Config() Config {
 	return cfg
 }
 
-// Health is compat.md's health shape.
+// Health is docs/compat.md's health shape.
 type Health struct {
 	Status       string `json:"status"` // "healthy" or "unhealthy"
 	Connected    bool   `json:"connected"`
