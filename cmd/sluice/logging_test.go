@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServeLogLevel(t *testing.T) {
@@ -51,5 +54,29 @@ func TestServeHelpListsLogLevel(t *testing.T) {
 	r := cli(t, nil, "", "serve", "-h").want(t, exitOK)
 	if !strings.Contains(r.stderr, "log-level") {
 		t.Fatalf("serve -h does not list --log-level:\n%s", r.stderr)
+	}
+}
+
+// TestJSONLogDurations: durations in the JSON log are strings such as
+// "1.5s", as in the text log, not integer nanoseconds; inside groups too.
+func TestJSONLogDurations(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger("json", slog.LevelInfo, &env{stderr: &buf})
+	log.Info("waited", "took", 1500*time.Millisecond, slog.Group("limits", "timeout", 30*time.Second), "count", 3)
+	var rec struct {
+		Took   any `json:"took"`
+		Count  any `json:"count"`
+		Limits struct {
+			Timeout any `json:"timeout"`
+		} `json:"limits"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if rec.Took != "1.5s" || rec.Limits.Timeout != "30s" {
+		t.Fatalf("durations: took=%#v timeout=%#v, want \"1.5s\" and \"30s\"\n%s", rec.Took, rec.Limits.Timeout, buf.String())
+	}
+	if rec.Count != float64(3) {
+		t.Fatalf("a number that is not a duration changed: %#v", rec.Count)
 	}
 }

@@ -154,6 +154,16 @@ func pick(fs *flag.FlagSet, name, flagValue, envValue, def string) string {
 	return def
 }
 
+// durationString writes durations as Go duration strings ("1.5s"), as the
+// text format does, instead of the JSON handler's integer nanoseconds,
+// which a reader of the log cannot tell from a count.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
+}
+
 // parseLogLevel reads --log-level. Only the four names are accepted (not
 // slog's "info+2" forms), so that the help text lists every valid value.
 func parseLogLevel(s string) (slog.Level, error) {
@@ -171,7 +181,7 @@ func parseLogLevel(s string) (slog.Level, error) {
 }
 
 func newLogger(format string, level slog.Level, e *env) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(e.stderr, opts))
 	}
