@@ -18,7 +18,7 @@ type BatchConsumerOptions struct {
 	// Size is the largest batch (default 10).
 	Size int
 	// IdleTimeout hands over a partial batch when no new item arrived for
-	// this long (default 30 s, the seed's "size or timeout").
+	// this long (default 30 s, the Python service's "size or timeout").
 	IdleTimeout time.Duration
 	// Concurrency is the number of batches processed at once (default 1).
 	Concurrency int
@@ -29,7 +29,7 @@ type BatchConsumerOptions struct {
 	// Acknowledged switches to leased delivery: a batch is acknowledged when
 	// the handler succeeds and nacked (retried after RetryDelay, then
 	// dead-lettered to dlq:<queue> after Receive.MaxDeliveries) when it
-	// fails. Without it, consumption is at-most-once (the seed's BLPOP):
+	// fails. Without it, consumption is at-most-once (the Python service's BLPOP):
 	// a failed batch is reported to OnError and not retried.
 	Acknowledged bool
 	// Receive tunes leases in acknowledged mode.

@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/internal/codec"
 )
 
-// Cache is a JSON key/value store with TTLs (the seed's cache operations).
+// Cache is a JSON key/value store with TTLs (the Python service's cache operations).
 // Values are stored as JSON, as the original service stores them.
 //
 // A key is a raw key name (behind the client's key prefix, if any): the
@@ -199,7 +199,7 @@ func (ca *Cache) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 }
 
 // GetOrLoad returns the cached value of key, or calls load, caches its
-// result for ttl and returns it (the seed's result-caching pattern).
+// result for ttl and returns it (the Python service's result-caching pattern).
 // Concurrent misses of one key in this process share one call of load.
 // A load error is returned and not cached. A failure to write the loaded
 // value to the cache is not an error: the value is still returned.

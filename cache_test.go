@@ -135,7 +135,7 @@ func TestGetOrLoadCallerCanGiveUp(t *testing.T) {
 }
 
 // Cache keys, lock names and queue names are raw key names in one key
-// space (compat.md), but a write through one kind refuses a key holding
+// space (docs/compat.md), but a write through one kind refuses a key holding
 // another: Set used to replace a queue, losing its items, and a held lock.
 func TestCacheWriteRefusesOtherKinds(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {

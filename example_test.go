@@ -2,7 +2,9 @@ package sluice_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -14,19 +16,26 @@ func ExampleQueue_Add() {
 	ctx := context.Background()
 	client, err := sluice.Open(ctx, "") // embedded engine; "redis://..." for Redis
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer client.Close()
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	q := client.Queue("detections_queue", sluice.QueueMaxSize(2), sluice.QueuePolicy(sluice.PolicyDLQ))
 	for cam := 1; cam <= 3; cam++ {
 		res, err := q.Add(ctx, map[string]any{"camera_id": cam})
 		if err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 		fmt.Println(res.QueueLength, res.MovedToDLQCount, res.HadBackpressure)
 	}
-	n, _ := q.DLQ(sluice.DLQOverflow).Len(ctx)
+	n, err := q.DLQ(sluice.DLQOverflow).Len(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("in overflow DLQ:", n)
 	// Output:
 	// 1 0 false
@@ -38,13 +47,27 @@ func ExampleQueue_Add() {
 // The reject policy refuses the item and writes nothing.
 func ExampleQueue_Add_reject() {
 	ctx := context.Background()
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	q := client.Queue("critical", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyReject))
-	q.Add(ctx, "first")
+	if _, err := q.Add(ctx, "first"); err != nil {
+		log.Fatal(err)
+	}
 	res, err := q.Add(ctx, "second")
-	fmt.Println(res.Success, err)
+	switch {
+	case errors.Is(err, sluice.ErrQueueFull):
+		fmt.Println(res.Success, err)
+	case err != nil:
+		log.Fatal(err)
+	}
 	// Output:
 	// false sluice: queue full: Queue 'critical' is full (1/1). Item rejected to prevent data loss.
 }
@@ -52,72 +75,128 @@ func ExampleQueue_Add_reject() {
 // Blocking get with a typed decode; ok is false when the queue stayed empty.
 func ExampleGetAs() {
 	ctx := context.Background()
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	type Detection struct {
 		CameraID int    `json:"camera_id"`
 		Label    string `json:"label"`
 	}
 	q := client.Queue("detections_queue")
-	q.Add(ctx, Detection{CameraID: 1, Label: "person"})
+	if _, err := q.Add(ctx, Detection{CameraID: 1, Label: "person"}); err != nil {
+		log.Fatal(err)
+	}
 
 	d, ok, err := sluice.GetAs[Detection](ctx, q, 5*time.Second)
-	fmt.Println(d, ok, err)
-	_, ok, _ = q.Get(ctx, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(d, ok)
+	_, ok, err = q.Get(ctx, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(ok)
 	// Output:
-	// {1 person} true <nil>
+	// {1 person} true
 	// false
 }
 
 // Acknowledged delivery: an item leaves the queue for good only when acked.
 func ExampleQueue_Receive() {
 	ctx := context.Background()
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	q := client.Queue("jobs")
-	q.Add(ctx, "resize image 42")
-
-	d, ok, _ := q.Receive(ctx, time.Second, sluice.ReceiveOptions{Lease: 30 * time.Second})
-	fmt.Println(ok, d.Attempt, d.Item)
-	if err := d.Ack(ctx); err != nil {
-		panic(err)
+	if _, err := q.Add(ctx, "resize image 42"); err != nil {
+		log.Fatal(err)
 	}
-	p, _ := q.Pressure(ctx)
+
+	d, ok, err := q.Receive(ctx, time.Second, sluice.ReceiveOptions{Lease: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !ok {
+		fmt.Println("nothing arrived")
+		return
+	}
+	fmt.Println(d.Attempt, d.Item)
+	if err := d.Ack(ctx); err != nil {
+		log.Fatal(err)
+	}
+	p, err := q.Pressure(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(p.CurrentLength, p.InFlight)
 	// Output:
-	// true 1 resize image 42
+	// 1 resize image 42
 	// 0 0
 }
 
-// The seed's result-caching pattern, with one load for concurrent misses.
+// The Python service's result-caching pattern, with one load for concurrent misses.
 func ExampleCache_GetOrLoad() {
 	ctx := context.Background()
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	load := func(ctx context.Context) ([]string, error) { return []string{"person", "car"}, nil }
 	v, err := sluice.GetOrLoadAs(ctx, client.Cache(), "detections:camera:1:recent", time.Minute, load)
-	fmt.Println(v, err)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(v)
 	// Output:
-	// [person car] <nil>
+	// [person car]
 }
 
 // A distributed lock with a fencing token.
 func ExampleClient_Acquire() {
 	ctx := context.Background()
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	lock, err := client.Acquire(ctx, "lock:camera:1", 5*time.Minute, sluice.LockOptions{Wait: time.Second})
-	if err != nil {
+	switch {
+	case errors.Is(err, sluice.ErrLockHeld):
 		fmt.Println("already processing")
 		return
+	case err != nil:
+		log.Fatal(err)
 	}
-	defer lock.Release(ctx)
 	fmt.Println("fence", lock.Fence)
+	if err := lock.Release(ctx); err != nil {
+		log.Fatal(err) // the lock expired (or was taken) before the work ended
+	}
 	// Output:
 	// fence 1
 }
@@ -125,14 +204,33 @@ func ExampleClient_Acquire() {
 // Publish to a channel and receive on a subscription.
 func ExampleClient_Subscribe() {
 	ctx := context.Background()
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
-	sub, _ := client.Subscribe(ctx, "camera_events")
-	defer sub.Close()
-	client.Publish(ctx, "camera_events", map[string]any{"type": "motion_detected", "camera_id": 1})
+	sub, err := client.Subscribe(ctx, "camera_events")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := sub.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
+	if _, err := client.Publish(ctx, "camera_events", map[string]any{"type": "motion_detected", "camera_id": 1}); err != nil {
+		log.Fatal(err)
+	}
 
-	m, _ := sub.Next(ctx)
+	m, err := sub.Next(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(m.Channel, m.Data)
 	// Output:
 	// camera_events {"camera_id": 1, "type": "motion_detected"}
@@ -141,18 +239,34 @@ func ExampleClient_Subscribe() {
 // A batch consumer: batches of up to 10, or what arrived before 30 s idle.
 func ExampleQueue_NewBatchConsumer() {
 	ctx, stop := context.WithCancel(context.Background())
-	client, _ := sluice.Open(ctx, "")
-	defer client.Close()
+	defer stop()
+	client, err := sluice.Open(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	q := client.Queue("images_to_process")
-	q.AddBatch(ctx, []any{"a.jpg", "b.jpg", "c.jpg"})
+	if _, err := q.AddBatch(ctx, []any{"a.jpg", "b.jpg", "c.jpg"}); err != nil {
+		log.Fatal(err)
+	}
 
-	consumer, _ := q.NewBatchConsumer(func(ctx context.Context, batch []sluice.Item) error {
+	consumer, err := q.NewBatchConsumer(func(ctx context.Context, batch []sluice.Item) error {
 		fmt.Println("batch of", len(batch))
 		stop() // a real consumer runs until shutdown
 		return nil
 	}, sluice.BatchConsumerOptions{Size: 3, IdleTimeout: 30 * time.Second})
-	consumer.Run(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Run returns nil after a graceful shutdown (here, stop above).
+	if err := consumer.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// batch of 3
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Item is one value read from a queue, a DLQ, a channel or the cache:
-// decompressed, and either JSON or a plain string (compat.md: readers
+// decompressed, and either JSON or a plain string (docs/compat.md: readers
 // decode JSON and fall back to the raw string). Whether it is JSON is
 // worked out only when asked, so passing items along costs nothing.
 type Item struct {

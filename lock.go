@@ -74,7 +74,7 @@ func validateLock(name string, ttl time.Duration) error {
 // TryAcquire takes the lock once, without waiting. ok is false when it is
 // held by someone else.
 //
-// name is a raw key name (behind the client's key prefix), as the seed's
+// name is a raw key name (behind the client's key prefix), as the Python service's
 // SET lock:camera:1 NX uses, so a lock here excludes that one too. A key
 // holding a list (a queue or a DLQ) is refused with ErrWrongType; any
 // other string there (a cache entry, another client's lock) cannot be told

@@ -3,7 +3,6 @@ package sluice
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/redis/rueidis"
@@ -46,7 +45,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 func openMemory(cfg Config, dir string) (*Client, error) {
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = discardLogger
 	}
 	eng, err := memory.New(memory.Options{Dir: dir, Fsync: cfg.Fsync, Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: log})
 	if err != nil {

@@ -129,7 +129,7 @@ func WithIdempotencyWindow(d time.Duration) AddOption {
 	return func(s *addSettings) { s.idempotency().window = d }
 }
 
-// AddResult is the outcome of adding one item, with compat.md's fields.
+// AddResult is the outcome of adding one item, with docs/compat.md's fields.
 type AddResult struct {
 	// Success is false only when the item was rejected: nothing was written.
 	Success         bool   `json:"success"`
@@ -142,12 +142,12 @@ type AddResult struct {
 	HadBackpressure bool `json:"had_backpressure"`
 	// Replayed is true when the add repeated an idempotency key: this is
 	// the first add's result, and nothing was written now. (Not part of
-	// compat.md's JSON; the HTTP service says it in a header.)
+	// docs/compat.md's JSON; the HTTP service says it in a header.)
 	Replayed bool `json:"-"`
 }
 
 // Add appends v to the tail of the queue, applying the overflow policy
-// atomically with the push. v is stored as compat.md says: a string as
+// atomically with the push. v is stored as docs/compat.md says: a string as
 // itself, a json.RawMessage as given, anything else as JSON.
 //
 // When the queue is full under the reject policy, the result has
@@ -330,7 +330,7 @@ func (q *Queue) Len(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// Pressure describes how full a queue is (compat.md's fields), plus the
+// Pressure describes how full a queue is (docs/compat.md's fields), plus the
 // items in flight under leases.
 type Pressure struct {
 	QueueName             string  `json:"queue_name"`

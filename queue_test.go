@@ -43,7 +43,7 @@ func TestAddResultsFollowCompat(t *testing.T) {
 		if err != nil || r.DroppedCount != 1 || r.Warning != "Dropped 1 oldest items due to overflow" || r.QueueLength != 2 {
 			t.Fatalf("drop add: %+v, %v", r, err)
 		}
-		// Unknown policies behave as reject (compat.md).
+		// Unknown policies behave as reject (docs/compat.md).
 		if _, err := q.Add(ctx, "x", sluice.WithPolicy("bogus")); !errors.Is(err, sluice.ErrQueueFull) {
 			t.Fatalf("unknown policy: %v", err)
 		}

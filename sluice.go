@@ -31,7 +31,7 @@ import (
 // Version is the release of this module, printed by `sluice version`.
 const Version = "0.1.0"
 
-// Default queue settings (compat.md).
+// Default queue settings (docs/compat.md).
 const (
 	DefaultMaxSize           = 10000
 	DefaultPolicy            = PolicyDLQ
@@ -139,7 +139,10 @@ type Config struct {
 	// primary applied the write but it may not survive a failover.
 	// 0 (default): no wait. Ignored by the embedded engine.
 	MinReplicasAck int
-	// Logger receives connection and recovery events; default slog.Default().
+	// Logger receives connection and recovery events, lost locks, failed
+	// batches and what the durable engine's replay found. Default: nothing
+	// is logged (a library does not write to the process's default logger
+	// unasked); pass slog.Default() to log there.
 	Logger *slog.Logger
 }
 
@@ -181,7 +184,8 @@ func WithTLS(t TLSOptions) Option { return func(c *Config) { c.TLS = t } }
 // WithKeyPrefix prefixes every key and channel.
 func WithKeyPrefix(p string) Option { return func(c *Config) { c.KeyPrefix = p } }
 
-// WithLogger sets the logger.
+// WithLogger sets the logger the client reports to (see Config.Logger);
+// without it nothing is logged.
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
 // WithFsync sets the durable embedded engine's fsync policy: "everysec"
@@ -207,6 +211,9 @@ type Client struct {
 	cache  *Cache
 }
 
+// discardLogger is the logger of a client given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func newClient(eng engine.Engine, cfg Config, closer func() error) (*Client, error) {
 	cfg.Queue = cfg.Queue.withDefaults()
 	cd, err := codec.New(codec.Options{Compress: !cfg.DisableCompression, Threshold: cfg.CompressionThreshold})
@@ -215,7 +222,7 @@ func newClient(eng engine.Engine, cfg Config, closer func() error) (*Client, err
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = discardLogger
 	}
 	c := &Client{eng: eng, codec: cd, cfg: cfg, log: log, closer: closer}
 	c.cache = &Cache{c: c}
@@ -246,7 +253,7 @@ func (c *Client) Config() Config {
 	return cfg
 }
 
-// Health is compat.md's health shape.
+// Health is docs/compat.md's health shape.
 type Health struct {
 	Status       string `json:"status"` // "healthy" or "unhealthy"
 	Connected    bool   `json:"connected"`

@@ -23,6 +23,10 @@ func (e *env) bench(ctx context.Context, args []string) error {
 		fmt.Fprint(e.stderr, usageText)
 		return usagef("bench: missing suite (queue, cache, lock, pubsub or http)")
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(e.stdout, groupUsage("bench", "suite"))
+		return nil
+	}
 	suite, ok := benchSuites[args[0]]
 	if !ok && args[0] != "http" {
 		return usagef("bench: unknown suite %q (want queue, cache, lock, pubsub or http)", args[0])

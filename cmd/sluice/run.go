@@ -29,7 +29,7 @@ commands:
   dlq requeue QUEUE [--kind overflow|failed] [--count N]
   dlq purge QUEUE --kind overflow|failed
   bench queue|cache|lock|pubsub|http [flags]
-  version
+  version                                 (also --version, -v)
 
 Every command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when
 the URL has none), --data-dir DIR (env SLUICE_DATA_DIR) and --key-prefix P.
@@ -72,7 +72,7 @@ func (e *env) dispatch(ctx context.Context, args []string) error {
 		return e.dlq(ctx, rest)
 	case "bench":
 		return e.bench(ctx, rest)
-	case "version", "--version", "-version":
+	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(e.stdout, "sluice %s (%s, %s/%s)\n", sluice.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	case "help", "-h", "--help", "-help":
@@ -89,12 +89,46 @@ func (e *env) subcommand(ctx context.Context, group string, args []string, verbs
 		fmt.Fprint(e.stderr, usageText)
 		return usagef("%s: missing subcommand", group)
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(e.stdout, groupUsage(group, "verb"))
+		return nil
+	}
 	f, ok := verbs[args[0]]
 	if !ok {
 		fmt.Fprint(e.stderr, usageText)
 		return usagef("%s: unknown subcommand %q", group, args[0])
 	}
 	return f(ctx, args[1:])
+}
+
+// isHelp reports whether arg asks for help in place of a subcommand.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "--help", "-help", "help":
+		return true
+	}
+	return false
+}
+
+// groupUsage is the help of a command group (queue, dlq, bench): its lines
+// of usageText and the flags every command of the group takes.
+func groupUsage(group, what string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: sluice %s <%s> [arguments]\n\n%ss:\n", group, what, what)
+	for _, line := range strings.Split(usageText, "\n") {
+		if strings.HasPrefix(line, "  "+group+" ") {
+			b.WriteString(line + "\n")
+		}
+	}
+	if group != "bench" {
+		b.WriteString("\nEvery command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when\n" +
+			"the URL has none), --data-dir DIR (env SLUICE_DATA_DIR) and --key-prefix P.\n" +
+			"Without either the embedded in-memory engine is used.\n")
+	} else {
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "Run 'sluice %s <%s> -h' for its flags.\n", group, what)
+	return b.String()
 }
 
 // Exit codes. Scripts rely on them, so they never change meaning.
@@ -155,9 +189,33 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: sluice %s\n\nflags:\n", synopsis)
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	return fs
+}
+
+// printFlags is flag.PrintDefaults with the spelling the documentation
+// uses: --name, then the type of its value (none for a boolean switch).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if _, ok := f.Value.(durationValue); ok {
+			typ = "duration"
+		}
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		switch {
+		case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false" || f.DefValue == "0s":
+		case typ == "string":
+			line += fmt.Sprintf(" (default %q)", f.DefValue)
+		default:
+			line += fmt.Sprintf(" (default %v)", f.DefValue)
+		}
+		fmt.Fprintln(w, line)
+	})
 }
 
 // parseArgs parses fs's flags wherever they appear among args, so that

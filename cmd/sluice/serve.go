@@ -20,6 +20,7 @@ type serveFlags struct {
 	apiKeys      string
 	maxBodyBytes int64
 	logFormat    string
+	logLevel     string
 	minReplicas  int
 	fsync        string
 
@@ -31,13 +32,14 @@ type serveFlags struct {
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [timeouts and limits: see -h]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--log-level debug|info|warn|error] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [timeouts and limits: see -h]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
 	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys required on every route but /health* and /metrics (env SLUICE_API_KEYS)")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error")
 	fs.IntVar(&f.minReplicas, "min-replicas-ack", 0, "Redis: every add waits until this many replicas have it (WAIT); 0 = the primary alone")
 	fs.StringVar(&f.fsync, "fsync", "everysec", "durable embedded engine (--data-dir): fsync policy, everysec or always")
 	def := server.DefaultConfig()
@@ -75,7 +77,11 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if f.fsync != "everysec" && f.fsync != "always" {
 		return usagef("--fsync %q: want everysec or always", f.fsync)
 	}
-	log := newLogger(cfg.LogFormat, e)
+	level, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat, level, e)
 	opts := append(s.options(conn.prefix(e.getenv), log), sluice.WithMinReplicasAck(f.minReplicas), sluice.WithFsync(f.fsync))
 	client, err := sluice.Open(ctx, t.url, opts...)
 	if err != nil {
@@ -148,9 +154,36 @@ func pick(fs *flag.FlagSet, name, flagValue, envValue, def string) string {
 	return def
 }
 
-func newLogger(format string, e *env) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(e.stderr, nil))
+// durationString writes durations as Go duration strings ("1.5s"), as the
+// text format does, instead of the JSON handler's integer nanoseconds,
+// which a reader of the log cannot tell from a count.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, nil))
+	return a
+}
+
+// parseLogLevel reads --log-level. Only the four names are accepted (not
+// slog's "info+2" forms), so that the help text lists every valid value.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, usagef("--log-level %q: want debug, info, warn or error", s)
+}
+
+func newLogger(format string, level slog.Level, e *env) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, opts))
 }

@@ -1,4 +1,4 @@
-// Package codec turns values into the stored strings of compat.md and back:
+// Package codec turns values into the stored strings of docs/compat.md and back:
 // JSON for values, the string itself for strings, and "Z:" + base64(zstd)
 // for serialized items longer than the compression threshold.
 //
@@ -9,7 +9,7 @@
 // One ambiguity of the original is resolved here: a string item that would
 // read back as something else (it is valid JSON, such as "42" or "true", or
 // it starts with "Z:") is stored JSON-quoted. Every reader that follows
-// compat.md (decode JSON, fall back to the raw string) then gets the string.
+// docs/compat.md (decode JSON, fall back to the raw string) then gets the string.
 package codec
 
 import (
@@ -26,7 +26,7 @@ import (
 // CompressedPrefix marks a compressed stored value.
 const CompressedPrefix = "Z:"
 
-// DefaultThreshold is compat.md's compression threshold in bytes.
+// DefaultThreshold is docs/compat.md's compression threshold in bytes.
 const DefaultThreshold = 1024
 
 // DefaultMaxDecoded bounds what one compressed value may expand to.
@@ -94,7 +94,7 @@ func (c *Codec) Encode(v any) (string, error) {
 	return c.Compress(s), nil
 }
 
-// Compress applies compat.md's compression rule to a serialized item.
+// Compress applies docs/compat.md's compression rule to a serialized item.
 func (c *Codec) Compress(s string) string {
 	if !c.opts.Compress || len(s) <= c.opts.Threshold {
 		return s

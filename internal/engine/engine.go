@@ -159,7 +159,7 @@ type LockEngine interface {
 // Policy is what an add does when the queue is full.
 type Policy string
 
-// The overflow policies of compat.md. Unknown names behave as reject.
+// The overflow policies of docs/compat.md. Unknown names behave as reject.
 const (
 	PolicyReject     Policy = "reject"
 	PolicyDLQ        Policy = "dlq"
@@ -307,7 +307,7 @@ type Message struct {
 	Payload string
 }
 
-// Health is the shape of compat.md's health check.
+// Health is the shape of docs/compat.md's health check.
 type Health struct {
 	Status    string `json:"status"`
 	Connected bool   `json:"connected"`

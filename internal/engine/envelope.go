@@ -13,7 +13,7 @@ import (
 // Lua scripts build the same bytes; the conformance suite compares them.
 
 // OverflowEnvelope wraps a stored item that the dlq policy pushed out of
-// queue, as compat.md specifies.
+// queue, as docs/compat.md specifies.
 func OverflowEnvelope(queue, stored string) string {
 	var b strings.Builder
 	b.Grow(len(stored) + len(queue) + 96)
@@ -36,7 +36,7 @@ type FailedEntry struct {
 	LastFailedAt  string
 }
 
-// FailedEnvelope renders e as compat.md's failed-job DLQ entry. original_job
+// FailedEnvelope renders e as docs/compat.md's failed-job DLQ entry. original_job
 // is the item itself when it is a JSON object or array (what the Python
 // service records), else the stored string. The extra "data" field keeps the
 // stored form so that a requeue puts back exactly what was accepted.

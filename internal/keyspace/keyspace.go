@@ -1,7 +1,7 @@
 // Package keyspace builds every key name Sluice uses, in one place, so that
-// the layout of compat.md and its Redis Cluster variant stay in step.
+// the layout of docs/compat.md and its Redis Cluster variant stay in step.
 //
-// Standalone layout (compat.md), for a queue Q:
+// Standalone layout (docs/compat.md), for a queue Q:
 //
 //	Q                      list   the queue (RPUSH at the tail, LPOP at the head)
 //	dlq:overflow:Q         list   overflow dead-letter queue
@@ -24,7 +24,7 @@
 // DLQ with, another queue's DLQ (see ValidateQueueName).
 //
 // Cache keys and lock names given to the library are raw key names in the
-// same key space (compat.md: a cache entry is the key itself), so that the
+// same key space (docs/compat.md: a cache entry is the key itself), so that the
 // original service's entries stay readable. The HTTP service instead
 // gives each kind its own namespace, with a '#' that no queue name can
 // hold:
@@ -47,7 +47,7 @@ const MaxNameLen = 200
 
 // Space builds keys. The zero value is the standalone, unprefixed layout.
 type Space struct {
-	// Prefix is prepended to every key (off by default, as in compat.md).
+	// Prefix is prepended to every key (off by default, as in docs/compat.md).
 	Prefix string
 	// Cluster wraps names in a hash tag.
 	Cluster bool

@@ -63,7 +63,7 @@ func decodeBody[T any](s *Server, w http.ResponseWriter, r *http.Request, decode
 }
 
 // decodeItem decodes a body holding exactly one JSON value into what a
-// queue stores: a JSON string becomes the string itself (compat.md stores
+// queue stores: a JSON string becomes the string itself (docs/compat.md stores
 // strings as they are), anything else stays the JSON text it was sent as.
 func decodeItem(body []byte) (any, error) {
 	raw, err := singleValue(body)
@@ -73,7 +73,7 @@ func decodeItem(body []byte) (any, error) {
 	return itemOf(raw)
 }
 
-// decodeObject is decodeItem restricted to a JSON object (the seed's
+// decodeObject is decodeItem restricted to a JSON object (the Python service's
 // POST /detections takes a dict).
 func decodeObject(body []byte) (json.RawMessage, error) {
 	raw, err := singleValue(body)

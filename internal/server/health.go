@@ -8,7 +8,7 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// health is compat.md's health shape plus the engine kind.
+// health is docs/compat.md's health shape plus the engine kind.
 type health struct {
 	sluice.Health
 	Engine string `json:"engine"`

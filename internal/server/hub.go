@@ -49,8 +49,8 @@ type channel struct {
 type frame struct {
 	// envelope is {"channel": ..., "data": ...} (or a gap notice).
 	envelope []byte
-	// data is the payload alone, as the seed's /ws/events sends it; nil for
-	// notices the seed format has no place for.
+	// data is the payload alone, as the Python service's /ws/events sends it; nil for
+	// notices the Python service's format has no place for.
 	data []byte
 	// wsEnvelope and wsData are the same as complete WebSocket frames.
 	wsEnvelope, wsData []byte

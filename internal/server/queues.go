@@ -55,7 +55,7 @@ func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error
 	return res, err
 }
 
-// handleDetectionAdd is the seed's POST /detections.
+// handleDetectionAdd is the Python service's POST /detections.
 func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) error {
 	opts, err := s.idempotency(r)
 	if err != nil {
@@ -79,7 +79,7 @@ func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// handleDetectionNext is the seed's GET /detections/next?timeout=5.
+// handleDetectionNext is the Python service's GET /detections/next?timeout=5.
 func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) error {
 	p := queryParams(r)
 	timeout := p.seconds("timeout", 5*time.Second, s.cfg.MaxWait)

@@ -21,7 +21,7 @@ func TestDetections(t *testing.T) {
 		}
 		b.expect(200, "POST", "/detections", `{"camera_id": 2}`)
 
-		// What a Python consumer or redis-cli sees is the compat.md bytes.
+		// What a Python consumer or redis-cli sees is the docs/compat.md bytes.
 		items, err := b.client.Queue(DetectionsQueue).Peek(context.Background(), 0, -1)
 		if err != nil || len(items) != 2 || items[0].Stored() != `{"camera_id": 1, "label": "person"}` {
 			t.Fatalf("stored %v (%v)", items, err)

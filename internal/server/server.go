@@ -1,4 +1,4 @@
-// Package server is Sluice's HTTP service: the seed's routes, a JSON API
+// Package server is Sluice's HTTP service: the Python service's routes, a JSON API
 // over queues, dead-letter queues, pub/sub, cache and locks, live events
 // over WebSocket and Server-Sent Events, health and Prometheus metrics.
 //
@@ -34,7 +34,7 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// DetectionsQueue is the queue of the seed's /detections routes.
+// DetectionsQueue is the queue of the Python service's /detections routes.
 const DetectionsQueue = "detections_queue"
 
 // Server serves one sluice.Client over HTTP. Create it with New, serve it

@@ -12,7 +12,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// SeedChannels are the channels of the seed's /ws/events.
+// seedChannels are the channels of the Python service's /ws/events.
 var seedChannels = []string{"camera_events", "risk_alerts", "system_status"}
 
 // handleWebSocket is GET /v1/ws?channels=a,b. The server sends
@@ -28,8 +28,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.serveWebSocket(w, r, channels, false)
 }
 
-// handleSeedWebSocket is the seed's GET /ws/events: the channels
-// camera_events, risk_alerts and system_status, and, as the seed's
+// handleSeedWebSocket is the Python service's GET /ws/events: the channels
+// camera_events, risk_alerts and system_status, and, as the Python service's
 // WebSocket manager broadcasts it, each message's data alone.
 func (s *Server) handleSeedWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.serveWebSocket(w, r, seedChannels, true)
@@ -255,7 +255,7 @@ func (c *wsClient) read(ctx context.Context) error {
 
 func (c *wsClient) reply(ctx context.Context, v any) error {
 	if c.seed {
-		// The seed's clients expect event data only; they get no replies.
+		// The Python service's clients expect event data only; they get no replies.
 		return nil
 	}
 	b, err := jsonLine(v)

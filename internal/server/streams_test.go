@@ -156,7 +156,7 @@ func TestSeedWebSocket(t *testing.T) {
 	t.Parallel()
 	engines(t, nil, func(t *testing.T, b *bundle) {
 		c := b.dial("/ws/events")
-		// The seed's clients send nothing and get no replies; wait until
+		// The Python service's clients send nothing and get no replies; wait until
 		// the three subscriptions exist instead.
 		waitFor(t, "subscriptions", func() bool { return counter(t, b.srv.metrics.engineSubs) == 3 })
 		for _, ch := range []string{"camera_events", "risk_alerts", "system_status"} {

@@ -285,7 +285,7 @@ func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
 }
 
 // writeDLQ puts raw entries in one of queue's DLQs through its key, which
-// compat.md fixes ("dlq:Q", "dlq:overflow:Q"): that is where the original
+// docs/compat.md fixes ("dlq:Q", "dlq:overflow:Q"): that is where the original
 // service and operators write, and the one way to hand an engine entries
 // it did not build itself. The key comes from the keyspace builder (the
 // engine's prefix aside, which the engine adds): in the cluster layout the

@@ -356,7 +356,7 @@ func queueCases(t *testing.T, h Harness) {
 
 	t.Run("WrongType", func(t *testing.T) {
 		// Queues and cache entries share one key space, as on Redis
-		// (compat.md: a queue Q is the key Q, a cache entry its key).
+		// (docs/compat.md: a queue Q is the key Q, a cache entry its key).
 		if h.Cluster {
 			t.Skip("cluster layout: queue Q is the key {Q}, apart from the cache entry Q")
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // Cache entries are plain strings under the key itself (prefixed when the
-// key space has a prefix), as compat.md requires, so that redis-cli and the
+// key space has a prefix), as docs/compat.md requires, so that redis-cli and the
 // original service read and write the same entries.
 //
 // CacheGetCached relies on rueidis's server-assisted client-side caching:

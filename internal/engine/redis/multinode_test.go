@@ -192,7 +192,7 @@ func TestWriteDurableLoadsScript(t *testing.T) {
 	}
 }
 
-// TestClusterPlainClientKeys writes as a client that knows only compat.md's
+// TestClusterPlainClientKeys writes as a client that knows only docs/compat.md's
 // names with the cluster's hash tag added (a Python producer): RPUSH to
 // "{jobs}" and to "dlq:overflow:{jobs}" reach the engine's queue and DLQ.
 func TestClusterPlainClientKeys(t *testing.T) {
