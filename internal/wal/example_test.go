@@ -87,7 +87,7 @@ func Example() {
 
 	s, err := openStore(dir)
 	if err != nil {
-		log.Fatal(err) //nolint:gocritic // exitAfterDefer: a failed example leaves its directory behind for a look
+		log.Fatal(err)
 	}
 	for i := range 100 {
 		if err := s.Set("counter", fmt.Sprint(i)); err != nil {
