@@ -184,7 +184,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, b.o.Receive)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // a cancelled ctx stops the consumer; that is not a failure
 		}
 		return err
 	}
@@ -206,7 +206,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 	}
 	if ctx.Err() != nil {
 		b.release(sctx, ds)
-		return nil
+		return nil //nolint:nilerr // cancelled mid-batch: the leases were given back; stopping is not a failure
 	}
 	items := make([]Item, len(ds))
 	for i, d := range ds {

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ErrLockHeld: the lock stayed held by someone else for as long as the
-// caller was willing to wait.
+// ErrLockHeld means the lock stayed held by someone else for as long as
+// the caller was willing to wait.
 var ErrLockHeld = errors.New("sluice: lock held by another owner")
 
 // LockOptions tune Acquire.

@@ -43,7 +43,9 @@ func TestLockLifecycle(t *testing.T) {
 		if err != nil || l2.Fence <= l.Fence {
 			t.Fatalf("reacquire: fence %d after %d, %v", l2.Fence, l.Fence, err)
 		}
-		l2.Release(ctx)
+		if err := l2.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 

@@ -115,7 +115,9 @@ func TestPeekReversedRangeIsEmpty(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("two")
-		q.AddBatch(ctx, []any{"a", "b"})
+		if _, err := q.AddBatch(ctx, []any{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
 		for _, r := range [][2]int64{{0, -3}, {1, 0}, {5, 9}, {-1, -2}} {
 			got, err := q.Peek(ctx, r[0], r[1])
 			if err != nil || len(got) != 0 {
@@ -130,7 +132,9 @@ func TestStringItemsReadBackAsStrings(t *testing.T) {
 		ctx := context.Background()
 		q := c.Queue("strings")
 		for _, s := range []string{"hello", "42", "true", `{"a": 1}`, "Z:x"} {
-			q.Add(ctx, s)
+			if _, err := q.Add(ctx, s); err != nil {
+				t.Fatal(err)
+			}
 			it, ok, err := q.Get(ctx, 0)
 			if err != nil || !ok || it.String() != s {
 				t.Errorf("Add(%q) read back as %q (%v %v)", s, it.String(), ok, err)

@@ -26,7 +26,7 @@ func TestServeExitsZeroDespiteTricklingClient(t *testing.T) {
 	}
 	// 100 Continue: the handler is reading the body.
 	rd := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(rd, &http.Request{Method: "POST"})
+	resp, err := http.ReadResponse(rd, &http.Request{Method: http.MethodPost})
 	if err != nil || resp.StatusCode != http.StatusContinue {
 		t.Fatalf("want 100 Continue, got %v %v", resp, err)
 	}
@@ -52,7 +52,7 @@ func TestServeBodyTimeout(t *testing.T) {
 	if _, err := io.WriteString(conn, "POST /v1/queues/q/items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: "POST"})
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodPost})
 	if err != nil || resp.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("want 408, got %v %v", resp, err)
 	}

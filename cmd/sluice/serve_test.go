@@ -190,7 +190,7 @@ func TestServeStopsOnSignals(t *testing.T) {
 					t.Fatalf("serve ended with %v after %v; log:\n%s", err, sig, log.String())
 				}
 			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
+				_ = cmd.Process.Kill()
 				<-waited
 				t.Fatalf("serve did not stop on %v; log:\n%s", sig, log.String())
 			}

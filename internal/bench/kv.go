@@ -47,8 +47,7 @@ func openTarget(ctx context.Context, o Options, suite string, extra ...sluice.Op
 	opts := append(append([]sluice.Option{sluice.WithLogger(quietLogger())}, cfg.opts...), extra...)
 	client, err := sluice.Open(ctx, cfg.url, opts...)
 	if err != nil {
-		cleanup()
-		return nil, fmt.Errorf("bench: open %s engine: %w", cfg.label, err)
+		return nil, errors.Join(fmt.Errorf("bench: open %s engine: %w", cfg.label, err), cleanup())
 	}
 	rep := newReport(suite, o)
 	return &target{o: o, client: client, rep: rep, sample: sampleEmbedded, close: func() error {

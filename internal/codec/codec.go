@@ -166,7 +166,7 @@ func (c *Codec) Decompress(stored string) (string, error) {
 	}
 	frame, err := base64.StdEncoding.DecodeString(stored[len(CompressedPrefix):])
 	if err != nil {
-		return stored, nil
+		return stored, nil //nolint:nilerr // not base64: a plain string (see above)
 	}
 	out, err := c.dec.DecodeAll(frame, nil)
 	if err != nil {

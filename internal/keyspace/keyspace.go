@@ -146,8 +146,8 @@ func HasHashTag(name string) bool {
 	if open < 0 {
 		return false
 	}
-	close := strings.IndexByte(name[open+1:], '}')
-	return close > 0
+	end := strings.IndexByte(name[open+1:], '}')
+	return end > 0
 }
 
 // Prefixes a queue name may not start with.

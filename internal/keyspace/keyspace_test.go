@@ -25,8 +25,8 @@ func TestStandaloneLayoutIsCompat(t *testing.T) {
 // slotTag returns the part of key Redis Cluster hashes.
 func slotTag(key string) string {
 	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if close := strings.IndexByte(key[open+1:], '}'); close > 0 {
-			return key[open+1 : open+1+close]
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return key[open+1 : open+1+end]
 		}
 	}
 	return key

@@ -192,7 +192,7 @@ func checkMode(ctx context.Context, client rueidis.Client, mode Mode) error {
 		if err != nil {
 			// INFO may be denied by an ACL; the check is a courtesy, not
 			// a requirement.
-			return nil
+			return nil //nolint:nilerr // see above
 		}
 		if infoField(info, "cluster_enabled") == "1" {
 			return fmt.Errorf("%w: the server is a cluster node; use redis+cluster://", ErrWrongMode)

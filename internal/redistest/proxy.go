@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/url"
@@ -15,6 +16,9 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 	url    string
+	// ctx ends with Stop, so that a dial to Redis in progress ends too.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -29,11 +33,12 @@ func NewProxy(t testing.TB) *Proxy {
 	if err != nil {
 		t.Fatalf("SLUICE_TEST_REDIS_URL: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &Proxy{ln: ln, target: u.Host, conns: make(map[net.Conn]struct{})}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	u.Host = ln.Addr().String()
 	p.url = u.String()
 	p.wg.Add(1)
@@ -54,6 +59,7 @@ func (p *Proxy) Stop() {
 	p.mu.Lock()
 	if !p.stopped {
 		p.stopped = true
+		p.cancel()
 		p.ln.Close()
 		for c := range p.conns {
 			c.Close()
@@ -85,7 +91,7 @@ func (p *Proxy) accept() {
 		if !p.track(c) {
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
+		up, err := new(net.Dialer).DialContext(p.ctx, "tcp", p.target)
 		if err != nil || !p.track(up) {
 			if up != nil {
 				up.Close()

@@ -382,7 +382,7 @@ func TestMalformedRequestsGetJSON(t *testing.T) {
 	}
 	data, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || string(data) != "{\"status\":\"alive\"}\n" {
+	if resp.StatusCode != http.StatusOK || string(data) != "{\"status\":\"alive\"}\n" {
 		t.Fatalf("good request: %d %s", resp.StatusCode, data)
 	}
 	fmt.Fprintf(conn, "GET /v1/%%gg HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
@@ -125,7 +126,7 @@ func FuzzQueryParams(f *testing.F) {
 		if err != nil {
 			return
 		}
-		r := httptest.NewRequest("GET", "/?"+q.Encode(), nil)
+		r := httptest.NewRequest(http.MethodGet, "/?"+q.Encode(), nil)
 		p := queryParams(r)
 		secs := p.seconds("timeout", time.Second, time.Minute)
 		dur := p.duration("lease", time.Second, time.Millisecond, time.Hour)

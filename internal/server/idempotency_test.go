@@ -15,7 +15,7 @@ import (
 // post sends body to path with the given Idempotency-Key values (none:
 // no header) and returns status, replay header and body.
 func (b *bundle) post(path, body string, keys ...string) (int, string, []byte, error) {
-	req, err := http.NewRequest("POST", b.ts.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, b.ts.URL+path, strings.NewReader(body))
 	if err != nil {
 		return 0, "", nil, err
 	}

@@ -50,7 +50,7 @@ func TestTrickledBodyAnswered408(t *testing.T) {
 	for _, path := range []string{"/v1/queues/q/items", "/v1/queues/q/batch", "/v1/channels/c/messages", "/detections"} {
 		// Headers, then one byte of a 100-byte body, then nothing.
 		_, rd := rawRequest(t, addr, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-		resp := readStatus(t, rd, &http.Request{Method: "POST"})
+		resp := readStatus(t, rd, &http.Request{Method: http.MethodPost})
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		var e errorBody
@@ -102,7 +102,7 @@ func TestRunShutdownCutsStalledClients(t *testing.T) {
 	// then on the request is in progress, held by the client.
 	conn, rd := rawRequest(t, ln.Addr().String(),
 		"POST /v1/queues/q/items HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
-	if resp := readStatus(t, rd, &http.Request{Method: "POST"}); resp.StatusCode != http.StatusContinue {
+	if resp := readStatus(t, rd, &http.Request{Method: http.MethodPost}); resp.StatusCode != http.StatusContinue {
 		t.Fatalf("status %d, want 100", resp.StatusCode)
 	}
 	if _, err := io.WriteString(conn, "{"); err != nil {

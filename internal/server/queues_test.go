@@ -283,7 +283,7 @@ func TestNextPutsBackOnDisconnect(t *testing.T) {
 		q := b.client.Queue("pb")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", b.ts.URL+"/v1/queues/pb/next?timeout=10s", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.ts.URL+"/v1/queues/pb/next?timeout=10s", nil)
 		done := b.doAsync(req)
 		if _, err := q.Add(context.Background(), map[string]int{"keep": 1}); err != nil {
 			t.Fatal(err)
@@ -314,7 +314,7 @@ func TestWriteOutlivesClient(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "POST", b.ts.URL+"/v1/queues/wq/items", strings.NewReader(`{"x": 1}`))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.ts.URL+"/v1/queues/wq/items", strings.NewReader(`{"x": 1}`))
 		done := b.doAsync(req)
 		<-wrote
 		cancel()

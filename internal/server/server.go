@@ -152,6 +152,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			//nolint:errorlint // a recovered value, compared by identity as net/http itself does
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}

@@ -74,7 +74,7 @@ func TestRoutingErrorsAreJSON(t *testing.T) {
 	}
 	resp := b.send("PUT", "/v1/queues/x/items", "1")
 	resp.Body.Close()
-	if resp.StatusCode != 405 || !strings.Contains(resp.Header.Get("Allow"), "POST") ||
+	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(resp.Header.Get("Allow"), "POST") ||
 		resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("405: %d, Allow %q, type %q", resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"))
 	}
@@ -121,7 +121,7 @@ func TestAuth(t *testing.T) {
 		defer cancel()
 		wsURL := "ws" + strings.TrimPrefix(b.ts.URL, "http")
 		_, resp, err := websocket.Dial(ctx, wsURL+"/v1/ws?channels=a", nil)
-		if err == nil || resp == nil || resp.StatusCode != 401 {
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("websocket without key: %v %v", err, resp)
 		}
 		c := b.dial("/v1/ws?channels=a&api_key=k1")
@@ -130,7 +130,7 @@ func TestAuth(t *testing.T) {
 		_ = c.Close(websocket.StatusNormalClosure, "")
 		resp2 := b.send("GET", "/v1/events?channels=a&api_key=second-key", nil)
 		resp2.Body.Close()
-		if resp2.StatusCode != 200 {
+		if resp2.StatusCode != http.StatusOK {
 			t.Fatalf("SSE with api_key: %d", resp2.StatusCode)
 		}
 	})
@@ -291,7 +291,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ws.CloseNow()
+			defer func() { _ = ws.CloseNow() }()
 			wsSync(t, ws)
 
 			var wg sync.WaitGroup

@@ -188,7 +188,7 @@ func TestSSE(t *testing.T) {
 	engines(t, nil, func(t *testing.T, b *bundle) {
 		resp := b.send("GET", "/v1/events?channels=feed", nil)
 		defer resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 			t.Fatalf("SSE status %d, type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		rd := bufio.NewReader(resp.Body)

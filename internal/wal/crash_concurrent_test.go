@@ -191,7 +191,10 @@ func killConcurrentChild(t *testing.T, dir string, policy FsyncPolicy, n int) []
 		acked = append(acked, line[:len(line)-1])
 		return true
 	}
-	for len(acked) < n && readLine() {
+	for len(acked) < n {
+		if !readLine() {
+			break
+		}
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func TestRewriteReplacesLog(t *testing.T) {
 	if err := l.Append(rec(100)); err != nil {
 		t.Fatal(err)
 	}
-	want := append(snapshot, rec(100))
+	want := [][]byte{snapshot[0], rec(100)}
 	wantSize := int64(headerSize) + 2*frameHeaderSize + int64(len(want[0])+len(want[1]))
 	if got := l.Size(); got != wantSize || got >= before {
 		t.Fatalf("Size after rewrite = %d, want %d (was %d)", got, wantSize, before)

@@ -164,7 +164,10 @@ func killEngineChild(t *testing.T, dir, policy string, round, n int) []string {
 		}
 		return true
 	}
-	for len(lines) < n && next() {
+	for len(lines) < n {
+		if !next() {
+			break
+		}
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

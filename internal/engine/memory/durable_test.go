@@ -57,8 +57,8 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	clock := newFakeClock()
 	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock, Keys: keyspaceWithPrefix("app:")})
 	ctx := context.Background()
-	add := func(q string, policy engine.Policy, max int64, items ...string) {
-		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: q, Items: items, Policy: policy, MaxSize: max}); err != nil {
+	add := func(q string, policy engine.Policy, maxSize int64, items ...string) {
+		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: q, Items: items, Policy: policy, MaxSize: maxSize}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,10 +79,17 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	if _, err := e.QueueNack(ctx, engine.NackParams{Queue: "c", ID: ds[0].ID, Error: "bad", MaxDeliveries: 1}); err != nil {
 		t.Fatal(err)
 	}
-	e.CacheSet(ctx, "k1", "v1", 0, false)
-	e.CacheSet(ctx, "k2", "v2", time.Hour, false)
-	e.CacheSet(ctx, "k3", "v3", time.Hour, false)
-	e.CacheDelete(ctx, "k3")
+	for _, kv := range []struct {
+		k, v string
+		ttl  time.Duration
+	}{{"k1", "v1", 0}, {"k2", "v2", time.Hour}, {"k3", "v3", time.Hour}} {
+		if _, err := e.CacheSet(ctx, kv.k, kv.v, kv.ttl, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.CacheDelete(ctx, "k3"); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok, _ := e.LockAcquire(ctx, "L", "tok", time.Hour); !ok {
 		t.Fatal("lock")
 	}

@@ -98,10 +98,8 @@ func parseGlob(p string) []globElem {
 			}
 			type rng struct{ lo, hi int }
 			var members []rng
-			for {
-				if i >= len(p) {
-					break // unclosed: the set ends with the pattern
-				}
+			// An unclosed set ends with the pattern.
+			for i < len(p) {
 				if p[i] == '\\' && i+1 < len(p) {
 					i++
 					members = append(members, rng{int(int8(p[i])), int(int8(p[i]))})

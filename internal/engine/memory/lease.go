@@ -260,7 +260,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 			continue
 		}
 		e.abandon(key, w)
-		if err == errTimeout {
+		if errors.Is(err, errTimeout) {
 			return []engine.Delivery{}, nil
 		}
 		return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)

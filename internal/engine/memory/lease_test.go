@@ -216,7 +216,9 @@ func TestSweepDropsDrainedQueuesButKeepsDeliveryCounters(t *testing.T) {
 	ctx := context.Background()
 	mustAdd(t, e, "plain", "x")
 	mustAdd(t, e, "leased", "y")
-	e.QueuePop(ctx, "plain", 0)
+	if _, _, err := e.QueuePop(ctx, "plain", 0); err != nil {
+		t.Fatal(err)
+	}
 	ds, _ := e.QueueReceive(ctx, engine.ReceiveParams{Queue: "leased", Count: 1, Lease: time.Minute, MaxDeliveries: 1})
 	if err := e.QueueAck(ctx, "leased", ds[0].ID); err != nil {
 		t.Fatal(err)

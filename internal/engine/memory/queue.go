@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -165,7 +166,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	// Timed out or cancelled: unless a pusher served us meanwhile, leave
 	// the line; if it did, the item goes back to the head, where it was.
 	e.abandon(key, w)
-	if err == errTimeout {
+	if errors.Is(err, errTimeout) {
 		return "", false, nil
 	}
 	return "", false, fmt.Errorf("queue pop %q: %w", queue, err)

@@ -84,7 +84,7 @@ func (r *replayer) feed(e *Engine, off int64, rec []byte) error {
 		if !r.inGroup {
 			return e.applyRecord(rec[1:])
 		}
-		whole := append(r.pending, rec[1:]...)
+		whole := append(r.pending, rec[1:]...) //nolint:gocritic // appendAssign: pending is dropped below; whole takes its buffer
 		r.pending, r.inGroup = nil, false
 		return e.applyRecord(whole)
 	}

@@ -326,15 +326,15 @@ type backoff struct {
 }
 
 const (
-	compactRetryMin = time.Second
-	compactRetryMax = 10 * time.Minute
+	compactRetryFirst = time.Second
+	compactRetryMax   = 10 * time.Minute
 )
 
 func (b *backoff) ready(now time.Time) bool { return !now.Before(b.next) }
 
 // failed records a failure at now and returns how long to wait.
 func (b *backoff) failed(now time.Time) time.Duration {
-	b.wait = min(max(2*b.wait, compactRetryMin), compactRetryMax)
+	b.wait = min(max(2*b.wait, compactRetryFirst), compactRetryMax)
 	b.next = now.Add(b.wait)
 	return b.wait
 }

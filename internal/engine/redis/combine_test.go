@@ -2,6 +2,7 @@ package redis
 
 import (
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -75,6 +76,7 @@ func TestCombinerGroupsAddsWhileOneIsInFlight(t *testing.T) {
 		}()
 	}
 	for c.openSize(key) != 20 {
+		runtime.Gosched()
 	}
 	close(f.release)
 	wg.Wait()
@@ -141,7 +143,12 @@ func TestCombinerPipelinesUpToItsLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.do(key, []string{"x"}, exec) }()
+		go func() {
+			defer wg.Done()
+			if _, err := c.do(key, []string{"x"}, exec); err != nil {
+				t.Error(err)
+			}
+		}()
 	}
 	// Three calls go out at once, none waiting for another.
 	for range 3 {
@@ -149,9 +156,15 @@ func TestCombinerPipelinesUpToItsLimit(t *testing.T) {
 	}
 	for range 4 {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.do(key, []string{"y"}, exec) }()
+		go func() {
+			defer wg.Done()
+			if _, err := c.do(key, []string{"y"}, exec); err != nil {
+				t.Error(err)
+			}
+		}()
 	}
 	for c.openSize(key) != 4 {
+		runtime.Gosched()
 	}
 	close(release)
 	wg.Wait()

@@ -55,7 +55,9 @@ func TestDLQRequeueOverflow(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.add(t, "q", engine.PolicyDLQ, 2, "a", "b", "c", "d", "e")
-	f.e.QueuePopN(f.ctx, "q", 2)
+	if _, err := f.e.QueuePopN(f.ctx, "q", 2); err != nil {
+		t.Fatal(err)
+	}
 	// Overflow DLQ: a b c. Room for 2 under reject: a and b go back, c stays.
 	res := f.requeue(t, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyReject, MaxSize: 2})
 	if res != (engine.RequeueResult{Requeued: 2, Remaining: 1}) {
@@ -154,7 +156,9 @@ func TestDLQRequeueRoundTrip(t *testing.T) {
 		"caf\u00e9 \u4e2d \U0001F600 \U0010FFFF", "", "Z:KLUv/QBYAQAAaGk=",
 	}
 	f.add(t, "q", engine.PolicyDLQ, 1, append(items, "last")...)
-	f.e.QueueClear(f.ctx, "q")
+	if _, err := f.e.QueueClear(f.ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
 	res := f.requeue(t, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyDLQ})
 	if res != (engine.RequeueResult{Requeued: int64(len(items))}) {
 		t.Fatalf("result %+v", res)

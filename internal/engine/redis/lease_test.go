@@ -244,7 +244,9 @@ func TestExtend(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sec int64
-	fmt.Sscan(now[0], &sec)
+	if _, err := fmt.Sscan(now[0], &sec); err != nil {
+		t.Fatal(err)
+	}
 	if left := time.Duration(int64(score)-sec*1000) * time.Millisecond; left <= time.Minute {
 		t.Fatalf("extended deadline is %s away, want about an hour", left)
 	}

@@ -215,7 +215,7 @@ func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (
 	wait, stop := e.blockingContext(ctx)
 	defer stop()
 	replies := make(chan popReply, 1)
-	go func() {
+	go func() { //nolint:gosec // G118: see below
 		// The BLPOP gets no ctx of its own: its end is driven by the server
 		// timeout or by CLIENT UNBLOCK, so that its reply is never lost.
 		replies <- toPopReply(dc.Do(context.Background(), dc.B().Blpop().Key(key).Timeout(seconds).Build()))
