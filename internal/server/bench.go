@@ -375,7 +375,7 @@ func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script Latenc
 	}
 	var measured error // the phases' failed requests
 	for i, useScript := range []bool{false, true} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 		if err != nil {
 			return rpush, script, fmt.Errorf("bench: baseline listener: %w", err)
 		}
@@ -452,7 +452,7 @@ func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
 	st.Setup = time.Since(setup)
 	for i, c := range conns {
 		readers.Add(1)
-		go func() {
+		go func() { //nolint:gosec // G118: the background context is deliberate (below)
 			defer readers.Done()
 			// Reads end when the connection is closed below; a background
 			// context spares the library a timer per message.
@@ -503,7 +503,7 @@ func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
 func dialLive(ctx context.Context, u string, hc *http.Client, header http.Header) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: header})
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: header}) //nolint:bodyclose // the library closes the handshake response's body
 	if err != nil {
 		return nil, err
 	}
