@@ -282,7 +282,9 @@ func TestSnapshotSplitsHugeItems(t *testing.T) {
 	}, snap, []string{"q"}); err != nil {
 		t.Fatal(err)
 	}
-	e := newEngine(t, Options{})
+	// feed applies records without locks, as replay does before the engine
+	// is shared: the sweeper must not run meanwhile.
+	e := newEngine(t, Options{SweepInterval: time.Hour})
 	var r replayer
 	for i, rec := range recs {
 		if err := r.feed(e, int64(i), rec); err != nil {
