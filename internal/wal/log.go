@@ -18,10 +18,12 @@ type FsyncPolicy int
 
 const (
 	// FsyncEverySec (the default) makes Append (and Wait) return once the
-	// records have been handed to the operating system with write(2); a
-	// background goroutine fsyncs once a second. A crash of the process
-	// loses nothing that was acknowledged; a crash of the machine loses at
-	// most about the last second, as with Redis's "appendfsync everysec".
+	// records have been handed to the operating system: copied into the
+	// page cache through a shared mapping of the file (Linux), or written
+	// with write(2); a background goroutine fsyncs once a second. A crash
+	// of the process loses nothing that was acknowledged; a crash of the
+	// machine loses at most about the last second, as with Redis's
+	// "appendfsync everysec".
 	FsyncEverySec FsyncPolicy = iota
 	// FsyncAlways makes Append (and Wait) return only after the records are
 	// written and fsynced. Concurrent appenders share one write and one
@@ -52,8 +54,8 @@ type Options struct {
 	// MaxPending bounds the bytes enqueued but not yet written to the
 	// operating system; an Enqueue that goes beyond it writes (or waits
 	// for the write in progress) before it returns, so a caller that
-	// enqueues without waiting cannot grow memory without limit.
-	// Default 8 MiB.
+	// enqueues without waiting cannot grow memory without limit. (A mapped
+	// file has nothing pending: Enqueue copies into it.) Default 8 MiB.
 	MaxPending int
 	// NoMap makes the log write records with write(2) instead of copying
 	// them into a shared mapping of its file, which is what it does on
@@ -229,12 +231,15 @@ func (l *Log) Append(recs ...[]byte) error {
 	return l.Wait(end)
 }
 
-// Enqueue adds records to the log's buffer, in order, and returns the
-// stream position just past them, to be passed to Wait. Nothing is written
-// yet (unless MaxPending is exceeded), so Enqueue is cheap enough to call
-// while holding the lock that orders the caller's changes, and Wait is
-// meant to be called after releasing it: then appenders of one key share
-// writes and fsyncs like any others.
+// Enqueue adds records to the log, in order, and returns the stream
+// position just past them, to be passed to Wait. On a mapped file (Linux)
+// it copies them into the file's mapping, which hands them to the
+// operating system without a system call (one per 16 MiB to grow the
+// mapping); otherwise it only buffers them (writing if MaxPending is
+// exceeded). Either is cheap enough to call while holding the lock that
+// orders the caller's changes, and Wait is meant to be called after
+// releasing it: then appenders of one key share writes and fsyncs like
+// any others.
 //
 // The log orders records, not the caller's state: for replay to rebuild
 // the same state, enqueue each change while holding the lock that orders
@@ -344,8 +349,9 @@ func (l *Log) unmapLocked() {
 }
 
 // Wait returns once everything up to pos (a position Enqueue returned) has
-// been written to the file with write(2), and under FsyncAlways fsynced,
-// or with the log's failure.
+// been handed to the operating system (copied into the mapping, at once,
+// or written with write(2)), and under FsyncAlways fsynced, or with the
+// log's failure.
 //
 // Waiters commit as a group without timers: a waiter whose records are
 // not written yet, when nobody is writing, becomes the leader, takes the
@@ -527,8 +533,9 @@ func (l *Log) Sync() error {
 	return l.flush(true)
 }
 
-// Size returns the bytes of the current log file, counting records
-// appended but not yet written. It is what a caller compares against a
+// Size returns the bytes of the current log file up to its last record,
+// counting records appended but not yet written and not the space
+// allocated ahead of them. It is what a caller compares against a
 // threshold to decide when to Rewrite.
 func (l *Log) Size() int64 {
 	l.mu.Lock()
