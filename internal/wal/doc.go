@@ -47,17 +47,19 @@
 //
 // Durability: an Append (or a Wait) that returned nil has had its records
 // handed to the operating system: a crash of the process loses none of
-// them. On Linux the file is allocated ahead of the records (fallocate,
-// 16 MiB at a time, so a full disk is an error and not a SIGBUS) and
-// mapped shared, and Enqueue copies the records into the mapping, which
-// is the page cache itself: no system call per record. Elsewhere, or with
-// Options.NoMap, or on a filesystem that cannot allocate or map the file,
-// the records are written with write(2). With FsyncAlways they are also fsynced, so a crash of the machine
-// loses none either; with FsyncEverySec (the default) a background
-// goroutine fsyncs once a second, and a crash of the machine loses at most
-// about the last second. Concurrent appenders share writes and fsyncs
-// (group commit); Enqueue, which only copies or buffers, lets a caller
-// hold its own lock for the ordering and release it before Wait.
+// them. Under FsyncEverySec on Linux the file is allocated ahead of the
+// records (fallocate, 16 MiB at a time, so a full disk is an error and
+// not a SIGBUS) and mapped shared, and Enqueue copies the records into
+// the mapping, which is the page cache itself: no system call per record.
+// Under FsyncAlways (which pays an fsync per group anyway), elsewhere,
+// with Options.NoMap, or on a filesystem that cannot allocate or map the
+// file, the records are written with write(2). With FsyncAlways they are
+// also fsynced, so a crash of the machine loses none either; with
+// FsyncEverySec (the default) a background goroutine fsyncs once a
+// second, and a crash of the machine loses at most about the last second.
+// Concurrent appenders share writes and fsyncs (group commit); Enqueue,
+// which only copies or buffers, lets a caller hold its own lock for the
+// ordering and release it before Wait.
 // A failed write or fsync is sticky: every later Append returns it, because
 // what reached the disk is no longer known.
 //

@@ -198,7 +198,7 @@ func (r *Rewriter) commit() error {
 	old, oldGen := l.file, l.gen
 	// The old file is removed below; the next Enqueue maps the new one.
 	l.unmapLocked()
-	l.noMap = l.opts.NoMap
+	l.noMap = !l.opts.mapped()
 	l.file, l.gen, l.path = r.f, r.gen, filepath.Join(l.dir, genName(r.gen))
 	l.buf = l.buf[:0]
 	l.written, l.synced = l.appended, l.appended
