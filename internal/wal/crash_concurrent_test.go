@@ -210,38 +210,52 @@ func killConcurrentChild(t *testing.T, dir string, policy FsyncPolicy, n int) []
 }
 
 // TestAppendReturnsAfterWrite reads the log file from outside after each
-// Append: under either policy the record must already be in the file,
-// since a process crash right after the answer must not lose it.
+// Append: under either policy, whether the file is mapped (FsyncEverySec
+// on Linux) or written with write(2), the record must already be in the
+// file where the log says it is, since a process crash right after the
+// answer must not lose it.
 func TestAppendReturnsAfterWrite(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
-		t.Run(policy.String(), func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			l, _ := openT(t, dir, Options{Fsync: policy, SyncInterval: 1 << 40})
-			for i := range 50 {
-				if err := l.Append(rec(i)); err != nil {
-					t.Fatal(err)
+		for _, mapped := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/mapped=%v", policy, mapped), func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				l, _ := openT(t, dir, Options{Fsync: policy, SyncInterval: 1 << 40, NoMap: !mapped})
+				for i := range 50 {
+					at := l.Size()
+					frame := appendFrame(nil, rec(i))
+					if err := l.Append(rec(i)); err != nil {
+						t.Fatal(err)
+					}
+					data, err := os.ReadFile(l.path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if int64(len(data)) < at+int64(len(frame)) || !bytes.Equal(data[at:at+int64(len(frame))], frame) {
+						t.Fatalf("record %d acknowledged but not in the file at %d (%d bytes)", i, at, len(data))
+					}
 				}
-				data, err := os.ReadFile(l.path)
-				if err != nil {
-					t.Fatal(err)
+				l.mu.Lock()
+				isMapped := l.mapped != nil
+				l.mu.Unlock()
+				if want := mapped && policy == FsyncEverySec && runtime.GOOS == "linux"; isMapped != want {
+					t.Fatalf("file mapped = %v, want %v", isMapped, want)
 				}
-				if !bytes.HasSuffix(data, appendFrame(nil, rec(i))) {
-					t.Fatalf("record %d acknowledged but not in the file (%d bytes)", i, len(data))
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// TestEnqueueBuffersWaitWrites checks the split API: Enqueue only buffers
-// (so it is cheap under a caller's lock), Wait writes everything up to
-// its position, including records other callers enqueued before it.
+// TestEnqueueBuffersWaitWrites checks the split API on a file written with
+// write(2): Enqueue only buffers (so it is cheap under a caller's lock),
+// Wait writes everything up to its position, including records other
+// callers enqueued before it. (A mapped file gets its records copied in
+// by Enqueue itself, which is as cheap.)
 func TestEnqueueBuffersWaitWrites(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l, _ := openT(t, dir, Options{SyncInterval: 1 << 40})
+	l, _ := openT(t, dir, Options{SyncInterval: 1 << 40, NoMap: true})
 	before, err := os.ReadFile(l.path)
 	if err != nil {
 		t.Fatal(err)
@@ -281,17 +295,18 @@ func TestEnqueueBuffersWaitWrites(t *testing.T) {
 	}
 }
 
-// TestWaitersShareOneWrite holds the file while appenders queue up, as a
-// slow write or fsync would: when it is free, the one waiter that leads
-// writes every record gathered meanwhile in one write(2) (and one fsync
-// under FsyncAlways), and the others return without writing.
+// TestWaitersShareOneWrite holds a file written with write(2) while
+// appenders queue up, as a slow write or fsync would: when it is free, the
+// one waiter that leads writes every record gathered meanwhile in one
+// write(2) (and one fsync under FsyncAlways), and the others return
+// without writing.
 func TestWaitersShareOneWrite(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			l, _ := openT(t, dir, Options{Fsync: policy, SyncInterval: 1 << 40})
+			l, _ := openT(t, dir, Options{Fsync: policy, SyncInterval: 1 << 40, NoMap: true})
 			const appenders = 8
 			frame := int64(len(appendFrame(nil, writerRec(0, 0))))
 			l.mu.Lock()

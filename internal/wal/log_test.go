@@ -285,15 +285,16 @@ func TestOpenRejectsForeignFile(t *testing.T) {
 	}
 }
 
-// TestWriteFailureIsSticky breaks the file under the log: the failure must
-// reach the appenders and stay, since what reached the disk is unknown.
+// TestWriteFailureIsSticky breaks the file under a log written with
+// write(2): the failure must reach the appenders and stay, since what
+// reached the disk is unknown.
 func TestWriteFailureIsSticky(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncEverySec, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			l, _ := openT(t, dir, Options{Fsync: policy})
+			l, _ := openT(t, dir, Options{Fsync: policy, NoMap: true})
 			if err := l.Append(rec(0)); err != nil {
 				t.Fatal(err)
 			}

@@ -15,7 +15,10 @@ type ReplayReport struct {
 	File string
 	// Records is the number of records passed to the callback.
 	Records int
-	// Bytes is the size of the file after Replay, header included.
+	// Bytes is the length of the log's records after Replay, header
+	// included: where appends continue. A zero-filled tail after the last
+	// record is space the log allocated ahead, not counted and not a torn
+	// record; Close cuts it off.
 	Bytes int64
 	// Truncated is set when a torn tail was cut off: the file ended in a
 	// short or damaged record with nothing intact after it, the trace of a
@@ -145,6 +148,17 @@ func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (
 	if off == size {
 		return rep, nil
 	}
+	// The log allocates its file ahead of the records and fills it through
+	// a mapping, so zeros after the last record are free space, not damage.
+	// (A zero frame header is never valid: the CRC of a zero length is not
+	// zero.)
+	zero, err := allZero(f, off, size)
+	if err != nil {
+		return rep, fmt.Errorf("wal: read %s after offset %d: %w", rep.File, off, err)
+	}
+	if zero {
+		return rep, nil
+	}
 
 	// Something at off is damaged. It is a torn tail only if nothing intact
 	// follows; otherwise dropping the rest would silently lose records.
@@ -201,6 +215,24 @@ func (l *Log) DropTail(off int64) (int64, error) {
 	l.opts.Logger.Warn("write-ahead log cut back by its caller",
 		"file", l.path, "offset", off, "dropped_bytes", dropped)
 	return dropped, nil
+}
+
+// allZero reports whether r holds only zero bytes in [from, end).
+func allZero(r io.ReaderAt, from, end int64) (bool, error) {
+	buf := make([]byte, min(1<<20, end-from))
+	for p := from; p < end; {
+		chunk := buf[:min(int64(len(buf)), end-p)]
+		if n, err := r.ReadAt(chunk, p); n < len(chunk) {
+			return false, readErr(err)
+		}
+		for _, b := range chunk {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		p += int64(len(chunk))
+	}
+	return true, nil
 }
 
 func describe(err error) string {

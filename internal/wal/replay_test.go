@@ -208,23 +208,32 @@ func TestReplayCallbackError(t *testing.T) {
 // FuzzReplay feeds arbitrary files to Replay. It must never panic, and it
 // must either fail or load a prefix, cutting a torn tail so that a second
 // Replay of the repaired file loads the same records with nothing torn.
+// The same file followed by pad zero bytes, as the log leaves it when it
+// allocated space ahead of its records, must load those records too (a
+// torn record may become whole only if its missing bytes were zeros), and
+// a file that loaded whole must load whole again, with appends continuing
+// at the same offset and nothing reported.
 func FuzzReplay(f *testing.F) {
 	header := encodeHeader()
-	f.Add(header)
-	f.Add([]byte{})
+	f.Add(header, uint16(0))
+	f.Add([]byte{}, uint16(0))
 	var valid []byte
 	valid = append(valid, header...)
 	for _, r := range sampleRecs(4) {
 		valid = appendFrame(valid, r)
 	}
-	f.Add(valid)
-	f.Add(valid[:len(valid)-3])
-	f.Add(appendFrame(bytes.Clone(header), nil))
+	f.Add(valid, uint16(0))
+	f.Add(valid, uint16(4096))
+	f.Add(valid[:len(valid)-3], uint16(0))
+	f.Add(valid[:len(valid)-3], uint16(100))
+	f.Add(valid[:headerSize+3], uint16(9))
+	f.Add(appendFrame(bytes.Clone(header), nil), uint16(1))
 	mid := bytes.Clone(valid)
 	mid[headerSize+frameHeaderSize+2] ^= 1
-	f.Add(mid)
+	f.Add(mid, uint16(0))
+	f.Add(mid, uint16(64))
 
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, data []byte, pad uint16) {
 		l, recs, rep, err := replayBytes(t, data)
 		if err != nil {
 			return
@@ -243,6 +252,25 @@ func FuzzReplay(f *testing.F) {
 			t.Fatalf("second replay: %v %+v", err, rep2)
 		}
 		equalRecs(t, again, recs)
+
+		padded := append(bytes.Clone(data), make([]byte, pad)...)
+		pl, precs, prep, err := replayBytes(t, padded)
+		if err != nil {
+			t.Fatalf("replay with %d zero bytes after: %v", pad, err)
+		}
+		if len(precs) < len(recs) {
+			t.Fatalf("replay with %d zero bytes after loaded %d records, without %d", pad, len(precs), len(recs))
+		}
+		equalRecs(t, precs[:len(recs)], recs)
+		if !rep.Truncated && (prep.Truncated || prep.Bytes != rep.Bytes || len(precs) != len(recs)) {
+			t.Fatalf("zero bytes after an intact file changed the replay: %+v, was %+v", prep, rep)
+		}
+		if err := pl.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustRead(t, pl); int64(len(got)) != prep.Bytes {
+			t.Fatalf("file after Close is %d bytes, want the %d of its records", len(got), prep.Bytes)
+		}
 	})
 }
 

@@ -196,6 +196,9 @@ func (r *Rewriter) commit() error {
 	// switch point) and every record since, fsynced: whatever the old file
 	// had not yet received is no longer needed, and every waiter is done.
 	old, oldGen := l.file, l.gen
+	// The old file is removed below; the next Enqueue maps the new one.
+	l.unmapLocked()
+	l.noMap = !l.opts.mapped()
 	l.file, l.gen, l.path = r.f, r.gen, filepath.Join(l.dir, genName(r.gen))
 	l.buf = l.buf[:0]
 	l.written, l.synced = l.appended, l.appended

@@ -85,6 +85,11 @@ type Options struct {
 	// at open (a torn tail cut off, an unfinished record dropped), failed
 	// compactions and log failures. Default: discard.
 	Logger *slog.Logger
+
+	// noMap makes the log write its records with write(2), for tests that
+	// make writes fail with a file size limit, which copies into a mapping
+	// of space already allocated do not meet.
+	noMap bool
 }
 
 func (o Options) withDefaults() Options {

@@ -127,7 +127,7 @@ func TestLogFailureRefusesChangesBeforeTouchingState(t *testing.T) {
 
 func logFailureRefusesChanges(t *testing.T, policy string) {
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: policy})
+	e := newEngine(t, Options{Dir: dir, Fsync: policy, noMap: true})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "a", "b")
 	ds, err := e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 1, Lease: time.Hour, MaxDeliveries: 3})
@@ -195,7 +195,7 @@ func TestFailedAddSaysItIsInMemoryOnly(t *testing.T) {
 
 func failedAddSaysInMemoryOnly(t *testing.T, policy string) {
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: policy})
+	e := newEngine(t, Options{Dir: dir, Fsync: policy, noMap: true})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "a")
 	withFileLimit(t, e.store.log.Size(), func() {

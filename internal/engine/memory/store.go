@@ -58,7 +58,7 @@ func openStore(e *Engine, opts Options) (*store, error) {
 	if opts.Fsync == "always" {
 		policy = wal.FsyncAlways
 	}
-	l, err := wal.Open(opts.Dir, wal.Options{Fsync: policy, Logger: opts.Logger})
+	l, err := wal.Open(opts.Dir, wal.Options{Fsync: policy, Logger: opts.Logger, NoMap: opts.noMap})
 	if err != nil {
 		return nil, fmt.Errorf("memory engine: open log in %s: %w", opts.Dir, err)
 	}

@@ -1,0 +1,68 @@
+//go:build linux
+
+package wal
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapChunk is how far ahead of the records the log file is allocated and
+// mapped: growing the mapping costs two system calls once per chunk
+// instead of a write(2) per acknowledged record.
+const mapChunk = 16 << 20
+
+// mapFile allocates f up to the chunk boundary after size and maps it
+// from offset 0. The blocks are reserved with fallocate so that a full
+// disk is an error here rather than a SIGBUS when a page is first
+// touched; a filesystem without fallocate or mmap gets the write(2) path.
+func mapFile(f *os.File, size int64) ([]byte, error) {
+	n := roundChunk(size + 1)
+	if err := fallocate(f, size, n); err != nil {
+		return nil, err
+	}
+	return unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+}
+
+// growMap extends the allocation and the mapping m of f to hold at least
+// need bytes. On error m is still mapped and unchanged.
+func growMap(f *os.File, m []byte, need int64) ([]byte, error) {
+	n := roundChunk(need)
+	if err := fallocate(f, int64(len(m)), n); err != nil {
+		return m, err
+	}
+	return unix.Mremap(m, int(n), unix.MREMAP_MAYMOVE)
+}
+
+func unmapFile(m []byte) error { return unix.Munmap(m) }
+
+// fallocate reserves the blocks of f in [from, to), extending its size.
+func fallocate(f *os.File, from, to int64) error {
+	if to <= from {
+		return nil
+	}
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, from, to-from)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// syncData makes f's data durable. fdatasync skips the timestamps that
+// writes through the mapping keep touching; a size change is still
+// synced, as the data cannot be read back without it.
+func syncData(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
+
+func roundChunk(n int64) int64 { return (n + mapChunk - 1) / mapChunk * mapChunk }
