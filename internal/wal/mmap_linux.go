@@ -22,7 +22,12 @@ func mapFile(f *os.File, size int64) ([]byte, error) {
 	if err := fallocate(f, size, n); err != nil {
 		return nil, err
 	}
-	return unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m, err := unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	prefault(m[size:])
+	return m, nil
 }
 
 // growMap extends the allocation and the mapping m of f to hold at least
@@ -32,7 +37,25 @@ func growMap(f *os.File, m []byte, need int64) ([]byte, error) {
 	if err := fallocate(f, int64(len(m)), n); err != nil {
 		return m, err
 	}
-	return unix.Mremap(m, int(n), unix.MREMAP_MAYMOVE)
+	old := len(m)
+	m, err := unix.Mremap(m, int(n), unix.MREMAP_MAYMOVE)
+	if err != nil {
+		return m, err
+	}
+	prefault(m[old:])
+	return m, nil
+}
+
+// prefault makes the pages of a new chunk writable in one system call
+// (MADV_POPULATE_WRITE), where a first write to each page would otherwise
+// fault on its own, under the log's lock: a batch of records spans pages,
+// and a fault costs more than the copy. Pages that cannot be populated
+// (a kernel before 5.14) fault on first write as before, so a failure is
+// ignored.
+func prefault(b []byte) {
+	if len(b) > 0 {
+		_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	}
 }
 
 func unmapFile(m []byte) error { return unix.Munmap(m) }
