@@ -405,6 +405,17 @@ func (l *Log) waitLocked(pos int64, sync bool) error {
 	}
 }
 
+// End returns the position just past every record enqueued so far: Wait
+// on it returns once all of them are written (fsynced under always). An
+// answer derived from other calls' changes, rather than from a record of
+// its own, waits on it so that it never reports what a crash could take
+// back.
+func (l *Log) End() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appended
+}
+
 // usableLocked reports why the log cannot accept records, if it cannot.
 func (l *Log) usableLocked() error {
 	switch {
@@ -519,9 +530,9 @@ func (l *Log) flush(sync bool) error {
 	if len(data) > 0 {
 		l.writes++
 	}
-	l.written = end
+	l.written = max(l.written, end)
 	if needSync {
-		l.synced = end
+		l.synced = max(l.synced, end)
 	}
 	l.cond.Broadcast()
 	return nil

@@ -269,3 +269,47 @@ func TestWriterWaitsForTheLogWithoutTheQueueLock(t *testing.T) {
 		})
 	}
 }
+
+// A repeat of an idempotency key answers from the first add's record: it
+// must not answer before that add's change is in the log, or a crash in
+// between takes back an add the repeat reported.
+func TestIdempotentReplayWaitsForTheFirstAdd(t *testing.T) {
+	for _, policy := range []string{"everysec", "always"} {
+		t.Run(policy, func(t *testing.T) {
+			dir := t.TempDir()
+			e := newEngine(t, Options{Dir: dir, Fsync: policy})
+			ctx := context.Background()
+			waiting, release := make(chan struct{}), make(chan struct{})
+			var held atomic.Bool
+			e.store.beforeWait = func() {
+				if held.CompareAndSwap(false, true) {
+					close(waiting)
+					<-release
+				}
+			}
+			add := engine.AddParams{Queue: "q", Items: []string{"first-add"}, Policy: engine.PolicyReject,
+				IdempotencyKey: "k", IdempotencyWindow: time.Hour}
+			first := make(chan error, 1)
+			go func() {
+				_, err := e.QueueAdd(ctx, add)
+				first <- err
+			}()
+			<-waiting
+			res, err := e.QueueAdd(ctx, add)
+			if err != nil || len(res) != 1 || !res[0].Replayed {
+				t.Fatalf("repeat: %+v, %v; want a replay", res, err)
+			}
+			data, err := os.ReadFile(logFile(t, dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), "first-add") {
+				t.Fatal("the repeat was answered before the first add's record reached the log file")
+			}
+			close(release)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

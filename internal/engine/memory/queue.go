@@ -40,6 +40,9 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 			if err != nil {
 				return nil, fmt.Errorf("queue add %q: %w", p.Queue, err)
 			}
+			// The first add may still be waiting for its record.
+			t.name = p.Queue
+			t.awaitLogged()
 			return res, nil
 		}
 	}

@@ -229,6 +229,16 @@ func (t *tx) commit(name string) error {
 	return fmt.Errorf("log append failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", err)
 }
 
+// awaitLogged makes done wait until the log holds everything enqueued so
+// far. A call that answers from another call's change without a record of
+// its own (an idempotent replay) calls it under the lock that orders that
+// change, so its answer never goes out before the change is written.
+func (t *tx) awaitLogged() {
+	if t.on {
+		t.pos = max(t.pos, t.e.store.log.End())
+	}
+}
+
 // wake hands the consumers this change served what they were given.
 func (t *tx) wake() {
 	for _, w := range t.notify {
