@@ -94,9 +94,12 @@ func (sb *subscriber) kill(code websocket.StatusCode, reason string) (first bool
 }
 
 // offer queues batch for the subscriber unless that would pass its batch
-// or byte bound; then it reports false and queues nothing.
+// or byte bound; then it reports false and queues nothing. A client with
+// nothing waiting always takes the batch, however large: the bound is on
+// what piles up behind a slow client, and a single large message (or a
+// burst gathered into one batch) must not disconnect clients that keep up.
 func (sb *subscriber) offer(batch []frame, size int64) bool {
-	if sb.queued.Add(size) > sb.maxBytes {
+	if q := sb.queued.Add(size); q > sb.maxBytes && q != size {
 		sb.queued.Add(-size)
 		return false
 	}

@@ -343,3 +343,23 @@ func flipHex(id string) string {
 	}
 	return id[:len(id)-1] + "0"
 }
+
+// The byte bound is on what waits for a slow client: a client that keeps
+// up receives a message larger than the bound instead of being closed.
+func TestLargeMessageReachesClientsThatKeepUp(t *testing.T) {
+	t.Parallel()
+	engines(t, func(c *Config) {
+		c.Limits.ClientBufferBytes = 4 << 10
+	}, func(t *testing.T, b *bundle) {
+		ws := b.dial("/v1/ws?channels=big")
+		wsSync(t, ws)
+		big := strings.Repeat("y", 16<<10)
+		b.expect(200, "POST", "/v1/channels/big/messages", `"`+big+`"`)
+		if m := wsRead(t, ws); m["data"] != big {
+			t.Fatalf("got %.80v, want the %d-byte message", m, len(big))
+		}
+		if got := counter(t, b.srv.metrics.slowClosed); got != 0 {
+			t.Fatalf("slow_clients_closed_total = %v after one message to a reading client", got)
+		}
+	})
+}
