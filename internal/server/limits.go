@@ -120,22 +120,25 @@ type queueGuard struct {
 const reloadEvery = time.Second
 
 // admit lets an add to queue name proceed, or returns errQueueLimit when
-// it would create a queue past the limit.
-func (g *queueGuard) admit(ctx context.Context, s *Server, name string) error {
+// it would create a queue past the limit. A name it counts for the first
+// time is counted before the add runs (fresh); forget takes it back when
+// that add fails, so refused requests leave no phantom queues holding
+// places.
+func (g *queueGuard) admit(ctx context.Context, s *Server, name string) (fresh bool, err error) {
 	if g.max == 0 {
-		return nil
+		return false, nil
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.known[name]; ok {
-		return nil
+		return false, nil
 	}
 	if g.known == nil || (len(g.known) >= g.max && time.Since(g.loadedAt) >= reloadEvery) {
 		if g.known == nil && time.Since(g.failedAt) < reloadEvery {
 			// The last listing failed a moment ago: let the add decide
 			// (it fails too while the engine is away) instead of making
 			// every add wait for a listing that will not come.
-			return nil
+			return false, nil
 		}
 		// The Redis client retries a read until its deadline: bound it,
 		// so an engine outage costs one WriteTimeout a second at most.
@@ -147,7 +150,7 @@ func (g *queueGuard) admit(ctx context.Context, s *Server, name string) error {
 				g.failedAt = time.Now()
 				s.logs.log(ctx, s.log, slog.LevelWarn, "queue limit listing", "queue limit: listing the engine's queues failed; adds proceed unchecked for a second",
 					slog.Any("err", err))
-				return nil
+				return false, nil
 			}
 			// A full set that cannot be reloaded stays full.
 			g.loadedAt = time.Now()
@@ -158,17 +161,29 @@ func (g *queueGuard) admit(ctx context.Context, s *Server, name string) error {
 			}
 			g.loadedAt = time.Now()
 			if _, ok := g.known[name]; ok {
-				return nil
+				return false, nil
 			}
 		}
 	}
 	if len(g.known) >= g.max {
 		s.metrics.limitRefused.WithLabelValues("queues").Inc()
-		return fmt.Errorf("%w: the service holds %d queues (--max-queues); queue %q was not created, existing queues keep working",
+		return false, fmt.Errorf("%w: the service holds %d queues (--max-queues); queue %q was not created, existing queues keep working",
 			errQueueLimit, g.max, name)
 	}
 	g.known[name] = struct{}{}
-	return nil
+	return true, nil
+}
+
+// forget drops a fresh name after the add to it failed. A queue that exists all
+// the same (the add failed after creating it, or another client added to
+// it) is found again by the next reload.
+func (g *queueGuard) forget(name string) {
+	if g.max == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.known, name)
 }
 
 // limitStatus maps the limits' errors to their HTTP status, 0 for others.

@@ -363,3 +363,32 @@ func TestLargeMessageReachesClientsThatKeepUp(t *testing.T) {
 		}
 	})
 }
+
+// An add that fails leaves no phantom queue holding a place under the
+// queue limit.
+func TestQueueLimitIgnoresFailedAdds(t *testing.T) {
+	t.Parallel()
+	engines(t, func(c *Config) { c.Limits.MaxQueues = 3 }, func(t *testing.T, b *bundle) {
+		b.expect(200, "POST", "/v1/queues/real0/items", `1`)
+		b.expect(200, "POST", "/v1/queues/real1/items", `1`)
+		// The library refuses a key of more than 255 bytes, after the
+		// service counted the name.
+		long := strings.Repeat("k", 300)
+		for i := range 5 {
+			req, err := http.NewRequest(http.MethodPost, b.ts.URL+fmt.Sprintf("/v1/queues/never%d/items", i), strings.NewReader(`1`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Idempotency-Key", long)
+			resp, err := b.hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("add with a %d-byte key: status %d, want 400", len(long), resp.StatusCode)
+			}
+		}
+		b.expect(200, "POST", "/v1/queues/real2/items", `1`)
+	})
+}

@@ -39,14 +39,18 @@ type addRequest struct {
 
 // add runs one add detached from the request and counts its overflow.
 func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error) {
-	if err := s.queues.admit(r.Context(), s, req.q.Name()); err != nil {
+	fresh, err := s.queues.admit(r.Context(), s, req.q.Name())
+	if err != nil {
 		return nil, err
 	}
 	var res []sluice.AddResult
-	err := s.write(r, func(ctx context.Context) (err error) {
+	err = s.write(r, func(ctx context.Context) (err error) {
 		res, err = req.q.AddBatch(ctx, req.items, req.opts...)
 		return err
 	})
+	if err != nil && fresh {
+		s.queues.forget(req.q.Name())
+	}
 	for _, ar := range res {
 		if !ar.Replayed { // counted when first added
 			s.metrics.countAdd(req.q.Name(), req.policy, ar)
