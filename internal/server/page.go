@@ -47,6 +47,9 @@ func decodeCursor(p *params, kind byte) (pos string, ok bool) {
 	return string(b[1:]), true
 }
 
+// maxOffset bounds an offset cursor far beyond any list's length.
+const maxOffset = 1 << 40
+
 // offsetCursor parses an offset cursor; 0 when absent.
 func offsetCursor(p *params) int64 {
 	pos, ok := decodeCursor(p, cursorOffset)
@@ -54,7 +57,8 @@ func offsetCursor(p *params) int64 {
 		return 0
 	}
 	n, err := strconv.ParseInt(pos, 10, 64)
-	if err != nil || n < 0 || strconv.FormatInt(n, 10) != pos {
+	// Bounded as start= is, so offset+limit cannot overflow.
+	if err != nil || n < 0 || n > maxOffset || strconv.FormatInt(n, 10) != pos {
 		p.fail("cursor", clipParam(p.str("cursor")), "a next_cursor returned by this listing")
 		return 0
 	}

@@ -128,7 +128,7 @@ func TestPaginationBadInput(t *testing.T) {
 	for _, path := range []string{
 		"/v1/queues?limit=0", "/v1/queues?limit=1001", "/v1/queues?limit=x", "/v1/queues?cursor=%25%25",
 		"/v1/queues?cursor=" + offset, // another listing's cursor
-		"/v1/queues/q/dlq?limit=0", "/v1/queues/q/dlq?cursor=bm90LWEtY3Vyc29y", "/v1/queues/q/dlq?cursor=" + encodeCursor(cursorOffset, "-1"),
+		"/v1/queues/q/dlq?limit=0", "/v1/queues/q/dlq?cursor=bm90LWEtY3Vyc29y", "/v1/queues/q/dlq?cursor=" + encodeCursor(cursorOffset, "-1"), "/v1/queues/q/items?cursor=" + encodeCursor(cursorOffset, "9223372036854775807"),
 		"/v1/queues/q/dlq?start=1&cursor=" + offset, "/v1/queues/q/dlq?cursor=" + encodeCursor(cursorName, "q"),
 		"/v1/queues/q/items?limit=-1", "/v1/queues/q/items?cursor=abc", "/v1/queues/q/items?limit=2&start=0",
 	} {
