@@ -117,7 +117,8 @@ func (s *Server) dlqParams(r *http.Request, def sluice.DLQKind) (*sluice.Queue, 
 
 // handleDLQList is GET /v1/queues/{name}/dlq?kind=&limit=&cursor= (or
 // start= instead of cursor=). Entries are appended at the tail, so offset
-// cursors stay put while entries are added.
+// cursors stay put while entries are added; a requeue or purge takes
+// entries from the head and shifts them (docs/http.md says so).
 func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) error {
 	q, p, kind, err := s.dlqParams(r, sluice.DLQOverflow)
 	if err != nil {
