@@ -203,15 +203,23 @@ func createTemp(dir string, g uint64) (*os.File, error) {
 // publish makes the finished temp file of generation g the current log:
 // fsync the data, rename, then fsync the directory so the rename itself
 // survives a crash. Until the rename the previous generation is current.
-func publish(dir string, g uint64, f *os.File) error {
+func publish(dir string, g uint64, f *os.File, syncDir func(string) error) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("wal: fsync %s: %w", filepath.Join(dir, tmpName(g)), err)
 	}
 	if err := os.Rename(filepath.Join(dir, tmpName(g)), filepath.Join(dir, genName(g))); err != nil {
 		return fmt.Errorf("wal: publish generation %d: %w", g, err)
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", errPublishedUnsynced, err)
+	}
+	return nil
 }
+
+// errPublishedUnsynced marks a publish whose rename happened but whose
+// directory fsync failed: the new generation is in place (Open will pick
+// it), so appending to the old one would write records Open never reads.
+var errPublishedUnsynced = errors.New("wal: new generation renamed into place but the directory fsync failed")
 
 // createGeneration creates an empty, published generation g and returns it
 // open for appending.
@@ -220,7 +228,7 @@ func createGeneration(dir string, g uint64) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := publish(dir, g, f); err != nil {
+	if err := publish(dir, g, f, syncDir); err != nil {
 		_ = f.Close()
 		return nil, err
 	}

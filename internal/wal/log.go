@@ -130,6 +130,10 @@ type Log struct {
 	closed   bool
 	err      error // sticky: after a failed write or fsync nothing is trusted
 	rw       *Rewriter
+
+	// syncDir fsyncs the directory after a rewrite renames its file into
+	// place; tests replace it to make that fsync fail.
+	syncDir func(dir string) error
 	// mapped is the current file mapped from offset 0, allocated ahead of
 	// the records (see mapFile). While it is set, Enqueue copies records
 	// into it, which puts them in the page cache as a write(2) would: a
@@ -163,11 +167,12 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		dir:   dir,
-		opts:  opts,
-		lock:  lock,
-		noMap: !opts.mapped(),
-		stop:  make(chan struct{}),
+		dir:     dir,
+		opts:    opts,
+		lock:    lock,
+		noMap:   !opts.mapped(),
+		stop:    make(chan struct{}),
+		syncDir: syncDir,
 	}
 	l.cond = sync.NewCond(&l.mu)
 	if err := l.openCurrent(); err != nil {

@@ -188,7 +188,12 @@ func (r *Rewriter) commit() error {
 		return err
 	}
 	r.tail = nil
-	if err := publish(l.dir, r.gen, r.f); err != nil {
+	if err := publish(l.dir, r.gen, r.f, l.syncDir); err != nil {
+		if errors.Is(err, errPublishedUnsynced) {
+			// The old file is superseded on disk: no record may be
+			// acknowledged in it from now on.
+			l.failLocked(err)
+		}
 		return err
 	}
 

@@ -307,3 +307,36 @@ func TestFuzzyCutWithSequenceNumbers(t *testing.T) {
 		t.Fatalf("applied %v, want snapshot then record 5", applied)
 	}
 }
+
+// A rewrite whose new file was renamed into place but whose directory
+// fsync failed has superseded the old file: Open reads the new one. An
+// append acknowledged in the old file after that would be lost, so the
+// log refuses appends instead.
+func TestRewriteDirectorySyncFailureStopsAppends(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, _ := openT(t, dir, Options{})
+	if err := l.Append(rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	injected := errors.New("injected directory fsync failure")
+	l.syncDir = func(string) error { return injected }
+	err := l.Rewrite(func(emit func([]byte) error) error { return emit(rec(0)) })
+	if !errors.Is(err, injected) {
+		t.Fatalf("Rewrite = %v, want the directory fsync's failure", err)
+	}
+	acked := [][]byte{rec(0)}
+	if err := l.Append(rec(1)); err == nil {
+		acked = append(acked, rec(1))
+	}
+	// Close reports the log's failure, if it has one; it still releases
+	// the directory.
+	if err := l.Close(); err != nil && !errors.Is(err, injected) {
+		t.Fatalf("Close: %v", err)
+	}
+	_, got := openT(t, dir, Options{})
+	equalRecs(t, got, acked)
+	if len(acked) > 1 {
+		t.Fatal("an append was acknowledged after the rewrite superseded its file")
+	}
+}
