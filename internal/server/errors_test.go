@@ -105,7 +105,9 @@ func startOutageServer(t *testing.T) *outageServer {
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	srv.logs.now = clock.Now
 	ts := httptest.NewServer(srv.Handler())
-	hc := &http.Client{Timeout: 30 * time.Second}
+	// A transport of its own: closing the idle connections of the shared
+	// default transport at cleanup broke other tests' requests in flight.
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

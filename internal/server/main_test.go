@@ -97,7 +97,9 @@ func start(t *testing.T, c *sluice.Client, mutate func(*Config)) *bundle {
 		t.Fatalf("New: %v", err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	hc := &http.Client{Timeout: 30 * time.Second}
+	// A transport of its own: closing the idle connections of the shared
+	// default transport at cleanup broke other tests' requests in flight.
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -282,7 +282,7 @@ func TestGracefulShutdown(t *testing.T) {
 			runErr := make(chan error, 1)
 			go func() { runErr <- srv.Run(ctx, ln) }()
 			base := "http://" + ln.Addr().String()
-			hc := &http.Client{}
+			hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 			defer hc.CloseIdleConnections()
 
 			dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
