@@ -608,7 +608,9 @@ func (l *Log) Close() error {
 // the zero-filled space as free anyway, so this is tidiness, not safety.
 func (l *Log) trimLocked() error {
 	if !l.replayed || l.err != nil {
-		return nil
+		// A failed log's file is left as the failure found it; Close
+		// reports the failure itself.
+		return nil //nolint:nilerr // not trimming is the answer to l.err
 	}
 	st, err := l.file.Stat()
 	if err != nil {
