@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -104,20 +103,7 @@ func startOutageServer(t *testing.T) *outageServer {
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	srv.logs.now = clock.Now
-	ts := httptest.NewServer(srv.Handler())
-	// A transport of its own: closing the idle connections of the shared
-	// default transport at cleanup broke other tests' requests in flight.
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		ts.Close()
-		hc.CloseIdleConnections()
-	})
-	return &outageServer{bundle: &bundle{t: t, client: c, srv: srv, ts: ts, hc: hc}, proxy: proxy, logs: logs, clock: clock}
+	return &outageServer{bundle: serveBundle(t, c, srv), proxy: proxy, logs: logs, clock: clock}
 }
 
 // leaks lists what an error body must never show.

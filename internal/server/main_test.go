@@ -96,6 +96,13 @@ func start(t *testing.T, c *sluice.Client, mutate func(*Config)) *bundle {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	return serveBundle(t, c, srv)
+}
+
+// serveBundle serves srv over HTTP for the test and shuts it down at
+// cleanup.
+func serveBundle(t *testing.T, c *sluice.Client, srv *Server) *bundle {
+	t.Helper()
 	ts := httptest.NewServer(srv.Handler())
 	// A transport of its own: closing the idle connections of the shared
 	// default transport at cleanup broke other tests' requests in flight.

@@ -232,14 +232,7 @@ func TestWriterWaitsForTheLogWithoutTheQueueLock(t *testing.T) {
 			dir := t.TempDir()
 			e := newEngine(t, Options{Dir: dir, Fsync: policy})
 			ctx := context.Background()
-			waiting, release := make(chan struct{}), make(chan struct{})
-			var held atomic.Bool
-			e.store.beforeWait = func() {
-				if held.CompareAndSwap(false, true) {
-					close(waiting)
-					<-release
-				}
-			}
+			waiting, release := holdFirstWait(e)
 			first := make(chan error, 1)
 			go func() {
 				_, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{"first-add"}, Policy: engine.PolicyReject})
@@ -279,14 +272,7 @@ func TestIdempotentReplayWaitsForTheFirstAdd(t *testing.T) {
 			dir := t.TempDir()
 			e := newEngine(t, Options{Dir: dir, Fsync: policy})
 			ctx := context.Background()
-			waiting, release := make(chan struct{}), make(chan struct{})
-			var held atomic.Bool
-			e.store.beforeWait = func() {
-				if held.CompareAndSwap(false, true) {
-					close(waiting)
-					<-release
-				}
-			}
+			waiting, release := holdFirstWait(e)
 			add := engine.AddParams{Queue: "q", Items: []string{"first-add"}, Policy: engine.PolicyReject,
 				IdempotencyKey: "k", IdempotencyWindow: time.Hour}
 			first := make(chan error, 1)
@@ -312,4 +298,18 @@ func TestIdempotentReplayWaitsForTheFirstAdd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// holdFirstWait stops the first change that waits for the log, before its
+// wait: waiting is closed once it is held, and closing release lets it go.
+func holdFirstWait(e *Engine) (waiting, release chan struct{}) {
+	waiting, release = make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	e.store.beforeWait = func() {
+		if held.CompareAndSwap(false, true) {
+			close(waiting)
+			<-release
+		}
+	}
+	return waiting, release
 }
