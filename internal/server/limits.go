@@ -108,7 +108,7 @@ func (s *Server) admitStream(w http.ResponseWriter) (release func(), ok bool) {
 type queueGuard struct {
 	max int
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	known    map[string]struct{}
 	loadedAt time.Time
 	failedAt time.Time // of the last failed first listing
@@ -126,6 +126,13 @@ const reloadEvery = time.Second
 // places.
 func (g *queueGuard) admit(ctx context.Context, s *Server, name string) (fresh bool, err error) {
 	if g.max == 0 {
+		return false, nil
+	}
+	// Adds to known queues, nearly all of them, share the lock.
+	g.mu.RLock()
+	_, ok := g.known[name]
+	g.mu.RUnlock()
+	if ok {
 		return false, nil
 	}
 	g.mu.Lock()
