@@ -182,6 +182,14 @@ type AddParams struct {
 	Policy Policy   // already normalized
 	// MaxSize bounds the queue; <= 0 means unbounded.
 	MaxSize int64
+	// MaxSizeExplicit and PolicyExplicit say that the caller gave MaxSize
+	// and Policy for this call (rather than defaults): on a queue with
+	// declared settings such values may only be stricter, or the add fails
+	// with ErrSettingsConflict; values not given explicitly yield to the
+	// declared ones (see settings.go). Undeclared queues use the values as
+	// they are.
+	MaxSizeExplicit bool
+	PolicyExplicit  bool
 	// IdempotencyKey, when set (valid: ValidateIdempotencyKey), makes the
 	// add happen at most once per key and queue within IdempotencyWindow
 	// (> 0): a repeat writes nothing and gets the first add's results,
@@ -226,6 +234,10 @@ type RequeueParams struct {
 	Count   int64 // <= 0: all
 	Policy  Policy
 	MaxSize int64
+	// MaxSizeExplicit and PolicyExplicit are AddParams': a declared bound
+	// and policy apply to the requeue as to an add.
+	MaxSizeExplicit bool
+	PolicyExplicit  bool
 }
 
 // RequeueResult reports a requeue.
