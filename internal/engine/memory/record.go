@@ -355,6 +355,9 @@ func (e *Engine) applyRecord(rec []byte) error {
 			e.registerQueue(key)
 			continue
 		}
+		if e.applySettingsOp(t, d, code, key) {
+			continue
+		}
 		o := e.lookup(key, true)
 		switch code {
 		case opPushBack:
