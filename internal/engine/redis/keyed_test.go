@@ -32,7 +32,7 @@ func TestKeyedAddsMergedInOneCall(t *testing.T) {
 		starts = append(starts, len(merged))
 		merged = append(merged, f.e.keyedShare(p)...)
 	}
-	slots, err := f.e.addKeyedMerged(f.ctx, "q", engine.PolicyDLQ, 3, merged)
+	slots, err := f.e.addKeyedMerged(f.ctx, calls[0], merged)
 	if err != nil || len(slots) != len(merged) {
 		t.Fatalf("addKeyedMerged = %d slots, %v; want %d", len(slots), err, len(merged))
 	}
