@@ -31,6 +31,7 @@ type Engine interface {
 	PubSubEngine
 	CacheEngine
 	LockEngine
+	SettingsEngine
 }
 
 // QueueEngine is the bounded FIFO queue capability.
