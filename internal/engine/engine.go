@@ -38,13 +38,18 @@ type Engine interface {
 type QueueEngine interface {
 	// QueueAdd pushes params.Items in order, each one subject to the overflow
 	// policy as one atomic step with the push (the whole batch is one atomic
-	// step on every engine). It returns one result per item.
+	// step on every engine). It returns one result per item. A queue's
+	// declared bound and policy apply in that same step (see settings.go);
+	// ErrSettingsConflict when the call's explicit values are looser, and
+	// then nothing is written.
 	QueueAdd(ctx context.Context, params AddParams) ([]AddResult, error)
 	// QueuePop removes and returns the head of the queue. With timeout 0 it
 	// does not block; otherwise it waits up to timeout for an item.
-	// ok is false when the queue stayed empty.
+	// ok is false when the queue stayed empty. A paused queue counts as
+	// empty until it is resumed.
 	QueuePop(ctx context.Context, queue string, timeout time.Duration) (item string, ok bool, err error)
-	// QueuePopN removes up to n items from the head without blocking.
+	// QueuePopN removes up to n items from the head without blocking
+	// (none from a paused queue).
 	QueuePopN(ctx context.Context, queue string, n int) ([]string, error)
 	// QueuePushFront puts items back at the head of the queue, so that
 	// items[0] becomes the head. It ignores the queue's capacity on purpose:
@@ -73,7 +78,8 @@ type QueueEngine interface {
 	// the requeue stops there. Count bounds the entries moved; malformed
 	// entries (not an envelope) stay where they are and are skipped, so one
 	// bad entry cannot block a bounded requeue. "All" means the entries
-	// present when the call starts.
+	// present when the call starts. The queue's declared bound and policy
+	// apply as to an add.
 	DLQRequeue(ctx context.Context, params RequeueParams) (RequeueResult, error)
 }
 
@@ -83,7 +89,8 @@ type LeaseEngine interface {
 	// Expired leases are reclaimed first (redelivered, or dead-lettered when
 	// they have used params.MaxDeliveries), then fresh items are taken from
 	// the head of the queue. It blocks up to params.Timeout when there is
-	// nothing to hand out (0: do not block).
+	// nothing to hand out (0: do not block). A paused queue hands nothing
+	// out, redeliveries included, until it is resumed.
 	QueueReceive(ctx context.Context, params ReceiveParams) ([]Delivery, error)
 	// QueueAck removes a leased item for good. ErrLeaseNotFound when the
 	// lease is unknown, expired and redelivered, or already settled.
