@@ -82,7 +82,8 @@ for j = 1, m do
     out[3 + j] = -1
   else
     local len = add(first, last)
-    local record = len .. ':' .. count .. ':' .. max .. ':' .. policy .. ':' .. ARGV[a + 2]
+    -- %d: tostring would write a bound of 10^14 or more as 1e+14.
+    local record = string.format('%d:%d:%d:%s:%s', len, count, max, policy, ARGV[a + 2])
     redis.call('SET', KEYS[3 + j], record, 'PX', ARGV[a])
     out[3 + j] = len
   end
