@@ -15,8 +15,11 @@ import (
 // Declared queues keep their settings in a hash beside the queue's keys,
 // in its hash slot (keyspace.Queue.Settings, "sluice#settings:Q"), which
 // the Python service never reads or writes: its producers go on pushing
-// to the list, and Sluice's adds resolve the declared bound and policy
-// inside their own script (settings.lua), with no extra round trip.
+// to the list (under their own bound: a plain RPUSH knows nothing of the
+// declared one, and its items count toward it for Sluice's next add), and
+// its consumers go on popping, paused or not. Sluice's adds resolve the
+// declared bound and policy inside their own script (settings.lua), with
+// no extra round trip.
 //
 // Pause: the paused flag is a field of the same hash. Every script that
 // hands items out checks it in the same atomic step (queue_pop.lua,
@@ -210,8 +213,10 @@ func (e *Engine) setPaused(ctx context.Context, op, queue, flag string) error {
 }
 
 // QueueDelete runs queue_delete.lua, then drops the queue from the
-// registry (another slot's key, so not in the script: should that SREM
-// fail, the listing shows an empty queue until the next delete).
+// registry (another slot's key, so not in the script, and best effort as
+// the registry is: should that SREM fail, the listing shows an empty queue
+// until the next delete; an add racing the delete may be left out of the
+// listing until another process adds to the queue).
 func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (engine.DeleteResult, error) {
 	const op = "queue delete"
 	if err := e.check(op); err != nil {
