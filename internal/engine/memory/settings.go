@@ -150,7 +150,7 @@ func (e *Engine) QueueDeclare(ctx context.Context, queue string, s engine.QueueS
 		t.setSettings(o, &want)
 	}
 	if err := t.commit(queue); err != nil {
-		return engine.QueueSettings{}, fmt.Errorf("%s %q: %w", op, queue, err)
+		return engine.QueueSettings{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return want, nil
 }
@@ -223,7 +223,7 @@ func (e *Engine) setPaused(ctx context.Context, op, queue string, on bool) (err 
 		e.kick(o)
 	}
 	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("%s %q: %w", op, queue, err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
@@ -256,7 +256,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (res
 		res.InFlight = int64(len(main.q.leases))
 	}
 	if res.InFlight > 0 && !force {
-		return engine.DeleteResult{}, fmt.Errorf("%s %q: %d items: %w", op, queue, res.InFlight, engine.ErrQueueInFlight)
+		return engine.DeleteResult{}, fmt.Errorf("%s: %w (%d; force deletes them too)", op, engine.ErrQueueInFlight, res.InFlight)
 	}
 	res.Items, res.OverflowDLQ, res.FailedDLQ = int64(main.list.Len()), int64(ovf.list.Len()), int64(failed.list.Len())
 	for _, o := range objs {
@@ -277,7 +277,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (res
 	}
 	t.unregister(main, queue)
 	if err := t.commit(queue); err != nil {
-		return res, fmt.Errorf("%s %q: %w", op, queue, err)
+		return res, fmt.Errorf("%s: %w", op, err)
 	}
 	return res, nil
 }

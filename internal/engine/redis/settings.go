@@ -233,7 +233,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (eng
 		return engine.DeleteResult{}, interpretError(op, err)
 	}
 	if len(raw) == 2 && raw[0] < 0 {
-		return engine.DeleteResult{}, fmt.Errorf("%s: %d items: %w", op, raw[1], engine.ErrQueueInFlight)
+		return engine.DeleteResult{}, fmt.Errorf("%s: %w (%d; force deletes them too)", op, engine.ErrQueueInFlight, raw[1])
 	}
 	if len(raw) != 5 {
 		return engine.DeleteResult{}, fmt.Errorf("%s: script returned %d values, want 5", op, len(raw))
