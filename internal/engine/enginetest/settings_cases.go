@@ -331,6 +331,24 @@ func settingsCases(t *testing.T, h Harness) {
 		wantDeliveries(t, r.ds, []string{"a"}, 2)
 	})
 
+	t.Run("ReclaimWhilePaused", func(t *testing.T) {
+		// A pause stops handing out, not the dead-lettering of expired
+		// leases that used their deliveries (the maintainer's sweep).
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyReject, 0, "a", "b")
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1})
+		wantDeliveries(t, ds, []string{"a"}, 1)
+		pause(t, ctx, e, "q")
+		waitPast(t, ctx, e, shortLease)
+		waitReclaimed(t, ctx, e, "q", 1, 1)
+		wantInFlight(t, ctx, e, "q", 0)
+		wantQueue(t, ctx, e, "q", "b")
+		if n, err := e.DLQLen(ctx, "q", engine.DLQFailed); err != nil || n != 1 {
+			t.Errorf("failed DLQ holds %d, %v; want 1", n, err)
+		}
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)
