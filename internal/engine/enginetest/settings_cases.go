@@ -51,6 +51,11 @@ func settingsCases(t *testing.T, h Harness) {
 			t.Errorf("update returned %+v, want %+v", got, update)
 		}
 		wantSettings(t, ctx, e, "q", update)
+		// Declaring nothing leaves nothing stored.
+		declare(t, ctx, e, "none", engine.QueueSettings{MaxSize: 7})
+		if s, ok, err := e.QueueSettings(ctx, "none"); err != nil || ok {
+			t.Errorf("QueueSettings after declaring no field = %+v, %v, %v; want nothing", s, ok, err)
+		}
 		names, err := e.QueueNames(ctx)
 		if err != nil || !slices.Contains(names, "q") {
 			t.Errorf("QueueNames = %v, %v; want it to list the declared queue", names, err)

@@ -146,7 +146,12 @@ func (e *Engine) QueueDeclare(ctx context.Context, queue string, s engine.QueueS
 	want := s.Declared()
 	want.Paused = paused(o)
 	t.register(o, queue)
-	if cur := settingsOf(o); cur == nil || *cur != want {
+	switch cur := settingsOf(o); {
+	case want == engine.QueueSettings{}:
+		// Nothing declared and not paused: nothing stored, as on Redis,
+		// where the hash goes with its last field.
+		t.setSettings(o, nil)
+	case cur == nil || *cur != want:
 		t.setSettings(o, &want)
 	}
 	if err := t.commit(queue); err != nil {
