@@ -27,8 +27,8 @@ func ackBatchCases(t *testing.T, h Harness) {
 			t.Fatalf("acked = %v, want %v", acked, want)
 		}
 		wantInFlight(t, ctx, e, "q", 1)
-		wantErrIs(t, "ack of a batch-acked id", e.QueueAck(ctx, "q", ds[2].ID), engine.ErrLeaseNotFound)
-		if err := e.QueueAck(ctx, "q", ds[1].ID); err != nil {
+		wantErrIs(t, "ack of a batch-acked id", engine.Ack(ctx, e, "q", ds[2].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", ds[1].ID); err != nil {
 			t.Fatalf("ack of the id left out of the batch: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
@@ -65,8 +65,8 @@ func staleIDCases(t *testing.T, h Harness) {
 		if again[0].ID == first[0].ID {
 			t.Fatalf("redelivery reuses the released id %q", first[0].ID)
 		}
-		wantErrIs(t, "ack with the released id", e.QueueAck(ctx, "q", first[0].ID), engine.ErrLeaseNotFound)
-		if err := e.QueueAck(ctx, "q", again[0].ID); err != nil {
+		wantErrIs(t, "ack with the released id", engine.Ack(ctx, e, "q", first[0].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", again[0].ID); err != nil {
 			t.Fatalf("ack of the redelivery: %v", err)
 		}
 	})

@@ -295,7 +295,7 @@ func seq(prefix string, n int) []string {
 func waitPast(t *testing.T, ctx context.Context, e engine.Engine, d time.Duration) {
 	t.Helper()
 	const key = "sluice-witness"
-	if _, err := e.CacheSet(ctx, key, "w", d, false); err != nil {
+	if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: key, Value: "w", TTL: d}); err != nil {
 		t.Fatalf("CacheSet(witness): %v", err)
 	}
 	eventually(t, ctx, "expiry of the witness key", func() (bool, error) {

@@ -70,10 +70,10 @@ func durableCases(t *testing.T, h Harness) {
 		if got["expiring"] != 2 || got["delayed"] != 2 || got["waiting"] != 1 {
 			t.Errorf("deliveries after reopen %v, want expiring and delayed at attempt 2, waiting at 1", got)
 		}
-		if err := d.e.QueueAck(ctx, "q", held[0].ID); err != nil {
+		if err := engine.Ack(ctx, d.e, "q", held[0].ID); err != nil {
 			t.Errorf("QueueAck of a lease taken before reopen: %v", err)
 		}
-		wantErrIs(t, "QueueAck of the expired delivery", d.e.QueueAck(ctx, "q", expiring[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck of the expired delivery", engine.Ack(ctx, d.e, "q", expiring[0].ID), engine.ErrLeaseNotFound)
 		wantInFlight(t, ctx, d.e, "q", 3)
 		wantQueue(t, ctx, d.e, "q")
 	})

@@ -26,7 +26,7 @@ func kindsCases(t *testing.T, h Harness) {
 		ctx, e := setup(t, h)
 		add(t, ctx, e, "victim", engine.PolicyDLQ, 0, "a", "b")
 		for _, nx := range []bool{false, true} {
-			ok, err := e.CacheSet(ctx, tagged("victim"), `"x"`, 0, nx)
+			ok, err := e.CacheSet(ctx, engine.CacheSetParams{Key: tagged("victim"), Value: `"x"`, OnlyIfAbsent: nx})
 			wantErrIs(t, "CacheSet onto a queue", err, engine.ErrWrongType)
 			if ok {
 				t.Errorf("CacheSet onto a queue (nx %v) reported a write", nx)
@@ -46,7 +46,7 @@ func kindsCases(t *testing.T, h Harness) {
 		t.Parallel()
 		ctx, e := setup(t, h)
 		add(t, ctx, e, "q", engine.PolicyDLQ, 1, "old", "new")
-		_, err := e.CacheSet(ctx, "dlq:overflow:"+tagged("q"), `"x"`, time.Minute, false)
+		_, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "dlq:overflow:" + tagged("q"), Value: `"x"`, TTL: time.Minute})
 		wantErrIs(t, "CacheSet onto an overflow DLQ", err, engine.ErrWrongType)
 		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, engine.OverflowEnvelope("q", "old"))
 	})
@@ -55,7 +55,7 @@ func kindsCases(t *testing.T, h Harness) {
 		t.Parallel()
 		ctx, e := setup(t, h)
 		acquire(t, ctx, e, "L", "tok", time.Minute, true)
-		_, err := e.CacheSet(ctx, tagged("L"), `"x"`, 0, false)
+		_, err := e.CacheSet(ctx, engine.CacheSetParams{Key: tagged("L"), Value: `"x"`})
 		wantErrIs(t, "CacheSet onto a held lock", err, engine.ErrWrongType)
 		// The lock is still held by its token: nobody else can take it.
 		acquire(t, ctx, e, "L", "other", time.Minute, false)
@@ -63,7 +63,7 @@ func kindsCases(t *testing.T, h Harness) {
 			t.Fatalf("LockRelease by the holder after a refused CacheSet: %v", err)
 		}
 		// The name stays a lock's: its fencing counter outlives the lock.
-		_, err = e.CacheSet(ctx, tagged("L"), `"x"`, 0, false)
+		_, err = e.CacheSet(ctx, engine.CacheSetParams{Key: tagged("L"), Value: `"x"`})
 		wantErrIs(t, "CacheSet onto a released lock's name", err, engine.ErrWrongType)
 		acquire(t, ctx, e, "L", "other", time.Minute, true)
 	})

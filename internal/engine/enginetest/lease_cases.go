@@ -42,14 +42,14 @@ func leaseCases(t *testing.T, h Harness) {
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b")
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 3})
 		wantDeliveries(t, ds, []string{"a", "b"}, 1)
-		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
+		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
 			t.Fatalf("QueueAck: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 1)
-		wantErrIs(t, "second QueueAck", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
-		wantErrIs(t, "QueueAck of an unknown id", e.QueueAck(ctx, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
-		wantErrIs(t, "QueueAck on another queue", e.QueueAck(ctx, "other", ds[1].ID), engine.ErrLeaseNotFound)
-		if err := e.QueueAck(ctx, "q", ds[1].ID); err != nil {
+		wantErrIs(t, "second QueueAck", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck of an unknown id", engine.Ack(ctx, e, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck on another queue", engine.Ack(ctx, e, "other", ds[1].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", ds[1].ID); err != nil {
 			t.Fatalf("QueueAck: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
@@ -69,12 +69,12 @@ func leaseCases(t *testing.T, h Harness) {
 		if d2[0].ID == d1[0].ID {
 			t.Errorf("redelivery reuses id %q", d1[0].ID)
 		}
-		wantErrIs(t, "QueueAck of the expired delivery", e.QueueAck(ctx, "q", d1[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck of the expired delivery", engine.Ack(ctx, e, "q", d1[0].ID), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of the expired delivery", e.QueueExtend(ctx, "q", d1[0].ID, longLease), engine.ErrLeaseNotFound)
 		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: d1[0].ID, MaxDeliveries: 5})
 		wantErrIs(t, "QueueNack of the expired delivery", err, engine.ErrLeaseNotFound)
 		wantInFlight(t, ctx, e, "q", 1)
-		if err := e.QueueAck(ctx, "q", d2[0].ID); err != nil {
+		if err := engine.Ack(ctx, e, "q", d2[0].ID); err != nil {
 			t.Fatalf("QueueAck of the redelivery: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
@@ -98,7 +98,7 @@ func leaseCases(t *testing.T, h Harness) {
 			if res.DeadLettered {
 				t.Fatalf("nack of attempt %d dead-lettered under MaxDeliveries 5", attempt)
 			}
-			wantErrIs(t, "QueueAck after nack", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+			wantErrIs(t, "QueueAck after nack", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 			_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 5})
 			wantErrIs(t, "second QueueNack", err, engine.ErrLeaseNotFound)
 		}
@@ -151,7 +151,7 @@ func leaseCases(t *testing.T, h Harness) {
 				checkFailedEntry(t, entries[0], queue, item, msg, 2, start)
 				wantInFlight(t, ctx, e, queue, 0)
 				wantQueue(t, ctx, e, queue)
-				wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, queue, ds[0].ID), engine.ErrLeaseNotFound)
+				wantErrIs(t, "QueueAck after dead-lettering", engine.Ack(ctx, e, queue, ds[0].ID), engine.ErrLeaseNotFound)
 				wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 			})
 		}
@@ -171,7 +171,7 @@ func leaseCases(t *testing.T, h Harness) {
 		}
 		checkFailedEntry(t, entries[0], "q", "x", "lease expired", 1, start)
 		wantInFlight(t, ctx, e, "q", 0)
-		wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck after dead-lettering", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 	})
 
 	t.Run("MaxDeliveriesViaReceive", func(t *testing.T) {
@@ -230,7 +230,7 @@ func leaseCases(t *testing.T, h Harness) {
 						if d.Attempt != 1 {
 							errs <- fmt.Errorf("%s delivered at attempt %d", d.Item, d.Attempt)
 						}
-						if err := e.QueueAck(ctx, "q", d.ID); err != nil {
+						if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
 							errs <- fmt.Errorf("QueueAck(%s): %w", d.Item, err)
 							return
 						}
@@ -307,7 +307,7 @@ func leaseCases(t *testing.T, h Harness) {
 		p.Timeout = 0
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		wantInFlight(t, ctx, e, "q", 1)
-		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
+		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
 			t.Fatalf("QueueAck after extend: %v", err)
 		}
 		wantErrIs(t, "QueueExtend after ack", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)

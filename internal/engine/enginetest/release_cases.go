@@ -67,7 +67,7 @@ func releaseCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 1})
 		wantDeliveries(t, ds, []string{"x", "y"}, 1)
 		for _, d := range ds {
-			if err := e.QueueAck(ctx, "q", d.ID); err != nil {
+			if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
 				t.Fatalf("QueueAck(%s): %v", d.ID, err)
 			}
 		}
@@ -82,7 +82,7 @@ func releaseCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, e, p)
 		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: longLease, MaxDeliveries: 3, Release: true})
 		// Until it is delivered again, the released delivery settles nothing.
-		wantErrIs(t, "QueueAck of a released delivery", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueAck of a released delivery", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of a released delivery", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
 		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3, Release: true})
 		wantErrIs(t, "second release", err, engine.ErrLeaseNotFound)

@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// QueueAckBatch settles several deliveries under one lock of the queue
-// and logs them as one change.
+// QueueAckBatch settles deliveries under one lock of the queue and logs
+// them as one change. A lease whose deadline passed but that no receive or
+// reclaim has taken back yet can still be acked, as on Redis.
 func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) (_ []bool, err error) {
 	if err := e.checkOpen("queue ack batch"); err != nil {
 		return nil, err

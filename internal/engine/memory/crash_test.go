@@ -61,7 +61,7 @@ func concurrentCrashChild(dir, policy, round string) {
 				}
 				for _, d := range ds {
 					fmt.Printf("recv %d %s\n", a, d.Item)
-					if err := e.QueueAck(ctx, crashQueue, d.ID); err != nil {
+					if err := engine.Ack(ctx, e, crashQueue, d.ID); err != nil {
 						fmt.Fprintln(os.Stderr, err)
 						os.Exit(3)
 					}

@@ -286,33 +286,6 @@ func leased(o *object, id string) *lease {
 	return nil
 }
 
-// QueueAck settles a delivery for good. A lease whose deadline passed but
-// that no receive or reclaim has taken back yet can still be acked.
-func (e *Engine) QueueAck(ctx context.Context, queue, id string) (err error) {
-	if err := e.checkOpen("queue ack"); err != nil {
-		return err
-	}
-	t, err := e.begin("queue ack")
-	if err != nil {
-		return err
-	}
-	defer t.end(&err)
-	o := e.lock1(e.listKey(queue), false)
-	if o == nil {
-		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
-	}
-	defer o.mu.Unlock()
-	l := leased(o, id)
-	if l == nil {
-		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
-	}
-	t.leaseDel(o, l)
-	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("queue ack %q: %w", queue, err)
-	}
-	return nil
-}
-
 // QueueNack ends a lease without success.
 func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine.NackResult, err error) {
 	if err := e.checkOpen("queue nack"); err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Cache entries are plain strings under the key itself (prefixed when the
@@ -85,23 +87,23 @@ func (e *Engine) cacheKeys(key string) []string {
 	return keys
 }
 
-// CacheSet stores value under key with ttl (0: no expiry). With
-// onlyIfAbsent it is SET NX, and it returns false when the key existed.
+// CacheSet stores p.Value under p.Key with p.TTL (0: no expiry). With
+// p.OnlyIfAbsent it is SET NX, and it returns false when the key existed.
 // Unlike SET, it refuses (ErrWrongType, nothing written) a key that holds
 // a list or another non-string, or that is a lock's name.
-func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
+func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (bool, error) {
 	if err := e.check("cache set"); err != nil {
 		return false, err
 	}
 	const op = "cache set"
-	if ttl < 0 {
-		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, ttl)
+	if p.TTL < 0 {
+		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, p.TTL)
 	}
 	nx := "0"
-	if onlyIfAbsent {
+	if p.OnlyIfAbsent {
 		nx = "1"
 	}
-	n, err := cacheSetScript.Exec(ctx, e.client, e.cacheKeys(key), []string{value, strconv.FormatInt(durationToPX(ttl), 10), nx}).AsInt64()
+	n, err := cacheSetScript.Exec(ctx, e.client, e.cacheKeys(p.Key), []string{p.Value, strconv.FormatInt(durationToPX(p.TTL), 10), nx}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}

@@ -194,22 +194,6 @@ func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) 
 	}
 }
 
-// QueueAck is QueueAckBatch of one id.
-func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
-	const op = "queue ack"
-	if err := e.check(op); err != nil {
-		return err
-	}
-	acked, err := e.QueueAckBatch(ctx, queue, []string{id})
-	if err != nil {
-		return err
-	}
-	if !acked[0] {
-		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
-	}
-	return nil
-}
-
 // QueueNack runs lease_nack.lua. A release (params.Release) waits like any
 // nack but neither counts the delivery nor records an error.
 func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engine.NackResult, error) {
