@@ -543,3 +543,201 @@ func jsonEqual(a, b []byte) bool {
 	y, _ := json.Marshal(vb)
 	return string(x) == string(y)
 }
+
+// ackBatchCases hold engines to QueueAckBatch: per-id outcomes in order,
+// settled deliveries gone for good, stale and unknown ids refused alone.
+func ackBatchCases(t *testing.T, h Harness) {
+	t.Run("SettlesEachHeldLease", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b", "c")
+		p := engine.ReceiveParams{Queue: "q", Count: 3, Lease: longLease, MaxDeliveries: 3}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"a", "b", "c"}, 1)
+		ids := []string{ds[0].ID, "999999.1", ds[2].ID, "not-an-id", ds[0].ID}
+		acked, err := e.QueueAckBatch(ctx, "q", ids)
+		if err != nil {
+			t.Fatalf("QueueAckBatch: %v", err)
+		}
+		// The repeated id is settled once: its second mention finds no lease.
+		if want := []bool{true, false, true, false, false}; !slices.Equal(acked, want) {
+			t.Fatalf("acked = %v, want %v", acked, want)
+		}
+		wantInFlight(t, ctx, e, "q", 1)
+		wantErrIs(t, "ack of a batch-acked id", engine.Ack(ctx, e, "q", ds[2].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", ds[1].ID); err != nil {
+			t.Fatalf("ack of the id left out of the batch: %v", err)
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+		wantQueue(t, ctx, e, "q")
+	})
+
+	t.Run("UnknownQueueAndEmptyBatch", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		acked, err := e.QueueAckBatch(ctx, "nothing-here", []string{"1.1", "2.1"})
+		if err != nil || !slices.Equal(acked, []bool{false, false}) {
+			t.Fatalf("unknown queue: %v, %v; want [false false], nil", acked, err)
+		}
+		if acked, err := e.QueueAckBatch(ctx, "q", nil); err != nil || len(acked) != 0 {
+			t.Fatalf("empty batch: %v, %v", acked, err)
+		}
+	})
+}
+
+// staleIDCases: a released delivery keeps its attempt number, but its
+// redelivery must get a new id, so the releasing consumer's stale id can
+// never settle what another consumer now holds.
+func staleIDCases(t *testing.T, h Harness) {
+	t.Run("ReleasedIDCannotSettleRedelivery", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}
+		first := receive(t, ctx, e, p)
+		wantDeliveries(t, first, []string{"x"}, 1)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: first[0].ID, MaxDeliveries: 3, Release: true})
+		again := receive(t, ctx, e, p)
+		wantDeliveries(t, again, []string{"x"}, 1)
+		if again[0].ID == first[0].ID {
+			t.Fatalf("redelivery reuses the released id %q", first[0].ID)
+		}
+		wantErrIs(t, "ack with the released id", engine.Ack(ctx, e, "q", first[0].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", again[0].ID); err != nil {
+			t.Fatalf("ack of the redelivery: %v", err)
+		}
+	})
+}
+
+// releaseCases hold engines to NackParams.Release: the item goes back
+// without this delivery counting against MaxDeliveries, so a release never
+// dead-letters, the next delivery carries the released one's attempt
+// number, and Delay applies as to any nack.
+func releaseCases(t *testing.T, h Harness) {
+	t.Run("AtLastDeliveryDoesNotDeadLetter", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		start := time.Now()
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 2}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "first", MaxDeliveries: 2}); res.DeadLettered {
+			t.Fatal("first nack dead-lettered under MaxDeliveries 2")
+		}
+		ds = receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 2)
+		// The last allowed delivery, released: an ordinary nack here would
+		// dead-letter.
+		if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "shutting down", MaxDeliveries: 2, Release: true}); res.DeadLettered {
+			t.Fatal("release of the last allowed delivery dead-lettered the item")
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		wantInFlight(t, ctx, e, "q", 1)
+		wantQueue(t, ctx, e, "q")
+		ds = receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 2)
+		// The redelivery is still the last allowed one, and counts as such.
+		if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "second", MaxDeliveries: 2}); !res.DeadLettered {
+			t.Fatal("nack of the redelivered last attempt did not dead-letter")
+		}
+		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		if len(entries) != 1 {
+			t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
+		}
+		checkFailedEntry(t, entries[0], "q", "x", "second", 2, start)
+	})
+
+	t.Run("NextAttemptEqualsReleased", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x", "y")
+		// MaxDeliveries 1: any counted delivery would be the last, so
+		// repeated releases show that none of them counts.
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 1}
+		for round := 1; round <= 3; round++ {
+			ds := receive(t, ctx, e, p)
+			wantDeliveries(t, ds, []string{"x"}, 1)
+			if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 1, Release: true}); res.DeadLettered {
+				t.Fatalf("release %d dead-lettered the item", round)
+			}
+			wantInFlight(t, ctx, e, "q", 1)
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		// A released item is due at once and is handed out before the
+		// queue's head.
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 1})
+		wantDeliveries(t, ds, []string{"x", "y"}, 1)
+		for _, d := range ds {
+			if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
+				t.Fatalf("QueueAck(%s): %v", d.ID, err)
+			}
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+	})
+
+	t.Run("EndsTheLease", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}
+		ds := receive(t, ctx, e, p)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: longLease, MaxDeliveries: 3, Release: true})
+		// Until it is delivered again, the released delivery settles nothing.
+		wantErrIs(t, "QueueAck of a released delivery", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueExtend of a released delivery", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
+		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3, Release: true})
+		wantErrIs(t, "second release", err, engine.ErrLeaseNotFound)
+		_, err = e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3})
+		wantErrIs(t, "nack after release", err, engine.ErrLeaseNotFound)
+		wantInFlight(t, ctx, e, "q", 1)
+	})
+
+	t.Run("UnknownID", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		for _, c := range []struct{ what, queue, id string }{
+			{"release on a queue never used", "nothing-here", "1.1"},
+			{"release of a malformed id", "q", "no-such-delivery"},
+			{"release of an id never handed out", "q", "999.1"},
+		} {
+			if c.queue == "q" {
+				add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+			}
+			_, err := e.QueueNack(ctx, engine.NackParams{Queue: c.queue, ID: c.id, MaxDeliveries: 3, Release: true})
+			wantErrIs(t, c.what, err, engine.ErrLeaseNotFound)
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+	})
+
+	t.Run("Delay", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: time.Second, MaxDeliveries: 5, Release: true})
+		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+		wantInFlight(t, ctx, e, "q", 1)
+		p.Timeout = waitTimeout
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"x"}, 1)
+	})
+
+	t.Run("SurvivesReopen", func(t *testing.T) {
+		if h.Reopen == nil {
+			t.Skipf("%s: the harness has no Reopen", h.Name)
+		}
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		add(t, ctx, d.e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 1}
+		ds := receive(t, ctx, d.e, p)
+		nack(t, ctx, d.e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 1, Release: true})
+		d.reopen(t)
+		wantInFlight(t, ctx, d.e, "q", 1)
+		wantDeliveries(t, receive(t, ctx, d.e, p), []string{"x"}, 1)
+		wantDLQ(t, ctx, d.e, "q", engine.DLQFailed)
+	})
+}
