@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"strconv"
 	"time"
@@ -65,18 +64,6 @@ func cacheValue(op string, res rueidis.RedisResult) (string, bool, error) {
 	return v, true, nil
 }
 
-// cacheSetScript is SET guarded against replacing another kind of value
-// (see scripts/cache_set.lua), in one step: a TYPE read before a plain SET
-// would let a queue be created in between and then destroyed.
-var (
-	//go:embed scripts/cache_set.lua
-	cacheSetSrc    string
-	cacheSetScript = rueidis.NewLuaScript(cacheSetSrc)
-	//go:embed scripts/cache_expire.lua
-	cacheExpireSrc    string
-	cacheExpireScript = rueidis.NewLuaScript(cacheExpireSrc)
-)
-
 // cacheKeys are the KEYS of the guarded cache scripts: the entry, and the
 // fencing counter of the lock that can share its key, if one can.
 func (e *Engine) cacheKeys(key string) []string {
@@ -103,7 +90,7 @@ func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (bool, e
 	if p.OnlyIfAbsent {
 		nx = "1"
 	}
-	n, err := cacheSetScript.Exec(ctx, e.client, e.cacheKeys(p.Key), []string{p.Value, strconv.FormatInt(durationToPX(p.TTL), 10), nx}).AsInt64()
+	n, err := e.scripts.cacheSet.Exec(ctx, e.client, e.cacheKeys(p.Key), []string{p.Value, strconv.FormatInt(durationToPX(p.TTL), 10), nx}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}
@@ -166,7 +153,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		// than turn an expiry into a silent delete.
 		return false, fmt.Errorf("%s: ttl must be positive (got %v); use CacheDelete to remove a key", op, ttl)
 	}
-	n, err := cacheExpireScript.Exec(ctx, e.client, e.cacheKeys(key), []string{strconv.FormatInt(durationToPX(ttl), 10)}).AsInt64()
+	n, err := e.scripts.cacheExpire.Exec(ctx, e.client, e.cacheKeys(key), []string{strconv.FormatInt(durationToPX(ttl), 10)}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}

@@ -50,7 +50,7 @@ type Engine struct {
 	keys   keyspace.Space
 	owns   bool
 
-	scripts *queueScripts
+	scripts *engineScripts
 	// adds and acks merge concurrent calls on one queue into one script
 	// call each.
 	adds     addCombiner
@@ -96,7 +96,7 @@ func New(client rueidis.Client, opts Options) *Engine {
 		client:      client,
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
-		scripts:     newQueueScripts(),
+		scripts:     newEngineScripts(),
 		minReplicas: max(opts.MinReplicasAck, 0),
 		ackTimeout:  ackTimeout,
 		closing:     closing,
