@@ -49,8 +49,8 @@ func engineCases(t *testing.T, h Harness) {
 	t.Run("KindAndHealth", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)
-		if k := e.Kind(); k != "redis" && k != "embedded" {
-			t.Errorf("Kind() = %q, want \"redis\" or \"embedded\"", k)
+		if k := e.Kind(); k != h.Caps.Kind {
+			t.Errorf("Kind() = %q, want %q", k, h.Caps.Kind)
 		}
 		got := e.Health(ctx)
 		if got.Status != "healthy" || !got.Connected || got.Error != "" {

@@ -11,7 +11,7 @@ import (
 // durableCases check that state survives closing and reopening an engine
 // over the same stored data. Engines without Reopen skip them.
 func durableCases(t *testing.T, h Harness) {
-	if h.Reopen == nil {
+	if h.Caps.Reopen == nil {
 		t.Skipf("%s: the harness has no Reopen; the engine keeps no state across restarts", h.Name)
 	}
 
@@ -131,5 +131,5 @@ func setupDurable(t *testing.T, h Harness) (context.Context, *durable) {
 // reopen swaps in an engine over the same data; Reopen closes the old one.
 func (d *durable) reopen(t *testing.T) {
 	t.Helper()
-	d.e = d.h.Reopen(t, d.e)
+	d.e = d.h.Caps.Reopen(t, d.e)
 }

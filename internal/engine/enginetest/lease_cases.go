@@ -726,7 +726,7 @@ func releaseCases(t *testing.T, h Harness) {
 	})
 
 	t.Run("SurvivesReopen", func(t *testing.T) {
-		if h.Reopen == nil {
+		if h.Caps.Reopen == nil {
 			t.Skipf("%s: the harness has no Reopen", h.Name)
 		}
 		t.Parallel()

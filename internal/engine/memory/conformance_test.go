@@ -1,11 +1,13 @@
 package memory
 
 import (
+	"context"
 	"sync"
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 func TestConformanceMemory(t *testing.T) {
@@ -18,6 +20,7 @@ func TestConformanceMemory(t *testing.T) {
 			}
 			return e
 		},
+		Caps: capabilities(nil),
 	})
 }
 
@@ -38,7 +41,7 @@ func TestConformanceDurable(t *testing.T) {
 			mu.Unlock()
 			return e
 		},
-		Reopen: func(t *testing.T, old engine.Engine) engine.Engine {
+		Caps: capabilities(func(t *testing.T, old engine.Engine) engine.Engine {
 			mu.Lock()
 			dir, ok := dirs[old]
 			mu.Unlock()
@@ -56,6 +59,28 @@ func TestConformanceDurable(t *testing.T) {
 			dirs[e] = dir
 			mu.Unlock()
 			return e
-		},
+		}),
 	})
+}
+
+// capabilities are what the suite may rely on of this engine: the
+// standalone layout of docs/compat.md, in one key space, and a durable
+// engine's reopen when reopen is set.
+func capabilities(reopen func(t *testing.T, e engine.Engine) engine.Engine) enginetest.Capabilities {
+	return enginetest.Capabilities{
+		Kind:    "embedded",
+		Reopen:  reopen,
+		Keys:    &keyspace.Space{},
+		PushRaw: pushRaw,
+	}
+}
+
+// pushRaw appends entries to the list stored under key. The engine has no
+// path past its API; in the standalone layout the queue named key is
+// stored under key itself, so a plain add is that push.
+func pushRaw(t *testing.T, ctx context.Context, e engine.Engine, key string, entries ...string) {
+	t.Helper()
+	if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: key, Items: entries, Policy: engine.PolicyReject}); err != nil {
+		t.Fatalf("push onto %s: %v", key, err)
+	}
 }
