@@ -10,6 +10,7 @@ package enginetest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keyspace"
@@ -46,6 +47,12 @@ type Capabilities struct {
 	// writes it. The cases that hand an engine entries it did not build
 	// itself use it, and are skipped without it.
 	PushRaw func(t *testing.T, ctx context.Context, e engine.Engine, key string, entries ...string)
+	// Advance, when set, moves the clock e reads for leases, TTLs, lock
+	// expiry and idempotency windows forward by d at once; the cases that
+	// wait for such a deadline then skip the wait. The clock must still
+	// follow real time otherwise: blocking calls wait in real time. Without
+	// it (Redis: expiry is the server's clock) the cases wait.
+	Advance func(t *testing.T, e engine.Engine, d time.Duration)
 }
 
 // sharedQueueCacheKeys reports whether the queue q and the cache entry q

@@ -84,7 +84,7 @@ func kindsCases(t *testing.T, h Harness) {
 				t.Errorf("CacheExpire of %s reported a new TTL", key)
 			}
 		}
-		waitPast(t, ctx, e, 5*time.Millisecond)
+		waitPast(t, ctx, h, e, 5*time.Millisecond)
 		wantQueue(t, ctx, e, "q", "a")
 		acquire(t, ctx, e, "L", "other", time.Minute, false)
 	})

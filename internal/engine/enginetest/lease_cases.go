@@ -182,7 +182,7 @@ func leaseCases(t *testing.T, h Harness) {
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
 		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1}
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"x"}, 1)
-		waitPast(t, ctx, e, 5*shortLease)
+		waitPast(t, ctx, h, e, 5*shortLease)
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
 		if len(entries) != 1 {
@@ -199,7 +199,7 @@ func leaseCases(t *testing.T, h Harness) {
 		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5}
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"old"}, 1)
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "fresh")
-		waitPast(t, ctx, e, 5*shortLease)
+		waitPast(t, ctx, h, e, 5*shortLease)
 		p.Lease = longLease
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"old"}, 2)
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"fresh"}, 1)

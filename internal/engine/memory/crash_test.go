@@ -200,7 +200,7 @@ func survivors(t *testing.T, dir string) map[string]int {
 			t.Fatal(err)
 		}
 	}
-	e, err := New(Options{Dir: cp, Clock: &fakeClock{t: time.Now().Add(2 * time.Hour)}})
+	e, err := New(Options{Dir: cp, Now: (&fakeClock{t: time.Now().Add(2 * time.Hour)}).Now})
 	if err != nil {
 		t.Fatalf("reopen after the crash: %v", err)
 	}

@@ -55,7 +55,7 @@ func reopen(t *testing.T, e *Engine) *Engine {
 // hold exactly the same.
 func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock, Keys: keyspaceWithPrefix("app:")})
+	e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now, Keys: keyspaceWithPrefix("app:")})
 	ctx := context.Background()
 	add := func(q string, policy engine.Policy, maxSize int64, items ...string) {
 		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: q, Items: items, Policy: policy, MaxSize: maxSize}); err != nil {
@@ -130,7 +130,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 // back only once its lease has run out.
 func TestLeaseDeadlineSurvivesRestart(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock})
+	e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "job")
 	p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: 30 * time.Second, MaxDeliveries: 3}

@@ -14,7 +14,7 @@ import (
 // microseconds, as Python's datetime.isoformat writes an aware UTC time.
 const isoTime = "2006-01-02T15:04:05.000000+00:00"
 
-func (e *Engine) isoNow() string { return e.clock.Now().UTC().Format(isoTime) }
+func (e *Engine) isoNow() string { return e.clock().UTC().Format(isoTime) }
 
 var errTimeout = errors.New("wait timed out")
 

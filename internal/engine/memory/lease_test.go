@@ -14,7 +14,7 @@ import (
 // byte for byte.
 func TestLeaseExpiryToFailedDLQ(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "jobs", `{"n": 1}`)
 	p := engine.ReceiveParams{Queue: "jobs", Count: 1, Lease: 30 * time.Second, MaxDeliveries: 2}
@@ -67,7 +67,7 @@ func TestLeaseExpiryToFailedDLQ(t *testing.T) {
 
 func TestNackDelayAndExtend(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "a")
 	p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: 10 * time.Second, MaxDeliveries: 3}
@@ -108,7 +108,7 @@ func TestNackDelayAndExtend(t *testing.T) {
 
 func TestCacheExpiryAndSweep(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	if ok, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "v", TTL: time.Second}); !ok || err != nil {
 		t.Fatalf("set: %v %v", ok, err)
@@ -186,7 +186,7 @@ func TestRequeueKeepsMalformedEntriesInPlace(t *testing.T) {
 
 func TestLockFencing(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	f1, ok, err := e.LockAcquire(ctx, "L", "a", time.Second)
 	if !ok || err != nil {

@@ -42,6 +42,12 @@ type Options struct {
 	// ReplicasAckTimeout bounds that wait; DefaultReplicasAckTimeout when
 	// zero or negative.
 	ReplicasAckTimeout time.Duration
+
+	// There is no time source to set, unlike the embedded engine's
+	// Options.Now: lease deadlines, cache TTLs, lock expiry and idempotency
+	// windows run on the server's clock (TIME and PX/PEXPIRE inside the
+	// scripts), where every client agrees on it. Faking it would take a
+	// clock shared by all clients; tests wait instead.
 }
 
 // Engine implements engine.Engine on a rueidis client.
