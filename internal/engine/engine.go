@@ -1,7 +1,7 @@
 // Package engine defines the seam between Sluice's public API and its
-// storage backends. Every backend (Redis, embedded memory, durable file)
-// implements Engine, and every backend is held to the same behaviour by the
-// conformance suite in package enginetest.
+// storage backends. Every backend (Redis, and the embedded engine in memory
+// or durable on file) implements Engine, and every backend is held to the
+// same behaviour by the conformance suite in package enginetest.
 //
 // Engines deal in stored strings: the public package encodes values with
 // package codec before they reach an engine and decodes what comes back.
