@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
-func TestConformanceMemory(t *testing.T) {
+func TestConformanceEmbedded(t *testing.T) {
 	h := &harness{}
 	enginetest.Run(t, enginetest.Harness{
-		Name: "memory",
+		Name: "embedded",
 		New:  func(t *testing.T) engine.Engine { return h.open(t, "", nil) },
 		Caps: h.capabilities(false),
 	})
@@ -24,7 +24,7 @@ func TestConformanceMemory(t *testing.T) {
 func TestConformanceDurable(t *testing.T) {
 	h := &harness{}
 	enginetest.Run(t, enginetest.Harness{
-		Name: "durable",
+		Name: "embedded-durable",
 		New:  func(t *testing.T) engine.Engine { return h.open(t, t.TempDir(), nil) },
 		Caps: h.capabilities(true),
 	})

@@ -1,4 +1,4 @@
-// Package memory is the embedded engine: every capability of the Redis
+// Package embedded is the embedded engine: every capability of the Redis
 // engine, with the same semantics, held in process memory, and durable
 // through an append-only log when given a directory.
 //
@@ -35,7 +35,7 @@
 // head), any other change stays in memory without being durable, and its
 // error says so. Reads keep working; reopening the engine recovers what
 // the log holds.
-package memory
+package embedded
 
 import (
 	"context"
