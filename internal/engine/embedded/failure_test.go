@@ -161,7 +161,7 @@ func logFailureRefusesChanges(t *testing.T, policy string) {
 		refused("QueuePushFront", e.QueuePushFront(ctx, "q", []string{"e"}))
 		_, err = e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 1, Lease: time.Hour, MaxDeliveries: 3})
 		refused("QueueReceive", err)
-		refused("QueueAck", engine.Ack(ctx, e, "q", ds[0].ID))
+		refused("Ack", engine.Ack(ctx, e, "q", ds[0].ID))
 		_, err = e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3})
 		refused("QueueNack", err)
 		_, err = e.QueueClear(ctx, "q")

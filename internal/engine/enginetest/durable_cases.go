@@ -71,9 +71,9 @@ func durableCases(t *testing.T, h Harness) {
 			t.Errorf("deliveries after reopen %v, want expiring and delayed at attempt 2, waiting at 1", got)
 		}
 		if err := engine.Ack(ctx, d.e, "q", held[0].ID); err != nil {
-			t.Errorf("QueueAck of a lease taken before reopen: %v", err)
+			t.Errorf("Ack of a lease taken before reopen: %v", err)
 		}
-		wantErrIs(t, "QueueAck of the expired delivery", engine.Ack(ctx, d.e, "q", expiring[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of the expired delivery", engine.Ack(ctx, d.e, "q", expiring[0].ID), engine.ErrLeaseNotFound)
 		wantInFlight(t, ctx, d.e, "q", 3)
 		wantQueue(t, ctx, d.e, "q")
 	})

@@ -43,14 +43,14 @@ func leaseCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 3})
 		wantDeliveries(t, ds, []string{"a", "b"}, 1)
 		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
-			t.Fatalf("QueueAck: %v", err)
+			t.Fatalf("Ack: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 1)
-		wantErrIs(t, "second QueueAck", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
-		wantErrIs(t, "QueueAck of an unknown id", engine.Ack(ctx, e, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
-		wantErrIs(t, "QueueAck on another queue", engine.Ack(ctx, e, "other", ds[1].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "second Ack", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of an unknown id", engine.Ack(ctx, e, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack on another queue", engine.Ack(ctx, e, "other", ds[1].ID), engine.ErrLeaseNotFound)
 		if err := engine.Ack(ctx, e, "q", ds[1].ID); err != nil {
-			t.Fatalf("QueueAck: %v", err)
+			t.Fatalf("Ack: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
 		wantQueue(t, ctx, e, "q")
@@ -69,13 +69,13 @@ func leaseCases(t *testing.T, h Harness) {
 		if d2[0].ID == d1[0].ID {
 			t.Errorf("redelivery reuses id %q", d1[0].ID)
 		}
-		wantErrIs(t, "QueueAck of the expired delivery", engine.Ack(ctx, e, "q", d1[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of the expired delivery", engine.Ack(ctx, e, "q", d1[0].ID), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of the expired delivery", e.QueueExtend(ctx, "q", d1[0].ID, longLease), engine.ErrLeaseNotFound)
 		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: d1[0].ID, MaxDeliveries: 5})
 		wantErrIs(t, "QueueNack of the expired delivery", err, engine.ErrLeaseNotFound)
 		wantInFlight(t, ctx, e, "q", 1)
 		if err := engine.Ack(ctx, e, "q", d2[0].ID); err != nil {
-			t.Fatalf("QueueAck of the redelivery: %v", err)
+			t.Fatalf("Ack of the redelivery: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
 		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
@@ -98,7 +98,7 @@ func leaseCases(t *testing.T, h Harness) {
 			if res.DeadLettered {
 				t.Fatalf("nack of attempt %d dead-lettered under MaxDeliveries 5", attempt)
 			}
-			wantErrIs(t, "QueueAck after nack", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+			wantErrIs(t, "Ack after nack", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 			_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 5})
 			wantErrIs(t, "second QueueNack", err, engine.ErrLeaseNotFound)
 		}
@@ -151,7 +151,7 @@ func leaseCases(t *testing.T, h Harness) {
 				checkFailedEntry(t, entries[0], queue, item, msg, 2, start)
 				wantInFlight(t, ctx, e, queue, 0)
 				wantQueue(t, ctx, e, queue)
-				wantErrIs(t, "QueueAck after dead-lettering", engine.Ack(ctx, e, queue, ds[0].ID), engine.ErrLeaseNotFound)
+				wantErrIs(t, "Ack after dead-lettering", engine.Ack(ctx, e, queue, ds[0].ID), engine.ErrLeaseNotFound)
 				wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 			})
 		}
@@ -171,7 +171,7 @@ func leaseCases(t *testing.T, h Harness) {
 		}
 		checkFailedEntry(t, entries[0], "q", "x", "lease expired", 1, start)
 		wantInFlight(t, ctx, e, "q", 0)
-		wantErrIs(t, "QueueAck after dead-lettering", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack after dead-lettering", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 	})
 
 	t.Run("MaxDeliveriesViaReceive", func(t *testing.T) {
@@ -231,7 +231,7 @@ func leaseCases(t *testing.T, h Harness) {
 							errs <- fmt.Errorf("%s delivered at attempt %d", d.Item, d.Attempt)
 						}
 						if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
-							errs <- fmt.Errorf("QueueAck(%s): %w", d.Item, err)
+							errs <- fmt.Errorf("Ack(%s): %w", d.Item, err)
 							return
 						}
 						got[r] = append(got[r], d.Item)
@@ -308,7 +308,7 @@ func leaseCases(t *testing.T, h Harness) {
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		wantInFlight(t, ctx, e, "q", 1)
 		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
-			t.Fatalf("QueueAck after extend: %v", err)
+			t.Fatalf("Ack after extend: %v", err)
 		}
 		wantErrIs(t, "QueueExtend after ack", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of an unknown id", e.QueueExtend(ctx, "q", "no-such-delivery", longLease), engine.ErrLeaseNotFound)
@@ -670,7 +670,7 @@ func releaseCases(t *testing.T, h Harness) {
 		wantDeliveries(t, ds, []string{"x", "y"}, 1)
 		for _, d := range ds {
 			if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
-				t.Fatalf("QueueAck(%s): %v", d.ID, err)
+				t.Fatalf("Ack(%s): %v", d.ID, err)
 			}
 		}
 		wantInFlight(t, ctx, e, "q", 0)
@@ -684,7 +684,7 @@ func releaseCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, e, p)
 		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: longLease, MaxDeliveries: 3, Release: true})
 		// Until it is delivered again, the released delivery settles nothing.
-		wantErrIs(t, "QueueAck of a released delivery", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of a released delivery", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of a released delivery", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
 		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3, Release: true})
 		wantErrIs(t, "second release", err, engine.ErrLeaseNotFound)

@@ -370,7 +370,7 @@ func queueCases(t *testing.T, h Harness) {
 		wantInFlight(t, ctx, e, "q", 1)
 		wantDLQ(t, ctx, e, "q", engine.DLQFailed, failed...)
 		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
-			t.Errorf("QueueAck after clear: %v", err)
+			t.Errorf("Ack after clear: %v", err)
 		}
 	})
 
