@@ -118,7 +118,7 @@ func (q *Queue) Ack(ctx context.Context, id string) error {
 	if q.nameErr != nil {
 		return q.nameErr
 	}
-	if err := q.c.eng.QueueAck(ctx, q.name, id); err != nil {
+	if err := engine.Ack(ctx, q.c.eng, q.name, id); err != nil {
 		return fmt.Errorf("sluice: ack %s on %q: %w", id, q.name, err)
 	}
 	return nil

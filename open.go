@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/sluicehq/sluice/internal/engine/memory"
+	"github.com/sluicehq/sluice/internal/engine/embedded"
 	redisengine "github.com/sluicehq/sluice/internal/engine/redis"
 	"github.com/sluicehq/sluice/internal/keyspace"
 	"github.com/sluicehq/sluice/internal/redisconn"
@@ -47,7 +47,7 @@ func openMemory(cfg Config, dir string) (*Client, error) {
 	if log == nil {
 		log = discardLogger
 	}
-	eng, err := memory.New(memory.Options{Dir: dir, Fsync: cfg.Fsync, Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: log})
+	eng, err := embedded.New(embedded.Options{Dir: dir, Fsync: cfg.Fsync, Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: log, Now: cfg.Test.Time})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open embedded engine: %w", err)
 	}

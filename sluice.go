@@ -144,6 +144,19 @@ type Config struct {
 	// is logged (a library does not write to the process's default logger
 	// unasked); pass slog.Default() to log there.
 	Logger *slog.Logger
+	// Test holds settings for tests only.
+	Test TestConfig
+}
+
+// TestConfig holds settings that let tests control the client. Production
+// code leaves it zero.
+type TestConfig struct {
+	// Time, when set, is the embedded engine's clock for lease deadlines,
+	// cache TTLs, lock expiry and idempotency windows, so that a test can
+	// move time forward instead of waiting (blocking calls still wait in
+	// real time). Default: time.Now. The Redis engine ignores it: there
+	// those deadlines run on the server's clock.
+	Time func() time.Time
 }
 
 // TLSOptions configure TLS to Redis.

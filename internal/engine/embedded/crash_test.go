@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"bufio"
@@ -61,7 +61,7 @@ func concurrentCrashChild(dir, policy, round string) {
 				}
 				for _, d := range ds {
 					fmt.Printf("recv %d %s\n", a, d.Item)
-					if err := e.QueueAck(ctx, crashQueue, d.ID); err != nil {
+					if err := engine.Ack(ctx, e, crashQueue, d.ID); err != nil {
 						fmt.Fprintln(os.Stderr, err)
 						os.Exit(3)
 					}
@@ -200,7 +200,7 @@ func survivors(t *testing.T, dir string) map[string]int {
 			t.Fatal(err)
 		}
 	}
-	e, err := New(Options{Dir: cp, Clock: &fakeClock{t: time.Now().Add(2 * time.Hour)}})
+	e, err := New(Options{Dir: cp, Now: (&fakeClock{t: time.Now().Add(2 * time.Hour)}).Now})
 	if err != nil {
 		t.Fatalf("reopen after the crash: %v", err)
 	}

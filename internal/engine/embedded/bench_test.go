@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -128,8 +128,10 @@ func BenchmarkAddBatch100(b *testing.B) {
 		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: items, Policy: engine.PolicyDLQ, MaxSize: 10000}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := e.QueuePopN(ctx, "q", 100); err != nil {
-			b.Fatal(err)
+		for range len(items) {
+			if _, _, err := e.QueuePop(ctx, "q", 0); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"bytes"
@@ -156,19 +156,17 @@ func logFailureRefusesChanges(t *testing.T, policy string) {
 		}
 		_, _, err = e.QueuePop(ctx, "q", 0)
 		refused("QueuePop", err)
-		_, err = e.QueuePopN(ctx, "q", 2)
-		refused("QueuePopN", err)
 		_, err = e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{"d"}, Policy: engine.PolicyReject})
 		refused("QueueAdd", err)
 		refused("QueuePushFront", e.QueuePushFront(ctx, "q", []string{"e"}))
 		_, err = e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 1, Lease: time.Hour, MaxDeliveries: 3})
 		refused("QueueReceive", err)
-		refused("QueueAck", e.QueueAck(ctx, "q", ds[0].ID))
+		refused("Ack", engine.Ack(ctx, e, "q", ds[0].ID))
 		_, err = e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3})
 		refused("QueueNack", err)
 		_, err = e.QueueClear(ctx, "q")
 		refused("QueueClear", err)
-		_, err = e.CacheSet(ctx, "k", "v", 0, false)
+		_, err = e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "v"})
 		refused("CacheSet", err)
 		_, _, err = e.LockAcquire(ctx, "L", "tok", time.Minute)
 		refused("LockAcquire", err)
@@ -250,7 +248,7 @@ func TestLongDurationsDoNotWrap(t *testing.T) {
 	}
 	again("nack delay of MaxInt64")
 
-	if _, err := e.CacheSet(ctx, "k", "v", forever, false); err != nil {
+	if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "v", TTL: forever}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := e.CacheGet(ctx, "k"); !ok {

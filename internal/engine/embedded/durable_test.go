@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"bufio"
@@ -55,7 +55,7 @@ func reopen(t *testing.T, e *Engine) *Engine {
 // hold exactly the same.
 func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock, Keys: keyspaceWithPrefix("app:")})
+	e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now, Keys: keyspaceWithPrefix("app:")})
 	ctx := context.Background()
 	add := func(q string, policy engine.Policy, maxSize int64, items ...string) {
 		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: q, Items: items, Policy: policy, MaxSize: maxSize}); err != nil {
@@ -65,7 +65,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	add("a", engine.PolicyDLQ, 3, "1", "2", "3", "4", "5")
 	add("b", engine.PolicyDropOldest, 2, "x", "y", "z")
 	add("c", engine.PolicyReject, 0, "c1", "c2", "c3", "c4")
-	if _, err := e.QueuePopN(ctx, "c", 1); err != nil {
+	if _, _, err := e.QueuePop(ctx, "c", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.QueuePushFront(ctx, "c", []string{"back"}); err != nil {
@@ -83,7 +83,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 		k, v string
 		ttl  time.Duration
 	}{{"k1", "v1", 0}, {"k2", "v2", time.Hour}, {"k3", "v3", time.Hour}} {
-		if _, err := e.CacheSet(ctx, kv.k, kv.v, kv.ttl, false); err != nil {
+		if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: kv.k, Value: kv.v, TTL: kv.ttl}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +115,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	if f, ok, _ := e.LockAcquire(ctx, "L", "tok2", time.Hour); !ok || f != 2 {
 		t.Fatalf("fence after reopen = %d, want 2", f)
 	}
-	if err := e.QueueAck(ctx, "c", ds[1].ID); err != nil {
+	if err := engine.Ack(ctx, e, "c", ds[1].ID); err != nil {
 		t.Fatalf("ack of a lease held across restarts: %v", err)
 	}
 	more, _ := e.QueueReceive(ctx, p)
@@ -130,7 +130,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 // back only once its lease has run out.
 func TestLeaseDeadlineSurvivesRestart(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock})
+	e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "job")
 	p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: 30 * time.Second, MaxDeliveries: 3}

@@ -1,4 +1,4 @@
-// Package memory is the embedded engine: every capability of the Redis
+// Package embedded is the embedded engine: every capability of the Redis
 // engine, with the same semantics, held in process memory, and durable
 // through an append-only log when given a directory.
 //
@@ -35,7 +35,7 @@
 // head), any other change stays in memory without being durable, and its
 // error says so. Reads keep working; reopening the engine recovers what
 // the log holds.
-package memory
+package embedded
 
 import (
 	"context"
@@ -53,15 +53,6 @@ import (
 
 var _ engine.Engine = (*Engine)(nil)
 
-// Clock tells the engine the time for TTL and lease arithmetic.
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Options configure the engine.
 type Options struct {
 	// Dir makes the engine durable: every change is logged there before the
@@ -70,9 +61,11 @@ type Options struct {
 	// Fsync is "everysec" (default) or "always" (every change fsynced
 	// before its call returns). Ignored without Dir.
 	Fsync string
-	// Clock is the time source for TTLs and lease deadlines. Default: the
-	// real clock. Blocking timeouts always use real time.
-	Clock Clock
+	// Now is the time source for lease deadlines, cache TTLs, lock expiry
+	// and idempotency windows, so that a test can move time forward instead
+	// of waiting for it. Default: time.Now. Blocking timeouts (a receive or
+	// pop that waits for an item) always use real time.
+	Now func() time.Time
 	// Keys is the key layout; only Prefix matters to this engine.
 	Keys keyspace.Space
 	// SweepInterval is how often expired cache entries are swept out.
@@ -96,8 +89,8 @@ func (o Options) withDefaults() Options {
 	if o.Fsync == "" {
 		o.Fsync = "everysec"
 	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
@@ -130,7 +123,7 @@ type shard struct {
 type Engine struct {
 	opts  Options
 	keys  keyspace.Space
-	clock Clock
+	clock func() time.Time
 	seed  maphash.Seed
 
 	shards [numShards]shard
@@ -156,7 +149,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{
 		opts:  opts,
 		keys:  opts.Keys,
-		clock: opts.Clock,
+		clock: opts.Now,
 		seed:  maphash.MakeSeed(),
 		names: make(map[string]struct{}),
 		done:  make(chan struct{}),
@@ -225,7 +218,7 @@ func (e *Engine) checkOpen(op string) error {
 	return nil
 }
 
-func (e *Engine) now() int64 { return e.clock.Now().UnixNano() }
+func (e *Engine) now() int64 { return e.clock().UnixNano() }
 
 func (e *Engine) shardOf(key string) *shard {
 	return &e.shards[maphash.String(e.seed, key)%numShards]
