@@ -285,7 +285,7 @@ func TestNextPutsBackOnDisconnect(t *testing.T) {
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.ts.URL+"/v1/queues/pb/next?timeout=10s", nil)
 		done := b.doAsync(req)
-		if _, err := q.Add(context.Background(), map[string]int{"keep": 1}); err != nil {
+		if _, err := q.Add(context.Background(), map[string]int{"keep": 1}, nil); err != nil {
 			t.Fatal(err)
 		}
 		b.expect(200, "POST", "/v1/queues/pb/items", `{"after": 2}`)
