@@ -44,6 +44,64 @@ func ExampleQueue_Add() {
 	// in overflow DLQ: 1
 }
 
+// A client with settings of its own: every queue of it holds at most 500
+// items and rejects what does not fit. A nil *Config means every default.
+func ExampleOpen() {
+	ctx := context.Background()
+	client, err := sluice.Open(ctx, "mem://", &sluice.Config{
+		Queue: sluice.QueueSettings{MaxSize: 500, Policy: sluice.PolicyReject},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	s := client.Queue("jobs").Settings()
+	fmt.Println(client.EngineKind(), s.MaxSize, s.Policy, s.Lease)
+	// Output:
+	// embedded 500 reject 30s
+}
+
+// The defaults a Config's zero fields stand for.
+func ExampleConfig_WithDefaults() {
+	cfg := (&sluice.Config{}).WithDefaults()
+	fmt.Println(cfg.Queue.MaxSize, cfg.Queue.Policy, cfg.Queue.PressureThreshold, cfg.Queue.Lease, cfg.Queue.MaxDeliveries)
+	fmt.Println(cfg.CompressionThreshold, cfg.Fsync, cfg.TLS.Verify)
+	// Output:
+	// 10000 dlq 0.8 30s 5
+	// 1024 everysec required
+}
+
+// Without a bound, a queue's pressure reports MaxSize as Unbounded (-1).
+func ExampleClient_QueueWith() {
+	ctx := context.Background()
+	client, err := sluice.Open(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	q := client.QueueWith("telemetry", sluice.QueueSettings{MaxSize: sluice.Unbounded})
+	if _, err := q.Add(ctx, "reading", nil); err != nil {
+		log.Fatal(err)
+	}
+	p, err := q.Pressure(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.CurrentLength, p.MaxSize, p.IsFull)
+	// Output:
+	// 1 -1 false
+}
+
 // The reject policy refuses the item and writes nothing.
 func ExampleQueue_Add_reject() {
 	ctx := context.Background()
