@@ -11,6 +11,7 @@ import (
 	redisengine "github.com/sluicehq/sluice/internal/engine/redis"
 	"github.com/sluicehq/sluice/internal/keyspace"
 	"github.com/sluicehq/sluice/internal/redisconn"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // Open connects to the engine rawURL names (see the package documentation)
@@ -44,7 +45,7 @@ func Open(ctx context.Context, rawURL string, cfg *Config) (*Client, error) {
 }
 
 func openMemory(cfg Config, dir string) (*Client, error) {
-	eng, err := memory.New(memory.Options{Dir: dir, Fsync: string(cfg.Fsync), Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: cfg.Logger})
+	eng, err := memory.New(memory.Options{Dir: dir, Fsync: walFsync(cfg.Fsync), Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open embedded engine: %w", err)
 	}
@@ -79,6 +80,14 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 		return nil, err
 	}
 	return c, nil
+}
+
+// walFsync is a valid fsync policy in the log's terms.
+func walFsync(f Fsync) wal.FsyncPolicy {
+	if f == FsyncAlways {
+		return wal.FsyncAlways
+	}
+	return wal.FsyncEverySec
 }
 
 // redisTLS is t in the connection package's terms.

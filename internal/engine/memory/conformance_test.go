@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 func TestConformanceMemory(t *testing.T) {
@@ -29,7 +30,7 @@ func TestConformanceDurable(t *testing.T) {
 		Name: "durable",
 		New: func(t *testing.T) engine.Engine {
 			dir := t.TempDir()
-			e, err := New(Options{Dir: dir, Fsync: "everysec"})
+			e, err := New(Options{Dir: dir, Fsync: wal.FsyncEverySec})
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -48,7 +49,7 @@ func TestConformanceDurable(t *testing.T) {
 			if err := old.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
-			e, err := New(Options{Dir: dir, Fsync: "everysec"})
+			e, err := New(Options{Dir: dir, Fsync: wal.FsyncEverySec})
 			if err != nil {
 				t.Fatalf("reopen: %v", err)
 			}
