@@ -273,6 +273,27 @@ func TestNewFromRueidisValidates(t *testing.T) {
 	}
 }
 
+// NewFromRueidis honours MinReplicasAck: no server here has 50 replicas,
+// so the add is applied but reported unconfirmed.
+func TestNewFromRueidisWaitsForReplicas(t *testing.T) {
+	rc := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, rc, prefix)
+	c, err := sluice.NewFromRueidis(rc, &sluice.Config{KeyPrefix: prefix, MinReplicasAck: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	q := c.Queue("q")
+	if _, err := q.Add(ctx, "x", nil); err == nil || errors.Is(err, sluice.ErrQueueFull) {
+		t.Fatalf("add confirmed by none of 50 replicas: %v; want the replica error", err)
+	}
+	if n, err := q.Len(ctx); err != nil || n != 1 {
+		t.Fatalf("length %d, %v; want the add applied on the primary", n, err)
+	}
+}
+
 // A rueidis cluster client is recognised: the keys of one queue get a
 // hash tag, so the overflow script, which touches the queue, its DLQ and
 // the queue registry, stays in one slot.
