@@ -219,7 +219,7 @@ type Config struct {
 
 // DefaultCompressionThreshold is the default Config.CompressionThreshold
 // in bytes (docs/compat.md).
-const DefaultCompressionThreshold = codec.DefaultThreshold
+const DefaultCompressionThreshold = 1024
 
 // TLSOptions configure TLS to Redis.
 type TLSOptions struct {
