@@ -245,8 +245,13 @@ func TestNilOptionsMeanDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		if _, err := q.NewBatchConsumer(func(context.Context, []sluice.Item) error { return nil }, nil); err != nil {
+		handler := func(context.Context, []sluice.Item) error { return nil }
+		if _, err := q.NewBatchConsumer(handler, nil); err != nil {
 			t.Errorf("batch consumer with nil options: %v", err)
+		}
+		bad := &sluice.BatchConsumerOptions{Receive: sluice.ReceiveOptions{MaxDeliveries: -1}}
+		if _, err := q.NewBatchConsumer(handler, bad); !errors.Is(err, sluice.ErrInvalidArgument) {
+			t.Errorf("batch consumer with MaxDeliveries -1: %v, want ErrInvalidArgument", err)
 		}
 		if _, err := c.SubscribeWith(ctx, nil); !errors.Is(err, sluice.ErrInvalidArgument) {
 			t.Errorf("subscribe to nothing: %v, want ErrInvalidArgument", err)
