@@ -33,7 +33,7 @@ func (c *movableClock) advance(d time.Duration) {
 func TestConfigTestTimeDrivesEmbeddedDeadlines(t *testing.T) {
 	ctx := context.Background()
 	clock := &movableClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c, err := sluice.Open(ctx, "mem://", sluice.WithConfig(sluice.Config{Test: sluice.TestConfig{Time: clock.Now}}))
+	c, err := sluice.Open(ctx, "mem://", &sluice.Config{Test: sluice.TestConfig{Time: clock.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +43,14 @@ func TestConfigTestTimeDrivesEmbeddedDeadlines(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := c.Queue("work")
-	if _, err := q.Add(ctx, "job"); err != nil {
+	if _, err := q.Add(ctx, "job", nil); err != nil {
 		t.Fatal(err)
 	}
 	opts := sluice.ReceiveOptions{Lease: time.Hour, MaxDeliveries: 3}
-	if _, ok, err := q.Receive(ctx, 0, opts); err != nil || !ok {
+	if _, ok, err := q.Receive(ctx, 0, &opts); err != nil || !ok {
 		t.Fatalf("first receive: %v %v", ok, err)
 	}
-	if _, ok, err := q.Receive(ctx, 0, opts); err != nil || ok {
+	if _, ok, err := q.Receive(ctx, 0, &opts); err != nil || ok {
 		t.Fatalf("receive under a live lease: %v %v, want nothing", ok, err)
 	}
 
@@ -58,7 +58,7 @@ func TestConfigTestTimeDrivesEmbeddedDeadlines(t *testing.T) {
 	if _, ok, err := c.Cache().Get(ctx, "k"); err != nil || ok {
 		t.Errorf("cache entry an hour later: %v %v, want expired", ok, err)
 	}
-	d, ok, err := q.Receive(ctx, 0, opts)
+	d, ok, err := q.Receive(ctx, 0, &opts)
 	if err != nil || !ok || d.Attempt != 2 {
 		t.Fatalf("receive after the lease ran out: %+v %v %v, want the job again at attempt 2", d, ok, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/engine/enginetest"
 	"github.com/sluicehq/sluice/internal/keyspace"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 func TestConformanceEmbedded(t *testing.T) {
@@ -50,7 +51,7 @@ func (h *harness) open(t *testing.T, dir string, clock *shiftClock) engine.Engin
 	}
 	opts := Options{Now: clock.Now}
 	if dir != "" {
-		opts.Dir, opts.Fsync = dir, "everysec"
+		opts.Dir, opts.Fsync = dir, wal.FsyncEverySec
 	}
 	e, err := New(opts)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // dump renders everything a test stored, through the public methods, so
@@ -152,7 +153,7 @@ func TestLeaseDeadlineSurvivesRestart(t *testing.T) {
 // everything before it is kept.
 func TestTornTailIsCutOff(t *testing.T) {
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: "always"})
+	e := newEngine(t, Options{Dir: dir, Fsync: wal.FsyncAlways})
 	mustAdd(t, e, "q", "kept")
 	mustAdd(t, e, "q", "torn")
 	if err := e.Close(); err != nil {
@@ -240,7 +241,7 @@ func TestCrashKeepsEveryAcknowledgedAdd(t *testing.T) {
 }
 
 func crashChild(dir string) {
-	e, err := New(Options{Dir: dir, Fsync: "always"})
+	e, err := New(Options{Dir: dir, Fsync: wal.FsyncAlways})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -18,7 +18,7 @@
 // Durability (Options.Dir): every call that changes state appends one
 // record of its changes to the log (package wal) before it returns, while
 // it still holds the locks of the keys it changed, so the log orders the
-// changes of each key as they happened; with Fsync "always" the record is
+// changes of each key as they happened; with wal.FsyncAlways the record is
 // on disk first. New replays the log. Lease deadlines and cache expiries
 // are logged as absolute times, so an item leased before a crash comes
 // back once its lease has run out. When the log grows past twice the size
@@ -49,6 +49,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keyspace"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 var _ engine.Engine = (*Engine)(nil)
@@ -58,9 +59,10 @@ type Options struct {
 	// Dir makes the engine durable: every change is logged there before the
 	// call returns. "" (the default) keeps everything in memory only.
 	Dir string
-	// Fsync is "everysec" (default) or "always" (every change fsynced
-	// before its call returns). Ignored without Dir.
-	Fsync string
+	// Fsync is wal.FsyncEverySec (the zero value) or wal.FsyncAlways
+	// (every change fsynced before its call returns); the log refuses
+	// any other value. Ignored without Dir.
+	Fsync wal.FsyncPolicy
 	// Now is the time source for lease deadlines, cache TTLs, lock expiry
 	// and idempotency windows, so that a test can move time forward instead
 	// of waiting for it. Default: time.Now. Blocking timeouts (a receive or
@@ -86,9 +88,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Fsync == "" {
-		o.Fsync = "everysec"
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -103,13 +102,6 @@ func (o Options) withDefaults() Options {
 	}
 	o.Keys = keyspace.Space{Prefix: o.Keys.Prefix}
 	return o
-}
-
-func (o Options) validate() error {
-	if o.Fsync != "everysec" && o.Fsync != "always" {
-		return fmt.Errorf("memory engine: Fsync %q is unknown: use \"everysec\" or \"always\"", o.Fsync)
-	}
-	return nil
 }
 
 const numShards = 64
@@ -143,9 +135,6 @@ type Engine struct {
 // New creates an engine; with opts.Dir it replays the log found there.
 func New(opts Options) (*Engine, error) {
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
 	e := &Engine{
 		opts:  opts,
 		keys:  opts.Keys,

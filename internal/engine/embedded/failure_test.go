@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -58,7 +59,7 @@ func TestTornSplitRecordIsDroppedForGood(t *testing.T) {
 		t.Skip("writes 17 MB")
 	}
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: "always"})
+	e := newEngine(t, Options{Dir: dir, Fsync: wal.FsyncAlways})
 	mustAdd(t, e, "q", "before")
 	mustAdd(t, e, "q", strings.Repeat("x", partSize+1<<20))
 	if err := e.Close(); err != nil {
@@ -74,7 +75,7 @@ func TestTornSplitRecordIsDroppedForGood(t *testing.T) {
 	}
 
 	logger, logs := bufferLogger()
-	e = newEngine(t, Options{Dir: dir, Fsync: "always", Logger: logger})
+	e = newEngine(t, Options{Dir: dir, Fsync: wal.FsyncAlways, Logger: logger})
 	rep := e.ReplayReport()
 	if !rep.Truncated || rep.DroppedBytes <= partSize {
 		t.Errorf("replay report %+v: want the whole split record (over %d bytes) reported dropped", rep, partSize)
@@ -120,12 +121,12 @@ func withFileLimit(t *testing.T, limit int64, fn func()) {
 // is rolled back. Under either policy: "everysec" too waits for the write
 // before answering, so the failure reaches the call whose record it lost.
 func TestLogFailureRefusesChangesBeforeTouchingState(t *testing.T) {
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) { logFailureRefusesChanges(t, policy) })
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) { logFailureRefusesChanges(t, policy) })
 	}
 }
 
-func logFailureRefusesChanges(t *testing.T, policy string) {
+func logFailureRefusesChanges(t *testing.T, policy wal.FsyncPolicy) {
 	dir := t.TempDir()
 	e := newEngine(t, Options{Dir: dir, Fsync: policy, noMap: true})
 	ctx := context.Background()
@@ -186,12 +187,12 @@ func logFailureRefusesChanges(t *testing.T, policy string) {
 // A failing add cannot be taken back (it may have served a consumer), so
 // its error must say where the item is: in memory, not durable.
 func TestFailedAddSaysItIsInMemoryOnly(t *testing.T) {
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) { failedAddSaysInMemoryOnly(t, policy) })
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) { failedAddSaysInMemoryOnly(t, policy) })
 	}
 }
 
-func failedAddSaysInMemoryOnly(t *testing.T, policy string) {
+func failedAddSaysInMemoryOnly(t *testing.T, policy wal.FsyncPolicy) {
 	dir := t.TempDir()
 	e := newEngine(t, Options{Dir: dir, Fsync: policy, noMap: true})
 	ctx := context.Background()
