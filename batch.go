@@ -51,10 +51,10 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (
 		return nil, q.nameErr
 	}
 	if handler == nil {
-		return nil, fmt.Errorf("%w: batch consumer needs a handler", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: batch consumer needs a handler", ErrInvalidArgument)
 	}
 	if o.Size < 0 || o.Concurrency < 0 || o.IdleTimeout < 0 || o.RetryDelay < 0 {
-		return nil, fmt.Errorf("%w: batch consumer settings must not be negative", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: batch consumer settings must not be negative", ErrInvalidArgument)
 	}
 	if o.Size == 0 {
 		o.Size = 10

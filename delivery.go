@@ -69,14 +69,14 @@ func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, 
 		return nil, q.nameErr
 	}
 	if n < 1 || timeout < 0 {
-		return nil, fmt.Errorf("%w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
+		return nil, fmt.Errorf("sluice: %w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
 	}
 	opts = q.receiveOptions(opts)
 	raw, err := q.c.eng.QueueReceive(ctx, engine.ReceiveParams{
 		Queue: q.name, Count: n, Timeout: timeout, Lease: opts.Lease, MaxDeliveries: opts.MaxDeliveries,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sluice: receive from %q: %w", q.name, err)
+		return nil, fmt.Errorf("sluice: receive from queue %q: %w", q.name, err)
 	}
 	out := make([]*Delivery, len(raw))
 	for i, d := range raw {
@@ -119,7 +119,7 @@ func (q *Queue) Ack(ctx context.Context, id string) error {
 		return q.nameErr
 	}
 	if err := q.c.eng.QueueAck(ctx, q.name, id); err != nil {
-		return fmt.Errorf("sluice: ack %s on %q: %w", id, q.name, err)
+		return fmt.Errorf("sluice: ack %q on queue %q: %w", id, q.name, err)
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (q *Queue) AckBatch(ctx context.Context, ids ...string) (acked []bool, err 
 	}
 	acked, err = q.c.eng.QueueAckBatch(ctx, q.name, ids)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: ack %d deliveries on %q: %w", len(ids), q.name, err)
+		return nil, fmt.Errorf("sluice: ack %d deliveries on queue %q: %w", len(ids), q.name, err)
 	}
 	return acked, nil
 }
@@ -143,7 +143,7 @@ func (q *Queue) AckBatch(ctx context.Context, ids ...string) (acked []bool, err 
 // the queue's setting.
 func (q *Queue) Nack(ctx context.Context, id string, delay time.Duration, reason string, maxDeliveries int) (bool, error) {
 	if delay < 0 {
-		return false, fmt.Errorf("%w: negative nack delay %v", ErrInvalidArgument, delay)
+		return false, fmt.Errorf("sluice: %w: negative nack delay %v", ErrInvalidArgument, delay)
 	}
 	if maxDeliveries <= 0 {
 		maxDeliveries = q.defaults.MaxDeliveries
@@ -164,7 +164,11 @@ func (q *Queue) nack(ctx context.Context, p engine.NackParams) (bool, error) {
 	p.Queue = q.name
 	res, err := q.c.eng.QueueNack(ctx, p)
 	if err != nil {
-		return false, fmt.Errorf("sluice: nack %s on %q: %w", p.ID, q.name, err)
+		op := "nack"
+		if p.Release {
+			op = "release"
+		}
+		return false, fmt.Errorf("sluice: %s %q on queue %q: %w", op, p.ID, q.name, err)
 	}
 	return res.DeadLettered, nil
 }
@@ -175,10 +179,10 @@ func (q *Queue) Extend(ctx context.Context, id string, lease time.Duration) erro
 		return q.nameErr
 	}
 	if lease <= 0 {
-		return fmt.Errorf("%w: lease must be positive, got %v", ErrInvalidArgument, lease)
+		return fmt.Errorf("sluice: %w: lease must be positive, got %v", ErrInvalidArgument, lease)
 	}
 	if err := q.c.eng.QueueExtend(ctx, q.name, id, lease); err != nil {
-		return fmt.Errorf("sluice: extend %s on %q: %w", id, q.name, err)
+		return fmt.Errorf("sluice: extend %q on queue %q: %w", id, q.name, err)
 	}
 	return nil
 }
@@ -195,7 +199,7 @@ func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
 	}
 	n, err := q.c.eng.QueueReclaim(ctx, q.name, maxDeliveries)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: reclaim %q: %w", q.name, err)
+		return 0, fmt.Errorf("sluice: reclaim queue %q: %w", q.name, err)
 	}
 	return n, nil
 }

@@ -24,7 +24,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 		o(&cfg)
 	}
 	if cfg.Fsync != "" && cfg.Fsync != "always" && cfg.Fsync != "everysec" {
-		return nil, fmt.Errorf("%w: fsync policy %q (want always or everysec)", ErrInvalidArgument, cfg.Fsync)
+		return nil, fmt.Errorf("sluice: %w: fsync policy %q (want always or everysec)", ErrInvalidArgument, cfg.Fsync)
 	}
 	scheme, _, _ := strings.Cut(rawURL, "://")
 	switch {
@@ -33,13 +33,13 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	case len(rawURL) >= 5 && strings.EqualFold(rawURL[:5], "file:"):
 		dir, err := parseFileURL(rawURL)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sluice: open: %w", err)
 		}
 		return openMemory(cfg, dir)
 	case strings.HasPrefix(scheme, "redis"):
 		return openRedis(ctx, rawURL, cfg)
 	}
-	return nil, fmt.Errorf("%w: unsupported URL scheme in %q (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)", ErrInvalidArgument, redisconn.Redact(rawURL))
+	return nil, fmt.Errorf("sluice: open: %w", &URLError{URL: RedactURL(rawURL), Reason: "unsupported scheme (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)"})
 }
 
 func openMemory(cfg Config, dir string) (*Client, error) {
@@ -69,7 +69,7 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 		MinReplicasAck:  cfg.MinReplicasAck,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sluice: open: %w", err)
+		return nil, fmt.Errorf("sluice: open: %w", publicError(err))
 	}
 	eng := redisengine.New(conn.Client, redisengine.Options{
 		Keys:           keyspace.Space{Prefix: cfg.KeyPrefix, Cluster: conn.Cluster},

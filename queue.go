@@ -56,7 +56,7 @@ func QueuePressureThreshold(r float64) QueueOption {
 func (c *Client) Queue(name string, opts ...QueueOption) *Queue {
 	q := &Queue{c: c, name: name, defaults: c.cfg.Queue}
 	if err := keyspace.ValidateQueueName(name); err != nil {
-		q.nameErr = fmt.Errorf("%w: %v", ErrInvalidName, err)
+		q.nameErr = fmt.Errorf("sluice: %w: %v", ErrInvalidName, err)
 	}
 	for _, o := range opts {
 		o(&q.defaults)
@@ -162,7 +162,8 @@ func (q *Queue) Add(ctx context.Context, v any, opts ...AddOption) (AddResult, e
 	}
 	r := res[0]
 	if !r.Success {
-		return r, fmt.Errorf("%w: %s", ErrQueueFull, r.Error)
+		limit := applyAddOptions(addSettings{maxSize: q.defaults.MaxSize}, opts).maxSize
+		return r, fmt.Errorf("sluice: add to queue %q: %w (%d/%d); nothing written", q.name, ErrQueueFull, r.QueueLength, limit)
 	}
 	return r, nil
 }
@@ -189,7 +190,7 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	for i, v := range items {
 		enc, err := q.c.codec.Encode(v)
 		if err != nil {
-			return nil, fmt.Errorf("sluice: item %d not added to %q (nothing written): %w", i, q.name, encodeErr(err))
+			return nil, fmt.Errorf("sluice: add to queue %q: item %d: %w (nothing written)", q.name, i, encodeErr(err))
 		}
 		stored[i] = enc
 	}
@@ -214,13 +215,13 @@ func (s *addSettings) validate() error {
 		return nil
 	}
 	if err := engine.ValidateIdempotencyKey(i.key); err != nil {
-		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+		return fmt.Errorf("sluice: %w: %v (nothing written)", ErrInvalidArgument, err)
 	}
 	if i.window == 0 {
 		i.window = DefaultIdempotencyWindow
 	}
 	if err := engine.ValidateIdempotencyWindow(i.window); err != nil {
-		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+		return fmt.Errorf("sluice: %w: %v (nothing written)", ErrInvalidArgument, err)
 	}
 	return nil
 }
@@ -232,7 +233,7 @@ func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) (
 	}
 	raw, err := q.c.eng.QueueAdd(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: add to %q: %w", q.name, err)
+		return nil, fmt.Errorf("sluice: add to queue %q: %w", q.name, publicError(err))
 	}
 	out := make([]AddResult, len(raw))
 	for i, r := range raw {
@@ -272,12 +273,12 @@ func (q *Queue) Get(ctx context.Context, timeout time.Duration) (item Item, ok b
 		return Item{}, false, q.nameErr
 	}
 	if timeout < 0 {
-		return Item{}, false, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout)
+		return Item{}, false, fmt.Errorf("sluice: %w: negative timeout %v", ErrInvalidArgument, timeout)
 	}
 	stored, ok, err := q.c.eng.QueuePop(ctx, q.name, timeout)
 	if err != nil || !ok {
 		if err != nil {
-			err = fmt.Errorf("sluice: get from %q: %w", q.name, err)
+			err = fmt.Errorf("sluice: get from queue %q: %w", q.name, err)
 		}
 		return Item{}, false, err
 	}
@@ -313,7 +314,7 @@ func (q *Queue) PutBack(ctx context.Context, items ...Item) error {
 		stored[i] = it.stored
 	}
 	if err := q.c.eng.QueuePushFront(ctx, q.name, stored); err != nil {
-		return fmt.Errorf("sluice: put back %d items to %q: %w", len(items), q.name, err)
+		return fmt.Errorf("sluice: put back %d items to queue %q: %w", len(items), q.name, err)
 	}
 	return nil
 }
@@ -325,7 +326,7 @@ func (q *Queue) Len(ctx context.Context) (int64, error) {
 	}
 	n, err := q.c.eng.QueueLen(ctx, q.name)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: length of %q: %w", q.name, err)
+		return 0, fmt.Errorf("sluice: length of queue %q: %w", q.name, err)
 	}
 	return n, nil
 }
@@ -351,7 +352,7 @@ func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
 	}
 	inflight, err := q.c.eng.QueueInFlight(ctx, q.name)
 	if err != nil {
-		return Pressure{}, fmt.Errorf("sluice: in-flight count of %q: %w", q.name, err)
+		return Pressure{}, fmt.Errorf("sluice: in-flight count of queue %q: %w", q.name, err)
 	}
 	return q.pressure(n, inflight), nil
 }
@@ -387,7 +388,7 @@ func (q *Queue) Peek(ctx context.Context, start, end int64) ([]Item, error) {
 	}
 	stored, err := q.c.eng.QueueRange(ctx, q.name, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: peek %q: %w", q.name, err)
+		return nil, fmt.Errorf("sluice: peek queue %q: %w", q.name, err)
 	}
 	return q.c.decodeAll(stored), nil
 }
@@ -398,7 +399,7 @@ func (q *Queue) boundRange(ctx context.Context, start, end int64) (int64, int64,
 	if start < 0 || end < 0 {
 		n, err := q.c.eng.QueueLen(ctx, q.name)
 		if err != nil {
-			return 0, 0, fmt.Errorf("sluice: peek %q: %w", q.name, err)
+			return 0, 0, fmt.Errorf("sluice: peek queue %q: %w", q.name, err)
 		}
 		if start < 0 {
 			start = max(n+start, 0)
@@ -424,7 +425,7 @@ func (q *Queue) Clear(ctx context.Context) (bool, error) {
 	}
 	ok, err := q.c.eng.QueueClear(ctx, q.name)
 	if err != nil {
-		return false, fmt.Errorf("sluice: clear %q: %w", q.name, err)
+		return false, fmt.Errorf("sluice: clear queue %q: %w", q.name, err)
 	}
 	return ok, nil
 }

@@ -61,7 +61,7 @@ func ParsePolicy(s string) (Policy, error) {
 	case PolicyReject, PolicyDLQ, PolicyDropOldest:
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: unknown overflow policy %q (want reject, dlq or drop_oldest)", ErrInvalidArgument, s)
+	return "", fmt.Errorf("sluice: %w: unknown overflow policy %q (want reject, dlq or drop_oldest)", ErrInvalidArgument, s)
 }
 
 // QueueDefaults are the settings a queue gets unless its QueueOptions or an

@@ -57,7 +57,7 @@ func errorStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, sluice.ErrLeaseNotFound), errors.Is(err, sluice.ErrNotFound):
+	case errors.Is(err, sluice.ErrLeaseNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, sluice.ErrLockNotHeld), errors.Is(err, sluice.ErrWrongType):
 		return http.StatusConflict

@@ -32,7 +32,7 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 		}
 	}
 	if err := t.commit(queue); err != nil {
-		return nil, fmt.Errorf("queue ack batch %q: %w", queue, err)
+		return nil, fmt.Errorf("queue ack batch: %w", err)
 	}
 	return acked, nil
 }

@@ -114,7 +114,7 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	if o.Fsync != "everysec" && o.Fsync != "always" {
-		return fmt.Errorf("memory engine: Fsync %q is unknown: use \"everysec\" or \"always\"", o.Fsync)
+		return fmt.Errorf("Fsync %q is unknown: use \"everysec\" or \"always\"", o.Fsync)
 	}
 	return nil
 }
@@ -220,7 +220,7 @@ func (e *Engine) Close() error {
 
 func (e *Engine) checkOpen(op string) error {
 	if e.closed.Load() {
-		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+		return engine.ErrClosed
 	}
 	return nil
 }
@@ -508,5 +508,5 @@ func (e *Engine) queueKeys(o *object, name string) *keyspace.Queue {
 func (e *Engine) lockAfter(key string) *object { return e.lock1(key, true) }
 
 func wrongType(op, key string) error {
-	return fmt.Errorf("%s %q: %w", op, key, engine.ErrWrongType)
+	return engine.ErrWrongType
 }

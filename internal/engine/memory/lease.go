@@ -228,10 +228,10 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 				e.kick(main)
 			}
 			if err := unlock(t.commit(p.Queue)); err != nil {
-				return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+				return nil, fmt.Errorf("queue receive: %w", err)
 			}
 			if len(out) == 0 && e.closed.Load() {
-				return nil, fmt.Errorf("queue receive: %w", engine.ErrClosed)
+				return nil, engine.ErrClosed
 			}
 			if out == nil {
 				out = []engine.Delivery{}
@@ -243,14 +243,14 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		e.kick(main)
 		if err := unlock(t.commit(p.Queue)); err != nil {
 			e.abandon(key, w)
-			return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+			return nil, fmt.Errorf("queue receive: %w", err)
 		}
 
 		err = e.wait(ctx, w, remaining)
 		if err == nil {
 			switch {
 			case w.closed:
-				return nil, fmt.Errorf("queue receive: %w", engine.ErrClosed)
+				return nil, engine.ErrClosed
 			case w.served:
 				return w.deliveries, nil
 			}
@@ -263,7 +263,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		if errors.Is(err, errTimeout) {
 			return []engine.Delivery{}, nil
 		}
-		return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+		return nil, fmt.Errorf("queue receive: %w", err)
 	}
 }
 
@@ -299,16 +299,16 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) (err error) {
 	defer t.end(&err)
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
-		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	defer o.mu.Unlock()
 	l := leased(o, id)
 	if l == nil {
-		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	t.leaseDel(o, l)
 	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("queue ack %q: %w", queue, err)
+		return fmt.Errorf("queue ack: %w", err)
 	}
 	return nil
 }
@@ -325,12 +325,12 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine
 	defer t.end(&err)
 	main := e.lock1(e.listKey(p.Queue), false)
 	if main == nil {
-		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
+		return res, engine.ErrLeaseNotFound
 	}
 	defer main.mu.Unlock()
 	l := leased(main, p.ID)
 	if l == nil {
-		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
+		return res, engine.ErrLeaseNotFound
 	}
 	now := e.now()
 	iso := e.isoNow()
@@ -368,7 +368,7 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine
 		e.kick(main)
 	}
 	if err := t.commit(p.Queue); err != nil {
-		return res, fmt.Errorf("queue nack %q: %w", p.Queue, err)
+		return res, fmt.Errorf("queue nack: %w", err)
 	}
 	return res, nil
 }
@@ -385,7 +385,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	defer t.end(&err)
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
-		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	defer o.mu.Unlock()
 	now := e.now()
@@ -393,13 +393,13 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	// A lease past its deadline may already be promised to the next
 	// receive, so it is not revived.
 	if l == nil || l.deadline <= now {
-		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	u := *l
 	u.deadline = after(now, lease)
 	t.leaseUpdate(o, l, u)
 	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("queue extend %q: %w", queue, err)
+		return fmt.Errorf("queue extend: %w", err)
 	}
 	return nil
 }
@@ -451,7 +451,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
 	e.kick(main)
 	if err := t.commit(queue); err != nil {
-		return moved, fmt.Errorf("queue reclaim %q: %w", queue, err)
+		return moved, fmt.Errorf("queue reclaim: %w", err)
 	}
 	return moved, nil
 }

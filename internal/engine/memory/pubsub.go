@@ -118,7 +118,7 @@ func (e *Engine) Subscribe(ctx context.Context, p engine.SubscribeParams) (engin
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, fmt.Errorf("subscribe: %w", engine.ErrClosed)
+		return nil, engine.ErrClosed
 	}
 	for _, c := range s.channels {
 		set := h.channels[c]

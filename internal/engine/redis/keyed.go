@@ -89,7 +89,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine
 	for i := 0; i < len(merged); {
 		asked, err := engine.DecodeIdempotencyRecord("0:" + merged[i+2])
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", op, queue, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		n := int(asked.Count)
 		adds = append(adds, keyedAdd{start: i, key: merged[i+3], asked: asked})
@@ -124,7 +124,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine
 			}
 		}
 		if err != nil {
-			slots[a.start].err = fmt.Errorf("%s %q: %w", op, queue, err)
+			slots[a.start].err = fmt.Errorf("%s: %w", op, err)
 			continue
 		}
 		for i, r := range results {

@@ -205,7 +205,7 @@ func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
 		return err
 	}
 	if !acked[0] {
-		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	return nil
 }
@@ -238,7 +238,7 @@ func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engin
 		return engine.NackResult{}, interpretError(op, err)
 	}
 	if n < 0 {
-		return engine.NackResult{}, fmt.Errorf("%s %q: %w", op, params.ID, engine.ErrLeaseNotFound)
+		return engine.NackResult{}, engine.ErrLeaseNotFound
 	}
 	return engine.NackResult{DeadLettered: n == 1}, nil
 }
@@ -258,7 +258,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 		return interpretError(op, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	return nil
 }

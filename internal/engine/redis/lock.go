@@ -72,7 +72,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 		return interpretError(op, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 		return interpretError(op, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	return nil
 }
