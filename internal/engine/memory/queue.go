@@ -38,7 +38,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		if rec, ok := q.idemGet(p.IdempotencyKey, now); ok {
 			res, err := rec.Replay(p.IdempotencyKey, asked)
 			if err != nil {
-				return nil, fmt.Errorf("queue add: %w", err)
+				return nil, err // ErrIdempotencyConflict, for the caller to name
 			}
 			// The first add may still be waiting for its record.
 			t.name = p.Queue

@@ -202,7 +202,8 @@ func interpretError(op string, err error) error {
 	}
 	var rerr *rueidis.RedisError
 	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
-		return fmt.Errorf("%w: %v", engine.ErrWrongType, err)
+		// The reply says what the sentinel says.
+		return engine.ErrWrongType
 	}
 	if unavailable(err) {
 		return withUnavailable(err)
