@@ -3,6 +3,7 @@ package sluice_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -117,14 +118,40 @@ func TestUnavailableErrorText(t *testing.T) {
 func TestURLErrorText(t *testing.T) {
 	t.Parallel()
 	for url, want := range map[string]string{
-		"ftp://u:pw@h/x": `sluice: open: invalid engine URL "ftp://u:xxxxx@h/x": unsupported scheme (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)`,
+		"ftp://u:pw@h/x":            `sluice: open: invalid engine URL "ftp://u:xxxxx@h/x": unsupported scheme (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)`,
+		"redis://u:pw@h:notaport/0": `sluice: open: invalid engine URL "redis://u:xxxxx@h:notaport/0": `,
+		"file://host/dir":           `sluice: open: invalid engine URL "file://host/dir": `,
 	} {
 		_, err := sluice.Open(context.Background(), url)
-		if err == nil || err.Error() != want {
-			t.Errorf("Open(%q): %v\nwant %s", url, err, want)
+		var ue *sluice.URLError
+		if !errors.As(err, &ue) || !errors.Is(err, sluice.ErrInvalidArgument) {
+			t.Errorf("Open(%q): %v (%T), want a URLError matching ErrInvalidArgument", url, err, err)
+			continue
 		}
-		if strings.Contains(err.Error(), "pw") {
+		if !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Open(%q): %v\nwant %s...", url, err, want)
+		}
+		if strings.Contains(err.Error(), "pw") || strings.Contains(ue.URL, "pw") {
 			t.Errorf("Open(%q): error shows the password", url)
 		}
+	}
+}
+
+// A write fewer replicas confirmed than asked is a *sluice.ReplicaAckError,
+// which callers match without an internal package.
+func TestReplicaAckErrorIsExported(t *testing.T) {
+	t.Parallel()
+	redistest.Client(t) // skips (or fails under CI) when Redis is down
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, redistest.Client(t), prefix)
+	// The test server has fewer than 50 replicas.
+	c := open(t, redistest.URL(), sluice.WithKeyPrefix(prefix), sluice.WithMinReplicasAck(50))
+	_, err := c.Queue("durable").Add(context.Background(), "x")
+	var ae *sluice.ReplicaAckError
+	if !errors.As(err, &ae) || ae.Wanted != 50 {
+		t.Fatalf("Add: %v (%T), want a ReplicaAckError for 50 replicas", err, err)
+	}
+	if want := `sluice: add to queue "durable": applied on the primary but confirmed by only `; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Add: %v\nwant %s...", err, want)
 	}
 }

@@ -63,7 +63,7 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
 		o.mu.Unlock()
 		e.tryRemove(o)
-		return false, fmt.Errorf("cache set %q (nothing written): %w", key, err)
+		return false, err // ErrWrongType: nothing written
 	}
 	defer o.mu.Unlock()
 	if onlyIfAbsent && o.strAlive(now) {
@@ -190,7 +190,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 	defer o.mu.Unlock()
 	now := e.now()
 	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
-		return false, fmt.Errorf("cache expire %q (nothing changed): %w", key, err)
+		return false, err // ErrWrongType: nothing changed
 	}
 	if !o.strAlive(now) {
 		return false, nil

@@ -173,8 +173,8 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		return nil, err
 	}
 	if p.Count < 1 || p.Lease <= 0 || p.MaxDeliveries < 1 {
-		return nil, fmt.Errorf("queue receive %q: count %d, lease %s, max deliveries %d: each must be positive",
-			p.Queue, p.Count, p.Lease, p.MaxDeliveries)
+		return nil, fmt.Errorf("queue receive: count %d, lease %s, max deliveries %d: each must be positive",
+			p.Count, p.Lease, p.MaxDeliveries)
 	}
 	key := e.listKey(p.Queue)
 	deadline := time.Now().Add(p.Timeout)
@@ -429,7 +429,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 		return 0, err
 	}
 	if maxDeliveries < 1 {
-		return 0, fmt.Errorf("queue reclaim %q: max deliveries %d must be positive", queue, maxDeliveries)
+		return 0, fmt.Errorf("queue reclaim: max deliveries %d must be positive", maxDeliveries)
 	}
 	k := e.keys.Queue(queue)
 	t, err := e.begin("queue reclaim")

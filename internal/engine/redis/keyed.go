@@ -59,7 +59,7 @@ func (e *Engine) addKeyed(ctx context.Context, params engine.AddParams) ([]engin
 	})
 	if len(slots) != len(share) {
 		if err == nil {
-			err = fmt.Errorf("queue add %q: no result for the add", params.Queue)
+			err = errors.New("queue add: no result for the add")
 		}
 		return nil, err
 	}
