@@ -114,7 +114,7 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	if o.Fsync != "everysec" && o.Fsync != "always" {
-		return fmt.Errorf("Fsync %q is unknown: use \"everysec\" or \"always\"", o.Fsync)
+		return fmt.Errorf("unknown Fsync %q: use \"everysec\" or \"always\"", o.Fsync)
 	}
 	return nil
 }
