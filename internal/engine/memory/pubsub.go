@@ -2,7 +2,7 @@ package memory
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -105,7 +105,7 @@ func (e *Engine) Subscribe(ctx context.Context, p engine.SubscribeParams) (engin
 		return nil, err
 	}
 	if len(p.Channels) == 0 && len(p.Patterns) == 0 {
-		return nil, fmt.Errorf("subscribe: no channels or patterns given")
+		return nil, errors.New("no channels or patterns given")
 	}
 	buf := p.Buffer
 	if buf <= 0 {
