@@ -218,6 +218,8 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// checkOpen fails calls made after Close with the bare sentinel: the caller
+// names the operation (op documents the call site).
 func (e *Engine) checkOpen(op string) error {
 	if e.closed.Load() {
 		return engine.ErrClosed
@@ -507,6 +509,10 @@ func (e *Engine) queueKeys(o *object, name string) *keyspace.Queue {
 // are longer than its own key).
 func (e *Engine) lockAfter(key string) *object { return e.lock1(key, true) }
 
+// wrongType is the error of a call that found key holding another kind of
+// value. It is the bare sentinel, as the Redis engine's: the public layer
+// names the operation and the queue or key; op and key document the call
+// site.
 func wrongType(op, key string) error {
 	return engine.ErrWrongType
 }

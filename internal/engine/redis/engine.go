@@ -144,7 +144,8 @@ func (e *Engine) goBackground(fn func()) {
 	}()
 }
 
-// check fails calls made after Close.
+// check fails calls made after Close, with the bare sentinel: the caller
+// names the operation (op documents the call site).
 func (e *Engine) check(op string) error {
 	if e.closed.Load() {
 		return engine.ErrClosed
