@@ -34,5 +34,10 @@ func TestErrorBodies(t *testing.T) {
 				t.Errorf("%s %s: error %q\nwant %q", c.method, c.path, got, c.want)
 			}
 		}
+		b.expect(http.StatusOK, "POST", "/v1/queues/idem/items", `1`, "Idempotency-Key", "k1")
+		got := b.expectError(http.StatusUnprocessableEntity, "POST", "/v1/queues/idem/items", `2`, "Idempotency-Key", "k1")
+		if want := `add to queue "idem": idempotency key reused with other items (key "k1")`; got != want {
+			t.Errorf("idempotency conflict: error %q\nwant %q", got, want)
+		}
 	})
 }
