@@ -26,6 +26,8 @@ func TestErrorBodies(t *testing.T) {
 			{http.StatusNotFound, "GET", "/v1/cache/missing", nil, "cache key not found"},
 			{http.StatusBadRequest, "POST", "/v1/queues/a%20b/items", `1`,
 				`bad request: queue name "a b" has ' ' at byte 1; allowed: letters, digits and _ . : - { }`},
+			{http.StatusBadRequest, "POST", "/v1/queues/q/batch", `[1, "\ud800"]`,
+				`bad request: item 1: string holds an unpaired UTF-16 surrogate escape (\uD800-\uDFFF), which is not a Unicode character`},
 			{http.StatusBadRequest, "POST", "/v1/queues/q/items", "\"a\xffb\"",
 				`bad request: request body is not valid UTF-8 text (first bad byte at offset 2)`},
 		}
