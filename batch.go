@@ -52,14 +52,14 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOption
 		return nil, q.nameErr
 	}
 	if handler == nil {
-		return nil, fmt.Errorf("%w: batch consumer needs a handler", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: batch consumer needs a handler", ErrInvalidArgument)
 	}
 	var o BatchConsumerOptions
 	if opts != nil {
 		o = *opts
 	}
 	if o.Size < 0 || o.Concurrency < 0 || o.IdleTimeout < 0 || o.RetryDelay < 0 {
-		return nil, fmt.Errorf("%w: batch consumer settings must not be negative", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: batch consumer settings must not be negative", ErrInvalidArgument)
 	}
 	if o.Size == 0 {
 		o.Size = 10
@@ -124,7 +124,7 @@ func (b *BatchConsumer) worker(ctx context.Context) error {
 		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidName) {
 			return err
 		}
-		b.o.OnError(nil, fmt.Errorf("sluice: batch consumer of %q retrying in %v: %w", b.q.name, backoff, err))
+		b.o.OnError(nil, fmt.Errorf("%w (the batch consumer retries in %v)", err, backoff))
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -178,7 +178,7 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.q.PutBack(ctx, batch...); err != nil {
-		err = fmt.Errorf("sluice: batch consumer could not hand back %d items at shutdown: %w", len(batch), err)
+		err = fmt.Errorf("%w (the batch consumer's shutdown)", err)
 		b.o.OnError(batch, err)
 		return err
 	}
@@ -237,7 +237,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 	if err != nil {
 		// Whether the ack happened is unknown: unacked items come back when
 		// their lease expires (at-least-once; handlers must be idempotent).
-		b.o.OnError(items, fmt.Errorf("sluice: ack after handling failed, items may be redelivered: %w", err))
+		b.o.OnError(items, fmt.Errorf("%w (after handling; the items may be delivered again)", err))
 		return nil
 	}
 	var lost []Item
@@ -247,7 +247,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		}
 	}
 	if len(lost) > 0 {
-		b.o.OnError(lost, fmt.Errorf("sluice: %d leases ran out before the ack; those items will be delivered again: %w", len(lost), ErrLeaseNotFound))
+		b.o.OnError(lost, fmt.Errorf("sluice: ack %d deliveries on queue %q: %w for %d of them; those items will be delivered again", len(ds), b.q.name, ErrLeaseNotFound, len(lost)))
 	}
 	return nil
 }
@@ -269,7 +269,7 @@ func (b *BatchConsumer) extendWhileHandling(ctx context.Context, ds []*Delivery)
 			case <-t.C:
 				for _, d := range ds {
 					if err := d.Extend(ctx, lease); err != nil {
-						b.o.OnError([]Item{d.Item}, fmt.Errorf("sluice: extending a lease while the batch is handled: %w", err))
+						b.o.OnError([]Item{d.Item}, fmt.Errorf("%w (while the batch is handled)", err))
 					}
 				}
 			}
@@ -291,7 +291,7 @@ func (b *BatchConsumer) nackAll(ctx context.Context, ds []*Delivery, reason stri
 		}
 	}
 	if nackErr != nil {
-		b.o.OnError(failed, fmt.Errorf("sluice: nack failed; the items come back when their lease expires: %w", nackErr))
+		b.o.OnError(failed, fmt.Errorf("%w (the items come back when their lease expires)", nackErr))
 	}
 }
 
@@ -307,6 +307,6 @@ func (b *BatchConsumer) release(ctx context.Context, ds []*Delivery) {
 		}
 	}
 	if relErr != nil {
-		b.o.OnError(failed, fmt.Errorf("sluice: release at shutdown failed; the items come back when their lease expires: %w", relErr))
+		b.o.OnError(failed, fmt.Errorf("%w (the items come back when their lease expires)", relErr))
 	}
 }

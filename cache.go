@@ -36,10 +36,10 @@ func validateKey(key string) error {
 		return err
 	}
 	if key == "" || len(key) > 1024 {
-		return fmt.Errorf("%w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
+		return fmt.Errorf("sluice: %w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
 	}
 	if strings.HasPrefix(key, reservedPrefix) {
-		return fmt.Errorf("%w: cache key %q uses the reserved prefix %q", ErrInvalidName, key, reservedPrefix)
+		return fmt.Errorf("sluice: %w: cache key %q uses the reserved prefix %q", ErrInvalidName, key, reservedPrefix)
 	}
 	return nil
 }
@@ -49,7 +49,7 @@ const reservedPrefix = "sluice#"
 
 func ttlArg(ttl time.Duration) error {
 	if ttl < 0 {
-		return fmt.Errorf("%w: negative TTL %v", ErrInvalidArgument, ttl)
+		return fmt.Errorf("sluice: %w: negative TTL %v", ErrInvalidArgument, ttl)
 	}
 	return nil
 }
@@ -177,7 +177,7 @@ func (ca *Cache) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 		return false, err
 	}
 	if ttl <= 0 {
-		return false, fmt.Errorf("%w: expire needs a positive TTL, got %v", ErrInvalidArgument, ttl)
+		return false, fmt.Errorf("sluice: %w: expire needs a positive TTL, got %v", ErrInvalidArgument, ttl)
 	}
 	ok, err := ca.c.eng.CacheExpire(ctx, key, ttl)
 	if err != nil {

@@ -33,7 +33,7 @@ func (q *Queue) receiveOptions(o *ReceiveOptions) (ReceiveOptions, error) {
 		r = *o
 	}
 	if r.Lease < 0 || r.MaxDeliveries < 0 {
-		return r, fmt.Errorf("%w: negative receive Lease %v or MaxDeliveries %d", ErrInvalidArgument, r.Lease, r.MaxDeliveries)
+		return r, fmt.Errorf("sluice: %w: negative receive Lease %v or MaxDeliveries %d", ErrInvalidArgument, r.Lease, r.MaxDeliveries)
 	}
 	if r.Lease == 0 {
 		r.Lease = q.settings.Lease
@@ -94,7 +94,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, 
 		return nil, q.nameErr
 	}
 	if n < 1 || timeout < 0 {
-		return nil, fmt.Errorf("%w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
+		return nil, fmt.Errorf("sluice: %w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
 	}
 	ro, err := q.receiveOptions(opts)
 	if err != nil {
@@ -104,7 +104,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, 
 		Queue: q.name, Count: n, Timeout: timeout, Lease: ro.Lease, MaxDeliveries: ro.MaxDeliveries,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sluice: receive from %q: %w", q.name, err)
+		return nil, fmt.Errorf("sluice: receive from queue %q: %w", q.name, err)
 	}
 	out := make([]*Delivery, len(raw))
 	for i, d := range raw {
@@ -154,7 +154,7 @@ func (q *Queue) Ack(ctx context.Context, id string) error {
 		return q.nameErr
 	}
 	if err := engine.Ack(ctx, q.c.eng, q.name, id); err != nil {
-		return fmt.Errorf("sluice: ack %s on %q: %w", id, q.name, err)
+		return fmt.Errorf("sluice: ack %q on queue %q: %w", id, q.name, err)
 	}
 	return nil
 }
@@ -169,7 +169,7 @@ func (q *Queue) AckBatch(ctx context.Context, ids ...string) (acked []bool, err 
 	}
 	acked, err = q.c.eng.QueueAckBatch(ctx, q.name, ids)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: ack %d deliveries on %q: %w", len(ids), q.name, err)
+		return nil, fmt.Errorf("sluice: ack %d deliveries on queue %q: %w", len(ids), q.name, err)
 	}
 	return acked, nil
 }
@@ -183,10 +183,10 @@ func (q *Queue) Nack(ctx context.Context, id string, opts *NackOptions) (bool, e
 	}
 	delay, reason, maxDeliveries := o.Delay, o.Reason, o.MaxDeliveries
 	if delay < 0 {
-		return false, fmt.Errorf("%w: negative nack delay %v", ErrInvalidArgument, delay)
+		return false, fmt.Errorf("sluice: %w: negative nack delay %v", ErrInvalidArgument, delay)
 	}
 	if maxDeliveries < 0 {
-		return false, fmt.Errorf("%w: negative nack MaxDeliveries %d", ErrInvalidArgument, maxDeliveries)
+		return false, fmt.Errorf("sluice: %w: negative nack MaxDeliveries %d", ErrInvalidArgument, maxDeliveries)
 	}
 	if maxDeliveries == 0 {
 		maxDeliveries = q.settings.MaxDeliveries
@@ -207,7 +207,11 @@ func (q *Queue) nack(ctx context.Context, p engine.NackParams) (bool, error) {
 	p.Queue = q.name
 	res, err := q.c.eng.QueueNack(ctx, p)
 	if err != nil {
-		return false, fmt.Errorf("sluice: nack %s on %q: %w", p.ID, q.name, err)
+		op := "nack"
+		if p.Release {
+			op = "release"
+		}
+		return false, fmt.Errorf("sluice: %s %q on queue %q: %w", op, p.ID, q.name, err)
 	}
 	return res.DeadLettered, nil
 }
@@ -218,10 +222,10 @@ func (q *Queue) Extend(ctx context.Context, id string, lease time.Duration) erro
 		return q.nameErr
 	}
 	if lease <= 0 {
-		return fmt.Errorf("%w: lease must be positive, got %v", ErrInvalidArgument, lease)
+		return fmt.Errorf("sluice: %w: lease must be positive, got %v", ErrInvalidArgument, lease)
 	}
 	if err := q.c.eng.QueueExtend(ctx, q.name, id, lease); err != nil {
-		return fmt.Errorf("sluice: extend %s on %q: %w", id, q.name, err)
+		return fmt.Errorf("sluice: extend %q on queue %q: %w", id, q.name, err)
 	}
 	return nil
 }
@@ -238,7 +242,7 @@ func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
 	}
 	n, err := q.c.eng.QueueReclaim(ctx, q.name, maxDeliveries)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: reclaim %q: %w", q.name, err)
+		return 0, fmt.Errorf("sluice: reclaim queue %q: %w", q.name, err)
 	}
 	return n, nil
 }

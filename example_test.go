@@ -127,7 +127,7 @@ func ExampleQueue_Add_reject() {
 		log.Fatal(err)
 	}
 	// Output:
-	// false sluice: queue full: Queue 'critical' is full (1/1). Item rejected to prevent data loss.
+	// false sluice: add to queue "critical": queue full (1/1); nothing written
 }
 
 // Blocking get with a typed decode; ok is false when the queue stayed empty.

@@ -26,7 +26,7 @@ import (
 func Open(ctx context.Context, rawURL string, cfg *Config) (*Client, error) {
 	full := cfg.WithDefaults()
 	if err := full.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sluice: open: %w", err)
 	}
 	scheme, _, _ := strings.Cut(rawURL, "://")
 	switch {
@@ -35,13 +35,13 @@ func Open(ctx context.Context, rawURL string, cfg *Config) (*Client, error) {
 	case len(rawURL) >= 5 && strings.EqualFold(rawURL[:5], "file:"):
 		dir, err := parseFileURL(rawURL)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sluice: open: %w", err)
 		}
 		return openMemory(*full, dir)
 	case strings.HasPrefix(scheme, "redis"):
 		return openRedis(ctx, rawURL, *full)
 	}
-	return nil, fmt.Errorf("%w: unsupported URL scheme in %q (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)", ErrInvalidArgument, redisconn.Redact(rawURL))
+	return nil, fmt.Errorf("sluice: open: %w", &URLError{URL: RedactURL(rawURL), Reason: "unsupported scheme (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)"})
 }
 
 func openMemory(cfg Config, dir string) (*Client, error) {
@@ -67,7 +67,7 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 		MinReplicasAck:  cfg.MinReplicasAck,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sluice: open: %w", err)
+		return nil, fmt.Errorf("sluice: open: %w", publicError(err))
 	}
 	eng := redisengine.New(conn.Client, redisengine.Options{
 		Keys:           keyspace.Space{Prefix: cfg.KeyPrefix, Cluster: conn.Cluster},
@@ -107,7 +107,7 @@ func redisTLS(t TLSOptions) redisconn.TLSOptions {
 func NewFromRueidis(client rueidis.Client, cfg *Config) (*Client, error) {
 	full := cfg.WithDefaults()
 	if err := full.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sluice: open: %w", err)
 	}
 	cluster := client.Mode() == rueidis.ClientModeCluster
 	eng := redisengine.New(client, redisengine.Options{

@@ -38,7 +38,7 @@ func (c *Client) QueueWith(name string, s QueueSettings) *Queue {
 	q := c.queue(name, s.or(c.cfg.Queue))
 	if q.nameErr == nil {
 		if err := s.validate(); err != nil {
-			q.nameErr = fmt.Errorf("queue %q: %w", name, err)
+			q.nameErr = fmt.Errorf("sluice: queue %q: %w", name, err)
 		}
 	}
 	return q
@@ -47,7 +47,7 @@ func (c *Client) QueueWith(name string, s QueueSettings) *Queue {
 func (c *Client) queue(name string, s QueueSettings) *Queue {
 	q := &Queue{c: c, name: name, settings: s}
 	if err := keyspace.ValidateQueueName(name); err != nil {
-		q.nameErr = fmt.Errorf("%w: %v", ErrInvalidName, err)
+		q.nameErr = fmt.Errorf("sluice: %w: %v", ErrInvalidName, err)
 	}
 	return q
 }
@@ -138,7 +138,11 @@ func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, er
 	}
 	r := res[0]
 	if !r.Success {
-		return r, fmt.Errorf("%w: %s", ErrQueueFull, r.Error)
+		limit := q.settings.MaxSize
+		if opts != nil && opts.MaxSize != 0 {
+			limit = opts.MaxSize
+		}
+		return r, fmt.Errorf("sluice: add to queue %q: %w (%d/%d); nothing written", q.name, ErrQueueFull, r.QueueLength, limit)
 	}
 	return r, nil
 }
@@ -162,7 +166,7 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts *AddOptions) ([]
 	for i, v := range items {
 		enc, err := q.c.codec.Encode(v)
 		if err != nil {
-			return nil, fmt.Errorf("sluice: item %d not added to %q (nothing written): %w", i, q.name, encodeErr(err))
+			return nil, fmt.Errorf("sluice: add to queue %q: item %d: %w (nothing written)", q.name, i, encodeErr(err))
 		}
 		stored[i] = enc
 	}
@@ -179,7 +183,7 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 		s.policy = o.Policy
 	}
 	if err := validMaxSize("add MaxSize", o.MaxSize); err != nil {
-		return s, fmt.Errorf("%w (nothing written)", err)
+		return s, fmt.Errorf("sluice: %w (nothing written)", err)
 	}
 	if o.MaxSize != 0 {
 		s.maxSize = o.MaxSize
@@ -188,14 +192,14 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 		return s, nil
 	}
 	if err := engine.ValidateIdempotencyKey(o.IdempotencyKey); err != nil {
-		return s, fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+		return s, fmt.Errorf("sluice: %w: %v (nothing written)", ErrInvalidArgument, err)
 	}
 	window := o.IdempotencyWindow
 	if window == 0 {
 		window = DefaultIdempotencyWindow
 	}
 	if err := engine.ValidateIdempotencyWindow(window); err != nil {
-		return s, fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+		return s, fmt.Errorf("sluice: %w: %v (nothing written)", ErrInvalidArgument, err)
 	}
 	s.idem = &idemSettings{key: o.IdempotencyKey, window: window}
 	return s, nil
@@ -208,7 +212,7 @@ func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) (
 	}
 	raw, err := q.c.eng.QueueAdd(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: add to %q: %w", q.name, err)
+		return nil, fmt.Errorf("sluice: add to queue %q: %w", q.name, publicError(err))
 	}
 	out := make([]AddResult, len(raw))
 	for i, r := range raw {
@@ -248,12 +252,12 @@ func (q *Queue) Get(ctx context.Context, timeout time.Duration) (item Item, ok b
 		return Item{}, false, q.nameErr
 	}
 	if timeout < 0 {
-		return Item{}, false, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout)
+		return Item{}, false, fmt.Errorf("sluice: %w: negative timeout %v", ErrInvalidArgument, timeout)
 	}
 	stored, ok, err := q.c.eng.QueuePop(ctx, q.name, timeout)
 	if err != nil || !ok {
 		if err != nil {
-			err = fmt.Errorf("sluice: get from %q: %w", q.name, err)
+			err = fmt.Errorf("sluice: get from queue %q: %w", q.name, err)
 		}
 		return Item{}, false, err
 	}
@@ -289,7 +293,7 @@ func (q *Queue) PutBack(ctx context.Context, items ...Item) error {
 		stored[i] = it.stored
 	}
 	if err := q.c.eng.QueuePushFront(ctx, q.name, stored); err != nil {
-		return fmt.Errorf("sluice: put back %d items to %q: %w", len(items), q.name, err)
+		return fmt.Errorf("sluice: put back %d items to queue %q: %w", len(items), q.name, err)
 	}
 	return nil
 }
@@ -301,7 +305,7 @@ func (q *Queue) Len(ctx context.Context) (int64, error) {
 	}
 	n, err := q.c.eng.QueueLen(ctx, q.name)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: length of %q: %w", q.name, err)
+		return 0, fmt.Errorf("sluice: length of queue %q: %w", q.name, err)
 	}
 	return n, nil
 }
@@ -329,7 +333,7 @@ func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
 	}
 	inflight, err := q.c.eng.QueueInFlight(ctx, q.name)
 	if err != nil {
-		return Pressure{}, fmt.Errorf("sluice: in-flight count of %q: %w", q.name, err)
+		return Pressure{}, fmt.Errorf("sluice: in-flight count of queue %q: %w", q.name, err)
 	}
 	return q.pressure(n, inflight), nil
 }
@@ -363,7 +367,7 @@ func (q *Queue) Peek(ctx context.Context, start, end int64) ([]Item, error) {
 	}
 	stored, err := q.c.eng.QueueRange(ctx, q.name, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: peek %q: %w", q.name, err)
+		return nil, fmt.Errorf("sluice: peek queue %q: %w", q.name, err)
 	}
 	return q.c.decodeAll(stored), nil
 }
@@ -374,7 +378,7 @@ func (q *Queue) boundRange(ctx context.Context, start, end int64) (int64, int64,
 	if start < 0 || end < 0 {
 		n, err := q.c.eng.QueueLen(ctx, q.name)
 		if err != nil {
-			return 0, 0, fmt.Errorf("sluice: peek %q: %w", q.name, err)
+			return 0, 0, fmt.Errorf("sluice: peek queue %q: %w", q.name, err)
 		}
 		if start < 0 {
 			start = max(n+start, 0)
@@ -400,7 +404,7 @@ func (q *Queue) Clear(ctx context.Context) (bool, error) {
 	}
 	ok, err := q.c.eng.QueueClear(ctx, q.name)
 	if err != nil {
-		return false, fmt.Errorf("sluice: clear %q: %w", q.name, err)
+		return false, fmt.Errorf("sluice: clear queue %q: %w", q.name, err)
 	}
 	return ok, nil
 }

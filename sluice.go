@@ -61,7 +61,7 @@ func ParsePolicy(s string) (Policy, error) {
 	case PolicyReject, PolicyDLQ, PolicyDropOldest:
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: unknown overflow policy %q (want reject, dlq or drop_oldest)", ErrInvalidArgument, s)
+	return "", fmt.Errorf("sluice: %w: unknown overflow policy %q (want reject, dlq or drop_oldest)", ErrInvalidArgument, s)
 }
 
 // QueueSettings are a queue's settings: every queue of a client gets

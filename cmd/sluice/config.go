@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/redisconn"
 )
 
 // connFlags are the flags every command has for choosing an engine. Their
@@ -59,14 +58,29 @@ type target struct {
 
 // openError reports a failed sluice.Open. A URL the library refuses is a
 // configuration mistake (exit 2) and names the setting it came from;
-// anything else (unreachable, refused credentials) is a runtime error.
+// anything else (unreachable, refused credentials) is a runtime error,
+// whose text already names the host or directory (never a password).
 func (t target) openError(err error) error {
-	var urlErr *redisconn.URLError
+	var urlErr *sluice.URLError
 	if errors.As(err, &urlErr) || errors.Is(err, sluice.ErrInvalidArgument) {
-		return usagef("%s: %w", t.source, err)
+		return &exitError{code: exitUsage, err: &settingError{setting: t.source, err: err}}
 	}
-	return fmt.Errorf("open %s: %w", t.display, err)
+	return err
 }
+
+// settingError names the flag or variable a library error came from. The
+// library's "sluice: " prefix is dropped: run puts it before the whole
+// message once.
+type settingError struct {
+	setting string
+	err     error
+}
+
+func (e *settingError) Error() string {
+	return e.setting + ": " + strings.TrimPrefix(e.err.Error(), "sluice: ")
+}
+
+func (e *settingError) Unwrap() error { return e.err }
 
 // resolve picks the engine: a flag beats the environment; --redis and
 // --data-dir at the same level contradict each other.
@@ -105,12 +119,7 @@ func (c *connFlags) resolve(getenv func(string) string) (target, error) {
 
 // displayURL is a URL safe to print: passwords of Redis URLs are redacted;
 // the embedded engine's URLs carry none.
-func displayURL(u string) string {
-	if strings.HasPrefix(u, "mem:") || strings.HasPrefix(u, "file:") {
-		return u
-	}
-	return redisconn.Redact(u)
-}
+func displayURL(u string) string { return sluice.RedactURL(u) }
 
 // prefix returns the key prefix, flag first.
 func (c *connFlags) prefix(getenv func(string) string) string {

@@ -31,7 +31,7 @@ func parseKind(s string) (sluice.DLQKind, error) {
 	}
 	k, err := sluice.ParseDLQKind(s)
 	if err != nil {
-		return "", usagef("--kind: %v", err)
+		return "", usagef("--kind %q: want overflow or failed", s)
 	}
 	return k, nil
 }
@@ -117,7 +117,7 @@ func (e *env) dlqRequeue(ctx context.Context, args []string) error {
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
-			return usagef("--policy: %v", err)
+			return usagef("--policy %q: want reject, dlq or drop_oldest", *policy)
 		}
 		qs.Policy = p
 	}

@@ -74,7 +74,7 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
-			return usagef("--policy: %v", err)
+			return usagef("--policy %q: want reject, dlq or drop_oldest", *policy)
 		}
 		opts.Policy = p
 	}
@@ -170,7 +170,7 @@ func (e *env) queuePressure(ctx context.Context, args []string) error {
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
-			return usagef("--policy: %v", err)
+			return usagef("--policy %q: want reject, dlq or drop_oldest", *policy)
 		}
 		qs.Policy = p
 	}

@@ -99,7 +99,7 @@ func TestRuntimeErrorExitsOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := cli(t, nil, "", "queue", "len", "q", "--data-dir", file).want(t, exitFailure)
-	if r.stdout != "" || !strings.Contains(r.stderr, "open file://") {
+	if r.stdout != "" || !strings.HasPrefix(r.stderr, "sluice: open embedded engine: ") || !strings.Contains(r.stderr, file) {
 		t.Fatalf("stdout %q, stderr %q", r.stdout, r.stderr)
 	}
 }

@@ -11,7 +11,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -111,7 +110,7 @@ func Ack(ctx context.Context, e LeaseEngine, queue, id string) error {
 		return err
 	}
 	if len(acked) != 1 || !acked[0] {
-		return fmt.Errorf("queue ack: %w", ErrLeaseNotFound)
+		return ErrLeaseNotFound
 	}
 	return nil
 }

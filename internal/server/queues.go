@@ -15,7 +15,7 @@ const maxBatchDeliveries = 1000
 func (s *Server) queue(r *http.Request) (*sluice.Queue, error) {
 	name := r.PathValue("name")
 	if err := keyspace.ValidateQueueName(name); err != nil {
-		return nil, badRequest("invalid queue name: %v", err)
+		return nil, badRequest("%v", err)
 	}
 	return s.client.QueueWith(name, s.cfg.queueSettings()), nil
 }

@@ -63,7 +63,7 @@ func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (_ bool,
 	if err := e.otherKind(o, e.keys.CacheLockFence(p.Key), now); err != nil {
 		o.mu.Unlock()
 		e.tryRemove(o)
-		return false, fmt.Errorf("cache set %q (nothing written): %w", p.Key, err)
+		return false, err // ErrWrongType: nothing written
 	}
 	defer o.mu.Unlock()
 	if p.OnlyIfAbsent && o.strAlive(now) {
@@ -75,7 +75,7 @@ func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (_ bool,
 	}
 	t.setStr(o, p.Value, exp)
 	if err := t.commit(p.Key); err != nil {
-		return false, fmt.Errorf("cache set %q: %w", p.Key, err)
+		return false, fmt.Errorf("cache set: %w", err)
 	}
 	return true, nil
 }
@@ -87,7 +87,7 @@ func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (_ bool,
 // creates the counter under o's lock, so the check cannot race with it.
 func (e *Engine) otherKind(o *object, fence string, now int64) error {
 	if o.list.Len() > 0 {
-		return fmt.Errorf("the key holds a list (a queue or a DLQ): %w", engine.ErrWrongType)
+		return fmt.Errorf("%w: it holds a list (a queue or a DLQ)", engine.ErrWrongType)
 	}
 	if fence == "" {
 		return nil
@@ -98,7 +98,7 @@ func (e *Engine) otherKind(o *object, fence string, now int64) error {
 	}
 	defer f.mu.Unlock()
 	if f.strAlive(now) || f.list.Len() > 0 {
-		return fmt.Errorf("the key is a lock's name: %w", engine.ErrWrongType)
+		return fmt.Errorf("%w: it is a lock's name", engine.ErrWrongType)
 	}
 	return nil
 }
@@ -132,7 +132,7 @@ func (e *Engine) CacheDelete(ctx context.Context, keys ...string) (int64, error)
 	for _, key := range keys {
 		ok, err := e.deleteKey(e.keys.Cache(key))
 		if err != nil {
-			return n, fmt.Errorf("cache delete %q: %w", key, err)
+			return n, fmt.Errorf("cache delete: %w", err)
 		}
 		if ok {
 			n++
@@ -190,14 +190,14 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 	defer o.mu.Unlock()
 	now := e.now()
 	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
-		return false, fmt.Errorf("cache expire %q (nothing changed): %w", key, err)
+		return false, err // ErrWrongType: nothing changed
 	}
 	if !o.strAlive(now) {
 		return false, nil
 	}
 	t.expire(o, after(now, ttl))
 	if err := t.commit(key); err != nil {
-		return false, fmt.Errorf("cache expire %q: %w", key, err)
+		return false, fmt.Errorf("cache expire: %w", err)
 	}
 	return true, nil
 }
@@ -274,7 +274,7 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 	t.setStr(fence, strconv.FormatInt(n, 10), 0)
 	t.setStr(lock, token, after(now, ttl))
 	if err := t.commit(name); err != nil {
-		return 0, false, fmt.Errorf("%s %q: %w", op, name, err)
+		return 0, false, fmt.Errorf("%s: %w", op, err)
 	}
 	return n, true, nil
 }
@@ -293,7 +293,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) (err error
 	defer t.end(&err)
 	o := e.lock1(lk, false)
 	if o == nil {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	if o.list.Len() > 0 {
 		o.mu.Unlock()
@@ -301,14 +301,14 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) (err error
 	}
 	if !o.strAlive(e.now()) || o.str != token {
 		o.mu.Unlock()
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	t.delStr(o)
 	err = t.commit(name)
 	o.mu.Unlock()
 	e.tryRemove(o)
 	if err != nil {
-		return fmt.Errorf("%s %q: %w", op, name, err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
@@ -330,7 +330,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 	defer t.end(&err)
 	o := e.lock1(lk, false)
 	if o == nil {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	defer o.mu.Unlock()
 	if o.list.Len() > 0 {
@@ -338,11 +338,11 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 	}
 	now := e.now()
 	if !o.strAlive(now) || o.str != token {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	t.expire(o, after(now, ttl))
 	if err := t.commit(name); err != nil {
-		return fmt.Errorf("%s %q: %w", op, name, err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }

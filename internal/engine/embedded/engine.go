@@ -39,7 +39,6 @@ package embedded
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"sort"
@@ -200,9 +199,11 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// checkOpen fails calls made after Close with the bare sentinel: the caller
+// names the operation (op documents the call site).
 func (e *Engine) checkOpen(op string) error {
 	if e.closed.Load() {
-		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+		return engine.ErrClosed
 	}
 	return nil
 }
@@ -489,6 +490,10 @@ func (e *Engine) queueKeys(o *object, name string) *keyspace.Queue {
 // are longer than its own key).
 func (e *Engine) lockAfter(key string) *object { return e.lock1(key, true) }
 
+// wrongType is the error of a call that found key holding another kind of
+// value. It is the bare sentinel, as the Redis engine's: the public layer
+// names the operation and the queue or key; op and key document the call
+// site.
 func wrongType(op, key string) error {
-	return fmt.Errorf("%s %q: %w", op, key, engine.ErrWrongType)
+	return engine.ErrWrongType
 }

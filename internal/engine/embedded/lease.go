@@ -173,8 +173,8 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		return nil, err
 	}
 	if p.Count < 1 || p.Lease <= 0 || p.MaxDeliveries < 1 {
-		return nil, fmt.Errorf("queue receive %q: count %d, lease %s, max deliveries %d: each must be positive",
-			p.Queue, p.Count, p.Lease, p.MaxDeliveries)
+		return nil, fmt.Errorf("queue receive: count %d, lease %s, max deliveries %d: each must be positive",
+			p.Count, p.Lease, p.MaxDeliveries)
 	}
 	key := e.listKey(p.Queue)
 	deadline := time.Now().Add(p.Timeout)
@@ -228,10 +228,10 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 				e.kick(main)
 			}
 			if err := unlock(t.commit(p.Queue)); err != nil {
-				return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+				return nil, fmt.Errorf("queue receive: %w", err)
 			}
 			if len(out) == 0 && e.closed.Load() {
-				return nil, fmt.Errorf("queue receive: %w", engine.ErrClosed)
+				return nil, engine.ErrClosed
 			}
 			if out == nil {
 				out = []engine.Delivery{}
@@ -243,14 +243,14 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		e.kick(main)
 		if err := unlock(t.commit(p.Queue)); err != nil {
 			e.abandon(key, w)
-			return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+			return nil, fmt.Errorf("queue receive: %w", err)
 		}
 
 		err = e.wait(ctx, w, remaining)
 		if err == nil {
 			switch {
 			case w.closed:
-				return nil, fmt.Errorf("queue receive: %w", engine.ErrClosed)
+				return nil, engine.ErrClosed
 			case w.served:
 				return w.deliveries, nil
 			}
@@ -263,7 +263,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		if errors.Is(err, errTimeout) {
 			return []engine.Delivery{}, nil
 		}
-		return nil, fmt.Errorf("queue receive %q: %w", p.Queue, err)
+		return nil, fmt.Errorf("queue receive: %w", err)
 	}
 }
 
@@ -298,12 +298,12 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine
 	defer t.end(&err)
 	main := e.lock1(e.listKey(p.Queue), false)
 	if main == nil {
-		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
+		return res, engine.ErrLeaseNotFound
 	}
 	defer main.mu.Unlock()
 	l := leased(main, p.ID)
 	if l == nil {
-		return res, fmt.Errorf("queue nack %q %s: %w", p.Queue, p.ID, engine.ErrLeaseNotFound)
+		return res, engine.ErrLeaseNotFound
 	}
 	now := e.now()
 	iso := e.isoNow()
@@ -341,7 +341,7 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine
 		e.kick(main)
 	}
 	if err := t.commit(p.Queue); err != nil {
-		return res, fmt.Errorf("queue nack %q: %w", p.Queue, err)
+		return res, fmt.Errorf("queue nack: %w", err)
 	}
 	return res, nil
 }
@@ -358,7 +358,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	defer t.end(&err)
 	o := e.lock1(e.listKey(queue), false)
 	if o == nil {
-		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	defer o.mu.Unlock()
 	now := e.now()
@@ -366,13 +366,13 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	// A lease past its deadline may already be promised to the next
 	// receive, so it is not revived.
 	if l == nil || l.deadline <= now {
-		return fmt.Errorf("queue extend %q %s: %w", queue, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	u := *l
 	u.deadline = after(now, lease)
 	t.leaseUpdate(o, l, u)
 	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("queue extend %q: %w", queue, err)
+		return fmt.Errorf("queue extend: %w", err)
 	}
 	return nil
 }
@@ -402,7 +402,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 		return 0, err
 	}
 	if maxDeliveries < 1 {
-		return 0, fmt.Errorf("queue reclaim %q: max deliveries %d must be positive", queue, maxDeliveries)
+		return 0, fmt.Errorf("queue reclaim: max deliveries %d must be positive", maxDeliveries)
 	}
 	k := e.keys.Queue(queue)
 	t, err := e.begin("queue reclaim")
@@ -424,7 +424,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
 	e.kick(main)
 	if err := t.commit(queue); err != nil {
-		return moved, fmt.Errorf("queue reclaim %q: %w", queue, err)
+		return moved, fmt.Errorf("queue reclaim: %w", err)
 	}
 	return moved, nil
 }
@@ -457,7 +457,7 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 		}
 	}
 	if err := t.commit(queue); err != nil {
-		return nil, fmt.Errorf("queue ack batch %q: %w", queue, err)
+		return nil, fmt.Errorf("queue ack batch: %w", err)
 	}
 	return acked, nil
 }

@@ -2,7 +2,7 @@ package embedded
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -105,7 +105,7 @@ func (e *Engine) Subscribe(ctx context.Context, p engine.SubscribeParams) (engin
 		return nil, err
 	}
 	if len(p.Channels) == 0 && len(p.Patterns) == 0 {
-		return nil, fmt.Errorf("subscribe: no channels or patterns given")
+		return nil, errors.New("no channels or patterns given")
 	}
 	buf := p.Buffer
 	if buf <= 0 {
@@ -118,7 +118,7 @@ func (e *Engine) Subscribe(ctx context.Context, p engine.SubscribeParams) (engin
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, fmt.Errorf("subscribe: %w", engine.ErrClosed)
+		return nil, engine.ErrClosed
 	}
 	for _, c := range s.channels {
 		set := h.channels[c]

@@ -38,7 +38,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		if rec, ok := q.idemGet(p.IdempotencyKey, now); ok {
 			res, err := rec.Replay(p.IdempotencyKey, asked)
 			if err != nil {
-				return nil, fmt.Errorf("queue add %q: %w", p.Queue, err)
+				return nil, err // ErrIdempotencyConflict, for the caller to name
 			}
 			// The first add may still be waiting for its record.
 			t.name = p.Queue
@@ -81,7 +81,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		e.serve(&t, dlq)
 	}
 	if err := t.commit(p.Queue); err != nil {
-		return nil, fmt.Errorf("queue add %q: %w", p.Queue, err)
+		return nil, fmt.Errorf("queue add: %w", err)
 	}
 	return results, nil
 }
@@ -140,7 +140,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			err = derr
 		}
 		if err != nil {
-			return "", false, fmt.Errorf("queue pop %q: %w", queue, err)
+			return "", false, fmt.Errorf("queue pop: %w", err)
 		}
 		return item, true, nil
 	}
@@ -152,7 +152,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	if e.closed.Load() {
 		o.mu.Unlock()
 		t.release()
-		return "", false, fmt.Errorf("queue pop: %w", engine.ErrClosed)
+		return "", false, engine.ErrClosed
 	}
 	w := &waiter{kind: waitPop, ch: make(chan struct{})}
 	o.queue().enqueue(w, false)
@@ -162,7 +162,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	err = e.wait(ctx, w, timeout)
 	if err == nil {
 		if w.closed {
-			return "", false, fmt.Errorf("queue pop: %w", engine.ErrClosed)
+			return "", false, engine.ErrClosed
 		}
 		return w.item, true, nil
 	}
@@ -172,7 +172,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	if errors.Is(err, errTimeout) {
 		return "", false, nil
 	}
-	return "", false, fmt.Errorf("queue pop %q: %w", queue, err)
+	return "", false, fmt.Errorf("queue pop: %w", err)
 }
 
 // QueuePushFront puts items back at the head, items[0] first.
@@ -199,7 +199,7 @@ func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []strin
 	}
 	e.serve(&t, o)
 	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("queue push front %q: %w", queue, err)
+		return fmt.Errorf("queue push front: %w", err)
 	}
 	return nil
 }
@@ -250,7 +250,7 @@ func (e *Engine) listClear(op, key string) (_ int64, err error) {
 	}
 	t.clearList(o)
 	if err := t.commit(key); err != nil {
-		return 0, fmt.Errorf("%s %q: %w", op, key, err)
+		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	return int64(n), nil
 }
@@ -279,7 +279,7 @@ func (e *Engine) QueueClear(ctx context.Context, queue string) (bool, error) {
 	}
 	ok, err := e.deleteKey(e.listKey(queue))
 	if err != nil {
-		return ok, fmt.Errorf("queue clear %q: %w", queue, err)
+		return ok, fmt.Errorf("queue clear: %w", err)
 	}
 	return ok, nil
 }
@@ -393,7 +393,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 	e.serve(&t, main)
 	e.serve(&t, ovf)
 	if err := t.commit(p.Queue); err != nil {
-		return res, fmt.Errorf("dlq requeue %q: %w", p.Queue, err)
+		return res, fmt.Errorf("dlq requeue: %w", err)
 	}
 	return res, nil
 }

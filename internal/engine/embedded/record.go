@@ -71,7 +71,7 @@ type replayer struct {
 
 func (r *replayer) feed(e *Engine, off int64, rec []byte) error {
 	if len(rec) == 0 {
-		return fmt.Errorf("memory engine: empty log record")
+		return fmt.Errorf("empty log record")
 	}
 	switch rec[0] {
 	case partMore:
@@ -88,7 +88,7 @@ func (r *replayer) feed(e *Engine, off int64, rec []byte) error {
 		r.pending, r.inGroup = nil, false
 		return e.applyRecord(whole)
 	}
-	return fmt.Errorf("memory engine: log record starts with unknown flag %d", rec[0])
+	return fmt.Errorf("log record starts with unknown flag %d", rec[0])
 }
 
 // unfinished reports where a group that never got its last part began.
@@ -433,7 +433,7 @@ func (e *Engine) applyRecord(rec []byte) error {
 		}
 	}
 	if d.err != nil {
-		return fmt.Errorf("memory engine: bad log record at byte %d: %w", d.off, d.err)
+		return fmt.Errorf("bad log record at byte %d: %w", d.off, d.err)
 	}
 	return nil
 }

@@ -56,13 +56,13 @@ type store struct {
 func openStore(e *Engine, opts Options) (*store, error) {
 	l, err := wal.Open(opts.Dir, wal.Options{Fsync: opts.Fsync, Logger: opts.Logger, NoMap: opts.noMap})
 	if err != nil {
-		return nil, fmt.Errorf("memory engine: open log in %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("open log in %s: %w", opts.Dir, err)
 	}
 	st := &store{e: e, log: l, lg: opts.Logger, compactMin: opts.CompactMinBytes}
 	var r replayer
 	rep, err := l.ReplayOffsets(func(off int64, rec []byte) error { return r.feed(e, off, rec) })
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("memory engine: replay log in %s: %w", opts.Dir, err), l.Close())
+		return nil, errors.Join(fmt.Errorf("replay log in %s: %w", opts.Dir, err), l.Close())
 	}
 	if rep.Truncated {
 		opts.Logger.Warn("memory engine: log ended in a torn record (a crash during a write); dropped it",
@@ -75,7 +75,7 @@ func openStore(e *Engine, opts Options) (*store, error) {
 	if start, ok := r.unfinished(); ok {
 		dropped, err := l.DropTail(start)
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("memory engine: drop unfinished record at the end of the log in %s: %w", opts.Dir, err), l.Close())
+			return nil, errors.Join(fmt.Errorf("drop unfinished record at the end of the log in %s: %w", opts.Dir, err), l.Close())
 		}
 		opts.Logger.Warn("memory engine: log ended inside a record split in parts (a crash during a write); dropped its parts",
 			"file", rep.File, "offset", start, "bytes", dropped)
@@ -151,7 +151,7 @@ func (s *store) failed() error {
 
 func (s *store) close() error {
 	if err := s.log.Close(); err != nil {
-		return fmt.Errorf("memory engine: close log: %w", err)
+		return fmt.Errorf("close log: %w", err)
 	}
 	return nil
 }
@@ -371,7 +371,7 @@ func (s *store) compactLocked() error {
 	rw, err := s.log.BeginRewrite()
 	if err != nil {
 		s.gate.Unlock()
-		return fmt.Errorf("memory engine: compaction: %w", err)
+		return fmt.Errorf("compaction: %w", err)
 	}
 	now := e.now()
 	var snap []snapItem
@@ -418,10 +418,10 @@ func (s *store) compactLocked() error {
 	sort.Strings(names)
 	emitted, err := writeSnapshot(rw.Emit, snap, names)
 	if err != nil {
-		return errors.Join(fmt.Errorf("memory engine: compaction: %w", err), rw.Abort())
+		return errors.Join(fmt.Errorf("compaction: %w", err), rw.Abort())
 	}
 	if err := rw.Commit(); err != nil {
-		return fmt.Errorf("memory engine: compaction: %w", err)
+		return fmt.Errorf("compaction: %w", err)
 	}
 	s.base.Store(emitted)
 	return nil

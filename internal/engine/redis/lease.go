@@ -222,7 +222,7 @@ func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engin
 		return engine.NackResult{}, interpretError(op, err)
 	}
 	if n < 0 {
-		return engine.NackResult{}, fmt.Errorf("%s %q: %w", op, params.ID, engine.ErrLeaseNotFound)
+		return engine.NackResult{}, engine.ErrLeaseNotFound
 	}
 	return engine.NackResult{DeadLettered: n == 1}, nil
 }
@@ -242,7 +242,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 		return interpretError(op, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
+		return engine.ErrLeaseNotFound
 	}
 	return nil
 }

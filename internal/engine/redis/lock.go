@@ -55,7 +55,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 		return interpretError(op, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	return nil
 }
@@ -77,7 +77,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 		return interpretError(op, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("%s %q: %w", op, name, engine.ErrLockNotHeld)
+		return engine.ErrLockNotHeld
 	}
 	return nil
 }
