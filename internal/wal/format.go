@@ -153,6 +153,17 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// unlockDir releases the lock lockDir took, then closes its file. Closing
+// alone is not enough: a process forked by another goroutine holds a copy
+// of the descriptor until it execs, and the lock lives as long as any copy
+// does, so a Log reopened right after Close would find its own directory
+// locked. LOCK_UN releases the lock of the open file description, whoever
+// else holds a copy of it.
+func unlockDir(f *os.File) error {
+	unlockErr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return errors.Join(unlockErr, f.Close())
+}
+
 // listDir returns the complete generations in dir, oldest first, and the
 // names of unfinished rewrite files. Unrelated files are left alone.
 func listDir(dir string) (gens []uint64, temps []string, err error) {

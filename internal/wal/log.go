@@ -176,7 +176,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.cond = sync.NewCond(&l.mu)
 	if err := l.openCurrent(); err != nil {
-		_ = lock.Close()
+		_ = unlockDir(lock)
 		return nil, err
 	}
 	if opts.Fsync == FsyncEverySec {
@@ -599,7 +599,7 @@ func (l *Log) Close() error {
 	if rw != nil {
 		rwErr = rw.discard()
 	}
-	lockErr := l.lock.Close()
+	lockErr := unlockDir(l.lock)
 	return errors.Join(flushErr, trimErr, wrapErr("close log", closeErr), rwErr, wrapErr("release lock", lockErr))
 }
 

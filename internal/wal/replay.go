@@ -301,7 +301,7 @@ func Repair(dir string) (ReplayReport, error) {
 	if err != nil {
 		return ReplayReport{}, err
 	}
-	defer lock.Close()
+	defer func() { _ = unlockDir(lock) }()
 	gens, _, err := listDir(dir)
 	if err != nil {
 		return ReplayReport{}, err
