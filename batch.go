@@ -12,8 +12,8 @@ import (
 // graceful shutdown: a batch that started is allowed to finish.
 type BatchHandler func(ctx context.Context, items []Item) error
 
-// BatchConsumerOptions configure a batch consumer. Zero fields take the
-// documented defaults.
+// BatchConsumerOptions configure a batch consumer. A nil
+// *BatchConsumerOptions, like zero fields, takes the documented defaults.
 type BatchConsumerOptions struct {
 	// Size is the largest batch (default 10).
 	Size int
@@ -32,7 +32,8 @@ type BatchConsumerOptions struct {
 	// fails. Without it, consumption is at-most-once (the Python service's BLPOP):
 	// a failed batch is reported to OnError and not retried.
 	Acknowledged bool
-	// Receive tunes leases in acknowledged mode.
+	// Receive tunes leases in acknowledged mode; zero fields take the
+	// queue's settings.
 	Receive ReceiveOptions
 	// RetryDelay delays the redelivery of a failed batch (default 1 s).
 	RetryDelay time.Duration
@@ -46,15 +47,19 @@ type BatchConsumer struct {
 }
 
 // NewBatchConsumer returns a consumer of q; Run starts it.
-func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (*BatchConsumer, error) {
+func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOptions) (*BatchConsumer, error) {
 	if q.nameErr != nil {
 		return nil, q.nameErr
 	}
 	if handler == nil {
-		return nil, fmt.Errorf("%w: batch consumer needs a handler", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: batch consumer needs a handler", ErrInvalidArgument)
+	}
+	var o BatchConsumerOptions
+	if opts != nil {
+		o = *opts
 	}
 	if o.Size < 0 || o.Concurrency < 0 || o.IdleTimeout < 0 || o.RetryDelay < 0 {
-		return nil, fmt.Errorf("%w: batch consumer settings must not be negative", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: batch consumer settings must not be negative", ErrInvalidArgument)
 	}
 	if o.Size == 0 {
 		o.Size = 10
@@ -68,7 +73,11 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (
 	if o.RetryDelay == 0 {
 		o.RetryDelay = time.Second
 	}
-	o.Receive = q.receiveOptions(o.Receive)
+	ro, err := q.receiveOptions(&o.Receive)
+	if err != nil {
+		return nil, err
+	}
+	o.Receive = ro
 	if o.OnError == nil {
 		log := q.c.log
 		o.OnError = func(items []Item, err error) {
@@ -115,7 +124,7 @@ func (b *BatchConsumer) worker(ctx context.Context) error {
 		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidName) {
 			return err
 		}
-		b.o.OnError(nil, fmt.Errorf("sluice: batch consumer of %q retrying in %v: %w", b.q.name, backoff, err))
+		b.o.OnError(nil, fmt.Errorf("%w (the batch consumer retries in %v)", err, backoff))
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -169,7 +178,7 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.q.PutBack(ctx, batch...); err != nil {
-		err = fmt.Errorf("sluice: batch consumer could not hand back %d items at shutdown: %w", len(batch), err)
+		err = fmt.Errorf("%w (the batch consumer's shutdown)", err)
 		b.o.OnError(batch, err)
 		return err
 	}
@@ -181,7 +190,7 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 // (and its item be handed to someone else) before the handler starts; while
 // the handler runs, the leases are extended.
 func (b *BatchConsumer) ackedRound(ctx context.Context) error {
-	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, b.o.Receive)
+	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, &b.o.Receive)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // a cancelled ctx stops the consumer; that is not a failure
@@ -198,7 +207,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		if wait <= 0 {
 			break
 		}
-		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, b.o.Receive)
+		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, &b.o.Receive)
 		if err != nil || len(more) == 0 {
 			break
 		}
@@ -228,7 +237,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 	if err != nil {
 		// Whether the ack happened is unknown: unacked items come back when
 		// their lease expires (at-least-once; handlers must be idempotent).
-		b.o.OnError(items, fmt.Errorf("sluice: ack after handling failed, items may be redelivered: %w", err))
+		b.o.OnError(items, fmt.Errorf("%w (after handling; the items may be delivered again)", err))
 		return nil
 	}
 	var lost []Item
@@ -238,7 +247,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		}
 	}
 	if len(lost) > 0 {
-		b.o.OnError(lost, fmt.Errorf("sluice: %d leases ran out before the ack; those items will be delivered again: %w", len(lost), ErrLeaseNotFound))
+		b.o.OnError(lost, fmt.Errorf("sluice: ack %d deliveries on queue %q: %w for %d of them; those items will be delivered again", len(ds), b.q.name, ErrLeaseNotFound, len(lost)))
 	}
 	return nil
 }
@@ -260,7 +269,7 @@ func (b *BatchConsumer) extendWhileHandling(ctx context.Context, ds []*Delivery)
 			case <-t.C:
 				for _, d := range ds {
 					if err := d.Extend(ctx, lease); err != nil {
-						b.o.OnError([]Item{d.Item}, fmt.Errorf("sluice: extending a lease while the batch is handled: %w", err))
+						b.o.OnError([]Item{d.Item}, fmt.Errorf("%w (while the batch is handled)", err))
 					}
 				}
 			}
@@ -276,13 +285,13 @@ func (b *BatchConsumer) nackAll(ctx context.Context, ds []*Delivery, reason stri
 	var failed []Item
 	var nackErr error
 	for _, d := range ds {
-		if _, err := d.Nack(ctx, b.o.RetryDelay, reason); err != nil && !errors.Is(err, ErrLeaseNotFound) {
+		if _, err := d.Nack(ctx, &NackOptions{Delay: b.o.RetryDelay, Reason: reason}); err != nil && !errors.Is(err, ErrLeaseNotFound) {
 			failed = append(failed, d.Item)
 			nackErr = errors.Join(nackErr, err)
 		}
 	}
 	if nackErr != nil {
-		b.o.OnError(failed, fmt.Errorf("sluice: nack failed; the items come back when their lease expires: %w", nackErr))
+		b.o.OnError(failed, fmt.Errorf("%w (the items come back when their lease expires)", nackErr))
 	}
 }
 
@@ -298,6 +307,6 @@ func (b *BatchConsumer) release(ctx context.Context, ds []*Delivery) {
 		}
 	}
 	if relErr != nil {
-		b.o.OnError(failed, fmt.Errorf("sluice: release at shutdown failed; the items come back when their lease expires: %w", relErr))
+		b.o.OnError(failed, fmt.Errorf("%w (the items come back when their lease expires)", relErr))
 	}
 }

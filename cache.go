@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/sluicehq/sluice/internal/codec"
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Cache is a JSON key/value store with TTLs (the Python service's cache operations).
@@ -35,10 +36,10 @@ func validateKey(key string) error {
 		return err
 	}
 	if key == "" || len(key) > 1024 {
-		return fmt.Errorf("%w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
+		return fmt.Errorf("sluice: %w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
 	}
 	if strings.HasPrefix(key, reservedPrefix) {
-		return fmt.Errorf("%w: cache key %q uses the reserved prefix %q", ErrInvalidName, key, reservedPrefix)
+		return fmt.Errorf("sluice: %w: cache key %q uses the reserved prefix %q", ErrInvalidName, key, reservedPrefix)
 	}
 	return nil
 }
@@ -48,7 +49,7 @@ const reservedPrefix = "sluice#"
 
 func ttlArg(ttl time.Duration) error {
 	if ttl < 0 {
-		return fmt.Errorf("%w: negative TTL %v", ErrInvalidArgument, ttl)
+		return fmt.Errorf("sluice: %w: negative TTL %v", ErrInvalidArgument, ttl)
 	}
 	return nil
 }
@@ -127,7 +128,7 @@ func (ca *Cache) set(ctx context.Context, key string, v any, ttl time.Duration, 
 	if err != nil {
 		return false, fmt.Errorf("sluice: cache set %q (nothing written): %w", key, err)
 	}
-	ok, err := ca.c.eng.CacheSet(ctx, key, s, ttl, nx)
+	ok, err := ca.c.eng.CacheSet(ctx, engine.CacheSetParams{Key: key, Value: s, TTL: ttl, OnlyIfAbsent: nx})
 	if err != nil {
 		return false, fmt.Errorf("sluice: cache set %q: %w", key, err)
 	}
@@ -176,7 +177,7 @@ func (ca *Cache) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 		return false, err
 	}
 	if ttl <= 0 {
-		return false, fmt.Errorf("%w: expire needs a positive TTL, got %v", ErrInvalidArgument, ttl)
+		return false, fmt.Errorf("sluice: %w: expire needs a positive TTL, got %v", ErrInvalidArgument, ttl)
 	}
 	ok, err := ca.c.eng.CacheExpire(ctx, key, ttl)
 	if err != nil {
@@ -230,7 +231,7 @@ func (ca *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, l
 		if err != nil {
 			return nil, fmt.Errorf("sluice: cache %q: loaded value: %w", key, err)
 		}
-		if _, err := ca.c.eng.CacheSet(lctx, key, s, ttl, false); err != nil {
+		if _, err := ca.c.eng.CacheSet(lctx, engine.CacheSetParams{Key: key, Value: s, TTL: ttl}); err != nil {
 			ca.c.log.Warn("cache write after load failed; value returned uncached", "key", key, "err", err)
 		}
 		return ca.c.decode(s), nil

@@ -23,7 +23,7 @@ func ParseDLQKind(s string) (DLQKind, error) {
 	if k := engine.DLQKind(s); k.Valid() {
 		return DLQKind(k), nil
 	}
-	return "", fmt.Errorf("%w: unknown DLQ kind %q (want overflow or failed)", ErrInvalidArgument, s)
+	return "", fmt.Errorf("sluice: %w: unknown DLQ kind %q (want overflow or failed)", ErrInvalidArgument, s)
 }
 
 // DLQ is a handle on one dead-letter queue of a queue.
@@ -40,7 +40,7 @@ func (d *DLQ) check() error {
 		return d.q.nameErr
 	}
 	if !engine.DLQKind(d.kind).Valid() {
-		return fmt.Errorf("%w: unknown DLQ kind %q", ErrInvalidArgument, d.kind)
+		return fmt.Errorf("sluice: %w: unknown DLQ kind %q", ErrInvalidArgument, d.kind)
 	}
 	return nil
 }
@@ -52,7 +52,7 @@ func (d *DLQ) Len(ctx context.Context) (int64, error) {
 	}
 	n, err := d.q.c.eng.DLQLen(ctx, d.q.name, engine.DLQKind(d.kind))
 	if err != nil {
-		return 0, fmt.Errorf("sluice: %s DLQ length of %q: %w", d.kind, d.q.name, err)
+		return 0, fmt.Errorf("sluice: %s DLQ length of queue %q: %w", d.kind, d.q.name, err)
 	}
 	return n, nil
 }
@@ -100,17 +100,17 @@ func (d *DLQ) List(ctx context.Context, start, limit int64) ([]DLQEntry, int64, 
 		return nil, 0, err
 	}
 	if start < 0 || limit < 1 {
-		return nil, 0, fmt.Errorf("%w: DLQ list needs start >= 0 and limit >= 1", ErrInvalidArgument)
+		return nil, 0, fmt.Errorf("sluice: %w: DLQ list needs start >= 0 and limit >= 1", ErrInvalidArgument)
 	}
 	limit = min(limit, MaxPeek)
 	kind := engine.DLQKind(d.kind)
 	raw, err := d.q.c.eng.DLQRange(ctx, d.q.name, kind, start, start+limit-1)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sluice: list %s DLQ of %q: %w", d.kind, d.q.name, err)
+		return nil, 0, fmt.Errorf("sluice: list %s DLQ of queue %q: %w", d.kind, d.q.name, err)
 	}
 	total, err := d.q.c.eng.DLQLen(ctx, d.q.name, kind)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sluice: list %s DLQ of %q: %w", d.kind, d.q.name, err)
+		return nil, 0, fmt.Errorf("sluice: list %s DLQ of queue %q: %w", d.kind, d.q.name, err)
 	}
 	out := make([]DLQEntry, len(raw))
 	for i, s := range raw {
@@ -168,13 +168,13 @@ func (d *DLQ) Requeue(ctx context.Context, n int64) (RequeueResult, error) {
 	if err := d.check(); err != nil {
 		return RequeueResult{}, err
 	}
-	s := d.q.defaults
+	s := d.q.settings
 	r, err := d.q.c.eng.DLQRequeue(ctx, engine.RequeueParams{
 		Queue: d.q.name, Kind: engine.DLQKind(d.kind), Count: n,
 		Policy: engine.Policy(s.Policy).Normalize(), MaxSize: s.MaxSize,
 	})
 	if err != nil {
-		return RequeueResult{}, fmt.Errorf("sluice: requeue %s DLQ of %q: %w", d.kind, d.q.name, err)
+		return RequeueResult{}, fmt.Errorf("sluice: requeue %s DLQ of queue %q: %w", d.kind, d.q.name, publicError(err))
 	}
 	return RequeueResult{Requeued: r.Requeued, Remaining: r.Remaining, Displaced: r.Displaced}, nil
 }
@@ -186,7 +186,7 @@ func (d *DLQ) Purge(ctx context.Context) (int64, error) {
 	}
 	n, err := d.q.c.eng.DLQPurge(ctx, d.q.name, engine.DLQKind(d.kind))
 	if err != nil {
-		return 0, fmt.Errorf("sluice: purge %s DLQ of %q: %w", d.kind, d.q.name, err)
+		return 0, fmt.Errorf("sluice: purge %s DLQ of queue %q: %w", d.kind, d.q.name, err)
 	}
 	return n, nil
 }

@@ -25,7 +25,7 @@ const fileURLForms = "accepted forms: file:///abs/dir or file:/abs/dir (absolute
 // refused.
 func parseFileURL(raw string) (string, error) {
 	fail := func(why string) (string, error) {
-		return "", fmt.Errorf("%w: file URL %q: %s; %s", ErrInvalidArgument, raw, why, fileURLForms)
+		return "", &URLError{URL: raw, Reason: why + "; " + fileURLForms}
 	}
 	scheme, rest, ok := strings.Cut(raw, ":")
 	if !ok || !strings.EqualFold(scheme, "file") {

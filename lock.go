@@ -12,11 +12,8 @@ import (
 	"time"
 )
 
-// ErrLockHeld means the lock stayed held by someone else for as long as
-// the caller was willing to wait.
-var ErrLockHeld = errors.New("sluice: lock held by another owner")
-
-// LockOptions tune Acquire.
+// LockOptions tune Acquire. A nil *LockOptions, like the zero value, makes
+// one attempt.
 type LockOptions struct {
 	// Wait is how long Acquire keeps trying while the lock is held
 	// (0: one attempt, like TryAcquire).
@@ -60,13 +57,13 @@ func validateLock(name string, ttl time.Duration) error {
 		return err
 	}
 	if name == "" || len(name) > 1024 {
-		return fmt.Errorf("%w: lock name must be 1-1024 bytes, got %d", ErrInvalidName, len(name))
+		return fmt.Errorf("sluice: %w: lock name must be 1-1024 bytes, got %d", ErrInvalidName, len(name))
 	}
 	if strings.HasPrefix(name, reservedPrefix) {
-		return fmt.Errorf("%w: lock name %q uses the reserved prefix %q", ErrInvalidName, name, reservedPrefix)
+		return fmt.Errorf("sluice: %w: lock name %q uses the reserved prefix %q", ErrInvalidName, name, reservedPrefix)
 	}
 	if ttl <= 0 {
-		return fmt.Errorf("%w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
+		return fmt.Errorf("sluice: %w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
 	}
 	return nil
 }
@@ -111,15 +108,23 @@ func (c *Client) LockFromToken(name, token string) (*Lock, error) {
 		return nil, err
 	}
 	if token == "" {
-		return nil, fmt.Errorf("%w: empty lock token", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: empty lock token", ErrInvalidArgument)
 	}
 	return &Lock{c: c, name: name, token: token}, nil
 }
 
 // Acquire takes the lock, retrying for up to opts.Wait while it is held.
 // It returns ErrLockHeld when the wait runs out, ctx's error when ctx ends.
-func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, opts LockOptions) (*Lock, error) {
-	if opts.RetryDelay <= 0 {
+// opts may be nil (see LockOptions).
+func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, lockOpts *LockOptions) (*Lock, error) {
+	var opts LockOptions
+	if lockOpts != nil {
+		opts = *lockOpts
+	}
+	if opts.Wait < 0 || opts.RetryDelay < 0 {
+		return nil, fmt.Errorf("sluice: %w: negative lock Wait %v or RetryDelay %v", ErrInvalidArgument, opts.Wait, opts.RetryDelay)
+	}
+	if opts.RetryDelay == 0 {
 		opts.RetryDelay = 25 * time.Millisecond
 	}
 	deadline := time.Now().Add(opts.Wait)
@@ -130,7 +135,7 @@ func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, op
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, fmt.Errorf("%w: %q (waited %v)", ErrLockHeld, name, opts.Wait)
+			return nil, fmt.Errorf("sluice: acquire lock %q: %w (waited %v)", name, ErrLockHeld, opts.Wait)
 		}
 		pause := min(opts.RetryDelay+time.Duration(rand.Int64N(int64(opts.RetryDelay)/2+1)), left)
 		t := time.NewTimer(pause)
@@ -163,7 +168,7 @@ func (l *Lock) Release(ctx context.Context) error {
 // otherwise ErrLockNotHeld.
 func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl <= 0 {
-		return fmt.Errorf("%w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
+		return fmt.Errorf("sluice: %w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)
 	}
 	start := time.Now()
 	if err := l.c.eng.LockRefresh(ctx, l.name, l.token, ttl); err != nil {

@@ -35,16 +35,18 @@ func (c *Client) Publish(ctx context.Context, channel string, v any) (int64, err
 	}
 	payload, err := codec.Serialize(v)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: publish to %q (nothing sent): %w", channel, encodeErr(err))
+		return 0, fmt.Errorf("sluice: publish to channel %q (nothing sent): %w", channel, encodeErr(err))
 	}
 	n, err := c.eng.Publish(ctx, channel, payload)
 	if err != nil {
-		return 0, fmt.Errorf("sluice: publish to %q: %w", channel, err)
+		return 0, fmt.Errorf("sluice: publish to channel %q: %w", channel, err)
 	}
 	return n, nil
 }
 
-// SubscribeOptions select what to subscribe to.
+// SubscribeOptions select what to subscribe to. SubscribeWith needs at
+// least one channel or pattern, so a nil *SubscribeOptions is refused
+// like an empty one.
 type SubscribeOptions struct {
 	Channels []string
 	// Patterns are Redis glob patterns: * ? [abc] [^a] and \ escapes.
@@ -64,13 +66,17 @@ type Subscription struct {
 // Subscribe subscribes to channels; it returns once the subscription is
 // active, so a message published afterwards is received.
 func (c *Client) Subscribe(ctx context.Context, channels ...string) (*Subscription, error) {
-	return c.SubscribeWith(ctx, SubscribeOptions{Channels: channels})
+	return c.SubscribeWith(ctx, &SubscribeOptions{Channels: channels})
 }
 
 // SubscribeWith subscribes to channels and patterns.
-func (c *Client) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+func (c *Client) SubscribeWith(ctx context.Context, opts *SubscribeOptions) (*Subscription, error) {
+	var o SubscribeOptions
+	if opts != nil {
+		o = *opts
+	}
 	if len(o.Channels)+len(o.Patterns) == 0 {
-		return nil, fmt.Errorf("%w: subscribe needs at least one channel or pattern", ErrInvalidArgument)
+		return nil, fmt.Errorf("sluice: %w: subscribe needs at least one channel or pattern", ErrInvalidArgument)
 	}
 	for _, ch := range append(append([]string(nil), o.Channels...), o.Patterns...) {
 		if err := validateChannel(ch); err != nil {
@@ -136,11 +142,11 @@ func validateChannel(ch string) error {
 		return err
 	}
 	if ch == "" || len(ch) > 512 {
-		return fmt.Errorf("%w: channel name must be 1-512 bytes, got %d", ErrInvalidName, len(ch))
+		return fmt.Errorf("sluice: %w: channel name must be 1-512 bytes, got %d", ErrInvalidName, len(ch))
 	}
 	for i := 0; i < len(ch); i++ {
 		if ch[i] <= ' ' || ch[i] == 0x7f {
-			return fmt.Errorf("%w: channel name %q has a space or control character", ErrInvalidName, ch)
+			return fmt.Errorf("sluice: %w: channel name %q has a space or control character", ErrInvalidName, ch)
 		}
 	}
 	return nil

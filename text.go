@@ -13,5 +13,5 @@ func checkText(kind error, what, s string) error {
 	if utf8.ValidString(s) {
 		return nil
 	}
-	return fmt.Errorf("%w: %s %q: %w", kind, what, s, ErrInvalidUTF8)
+	return fmt.Errorf("sluice: %w: %s %q is %w", kind, what, s, ErrInvalidUTF8)
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/redisconn"
 )
 
 // connFlags are the flags every command has for choosing an engine. Their
@@ -59,14 +58,29 @@ type target struct {
 
 // openError reports a failed sluice.Open. A URL the library refuses is a
 // configuration mistake (exit 2) and names the setting it came from;
-// anything else (unreachable, refused credentials) is a runtime error.
+// anything else (unreachable, refused credentials) is a runtime error,
+// whose text already names the host or directory (never a password).
 func (t target) openError(err error) error {
-	var urlErr *redisconn.URLError
+	var urlErr *sluice.URLError
 	if errors.As(err, &urlErr) || errors.Is(err, sluice.ErrInvalidArgument) {
-		return usagef("%s: %w", t.source, err)
+		return &exitError{code: exitUsage, err: &settingError{setting: t.source, err: err}}
 	}
-	return fmt.Errorf("open %s: %w", t.display, err)
+	return err
 }
+
+// settingError names the flag or variable a library error came from. The
+// library's "sluice: " prefix is dropped: run puts it before the whole
+// message once.
+type settingError struct {
+	setting string
+	err     error
+}
+
+func (e *settingError) Error() string {
+	return e.setting + ": " + strings.TrimPrefix(e.err.Error(), "sluice: ")
+}
+
+func (e *settingError) Unwrap() error { return e.err }
 
 // resolve picks the engine: a flag beats the environment; --redis and
 // --data-dir at the same level contradict each other.
@@ -105,12 +119,7 @@ func (c *connFlags) resolve(getenv func(string) string) (target, error) {
 
 // displayURL is a URL safe to print: passwords of Redis URLs are redacted;
 // the embedded engine's URLs carry none.
-func displayURL(u string) string {
-	if strings.HasPrefix(u, "mem:") || strings.HasPrefix(u, "file:") {
-		return u
-	}
-	return redisconn.Redact(u)
-}
+func displayURL(u string) string { return sluice.RedactURL(u) }
 
 // prefix returns the key prefix, flag first.
 func (c *connFlags) prefix(getenv func(string) string) string {
@@ -124,7 +133,7 @@ func (c *connFlags) prefix(getenv func(string) string) string {
 // (issue 6's configuration), shared by the service and the queue commands
 // so that `sluice queue pressure` judges a queue as the service does.
 type settings struct {
-	queue                sluice.QueueDefaults
+	queue                sluice.QueueSettings
 	compression          bool
 	compressionThreshold int
 	password             string
@@ -132,7 +141,7 @@ type settings struct {
 
 func loadSettings(getenv func(string) string) (settings, error) {
 	s := settings{
-		queue: sluice.QueueDefaults{
+		queue: sluice.QueueSettings{
 			MaxSize: sluice.DefaultMaxSize, Policy: sluice.DefaultPolicy,
 			PressureThreshold: sluice.DefaultPressureThreshold,
 		},
@@ -196,19 +205,16 @@ func parseBool(v string) (bool, bool) {
 	return false, false
 }
 
-func (s settings) options(prefix string, log *slog.Logger) []sluice.Option {
-	opts := []sluice.Option{
-		sluice.WithQueueDefaults(s.queue),
-		sluice.WithCompression(s.compression, s.compressionThreshold),
-		sluice.WithLogger(log),
+// config is the client configuration of these settings.
+func (s settings) config(prefix string, log *slog.Logger) *sluice.Config {
+	return &sluice.Config{
+		Queue:                s.queue,
+		DisableCompression:   !s.compression,
+		CompressionThreshold: s.compressionThreshold,
+		Logger:               log,
+		Password:             s.password,
+		KeyPrefix:            prefix,
 	}
-	if s.password != "" {
-		opts = append(opts, sluice.WithPassword(s.password))
-	}
-	if prefix != "" {
-		opts = append(opts, sluice.WithKeyPrefix(prefix))
-	}
-	return opts
 }
 
 // env is what a command reads from its surroundings.
@@ -235,7 +241,7 @@ func (e *env) open(ctx context.Context, c *connFlags) (*sluice.Client, error) {
 		fmt.Fprintln(e.stderr, "sluice: no --redis or --data-dir: using an in-memory engine; nothing outlives this command")
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := sluice.Open(ctx, t.url, s.options(c.prefix(e.getenv), log)...)
+	client, err := sluice.Open(ctx, t.url, s.config(c.prefix(e.getenv), log))
 	if err != nil {
 		return nil, t.openError(err)
 	}

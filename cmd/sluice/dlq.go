@@ -31,7 +31,7 @@ func parseKind(s string) (sluice.DLQKind, error) {
 	}
 	k, err := sluice.ParseDLQKind(s)
 	if err != nil {
-		return "", usagef("--kind: %v", err)
+		return "", usagef("--kind %q: want overflow or failed", s)
 	}
 	return k, nil
 }
@@ -113,19 +113,19 @@ func (e *env) dlqRequeue(ctx context.Context, args []string) error {
 	if *count < 0 {
 		return usagef("dlq requeue: --count must be >= 0 (0 means all)")
 	}
-	var qopts []sluice.QueueOption
+	var qs sluice.QueueSettings // zero fields: the environment's settings
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
-			return usagef("--policy: %v", err)
+			return usagef("--policy %q: want reject, dlq or drop_oldest", *policy)
 		}
-		qopts = append(qopts, sluice.QueuePolicy(p))
+		qs.Policy = p
 	}
 	if isSet(fs, "max-size") {
-		qopts = append(qopts, sluice.QueueMaxSize(*size))
+		qs.MaxSize = maxSize(*size)
 	}
 	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
-		res, err := c.Queue(pos[0], qopts...).DLQ(k).Requeue(ctx, *count)
+		res, err := c.QueueWith(pos[0], qs).DLQ(k).Requeue(ctx, *count)
 		return res, err
 	})
 }

@@ -54,7 +54,7 @@ type Codec struct {
 // New returns a Codec; Close releases its zstd state.
 func New(opts Options) (*Codec, error) {
 	if opts.Threshold < 0 {
-		return nil, fmt.Errorf("codec: compression threshold %d is negative", opts.Threshold)
+		return nil, fmt.Errorf("compression threshold %d is negative", opts.Threshold)
 	}
 	if opts.Threshold == 0 {
 		opts.Threshold = DefaultThreshold
@@ -67,12 +67,12 @@ func New(opts Options) (*Codec, error) {
 		// Python's zstandard.decompress needs.
 		zstd.WithSingleSegment(true))
 	if err != nil {
-		return nil, fmt.Errorf("codec: zstd encoder: %w", err)
+		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(opts.MaxDecoded)))
 	if err != nil {
 		enc.Close()
-		return nil, fmt.Errorf("codec: zstd decoder: %w", err)
+		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
 	return &Codec{opts: opts, enc: enc, dec: dec}, nil
 }
@@ -108,12 +108,12 @@ func (c *Codec) Compress(s string) string {
 }
 
 // ErrNotJSON is returned by Serialize for a json.RawMessage that is not JSON.
-var ErrNotJSON = errors.New("codec: raw message is not valid JSON")
+var ErrNotJSON = errors.New("raw message is not valid JSON")
 
 // ErrInvalidUTF8 is returned by Serialize for text that is not UTF-8: the
 // wire format (and the Python service) carries text, and the dead-letter
 // envelopes would have to replace such bytes, so they are refused up front.
-var ErrInvalidUTF8 = errors.New("codec: value is not valid UTF-8 text")
+var ErrInvalidUTF8 = errors.New("value is not valid UTF-8 text")
 
 // Serialize is Encode without compression.
 func Serialize(v any) (string, error) {
@@ -143,7 +143,7 @@ func JSON(v any) (string, error) {
 	}
 	out, err := marshal(v)
 	if err != nil && !errors.Is(err, ErrInvalidUTF8) && !errors.Is(err, ErrNotJSON) {
-		return "", fmt.Errorf("codec: encode %T as JSON: %w", v, err)
+		return "", fmt.Errorf("encode %T as JSON: %w", v, err)
 	}
 	return out, err
 }
@@ -171,7 +171,7 @@ func (c *Codec) Decompress(stored string) (string, error) {
 	out, err := c.dec.DecodeAll(frame, nil)
 	if err != nil {
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return stored, fmt.Errorf("codec: compressed value expands beyond %d bytes: %w", c.opts.MaxDecoded, err)
+			return stored, fmt.Errorf("compressed value expands beyond %d bytes: %w", c.opts.MaxDecoded, err)
 		}
 		return stored, nil
 	}

@@ -127,7 +127,7 @@ func DecodeIdempotencyRecord(s string) (IdempotencyRecord, error) {
 // ones. Policy and bound are not compared: the first add's stand.
 func (r IdempotencyRecord) Replay(key string, asked IdempotencyRecord) ([]AddResult, error) {
 	if asked.Count != r.Count || asked.Fingerprint != r.Fingerprint {
-		return nil, fmt.Errorf("%w: key %q was first used with other items", ErrIdempotencyConflict, key)
+		return nil, fmt.Errorf("%w (key %q)", ErrIdempotencyConflict, key)
 	}
 	res := SimulateAdd(r.Before, r.MaxSize, r.Policy, int(r.Count))
 	for i := range res {

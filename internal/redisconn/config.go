@@ -107,10 +107,10 @@ func Parse(cfg Config) (rueidis.ClientOption, Mode, error) {
 		return opt, 0, err
 	}
 	if cfg.MinReplicasAck < 0 {
-		return opt, 0, fmt.Errorf("redisconn: MinReplicasAck is %d; want 0 or more", cfg.MinReplicasAck)
+		return opt, 0, fmt.Errorf("MinReplicasAck is %d; want 0 or more", cfg.MinReplicasAck)
 	}
 	if cfg.DialTimeout < 0 {
-		return opt, 0, fmt.Errorf("redisconn: DialTimeout is %v; want 0 (default) or more", cfg.DialTimeout)
+		return opt, 0, fmt.Errorf("DialTimeout is %v; want 0 (default) or more", cfg.DialTimeout)
 	}
 	if err := cfg.Retry.validate(); err != nil {
 		return opt, 0, err
@@ -135,7 +135,7 @@ func Parse(cfg Config) (rueidis.ClientOption, Mode, error) {
 			return rueidis.ClientOption{}, 0, err
 		}
 	} else if cfg.TLS.isSet() {
-		return opt, 0, errors.New("redisconn: TLS options are set but the URL is plain text; use rediss:// (or rediss+cluster://, rediss+sentinel://)")
+		return opt, 0, errors.New("TLS options are set but the URL is plain text; use rediss:// (or rediss+cluster://, rediss+sentinel://)")
 	}
 
 	switch t.mode {
@@ -167,16 +167,16 @@ func buildTLS(o TLSOptions) (*tls.Config, error) {
 	case "none":
 		c.InsecureSkipVerify = true
 	default:
-		return nil, fmt.Errorf("redisconn: TLS.Verify is %q; want \"required\" or \"none\"", o.Verify)
+		return nil, fmt.Errorf("TLS.Verify is %q; want \"required\" or \"none\"", o.Verify)
 	}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("redisconn: TLS.CAFile: %w", err)
+			return nil, fmt.Errorf("TLS.CAFile: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redisconn: TLS.CAFile %q holds no PEM certificate", o.CAFile)
+			return nil, fmt.Errorf("TLS.CAFile %q holds no PEM certificate", o.CAFile)
 		}
 		c.RootCAs = pool
 	}
@@ -184,21 +184,21 @@ func buildTLS(o TLSOptions) (*tls.Config, error) {
 	case o.CertFile != "" && o.KeyFile != "":
 		certPEM, err := os.ReadFile(o.CertFile)
 		if err != nil {
-			return nil, fmt.Errorf("redisconn: TLS.CertFile: %w", err)
+			return nil, fmt.Errorf("TLS.CertFile: %w", err)
 		}
 		keyPEM, err := os.ReadFile(o.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("redisconn: TLS.KeyFile: %w", err)
+			return nil, fmt.Errorf("TLS.KeyFile: %w", err)
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("redisconn: TLS.CertFile %q with TLS.KeyFile %q: %w", o.CertFile, o.KeyFile, err)
+			return nil, fmt.Errorf("TLS.CertFile %q with TLS.KeyFile %q: %w", o.CertFile, o.KeyFile, err)
 		}
 		c.Certificates = []tls.Certificate{pair}
 	case o.CertFile != "":
-		return nil, errors.New("redisconn: TLS.CertFile is set without TLS.KeyFile; mutual TLS needs both")
+		return nil, errors.New("TLS.CertFile is set without TLS.KeyFile; mutual TLS needs both")
 	case o.KeyFile != "":
-		return nil, errors.New("redisconn: TLS.KeyFile is set without TLS.CertFile; mutual TLS needs both")
+		return nil, errors.New("TLS.KeyFile is set without TLS.CertFile; mutual TLS needs both")
 	}
 	return c, nil
 }

@@ -17,7 +17,7 @@ import (
 // ErrWrongMode means the server's topology differs from what the URL's
 // scheme says: a cluster behind redis://, or a lone server behind
 // redis+cluster://. Retrying cannot help; the URL must change.
-var ErrWrongMode = errors.New("redisconn: server topology does not match the URL scheme")
+var ErrWrongMode = errors.New("server topology does not match the URL scheme")
 
 // Conn is a connected, pinged client. Whoever calls Connect owns it and
 // must Close it.
@@ -90,15 +90,15 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		log.Warn("redis connection failed, retrying", "url", redacted, "attempt", attempt,
 			"of", policy.Attempts, "delay", delay, "error", err)
 		if err := policy.Sleep(ctx, delay); err != nil {
-			return nil, fmt.Errorf("redisconn: connecting to %s: gave up after %d attempt(s): %w (last failure: %w)",
+			return nil, fmt.Errorf("connecting to %s: gave up after %d attempt(s): %w (last failure: %w)",
 				where, attempt, err, last)
 		}
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("redisconn: connecting to %s: gave up after %d attempt(s): %w (last failure: %w)",
+		return nil, fmt.Errorf("connecting to %s: gave up after %d attempt(s): %w (last failure: %w)",
 			where, attempt, ctx.Err(), last)
 	}
-	return nil, fmt.Errorf("redisconn: connecting to %s failed after %d attempt(s): %w", where, attempt, last)
+	return nil, fmt.Errorf("connecting to %s failed after %d attempt(s): %w", where, attempt, last)
 }
 
 // connectOnce builds a client, PINGs it and checks the topology. It closes

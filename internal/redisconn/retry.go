@@ -48,7 +48,7 @@ type RetryPolicy struct {
 
 func (p RetryPolicy) validate() error {
 	if p.Attempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 {
-		return fmt.Errorf("redisconn: Retry has a negative field (Attempts %d, BaseDelay %v, MaxDelay %v); use 0 for the defaults",
+		return fmt.Errorf("negative field in Retry (Attempts %d, BaseDelay %v, MaxDelay %v); use 0 for the defaults",
 			p.Attempts, p.BaseDelay, p.MaxDelay)
 	}
 	return nil

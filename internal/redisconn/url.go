@@ -54,7 +54,7 @@ type URLError struct {
 }
 
 func (e *URLError) Error() string {
-	return fmt.Sprintf("redisconn: invalid Redis URL %q: %s", e.Redacted, e.Reason)
+	return fmt.Sprintf("invalid Redis URL %q: %s", e.Redacted, e.Reason)
 }
 
 // target is a parsed URL.

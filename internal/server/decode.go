@@ -103,7 +103,8 @@ func decodeBatch(body []byte) ([]any, error) {
 	for i, e := range elems {
 		it, err := itemOf(e)
 		if err != nil {
-			return nil, badRequest("item %d: %v", i, err)
+			// err is a bad request already: say so once.
+			return nil, badRequest("item %d: %s", i, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
 		}
 		items[i] = it
 	}

@@ -78,5 +78,13 @@ func publicMessage(err error) string {
 	if status := errorStatus(err); status >= 500 && limitStatus(err) == 0 {
 		return classify(status, err).msg
 	}
-	return err.Error()
+	return clientText(err)
+}
+
+// clientText is err's text for an HTTP or WebSocket client: without the
+// library's "sluice: " prefix, which names a Go package the client does
+// not use. The rest names the operation and what it concerns once, as in
+// `ack "1700000000000-0" on queue "jobs": lease not found or expired`.
+func clientText(err error) string {
+	return strings.TrimPrefix(err.Error(), "sluice: ")
 }

@@ -88,7 +88,7 @@ func startOutageServer(t *testing.T) *outageServer {
 	redistest.Cleanup(t, redistest.Client(t), prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := sluice.Open(ctx, proxy.URL(), sluice.WithKeyPrefix(prefix), sluice.WithLogger(quietLogger()))
+	c, err := sluice.Open(ctx, proxy.URL(), &sluice.Config{KeyPrefix: prefix, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestMalformedRequestsGetJSON(t *testing.T) {
 		{"bad escape POST", "POST /v1/queues/%zz/items HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n",
 			make([]byte, 4<<20), 400, "%25"},
 		{"bad name POST", "POST /v1/queues/bad!name/items HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n",
-			make([]byte, 4<<20), 400, "invalid queue name"},
+			make([]byte, 4<<20), 400, `queue name "bad!name" has`},
 		{"no host", "GET /health HTTP/1.1\r\n\r\n", nil, 400, "Host"},
 		{"transfer encoding", "POST /v1/queues/q/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", nil, 501, "transfer encoding"},
 		{"huge header", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 1<<20+4096) + "\r\n\r\n", nil, 431, "Header"},

@@ -159,13 +159,18 @@ func (s *Server) lockBody(w http.ResponseWriter, r *http.Request) (name, stored 
 	return name, stored, body, err
 }
 
+// lockNotHeld answers a refresh or release whose token does not hold the
+// lock. The library's error would name the lock as the service stores it,
+// not as the client gave it (in the path, which it knows).
+const lockNotHeld = "lock not held: the token does not hold it (it expired, or another owner has it)"
+
 // heldLock is the lock a client names with its token. Any replica of the
 // service can refresh or release: the token is the proof of ownership,
 // checked atomically by the engine.
 func (s *Server) heldLock(name, token string) (*sluice.Lock, error) {
 	lk, err := s.client.LockFromToken(name, token)
 	if err != nil {
-		return nil, badRequest("%v", err)
+		return nil, badRequest("%s", clientText(err))
 	}
 	return lk, nil
 }
@@ -186,7 +191,7 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error
 	}
 	var lk *sluice.Lock
 	err = s.waitOp(r, wait, func(ctx context.Context) (err error) {
-		lk, err = s.client.Acquire(ctx, stored, ttl, sluice.LockOptions{Wait: wait})
+		lk, err = s.client.Acquire(ctx, stored, ttl, &sluice.LockOptions{Wait: wait})
 		return err
 	})
 	switch {
@@ -224,6 +229,10 @@ func (s *Server) handleLockRefresh(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	err = s.write(r, func(ctx context.Context) error { return lk.Refresh(ctx, ttl) })
+	if errors.Is(err, sluice.ErrLockNotHeld) {
+		s.reply(w, r, http.StatusConflict, errorBody{Error: lockNotHeld}, "lock", name)
+		return nil
+	}
 	if err != nil {
 		return afterWrite(err)
 	}
@@ -246,7 +255,12 @@ func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if err := s.write(r, lk.Release); err != nil {
+	err = s.write(r, lk.Release)
+	if errors.Is(err, sluice.ErrLockNotHeld) {
+		s.reply(w, r, http.StatusConflict, errorBody{Error: lockNotHeld}, "lock", name)
+		return nil
+	}
+	if err != nil {
 		return afterWrite(err)
 	}
 	s.noContent(w, r, "lock", name)

@@ -57,7 +57,7 @@ func errorStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, sluice.ErrLeaseNotFound), errors.Is(err, sluice.ErrNotFound):
+	case errors.Is(err, sluice.ErrLeaseNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, sluice.ErrLockNotHeld), errors.Is(err, sluice.ErrWrongType):
 		return http.StatusConflict
@@ -75,7 +75,7 @@ func errorStatus(err error) int {
 // and answered with a message of their kind (see serverFailure).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := errorStatus(err)
-	msg := err.Error()
+	msg := clientText(err)
 	if status >= 500 && limitStatus(err) == 0 {
 		// A configured limit's refusal is the client's to read as it is.
 		msg = s.serverFailure(w, r, status, err)

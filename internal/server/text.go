@@ -18,7 +18,7 @@ import (
 // sluice.ErrInvalidUTF8 as the library's own refusals do.
 func badText(what string, b []byte) error {
 	off := invalidUTF8At(b)
-	return fmt.Errorf("%w: %s is not valid UTF-8 (first bad byte at offset %d): %w", errBadRequest, what, off, sluice.ErrInvalidUTF8)
+	return fmt.Errorf("%w: %s is %w (first bad byte at offset %d)", errBadRequest, what, sluice.ErrInvalidUTF8, off)
 }
 
 func invalidUTF8At(b []byte) int {

@@ -42,25 +42,25 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var (
 	// ErrClosed is returned by calls on a closed Log. It matches
 	// engine.ErrClosed so an engine can return it unchanged.
-	ErrClosed = fmt.Errorf("wal: log closed: %w", engine.ErrClosed)
+	ErrClosed = fmt.Errorf("log closed: %w", engine.ErrClosed)
 	// ErrLocked means another Log (in this or another process) holds the
 	// directory's LOCK file.
-	ErrLocked = errors.New("wal: directory is locked by another open log")
+	ErrLocked = errors.New("directory is locked by another open log")
 	// ErrCorrupt means a damaged record is followed by intact data, so the
 	// damage is not a torn tail from a crash and loading only the prefix
 	// would silently lose records. The error text names file and offset.
 	// Repair cuts such a log at the damage, keeping the rest aside.
-	ErrCorrupt = errors.New("wal: corrupt log")
+	ErrCorrupt = errors.New("corrupt log")
 	// ErrNotReplayed is returned by Append and BeginRewrite before Replay
 	// has run: appending behind an unchecked (possibly torn) tail would turn
 	// the torn record into corruption in the middle of the log.
-	ErrNotReplayed = errors.New("wal: Replay must run before Append")
+	ErrNotReplayed = errors.New("Replay must run before Append")
 	// ErrRewriteInProgress is returned by BeginRewrite while another
 	// rewrite has not been committed or aborted.
-	ErrRewriteInProgress = errors.New("wal: a rewrite is already in progress")
+	ErrRewriteInProgress = errors.New("a rewrite is already in progress")
 	// ErrRecordTooLarge is returned by Append and Emit for a record over
 	// MaxRecordSize.
-	ErrRecordTooLarge = errors.New("wal: record larger than MaxRecordSize")
+	ErrRecordTooLarge = errors.New("record larger than MaxRecordSize")
 )
 
 // encodeHeader returns the file header for the current format version.
@@ -141,16 +141,27 @@ func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("wal: open lock file: %w", err)
+		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%w: %s (close the other Log or stop the process using it)", ErrLocked, path)
 		}
-		return nil, fmt.Errorf("wal: lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// unlockDir releases the lock lockDir took, then closes its file. Closing
+// alone is not enough: a process forked by another goroutine holds a copy
+// of the descriptor until it execs, and the lock lives as long as any copy
+// does, so a Log reopened right after Close would find its own directory
+// locked. LOCK_UN releases the lock of the open file description, whoever
+// else holds a copy of it.
+func unlockDir(f *os.File) error {
+	unlockErr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return errors.Join(unlockErr, f.Close())
 }
 
 // listDir returns the complete generations in dir, oldest first, and the
@@ -158,7 +169,7 @@ func lockDir(dir string) (*os.File, error) {
 func listDir(dir string) (gens []uint64, temps []string, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("wal: list directory: %w", err)
+		return nil, nil, fmt.Errorf("list directory: %w", err)
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -190,12 +201,12 @@ func createTemp(dir string, g uint64) (*os.File, error) {
 	path := filepath.Join(dir, tmpName(g))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("wal: create %s: %w", path, err)
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	if _, err := f.Write(encodeHeader()); err != nil {
 		_ = f.Close()
 		_ = os.Remove(path)
-		return nil, fmt.Errorf("wal: write header of %s: %w", path, err)
+		return nil, fmt.Errorf("write header of %s: %w", path, err)
 	}
 	return f, nil
 }
@@ -205,10 +216,10 @@ func createTemp(dir string, g uint64) (*os.File, error) {
 // survives a crash. Until the rename the previous generation is current.
 func publish(dir string, g uint64, f *os.File, syncDir func(string) error) error {
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", filepath.Join(dir, tmpName(g)), err)
+		return fmt.Errorf("fsync %s: %w", filepath.Join(dir, tmpName(g)), err)
 	}
 	if err := os.Rename(filepath.Join(dir, tmpName(g)), filepath.Join(dir, genName(g))); err != nil {
-		return fmt.Errorf("wal: publish generation %d: %w", g, err)
+		return fmt.Errorf("publish generation %d: %w", g, err)
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("%w: %w", errPublishedUnsynced, err)
@@ -219,7 +230,7 @@ func publish(dir string, g uint64, f *os.File, syncDir func(string) error) error
 // errPublishedUnsynced marks a publish whose rename happened but whose
 // directory fsync failed: the new generation is in place (Open will pick
 // it), so appending to the old one would write records Open never reads.
-var errPublishedUnsynced = errors.New("wal: new generation renamed into place but the directory fsync failed")
+var errPublishedUnsynced = errors.New("new generation renamed into place but the directory fsync failed")
 
 // createGeneration creates an empty, published generation g and returns it
 // open for appending.
@@ -238,14 +249,14 @@ func createGeneration(dir string, g uint64) (*os.File, error) {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("wal: open directory for fsync: %w", err)
+		return fmt.Errorf("open directory for fsync: %w", err)
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("wal: fsync directory: %w", err)
+		return fmt.Errorf("fsync directory: %w", err)
 	}
 	return nil
 }

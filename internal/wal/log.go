@@ -88,7 +88,7 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	if o.Fsync != FsyncEverySec && o.Fsync != FsyncAlways {
-		return fmt.Errorf("wal: unknown Fsync policy %d: use FsyncEverySec or FsyncAlways", int(o.Fsync))
+		return fmt.Errorf("unknown Fsync policy %d: use FsyncEverySec or FsyncAlways", int(o.Fsync))
 	}
 	return nil
 }
@@ -160,7 +160,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("wal: create directory: %w", err)
+		return nil, fmt.Errorf("create directory: %w", err)
 	}
 	lock, err := lockDir(dir)
 	if err != nil {
@@ -176,7 +176,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.cond = sync.NewCond(&l.mu)
 	if err := l.openCurrent(); err != nil {
-		_ = lock.Close()
+		_ = unlockDir(lock)
 		return nil, err
 	}
 	if opts.Fsync == FsyncEverySec {
@@ -195,7 +195,7 @@ func (l *Log) openCurrent() error {
 	}
 	for _, t := range temps {
 		if err := os.Remove(filepath.Join(l.dir, t)); err != nil {
-			return fmt.Errorf("wal: remove unfinished rewrite: %w", err)
+			return fmt.Errorf("remove unfinished rewrite: %w", err)
 		}
 	}
 	if len(gens) == 0 {
@@ -211,13 +211,13 @@ func (l *Log) openCurrent() error {
 	// older ones are superseded and would never be read again.
 	for _, g := range gens[:len(gens)-1] {
 		if err := os.Remove(filepath.Join(l.dir, genName(g))); err != nil {
-			return fmt.Errorf("wal: remove superseded log: %w", err)
+			return fmt.Errorf("remove superseded log: %w", err)
 		}
 	}
 	path := filepath.Join(l.dir, genName(cur))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("wal: open log: %w", err)
+		return fmt.Errorf("open log: %w", err)
 	}
 	l.file, l.gen, l.path = f, cur, path
 	return nil
@@ -599,7 +599,7 @@ func (l *Log) Close() error {
 	if rw != nil {
 		rwErr = rw.discard()
 	}
-	lockErr := l.lock.Close()
+	lockErr := unlockDir(l.lock)
 	return errors.Join(flushErr, trimErr, wrapErr("close log", closeErr), rwErr, wrapErr("release lock", lockErr))
 }
 
@@ -636,12 +636,12 @@ func fileErr(op, path string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return fmt.Errorf("wal: %s %s: %w", op, path, err)
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }
 
 func wrapErr(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("wal: %s: %w", what, err)
+	return fmt.Errorf("%s: %w", what, err)
 }

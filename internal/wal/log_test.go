@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/engine"
@@ -421,5 +422,29 @@ func BenchmarkAppendAlwaysSingle(b *testing.B) {
 		if err := l.Append(r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A copy of the lock's descriptor (what a process forked by another
+// goroutine holds until it execs) must not keep the directory locked once
+// the Log is closed: reopening right after Close succeeds.
+func TestCloseReleasesLockHeldByACopiedDescriptor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, _ := openT(t, dir, Options{})
+	dup, err := syscall.Dup(int(l.lock.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(dup)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close while a copy of the lock descriptor is open: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -65,7 +65,7 @@ func (l *Log) ReplayOffsets(fn func(off int64, rec []byte) error) (ReplayReport,
 		return ReplayReport{}, ErrClosed
 	case l.replayed:
 		l.mu.Unlock()
-		return ReplayReport{}, errors.New("wal: Replay already ran on this Log")
+		return ReplayReport{}, errors.New("Replay already ran on this Log")
 	}
 	l.mu.Unlock()
 
@@ -75,17 +75,17 @@ func (l *Log) ReplayOffsets(fn func(off int64, rec []byte) error) (ReplayReport,
 	}
 	if rep.Truncated {
 		if err := l.file.Truncate(rep.Bytes); err != nil {
-			return rep, fmt.Errorf("wal: truncate torn tail of %s: %w", rep.File, err)
+			return rep, fmt.Errorf("truncate torn tail of %s: %w", rep.File, err)
 		}
 		if err := l.file.Sync(); err != nil {
-			return rep, fmt.Errorf("wal: fsync %s after truncating torn tail: %w", rep.File, err)
+			return rep, fmt.Errorf("fsync %s after truncating torn tail: %w", rep.File, err)
 		}
 		l.opts.Logger.Warn("write-ahead log ended in a torn record; dropped it",
 			"file", rep.File, "offset", rep.TornOffset, "dropped_bytes", rep.DroppedBytes,
 			"records_loaded", rep.Records)
 	}
 	if _, err := l.file.Seek(rep.Bytes, io.SeekStart); err != nil {
-		return rep, fmt.Errorf("wal: seek to end of %s: %w", rep.File, err)
+		return rep, fmt.Errorf("seek to end of %s: %w", rep.File, err)
 	}
 	l.mu.Lock()
 	l.replayed = true
@@ -100,7 +100,7 @@ func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (
 	rep := ReplayReport{File: path}
 	st, err := f.Stat()
 	if err != nil {
-		return rep, fmt.Errorf("wal: stat %s: %w", rep.File, err)
+		return rep, fmt.Errorf("stat %s: %w", rep.File, err)
 	}
 	size := st.Size()
 	hdr := make([]byte, headerSize)
@@ -120,7 +120,7 @@ func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (
 			break // a torn frame header
 		}
 		if _, err := io.ReadFull(br, fh[:]); err != nil {
-			return rep, fmt.Errorf("wal: read %s at offset %d: %w", rep.File, off, err)
+			return rep, fmt.Errorf("read %s at offset %d: %w", rep.File, off, err)
 		}
 		n := frameLen(fh[:])
 		if n > MaxRecordSize || int64(n) > size-off-frameHeaderSize {
@@ -131,14 +131,14 @@ func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(br, payload); err != nil {
-			return rep, fmt.Errorf("wal: read %s at offset %d: %w", rep.File, off, err)
+			return rep, fmt.Errorf("read %s at offset %d: %w", rep.File, off, err)
 		}
 		if !frameValid(fh[:], payload) {
 			break
 		}
 		if fn != nil {
 			if err := fn(off, payload); err != nil {
-				return rep, fmt.Errorf("wal: replay %s: record at offset %d: %w", rep.File, off, err)
+				return rep, fmt.Errorf("replay %s: record at offset %d: %w", rep.File, off, err)
 			}
 		}
 		rep.Records++
@@ -154,7 +154,7 @@ func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (
 	// zero.)
 	zero, err := allZero(f, off, size)
 	if err != nil {
-		return rep, fmt.Errorf("wal: read %s after offset %d: %w", rep.File, off, err)
+		return rep, fmt.Errorf("read %s after offset %d: %w", rep.File, off, err)
 	}
 	if zero {
 		return rep, nil
@@ -164,7 +164,7 @@ func replayFile(f *os.File, path string, fn func(off int64, rec []byte) error) (
 	// follows; otherwise dropping the rest would silently lose records.
 	next, found, err := findFrame(f, off+1, size)
 	if err != nil {
-		return rep, fmt.Errorf("wal: scan %s after damaged record at offset %d: %w", rep.File, off, err)
+		return rep, fmt.Errorf("scan %s after damaged record at offset %d: %w", rep.File, off, err)
 	}
 	if found {
 		return rep, fmt.Errorf("%w: %s: damaged record at offset %d is followed by an intact record at offset %d (file size %d); refusing to load a partial log",
@@ -194,22 +194,22 @@ func (l *Log) DropTail(off int64) (int64, error) {
 	case !l.replayed:
 		return 0, ErrNotReplayed
 	case l.appended > 0 || l.rw != nil:
-		return 0, errors.New("wal: DropTail after Append or BeginRewrite")
+		return 0, errors.New("DropTail after Append or BeginRewrite")
 	case off < headerSize || off > l.size:
-		return 0, fmt.Errorf("wal: DropTail at offset %d outside %s (records span %d..%d)", off, l.path, headerSize, l.size)
+		return 0, fmt.Errorf("DropTail at offset %d outside %s (records span %d..%d)", off, l.path, headerSize, l.size)
 	}
 	dropped := l.size - off
 	if dropped == 0 {
 		return 0, nil
 	}
 	if err := l.file.Truncate(off); err != nil {
-		return 0, fmt.Errorf("wal: truncate %s to %d: %w", l.path, off, err)
+		return 0, fmt.Errorf("truncate %s to %d: %w", l.path, off, err)
 	}
 	if err := l.file.Sync(); err != nil {
-		return 0, fmt.Errorf("wal: fsync %s after truncating to %d: %w", l.path, off, err)
+		return 0, fmt.Errorf("fsync %s after truncating to %d: %w", l.path, off, err)
 	}
 	if _, err := l.file.Seek(off, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("wal: seek to end of %s: %w", l.path, err)
+		return 0, fmt.Errorf("seek to end of %s: %w", l.path, err)
 	}
 	l.size = off
 	l.opts.Logger.Warn("write-ahead log cut back by its caller",
@@ -301,18 +301,18 @@ func Repair(dir string) (ReplayReport, error) {
 	if err != nil {
 		return ReplayReport{}, err
 	}
-	defer lock.Close()
+	defer func() { _ = unlockDir(lock) }()
 	gens, _, err := listDir(dir)
 	if err != nil {
 		return ReplayReport{}, err
 	}
 	if len(gens) == 0 {
-		return ReplayReport{}, fmt.Errorf("wal: repair: no log in %s", dir)
+		return ReplayReport{}, fmt.Errorf("repair: no log in %s", dir)
 	}
 	path := filepath.Join(dir, genName(gens[len(gens)-1]))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return ReplayReport{}, fmt.Errorf("wal: repair: %w", err)
+		return ReplayReport{}, fmt.Errorf("repair: %w", err)
 	}
 	defer f.Close()
 
@@ -323,11 +323,11 @@ func Repair(dir string) (ReplayReport, error) {
 	case err != nil && !errors.Is(err, ErrCorrupt):
 		return rep, err
 	case err != nil && rep.Bytes < headerSize:
-		return rep, fmt.Errorf("wal: repair: the file header itself is damaged, nothing to keep: %w", err)
+		return rep, fmt.Errorf("repair: the file header itself is damaged, nothing to keep: %w", err)
 	}
 	st, serr := f.Stat()
 	if serr != nil {
-		return rep, fmt.Errorf("wal: repair: %w", serr)
+		return rep, fmt.Errorf("repair: %w", serr)
 	}
 	cut := rep.Bytes
 	rep.Truncated, rep.TornOffset, rep.DroppedBytes = true, cut, st.Size()-cut
@@ -340,10 +340,10 @@ func Repair(dir string) (ReplayReport, error) {
 		return rep, err
 	}
 	if err := f.Truncate(cut); err != nil {
-		return rep, fmt.Errorf("wal: repair: truncate %s: %w", path, err)
+		return rep, fmt.Errorf("repair: truncate %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return rep, fmt.Errorf("wal: repair: fsync %s: %w", path, err)
+		return rep, fmt.Errorf("repair: fsync %s: %w", path, err)
 	}
 	return rep, nil
 }
@@ -353,7 +353,7 @@ func Repair(dir string) (ReplayReport, error) {
 func saveRange(f *os.File, offset int64, path string) error {
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("wal: repair: save damaged part: %w", err)
+		return fmt.Errorf("repair: save damaged part: %w", err)
 	}
 	_, err = io.Copy(out, io.NewSectionReader(f, offset, 1<<62))
 	if err == nil {
@@ -364,7 +364,7 @@ func saveRange(f *os.File, offset int64, path string) error {
 	}
 	if err != nil {
 		_ = os.Remove(path)
-		return fmt.Errorf("wal: repair: save damaged part to %s: %w", path, err)
+		return fmt.Errorf("repair: save damaged part to %s: %w", path, err)
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 
 // errRewriteFinished is returned by Emit, Commit and Abort after the
 // rewrite was committed or aborted.
-var errRewriteFinished = errors.New("wal: rewrite already committed or aborted")
+var errRewriteFinished = errors.New("rewrite already committed or aborted")
 
 // drainThreshold is how much of the buffered tail Commit may still copy
 // while appends are blocked; larger tails are copied before that pause.
@@ -116,7 +116,7 @@ func (r *Rewriter) Emit(rec []byte) error {
 	}
 	r.scratch = appendFrame(r.scratch[:0], rec)
 	if _, err := r.w.Write(r.scratch); err != nil {
-		return fmt.Errorf("wal: write snapshot to %s: %w", r.f.Name(), err)
+		return fmt.Errorf("write snapshot to %s: %w", r.f.Name(), err)
 	}
 	r.size += int64(len(r.scratch))
 	r.records++
@@ -151,7 +151,7 @@ func (r *Rewriter) Commit() error {
 func (r *Rewriter) commit() error {
 	l := r.l
 	if err := r.w.Flush(); err != nil {
-		return fmt.Errorf("wal: write snapshot to %s: %w", r.f.Name(), err)
+		return fmt.Errorf("write snapshot to %s: %w", r.f.Name(), err)
 	}
 	// Copy the bulk of the tail while appends continue.
 	for {
@@ -174,7 +174,7 @@ func (r *Rewriter) commit() error {
 	// Most data is now written; fsyncing it here shortens the final fsync
 	// taken while appends wait.
 	if err := r.f.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", r.f.Name(), err)
+		return fmt.Errorf("fsync %s: %w", r.f.Name(), err)
 	}
 
 	l.fileMu.Lock()
@@ -242,7 +242,7 @@ func (r *Rewriter) writeRaw(b []byte) error {
 		return nil
 	}
 	if _, err := r.f.Write(b); err != nil {
-		return fmt.Errorf("wal: write %s: %w", r.f.Name(), err)
+		return fmt.Errorf("write %s: %w", r.f.Name(), err)
 	}
 	r.size += int64(len(b))
 	return nil
@@ -292,7 +292,7 @@ func (l *Log) Rewrite(snapshot func(emit func(rec []byte) error) error) error {
 		return err
 	}
 	if err := snapshot(r.Emit); err != nil {
-		return errors.Join(fmt.Errorf("wal: rewrite snapshot: %w", err), r.Abort())
+		return errors.Join(fmt.Errorf("rewrite snapshot: %w", err), r.Abort())
 	}
 	return r.Commit()
 }

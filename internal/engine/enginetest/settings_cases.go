@@ -323,7 +323,7 @@ func settingsCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 3})
 		wantDeliveries(t, ds, []string{"a"}, 1)
 		pause(t, ctx, e, "q")
-		waitPast(t, ctx, e, shortLease)
+		waitPast(t, ctx, h, e, shortLease)
 		if ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}); len(ds) != 0 {
 			t.Errorf("receive of a paused queue with an expired lease = %+v; want nothing", ds)
 		}
@@ -345,7 +345,7 @@ func settingsCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1})
 		wantDeliveries(t, ds, []string{"a"}, 1)
 		pause(t, ctx, e, "q")
-		waitPast(t, ctx, e, shortLease)
+		waitPast(t, ctx, h, e, shortLease)
 		waitReclaimed(t, ctx, e, "q", 1, 1)
 		wantInFlight(t, ctx, e, "q", 0)
 		wantQueue(t, ctx, e, "q", "b")
@@ -415,7 +415,7 @@ func settingsCases(t *testing.T, h Harness) {
 	})
 
 	t.Run("SettingsSurviveReopen", func(t *testing.T) {
-		if h.Reopen == nil {
+		if h.Caps.Reopen == nil {
 			t.Skipf("%s: the harness has no Reopen", h.Name)
 		}
 		t.Parallel()

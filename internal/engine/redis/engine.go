@@ -42,6 +42,12 @@ type Options struct {
 	// ReplicasAckTimeout bounds that wait; DefaultReplicasAckTimeout when
 	// zero or negative.
 	ReplicasAckTimeout time.Duration
+
+	// There is no time source to set, unlike the embedded engine's
+	// Options.Now: lease deadlines, cache TTLs, lock expiry and idempotency
+	// windows run on the server's clock (TIME and PX/PEXPIRE inside the
+	// scripts), where every client agrees on it. Faking it would take a
+	// clock shared by all clients; tests wait instead.
 }
 
 // Engine implements engine.Engine on a rueidis client.
@@ -50,7 +56,7 @@ type Engine struct {
 	keys   keyspace.Space
 	owns   bool
 
-	scripts *queueScripts
+	scripts *engineScripts
 	// adds and acks merge concurrent calls on one queue into one script
 	// call each.
 	adds     addCombiner
@@ -96,7 +102,7 @@ func New(client rueidis.Client, opts Options) *Engine {
 		client:      client,
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
-		scripts:     newQueueScripts(),
+		scripts:     newEngineScripts(),
 		minReplicas: max(opts.MinReplicasAck, 0),
 		ackTimeout:  ackTimeout,
 		closing:     closing,
@@ -144,10 +150,11 @@ func (e *Engine) goBackground(fn func()) {
 	}()
 }
 
-// check fails calls made after Close.
+// check fails calls made after Close, with the bare sentinel: the caller
+// names the operation (op documents the call site).
 func (e *Engine) check(op string) error {
 	if e.closed.Load() {
-		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+		return engine.ErrClosed
 	}
 	return nil
 }
@@ -167,7 +174,7 @@ func (e *Engine) blockingContext(ctx context.Context) (context.Context, context.
 // Close woke it, else the caller's ctx error.
 func (e *Engine) waitError(ctx context.Context, op string) error {
 	if e.closed.Load() {
-		return fmt.Errorf("%s: %w", op, engine.ErrClosed)
+		return engine.ErrClosed
 	}
 	return fmt.Errorf("%s: %w", op, context.Cause(ctx))
 }
@@ -188,7 +195,9 @@ func (e *Engine) Health(ctx context.Context) engine.Health {
 	return engine.Health{Status: "healthy", Connected: true, Version: version}
 }
 
-// interpretError maps Redis errors to engine sentinels, in one place.
+// interpretError maps Redis errors to engine sentinels, in one place. A
+// sentinel needs no op: the caller names the operation; a plain Redis
+// error keeps it, since it tells which step failed.
 func interpretError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -196,14 +205,15 @@ func interpretError(op string, err error) error {
 	if errors.Is(err, rueidis.ErrClosing) {
 		// rueidis says this both when closing and when it cannot reach
 		// the server: the call failed for want of a connection either way.
-		return fmt.Errorf("%s: %w: %w", op, engine.ErrClosed, withUnavailable(err))
+		return fmt.Errorf("%w: %w", engine.ErrClosed, withUnavailable(err))
 	}
 	var rerr *rueidis.RedisError
 	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
-		return fmt.Errorf("%s: %w: %v", op, engine.ErrWrongType, err)
+		// The reply says what the sentinel says.
+		return engine.ErrWrongType
 	}
 	if unavailable(err) {
-		return fmt.Errorf("%s: %w", op, withUnavailable(err))
+		return withUnavailable(err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

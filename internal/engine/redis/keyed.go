@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -59,7 +60,7 @@ func (e *Engine) addKeyed(ctx context.Context, params engine.AddParams) ([]engin
 	})
 	if len(slots) != len(share) {
 		if err == nil {
-			err = fmt.Errorf("queue add %q: no result for the add", params.Queue)
+			err = errors.New("queue add: no result for the add")
 		}
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 	for i := 0; i < len(merged); {
 		asked, err := engine.DecodeIdempotencyRecord("0:" + merged[i+2])
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", op, queue, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		n := int(asked.Count)
 		adds = append(adds, keyedAdd{start: i, key: merged[i+3], asked: asked})
@@ -128,7 +129,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 	}
 	replies = replies[3:]
 	if len(replies) != len(adds) {
-		return nil, fmt.Errorf("%s %q: the script answered %d adds of %d", op, queue, len(replies), len(adds))
+		return nil, fmt.Errorf("%s: the script answered %d adds of %d", op, len(replies), len(adds))
 	}
 	slots := make([]keyedSlot, len(merged))
 	for j, a := range adds {
@@ -147,7 +148,11 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 			}
 		}
 		if err != nil {
-			slots[a.start].err = fmt.Errorf("%s %q: %w", op, queue, err)
+			if !errors.Is(err, engine.ErrIdempotencyConflict) {
+				// A conflict is a sentinel outcome, for the caller to name.
+				err = fmt.Errorf("%s: %w", op, err)
+			}
+			slots[a.start].err = err
 			continue
 		}
 		for i, r := range results {

@@ -76,7 +76,7 @@ func (e *Engine) Subscribe(ctx context.Context, params engine.SubscribeParams) (
 		return nil, err
 	}
 	if len(params.Channels) == 0 && len(params.Patterns) == 0 {
-		return nil, errors.New("subscribe: no channels and no patterns; give at least one")
+		return nil, errors.New("no channels and no patterns; give at least one")
 	}
 	buffer := params.Buffer
 	if buffer <= 0 {

@@ -310,29 +310,6 @@ func (e *Engine) afterUnblock(wait context.Context, op string, r popReply, relea
 	return "", false, e.waitError(wait, op)
 }
 
-// QueuePopN is queue_pop.lua with a count: one atomic, non-blocking
-// step; a paused queue gives nothing.
-func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, error) {
-	const op = "queue pop n"
-	if err := e.check(op); err != nil {
-		return nil, err
-	}
-	if n <= 0 {
-		return nil, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
-	}
-	items, _, err := e.popScript(ctx, e.keys.Queue(queue), n)
-	if err != nil {
-		return nil, interpretError(op, err)
-	}
-	if len(items) == 0 {
-		return nil, nil
-	}
-	return items, nil
-}
-
 // QueuePushFront is one LPUSH of the items in reverse, so items[0] ends at
 // the head and the whole hand-back is atomic.
 func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []string) error {

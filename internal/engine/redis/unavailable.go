@@ -59,10 +59,13 @@ func unavailable(err error) bool {
 }
 
 // unavailableError marks err with engine.ErrUnavailable and keeps err's
-// own text and chain.
+// chain; its text says "engine unavailable" before err's own.
 type unavailableError struct{ err error }
 
 func withUnavailable(err error) error { return unavailableError{err} }
 
-func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Error() string {
+	return engine.ErrUnavailable.Error() + ": " + e.err.Error()
+}
+
 func (e unavailableError) Unwrap() []error { return []error{engine.ErrUnavailable, e.err} }
