@@ -9,21 +9,6 @@ import (
 	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
-// validKey checks cache keys and lock names: 1-512 bytes without spaces or
-// control characters (what the library accepts for locks, and a safe
-// subset for cache keys).
-func validKey(what, k string) error {
-	if len(k) < 1 || len(k) > 512 {
-		return badRequest("invalid %s %q: want 1-512 bytes", what, k)
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] <= ' ' || k[i] == 0x7f {
-			return badRequest("invalid %s %q: no spaces or control characters", what, k)
-		}
-	}
-	return nil
-}
-
 // maxCacheTTL bounds cache TTLs (a year).
 const maxCacheTTL = 365 * 24 * time.Hour
 
@@ -37,10 +22,13 @@ func decodeCacheValue(body []byte) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// pathKey reads the path value param and checks it with validKey.
-func pathKey(r *http.Request, param, what string) (string, error) {
-	k := r.PathValue(param)
-	return k, validKey(what, k)
+// invalidName is the 400 for a name the shared rule (internal/keyspace,
+// which the library applies too) refuses.
+func invalidName(err error) error {
+	if err == nil {
+		return nil
+	}
+	return badRequest("%v", err)
 }
 
 // The service keeps its cache entries and locks in namespaces of their own
@@ -52,8 +40,8 @@ func pathKey(r *http.Request, param, what string) (string, error) {
 
 // cacheKey is the library cache key of the route's {key}.
 func cacheKey(r *http.Request) (key, stored string, err error) {
-	key, err = pathKey(r, "key", "cache key")
-	return key, keyspace.ServiceCacheKey(key), err
+	key = r.PathValue("key")
+	return key, keyspace.ServiceCacheKey(key), invalidName(keyspace.CheckServiceCacheKey(key))
 }
 
 // handleCachePut is PUT /v1/cache/{key}?ttl=300 (seconds; absent or 0:

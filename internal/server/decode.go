@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // errBadRequest marks a client mistake: it is answered with 400 and never
@@ -272,14 +274,10 @@ func parseChannels(v string, limit int) ([]string, error) {
 	return parts, nil
 }
 
-// validateChannel applies the library's channel rule: 1-512 bytes, no
-// spaces or control characters. Commas cannot be passed in ?channels=,
-// where they separate names.
+// validateChannel applies the library's channel rule (internal/keyspace).
+// Commas cannot be passed in ?channels=, where they separate names.
 func validateChannel(c string) error {
-	if err := validKey("channel name", c); err != nil {
-		return err
-	}
-	return nil
+	return invalidName(keyspace.CheckChannel(c))
 }
 
 // params reads query parameters, remembering the first mistake.

@@ -12,8 +12,8 @@ import (
 
 // lockName is the library lock name of the route's {name}.
 func lockName(r *http.Request) (name, stored string, err error) {
-	name, err = pathKey(r, "name", "lock name")
-	return name, keyspace.ServiceLockName(name), err
+	name = r.PathValue("name")
+	return name, keyspace.ServiceLockName(name), invalidName(keyspace.CheckServiceLockName(name))
 }
 
 // lockReply is the body of a successful acquire or refresh. A refresh
