@@ -52,7 +52,7 @@ func (s *Server) handleCachePut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := queryParams(r)
-	ttl := p.seconds("ttl", 0, maxCacheTTL)
+	ttl := p.duration("ttl", 0, 0, maxCacheTTL)
 	if p.err != nil {
 		return p.err
 	}

@@ -57,12 +57,9 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	ttl, wait, err := decodeLockAcquire(body)
+	ttl, wait, err := decodeLockAcquire(body, s.cfg.MaxWait)
 	if err != nil {
 		return err
-	}
-	if wait > s.cfg.MaxWait {
-		return badRequest("\"wait_ms\" must be at most %d", s.cfg.MaxWait.Milliseconds())
 	}
 	var lk *sluice.Lock
 	err = s.waitOp(r, wait, func(ctx context.Context) (err error) {

@@ -86,7 +86,7 @@ func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) erro
 // handleDetectionNext is the Python service's GET /detections/next?timeout=5.
 func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) error {
 	p := queryParams(r)
-	timeout := p.seconds("timeout", 5*time.Second, s.cfg.MaxWait)
+	timeout := p.duration("timeout", 5*time.Second, 0, s.cfg.MaxWait)
 	if p.err != nil {
 		return p.err
 	}

@@ -203,7 +203,7 @@ func TestLocks(t *testing.T) {
 		}
 
 		for _, body := range []string{``, `{}`, `{"ttl_ms": -1}`, `{"ttl_ms": 0}`, `{"ttl_ms": 1000, "wait_ms": -1}`,
-			`{"ttl_ms": 1000, "extra": 1}`, `{"ttl_ms": "1000"}`, `{"ttl_ms": 1000, "token": "mine"}`, `[1]`} {
+			`{"ttl_ms": 1000, "extra": 1}`, `{"ttl_ms": "soon"}`, `{"ttl_ms": true}`, `{"ttl_ms": 1000, "token": "mine"}`, `[1]`} {
 			b.expectError(400, "POST", "/v1/locks/x", body)
 		}
 		b.expectError(400, "POST", "/v1/locks/x/refresh", `{"ttl_ms": 1000}`)
