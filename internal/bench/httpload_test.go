@@ -87,6 +87,9 @@ func TestHTTPLoad(t *testing.T) {
 		engines = []string{"redis"}
 	}
 	for _, engine := range engines {
+		if engine == "embedded" {
+			engine = "memory" // the name the older test took
+		}
 		t.Run(engine, func(t *testing.T) {
 			o := Options{Engine: engine, RedisURL: redistest.URL(), Duration: d}
 			h := HTTPOptions{URL: external}
