@@ -187,7 +187,7 @@ func decodeLockRefresh(body []byte) (token string, ttl time.Duration, err error)
 	if req.Token == "" {
 		return "", 0, badRequest(`"token" is required`)
 	}
-	if req.Wait.set {
+	if req.Wait.set && (req.Wait.err != nil || req.Wait.d != 0) {
 		return "", 0, badRequest(`"wait_ms" does not apply to a refresh`)
 	}
 	if ttl, err = req.TTL.field("ttl_ms", true, maxLockTTL); err != nil {

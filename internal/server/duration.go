@@ -55,11 +55,12 @@ func unitName(unit time.Duration) string {
 }
 
 // durationRange checks d against [lo, hi] and words both failures the
-// same way for every route.
-func durationRange(name, v string, d time.Duration, err error, unit, lo, hi time.Duration) (time.Duration, error) {
+// same way for every route; given is the parameter as sent
+// (`parameter timeout="soon"`, `"ttl_ms": 0`).
+func durationRange(given string, d time.Duration, err error, unit, lo, hi time.Duration) (time.Duration, error) {
 	if err != nil || d < lo || d > hi {
-		return 0, badRequest("%s %s: want a duration such as 1.5s or 2m, or a number of %s, from %v to %v",
-			name, v, unitName(unit), lo, hi)
+		return 0, badRequest("%s: want a duration such as 1.5s or 2m, or a number of %s, from %v to %v",
+			given, unitName(unit), lo, hi)
 	}
 	return d, nil
 }
@@ -72,7 +73,7 @@ func (p *params) duration(name string, def, lo, hi time.Duration) time.Duration 
 		return def
 	}
 	d, err := parseDuration(v, time.Second)
-	if d, err = durationRange("parameter "+name, fmt.Sprintf("%q", v), d, err, time.Second, lo, hi); err != nil {
+	if d, err = durationRange(fmt.Sprintf("parameter %s=%q", name, v), d, err, time.Second, lo, hi); err != nil {
 		if p.err == nil {
 			p.err = err
 		}
@@ -129,5 +130,5 @@ func (m msDuration) field(name string, required bool, hi time.Duration) (time.Du
 	if required {
 		lo = time.Millisecond
 	}
-	return durationRange(fmt.Sprintf("%q", name), m.raw, m.d, m.err, time.Millisecond, lo, hi)
+	return durationRange(fmt.Sprintf("%q: %s", name, m.raw), m.d, m.err, time.Millisecond, lo, hi)
 }
