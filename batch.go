@@ -12,8 +12,8 @@ import (
 // graceful shutdown: a batch that started is allowed to finish.
 type BatchHandler func(ctx context.Context, items []Item) error
 
-// BatchConsumerOptions configure a batch consumer. Zero fields take the
-// documented defaults.
+// BatchConsumerOptions configure a batch consumer. A nil
+// *BatchConsumerOptions, like zero fields, takes the documented defaults.
 type BatchConsumerOptions struct {
 	// Size is the largest batch (default 10).
 	Size int
@@ -32,7 +32,8 @@ type BatchConsumerOptions struct {
 	// fails. Without it, consumption is at-most-once (the Python service's BLPOP):
 	// a failed batch is reported to OnError and not retried.
 	Acknowledged bool
-	// Receive tunes leases in acknowledged mode.
+	// Receive tunes leases in acknowledged mode; zero fields take the
+	// queue's settings.
 	Receive ReceiveOptions
 	// RetryDelay delays the redelivery of a failed batch (default 1 s).
 	RetryDelay time.Duration
@@ -46,12 +47,16 @@ type BatchConsumer struct {
 }
 
 // NewBatchConsumer returns a consumer of q; Run starts it.
-func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (*BatchConsumer, error) {
+func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOptions) (*BatchConsumer, error) {
 	if q.nameErr != nil {
 		return nil, q.nameErr
 	}
 	if handler == nil {
 		return nil, fmt.Errorf("%w: batch consumer needs a handler", ErrInvalidArgument)
+	}
+	var o BatchConsumerOptions
+	if opts != nil {
+		o = *opts
 	}
 	if o.Size < 0 || o.Concurrency < 0 || o.IdleTimeout < 0 || o.RetryDelay < 0 {
 		return nil, fmt.Errorf("%w: batch consumer settings must not be negative", ErrInvalidArgument)
@@ -68,7 +73,11 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, o BatchConsumerOptions) (
 	if o.RetryDelay == 0 {
 		o.RetryDelay = time.Second
 	}
-	o.Receive = q.receiveOptions(o.Receive)
+	ro, err := q.receiveOptions(&o.Receive)
+	if err != nil {
+		return nil, err
+	}
+	o.Receive = ro
 	if o.OnError == nil {
 		log := q.c.log
 		o.OnError = func(items []Item, err error) {
@@ -181,7 +190,7 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 // (and its item be handed to someone else) before the handler starts; while
 // the handler runs, the leases are extended.
 func (b *BatchConsumer) ackedRound(ctx context.Context) error {
-	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, b.o.Receive)
+	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, &b.o.Receive)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // a cancelled ctx stops the consumer; that is not a failure
@@ -198,7 +207,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		if wait <= 0 {
 			break
 		}
-		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, b.o.Receive)
+		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, &b.o.Receive)
 		if err != nil || len(more) == 0 {
 			break
 		}
@@ -276,7 +285,7 @@ func (b *BatchConsumer) nackAll(ctx context.Context, ds []*Delivery, reason stri
 	var failed []Item
 	var nackErr error
 	for _, d := range ds {
-		if _, err := d.Nack(ctx, b.o.RetryDelay, reason); err != nil && !errors.Is(err, ErrLeaseNotFound) {
+		if _, err := d.Nack(ctx, &NackOptions{Delay: b.o.RetryDelay, Reason: reason}); err != nil && !errors.Is(err, ErrLeaseNotFound) {
 			failed = append(failed, d.Item)
 			nackErr = errors.Join(nackErr, err)
 		}

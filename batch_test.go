@@ -21,14 +21,14 @@ func TestBatchConsumerSizeAndIdleTimeout(t *testing.T) {
 		for i := range items {
 			items[i] = i
 		}
-		if _, err := q.AddBatch(ctx, items); err != nil {
+		if _, err := q.AddBatch(ctx, items, nil); err != nil {
 			t.Fatal(err)
 		}
 		batches := make(chan []sluice.Item, 10)
 		bc, err := q.NewBatchConsumer(func(_ context.Context, b []sluice.Item) error {
 			batches <- b
 			return nil
-		}, sluice.BatchConsumerOptions{Size: 10, IdleTimeout: 20 * time.Millisecond})
+		}, &sluice.BatchConsumerOptions{Size: 10, IdleTimeout: 20 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func TestBatchConsumerShutdownHandsBackCollectedItems(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx, cancel := context.WithCancel(context.Background())
 		q := c.Queue("handback")
-		if _, err := q.AddBatch(ctx, []any{"a", "b", "c"}); err != nil {
+		if _, err := q.AddBatch(ctx, []any{"a", "b", "c"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		// Size 10 with a long idle timeout: the consumer collects a, b, c and
@@ -69,7 +69,7 @@ func TestBatchConsumerShutdownHandsBackCollectedItems(t *testing.T) {
 		bc, err := q.NewBatchConsumer(func(context.Context, []sluice.Item) error {
 			t.Error("handler called for an incomplete batch")
 			return nil
-		}, sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour})
+		}, &sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestAcknowledgedBatchConsumerRetriesThenDeadLetters(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		q := c.Queue("flaky")
-		if _, err := q.AddBatch(ctx, []any{"ok-1", "poison", "ok-2"}); err != nil {
+		if _, err := q.AddBatch(ctx, []any{"ok-1", "poison", "ok-2"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		var mu sync.Mutex
@@ -117,7 +117,7 @@ func TestAcknowledgedBatchConsumerRetriesThenDeadLetters(t *testing.T) {
 				}
 			}
 			return nil
-		}, sluice.BatchConsumerOptions{
+		}, &sluice.BatchConsumerOptions{
 			Size: 1, IdleTimeout: 5 * time.Millisecond, Acknowledged: true, RetryDelay: time.Millisecond,
 			Receive: sluice.ReceiveOptions{MaxDeliveries: 3, Lease: time.Minute},
 			OnError: func([]sluice.Item, error) {},
@@ -162,8 +162,8 @@ func TestAcknowledgedBatchConsumerRetriesThenDeadLetters(t *testing.T) {
 func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx, cancel := context.WithCancel(context.Background())
-		q := c.Queue("last-chance", sluice.QueueMaxDeliveries(1))
-		if _, err := q.AddBatch(ctx, []any{"a", "b"}); err != nil {
+		q := c.QueueWith("last-chance", sluice.QueueSettings{MaxDeliveries: 1})
+		if _, err := q.AddBatch(ctx, []any{"a", "b"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		// Size 10 and a long idle timeout: the consumer holds a and b under
@@ -171,7 +171,7 @@ func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
 		bc, err := q.NewBatchConsumer(func(context.Context, []sluice.Item) error {
 			t.Error("handler called for an incomplete batch")
 			return nil
-		}, sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour, Acknowledged: true,
+		}, &sluice.BatchConsumerOptions{Size: 10, IdleTimeout: time.Hour, Acknowledged: true,
 			OnError: func(items []sluice.Item, err error) { t.Errorf("consumer reported %v for %v", err, items) }})
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
 		if n, _ := q.DLQ(sluice.DLQFailed).Len(context.Background()); n != 0 {
 			t.Fatalf("shutdown dead-lettered %d unhandled items", n)
 		}
-		ds, err := q.ReceiveBatch(context.Background(), 2, 0, sluice.ReceiveOptions{})
+		ds, err := q.ReceiveBatch(context.Background(), 2, 0, nil)
 		if err != nil || len(ds) != 2 {
 			t.Fatalf("after release: %d deliveries, %v", len(ds), err)
 		}

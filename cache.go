@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/sluicehq/sluice/internal/codec"
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
@@ -121,7 +122,7 @@ func (ca *Cache) set(ctx context.Context, key string, v any, ttl time.Duration, 
 	if err != nil {
 		return false, fmt.Errorf("sluice: cache set %q (nothing written): %w", key, err)
 	}
-	ok, err := ca.c.eng.CacheSet(ctx, key, s, ttl, nx)
+	ok, err := ca.c.eng.CacheSet(ctx, engine.CacheSetParams{Key: key, Value: s, TTL: ttl, OnlyIfAbsent: nx})
 	if err != nil {
 		return false, fmt.Errorf("sluice: cache set %q: %w", key, err)
 	}
@@ -224,7 +225,7 @@ func (ca *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, l
 		if err != nil {
 			return nil, fmt.Errorf("sluice: cache %q: loaded value: %w", key, err)
 		}
-		if _, err := ca.c.eng.CacheSet(lctx, key, s, ttl, false); err != nil {
+		if _, err := ca.c.eng.CacheSet(lctx, engine.CacheSetParams{Key: key, Value: s, TTL: ttl}); err != nil {
 			ca.c.log.Warn("cache write after load failed; value returned uncached", "key", key, "err", err)
 		}
 		return ca.c.decode(s), nil

@@ -141,7 +141,7 @@ func TestCacheWriteRefusesOtherKinds(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("victim")
-		if _, err := q.AddBatch(ctx, []any{1, 2}); err != nil {
+		if _, err := q.AddBatch(ctx, []any{1, 2}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Cache().Set(ctx, "victim", "x", 0); !errors.Is(err, sluice.ErrWrongType) {

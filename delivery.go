@@ -14,8 +14,9 @@ const (
 	DefaultMaxDeliveries = 5
 )
 
-// ReceiveOptions tune one Receive. Zero fields take the queue's settings
-// (QueueLease, QueueMaxDeliveries), which default to 30 s and 5.
+// ReceiveOptions tune one Receive. A nil *ReceiveOptions, like zero
+// fields, takes the queue's settings (QueueSettings.Lease and
+// MaxDeliveries, which default to 30 s and 5).
 type ReceiveOptions struct {
 	// Lease is how long a delivery stays invisible to other consumers before
 	// it is handed out again.
@@ -25,14 +26,38 @@ type ReceiveOptions struct {
 	MaxDeliveries int
 }
 
-func (q *Queue) receiveOptions(o ReceiveOptions) ReceiveOptions {
-	if o.Lease <= 0 {
-		o.Lease = q.defaults.Lease
+// receiveOptions resolves o (nil allowed) against the queue's settings.
+func (q *Queue) receiveOptions(o *ReceiveOptions) (ReceiveOptions, error) {
+	var r ReceiveOptions
+	if o != nil {
+		r = *o
 	}
-	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = q.defaults.MaxDeliveries
+	if r.Lease < 0 || r.MaxDeliveries < 0 {
+		return r, fmt.Errorf("%w: negative receive Lease %v or MaxDeliveries %d", ErrInvalidArgument, r.Lease, r.MaxDeliveries)
 	}
-	return o
+	if r.Lease == 0 {
+		r.Lease = q.settings.Lease
+	}
+	if r.MaxDeliveries == 0 {
+		r.MaxDeliveries = q.settings.MaxDeliveries
+	}
+	return r, nil
+}
+
+// NackOptions tune one Nack. A nil *NackOptions, like the zero value,
+// redelivers at once, records the reason "nacked" and counts deliveries
+// against the queue's MaxDeliveries (a Delivery's: the one it was received
+// with).
+type NackOptions struct {
+	// Delay postpones the redelivery.
+	Delay time.Duration
+	// Reason is recorded in the failed DLQ if the item ends there;
+	// "" means "nacked".
+	Reason string
+	// MaxDeliveries is how many deliveries the item gets before it moves
+	// to the failed DLQ; 0 means the queue's setting (on Delivery.Nack,
+	// the one the delivery was received with).
+	MaxDeliveries int
 }
 
 // Delivery is an item handed out under a lease. Settle it with Ack, Nack or
@@ -54,7 +79,7 @@ type Delivery struct {
 // Receive hands out the next item under a lease, waiting up to timeout
 // (0: do not wait). ok is false when nothing was available. Expired leases
 // of crashed consumers are reclaimed as part of the call.
-func (q *Queue) Receive(ctx context.Context, timeout time.Duration, opts ReceiveOptions) (*Delivery, bool, error) {
+func (q *Queue) Receive(ctx context.Context, timeout time.Duration, opts *ReceiveOptions) (*Delivery, bool, error) {
 	ds, err := q.ReceiveBatch(ctx, 1, timeout, opts)
 	if err != nil || len(ds) == 0 {
 		return nil, false, err
@@ -64,23 +89,26 @@ func (q *Queue) Receive(ctx context.Context, timeout time.Duration, opts Receive
 
 // ReceiveBatch hands out up to n items under leases, waiting up to timeout
 // for the first one.
-func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, opts ReceiveOptions) ([]*Delivery, error) {
+func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, opts *ReceiveOptions) ([]*Delivery, error) {
 	if q.nameErr != nil {
 		return nil, q.nameErr
 	}
 	if n < 1 || timeout < 0 {
 		return nil, fmt.Errorf("%w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
 	}
-	opts = q.receiveOptions(opts)
+	ro, err := q.receiveOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	raw, err := q.c.eng.QueueReceive(ctx, engine.ReceiveParams{
-		Queue: q.name, Count: n, Timeout: timeout, Lease: opts.Lease, MaxDeliveries: opts.MaxDeliveries,
+		Queue: q.name, Count: n, Timeout: timeout, Lease: ro.Lease, MaxDeliveries: ro.MaxDeliveries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: receive from %q: %w", q.name, err)
 	}
 	out := make([]*Delivery, len(raw))
 	for i, d := range raw {
-		out[i] = &Delivery{ID: d.ID, Item: q.c.decode(d.Item), Attempt: d.Attempt, q: q, opts: opts}
+		out[i] = &Delivery{ID: d.ID, Item: q.c.decode(d.Item), Attempt: d.Attempt, q: q, opts: ro}
 	}
 	return out, nil
 }
@@ -93,10 +121,17 @@ func (d *Delivery) Ack(ctx context.Context) error {
 }
 
 // Nack ends the delivery unsuccessfully: the item is delivered again after
-// delay, or moves to the failed DLQ if it has used its deliveries. reason
-// is recorded there.
-func (d *Delivery) Nack(ctx context.Context, delay time.Duration, reason string) (deadLettered bool, err error) {
-	return d.q.Nack(ctx, d.ID, delay, reason, d.opts.MaxDeliveries)
+// opts.Delay, or moves to the failed DLQ if it has used its deliveries;
+// opts.Reason is recorded there. opts may be nil (see NackOptions).
+func (d *Delivery) Nack(ctx context.Context, opts *NackOptions) (deadLettered bool, err error) {
+	o := NackOptions{MaxDeliveries: d.opts.MaxDeliveries}
+	if opts != nil {
+		o.Delay, o.Reason = opts.Delay, opts.Reason
+		if opts.MaxDeliveries != 0 {
+			o.MaxDeliveries = opts.MaxDeliveries
+		}
+	}
+	return d.q.Nack(ctx, d.ID, &o)
 }
 
 // Extend renews the lease for another lease duration from now.
@@ -118,7 +153,7 @@ func (q *Queue) Ack(ctx context.Context, id string) error {
 	if q.nameErr != nil {
 		return q.nameErr
 	}
-	if err := q.c.eng.QueueAck(ctx, q.name, id); err != nil {
+	if err := engine.Ack(ctx, q.c.eng, q.name, id); err != nil {
 		return fmt.Errorf("sluice: ack %s on %q: %w", id, q.name, err)
 	}
 	return nil
@@ -139,14 +174,22 @@ func (q *Queue) AckBatch(ctx context.Context, ids ...string) (acked []bool, err 
 	return acked, nil
 }
 
-// Nack ends a delivery by ID; see Delivery.Nack. maxDeliveries <= 0 means
-// the queue's setting.
-func (q *Queue) Nack(ctx context.Context, id string, delay time.Duration, reason string, maxDeliveries int) (bool, error) {
+// Nack ends a delivery by ID; see Delivery.Nack. opts may be nil (see
+// NackOptions).
+func (q *Queue) Nack(ctx context.Context, id string, opts *NackOptions) (bool, error) {
+	var o NackOptions
+	if opts != nil {
+		o = *opts
+	}
+	delay, reason, maxDeliveries := o.Delay, o.Reason, o.MaxDeliveries
 	if delay < 0 {
 		return false, fmt.Errorf("%w: negative nack delay %v", ErrInvalidArgument, delay)
 	}
-	if maxDeliveries <= 0 {
-		maxDeliveries = q.defaults.MaxDeliveries
+	if maxDeliveries < 0 {
+		return false, fmt.Errorf("%w: negative nack MaxDeliveries %d", ErrInvalidArgument, maxDeliveries)
+	}
+	if maxDeliveries == 0 {
+		maxDeliveries = q.settings.MaxDeliveries
 	}
 	if reason == "" {
 		reason = "nacked"
@@ -191,7 +234,7 @@ func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
 		return 0, q.nameErr
 	}
 	if maxDeliveries <= 0 {
-		maxDeliveries = q.defaults.MaxDeliveries
+		maxDeliveries = q.settings.MaxDeliveries
 	}
 	n, err := q.c.eng.QueueReclaim(ctx, q.name, maxDeliveries)
 	if err != nil {

@@ -14,10 +14,10 @@ func TestReceiveAckNackAndDeadLetter(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("work")
-		if _, err := q.AddBatch(ctx, []any{detection{Camera: 1}, detection{Camera: 2}}); err != nil {
+		if _, err := q.AddBatch(ctx, []any{detection{Camera: 1}, detection{Camera: 2}}, nil); err != nil {
 			t.Fatal(err)
 		}
-		opts := sluice.ReceiveOptions{Lease: time.Minute, MaxDeliveries: 2}
+		opts := &sluice.ReceiveOptions{Lease: time.Minute, MaxDeliveries: 2}
 		d, ok, err := q.Receive(ctx, 0, opts)
 		if err != nil || !ok || d.Attempt != 1 {
 			t.Fatalf("receive: %+v %v %v", d, ok, err)
@@ -37,14 +37,14 @@ func TestReceiveAckNackAndDeadLetter(t *testing.T) {
 		}
 
 		d2, _, _ := q.Receive(ctx, 0, opts)
-		if dl, err := d2.Nack(ctx, 0, "first failure"); err != nil || dl {
+		if dl, err := d2.Nack(ctx, &sluice.NackOptions{Reason: "first failure"}); err != nil || dl {
 			t.Fatalf("nack 1: %v %v", dl, err)
 		}
 		d3, ok, err := q.Receive(ctx, 0, opts)
 		if err != nil || !ok || d3.Attempt != 2 {
 			t.Fatalf("redelivery: %+v %v %v", d3, ok, err)
 		}
-		if dl, err := d3.Nack(ctx, 0, "second failure"); err != nil || !dl {
+		if dl, err := d3.Nack(ctx, &sluice.NackOptions{Reason: "second failure"}); err != nil || !dl {
 			t.Fatalf("nack 2 should dead-letter: %v %v", dl, err)
 		}
 		entries, total, err := q.DLQ(sluice.DLQFailed).List(ctx, 0, 10)
@@ -73,10 +73,10 @@ func TestExpiredLeaseIsRedelivered(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("crashy")
-		if _, err := q.Add(ctx, "job"); err != nil {
+		if _, err := q.Add(ctx, "job", nil); err != nil {
 			t.Fatal(err)
 		}
-		short := sluice.ReceiveOptions{Lease: 20 * time.Millisecond}
+		short := &sluice.ReceiveOptions{Lease: 20 * time.Millisecond}
 		d, ok, err := q.Receive(ctx, 0, short)
 		if err != nil || !ok {
 			t.Fatal(ok, err)
@@ -102,11 +102,11 @@ func TestDLQListShowsMalformedEntriesRaw(t *testing.T) {
 	rc := redistest.Client(t)
 	prefix := redistest.Prefix(t)
 	redistest.Cleanup(t, rc, prefix)
-	c := open(t, redistest.URL(), sluice.WithKeyPrefix(prefix))
+	c := open(t, redistest.URL(), &sluice.Config{KeyPrefix: prefix})
 	ctx := context.Background()
-	q := c.Queue("small", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyDLQ))
+	q := c.QueueWith("small", sluice.QueueSettings{MaxSize: 1, Policy: sluice.PolicyDLQ})
 	for _, v := range []string{"a", "b", "c"} {
-		if _, err := q.Add(ctx, v); err != nil {
+		if _, err := q.Add(ctx, v, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,10 +137,10 @@ func TestAckBatch(t *testing.T) {
 		for i := range items {
 			items[i] = i
 		}
-		if _, err := q.AddBatch(ctx, items); err != nil {
+		if _, err := q.AddBatch(ctx, items, nil); err != nil {
 			t.Fatal(err)
 		}
-		ds, err := q.ReceiveBatch(ctx, 100, 0, sluice.ReceiveOptions{})
+		ds, err := q.ReceiveBatch(ctx, 100, 0, nil)
 		if err != nil || len(ds) != 100 {
 			t.Fatalf("receive: %d %v", len(ds), err)
 		}

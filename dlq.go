@@ -168,7 +168,7 @@ func (d *DLQ) Requeue(ctx context.Context, n int64) (RequeueResult, error) {
 	if err := d.check(); err != nil {
 		return RequeueResult{}, err
 	}
-	s := d.q.defaults
+	s := d.q.settings
 	r, err := d.q.c.eng.DLQRequeue(ctx, engine.RequeueParams{
 		Queue: d.q.name, Kind: engine.DLQKind(d.kind), Count: n,
 		Policy: engine.Policy(s.Policy).Normalize(), MaxSize: s.MaxSize,

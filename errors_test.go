@@ -22,10 +22,10 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 		q := c.Queue("utf8")
 		bad := "a\xffb"
 		calls := map[string]func() error{
-			"Add string":      func() error { _, err := q.Add(ctx, bad); return err },
-			"Add map":         func() error { _, err := q.Add(ctx, map[string]any{"k": bad}); return err },
-			"Add raw":         func() error { _, err := q.Add(ctx, json.RawMessage(`{"k": "`+bad+`"}`)); return err },
-			"AddBatch":        func() error { _, err := q.AddBatch(ctx, []any{"ok", map[string]string{bad: "v"}}); return err },
+			"Add string":      func() error { _, err := q.Add(ctx, bad, nil); return err },
+			"Add map":         func() error { _, err := q.Add(ctx, map[string]any{"k": bad}, nil); return err },
+			"Add raw":         func() error { _, err := q.Add(ctx, json.RawMessage(`{"k": "`+bad+`"}`), nil); return err },
+			"AddBatch":        func() error { _, err := q.AddBatch(ctx, []any{"ok", map[string]string{bad: "v"}}, nil); return err },
 			"Publish string":  func() error { _, err := c.Publish(ctx, "ch", bad); return err },
 			"Publish map":     func() error { _, err := c.Publish(ctx, "ch", []string{bad}); return err },
 			"Cache.Set":       func() error { return c.Cache().Set(ctx, "k", bad, 0) },
@@ -35,7 +35,7 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 			"Publish channel": func() error { _, err := c.Publish(ctx, bad, 1); return err },
 			"Subscribe":       func() error { _, err := c.Subscribe(ctx, bad); return err },
 			"lock name":       func() error { _, _, err := c.TryAcquire(ctx, bad, time.Second); return err },
-			"Nack reason":     func() error { _, err := q.Nack(ctx, "1.1", 0, bad, 0); return err },
+			"Nack reason":     func() error { _, err := q.Nack(ctx, "1.1", &sluice.NackOptions{Reason: bad}); return err },
 		}
 		for name, call := range calls {
 			err := call()
@@ -69,16 +69,16 @@ func TestRedisOutageIsErrUnavailable(t *testing.T) {
 	proxy := redistest.NewProxy(t)
 	prefix := redistest.Prefix(t)
 	redistest.Cleanup(t, redistest.Client(t), prefix)
-	c := open(t, proxy.URL(), sluice.WithKeyPrefix(prefix))
+	c := open(t, proxy.URL(), &sluice.Config{KeyPrefix: prefix})
 	ctx := context.Background()
 	q := c.Queue("outage")
-	if _, err := q.Add(ctx, "before"); err != nil {
+	if _, err := q.Add(ctx, "before", nil); err != nil {
 		t.Fatal(err)
 	}
 	proxy.Stop()
 
 	calls := map[string]func(ctx context.Context) error{
-		"Add":     func(ctx context.Context) error { _, err := q.Add(ctx, "x"); return err },
+		"Add":     func(ctx context.Context) error { _, err := q.Add(ctx, "x", nil); return err },
 		"Get":     func(ctx context.Context) error { _, _, err := q.Get(ctx, 0); return err },
 		"Len":     func(ctx context.Context) error { _, err := q.Len(ctx); return err },
 		"Publish": func(ctx context.Context) error { _, err := c.Publish(ctx, "ch", 1); return err },

@@ -14,7 +14,7 @@ import (
 // item moves to the overflow dead-letter queue instead of being lost.
 func ExampleQueue_Add() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "") // embedded engine; "redis://..." for Redis
+	client, err := sluice.Open(ctx, "", nil) // embedded engine; "redis://..." for Redis
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -24,9 +24,9 @@ func ExampleQueue_Add() {
 		}
 	}()
 
-	q := client.Queue("detections_queue", sluice.QueueMaxSize(2), sluice.QueuePolicy(sluice.PolicyDLQ))
+	q := client.QueueWith("detections_queue", sluice.QueueSettings{MaxSize: 2, Policy: sluice.PolicyDLQ})
 	for cam := 1; cam <= 3; cam++ {
-		res, err := q.Add(ctx, map[string]any{"camera_id": cam})
+		res, err := q.Add(ctx, map[string]any{"camera_id": cam}, nil)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -44,10 +44,13 @@ func ExampleQueue_Add() {
 	// in overflow DLQ: 1
 }
 
-// The reject policy refuses the item and writes nothing.
-func ExampleQueue_Add_reject() {
+// A client with settings of its own: every queue of it holds at most 500
+// items and rejects what does not fit. A nil *Config means every default.
+func ExampleOpen() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "mem://", &sluice.Config{
+		Queue: sluice.QueueSettings{MaxSize: 500, Policy: sluice.PolicyReject},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,11 +60,66 @@ func ExampleQueue_Add_reject() {
 		}
 	}()
 
-	q := client.Queue("critical", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyReject))
-	if _, err := q.Add(ctx, "first"); err != nil {
+	s := client.Queue("jobs").Settings()
+	fmt.Println(client.EngineKind(), s.MaxSize, s.Policy, s.Lease)
+	// Output:
+	// embedded 500 reject 30s
+}
+
+// The defaults a Config's zero fields stand for.
+func ExampleConfig_WithDefaults() {
+	cfg := (&sluice.Config{}).WithDefaults()
+	fmt.Println(cfg.Queue.MaxSize, cfg.Queue.Policy, cfg.Queue.PressureThreshold, cfg.Queue.Lease, cfg.Queue.MaxDeliveries)
+	fmt.Println(cfg.CompressionThreshold, cfg.Fsync, cfg.TLS.Verify)
+	// Output:
+	// 10000 dlq 0.8 30s 5
+	// 1024 everysec required
+}
+
+// Without a bound, a queue's pressure reports MaxSize as Unbounded (-1).
+func ExampleClient_QueueWith() {
+	ctx := context.Background()
+	client, err := sluice.Open(ctx, "", nil)
+	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := q.Add(ctx, "second")
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	q := client.QueueWith("telemetry", sluice.QueueSettings{MaxSize: sluice.Unbounded})
+	if _, err := q.Add(ctx, "reading", nil); err != nil {
+		log.Fatal(err)
+	}
+	p, err := q.Pressure(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.CurrentLength, p.MaxSize, p.IsFull)
+	// Output:
+	// 1 -1 false
+}
+
+// The reject policy refuses the item and writes nothing.
+func ExampleQueue_Add_reject() {
+	ctx := context.Background()
+	client, err := sluice.Open(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	q := client.QueueWith("critical", sluice.QueueSettings{MaxSize: 1, Policy: sluice.PolicyReject})
+	if _, err := q.Add(ctx, "first", nil); err != nil {
+		log.Fatal(err)
+	}
+	res, err := q.Add(ctx, "second", nil)
 	switch {
 	case errors.Is(err, sluice.ErrQueueFull):
 		fmt.Println(res.Success, err)
@@ -75,7 +133,7 @@ func ExampleQueue_Add_reject() {
 // Blocking get with a typed decode; ok is false when the queue stayed empty.
 func ExampleGetAs() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -90,7 +148,7 @@ func ExampleGetAs() {
 		Label    string `json:"label"`
 	}
 	q := client.Queue("detections_queue")
-	if _, err := q.Add(ctx, Detection{CameraID: 1, Label: "person"}); err != nil {
+	if _, err := q.Add(ctx, Detection{CameraID: 1, Label: "person"}, nil); err != nil {
 		log.Fatal(err)
 	}
 
@@ -112,7 +170,7 @@ func ExampleGetAs() {
 // Acknowledged delivery: an item leaves the queue for good only when acked.
 func ExampleQueue_Receive() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -123,11 +181,11 @@ func ExampleQueue_Receive() {
 	}()
 
 	q := client.Queue("jobs")
-	if _, err := q.Add(ctx, "resize image 42"); err != nil {
+	if _, err := q.Add(ctx, "resize image 42", nil); err != nil {
 		log.Fatal(err)
 	}
 
-	d, ok, err := q.Receive(ctx, time.Second, sluice.ReceiveOptions{Lease: 30 * time.Second})
+	d, ok, err := q.Receive(ctx, time.Second, &sluice.ReceiveOptions{Lease: 30 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -152,7 +210,7 @@ func ExampleQueue_Receive() {
 // The Python service's result-caching pattern, with one load for concurrent misses.
 func ExampleCache_GetOrLoad() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -175,7 +233,7 @@ func ExampleCache_GetOrLoad() {
 // A distributed lock with a fencing token.
 func ExampleClient_Acquire() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -185,7 +243,7 @@ func ExampleClient_Acquire() {
 		}
 	}()
 
-	lock, err := client.Acquire(ctx, "lock:camera:1", 5*time.Minute, sluice.LockOptions{Wait: time.Second})
+	lock, err := client.Acquire(ctx, "lock:camera:1", 5*time.Minute, &sluice.LockOptions{Wait: time.Second})
 	switch {
 	case errors.Is(err, sluice.ErrLockHeld):
 		fmt.Println("already processing")
@@ -204,7 +262,7 @@ func ExampleClient_Acquire() {
 // Publish to a channel and receive on a subscription.
 func ExampleClient_Subscribe() {
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -240,7 +298,7 @@ func ExampleClient_Subscribe() {
 func ExampleQueue_NewBatchConsumer() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	client, err := sluice.Open(ctx, "")
+	client, err := sluice.Open(ctx, "", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -251,7 +309,7 @@ func ExampleQueue_NewBatchConsumer() {
 	}()
 
 	q := client.Queue("images_to_process")
-	if _, err := q.AddBatch(ctx, []any{"a.jpg", "b.jpg", "c.jpg"}); err != nil {
+	if _, err := q.AddBatch(ctx, []any{"a.jpg", "b.jpg", "c.jpg"}, nil); err != nil {
 		log.Fatal(err)
 	}
 
@@ -259,7 +317,7 @@ func ExampleQueue_NewBatchConsumer() {
 		fmt.Println("batch of", len(batch))
 		stop() // a real consumer runs until shutdown
 		return nil
-	}, sluice.BatchConsumerOptions{Size: 3, IdleTimeout: 30 * time.Second})
+	}, &sluice.BatchConsumerOptions{Size: 3, IdleTimeout: 30 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}

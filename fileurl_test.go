@@ -95,7 +95,7 @@ func TestOpenRelativeFileURL(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	for _, raw := range []string{"file://./data1", "file:data2", "file:./data3"} {
-		c, err := Open(t.Context(), raw)
+		c, err := Open(t.Context(), raw, nil)
 		if err != nil {
 			t.Fatalf("Open(%q): %v", raw, err)
 		}
@@ -108,7 +108,7 @@ func TestOpenRelativeFileURL(t *testing.T) {
 			t.Errorf("Open(%q): %s under the working directory holds %d entries (%v); want the log there", raw, name, len(entries), err)
 		}
 	}
-	_, err := Open(t.Context(), "file:data2x?x")
+	_, err := Open(t.Context(), "file:data2x?x", nil)
 	if err == nil || strings.Contains(err.Error(), "unsupported URL scheme") {
 		t.Errorf("Open of a bad file URL: %v; want the file URL's own error", err)
 	}

@@ -17,7 +17,8 @@ import (
 // the caller was willing to wait.
 var ErrLockHeld = errors.New("sluice: lock held by another owner")
 
-// LockOptions tune Acquire.
+// LockOptions tune Acquire. A nil *LockOptions, like the zero value, makes
+// one attempt.
 type LockOptions struct {
 	// Wait is how long Acquire keeps trying while the lock is held
 	// (0: one attempt, like TryAcquire).
@@ -116,8 +117,16 @@ func (c *Client) LockFromToken(name, token string) (*Lock, error) {
 
 // Acquire takes the lock, retrying for up to opts.Wait while it is held.
 // It returns ErrLockHeld when the wait runs out, ctx's error when ctx ends.
-func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, opts LockOptions) (*Lock, error) {
-	if opts.RetryDelay <= 0 {
+// opts may be nil (see LockOptions).
+func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration, lockOpts *LockOptions) (*Lock, error) {
+	var opts LockOptions
+	if lockOpts != nil {
+		opts = *lockOpts
+	}
+	if opts.Wait < 0 || opts.RetryDelay < 0 {
+		return nil, fmt.Errorf("%w: negative lock Wait %v or RetryDelay %v", ErrInvalidArgument, opts.Wait, opts.RetryDelay)
+	}
+	if opts.RetryDelay == 0 {
 		opts.RetryDelay = 25 * time.Millisecond
 	}
 	deadline := time.Now().Add(opts.Wait)

@@ -23,7 +23,7 @@ func TestLockLifecycle(t *testing.T) {
 		if _, ok, _ := c.TryAcquire(ctx, "lock:camera:1", time.Minute); ok {
 			t.Fatal("second holder got the lock")
 		}
-		_, err = c.Acquire(ctx, "lock:camera:1", time.Minute, sluice.LockOptions{Wait: 30 * time.Millisecond})
+		_, err = c.Acquire(ctx, "lock:camera:1", time.Minute, &sluice.LockOptions{Wait: 30 * time.Millisecond})
 		if !errors.Is(err, sluice.ErrLockHeld) {
 			t.Fatalf("waiting acquire: %v", err)
 		}
@@ -39,7 +39,7 @@ func TestLockLifecycle(t *testing.T) {
 		if err := l.Refresh(ctx, time.Minute); !errors.Is(err, sluice.ErrLockNotHeld) {
 			t.Fatalf("refresh after release: %v", err)
 		}
-		l2, err := c.Acquire(ctx, "lock:camera:1", time.Minute, sluice.LockOptions{})
+		l2, err := c.Acquire(ctx, "lock:camera:1", time.Minute, nil)
 		if err != nil || l2.Fence <= l.Fence {
 			t.Fatalf("reacquire: fence %d after %d, %v", l2.Fence, l.Fence, err)
 		}
@@ -57,7 +57,7 @@ func TestExpiredLockCannotBeReleasedByOldHolder(t *testing.T) {
 			t.Fatal(ok, err)
 		}
 		// Wait (through the API) until the lock has expired and is ours.
-		next, err := c.Acquire(ctx, "L", time.Minute, sluice.LockOptions{Wait: 10 * time.Second, RetryDelay: time.Millisecond})
+		next, err := c.Acquire(ctx, "L", time.Minute, &sluice.LockOptions{Wait: 10 * time.Second, RetryDelay: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestLockContention(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 25 {
-					l, err := c.Acquire(ctx, "contended", time.Minute, sluice.LockOptions{Wait: time.Minute, RetryDelay: time.Millisecond})
+					l, err := c.Acquire(ctx, "contended", time.Minute, &sluice.LockOptions{Wait: time.Minute, RetryDelay: time.Millisecond})
 					if err != nil {
 						violations.Add(1)
 						return
@@ -188,7 +188,7 @@ func TestLockContention10000Rounds(t *testing.T) {
 					if crash {
 						ttl = 10 * time.Millisecond
 					}
-					l, err := c.Acquire(ctx, "hot", ttl, sluice.LockOptions{Wait: time.Minute, RetryDelay: 100 * time.Microsecond})
+					l, err := c.Acquire(ctx, "hot", ttl, &sluice.LockOptions{Wait: time.Minute, RetryDelay: 100 * time.Microsecond})
 					if err != nil {
 						t.Error(err)
 						return

@@ -7,10 +7,11 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/sluicehq/sluice/internal/engine/memory"
+	"github.com/sluicehq/sluice/internal/engine/embedded"
 	redisengine "github.com/sluicehq/sluice/internal/engine/redis"
 	"github.com/sluicehq/sluice/internal/keyspace"
 	"github.com/sluicehq/sluice/internal/redisconn"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // Open connects to the engine rawURL names (see the package documentation)
@@ -18,36 +19,33 @@ import (
 // in-memory engine. A Redis connection failure is retried with backoff
 // (1 s, 2 s, ... plus jitter, 3 attempts); the error names the host but
 // never the password.
-func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
-	var cfg Config
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.Fsync != "" && cfg.Fsync != "always" && cfg.Fsync != "everysec" {
-		return nil, fmt.Errorf("%w: fsync policy %q (want always or everysec)", ErrInvalidArgument, cfg.Fsync)
+//
+// cfg may be nil: every setting then takes its default. Open does not keep
+// cfg; an invalid setting fails with ErrInvalidArgument before anything
+// is opened.
+func Open(ctx context.Context, rawURL string, cfg *Config) (*Client, error) {
+	full := cfg.WithDefaults()
+	if err := full.validate(); err != nil {
+		return nil, err
 	}
 	scheme, _, _ := strings.Cut(rawURL, "://")
 	switch {
 	case rawURL == "" || rawURL == "mem://" || rawURL == "memory://":
-		return openMemory(cfg, "")
+		return openMemory(*full, "")
 	case len(rawURL) >= 5 && strings.EqualFold(rawURL[:5], "file:"):
 		dir, err := parseFileURL(rawURL)
 		if err != nil {
 			return nil, err
 		}
-		return openMemory(cfg, dir)
+		return openMemory(*full, dir)
 	case strings.HasPrefix(scheme, "redis"):
-		return openRedis(ctx, rawURL, cfg)
+		return openRedis(ctx, rawURL, *full)
 	}
 	return nil, fmt.Errorf("%w: unsupported URL scheme in %q (want redis, rediss, redis+cluster, redis+sentinel, file or mem; a directory is file:///abs/dir or file:rel/dir)", ErrInvalidArgument, redisconn.Redact(rawURL))
 }
 
 func openMemory(cfg Config, dir string) (*Client, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = discardLogger
-	}
-	eng, err := memory.New(memory.Options{Dir: dir, Fsync: cfg.Fsync, Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: log})
+	eng, err := embedded.New(embedded.Options{Dir: dir, Fsync: walFsync(cfg.Fsync), Keys: keyspace.Space{Prefix: cfg.KeyPrefix}, Logger: cfg.Logger, Now: cfg.Test.Time})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open embedded engine: %w", err)
 	}
@@ -63,7 +61,7 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 	conn, err := redisconn.Connect(ctx, redisconn.Config{
 		URL:             rawURL,
 		Password:        cfg.Password,
-		TLS:             redisconn.TLSOptions(cfg.TLS),
+		TLS:             redisTLS(cfg.TLS),
 		ClientSideCache: cfg.ClientSideCache,
 		Logger:          cfg.Logger,
 		MinReplicasAck:  cfg.MinReplicasAck,
@@ -84,14 +82,37 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 	return c, nil
 }
 
-// NewFromRueidis wraps a rueidis client the caller already has. The
-// client stays the caller's: Close does not close it. Set cluster when the
-// client talks to a Redis Cluster, so keys get hash tags.
-func NewFromRueidis(client rueidis.Client, cluster bool, opts ...Option) (*Client, error) {
-	var cfg Config
-	for _, o := range opts {
-		o(&cfg)
+// walFsync is a valid fsync policy in the log's terms.
+func walFsync(f Fsync) wal.FsyncPolicy {
+	if f == FsyncAlways {
+		return wal.FsyncAlways
 	}
-	eng := redisengine.New(client, redisengine.Options{Keys: keyspace.Space{Prefix: cfg.KeyPrefix, Cluster: cluster}})
-	return newClient(eng, cfg, eng.Close)
+	return wal.FsyncEverySec
+}
+
+// redisTLS is t in the connection package's terms.
+func redisTLS(t TLSOptions) redisconn.TLSOptions {
+	return redisconn.TLSOptions{
+		CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+		Verify: string(t.Verify), ServerName: t.ServerName,
+	}
+}
+
+// NewFromRueidis wraps a rueidis client the caller already has. The
+// client stays the caller's: Close does not close it. A cluster client
+// (client.Mode() is rueidis.ClientModeCluster) is recognised, so keys get
+// the hash tags a cluster needs. cfg may be nil (every default); its
+// connection settings (Password, TLS, ClientSideCache) have no effect
+// here, as the client is already connected.
+func NewFromRueidis(client rueidis.Client, cfg *Config) (*Client, error) {
+	full := cfg.WithDefaults()
+	if err := full.validate(); err != nil {
+		return nil, err
+	}
+	cluster := client.Mode() == rueidis.ClientModeCluster
+	eng := redisengine.New(client, redisengine.Options{
+		Keys:           keyspace.Space{Prefix: full.KeyPrefix, Cluster: cluster},
+		MinReplicasAck: full.MinReplicasAck,
+	})
+	return newClient(eng, *full, eng.Close)
 }

@@ -45,7 +45,9 @@ func (c *Client) Publish(ctx context.Context, channel string, v any) (int64, err
 	return n, nil
 }
 
-// SubscribeOptions select what to subscribe to.
+// SubscribeOptions select what to subscribe to. SubscribeWith needs at
+// least one channel or pattern, so a nil *SubscribeOptions is refused
+// like an empty one.
 type SubscribeOptions struct {
 	Channels []string
 	// Patterns are Redis glob patterns: * ? [abc] [^a] and \ escapes.
@@ -65,11 +67,15 @@ type Subscription struct {
 // Subscribe subscribes to channels; it returns once the subscription is
 // active, so a message published afterwards is received.
 func (c *Client) Subscribe(ctx context.Context, channels ...string) (*Subscription, error) {
-	return c.SubscribeWith(ctx, SubscribeOptions{Channels: channels})
+	return c.SubscribeWith(ctx, &SubscribeOptions{Channels: channels})
 }
 
 // SubscribeWith subscribes to channels and patterns.
-func (c *Client) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+func (c *Client) SubscribeWith(ctx context.Context, opts *SubscribeOptions) (*Subscription, error) {
+	var o SubscribeOptions
+	if opts != nil {
+		o = *opts
+	}
 	if len(o.Channels)+len(o.Patterns) == 0 {
 		return nil, fmt.Errorf("%w: subscribe needs at least one channel or pattern", ErrInvalidArgument)
 	}

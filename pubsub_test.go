@@ -12,7 +12,7 @@ func TestPublishSubscribe(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		sub, err := c.SubscribeWith(ctx, sluice.SubscribeOptions{Channels: []string{"camera_events"}, Patterns: []string{"risk_*"}})
+		sub, err := c.SubscribeWith(ctx, &sluice.SubscribeOptions{Channels: []string{"camera_events"}, Patterns: []string{"risk_*"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,53 +15,40 @@ const MaxPeek = 1000
 // Queue is a handle on one named queue. It is cheap; make one per use or
 // keep it. Names are 1-200 characters of A-Z a-z 0-9 _ . : - { }.
 type Queue struct {
-	c        *Client
-	name     string
+	c    *Client
+	name string
+	// nameErr is what every call on the handle reports: an invalid name,
+	// or settings QueueWith was given that are invalid.
 	nameErr  error
-	defaults QueueDefaults
+	settings QueueSettings
 }
 
-// QueueOption changes one queue's settings.
-type QueueOption func(*QueueDefaults)
+// Queue returns a handle on the queue name, with the client's queue
+// settings (Config.Queue). An invalid name is reported (ErrInvalidName) by
+// every call on the handle.
+func (c *Client) Queue(name string) *Queue {
+	return c.queue(name, c.cfg.Queue)
+}
 
-// QueueMaxSize sets the queue's capacity (<= 0: unbounded).
-func QueueMaxSize(n int64) QueueOption {
-	return func(d *QueueDefaults) {
-		if n <= 0 {
-			n = Unbounded
+// QueueWith returns a handle on the queue name with settings of its own:
+// the non-zero fields of s replace the client's (Config.Queue), the zero
+// ones keep them. Invalid settings are reported (ErrInvalidArgument) by
+// every call on the handle, as an invalid name is.
+func (c *Client) QueueWith(name string, s QueueSettings) *Queue {
+	q := c.queue(name, s.or(c.cfg.Queue))
+	if q.nameErr == nil {
+		if err := s.validate(); err != nil {
+			q.nameErr = fmt.Errorf("queue %q: %w", name, err)
 		}
-		d.MaxSize = n
 	}
+	return q
 }
 
-// QueuePolicy sets the queue's overflow policy.
-func QueuePolicy(p Policy) QueueOption { return func(d *QueueDefaults) { d.Policy = p } }
-
-// QueueLease sets how long this queue's deliveries are leased by default.
-func QueueLease(d time.Duration) QueueOption { return func(q *QueueDefaults) { q.Lease = d } }
-
-// QueueMaxDeliveries sets how many deliveries this queue's items get
-// before they move to the failed DLQ.
-func QueueMaxDeliveries(n int) QueueOption {
-	return func(q *QueueDefaults) { q.MaxDeliveries = n }
-}
-
-// QueuePressureThreshold sets the fill ratio that counts as pressure.
-func QueuePressureThreshold(r float64) QueueOption {
-	return func(d *QueueDefaults) { d.PressureThreshold = r }
-}
-
-// Queue returns a handle on the queue name. An invalid name is reported
-// (ErrInvalidName) by every call on the handle.
-func (c *Client) Queue(name string, opts ...QueueOption) *Queue {
-	q := &Queue{c: c, name: name, defaults: c.cfg.Queue}
+func (c *Client) queue(name string, s QueueSettings) *Queue {
+	q := &Queue{c: c, name: name, settings: s}
 	if err := keyspace.ValidateQueueName(name); err != nil {
 		q.nameErr = fmt.Errorf("%w: %v", ErrInvalidName, err)
 	}
-	for _, o := range opts {
-		o(&q.defaults)
-	}
-	q.defaults = q.defaults.withDefaults()
 	return q
 }
 
@@ -69,65 +56,54 @@ func (c *Client) Queue(name string, opts ...QueueOption) *Queue {
 func (q *Queue) Name() string { return q.name }
 
 // Settings returns the queue's effective settings.
-func (q *Queue) Settings() QueueDefaults { return q.defaults }
+func (q *Queue) Settings() QueueSettings { return q.settings }
 
-// AddOption overrides a queue setting for one add.
-type AddOption func(*addSettings)
+// AddOptions override the queue's settings for one add. A nil
+// *AddOptions, like the zero value, means the queue's settings and no
+// idempotency key.
+type AddOptions struct {
+	// Policy is the overflow policy of this add; "" means the queue's.
+	Policy Policy
+	// MaxSize is the capacity for this add: 0 means the queue's, Unbounded
+	// no bound; any other negative value is invalid (ErrInvalidArgument).
+	MaxSize int64
+	// IdempotencyKey, when set, makes the add happen at most once for the
+	// key on this queue within IdempotencyWindow: an add that repeats the
+	// key (a retry after a timeout, say) writes nothing and returns the
+	// first add's results, each with Replayed set. The check, the add and
+	// the record of the key are one atomic step, so of concurrent adds
+	// with one key exactly one writes. Reusing a key for other items
+	// (compared by content, in order) fails with ErrIdempotencyConflict;
+	// the first add's policy and capacity decide the replayed results,
+	// whatever the repeat asks. Keys are 1-255 printable ASCII characters
+	// (ErrInvalidArgument otherwise). Without a key an add costs nothing
+	// extra.
+	IdempotencyKey string
+	// IdempotencyWindow is how long IdempotencyKey is remembered: 0 means
+	// DefaultIdempotencyWindow; 1ms to MaxIdempotencyWindow. Without a key
+	// it has no effect.
+	IdempotencyWindow time.Duration
+}
 
+// addSettings are an add's effective options.
 type addSettings struct {
 	policy  Policy
 	maxSize int64
-	// idem is set by the idempotency options only, so that an add without
-	// them carries (and allocates) one pointer more, not their fields.
+	// idem is set for an add with an idempotency key only.
 	idem *idemSettings
 }
 
 type idemSettings struct {
 	key    string
-	keySet bool // WithIdempotencyKey was given
 	window time.Duration
 }
 
-func (s *addSettings) idempotency() *idemSettings {
-	if s.idem == nil {
-		s.idem = &idemSettings{}
-	}
-	return s.idem
-}
-
-// WithPolicy sets the overflow policy for this add.
-func WithPolicy(p Policy) AddOption { return func(s *addSettings) { s.policy = p } }
-
-// WithMaxSize sets the capacity for this add (<= 0: unbounded).
-func WithMaxSize(n int64) AddOption { return func(s *addSettings) { s.maxSize = n } }
-
 // DefaultIdempotencyWindow is how long an idempotency key is remembered
-// unless WithIdempotencyWindow says otherwise.
+// unless AddOptions.IdempotencyWindow says otherwise.
 const DefaultIdempotencyWindow = engine.DefaultIdempotencyWindow
 
 // MaxIdempotencyWindow is the longest idempotency window (365 days).
 const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
-
-// WithIdempotencyKey makes the add happen at most once for key on this
-// queue within the idempotency window: an add that repeats the key (a
-// retry after a timeout, say) writes nothing and returns the first add's
-// results, each with Replayed set. The check, the add and the record of
-// the key are one atomic step, so of concurrent adds with one key exactly
-// one writes. Reusing a key for other items (compared by content, in
-// order) fails with ErrIdempotencyConflict; the first add's policy and
-// capacity decide the replayed results, whatever the repeat asks. Keys
-// are 1-255 printable ASCII characters (ErrInvalidArgument otherwise).
-// Without this option an add costs nothing extra.
-func WithIdempotencyKey(key string) AddOption {
-	return func(s *addSettings) { i := s.idempotency(); i.key, i.keySet = key, true }
-}
-
-// WithIdempotencyWindow sets how long this add's idempotency key is
-// remembered (default DefaultIdempotencyWindow; 1ms to 365 days). Without
-// WithIdempotencyKey it has no effect.
-func WithIdempotencyWindow(d time.Duration) AddOption {
-	return func(s *addSettings) { s.idempotency().window = d }
-}
 
 // AddResult is the outcome of adding one item, with docs/compat.md's fields.
 type AddResult struct {
@@ -155,8 +131,8 @@ type AddResult struct {
 // Any other error means the outcome is unknown only if it is a connection
 // error during the call (the item may or may not have been written); an
 // encoding or validation error means nothing was written.
-func (q *Queue) Add(ctx context.Context, v any, opts ...AddOption) (AddResult, error) {
-	res, err := q.AddBatch(ctx, []any{v}, opts...)
+func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, error) {
+	res, err := q.AddBatch(ctx, []any{v}, opts)
 	if err != nil {
 		return AddResult{}, err
 	}
@@ -170,19 +146,16 @@ func (q *Queue) Add(ctx context.Context, v any, opts ...AddOption) (AddResult, e
 // AddBatch appends items in order in one atomic step (one round trip on
 // Redis), each subject to the policy as if added one by one. Rejected items
 // have Success=false in their result; AddBatch itself does not return
-// ErrQueueFull.
-func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([]AddResult, error) {
+// ErrQueueFull. opts apply to every item.
+func (q *Queue) AddBatch(ctx context.Context, items []any, opts *AddOptions) ([]AddResult, error) {
 	if q.nameErr != nil {
 		return nil, q.nameErr
 	}
 	if len(items) == 0 {
 		return nil, nil
 	}
-	s := addSettings{policy: q.defaults.Policy, maxSize: q.defaults.MaxSize}
-	if len(opts) > 0 {
-		s = applyAddOptions(s, opts)
-	}
-	if err := s.validate(); err != nil {
+	s, err := q.addSettings(opts)
+	if err != nil {
 		return nil, err
 	}
 	stored := make([]string, len(items))
@@ -196,33 +169,36 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts ...AddOption) ([
 	return q.addStored(ctx, stored, s)
 }
 
-// applyAddOptions returns s changed by opts. It is apart from AddBatch so
-// that only an add with options pays for the settings escaping to the heap
-// (an option is a call the compiler cannot see through).
-func applyAddOptions(s addSettings, opts []AddOption) addSettings {
-	for _, o := range opts {
-		o(&s)
+// addSettings resolves an add's options against the queue's settings.
+func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
+	s := addSettings{policy: q.settings.Policy, maxSize: q.settings.MaxSize}
+	if o == nil {
+		return s, nil
 	}
-	return s
-}
-
-// validate checks the idempotency settings of an add that has a key.
-func (s *addSettings) validate() error {
-	i := s.idem
-	if i == nil || !i.keySet {
-		s.idem = nil
-		return nil
+	if o.Policy != "" {
+		s.policy = o.Policy
 	}
-	if err := engine.ValidateIdempotencyKey(i.key); err != nil {
-		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	if err := validMaxSize("add MaxSize", o.MaxSize); err != nil {
+		return s, fmt.Errorf("%w (nothing written)", err)
 	}
-	if i.window == 0 {
-		i.window = DefaultIdempotencyWindow
+	if o.MaxSize != 0 {
+		s.maxSize = o.MaxSize
 	}
-	if err := engine.ValidateIdempotencyWindow(i.window); err != nil {
-		return fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	if o.IdempotencyKey == "" {
+		return s, nil
 	}
-	return nil
+	if err := engine.ValidateIdempotencyKey(o.IdempotencyKey); err != nil {
+		return s, fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	}
+	window := o.IdempotencyWindow
+	if window == 0 {
+		window = DefaultIdempotencyWindow
+	}
+	if err := engine.ValidateIdempotencyWindow(window); err != nil {
+		return s, fmt.Errorf("%w: %v (nothing written)", ErrInvalidArgument, err)
+	}
+	s.idem = &idemSettings{key: o.IdempotencyKey, window: window}
+	return s, nil
 }
 
 func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, error) {
@@ -333,8 +309,10 @@ func (q *Queue) Len(ctx context.Context) (int64, error) {
 // Pressure describes how full a queue is (docs/compat.md's fields), plus the
 // items in flight under leases.
 type Pressure struct {
-	QueueName             string  `json:"queue_name"`
-	CurrentLength         int64   `json:"current_length"`
+	QueueName     string `json:"queue_name"`
+	CurrentLength int64  `json:"current_length"`
+	// MaxSize is the queue's capacity, Unbounded (-1) when it has none
+	// (then FillRatio is 0 and the queue is never full nor at pressure).
 	MaxSize               int64   `json:"max_size"`
 	FillRatio             float64 `json:"fill_ratio"`
 	IsAtPressureThreshold bool    `json:"is_at_pressure_threshold"`
@@ -357,7 +335,7 @@ func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
 }
 
 func (q *Queue) pressure(n, inflight int64) Pressure {
-	d := q.defaults
+	d := q.settings
 	p := Pressure{
 		QueueName: q.name, CurrentLength: n, MaxSize: d.MaxSize,
 		OverflowPolicy: Policy(engine.Policy(d.Policy).Normalize()), InFlight: inflight,
@@ -366,8 +344,6 @@ func (q *Queue) pressure(n, inflight int64) Pressure {
 		p.FillRatio = float64(n) / float64(d.MaxSize)
 		p.IsFull = n >= d.MaxSize
 		p.IsAtPressureThreshold = p.FillRatio >= d.PressureThreshold
-	} else {
-		p.MaxSize = 0
 	}
 	return p
 }

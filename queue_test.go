@@ -19,14 +19,14 @@ type detection struct {
 func TestAddResultsFollowCompat(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
-		q := c.Queue("detections", sluice.QueueMaxSize(2), sluice.QueuePolicy(sluice.PolicyReject))
+		q := c.QueueWith("detections", sluice.QueueSettings{MaxSize: 2, Policy: sluice.PolicyReject})
 		for i := range 2 {
-			r, err := q.Add(ctx, detection{Camera: i})
+			r, err := q.Add(ctx, detection{Camera: i}, nil)
 			if err != nil || !r.Success || r.QueueLength != int64(i+1) || r.HadBackpressure {
 				t.Fatalf("add %d: %+v, %v", i, r, err)
 			}
 		}
-		r, err := q.Add(ctx, detection{Camera: 9})
+		r, err := q.Add(ctx, detection{Camera: 9}, nil)
 		if !errors.Is(err, sluice.ErrQueueFull) || r.Success || !r.HadBackpressure {
 			t.Fatalf("full add: %+v, %v", r, err)
 		}
@@ -35,20 +35,20 @@ func TestAddResultsFollowCompat(t *testing.T) {
 			t.Fatalf("error = %q, want %q", r.Error, want)
 		}
 
-		r, err = q.Add(ctx, detection{Camera: 10}, sluice.WithPolicy(sluice.PolicyDLQ))
+		r, err = q.Add(ctx, detection{Camera: 10}, &sluice.AddOptions{Policy: sluice.PolicyDLQ})
 		if err != nil || r.MovedToDLQCount != 1 || r.Warning != "Moved 1 items to DLQ due to overflow" || !r.HadBackpressure {
 			t.Fatalf("dlq add: %+v, %v", r, err)
 		}
-		r, err = q.Add(ctx, detection{Camera: 11}, sluice.WithPolicy(sluice.PolicyDropOldest))
+		r, err = q.Add(ctx, detection{Camera: 11}, &sluice.AddOptions{Policy: sluice.PolicyDropOldest})
 		if err != nil || r.DroppedCount != 1 || r.Warning != "Dropped 1 oldest items due to overflow" || r.QueueLength != 2 {
 			t.Fatalf("drop add: %+v, %v", r, err)
 		}
 		// Unknown policies behave as reject (docs/compat.md).
-		if _, err := q.Add(ctx, "x", sluice.WithPolicy("bogus")); !errors.Is(err, sluice.ErrQueueFull) {
+		if _, err := q.Add(ctx, "x", &sluice.AddOptions{Policy: "bogus"}); !errors.Is(err, sluice.ErrQueueFull) {
 			t.Fatalf("unknown policy: %v", err)
 		}
 		// Unbounded per call.
-		if r, err := q.Add(ctx, "y", sluice.WithMaxSize(0)); err != nil || r.QueueLength != 3 {
+		if r, err := q.Add(ctx, "y", &sluice.AddOptions{MaxSize: sluice.Unbounded}); err != nil || r.QueueLength != 3 {
 			t.Fatalf("unbounded add: %+v, %v", r, err)
 		}
 	})
@@ -63,7 +63,7 @@ func TestGetDecodesAndReportsEmpty(t *testing.T) {
 		}
 		big := strings.Repeat("motion ", 400) // compressed on the wire
 		for _, v := range []any{detection{Camera: 3, Label: "person"}, "plain text", "42", "Z:not compressed", big} {
-			if _, err := q.Add(ctx, v); err != nil {
+			if _, err := q.Add(ctx, v, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -88,7 +88,7 @@ func TestGetAsHandsUndecodableItemsToTheCaller(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("typed")
-		if _, err := q.AddBatch(ctx, []any{"not a detection", detection{Camera: 2}}); err != nil {
+		if _, err := q.AddBatch(ctx, []any{"not a detection", detection{Camera: 2}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		_, ok, err := sluice.GetAs[detection](ctx, q, 0)
@@ -115,7 +115,7 @@ func TestPeekReversedRangeIsEmpty(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
 		q := c.Queue("two")
-		if _, err := q.AddBatch(ctx, []any{"a", "b"}); err != nil {
+		if _, err := q.AddBatch(ctx, []any{"a", "b"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range [][2]int64{{0, -3}, {1, 0}, {5, 9}, {-1, -2}} {
@@ -132,7 +132,7 @@ func TestStringItemsReadBackAsStrings(t *testing.T) {
 		ctx := context.Background()
 		q := c.Queue("strings")
 		for _, s := range []string{"hello", "42", "true", `{"a": 1}`, "Z:x"} {
-			if _, err := q.Add(ctx, s); err != nil {
+			if _, err := q.Add(ctx, s, nil); err != nil {
 				t.Fatal(err)
 			}
 			it, ok, err := q.Get(ctx, 0)
@@ -140,7 +140,7 @@ func TestStringItemsReadBackAsStrings(t *testing.T) {
 				t.Errorf("Add(%q) read back as %q (%v %v)", s, it.String(), ok, err)
 			}
 		}
-		if _, err := q.Add(ctx, "\xff\xfe"); !errors.Is(err, sluice.ErrInvalidArgument) {
+		if _, err := q.Add(ctx, "\xff\xfe", nil); !errors.Is(err, sluice.ErrInvalidArgument) {
 			t.Errorf("invalid UTF-8 accepted: %v", err)
 		}
 	})
@@ -164,12 +164,12 @@ func TestBlockingGetEndsOnCancel(t *testing.T) {
 func TestPressurePeekClear(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
-		q := c.Queue("p", sluice.QueueMaxSize(10), sluice.QueuePressureThreshold(0.5))
+		q := c.QueueWith("p", sluice.QueueSettings{MaxSize: 10, PressureThreshold: 0.5})
 		items := make([]any, 6)
 		for i := range items {
 			items[i] = i
 		}
-		if _, err := q.AddBatch(ctx, items); err != nil {
+		if _, err := q.AddBatch(ctx, items, nil); err != nil {
 			t.Fatal(err)
 		}
 		p, err := q.Pressure(ctx)
@@ -200,12 +200,12 @@ func TestPressurePeekClear(t *testing.T) {
 func TestPeekIsCapped(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
-		q := c.Queue("many", sluice.QueueMaxSize(0))
+		q := c.QueueWith("many", sluice.QueueSettings{MaxSize: sluice.Unbounded})
 		items := make([]any, 1200)
 		for i := range items {
 			items[i] = i
 		}
-		if _, err := q.AddBatch(ctx, items); err != nil {
+		if _, err := q.AddBatch(ctx, items, nil); err != nil {
 			t.Fatal(err)
 		}
 		got, err := q.Peek(ctx, 0, -1)
@@ -216,23 +216,23 @@ func TestPeekIsCapped(t *testing.T) {
 }
 
 func TestInvalidNamesAndArguments(t *testing.T) {
-	c := open(t, "")
+	c := open(t, "", nil)
 	ctx := context.Background()
 	for _, name := range []string{"", "has space", "a#b", strings.Repeat("x", 201)} {
-		if _, err := c.Queue(name).Add(ctx, 1); !errors.Is(err, sluice.ErrInvalidName) {
+		if _, err := c.Queue(name).Add(ctx, 1, nil); !errors.Is(err, sluice.ErrInvalidName) {
 			t.Errorf("queue %q: err = %v", name, err)
 		}
 	}
 	if _, _, err := c.Queue("ok").Get(ctx, -time.Second); !errors.Is(err, sluice.ErrInvalidArgument) {
 		t.Errorf("negative timeout: %v", err)
 	}
-	if _, err := c.Queue("ok").Add(ctx, json.RawMessage("{bad")); err == nil {
+	if _, err := c.Queue("ok").Add(ctx, json.RawMessage("{bad"), nil); err == nil {
 		t.Error("invalid raw JSON accepted")
 	}
 	if _, err := sluice.ParsePolicy("dlqq"); !errors.Is(err, sluice.ErrInvalidArgument) {
 		t.Errorf("ParsePolicy: %v", err)
 	}
-	if _, err := sluice.Open(ctx, "ftp://x"); !errors.Is(err, sluice.ErrInvalidArgument) {
+	if _, err := sluice.Open(ctx, "ftp://x", nil); !errors.Is(err, sluice.ErrInvalidArgument) {
 		t.Errorf("Open bad scheme: %v", err)
 	}
 }
@@ -242,13 +242,13 @@ func TestInvalidNamesAndArguments(t *testing.T) {
 func TestQueueNamedLikeADLQIsRefused(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
-		foo := c.Queue("foo", sluice.QueueMaxSize(1), sluice.QueuePolicy(sluice.PolicyDLQ))
-		if _, err := foo.AddBatch(ctx, []any{"a", "b"}); err != nil {
+		foo := c.QueueWith("foo", sluice.QueueSettings{MaxSize: 1, Policy: sluice.PolicyDLQ})
+		if _, err := foo.AddBatch(ctx, []any{"a", "b"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, name := range []string{"dlq:overflow:foo", "dlq:foo", "overflow:foo", "sluice#queues"} {
 			q := c.Queue(name)
-			if _, err := q.Add(ctx, "x"); !errors.Is(err, sluice.ErrInvalidName) {
+			if _, err := q.Add(ctx, "x", nil); !errors.Is(err, sluice.ErrInvalidName) {
 				t.Errorf("Add to %q: %v, want ErrInvalidName", name, err)
 			}
 			if n, err := q.Len(ctx); !errors.Is(err, sluice.ErrInvalidName) {
@@ -266,7 +266,7 @@ func TestQueueNamedLikeADLQIsRefused(t *testing.T) {
 			if _, err := q.Pressure(ctx); !errors.Is(err, sluice.ErrInvalidName) {
 				t.Errorf("Pressure of %q: %v, want ErrInvalidName", name, err)
 			}
-			if _, err := q.ReceiveBatch(ctx, 1, 0, sluice.ReceiveOptions{}); !errors.Is(err, sluice.ErrInvalidName) {
+			if _, err := q.ReceiveBatch(ctx, 1, 0, nil); !errors.Is(err, sluice.ErrInvalidName) {
 				t.Errorf("Receive from %q: %v, want ErrInvalidName", name, err)
 			}
 		}
@@ -279,40 +279,39 @@ func TestQueueNamedLikeADLQIsRefused(t *testing.T) {
 func TestAddWithIdempotencyKey(t *testing.T) {
 	engines(t, func(t *testing.T, c *sluice.Client) {
 		ctx := context.Background()
-		q := c.Queue("orders", sluice.QueueMaxSize(10))
-		first, err := q.Add(ctx, detection{Camera: 1}, sluice.WithIdempotencyKey("order-1"))
+		q := c.QueueWith("orders", sluice.QueueSettings{MaxSize: 10})
+		first, err := q.Add(ctx, detection{Camera: 1}, &sluice.AddOptions{IdempotencyKey: "order-1"})
 		if err != nil || first.Replayed || first.QueueLength != 1 {
 			t.Fatalf("first add: %+v, %v", first, err)
 		}
-		again, err := q.Add(ctx, detection{Camera: 1}, sluice.WithIdempotencyKey("order-1"), sluice.WithIdempotencyWindow(time.Hour))
+		again, err := q.Add(ctx, detection{Camera: 1}, &sluice.AddOptions{IdempotencyKey: "order-1", IdempotencyWindow: time.Hour})
 		want := first
 		want.Replayed = true
 		if err != nil || again != want {
 			t.Fatalf("repeat: %+v, %v; want %+v", again, err, want)
 		}
-		if _, err := q.Add(ctx, detection{Camera: 2}, sluice.WithIdempotencyKey("order-1")); !errors.Is(err, sluice.ErrIdempotencyConflict) {
+		if _, err := q.Add(ctx, detection{Camera: 2}, &sluice.AddOptions{IdempotencyKey: "order-1"}); !errors.Is(err, sluice.ErrIdempotencyConflict) {
 			t.Fatalf("key reused for another item: %v, want ErrIdempotencyConflict", err)
 		}
-		batch, err := q.AddBatch(ctx, []any{1, 2}, sluice.WithIdempotencyKey("batch-1"))
+		batch, err := q.AddBatch(ctx, []any{1, 2}, &sluice.AddOptions{IdempotencyKey: "batch-1"})
 		if err != nil || len(batch) != 2 || batch[1].QueueLength != 3 {
 			t.Fatalf("batch: %+v, %v", batch, err)
 		}
-		batch, err = q.AddBatch(ctx, []any{1, 2}, sluice.WithIdempotencyKey("batch-1"))
+		batch, err = q.AddBatch(ctx, []any{1, 2}, &sluice.AddOptions{IdempotencyKey: "batch-1"})
 		if err != nil || !batch[0].Replayed || !batch[1].Replayed || batch[1].QueueLength != 3 {
 			t.Fatalf("batch repeat: %+v, %v", batch, err)
 		}
 		// A window alone changes nothing: without a key every add writes.
-		if r, err := q.Add(ctx, 1, sluice.WithIdempotencyWindow(time.Hour)); err != nil || r.Replayed || r.QueueLength != 4 {
+		if r, err := q.Add(ctx, 1, &sluice.AddOptions{IdempotencyWindow: time.Hour}); err != nil || r.Replayed || r.QueueLength != 4 {
 			t.Fatalf("add with a window and no key: %+v, %v", r, err)
 		}
-		for _, opts := range [][]sluice.AddOption{
-			{sluice.WithIdempotencyKey("")},
-			{sluice.WithIdempotencyKey(strings.Repeat("k", 256))},
-			{sluice.WithIdempotencyKey("new\nline")},
-			{sluice.WithIdempotencyKey("k"), sluice.WithIdempotencyWindow(-time.Second)},
-			{sluice.WithIdempotencyKey("k"), sluice.WithIdempotencyWindow(sluice.MaxIdempotencyWindow + time.Hour)},
+		for _, opts := range []sluice.AddOptions{
+			{IdempotencyKey: strings.Repeat("k", 256)},
+			{IdempotencyKey: "new\nline"},
+			{IdempotencyKey: "k", IdempotencyWindow: -time.Second},
+			{IdempotencyKey: "k", IdempotencyWindow: sluice.MaxIdempotencyWindow + time.Hour},
 		} {
-			if _, err := q.Add(ctx, 1, opts...); !errors.Is(err, sluice.ErrInvalidArgument) {
+			if _, err := q.Add(ctx, 1, &opts); !errors.Is(err, sluice.ErrInvalidArgument) {
 				t.Errorf("invalid idempotency option: %v, want ErrInvalidArgument", err)
 			}
 		}

@@ -64,16 +64,18 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("%w: unknown overflow policy %q (want reject, dlq or drop_oldest)", ErrInvalidArgument, s)
 }
 
-// QueueDefaults are the settings a queue gets unless its QueueOptions or an
-// add's options say otherwise.
-type QueueDefaults struct {
-	// MaxSize bounds each queue; 0 means DefaultMaxSize; Unbounded (or any
-	// negative value) means no bound.
+// QueueSettings are a queue's settings: every queue of a client gets
+// Config.Queue, and Client.QueueWith gives one queue its own. In
+// Config.Queue the zero value of each field means its default; in
+// QueueWith, the client's setting.
+type QueueSettings struct {
+	// MaxSize bounds the queue: 0 means DefaultMaxSize, Unbounded means no
+	// bound; any other negative value is invalid (ErrInvalidArgument).
 	MaxSize int64
-	// Policy applies when a queue is full; "" means DefaultPolicy.
+	// Policy applies when the queue is full; "" means DefaultPolicy.
 	Policy Policy
-	// PressureThreshold is the fill ratio at which a queue reports pressure;
-	// 0 means DefaultPressureThreshold.
+	// PressureThreshold is the fill ratio at which the queue reports
+	// pressure, in (0, 1]; 0 means DefaultPressureThreshold.
 	PressureThreshold float64
 	// Lease is how long a received item stays invisible to other consumers
 	// before it is delivered again; 0 means DefaultLease (30 s).
@@ -83,36 +85,110 @@ type QueueDefaults struct {
 	MaxDeliveries int
 }
 
-func (d QueueDefaults) withDefaults() QueueDefaults {
-	if d.MaxSize == 0 {
-		d.MaxSize = DefaultMaxSize
-	}
-	if d.MaxSize < 0 {
-		d.MaxSize = Unbounded
-	}
-	if d.Policy == "" {
-		d.Policy = DefaultPolicy
-	}
-	if d.PressureThreshold == 0 {
-		d.PressureThreshold = DefaultPressureThreshold
-	}
-	if d.Lease <= 0 {
-		d.Lease = DefaultLease
-	}
-	if d.MaxDeliveries <= 0 {
-		d.MaxDeliveries = DefaultMaxDeliveries
-	}
-	return d
+// withDefaults fills in the zero fields. Invalid values are left as they
+// are for validate to report.
+func (s QueueSettings) withDefaults() QueueSettings {
+	return s.or(QueueSettings{
+		MaxSize: DefaultMaxSize, Policy: DefaultPolicy, PressureThreshold: DefaultPressureThreshold,
+		Lease: DefaultLease, MaxDeliveries: DefaultMaxDeliveries,
+	})
 }
 
-// Config is everything Open needs besides the URL. Options modify it; the
-// zero value is usable and every field documents its default.
+// or returns s with its zero fields taken from d.
+func (s QueueSettings) or(d QueueSettings) QueueSettings {
+	if s.MaxSize == 0 {
+		s.MaxSize = d.MaxSize
+	}
+	if s.Policy == "" {
+		s.Policy = d.Policy
+	}
+	if s.PressureThreshold == 0 {
+		s.PressureThreshold = d.PressureThreshold
+	}
+	if s.Lease == 0 {
+		s.Lease = d.Lease
+	}
+	if s.MaxDeliveries == 0 {
+		s.MaxDeliveries = d.MaxDeliveries
+	}
+	return s
+}
+
+// validate reports settings no default can mend.
+func (s QueueSettings) validate() error {
+	if err := validMaxSize("queue MaxSize", s.MaxSize); err != nil {
+		return err
+	}
+	// Written so that NaN fails too.
+	if !(s.PressureThreshold >= 0 && s.PressureThreshold <= 1) {
+		return fmt.Errorf("%w: queue PressureThreshold %v (want a fill ratio in (0, 1], or 0 for the default)", ErrInvalidArgument, s.PressureThreshold)
+	}
+	if s.Lease < 0 {
+		return fmt.Errorf("%w: negative queue Lease %v", ErrInvalidArgument, s.Lease)
+	}
+	if s.MaxDeliveries < 0 {
+		return fmt.Errorf("%w: negative queue MaxDeliveries %d", ErrInvalidArgument, s.MaxDeliveries)
+	}
+	return nil
+}
+
+// validMaxSize accepts 0 (default), Unbounded and positive sizes.
+func validMaxSize(what string, n int64) error {
+	if n < 0 && n != Unbounded {
+		return fmt.Errorf("%w: %s %d (want a positive size, 0 for the default or Unbounded)", ErrInvalidArgument, what, n)
+	}
+	return nil
+}
+
+// Fsync is the durable embedded engine's fsync policy.
+type Fsync string
+
+// The fsync policies. Under both, a call that changes state returns only
+// after its record was written to the log file: a crash of the process
+// loses nothing that was acknowledged.
+const (
+	// FsyncEverySec (the default) fsyncs once a second: a crash of the
+	// machine can lose about the last second.
+	FsyncEverySec Fsync = "everysec"
+	// FsyncAlways fsyncs before the call returns (concurrent calls share
+	// one fsync).
+	FsyncAlways Fsync = "always"
+)
+
+// TLSVerify says whether the Redis server's certificate is verified.
+type TLSVerify string
+
+// The TLS verification modes.
+const (
+	// TLSVerifyRequired (the default) verifies the server's certificate.
+	TLSVerifyRequired TLSVerify = "required"
+	// TLSVerifyNone skips verification; for tests only.
+	TLSVerifyNone TLSVerify = "none"
+)
+
+// EngineKind names the engine behind a client.
+type EngineKind string
+
+// The engines.
+const (
+	// EngineRedis is Redis: standalone, Sentinel or Cluster.
+	EngineRedis EngineKind = "redis"
+	// EngineEmbedded is the in-process engine, in memory (mem://) or
+	// durable (file://).
+	EngineEmbedded EngineKind = "embedded"
+)
+
+// Config is everything Open needs besides the URL. A nil *Config and the
+// zero value both mean every default; each field documents its own, and
+// WithDefaults shows them filled in.
 type Config struct {
-	// Queue holds the defaults for every queue of this client.
-	Queue QueueDefaults
+	// Queue holds the settings of every queue of this client (QueueWith
+	// gives one queue others).
+	Queue QueueSettings
 	// Compression: items whose serialized form is longer than
 	// CompressionThreshold bytes are stored as "Z:" + base64(zstd).
-	// On by default (DisableCompression turns it off); threshold 1024.
+	// On by default (DisableCompression turns it off); a threshold of 0
+	// means DefaultCompressionThreshold (1024).
 	DisableCompression   bool
 	CompressionThreshold int
 	// Password is used when the URL carries none (REDIS_PASSWORD).
@@ -125,14 +201,9 @@ type Config struct {
 	// ClientSideCache enables Redis server-assisted client-side caching for
 	// Cache.GetCached (off by default).
 	ClientSideCache bool
-	// Fsync is the durable embedded engine's fsync policy: "everysec"
-	// (default) or "always". Under both, a call that changes state returns
-	// only after its record was written to the log file: a crash of the
-	// process loses nothing that was acknowledged. "everysec" fsyncs once
-	// a second, so a crash of the machine can lose about the last second;
-	// "always" fsyncs before the call returns (concurrent calls share one
-	// fsync).
-	Fsync string
+	// Fsync is the durable embedded engine's fsync policy; "" means
+	// FsyncEverySec. See the constants for what each guarantees.
+	Fsync Fsync
 	// MinReplicasAck makes each add (and DLQ requeue) wait until that many
 	// replicas have the write (Redis WAIT, up to 1 s) before reporting
 	// success; fewer confirmations fail the call with an error saying the
@@ -140,65 +211,89 @@ type Config struct {
 	// 0 (default): no wait. Ignored by the embedded engine.
 	MinReplicasAck int
 	// Logger receives connection and recovery events, lost locks, failed
-	// batches and what the durable engine's replay found. Default: nothing
-	// is logged (a library does not write to the process's default logger
-	// unasked); pass slog.Default() to log there.
+	// batches and what the durable engine's replay found. Default (nil):
+	// nothing is logged (a library does not write to the process's default
+	// logger unasked); pass slog.Default() to log there.
 	Logger *slog.Logger
+	// Test holds settings for tests only.
+	Test TestConfig
 }
+
+// TestConfig holds settings that let tests control the client. Production
+// code leaves it zero.
+type TestConfig struct {
+	// Time, when set, is the embedded engine's clock for lease deadlines,
+	// cache TTLs, lock expiry and idempotency windows, so that a test can
+	// move time forward instead of waiting (blocking calls still wait in
+	// real time). Default: time.Now. The Redis engine ignores it: there
+	// those deadlines run on the server's clock.
+	Time func() time.Time
+}
+
+// DefaultCompressionThreshold is the default Config.CompressionThreshold
+// in bytes (docs/compat.md).
+const DefaultCompressionThreshold = 1024
 
 // TLSOptions configure TLS to Redis.
 type TLSOptions struct {
 	CAFile   string // PEM CA bundle to verify the server with
 	CertFile string // client certificate for mutual TLS
 	KeyFile  string // client key for mutual TLS
-	// Verify is "required" (default) or "none" (no server verification).
-	Verify     string
+	// Verify is TLSVerifyRequired or TLSVerifyNone; "" means
+	// TLSVerifyRequired.
+	Verify     TLSVerify
 	ServerName string // overrides the name checked in the certificate
 }
 
-// Option changes a Config.
-type Option func(*Config)
-
-// WithConfig replaces the whole configuration, including what options
-// before it set: give it first.
-func WithConfig(c Config) Option { return func(dst *Config) { *dst = c } }
-
-// WithQueueDefaults sets the defaults of every queue.
-func WithQueueDefaults(d QueueDefaults) Option { return func(c *Config) { c.Queue = d } }
-
-// WithCompression turns compression on or off and sets its threshold
-// (0 keeps the default of 1024 bytes).
-func WithCompression(enabled bool, threshold int) Option {
-	return func(c *Config) {
-		c.DisableCompression = !enabled
-		c.CompressionThreshold = threshold
+// WithDefaults returns a copy of c with every default filled in; c is not
+// changed. A nil c gives the default configuration. Invalid values are
+// copied as they are: Open reports them.
+func (c *Config) WithDefaults() *Config {
+	var out Config
+	if c != nil {
+		out = *c
 	}
+	out.Queue = out.Queue.withDefaults()
+	if out.CompressionThreshold == 0 {
+		out.CompressionThreshold = DefaultCompressionThreshold
+	}
+	if out.TLS.Verify == "" {
+		out.TLS.Verify = TLSVerifyRequired
+	}
+	if out.Fsync == "" {
+		out.Fsync = FsyncEverySec
+	}
+	if out.Logger == nil {
+		out.Logger = discardLogger
+	}
+	return &out
 }
 
-// WithPassword sets the Redis password used when the URL has none.
-func WithPassword(p string) Option { return func(c *Config) { c.Password = p } }
-
-// WithTLS configures TLS.
-func WithTLS(t TLSOptions) Option { return func(c *Config) { c.TLS = t } }
-
-// WithKeyPrefix prefixes every key and channel.
-func WithKeyPrefix(p string) Option { return func(c *Config) { c.KeyPrefix = p } }
-
-// WithLogger sets the logger the client reports to (see Config.Logger);
-// without it nothing is logged.
-func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
-
-// WithFsync sets the durable embedded engine's fsync policy: "everysec"
-// (default) or "always"; see Config.Fsync for what each guarantees.
-func WithFsync(policy string) Option { return func(c *Config) { c.Fsync = policy } }
-
-// WithClientSideCache turns on Redis server-assisted client-side caching
-// for Cache.GetCached.
-func WithClientSideCache(on bool) Option { return func(c *Config) { c.ClientSideCache = on } }
-
-// WithMinReplicasAck makes every add wait until n replicas have it (Redis
-// WAIT) before it reports success.
-func WithMinReplicasAck(n int) Option { return func(c *Config) { c.MinReplicasAck = n } }
+// validate reports settings no default can mend, each with
+// ErrInvalidArgument. It is the one place they are checked; Open and
+// NewFromRueidis call it on the configuration with its defaults filled in.
+func (c *Config) validate() error {
+	if err := c.Queue.validate(); err != nil {
+		return err
+	}
+	if c.CompressionThreshold < 0 {
+		return fmt.Errorf("%w: negative CompressionThreshold %d", ErrInvalidArgument, c.CompressionThreshold)
+	}
+	switch c.Fsync {
+	case FsyncEverySec, FsyncAlways:
+	default:
+		return fmt.Errorf("%w: fsync policy %q (want always or everysec)", ErrInvalidArgument, c.Fsync)
+	}
+	switch c.TLS.Verify {
+	case TLSVerifyRequired, TLSVerifyNone:
+	default:
+		return fmt.Errorf("%w: TLS verify %q (want required or none)", ErrInvalidArgument, c.TLS.Verify)
+	}
+	if c.MinReplicasAck < 0 {
+		return fmt.Errorf("%w: negative MinReplicasAck %d", ErrInvalidArgument, c.MinReplicasAck)
+	}
+	return nil
+}
 
 // Client is a connection to one engine. It is safe for concurrent use;
 // Close releases everything it owns.
@@ -214,17 +309,14 @@ type Client struct {
 // discardLogger is the logger of a client given none.
 var discardLogger = slog.New(slog.DiscardHandler)
 
+// newClient makes a client of eng; cfg has its defaults filled in and is
+// valid.
 func newClient(eng engine.Engine, cfg Config, closer func() error) (*Client, error) {
-	cfg.Queue = cfg.Queue.withDefaults()
 	cd, err := codec.New(codec.Options{Compress: !cfg.DisableCompression, Threshold: cfg.CompressionThreshold})
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = discardLogger
-	}
-	c := &Client{eng: eng, codec: cd, cfg: cfg, log: log, closer: closer}
+	c := &Client{eng: eng, codec: cd, cfg: cfg, log: cfg.Logger, closer: closer}
 	c.cache = &Cache{c: c}
 	return c, nil
 }
@@ -240,11 +332,11 @@ func (c *Client) Close() error {
 	return err
 }
 
-// EngineKind is "redis" or "embedded".
-func (c *Client) EngineKind() string { return c.eng.Kind() }
+// EngineKind is EngineRedis or EngineEmbedded.
+func (c *Client) EngineKind() EngineKind { return EngineKind(c.eng.Kind()) }
 
-// Config returns the effective configuration (defaults filled in), with
-// the password masked.
+// Config returns the effective configuration (defaults filled in, as
+// WithDefaults gives them), with the password masked.
 func (c *Client) Config() Config {
 	cfg := c.cfg
 	if cfg.Password != "" {

@@ -124,7 +124,7 @@ func (c *connFlags) prefix(getenv func(string) string) string {
 // (issue 6's configuration), shared by the service and the queue commands
 // so that `sluice queue pressure` judges a queue as the service does.
 type settings struct {
-	queue                sluice.QueueDefaults
+	queue                sluice.QueueSettings
 	compression          bool
 	compressionThreshold int
 	password             string
@@ -132,7 +132,7 @@ type settings struct {
 
 func loadSettings(getenv func(string) string) (settings, error) {
 	s := settings{
-		queue: sluice.QueueDefaults{
+		queue: sluice.QueueSettings{
 			MaxSize: sluice.DefaultMaxSize, Policy: sluice.DefaultPolicy,
 			PressureThreshold: sluice.DefaultPressureThreshold,
 		},
@@ -196,19 +196,16 @@ func parseBool(v string) (bool, bool) {
 	return false, false
 }
 
-func (s settings) options(prefix string, log *slog.Logger) []sluice.Option {
-	opts := []sluice.Option{
-		sluice.WithQueueDefaults(s.queue),
-		sluice.WithCompression(s.compression, s.compressionThreshold),
-		sluice.WithLogger(log),
+// config is the client configuration of these settings.
+func (s settings) config(prefix string, log *slog.Logger) *sluice.Config {
+	return &sluice.Config{
+		Queue:                s.queue,
+		DisableCompression:   !s.compression,
+		CompressionThreshold: s.compressionThreshold,
+		Logger:               log,
+		Password:             s.password,
+		KeyPrefix:            prefix,
 	}
-	if s.password != "" {
-		opts = append(opts, sluice.WithPassword(s.password))
-	}
-	if prefix != "" {
-		opts = append(opts, sluice.WithKeyPrefix(prefix))
-	}
-	return opts
 }
 
 // env is what a command reads from its surroundings.
@@ -235,7 +232,7 @@ func (e *env) open(ctx context.Context, c *connFlags) (*sluice.Client, error) {
 		fmt.Fprintln(e.stderr, "sluice: no --redis or --data-dir: using an in-memory engine; nothing outlives this command")
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := sluice.Open(ctx, t.url, s.options(c.prefix(e.getenv), log)...)
+	client, err := sluice.Open(ctx, t.url, s.config(c.prefix(e.getenv), log))
 	if err != nil {
 		return nil, t.openError(err)
 	}

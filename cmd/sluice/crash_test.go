@@ -153,7 +153,7 @@ func killServeUnderLoad(t *testing.T, dir string, args []string, round, n int) [
 func heldItems(t *testing.T, dir string) map[string]int {
 	t.Helper()
 	ctx := context.Background()
-	client, err := sluice.Open(ctx, "file://"+dir, sluice.WithLogger(slog.New(slog.DiscardHandler)))
+	client, err := sluice.Open(ctx, "file://"+dir, &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("open %s after the kill: %v", dir, err)
 	}

@@ -113,19 +113,19 @@ func (e *env) dlqRequeue(ctx context.Context, args []string) error {
 	if *count < 0 {
 		return usagef("dlq requeue: --count must be >= 0 (0 means all)")
 	}
-	var qopts []sluice.QueueOption
+	var qs sluice.QueueSettings // zero fields: the environment's settings
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
 			return usagef("--policy: %v", err)
 		}
-		qopts = append(qopts, sluice.QueuePolicy(p))
+		qs.Policy = p
 	}
 	if isSet(fs, "max-size") {
-		qopts = append(qopts, sluice.QueueMaxSize(*size))
+		qs.MaxSize = maxSize(*size)
 	}
 	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
-		res, err := c.Queue(pos[0], qopts...).DLQ(k).Requeue(ctx, *count)
+		res, err := c.QueueWith(pos[0], qs).DLQ(k).Requeue(ctx, *count)
 		return res, err
 	})
 }

@@ -70,16 +70,16 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var opts []sluice.AddOption
+	var opts sluice.AddOptions
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
 			return usagef("--policy: %v", err)
 		}
-		opts = append(opts, sluice.WithPolicy(p))
+		opts.Policy = p
 	}
 	if isSet(fs, "max-size") {
-		opts = append(opts, sluice.WithMaxSize(maxSize(*size)))
+		opts.MaxSize = maxSize(*size)
 	}
 	payload := pos[1]
 	if payload == "-" {
@@ -97,7 +97,7 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 		item = json.RawMessage(payload)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
-		res, err := c.Queue(pos[0]).Add(ctx, item, opts...)
+		res, err := c.Queue(pos[0]).Add(ctx, item, &opts)
 		if err != nil && !errors.Is(err, sluice.ErrQueueFull) {
 			return err
 		}
@@ -163,25 +163,25 @@ func (e *env) queuePressure(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var qopts []sluice.QueueOption
+	var qs sluice.QueueSettings // zero fields: the environment's settings
 	if isSet(fs, "max-size") {
-		qopts = append(qopts, sluice.QueueMaxSize(*size))
+		qs.MaxSize = maxSize(*size)
 	}
 	if *policy != "" {
 		p, err := sluice.ParsePolicy(*policy)
 		if err != nil {
 			return usagef("--policy: %v", err)
 		}
-		qopts = append(qopts, sluice.QueuePolicy(p))
+		qs.Policy = p
 	}
 	if isSet(fs, "threshold") {
 		if *threshold <= 0 || *threshold > 1 {
 			return usagef("--threshold %v: want a fill ratio in (0, 1]", *threshold)
 		}
-		qopts = append(qopts, sluice.QueuePressureThreshold(*threshold))
+		qs.PressureThreshold = *threshold
 	}
 	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
-		p, err := c.Queue(pos[0], qopts...).Pressure(ctx)
+		p, err := c.QueueWith(pos[0], qs).Pressure(ctx)
 		return p, err
 	})
 }

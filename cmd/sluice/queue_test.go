@@ -89,7 +89,7 @@ func TestQueueEnvironmentDefaults(t *testing.T) {
 			t.Fatalf("pressure with flags %+v", p)
 		}
 		r = cli(t, env, "", args([]string{"queue", "pressure", "env", "--max-size", "0"}, conn)...).want(t, exitOK)
-		if p := decode[sluice.Pressure](t, r.stdout); p.MaxSize != 0 || p.FillRatio != 0 || p.IsFull {
+		if p := decode[sluice.Pressure](t, r.stdout); p.MaxSize != sluice.Unbounded || p.FillRatio != 0 || p.IsFull {
 			t.Fatalf("unbounded pressure %+v", p)
 		}
 	})

@@ -65,7 +65,7 @@ func TestBadArguments(t *testing.T) {
 		{"bench bad goroutines", nil, []string{"bench", "queue", "--goroutines", "1,x"}, "--goroutines"},
 		{"serve positional", nil, []string{"serve", "now"}, `unexpected argument "now"`},
 		{"serve bad log format", nil, []string{"serve", "--log-format", "xml"}, "--log-format"},
-		{"serve bad fsync", nil, []string{"serve", "--fsync", "never"}, "--fsync"},
+		{"serve bad fsync", nil, []string{"serve", "--fsync", "never"}, `fsync policy "never"`},
 		{"serve negative replicas", nil, []string{"serve", "--min-replicas-ack", "-1"}, "--min-replicas-ack"},
 		{"serve bad addr", map[string]string{"SLUICE_ADDR": "nowhere"}, []string{"serve"}, "SLUICE_ADDR"},
 		{"serve empty api key", nil, []string{"serve", "--api-keys", "a,,b"}, "--api-keys"},
@@ -162,11 +162,8 @@ func TestSettingsReachTheClientConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg sluice.Config
-	for _, o := range s.options("pfx:", nil) {
-		o(&cfg)
-	}
-	want := sluice.QueueDefaults{MaxSize: sluice.Unbounded, Policy: sluice.PolicyDropOldest, PressureThreshold: 0.5}
+	cfg := s.config("pfx:", nil)
+	want := sluice.QueueSettings{MaxSize: sluice.Unbounded, Policy: sluice.PolicyDropOldest, PressureThreshold: 0.5}
 	if cfg.Password != "pw" || cfg.KeyPrefix != "pfx:" || cfg.Queue != want ||
 		!cfg.DisableCompression || cfg.CompressionThreshold != 2048 {
 		t.Fatalf("config %+v", cfg)
@@ -176,11 +173,8 @@ func TestSettingsReachTheClientConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = sluice.Config{}
-	for _, o := range s.options("", nil) {
-		o(&cfg)
-	}
-	want = sluice.QueueDefaults{MaxSize: sluice.DefaultMaxSize, Policy: sluice.DefaultPolicy, PressureThreshold: sluice.DefaultPressureThreshold}
+	cfg = s.config("", nil)
+	want = sluice.QueueSettings{MaxSize: sluice.DefaultMaxSize, Policy: sluice.DefaultPolicy, PressureThreshold: sluice.DefaultPressureThreshold}
 	if cfg.Password != "" || cfg.KeyPrefix != "" || cfg.Queue != want || cfg.DisableCompression {
 		t.Fatalf("default config %+v", cfg)
 	}

@@ -74,16 +74,14 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if f.minReplicas < 0 {
 		return usagef("--min-replicas-ack %d: want 0 or more", f.minReplicas)
 	}
-	if f.fsync != "everysec" && f.fsync != "always" {
-		return usagef("--fsync %q: want everysec or always", f.fsync)
-	}
 	level, err := parseLogLevel(f.logLevel)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogFormat, level, e)
-	opts := append(s.options(conn.prefix(e.getenv), log), sluice.WithMinReplicasAck(f.minReplicas), sluice.WithFsync(f.fsync))
-	client, err := sluice.Open(ctx, t.url, opts...)
+	ccfg := s.config(conn.prefix(e.getenv), log)
+	ccfg.MinReplicasAck, ccfg.Fsync = f.minReplicas, sluice.Fsync(f.fsync)
+	client, err := sluice.Open(ctx, t.url, ccfg)
 	if err != nil {
 		return t.openError(err)
 	}

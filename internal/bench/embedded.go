@@ -27,11 +27,7 @@ const addBudget = 5_000_000
 type embeddedConfig struct {
 	label string // shown in case names
 	url   string
-	opts  []sluice.Option
-}
-
-func fsync(policy string) sluice.Option {
-	return func(c *sluice.Config) { c.Fsync = policy }
+	fsync sluice.Fsync
 }
 
 // embeddedConfigs are the setups an embedded run measures: the in-memory
@@ -54,9 +50,9 @@ func embeddedConfigs(o Options) (cfgs []embeddedConfig, cleanup func() error, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("bench: data dir: %w", err)
 	}
-	for _, policy := range []string{"everysec", "always"} {
-		sub := filepath.Join(abs, policy)
-		cfgs = append(cfgs, embeddedConfig{label: "file " + policy, url: "file://" + filepath.ToSlash(sub), opts: []sluice.Option{fsync(policy)}})
+	for _, policy := range []sluice.Fsync{sluice.FsyncEverySec, sluice.FsyncAlways} {
+		sub := filepath.Join(abs, string(policy))
+		cfgs = append(cfgs, embeddedConfig{label: "file " + string(policy), url: "file://" + filepath.ToSlash(sub), fsync: policy})
 	}
 	return cfgs, func() error { return removeAll(abs) }, nil
 }
@@ -92,7 +88,7 @@ type embeddedSuite struct {
 
 func (s *embeddedSuite) queue(size int64) *sluice.Queue {
 	s.seq++
-	return s.client.Queue(fmt.Sprintf("q%d", s.seq), sluice.QueueMaxSize(size), sluice.QueuePolicy(sluice.PolicyDLQ))
+	return s.client.QueueWith(fmt.Sprintf("q%d", s.seq), sluice.QueueSettings{MaxSize: size, Policy: sluice.PolicyDLQ})
 }
 
 func (s *embeddedSuite) run(ctx context.Context, label string, n int, note string, f op) error {
@@ -113,7 +109,7 @@ func (s *embeddedSuite) fill(ctx context.Context, q *sluice.Queue, n int) error 
 		batch[i] = s.raw
 	}
 	for left := n; left > 0; left -= len(batch) {
-		if _, err := q.AddBatch(ctx, batch[:min(len(batch), left)]); err != nil {
+		if _, err := q.AddBatch(ctx, batch[:min(len(batch), left)], nil); err != nil {
 			return fmt.Errorf("bench: fill %s: %w", q.Name(), err)
 		}
 	}
@@ -128,8 +124,7 @@ func (s *embeddedSuite) clear(ctx context.Context, q *sluice.Queue) error {
 }
 
 func embeddedQueueCases(ctx context.Context, o Options, cfg embeddedConfig, rep *Report) error {
-	opts := append([]sluice.Option{sluice.WithLogger(quietLogger())}, cfg.opts...)
-	client, err := sluice.Open(ctx, cfg.url, opts...)
+	client, err := sluice.Open(ctx, cfg.url, &sluice.Config{Logger: quietLogger(), Fsync: cfg.fsync})
 	if err != nil {
 		return fmt.Errorf("bench: open %s engine: %w", cfg.label, err)
 	}
@@ -162,7 +157,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 			if _, ok := take(&left, 1); !ok {
 				return 0, errDrained
 			}
-			_, err := q.Add(ctx, s.raw)
+			_, err := q.Add(ctx, s.raw, nil)
 			return 1, err
 		})
 		if err != nil {
@@ -209,7 +204,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 			if _, ok := take(&left, 100); !ok {
 				return 0, errDrained
 			}
-			_, err := q.AddBatch(ctx, batch)
+			_, err := q.AddBatch(ctx, batch, nil)
 			return 100, err
 		})
 		if err != nil {
@@ -222,7 +217,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 
 	q := s.queue(notFull)
 	err := s.run(ctx, "add+get", 1, "one op is an Add followed by a Get; items/s counts both operations", func(ctx context.Context, _ int) (int, error) {
-		if _, err := q.Add(ctx, s.raw); err != nil {
+		if _, err := q.Add(ctx, s.raw, nil); err != nil {
 			return 0, err
 		}
 		_, ok, err := q.Get(ctx, 0)
@@ -235,7 +230,7 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 		return err
 	}
 
-	lease := sluice.ReceiveOptions{Lease: time.Minute}
+	lease := &sluice.ReceiveOptions{Lease: time.Minute}
 	for _, per := range []int{1, 100} {
 		q := s.queue(notFull)
 		if err := s.fill(ctx, q, budget); err != nil {

@@ -13,16 +13,22 @@ import (
 // Go benchmarks of the hot paths, for profiling (`go test -bench . -cpuprofile`);
 // `sluice bench` is the tool for comparisons with raw Redis.
 
-func benchClient(b *testing.B, url string, extra ...sluice.Option) *sluice.Client {
+// benchClient opens a client of url with the settings of extra (nil:
+// none), a quiet logger and, on Redis, a unique key prefix.
+func benchClient(b *testing.B, url string, extra *sluice.Config) *sluice.Client {
 	b.Helper()
-	opts := append([]sluice.Option{sluice.WithLogger(quietLogger())}, extra...)
+	var base sluice.Config
+	if extra != nil {
+		base = *extra
+	}
+	base.Logger = quietLogger()
 	if url != "" && url != "mem://" {
 		c := redistest.Client(b)
 		prefix := redistest.Prefix(b)
 		redistest.Cleanup(b, c, prefix)
-		opts = append(opts, sluice.WithKeyPrefix(prefix))
+		base.KeyPrefix = prefix
 	}
-	client, err := sluice.Open(context.Background(), url, opts...)
+	client, err := sluice.Open(context.Background(), url, &base)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,12 +37,12 @@ func benchClient(b *testing.B, url string, extra ...sluice.Option) *sluice.Clien
 }
 
 func benchAddGet(b *testing.B, url string) {
-	q := benchClient(b, url).Queue("bench", sluice.QueueMaxSize(notFull))
+	q := benchClient(b, url, nil).QueueWith("bench", sluice.QueueSettings{MaxSize: notFull})
 	raw := json.RawMessage(item(200))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := q.Add(ctx, raw); err != nil {
+		if _, err := q.Add(ctx, raw, nil); err != nil {
 			b.Fatal(err)
 		}
 		if _, ok, err := q.Get(ctx, 0); err != nil || !ok {
@@ -46,13 +52,13 @@ func benchAddGet(b *testing.B, url string) {
 }
 
 func benchAdd(b *testing.B, url string) {
-	q := benchClient(b, url).Queue("bench", sluice.QueueMaxSize(notFull))
+	q := benchClient(b, url, nil).QueueWith("bench", sluice.QueueSettings{MaxSize: notFull})
 	raw := json.RawMessage(item(200))
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := q.Add(ctx, raw); err != nil {
+			if _, err := q.Add(ctx, raw, nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -68,7 +74,7 @@ func BenchmarkAddParallelMemory(b *testing.B) { benchAdd(b, "mem://") }
 func BenchmarkAddParallelRedis(b *testing.B)  { benchAdd(b, redistest.URL()) }
 
 func BenchmarkBatchAddRedis(b *testing.B) {
-	q := benchClient(b, redistest.URL()).Queue("bench", sluice.QueueMaxSize(notFull))
+	q := benchClient(b, redistest.URL(), nil).QueueWith("bench", sluice.QueueSettings{MaxSize: notFull})
 	raw := json.RawMessage(item(200))
 	batch := make([]any, 100)
 	for i := range batch {
@@ -77,7 +83,7 @@ func BenchmarkBatchAddRedis(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := q.AddBatch(ctx, batch); err != nil {
+		if _, err := q.AddBatch(ctx, batch, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -101,10 +107,10 @@ func BenchmarkCacheGetCachedRedis(b *testing.B) {
 // benchAddSeq is one Add per iteration from one goroutine; keyed gives
 // every add a fresh idempotency key (window idemWindow).
 func benchAddSeq(b *testing.B, url string, keyed bool) {
-	q := benchClient(b, url).Queue("bench", sluice.QueueMaxSize(notFull))
+	q := benchClient(b, url, nil).QueueWith("bench", sluice.QueueSettings{MaxSize: notFull})
 	raw := json.RawMessage(item(200))
 	ctx := context.Background()
-	add := func(ctx context.Context, _ int) (int, error) { _, err := q.Add(ctx, raw); return 1, err }
+	add := func(ctx context.Context, _ int) (int, error) { _, err := q.Add(ctx, raw, nil); return 1, err }
 	if keyed {
 		add = keyedAdd(q, raw, 1, nil)
 	}

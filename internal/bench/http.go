@@ -49,14 +49,14 @@ func HTTP(ctx context.Context, o Options, h HTTPOptions) (HTTPReport, error) {
 	)
 	if o.Engine == "redis" {
 		var s *redisSuite
-		if s, err = openRedisSuite(ctx, o, "http"); err != nil {
+		if s, err = openRedisSuite(ctx, o, "http", nil); err != nil {
 			return HTTPReport{}, err
 		}
 		client, done = s.client, s.close
 		cfg.RedisURL, cfg.KeyPrefix = o.RedisURL, s.prefix
 	} else {
 		var t *target
-		if t, err = openTarget(ctx, o, "http"); err != nil {
+		if t, err = openTarget(ctx, o, "http", nil); err != nil {
 			return HTTPReport{}, err
 		}
 		client, done = t.client, t.close

@@ -18,7 +18,7 @@ import (
 func TestRunHTTPLoadSmall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	target, err := openTarget(ctx, short("memory"), "http")
+	target, err := openTarget(ctx, short("memory"), "http", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

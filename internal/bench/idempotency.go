@@ -38,7 +38,7 @@ func keyedAdd(q *sluice.Queue, v any, workers int, left *atomic.Int64) op {
 		c := &seq[w]
 		c.n++
 		key := "w" + strconv.Itoa(w) + "-" + strconv.FormatInt(c.n, 10)
-		_, err := q.Add(ctx, v, sluice.WithIdempotencyKey(key), sluice.WithIdempotencyWindow(idemWindow))
+		_, err := q.Add(ctx, v, &sluice.AddOptions{IdempotencyKey: key, IdempotencyWindow: idemWindow})
 		return 1, err
 	}
 }

@@ -25,13 +25,20 @@ type target struct {
 	close  func() error
 }
 
-func openTarget(ctx context.Context, o Options, suite string, extra ...sluice.Option) (*target, error) {
+// openTarget opens the engine o names for suite; extra (nil: none) holds
+// the settings the suite needs besides those every run has (logger,
+// fsync, prefix).
+func openTarget(ctx context.Context, o Options, suite string, extra *sluice.Config) (*target, error) {
+	var base sluice.Config
+	if extra != nil {
+		base = *extra
+	}
 	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
 	if o.Engine == "redis" {
-		s, err := openRedisSuite(ctx, o, suite, extra...)
+		s, err := openRedisSuite(ctx, o, suite, &base)
 		if err != nil {
 			return nil, err
 		}
@@ -44,8 +51,8 @@ func openTarget(ctx context.Context, o Options, suite string, extra ...sluice.Op
 	// The file engine's fsync policy does not touch these reads and writes
 	// of non-queue data in a way worth a second run: measure everysec.
 	cfg := cfgs[0]
-	opts := append(append([]sluice.Option{sluice.WithLogger(quietLogger())}, cfg.opts...), extra...)
-	client, err := sluice.Open(ctx, cfg.url, opts...)
+	base.Logger, base.Fsync = quietLogger(), cfg.fsync
+	client, err := sluice.Open(ctx, cfg.url, &base)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("bench: open %s engine: %w", cfg.label, err), cleanup())
 	}
@@ -58,7 +65,8 @@ func openTarget(ctx context.Context, o Options, suite string, extra ...sluice.Op
 
 func (t *target) key(name string) string { return t.redis.prefix + name }
 
-func clientSideCache(c *sluice.Config) { c.ClientSideCache = true }
+// clientSideCache is the configuration of a client that caches reads.
+var clientSideCache = &sluice.Config{ClientSideCache: true}
 
 // Cache measures cache reads and writes: Get, GetCached (served from the
 // client-side cache on Redis) and Set, against raw GET and SET.
@@ -133,7 +141,7 @@ func Cache(ctx context.Context, o Options) (rep *Report, err error) {
 // the lock's fencing counter and its release compares the token, each in
 // one script.
 func Lock(ctx context.Context, o Options) (rep *Report, err error) {
-	t, err := openTarget(ctx, o, "lock")
+	t, err := openTarget(ctx, o, "lock", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ const maxSamples = 1 << 20
 // In these rows "goroutines" is the number of subscribers, ops/s counts
 // publishes and items/s deliveries (one publish reaches every subscriber).
 func PubSub(ctx context.Context, o Options) (rep *Report, err error) {
-	t, err := openTarget(ctx, o, "pubsub")
+	t, err := openTarget(ctx, o, "pubsub", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,14 @@ type redisSuite struct {
 	seq    int
 }
 
-func openRedisSuite(ctx context.Context, o Options, suite string, extra ...sluice.Option) (*redisSuite, error) {
+// openRedisSuite opens a run on Redis; extra (nil: none) holds the
+// settings the suite needs besides those every run has (prefix, password,
+// logger).
+func openRedisSuite(ctx context.Context, o Options, suite string, extra *sluice.Config) (*redisSuite, error) {
+	var base sluice.Config
+	if extra != nil {
+		base = *extra
+	}
 	raw, err := rawRedis(ctx, o)
 	if err != nil {
 		return nil, err
@@ -71,10 +78,8 @@ func openRedisSuite(ctx context.Context, o Options, suite string, extra ...sluic
 	s := &redisSuite{o: o, raw: raw, prefix: "sluice-bench:" + runID() + ":", item: item(o.ItemSize), rep: newReport(suite, o)}
 	s.rep.Machine.RedisVersion = redisVersion(ctx, raw)
 	s.rep.KeyPrefix = s.prefix
-	opts := append([]sluice.Option{
-		sluice.WithKeyPrefix(s.prefix), sluice.WithPassword(o.Password), sluice.WithLogger(quietLogger()),
-	}, extra...)
-	s.client, err = sluice.Open(ctx, o.RedisURL, opts...)
+	base.KeyPrefix, base.Password, base.Logger = s.prefix, o.Password, quietLogger()
+	s.client, err = sluice.Open(ctx, o.RedisURL, &base)
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("bench: open sluice client: %w", err)
@@ -148,7 +153,7 @@ func take(left *atomic.Int64, k int64) (int64, bool) {
 }
 
 func redisQueue(ctx context.Context, o Options) (rep *Report, err error) {
-	s, err := openRedisSuite(ctx, o, "queue")
+	s, err := openRedisSuite(ctx, o, "queue", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -193,9 +198,9 @@ func (s *redisSuite) addCases(n int) []benchCase {
 			if full {
 				size, label = fullSize, fmt.Sprintf("add %s (full)", p)
 			}
-			q := s.client.Queue(name, sluice.QueueMaxSize(size), sluice.QueuePolicy(p))
+			q := s.client.QueueWith(name, sluice.QueueSettings{MaxSize: size, Policy: p})
 			add := func(ctx context.Context, _ int) (int, error) {
-				_, err := q.Add(ctx, raw)
+				_, err := q.Add(ctx, raw, nil)
 				if errors.Is(err, sluice.ErrQueueFull) {
 					return 0, nil
 				}
@@ -216,7 +221,7 @@ func (s *redisSuite) addCases(n int) []benchCase {
 		}
 	}
 	idemName, idemKey := s.name()
-	idemQ := s.client.Queue(idemName, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))
+	idemQ := s.client.QueueWith(idemName, sluice.QueueSettings{MaxSize: notFull, Policy: sluice.PolicyDLQ})
 	cases = append(cases, benchCase{
 		label: idemLabel, note: "dlq (not full), a fresh key per add, window 1 s", n: n, sample: 1,
 		baseline: "raw RPUSH",
@@ -225,7 +230,7 @@ func (s *redisSuite) addCases(n int) []benchCase {
 	})
 	_, rpush100Key := s.name()
 	name, batchKey := s.name()
-	q := s.client.Queue(name, sluice.QueueMaxSize(notFull), sluice.QueuePolicy(sluice.PolicyDLQ))
+	q := s.client.QueueWith(name, sluice.QueueSettings{MaxSize: notFull, Policy: sluice.PolicyDLQ})
 	return append(cases,
 		benchCase{
 			label: "raw RPUSH x100", note: "baseline: one RPUSH of 100 items", n: n, sample: 1,
@@ -238,7 +243,7 @@ func (s *redisSuite) addCases(n int) []benchCase {
 			label: "batch add x100", note: "items/s counts items; one op is one AddBatch of 100", n: n, sample: 1,
 			baseline: "raw RPUSH x100",
 			prepare: fixed(func(ctx context.Context, _ int) (int, error) {
-				_, err := q.AddBatch(ctx, batch)
+				_, err := q.AddBatch(ctx, batch, nil)
 				return 100, err
 			}),
 			cleanup: func(ctx context.Context) error { return s.unlink(ctx, batchKey) },
@@ -250,11 +255,11 @@ func (s *redisSuite) addCases(n int) []benchCase {
 // Sluice's blocking get, and receive+ack singly and in batches of 100.
 func (s *redisSuite) consumerCases() []benchCase {
 	budget := drainBudget(s.o.Duration/rounds, 150_000, 400_000)
-	lease := sluice.ReceiveOptions{Lease: time.Minute}
+	lease := &sluice.ReceiveOptions{Lease: time.Minute}
 	var cases []benchCase
 	add := func(label, note, baseline string, f func(q *sluice.Queue, key string, left *atomic.Int64) op) {
 		name, key := s.name()
-		q := s.client.Queue(name, sluice.QueueMaxSize(notFull))
+		q := s.client.QueueWith(name, sluice.QueueSettings{MaxSize: notFull})
 		var left atomic.Int64
 		cases = append(cases, benchCase{
 			label: label, note: note, n: consumers, sample: 1, baseline: baseline,
@@ -300,7 +305,7 @@ func (s *redisSuite) consumerCases() []benchCase {
 }
 
 // receiveAck receives up to per items under a lease and acks each one.
-func receiveAck(q *sluice.Queue, left *atomic.Int64, per int, opts sluice.ReceiveOptions) op {
+func receiveAck(q *sluice.Queue, left *atomic.Int64, per int, opts *sluice.ReceiveOptions) op {
 	return func(ctx context.Context, _ int) (int, error) {
 		k, ok := take(left, int64(per))
 		if !ok {

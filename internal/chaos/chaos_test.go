@@ -95,19 +95,19 @@ func TestChaosRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	client, err := sluice.Open(ctx, redistest.URL(), sluice.WithKeyPrefix(prefix))
+	client, err := sluice.Open(ctx, redistest.URL(), &sluice.Config{KeyPrefix: prefix})
 	if err != nil {
 		redistest.Unavailable(t, err)
 	}
 	defer client.Close()
-	q := client.Queue(queueName, sluice.QueueMaxSize(int64(cfg.maxSize)), sluice.QueuePolicy(sluice.PolicyDLQ))
+	q := client.QueueWith(queueName, sluice.QueueSettings{MaxSize: int64(cfg.maxSize), Policy: sluice.PolicyDLQ})
 	tg := target{
 		add: func(ctx context.Context, jobs []chaos.Job) ([]sluice.AddResult, error) {
 			items := make([]any, len(jobs))
 			for i, j := range jobs {
 				items[i] = j
 			}
-			return q.AddBatch(ctx, items)
+			return q.AddBatch(ctx, items, nil)
 		},
 		pressure: q.Pressure,
 		consumerEnv: append(cfg.consumerEnv(),
@@ -166,12 +166,12 @@ func chaosFile(t *testing.T, fsync string) {
 
 	// The service is down and its directory lock released: read the final
 	// state through the library, straight from the data directory.
-	client, err := sluice.Open(ctx, "file://"+dir)
+	client, err := sluice.Open(ctx, "file://"+dir, nil)
 	if err != nil {
 		t.Fatalf("reopen %s: %v", dir, err)
 	}
 	defer client.Close()
-	q := client.Queue(queueName, sluice.QueueMaxSize(int64(cfg.maxSize)), sluice.QueuePolicy(sluice.PolicyDLQ))
+	q := client.QueueWith(queueName, sluice.QueueSettings{MaxSize: int64(cfg.maxSize), Policy: sluice.PolicyDLQ})
 	r.gather(ctx, q, led)
 	r.judge(led)
 }

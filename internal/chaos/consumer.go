@@ -117,7 +117,7 @@ type ClientEndpoint struct {
 
 // Receive implements Endpoint.
 func (e *ClientEndpoint) Receive(ctx context.Context, timeout time.Duration) (Delivery, bool, error) {
-	d, ok, err := e.Queue.Receive(ctx, timeout, e.Opts)
+	d, ok, err := e.Queue.Receive(ctx, timeout, &e.Opts)
 	if err != nil || !ok {
 		return Delivery{}, false, err
 	}
@@ -134,6 +134,6 @@ func (e *ClientEndpoint) Ack(ctx context.Context, id string) error { return e.Qu
 
 // Nack implements Endpoint.
 func (e *ClientEndpoint) Nack(ctx context.Context, id, reason string) error {
-	_, err := e.Queue.Nack(ctx, id, 0, reason, e.Opts.MaxDeliveries)
+	_, err := e.Queue.Nack(ctx, id, &sluice.NackOptions{Reason: reason, MaxDeliveries: e.Opts.MaxDeliveries})
 	return err
 }

@@ -76,12 +76,12 @@ func runConsumer() error {
 		if err != nil {
 			return err
 		}
-		client, err := sluice.Open(context.Background(), os.Getenv(envURL), sluice.WithKeyPrefix(os.Getenv(envPrefix)))
+		client, err := sluice.Open(context.Background(), os.Getenv(envURL), &sluice.Config{KeyPrefix: os.Getenv(envPrefix)})
 		if err != nil {
 			return err
 		}
 		defer client.Close()
-		q := client.Queue(os.Getenv(envQueue), sluice.QueueMaxSize(int64(maxSize)), sluice.QueuePolicy(sluice.PolicyDLQ))
+		q := client.QueueWith(os.Getenv(envQueue), sluice.QueueSettings{MaxSize: int64(maxSize), Policy: sluice.PolicyDLQ})
 		ep := &chaos.ClientEndpoint{Queue: q, Opts: sluice.ReceiveOptions{Lease: lease, MaxDeliveries: maxDeliveries}}
 		return chaos.Consume(ep, os.Stdout, &stop, opts)
 	case "http":
@@ -109,11 +109,11 @@ func runServer() error {
 	}
 	dir := os.Getenv(envDataDir)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := sluice.Open(ctx, "file://"+dir, sluice.WithConfig(sluice.Config{
-		Fsync:  os.Getenv(envFsync),
-		Queue:  sluice.QueueDefaults{MaxSize: int64(maxSize), Policy: sluice.PolicyDLQ},
+	client, err := sluice.Open(ctx, "file://"+dir, &sluice.Config{
+		Fsync:  sluice.Fsync(os.Getenv(envFsync)),
+		Queue:  sluice.QueueSettings{MaxSize: int64(maxSize), Policy: sluice.PolicyDLQ},
 		Logger: log,
-	}))
+	})
 	if err != nil {
 		return err
 	}

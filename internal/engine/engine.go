@@ -1,7 +1,7 @@
 // Package engine defines the seam between Sluice's public API and its
-// storage backends. Every backend (Redis, embedded memory, durable file)
-// implements Engine, and every backend is held to the same behaviour by the
-// conformance suite in package enginetest.
+// storage backends. Every backend (Redis, and the embedded engine in memory
+// or durable on file) implements Engine, and every backend is held to the
+// same behaviour by the conformance suite in package enginetest.
 //
 // Engines deal in stored strings: the public package encodes values with
 // package codec before they reach an engine and decodes what comes back.
@@ -11,6 +11,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -43,8 +44,6 @@ type QueueEngine interface {
 	// does not block; otherwise it waits up to timeout for an item.
 	// ok is false when the queue stayed empty.
 	QueuePop(ctx context.Context, queue string, timeout time.Duration) (item string, ok bool, err error)
-	// QueuePopN removes up to n items from the head without blocking.
-	QueuePopN(ctx context.Context, queue string, n int) ([]string, error)
 	// QueuePushFront puts items back at the head of the queue, so that
 	// items[0] becomes the head. It ignores the queue's capacity on purpose:
 	// it exists to hand back items that were already accepted once.
@@ -84,12 +83,11 @@ type LeaseEngine interface {
 	// the head of the queue. It blocks up to params.Timeout when there is
 	// nothing to hand out (0: do not block).
 	QueueReceive(ctx context.Context, params ReceiveParams) ([]Delivery, error)
-	// QueueAck removes a leased item for good. ErrLeaseNotFound when the
-	// lease is unknown, expired and redelivered, or already settled.
-	QueueAck(ctx context.Context, queue, id string) error
-	// QueueAckBatch settles several deliveries of one queue in one atomic
+	// QueueAckBatch settles deliveries of one queue for good, in one atomic
 	// step (one round trip on Redis). acked[i] reports whether ids[i] still
-	// held its lease and is now settled; false is ErrLeaseNotFound for it.
+	// held its lease and is now settled; false is ErrLeaseNotFound for it:
+	// the lease is unknown, expired and redelivered, or already settled.
+	// A single ack is a batch of one (see Ack).
 	QueueAckBatch(ctx context.Context, queue string, ids []string) (acked []bool, err error)
 	// QueueNack ends a lease without success: the item becomes deliverable
 	// again after params.Delay, or moves to the failed DLQ when it has been
@@ -103,6 +101,19 @@ type LeaseEngine interface {
 	// makes the other expired ones deliverable; it returns how many moved to
 	// the failed DLQ. Receives do this on their own; a service sweeps too.
 	QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (int64, error)
+}
+
+// Ack settles one delivery: QueueAckBatch of one id, with ErrLeaseNotFound
+// when the id no longer holds its lease.
+func Ack(ctx context.Context, e LeaseEngine, queue, id string) error {
+	acked, err := e.QueueAckBatch(ctx, queue, []string{id})
+	if err != nil {
+		return err
+	}
+	if len(acked) != 1 || !acked[0] {
+		return fmt.Errorf("queue ack: %w", ErrLeaseNotFound)
+	}
+	return nil
 }
 
 // PubSubEngine is fire-and-forget (at-most-once) publish/subscribe.
@@ -130,9 +141,9 @@ type CacheEngine interface {
 	// CacheGetCached may answer from a client-side cache kept coherent by the
 	// server (Redis), valid for at most ttl; engines without one just read.
 	CacheGetCached(ctx context.Context, key string, ttl time.Duration) (value string, ok bool, err error)
-	// CacheSet stores value with ttl (0: no expiry). With onlyIfAbsent it is
-	// SET NX and returns false when the key existed.
-	CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error)
+	// CacheSet stores p.Value under p.Key with p.TTL (0: no expiry). With
+	// p.OnlyIfAbsent it is SET NX and returns false when the key existed.
+	CacheSet(ctx context.Context, p CacheSetParams) (bool, error)
 	CacheExists(ctx context.Context, keys ...string) (int64, error)
 	CacheDelete(ctx context.Context, keys ...string) (int64, error)
 	// CacheExpire sets a new TTL; false when the key does not exist.
@@ -140,6 +151,17 @@ type CacheEngine interface {
 	// CacheTTL returns the remaining TTL; -1 when the key has none; ok is
 	// false when the key does not exist.
 	CacheTTL(ctx context.Context, key string) (ttl time.Duration, ok bool, err error)
+}
+
+// CacheSetParams describes one cache write.
+type CacheSetParams struct {
+	Key   string
+	Value string // stored form, already encoded
+	// TTL is the entry's lifetime; 0 means no expiry, negative is refused.
+	TTL time.Duration
+	// OnlyIfAbsent makes the write SET NX: nothing is written when the key
+	// holds a live entry.
+	OnlyIfAbsent bool
 }
 
 // LockEngine is token-checked mutual exclusion with fencing tokens.
@@ -307,10 +329,14 @@ type Message struct {
 	Payload string
 }
 
-// Health is the shape of docs/compat.md's health check.
+// Health is what an engine knows of its own state. The public package
+// owns the JSON shape that reports it (docs/compat.md's health check).
 type Health struct {
-	Status    string `json:"status"`
-	Connected bool   `json:"connected"`
-	Version   string `json:"redis_version,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// Status is "healthy" or "unhealthy".
+	Status    string
+	Connected bool
+	// Version is the server's version, when there is a server.
+	Version string
+	// Error describes why the engine is unhealthy.
+	Error string
 }

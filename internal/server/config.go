@@ -215,11 +215,15 @@ func (c Config) NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// queueOptions are the settings every queue handle of the server gets.
-func (c Config) queueOptions() []sluice.QueueOption {
-	return []sluice.QueueOption{
-		sluice.QueueMaxSize(c.QueueMaxSize),
-		sluice.QueuePolicy(c.QueueOverflowPolicy),
-		sluice.QueuePressureThreshold(c.QueueBackpressureThreshold),
+// queueSettings are the settings every queue handle of the server gets.
+func (c Config) queueSettings() sluice.QueueSettings {
+	maxSize := c.QueueMaxSize
+	if maxSize <= 0 {
+		maxSize = sluice.Unbounded // as the field documents
+	}
+	return sluice.QueueSettings{
+		MaxSize:           maxSize,
+		Policy:            c.QueueOverflowPolicy,
+		PressureThreshold: c.QueueBackpressureThreshold,
 	}
 }

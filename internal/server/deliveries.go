@@ -16,7 +16,7 @@ func (s *Server) handleQueueReceive(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	timeout := p.duration("timeout", 0, 0, s.cfg.MaxWait)
-	opts := sluice.ReceiveOptions{
+	opts := &sluice.ReceiveOptions{
 		Lease:         p.duration("lease", sluice.DefaultLease, time.Millisecond, maxLockTTL),
 		MaxDeliveries: int(p.int("max_deliveries", sluice.DefaultMaxDeliveries, 1, 1000)),
 	}
@@ -75,7 +75,7 @@ func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := r.PathValue("id")
 	err = s.write(r, func(ctx context.Context) error {
-		_, err := q.Nack(ctx, id, delay, reason, maxDeliveries)
+		_, err := q.Nack(ctx, id, &sluice.NackOptions{Delay: delay, Reason: reason, MaxDeliveries: maxDeliveries})
 		return err
 	})
 	return s.settled(w, r, q, id, err)

@@ -88,7 +88,7 @@ func startOutageServer(t *testing.T) *outageServer {
 	redistest.Cleanup(t, redistest.Client(t), prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := sluice.Open(ctx, proxy.URL(), sluice.WithKeyPrefix(prefix), sluice.WithLogger(quietLogger()))
+	c, err := sluice.Open(ctx, proxy.URL(), &sluice.Config{KeyPrefix: prefix, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

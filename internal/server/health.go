@@ -17,7 +17,7 @@ type health struct {
 // check reports the engine's health. The cause of a failure is logged,
 // not shown: it names the engine's address.
 func (s *Server) check(ctx context.Context) health {
-	h := health{Health: s.client.Health(ctx), Engine: s.client.EngineKind()}
+	h := health{Health: s.client.Health(ctx), Engine: string(s.client.EngineKind())}
 	if h.Error != "" {
 		s.logs.log(ctx, s.log, slog.LevelWarn, "health", "health check failed", slog.String("err", h.Error))
 		h.Error = "engine unavailable"

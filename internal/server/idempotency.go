@@ -8,7 +8,7 @@ import (
 
 // Idempotent adds: a producer that retries a POST after a timeout sends
 // the same Idempotency-Key, and the retry is answered with the first
-// add's result instead of adding again (see sluice.WithIdempotencyKey).
+// add's result instead of adding again (see sluice.AddOptions).
 const (
 	// idempotencyKeyHeader names the add, 1-255 printable ASCII characters.
 	idempotencyKeyHeader = "Idempotency-Key"
@@ -17,19 +17,26 @@ const (
 	idempotencyReplayedHeader = "Idempotency-Replayed"
 )
 
-// idempotency returns the add options for the request's Idempotency-Key,
-// none without one. A repeated header is a 400 here; a malformed key is
-// one from the add, which checks it before writing anything.
-func (s *Server) idempotency(r *http.Request) ([]sluice.AddOption, error) {
+// idempotency sets the add options for the request's Idempotency-Key,
+// none without one. A repeated header or an empty key is a 400 here; a
+// malformed key is one from the add, which checks it before writing
+// anything.
+func (s *Server) idempotency(r *http.Request, opts *sluice.AddOptions) error {
 	vals := r.Header.Values(idempotencyKeyHeader)
 	switch len(vals) {
 	case 0:
-		return nil, nil
+		return nil
 	case 1:
 	default:
-		return nil, badRequest("header %s is given %d times; send it once", idempotencyKeyHeader, len(vals))
+		return badRequest("header %s is given %d times; send it once", idempotencyKeyHeader, len(vals))
 	}
-	return []sluice.AddOption{sluice.WithIdempotencyKey(vals[0]), sluice.WithIdempotencyWindow(s.cfg.IdempotencyWindow)}, nil
+	if vals[0] == "" {
+		// An empty AddOptions.IdempotencyKey means no key; a client that
+		// sends the header means one.
+		return badRequest("header %s is empty; send 1-255 printable ASCII characters", idempotencyKeyHeader)
+	}
+	opts.IdempotencyKey, opts.IdempotencyWindow = vals[0], s.cfg.IdempotencyWindow
+	return nil
 }
 
 // markReplay sets the replay header when res answers a repeat.

@@ -63,7 +63,7 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) error
 	}
 	var lk *sluice.Lock
 	err = s.waitOp(r, wait, func(ctx context.Context) (err error) {
-		lk, err = s.client.Acquire(ctx, stored, ttl, sluice.LockOptions{Wait: wait})
+		lk, err = s.client.Acquire(ctx, stored, ttl, &sluice.LockOptions{Wait: wait})
 		return err
 	})
 	switch {

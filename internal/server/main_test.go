@@ -56,12 +56,12 @@ func openClient(t *testing.T, engine string) *sluice.Client {
 	)
 	switch engine {
 	case "embedded":
-		c, err = sluice.Open(ctx, "", sluice.WithLogger(quietLogger()))
+		c, err = sluice.Open(ctx, "", &sluice.Config{Logger: quietLogger()})
 	case "redis":
 		rc := redistest.Client(t) // skips (or fails under CI) when Redis is down
 		prefix := redistest.Prefix(t)
 		redistest.Cleanup(t, rc, prefix)
-		c, err = sluice.Open(ctx, redistest.URL(), sluice.WithKeyPrefix(prefix), sluice.WithLogger(quietLogger()))
+		c, err = sluice.Open(ctx, redistest.URL(), &sluice.Config{KeyPrefix: prefix, Logger: quietLogger()})
 	}
 	if err != nil {
 		t.Fatalf("open %s engine: %v", engine, err)

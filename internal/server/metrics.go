@@ -84,7 +84,7 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,
 		m.authFailure, m.panics, m.broken.skipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&queueCollector{c: c, opts: cfg.queueOptions(), log: log, broken: m.broken},
+		&queueCollector{c: c, queue: cfg.queueSettings(), log: log, broken: m.broken},
 	} {
 		f(col)
 	}
@@ -123,7 +123,7 @@ func (m *metrics) countAdd(queue string, policy sluice.Policy, r sluice.AddResul
 // gauges are right whichever process wrote to the queue.
 type queueCollector struct {
 	c      *sluice.Client
-	opts   []sluice.QueueOption
+	queue  sluice.QueueSettings
 	log    *slog.Logger
 	broken *brokenKeys
 }
@@ -155,7 +155,7 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		names = names[:maxScrapedQueues]
 	}
 	for _, name := range names {
-		p, err := qc.c.Queue(name, qc.opts...).Pressure(ctx)
+		p, err := qc.c.QueueWith(name, qc.queue).Pressure(ctx)
 		if err != nil {
 			if qc.broken.skip("metrics", name, err) {
 				continue

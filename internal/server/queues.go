@@ -17,7 +17,7 @@ func (s *Server) queue(r *http.Request) (*sluice.Queue, error) {
 	if err := keyspace.ValidateQueueName(name); err != nil {
 		return nil, badRequest("invalid queue name: %v", err)
 	}
-	return s.client.Queue(name, s.cfg.queueOptions()...), nil
+	return s.client.QueueWith(name, s.cfg.queueSettings()), nil
 }
 
 // queueParams is queue plus the query parameters most queue routes take.
@@ -33,7 +33,7 @@ func (s *Server) queueParams(r *http.Request) (*sluice.Queue, *params, error) {
 type addRequest struct {
 	q      *sluice.Queue
 	policy sluice.Policy
-	opts   []sluice.AddOption
+	opts   sluice.AddOptions
 	items  []any
 }
 
@@ -45,7 +45,7 @@ func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error
 	}
 	var res []sluice.AddResult
 	err = s.write(r, func(ctx context.Context) (err error) {
-		res, err = req.q.AddBatch(ctx, req.items, req.opts...)
+		res, err = req.q.AddBatch(ctx, req.items, &req.opts)
 		return err
 	})
 	if err != nil && fresh {
@@ -61,15 +61,15 @@ func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error
 
 // handleDetectionAdd is the Python service's POST /detections.
 func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) error {
-	opts, err := s.idempotency(r)
-	if err != nil {
+	var opts sluice.AddOptions
+	if err := s.idempotency(r, &opts); err != nil {
 		return err
 	}
 	item, err := decodeBody(s, w, r, decodeObject)
 	if err != nil {
 		return err
 	}
-	q := s.client.Queue(DetectionsQueue, s.cfg.queueOptions()...)
+	q := s.client.QueueWith(DetectionsQueue, s.cfg.queueSettings())
 	res, err := s.add(r, addRequest{q: q, policy: s.cfg.QueueOverflowPolicy, opts: opts, items: []any{item}})
 	if err != nil {
 		return afterWrite(err)
@@ -90,7 +90,7 @@ func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) err
 	if p.err != nil {
 		return p.err
 	}
-	q := s.client.Queue(DetectionsQueue, s.cfg.queueOptions()...)
+	q := s.client.QueueWith(DetectionsQueue, s.cfg.queueSettings())
 	return s.next(w, r, q, timeout, func(it sluice.Item) any { return it }, func() {
 		_ = writeJSON(w, http.StatusOK, map[string]string{"status": "empty"})
 	})
@@ -205,7 +205,7 @@ func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 	page, next := pageNames(names, after, int(limit))
 	out := make([]sluice.Pressure, 0, len(page))
 	for _, n := range page {
-		p, err := s.client.Queue(n, s.cfg.queueOptions()...).Pressure(r.Context())
+		p, err := s.client.QueueWith(n, s.cfg.queueSettings()).Pressure(r.Context())
 		if err != nil {
 			if s.metrics.broken.skip("queues", n, err) {
 				continue
@@ -258,19 +258,21 @@ func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]
 			return addRequest{}, badRequest("parameter policy=%q: want reject, dlq or drop_oldest", v)
 		}
 		req.policy = pol
-		req.opts = append(req.opts, sluice.WithPolicy(pol))
+		req.opts.Policy = pol
 	}
 	if p.str("max_size") != "" {
-		req.opts = append(req.opts, sluice.WithMaxSize(p.int("max_size", 0, -1, 1<<40)))
+		// Over HTTP, as in Config.QueueMaxSize, 0 and -1 both mean unbounded.
+		req.opts.MaxSize = p.int("max_size", 0, -1, 1<<40)
+		if req.opts.MaxSize == 0 {
+			req.opts.MaxSize = sluice.Unbounded
+		}
 	}
 	if p.err != nil {
 		return addRequest{}, p.err
 	}
-	idem, err := s.idempotency(r)
-	if err != nil {
+	if err := s.idempotency(r, &req.opts); err != nil {
 		return addRequest{}, err
 	}
-	req.opts = append(req.opts, idem...)
 	if req.items, err = decodeBody(s, w, r, decode); err != nil {
 		return addRequest{}, err
 	}

@@ -64,6 +64,31 @@ func TestDetectionsRejected(t *testing.T) {
 	})
 }
 
+// QUEUE_MAX_SIZE <= 0 and ?max_size= 0 or -1 mean unbounded, and an
+// unbounded queue's max_size reads -1.
+func TestUnboundedQueues(t *testing.T) {
+	t.Parallel()
+	engines(t, func(c *Config) { c.QueueMaxSize = 0 }, func(t *testing.T, b *bundle) {
+		b.expect(200, "POST", "/v1/queues/open/items", `1`)
+		m := b.expect(200, "GET", "/v1/queues/open", nil)
+		if m["max_size"] != -1.0 || m["fill_ratio"] != 0.0 || m["is_full"] != false {
+			t.Fatalf("unbounded queue info = %v", m)
+		}
+	})
+	engines(t, func(c *Config) {
+		c.QueueMaxSize = 1
+		c.QueueOverflowPolicy = sluice.PolicyReject
+	}, func(t *testing.T, b *bundle) {
+		b.expect(200, "POST", "/v1/queues/small/items", `1`)
+		b.expect(429, "POST", "/v1/queues/small/items", `2`)
+		b.expect(200, "POST", "/v1/queues/small/items?max_size=0", `2`)
+		if m := b.expect(200, "POST", "/v1/queues/small/items?max_size=-1", `3`); m["queue_length"] != 3.0 {
+			t.Fatalf("unbounded add = %v", m)
+		}
+		b.expectError(400, "POST", "/v1/queues/small/items?max_size=-2", `4`)
+	})
+}
+
 func TestQueueAddAndInspect(t *testing.T) {
 	t.Parallel()
 	engines(t, nil, func(t *testing.T, b *bundle) {
@@ -285,7 +310,7 @@ func TestNextPutsBackOnDisconnect(t *testing.T) {
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.ts.URL+"/v1/queues/pb/next?timeout=10s", nil)
 		done := b.doAsync(req)
-		if _, err := q.Add(context.Background(), map[string]int{"keep": 1}); err != nil {
+		if _, err := q.Add(context.Background(), map[string]int{"keep": 1}, nil); err != nil {
 			t.Fatal(err)
 		}
 		b.expect(200, "POST", "/v1/queues/pb/items", `{"after": 2}`)

@@ -139,7 +139,7 @@ func cacheCases(t *testing.T, h Harness) {
 
 func cacheSet(t *testing.T, ctx context.Context, e engine.Engine, key, value string, ttl time.Duration, nx, want bool) {
 	t.Helper()
-	ok, err := e.CacheSet(ctx, key, value, ttl, nx)
+	ok, err := e.CacheSet(ctx, engine.CacheSetParams{Key: key, Value: value, TTL: ttl, OnlyIfAbsent: nx})
 	if err != nil {
 		t.Fatalf("CacheSet(%q, nx %v): %v", key, nx, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
 )
@@ -154,22 +155,19 @@ func concurrencyWithConsumers(t *testing.T, h Harness) {
 		cg.Go(func() {
 			for {
 				var got []string
+				// Half the consumers block for a moment, so that pops
+				// waiting on an empty queue race the adds too.
+				var timeout time.Duration
 				if c%2 == 0 {
-					items, err := e.QueuePopN(ctx, "q", 3)
-					if err != nil {
-						errs <- err
-						return
-					}
-					got = items
-				} else {
-					item, ok, err := e.QueuePop(ctx, "q", 0)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if ok {
-						got = []string{item}
-					}
+					timeout = 10 * time.Millisecond
+				}
+				item, ok, err := e.QueuePop(ctx, "q", timeout)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if ok {
+					got = []string{item}
 				}
 				mu.Lock()
 				popped = append(popped, got...)

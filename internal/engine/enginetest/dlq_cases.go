@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/engine"
-	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 func dlqCases(t *testing.T, h Harness) {
@@ -187,7 +186,7 @@ func dlqCases(t *testing.T, h Harness) {
 			`"a json string"`,
 			engine.OverflowEnvelope("q", "b"),
 		}
-		writeDLQ(t, ctx, e, h.Cluster, "q", engine.DLQFailed, foreign)
+		writeDLQ(t, ctx, e, h.Caps, "q", engine.DLQFailed, foreign)
 		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQFailed, Policy: engine.PolicyReject, MaxSize: 0})
 		wantRequeue(t, res, engine.RequeueResult{Requeued: 4, Remaining: 6})
 		got := rangeAll(t, ctx, e, "q")
@@ -202,7 +201,7 @@ func dlqCases(t *testing.T, h Harness) {
 		// head is not one of them, or it would block every bounded requeue.
 		t.Parallel()
 		ctx, e := setup(t, h)
-		writeDLQ(t, ctx, e, h.Cluster, "q", engine.DLQOverflow, []string{`bad`, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b")})
+		writeDLQ(t, ctx, e, h.Caps, "q", engine.DLQOverflow, []string{`bad`, engine.OverflowEnvelope("q", "a"), engine.OverflowEnvelope("q", "b")})
 		res := requeue(t, ctx, e, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Count: 1, Policy: engine.PolicyDLQ, MaxSize: 10})
 		wantRequeue(t, res, engine.RequeueResult{Requeued: 1, Remaining: 2})
 		wantQueue(t, ctx, e, "q", "a")
@@ -287,19 +286,20 @@ func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
 // writeDLQ puts raw entries in one of queue's DLQs through its key, which
 // docs/compat.md fixes ("dlq:Q", "dlq:overflow:Q"): that is where the original
 // service and operators write, and the one way to hand an engine entries
-// it did not build itself. The key comes from the keyspace builder (the
-// engine's prefix aside, which the engine adds): in the cluster layout the
-// queue's part carries its hash tag ("dlq:{Q}"), and a queue name with a
-// tag of its own is used as it is, so that name reaches the same key. An
-// engine whose DLQ is not that list fails: the layout is compat.md's.
-func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, cluster bool, queue string, kind engine.DLQKind, entries []string) {
+// it did not build itself. The key comes from the harness's layout and
+// reaches storage through its PushRaw; without both the case is skipped.
+// An engine whose DLQ is not that list fails: the layout is compat.md's.
+func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, caps Capabilities, queue string, kind engine.DLQKind, entries []string) {
 	t.Helper()
-	keys := keyspace.Space{Cluster: cluster}.Queue(queue)
+	keys := caps.needKeys(t).Queue(queue)
+	if caps.PushRaw == nil {
+		t.Skip("the harness gives no raw access to stored lists (Capabilities.PushRaw)")
+	}
 	name := keys.FailedDLQ
 	if kind == engine.DLQOverflow {
 		name = keys.OverflowDLQ
 	}
-	add(t, ctx, e, name, engine.PolicyReject, 0, entries...)
+	caps.PushRaw(t, ctx, e, name, entries...)
 	n, err := e.DLQLen(ctx, queue, kind)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // durableCases check that state survives closing and reopening an engine
 // over the same stored data. Engines without Reopen skip them.
 func durableCases(t *testing.T, h Harness) {
-	if h.Reopen == nil {
+	if h.Caps.Reopen == nil {
 		t.Skipf("%s: the harness has no Reopen; the engine keeps no state across restarts", h.Name)
 	}
 
@@ -70,10 +70,10 @@ func durableCases(t *testing.T, h Harness) {
 		if got["expiring"] != 2 || got["delayed"] != 2 || got["waiting"] != 1 {
 			t.Errorf("deliveries after reopen %v, want expiring and delayed at attempt 2, waiting at 1", got)
 		}
-		if err := d.e.QueueAck(ctx, "q", held[0].ID); err != nil {
-			t.Errorf("QueueAck of a lease taken before reopen: %v", err)
+		if err := engine.Ack(ctx, d.e, "q", held[0].ID); err != nil {
+			t.Errorf("Ack of a lease taken before reopen: %v", err)
 		}
-		wantErrIs(t, "QueueAck of the expired delivery", d.e.QueueAck(ctx, "q", expiring[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of the expired delivery", engine.Ack(ctx, d.e, "q", expiring[0].ID), engine.ErrLeaseNotFound)
 		wantInFlight(t, ctx, d.e, "q", 3)
 		wantQueue(t, ctx, d.e, "q")
 	})
@@ -131,5 +131,5 @@ func setupDurable(t *testing.T, h Harness) (context.Context, *durable) {
 // reopen swaps in an engine over the same data; Reopen closes the old one.
 func (d *durable) reopen(t *testing.T) {
 	t.Helper()
-	d.e = d.h.Reopen(t, d.e)
+	d.e = d.h.Caps.Reopen(t, d.e)
 }

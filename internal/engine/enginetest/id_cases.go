@@ -61,7 +61,7 @@ func guessIDCases(t *testing.T, h Harness) {
 			if g == id {
 				t.Fatalf("guess %q equals the real id", g)
 			}
-			wantErrIs(t, "QueueAck of guessed id "+g, e.QueueAck(ctx, "q", g), engine.ErrLeaseNotFound)
+			wantErrIs(t, "Ack of guessed id "+g, engine.Ack(ctx, e, "q", g), engine.ErrLeaseNotFound)
 			_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: g, MaxDeliveries: 5})
 			wantErrIs(t, "QueueNack of guessed id "+g, err, engine.ErrLeaseNotFound)
 			wantErrIs(t, "QueueExtend of guessed id "+g, e.QueueExtend(ctx, "q", g, longLease), engine.ErrLeaseNotFound)
@@ -72,8 +72,8 @@ func guessIDCases(t *testing.T, h Harness) {
 		}
 		// None of the guesses disturbed the real delivery.
 		wantInFlight(t, ctx, e, "q", 1)
-		if err := e.QueueAck(ctx, "q", id); err != nil {
-			t.Fatalf("QueueAck of the real id after the guesses: %v", err)
+		if err := engine.Ack(ctx, e, "q", id); err != nil {
+			t.Fatalf("Ack of the real id after the guesses: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
 	})

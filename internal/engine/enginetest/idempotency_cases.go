@@ -238,7 +238,7 @@ func idempotencyCases(t *testing.T, h Harness) {
 		}
 		// Once a key set after the record with the same lifetime is gone,
 		// so is the record, on the engine's own clock.
-		waitPast(t, ctx, e, window)
+		waitPast(t, ctx, h, e, window)
 		res, err := e.QueueAdd(ctx, p)
 		if err != nil {
 			t.Fatal(err)

@@ -42,15 +42,15 @@ func leaseCases(t *testing.T, h Harness) {
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b")
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 3})
 		wantDeliveries(t, ds, []string{"a", "b"}, 1)
-		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
-			t.Fatalf("QueueAck: %v", err)
+		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
+			t.Fatalf("Ack: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 1)
-		wantErrIs(t, "second QueueAck", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
-		wantErrIs(t, "QueueAck of an unknown id", e.QueueAck(ctx, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
-		wantErrIs(t, "QueueAck on another queue", e.QueueAck(ctx, "other", ds[1].ID), engine.ErrLeaseNotFound)
-		if err := e.QueueAck(ctx, "q", ds[1].ID); err != nil {
-			t.Fatalf("QueueAck: %v", err)
+		wantErrIs(t, "second Ack", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of an unknown id", engine.Ack(ctx, e, "q", "no-such-delivery"), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack on another queue", engine.Ack(ctx, e, "other", ds[1].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", ds[1].ID); err != nil {
+			t.Fatalf("Ack: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
 		wantQueue(t, ctx, e, "q")
@@ -69,13 +69,13 @@ func leaseCases(t *testing.T, h Harness) {
 		if d2[0].ID == d1[0].ID {
 			t.Errorf("redelivery reuses id %q", d1[0].ID)
 		}
-		wantErrIs(t, "QueueAck of the expired delivery", e.QueueAck(ctx, "q", d1[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack of the expired delivery", engine.Ack(ctx, e, "q", d1[0].ID), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of the expired delivery", e.QueueExtend(ctx, "q", d1[0].ID, longLease), engine.ErrLeaseNotFound)
 		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: d1[0].ID, MaxDeliveries: 5})
 		wantErrIs(t, "QueueNack of the expired delivery", err, engine.ErrLeaseNotFound)
 		wantInFlight(t, ctx, e, "q", 1)
-		if err := e.QueueAck(ctx, "q", d2[0].ID); err != nil {
-			t.Fatalf("QueueAck of the redelivery: %v", err)
+		if err := engine.Ack(ctx, e, "q", d2[0].ID); err != nil {
+			t.Fatalf("Ack of the redelivery: %v", err)
 		}
 		wantInFlight(t, ctx, e, "q", 0)
 		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
@@ -98,7 +98,7 @@ func leaseCases(t *testing.T, h Harness) {
 			if res.DeadLettered {
 				t.Fatalf("nack of attempt %d dead-lettered under MaxDeliveries 5", attempt)
 			}
-			wantErrIs(t, "QueueAck after nack", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+			wantErrIs(t, "Ack after nack", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 			_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 5})
 			wantErrIs(t, "second QueueNack", err, engine.ErrLeaseNotFound)
 		}
@@ -151,7 +151,7 @@ func leaseCases(t *testing.T, h Harness) {
 				checkFailedEntry(t, entries[0], queue, item, msg, 2, start)
 				wantInFlight(t, ctx, e, queue, 0)
 				wantQueue(t, ctx, e, queue)
-				wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, queue, ds[0].ID), engine.ErrLeaseNotFound)
+				wantErrIs(t, "Ack after dead-lettering", engine.Ack(ctx, e, queue, ds[0].ID), engine.ErrLeaseNotFound)
 				wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 			})
 		}
@@ -171,7 +171,7 @@ func leaseCases(t *testing.T, h Harness) {
 		}
 		checkFailedEntry(t, entries[0], "q", "x", "lease expired", 1, start)
 		wantInFlight(t, ctx, e, "q", 0)
-		wantErrIs(t, "QueueAck after dead-lettering", e.QueueAck(ctx, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "Ack after dead-lettering", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
 	})
 
 	t.Run("MaxDeliveriesViaReceive", func(t *testing.T) {
@@ -182,7 +182,7 @@ func leaseCases(t *testing.T, h Harness) {
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
 		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1}
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"x"}, 1)
-		waitPast(t, ctx, e, 5*shortLease)
+		waitPast(t, ctx, h, e, 5*shortLease)
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
 		if len(entries) != 1 {
@@ -199,7 +199,7 @@ func leaseCases(t *testing.T, h Harness) {
 		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 5}
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"old"}, 1)
 		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "fresh")
-		waitPast(t, ctx, e, 5*shortLease)
+		waitPast(t, ctx, h, e, 5*shortLease)
 		p.Lease = longLease
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"old"}, 2)
 		wantDeliveries(t, receive(t, ctx, e, p), []string{"fresh"}, 1)
@@ -230,8 +230,8 @@ func leaseCases(t *testing.T, h Harness) {
 						if d.Attempt != 1 {
 							errs <- fmt.Errorf("%s delivered at attempt %d", d.Item, d.Attempt)
 						}
-						if err := e.QueueAck(ctx, "q", d.ID); err != nil {
-							errs <- fmt.Errorf("QueueAck(%s): %w", d.Item, err)
+						if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
+							errs <- fmt.Errorf("Ack(%s): %w", d.Item, err)
 							return
 						}
 						got[r] = append(got[r], d.Item)
@@ -307,8 +307,8 @@ func leaseCases(t *testing.T, h Harness) {
 		p.Timeout = 0
 		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
 		wantInFlight(t, ctx, e, "q", 1)
-		if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
-			t.Fatalf("QueueAck after extend: %v", err)
+		if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
+			t.Fatalf("Ack after extend: %v", err)
 		}
 		wantErrIs(t, "QueueExtend after ack", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
 		wantErrIs(t, "QueueExtend of an unknown id", e.QueueExtend(ctx, "q", "no-such-delivery", longLease), engine.ErrLeaseNotFound)
@@ -542,4 +542,202 @@ func jsonEqual(a, b []byte) bool {
 	x, _ := json.Marshal(va)
 	y, _ := json.Marshal(vb)
 	return string(x) == string(y)
+}
+
+// ackBatchCases hold engines to QueueAckBatch: per-id outcomes in order,
+// settled deliveries gone for good, stale and unknown ids refused alone.
+func ackBatchCases(t *testing.T, h Harness) {
+	t.Run("SettlesEachHeldLease", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "a", "b", "c")
+		p := engine.ReceiveParams{Queue: "q", Count: 3, Lease: longLease, MaxDeliveries: 3}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"a", "b", "c"}, 1)
+		ids := []string{ds[0].ID, "999999.1", ds[2].ID, "not-an-id", ds[0].ID}
+		acked, err := e.QueueAckBatch(ctx, "q", ids)
+		if err != nil {
+			t.Fatalf("QueueAckBatch: %v", err)
+		}
+		// The repeated id is settled once: its second mention finds no lease.
+		if want := []bool{true, false, true, false, false}; !slices.Equal(acked, want) {
+			t.Fatalf("acked = %v, want %v", acked, want)
+		}
+		wantInFlight(t, ctx, e, "q", 1)
+		wantErrIs(t, "ack of a batch-acked id", engine.Ack(ctx, e, "q", ds[2].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", ds[1].ID); err != nil {
+			t.Fatalf("ack of the id left out of the batch: %v", err)
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+		wantQueue(t, ctx, e, "q")
+	})
+
+	t.Run("UnknownQueueAndEmptyBatch", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		acked, err := e.QueueAckBatch(ctx, "nothing-here", []string{"1.1", "2.1"})
+		if err != nil || !slices.Equal(acked, []bool{false, false}) {
+			t.Fatalf("unknown queue: %v, %v; want [false false], nil", acked, err)
+		}
+		if acked, err := e.QueueAckBatch(ctx, "q", nil); err != nil || len(acked) != 0 {
+			t.Fatalf("empty batch: %v, %v", acked, err)
+		}
+	})
+}
+
+// staleIDCases: a released delivery keeps its attempt number, but its
+// redelivery must get a new id, so the releasing consumer's stale id can
+// never settle what another consumer now holds.
+func staleIDCases(t *testing.T, h Harness) {
+	t.Run("ReleasedIDCannotSettleRedelivery", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}
+		first := receive(t, ctx, e, p)
+		wantDeliveries(t, first, []string{"x"}, 1)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: first[0].ID, MaxDeliveries: 3, Release: true})
+		again := receive(t, ctx, e, p)
+		wantDeliveries(t, again, []string{"x"}, 1)
+		if again[0].ID == first[0].ID {
+			t.Fatalf("redelivery reuses the released id %q", first[0].ID)
+		}
+		wantErrIs(t, "ack with the released id", engine.Ack(ctx, e, "q", first[0].ID), engine.ErrLeaseNotFound)
+		if err := engine.Ack(ctx, e, "q", again[0].ID); err != nil {
+			t.Fatalf("ack of the redelivery: %v", err)
+		}
+	})
+}
+
+// releaseCases hold engines to NackParams.Release: the item goes back
+// without this delivery counting against MaxDeliveries, so a release never
+// dead-letters, the next delivery carries the released one's attempt
+// number, and Delay applies as to any nack.
+func releaseCases(t *testing.T, h Harness) {
+	t.Run("AtLastDeliveryDoesNotDeadLetter", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		start := time.Now()
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 2}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "first", MaxDeliveries: 2}); res.DeadLettered {
+			t.Fatal("first nack dead-lettered under MaxDeliveries 2")
+		}
+		ds = receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 2)
+		// The last allowed delivery, released: an ordinary nack here would
+		// dead-letter.
+		if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "shutting down", MaxDeliveries: 2, Release: true}); res.DeadLettered {
+			t.Fatal("release of the last allowed delivery dead-lettered the item")
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		wantInFlight(t, ctx, e, "q", 1)
+		wantQueue(t, ctx, e, "q")
+		ds = receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 2)
+		// The redelivery is still the last allowed one, and counts as such.
+		if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Error: "second", MaxDeliveries: 2}); !res.DeadLettered {
+			t.Fatal("nack of the redelivered last attempt did not dead-letter")
+		}
+		entries := dlqAll(t, ctx, e, "q", engine.DLQFailed)
+		if len(entries) != 1 {
+			t.Fatalf("failed DLQ holds %d entries, want 1", len(entries))
+		}
+		checkFailedEntry(t, entries[0], "q", "x", "second", 2, start)
+	})
+
+	t.Run("NextAttemptEqualsReleased", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x", "y")
+		// MaxDeliveries 1: any counted delivery would be the last, so
+		// repeated releases show that none of them counts.
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 1}
+		for round := 1; round <= 3; round++ {
+			ds := receive(t, ctx, e, p)
+			wantDeliveries(t, ds, []string{"x"}, 1)
+			if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 1, Release: true}); res.DeadLettered {
+				t.Fatalf("release %d dead-lettered the item", round)
+			}
+			wantInFlight(t, ctx, e, "q", 1)
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+		// A released item is due at once and is handed out before the
+		// queue's head.
+		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 1})
+		wantDeliveries(t, ds, []string{"x", "y"}, 1)
+		for _, d := range ds {
+			if err := engine.Ack(ctx, e, "q", d.ID); err != nil {
+				t.Fatalf("Ack(%s): %v", d.ID, err)
+			}
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+	})
+
+	t.Run("EndsTheLease", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 3}
+		ds := receive(t, ctx, e, p)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: longLease, MaxDeliveries: 3, Release: true})
+		// Until it is delivered again, the released delivery settles nothing.
+		wantErrIs(t, "Ack of a released delivery", engine.Ack(ctx, e, "q", ds[0].ID), engine.ErrLeaseNotFound)
+		wantErrIs(t, "QueueExtend of a released delivery", e.QueueExtend(ctx, "q", ds[0].ID, longLease), engine.ErrLeaseNotFound)
+		_, err := e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3, Release: true})
+		wantErrIs(t, "second release", err, engine.ErrLeaseNotFound)
+		_, err = e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3})
+		wantErrIs(t, "nack after release", err, engine.ErrLeaseNotFound)
+		wantInFlight(t, ctx, e, "q", 1)
+	})
+
+	t.Run("UnknownID", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		for _, c := range []struct{ what, queue, id string }{
+			{"release on a queue never used", "nothing-here", "1.1"},
+			{"release of a malformed id", "q", "no-such-delivery"},
+			{"release of an id never handed out", "q", "999.1"},
+		} {
+			if c.queue == "q" {
+				add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+			}
+			_, err := e.QueueNack(ctx, engine.NackParams{Queue: c.queue, ID: c.id, MaxDeliveries: 3, Release: true})
+			wantErrIs(t, c.what, err, engine.ErrLeaseNotFound)
+		}
+		wantInFlight(t, ctx, e, "q", 0)
+		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
+	})
+
+	t.Run("Delay", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		add(t, ctx, e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 5}
+		ds := receive(t, ctx, e, p)
+		wantDeliveries(t, ds, []string{"x"}, 1)
+		nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, Delay: time.Second, MaxDeliveries: 5, Release: true})
+		wantDeliveries(t, receive(t, ctx, e, p), nil, 0)
+		wantInFlight(t, ctx, e, "q", 1)
+		p.Timeout = waitTimeout
+		wantDeliveries(t, receive(t, ctx, e, p), []string{"x"}, 1)
+	})
+
+	t.Run("SurvivesReopen", func(t *testing.T) {
+		if h.Caps.Reopen == nil {
+			t.Skipf("%s: the harness has no Reopen", h.Name)
+		}
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		add(t, ctx, d.e, "q", engine.PolicyDLQ, 0, "x")
+		p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: longLease, MaxDeliveries: 1}
+		ds := receive(t, ctx, d.e, p)
+		nack(t, ctx, d.e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 1, Release: true})
+		d.reopen(t)
+		wantInFlight(t, ctx, d.e, "q", 1)
+		wantDeliveries(t, receive(t, ctx, d.e, p), []string{"x"}, 1)
+		wantDLQ(t, ctx, d.e, "q", engine.DLQFailed)
+	})
 }

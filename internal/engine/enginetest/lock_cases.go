@@ -90,7 +90,7 @@ func lockCases(t *testing.T, h Harness) {
 		if err := e.LockRefresh(ctx, "L", "tok1", time.Minute); err != nil {
 			t.Fatalf("LockRefresh: %v", err)
 		}
-		waitPast(t, ctx, e, 2*first)
+		waitPast(t, ctx, h, e, 2*first)
 		acquire(t, ctx, e, "L", "tok2", time.Minute, false)
 		if err := e.LockRelease(ctx, "L", "tok1"); err != nil {
 			t.Errorf("LockRelease by the refreshed holder: %v", err)

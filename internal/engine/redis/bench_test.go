@@ -169,7 +169,7 @@ func BenchmarkReceiveAck(b *testing.B) {
 				b.Error(len(ds), err)
 				return
 			}
-			if err := f.e.QueueAck(f.ctx, "q", ds[0].ID); err != nil {
+			if err := engine.Ack(f.ctx, f.e, "q", ds[0].ID); err != nil {
 				b.Error(err)
 				return
 			}

@@ -2,12 +2,13 @@ package redis
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sluicehq/sluice/internal/engine"
 )
 
 // Cache entries are plain strings under the key itself (prefixed when the
@@ -63,18 +64,6 @@ func cacheValue(op string, res rueidis.RedisResult) (string, bool, error) {
 	return v, true, nil
 }
 
-// cacheSetScript is SET guarded against replacing another kind of value
-// (see scripts/cache_set.lua), in one step: a TYPE read before a plain SET
-// would let a queue be created in between and then destroyed.
-var (
-	//go:embed scripts/cache_set.lua
-	cacheSetSrc    string
-	cacheSetScript = rueidis.NewLuaScript(cacheSetSrc)
-	//go:embed scripts/cache_expire.lua
-	cacheExpireSrc    string
-	cacheExpireScript = rueidis.NewLuaScript(cacheExpireSrc)
-)
-
 // cacheKeys are the KEYS of the guarded cache scripts: the entry, and the
 // fencing counter of the lock that can share its key, if one can.
 func (e *Engine) cacheKeys(key string) []string {
@@ -85,23 +74,23 @@ func (e *Engine) cacheKeys(key string) []string {
 	return keys
 }
 
-// CacheSet stores value under key with ttl (0: no expiry). With
-// onlyIfAbsent it is SET NX, and it returns false when the key existed.
+// CacheSet stores p.Value under p.Key with p.TTL (0: no expiry). With
+// p.OnlyIfAbsent it is SET NX, and it returns false when the key existed.
 // Unlike SET, it refuses (ErrWrongType, nothing written) a key that holds
 // a list or another non-string, or that is a lock's name.
-func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (bool, error) {
+func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (bool, error) {
 	if err := e.check("cache set"); err != nil {
 		return false, err
 	}
 	const op = "cache set"
-	if ttl < 0 {
-		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, ttl)
+	if p.TTL < 0 {
+		return false, fmt.Errorf("%s: ttl %v is negative; use 0 for no expiry", op, p.TTL)
 	}
 	nx := "0"
-	if onlyIfAbsent {
+	if p.OnlyIfAbsent {
 		nx = "1"
 	}
-	n, err := cacheSetScript.Exec(ctx, e.client, e.cacheKeys(key), []string{value, strconv.FormatInt(durationToPX(ttl), 10), nx}).AsInt64()
+	n, err := e.scripts.cacheSet.Exec(ctx, e.client, e.cacheKeys(p.Key), []string{p.Value, strconv.FormatInt(durationToPX(p.TTL), 10), nx}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}
@@ -164,7 +153,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		// than turn an expiry into a silent delete.
 		return false, fmt.Errorf("%s: ttl must be positive (got %v); use CacheDelete to remove a key", op, ttl)
 	}
-	n, err := cacheExpireScript.Exec(ctx, e.client, e.cacheKeys(key), []string{strconv.FormatInt(durationToPX(ttl), 10)}).AsInt64()
+	n, err := e.scripts.cacheExpire.Exec(ctx, e.client, e.cacheKeys(key), []string{strconv.FormatInt(durationToPX(ttl), 10)}).AsInt64()
 	if err != nil {
 		return false, interpretError(op, err)
 	}

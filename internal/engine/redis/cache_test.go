@@ -12,7 +12,7 @@ import (
 
 func mustCacheSet(t testing.TB, e *Engine, key, value string, ttl time.Duration, nx bool) bool {
 	t.Helper()
-	ok, err := e.CacheSet(context.Background(), key, value, ttl, nx)
+	ok, err := e.CacheSet(context.Background(), engine.CacheSetParams{Key: key, Value: value, TTL: ttl, OnlyIfAbsent: nx})
 	if err != nil {
 		t.Fatalf("CacheSet(%q): %v", key, err)
 	}
@@ -102,7 +102,7 @@ func TestCacheTTLSemantics(t *testing.T) {
 		t.Errorf("TTL of a 1µs set = %v, want at most 1ms", ttl)
 	}
 
-	if _, err := e.CacheSet(ctx, "neg", "v", -time.Second, false); err == nil {
+	if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "neg", Value: "v", TTL: -time.Second}); err == nil {
 		t.Error("CacheSet with a negative ttl succeeded")
 	}
 	if _, err := e.CacheExpire(ctx, "forever", 0); err == nil {
@@ -253,14 +253,14 @@ func TestCacheAfterEngineClose(t *testing.T) {
 	if _, _, err := e.CacheGet(context.Background(), "k"); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("CacheGet after Close: %v, want ErrClosed", err)
 	}
-	if _, err := e.CacheSet(context.Background(), "k", "v", 0, false); !errors.Is(err, engine.ErrClosed) {
+	if _, err := e.CacheSet(context.Background(), engine.CacheSetParams{Key: "k", Value: "v"}); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("CacheSet after Close: %v, want ErrClosed", err)
 	}
 }
 
 func benchCacheClient(b *testing.B) (*Engine, string) {
 	e, prefix := capEngine(b, capClient(b, true))
-	if _, err := e.CacheSet(context.Background(), "bench", "some cached value", 0, false); err != nil {
+	if _, err := e.CacheSet(context.Background(), engine.CacheSetParams{Key: "bench", Value: "some cached value"}); err != nil {
 		b.Fatal(err)
 	}
 	return e, prefix
@@ -310,7 +310,7 @@ func BenchmarkCacheSet(b *testing.B) {
 	e, _ := benchCacheClient(b)
 	ctx := context.Background()
 	for b.Loop() {
-		if _, err := e.CacheSet(ctx, "bench-set", "value", time.Minute, false); err != nil {
+		if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "bench-set", Value: "value", TTL: time.Minute}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -55,9 +55,7 @@ func TestDLQRequeueOverflow(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.add(t, "q", engine.PolicyDLQ, 2, "a", "b", "c", "d", "e")
-	if _, err := f.e.QueuePopN(f.ctx, "q", 2); err != nil {
-		t.Fatal(err)
-	}
+	f.pop(t, "q", 2)
 	// Overflow DLQ: a b c. Room for 2 under reject: a and b go back, c stays.
 	res := f.requeue(t, engine.RequeueParams{Queue: "q", Kind: engine.DLQOverflow, Policy: engine.PolicyReject, MaxSize: 2})
 	if res != (engine.RequeueResult{Requeued: 2, Remaining: 1}) {

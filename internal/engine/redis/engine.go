@@ -42,6 +42,12 @@ type Options struct {
 	// ReplicasAckTimeout bounds that wait; DefaultReplicasAckTimeout when
 	// zero or negative.
 	ReplicasAckTimeout time.Duration
+
+	// There is no time source to set, unlike the embedded engine's
+	// Options.Now: lease deadlines, cache TTLs, lock expiry and idempotency
+	// windows run on the server's clock (TIME and PX/PEXPIRE inside the
+	// scripts), where every client agrees on it. Faking it would take a
+	// clock shared by all clients; tests wait instead.
 }
 
 // Engine implements engine.Engine on a rueidis client.
@@ -50,7 +56,7 @@ type Engine struct {
 	keys   keyspace.Space
 	owns   bool
 
-	scripts *queueScripts
+	scripts *engineScripts
 	// adds and acks merge concurrent calls on one queue into one script
 	// call each.
 	adds     addCombiner
@@ -96,7 +102,7 @@ func New(client rueidis.Client, opts Options) *Engine {
 		client:      client,
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
-		scripts:     newQueueScripts(),
+		scripts:     newEngineScripts(),
 		minReplicas: max(opts.MinReplicasAck, 0),
 		ackTimeout:  ackTimeout,
 		closing:     closing,

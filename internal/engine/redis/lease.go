@@ -194,22 +194,6 @@ func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) 
 	}
 }
 
-// QueueAck is QueueAckBatch of one id.
-func (e *Engine) QueueAck(ctx context.Context, queue, id string) error {
-	const op = "queue ack"
-	if err := e.check(op); err != nil {
-		return err
-	}
-	acked, err := e.QueueAckBatch(ctx, queue, []string{id})
-	if err != nil {
-		return err
-	}
-	if !acked[0] {
-		return fmt.Errorf("%s %q: %w", op, id, engine.ErrLeaseNotFound)
-	}
-	return nil
-}
-
 // QueueNack runs lease_nack.lua. A release (params.Release) waits like any
 // nack but neither counts the delivery nor records an error.
 func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engine.NackResult, error) {
@@ -312,4 +296,39 @@ func deliveryTokens(count int) string {
 	b := make([]byte, 8*count)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
+}
+
+// QueueAckBatch runs lease_ack_batch.lua: one round trip for the batch,
+// shared with the acks other goroutines make on the queue meanwhile.
+func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) ([]bool, error) {
+	const op = "queue ack"
+	if err := e.check(op); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w (nothing acknowledged)", op, err)
+	}
+	wctx := context.WithoutCancel(ctx)
+	return e.acks.do(queue, ids, func(ids []string) ([]bool, error) { return e.ackOnce(wctx, queue, ids) })
+}
+
+func (e *Engine) ackOnce(ctx context.Context, queue string, ids []string) ([]bool, error) {
+	const op = "queue ack"
+	k := e.keys.Queue(queue)
+	res, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs}, ids).ToArray()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	acked := make([]bool, len(res))
+	for i, r := range res {
+		n, err := r.AsInt64()
+		if err != nil {
+			return nil, interpretError(op, err)
+		}
+		acked[i] = n == 1
+	}
+	return acked, nil
 }

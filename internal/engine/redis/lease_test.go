@@ -63,14 +63,14 @@ func TestReceiveAck(t *testing.T) {
 	if n := f.inFlight(t, "q"); n != 2 {
 		t.Fatalf("in flight %d, want 2", n)
 	}
-	if err := f.e.QueueAck(f.ctx, "q", ds[0].ID); err != nil {
+	if err := engine.Ack(f.ctx, f.e, "q", ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.e.QueueAck(f.ctx, "q", ds[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(f.ctx, f.e, "q", ds[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("second ack: %v", err)
 	}
 	for _, bad := range []string{"", "nope", "1", "1:r", "99.1"} {
-		if err := f.e.QueueAck(f.ctx, "q", bad); !errors.Is(err, engine.ErrLeaseNotFound) {
+		if err := engine.Ack(f.ctx, f.e, "q", bad); !errors.Is(err, engine.ErrLeaseNotFound) {
 			t.Fatalf("ack %q: %v", bad, err)
 		}
 	}
@@ -99,7 +99,7 @@ func TestExpiredLeaseIsRedeliveredFirst(t *testing.T) {
 		t.Fatal("redelivery kept the old delivery id")
 	}
 	// The first consumer is stale: it can no longer settle the item.
-	if err := f.e.QueueAck(f.ctx, "q", first.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(f.ctx, f.e, "q", first.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("stale ack: %v", err)
 	}
 	if err := f.e.QueueExtend(f.ctx, "q", first.ID, time.Minute); !errors.Is(err, engine.ErrLeaseNotFound) {
@@ -108,7 +108,7 @@ func TestExpiredLeaseIsRedeliveredFirst(t *testing.T) {
 	if _, err := f.e.QueueNack(f.ctx, engine.NackParams{Queue: "q", ID: first.ID, MaxDeliveries: 3}); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("stale nack: %v", err)
 	}
-	if err := f.e.QueueAck(f.ctx, "q", ds[0].ID); err != nil {
+	if err := engine.Ack(f.ctx, f.e, "q", ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -185,7 +185,7 @@ func TestNack(t *testing.T) {
 	if err != nil || res.DeadLettered {
 		t.Fatalf("nack %+v %v", res, err)
 	}
-	if err := f.e.QueueAck(f.ctx, "q", d.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(f.ctx, f.e, "q", d.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("ack after nack: %v", err)
 	}
 	if ds := f.receive(t, "q", 1, 2); len(ds) != 0 {
@@ -255,7 +255,7 @@ func TestExtend(t *testing.T) {
 		t.Fatalf("extend of an expired lease: %v", err)
 	}
 	// Expired but not yet redelivered: the holder may still ack it.
-	if err := f.e.QueueAck(f.ctx, "q", d.ID); err != nil {
+	if err := engine.Ack(f.ctx, f.e, "q", d.ID); err != nil {
 		t.Fatalf("ack of an expired, not redelivered lease: %v", err)
 	}
 }
@@ -338,7 +338,7 @@ func TestBlockingReceiveWakesOnAdd(t *testing.T) {
 	if n, _ := f.e.QueueLen(f.ctx, "q"); n != 0 {
 		t.Fatalf("queue len %d", n)
 	}
-	if err := f.e.QueueAck(f.ctx, "q", ds[0].ID); err != nil {
+	if err := engine.Ack(f.ctx, f.e, "q", ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -451,7 +451,7 @@ func TestConcurrentReceiversGetEachItemOnce(t *testing.T) {
 					return
 				}
 				for _, d := range ds {
-					if err := f.e.QueueAck(f.ctx, "q", d.ID); err != nil {
+					if err := engine.Ack(f.ctx, f.e, "q", d.ID); err != nil {
 						errs <- err
 						return
 					}
@@ -499,7 +499,7 @@ func TestNackRelease(t *testing.T) {
 	if len(again) != 1 || again[0].Attempt != 1 || again[0].Item != "a" || again[0].ID == d.ID {
 		t.Fatalf("after release %+v (first delivery %+v)", again, d)
 	}
-	if err := f.e.QueueAck(f.ctx, "q", d.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(f.ctx, f.e, "q", d.ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("ack of the released delivery: %v", err)
 	}
 	// A counted failure now uses the one delivery and dead-letters.

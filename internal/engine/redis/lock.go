@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,25 +12,9 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
-// The lock scripts compare the holder's token and change the key in one
-// step; a GET followed by a DEL from the client could delete a lock that
-// expired and was taken by someone else in between.
-var (
-	//go:embed scripts/lock_acquire.lua
-	lockAcquireSrc string
-	//go:embed scripts/lock_release.lua
-	lockReleaseSrc string
-	//go:embed scripts/lock_refresh.lua
-	lockRefreshSrc string
-
-	// A rueidis.Lua holds only the script and its SHA-1, both fixed at
-	// construction, so sharing these between engines shares no state.
-	lockAcquireScript = rueidis.NewLuaScript(lockAcquireSrc)
-	lockReleaseScript = rueidis.NewLuaScript(lockReleaseSrc)
-	lockRefreshScript = rueidis.NewLuaScript(lockRefreshSrc)
-)
-
-// LockAcquire takes lock name for token when nobody holds it. On success it
+// LockAcquire takes lock name for token when nobody holds it (see
+// scripts/lock_acquire.lua; the lock scripts check the token and change the
+// key in one step). On success it
 // returns the fencing token, which strictly increases for name across all
 // holders: the counter beside the lock is incremented in the same script
 // that sets the lock, and it never expires.
@@ -48,7 +31,7 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 		return 0, false, fmt.Errorf("%s: token is empty; give each holder a unique token", op)
 	}
 	lock, fence := e.keys.Lock(name)
-	res := lockAcquireScript.Exec(ctx, e.client, []string{lock, fence}, []string{token, px})
+	res := e.scripts.lockAcquire.Exec(ctx, e.client, []string{lock, fence}, []string{token, px})
 	n, err := res.AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0, false, nil
@@ -67,7 +50,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) error {
 	}
 	const op = "lock release"
 	lock, _ := e.keys.Lock(name)
-	n, err := lockReleaseScript.Exec(ctx, e.client, []string{lock}, []string{token}).AsInt64()
+	n, err := e.scripts.lockRelease.Exec(ctx, e.client, []string{lock}, []string{token}).AsInt64()
 	if err != nil {
 		return interpretError(op, err)
 	}
@@ -89,7 +72,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 		return err
 	}
 	lock, _ := e.keys.Lock(name)
-	n, err := lockRefreshScript.Exec(ctx, e.client, []string{lock}, []string{token, px}).AsInt64()
+	n, err := e.scripts.lockRefresh.Exec(ctx, e.client, []string{lock}, []string{token, px}).AsInt64()
 	if err != nil {
 		return interpretError(op, err)
 	}

@@ -97,7 +97,7 @@ func cleanupNodes(t testing.TB, c rueidis.Client, prefix string) {
 // hash-tagged layout.
 func TestClusterConformance(t *testing.T) {
 	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
-	enginetest.Run(t, enginetest.Harness{Name: "redis-cluster", Cluster: true, New: func(t *testing.T) engine.Engine {
+	enginetest.Run(t, enginetest.Harness{Name: "redis-cluster", Caps: capabilities(true), New: func(t *testing.T) engine.Engine {
 		return m.engine(t, Options{})
 	}})
 }
@@ -106,7 +106,7 @@ func TestClusterConformance(t *testing.T) {
 // Sentinel names, in the standalone layout.
 func TestSentinelConformance(t *testing.T) {
 	m := connectEnv(t, "SLUICE_TEST_SENTINEL_URL")
-	enginetest.Run(t, enginetest.Harness{Name: "redis-sentinel", New: func(t *testing.T) engine.Engine {
+	enginetest.Run(t, enginetest.Harness{Name: "redis-sentinel", Caps: capabilities(false), New: func(t *testing.T) engine.Engine {
 		return m.engine(t, Options{})
 	}})
 }
@@ -116,7 +116,7 @@ func TestSentinelConformance(t *testing.T) {
 // took the write, and must not change any result.
 func TestClusterConformanceDurable(t *testing.T) {
 	m := connectEnv(t, "SLUICE_TEST_CLUSTER_URL")
-	enginetest.Run(t, enginetest.Harness{Name: "redis-cluster-wait", Cluster: true, New: func(t *testing.T) engine.Engine {
+	enginetest.Run(t, enginetest.Harness{Name: "redis-cluster-wait", Caps: capabilities(true), New: func(t *testing.T) engine.Engine {
 		return m.engine(t, Options{MinReplicasAck: 1, ReplicasAckTimeout: 5 * time.Second})
 	}})
 }

@@ -90,7 +90,7 @@ func TestQueuePopCancelWithoutUnblockRight(t *testing.T) {
 }
 
 // TestQueuePopCancelKeepsItems races ctx cancellation against many
-// non-blocking pops (single and counted). A pop whose ctx ends while LPOP
+// non-blocking pops. A pop whose ctx ends while LPOP
 // is on the wire must still hand over what the server removed: every item
 // added is either returned once or still queued.
 func TestQueuePopCancelKeepsItems(t *testing.T) {
@@ -106,24 +106,17 @@ func TestQueuePopCancelKeepsItems(t *testing.T) {
 	var mu sync.Mutex
 	seen := make(map[string]int, total)
 	var wg sync.WaitGroup
-	for g := range 8 {
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for round := range 150 {
+			for range 150 {
 				ctx, cancel := context.WithCancel(f.ctx)
 				go cancel()
 				var got []string
-				var err error
-				if (g+round)%2 == 0 {
-					var item string
-					var ok bool
-					item, ok, err = f.e.QueuePop(ctx, "q", 0)
-					if ok {
-						got = []string{item}
-					}
-				} else {
-					got, err = f.e.QueuePopN(ctx, "q", 3)
+				item, ok, err := f.e.QueuePop(ctx, "q", 0)
+				if ok {
+					got = []string{item}
 				}
 				cancel()
 				if err != nil && !errors.Is(err, context.Canceled) {

@@ -267,29 +267,6 @@ func (e *Engine) afterUnblock(wait context.Context, op string, r popReply, relea
 	return "", false, e.waitError(wait, op)
 }
 
-// QueuePopN is LPOP with a count: one atomic, non-blocking step.
-func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) ([]string, error) {
-	const op = "queue pop n"
-	if err := e.check(op); err != nil {
-		return nil, err
-	}
-	if n <= 0 {
-		return nil, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
-	}
-	key := e.keys.Queue(queue).List
-	items, err := e.client.Do(detached(ctx), e.client.B().Lpop().Key(key).Count(int64(n)).Build()).AsStrSlice()
-	if rueidis.IsRedisNil(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, interpretError(op, err)
-	}
-	return items, nil
-}
-
 // QueuePushFront is one LPUSH of the items in reverse, so items[0] ends at
 // the head and the whole hand-back is atomic.
 func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []string) error {

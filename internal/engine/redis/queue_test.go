@@ -33,6 +33,24 @@ func (f fixture) rangeAll(t *testing.T, queue string) []string {
 	return items
 }
 
+// pop takes up to n items off the head, one non-blocking QueuePop each,
+// as the public package does.
+func (f fixture) pop(t *testing.T, queue string, n int) []string {
+	t.Helper()
+	var items []string
+	for range n {
+		item, ok, err := f.e.QueuePop(f.ctx, queue, 0)
+		if err != nil {
+			t.Fatalf("QueuePop: %v", err)
+		}
+		if !ok {
+			break
+		}
+		items = append(items, item)
+	}
+	return items
+}
+
 func (f fixture) dlq(t *testing.T, queue string, kind engine.DLQKind) []string {
 	t.Helper()
 	items, err := f.e.DLQRange(f.ctx, queue, kind, 0, -1)
@@ -162,7 +180,7 @@ func TestOverflowEnvelopeBytes(t *testing.T) {
 	}
 }
 
-func TestQueuePopAndPopN(t *testing.T) {
+func TestQueuePop(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	item, ok, err := f.e.QueuePop(f.ctx, "q", 0)
@@ -174,17 +192,8 @@ func TestQueuePopAndPopN(t *testing.T) {
 	if err != nil || !ok || item != "a" {
 		t.Fatalf("pop: %q %v %v", item, ok, err)
 	}
-	items, err := f.e.QueuePopN(f.ctx, "q", 2)
-	if err != nil || !slices.Equal(items, []string{"b", "c"}) {
-		t.Fatalf("pop n: %q %v", items, err)
-	}
-	items, err = f.e.QueuePopN(f.ctx, "q", 5)
-	if err != nil || !slices.Equal(items, []string{"d"}) {
-		t.Fatalf("pop n past the end: %q %v", items, err)
-	}
-	items, err = f.e.QueuePopN(f.ctx, "q", 5)
-	if err != nil || len(items) != 0 {
-		t.Fatalf("pop n of empty queue: %q %v", items, err)
+	if items := f.pop(t, "q", 5); !slices.Equal(items, []string{"b", "c", "d"}) {
+		t.Fatalf("pops past the end: %q", items)
 	}
 	item, ok, err = f.e.QueuePop(f.ctx, "q", time.Millisecond)
 	if err != nil || ok {
@@ -529,9 +538,7 @@ func TestRejectBothPaths(t *testing.T) {
 	f := setup(t)
 	pop := func(n int) {
 		t.Helper()
-		if _, err := f.e.QueuePopN(f.ctx, "q", n); err != nil {
-			t.Fatal(err)
-		}
+		f.pop(t, "q", n)
 	}
 	check := func(got, want []engine.AddResult, queue ...string) {
 		t.Helper()

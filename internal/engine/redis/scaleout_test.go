@@ -76,7 +76,7 @@ func BenchmarkScaleOut(b *testing.B) {
 							return err
 						}
 						if len(ds) == 1 {
-							return e.QueueAck(b.Context(), q, ds[0].ID)
+							return engine.Ack(b.Context(), e, q, ds[0].ID)
 						}
 					}
 					return fmt.Errorf("every queue is empty")

@@ -4,9 +4,9 @@ import (
 	_ "embed"
 )
 
-// The queue, dead-letter and lease scripts. Each is embedded by name; the
-// ones that write dead-letter entries get envelope.lua prepended, so that
-// the Python-compatible JSON quoting exists once.
+// Every script the engine runs. Each is embedded by name; the ones that
+// write dead-letter entries get envelope.lua prepended, so that the
+// Python-compatible JSON quoting exists once.
 var (
 	//go:embed scripts/envelope.lua
 	envelopeLua string
@@ -24,13 +24,23 @@ var (
 	leaseExtendLua string
 	//go:embed scripts/lease_nack.lua
 	leaseNackLua string
+	//go:embed scripts/cache_set.lua
+	cacheSetLua string
+	//go:embed scripts/cache_expire.lua
+	cacheExpireLua string
+	//go:embed scripts/lock_acquire.lua
+	lockAcquireLua string
+	//go:embed scripts/lock_release.lua
+	lockReleaseLua string
+	//go:embed scripts/lock_refresh.lua
+	lockRefreshLua string
 )
 
-// queueScripts holds the loaded scripts of one engine. rueidis.Lua runs
-// EVALSHA and falls back to EVAL when the server answers NOSCRIPT (after a
-// restart or SCRIPT FLUSH), so nothing has to be preloaded; writeDurable
-// does the same by hand.
-type queueScripts struct {
+// engineScripts holds the loaded scripts of one engine, all of one type
+// (script). rueidis.Lua runs EVALSHA and falls back to EVAL when the server
+// answers NOSCRIPT (after a restart or SCRIPT FLUSH), so nothing has to be
+// preloaded; writeDurable does the same by hand.
+type engineScripts struct {
 	queueAdd     *script
 	addKeyed     *script
 	dlqRequeue   *script
@@ -38,11 +48,22 @@ type queueScripts struct {
 	leaseAck     *script
 	leaseExtend  *script
 	leaseNack    *script
+	// cacheSet is SET guarded against replacing another kind of value (see
+	// scripts/cache_set.lua), in one step: a TYPE read before a plain SET
+	// would let a queue be created in between and then destroyed.
+	cacheSet    *script
+	cacheExpire *script
+	// The lock scripts compare the holder's token and change the key in
+	// one step; a GET followed by a DEL from the client could delete a lock
+	// that expired and was taken by someone else in between.
+	lockAcquire *script
+	lockRelease *script
+	lockRefresh *script
 }
 
-func newQueueScripts() *queueScripts {
+func newEngineScripts() *engineScripts {
 	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
-	return &queueScripts{
+	return &engineScripts{
 		queueAdd:     newScript(withEnvelope(queueAddLua)),
 		addKeyed:     newScript(withEnvelope(addKeyedLua)),
 		dlqRequeue:   newScript(withEnvelope(dlqRequeueLua)),
@@ -50,5 +71,10 @@ func newQueueScripts() *queueScripts {
 		leaseAck:     newScript(leaseAckBatchLua),
 		leaseExtend:  newScript(leaseExtendLua),
 		leaseNack:    newScript(withEnvelope(leaseNackLua)),
+		cacheSet:     newScript(cacheSetLua),
+		cacheExpire:  newScript(cacheExpireLua),
+		lockAcquire:  newScript(lockAcquireLua),
+		lockRelease:  newScript(lockReleaseLua),
+		lockRefresh:  newScript(lockRefreshLua),
 	}
 }

@@ -298,7 +298,7 @@ func consume(ctx context.Context, e *Engine, l *ledger, queue string, stop <-cha
 		}
 		for _, d := range ds {
 			for {
-				err := e.QueueAck(ctx, queue, d.ID)
+				err := engine.Ack(ctx, e, queue, d.ID)
 				if err == nil {
 					l.mu.Lock()
 					l.acked[d.Item]++
@@ -526,7 +526,7 @@ func failoverLoad(t *testing.T, m multiNode, kill func(e *Engine)) {
 			}
 			for _, d := range ds {
 				received <- d.Item
-				if err := e.QueueAck(ctx, "work", d.ID); err != nil {
+				if err := engine.Ack(ctx, e, "work", d.ID); err != nil {
 					l.noteErr("ack", err)
 				}
 			}

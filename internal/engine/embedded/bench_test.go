@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // TestMemoryPerQueuedItem measures what a queued item costs beyond its
@@ -128,13 +129,15 @@ func BenchmarkAddBatch100(b *testing.B) {
 		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: items, Policy: engine.PolicyDLQ, MaxSize: 10000}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := e.QueuePopN(ctx, "q", 100); err != nil {
-			b.Fatal(err)
+		for range len(items) {
+			if _, _, err := e.QueuePop(ctx, "q", 0); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
 
-func benchDurableAdd(b *testing.B, fsync string, workers int) {
+func benchDurableAdd(b *testing.B, fsync wal.FsyncPolicy, workers int) {
 	e := newEngine(b, Options{Dir: b.TempDir(), Fsync: fsync})
 	ctx := context.Background()
 	items := []string{benchItem}
@@ -157,17 +160,17 @@ func benchDurableAdd(b *testing.B, fsync string, workers int) {
 	wg.Wait()
 }
 
-func BenchmarkDurableAddEverysec(b *testing.B) { benchDurableAdd(b, "everysec", 1) }
+func BenchmarkDurableAddEverysec(b *testing.B) { benchDurableAdd(b, wal.FsyncEverySec, 1) }
 
-func BenchmarkDurableAddAlways(b *testing.B) { benchDurableAdd(b, "always", 1) }
+func BenchmarkDurableAddAlways(b *testing.B) { benchDurableAdd(b, wal.FsyncAlways, 1) }
 
 // BenchmarkDurableAddAlways50 shows group commit: 50 producers share fsyncs.
-func BenchmarkDurableAddAlways50(b *testing.B) { benchDurableAdd(b, "always", 50) }
+func BenchmarkDurableAddAlways50(b *testing.B) { benchDurableAdd(b, wal.FsyncAlways, 50) }
 
 // BenchmarkDurableAddEverysec16: 16 producers (two per queue) share the
 // log's writes.
-func BenchmarkDurableAddEverysec16(b *testing.B) { benchDurableAdd(b, "everysec", 16) }
+func BenchmarkDurableAddEverysec16(b *testing.B) { benchDurableAdd(b, wal.FsyncEverySec, 16) }
 
 // BenchmarkDurableAddAlways16 is the same under always: one queue's
 // producers share fsyncs as well.
-func BenchmarkDurableAddAlways16(b *testing.B) { benchDurableAdd(b, "always", 16) }
+func BenchmarkDurableAddAlways16(b *testing.B) { benchDurableAdd(b, wal.FsyncAlways, 16) }

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -173,40 +173,6 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		return "", false, nil
 	}
 	return "", false, fmt.Errorf("queue pop %q: %w", queue, err)
-}
-
-// QueuePopN removes up to n items from the head without blocking.
-func (e *Engine) QueuePopN(ctx context.Context, queue string, n int) (_ []string, err error) {
-	if err := e.checkOpen("queue pop"); err != nil {
-		return nil, err
-	}
-	key := e.listKey(queue)
-	t, err := e.begin("queue pop")
-	if err != nil {
-		return nil, err
-	}
-	defer t.end(&err)
-	o := e.lock1(key, false)
-	if o == nil {
-		return []string{}, nil
-	}
-	defer o.mu.Unlock()
-	if e.isStr(o) {
-		return nil, wrongType("queue pop", key)
-	}
-	items := t.popFront(o, n)
-	t.onFail(key, func(o *object) {
-		for i := len(items) - 1; i >= 0; i-- {
-			o.list.PushFront(items[i])
-		}
-	})
-	if err := t.commit(queue); err != nil {
-		return nil, fmt.Errorf("queue pop %q: %w", queue, err)
-	}
-	if items == nil {
-		items = []string{}
-	}
-	return items, nil
 }
 
 // QueuePushFront puts items back at the head, items[0] first.

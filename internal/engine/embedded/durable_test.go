@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // dump renders everything a test stored, through the public methods, so
@@ -55,7 +56,7 @@ func reopen(t *testing.T, e *Engine) *Engine {
 // hold exactly the same.
 func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock, Keys: keyspaceWithPrefix("app:")})
+	e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now, Keys: keyspaceWithPrefix("app:")})
 	ctx := context.Background()
 	add := func(q string, policy engine.Policy, maxSize int64, items ...string) {
 		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: q, Items: items, Policy: policy, MaxSize: maxSize}); err != nil {
@@ -65,7 +66,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	add("a", engine.PolicyDLQ, 3, "1", "2", "3", "4", "5")
 	add("b", engine.PolicyDropOldest, 2, "x", "y", "z")
 	add("c", engine.PolicyReject, 0, "c1", "c2", "c3", "c4")
-	if _, err := e.QueuePopN(ctx, "c", 1); err != nil {
+	if _, _, err := e.QueuePop(ctx, "c", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.QueuePushFront(ctx, "c", []string{"back"}); err != nil {
@@ -83,7 +84,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 		k, v string
 		ttl  time.Duration
 	}{{"k1", "v1", 0}, {"k2", "v2", time.Hour}, {"k3", "v3", time.Hour}} {
-		if _, err := e.CacheSet(ctx, kv.k, kv.v, kv.ttl, false); err != nil {
+		if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: kv.k, Value: kv.v, TTL: kv.ttl}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +116,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	if f, ok, _ := e.LockAcquire(ctx, "L", "tok2", time.Hour); !ok || f != 2 {
 		t.Fatalf("fence after reopen = %d, want 2", f)
 	}
-	if err := e.QueueAck(ctx, "c", ds[1].ID); err != nil {
+	if err := engine.Ack(ctx, e, "c", ds[1].ID); err != nil {
 		t.Fatalf("ack of a lease held across restarts: %v", err)
 	}
 	more, _ := e.QueueReceive(ctx, p)
@@ -130,7 +131,7 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 // back only once its lease has run out.
 func TestLeaseDeadlineSurvivesRestart(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock})
+	e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "job")
 	p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: 30 * time.Second, MaxDeliveries: 3}
@@ -152,7 +153,7 @@ func TestLeaseDeadlineSurvivesRestart(t *testing.T) {
 // everything before it is kept.
 func TestTornTailIsCutOff(t *testing.T) {
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: "always"})
+	e := newEngine(t, Options{Dir: dir, Fsync: wal.FsyncAlways})
 	mustAdd(t, e, "q", "kept")
 	mustAdd(t, e, "q", "torn")
 	if err := e.Close(); err != nil {
@@ -240,7 +241,7 @@ func TestCrashKeepsEveryAcknowledgedAdd(t *testing.T) {
 }
 
 func crashChild(dir string) {
-	e, err := New(Options{Dir: dir, Fsync: "always"})
+	e, err := New(Options{Dir: dir, Fsync: wal.FsyncAlways})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func TestIdempotencyRecordsExpireAcrossRestarts(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			clock := newFakeClock()
-			e := newEngine(t, Options{Dir: t.TempDir(), Clock: clock})
+			e := newEngine(t, Options{Dir: t.TempDir(), Now: clock.Now})
 			mustIdem(t, e, idemParams("short", time.Minute, "a"))
 			mustIdem(t, e, idemParams("long", time.Hour, "b"))
 			if compacted {
@@ -72,7 +72,7 @@ func TestIdempotencyRecordsExpireAcrossRestarts(t *testing.T) {
 // memory, and a drained queue whose records have all expired is dropped.
 func TestIdempotencyRecordsAreSweptOut(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock, SweepInterval: time.Hour})
+	e := newEngine(t, Options{Now: clock.Now, SweepInterval: time.Hour})
 	for i, k := range []string{"k1", "k2", "k3"} {
 		mustIdem(t, e, idemParams(k, time.Duration(i+1)*time.Minute, "x"))
 	}

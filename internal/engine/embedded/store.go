@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"errors"
@@ -54,11 +54,7 @@ type store struct {
 }
 
 func openStore(e *Engine, opts Options) (*store, error) {
-	policy := wal.FsyncEverySec
-	if opts.Fsync == "always" {
-		policy = wal.FsyncAlways
-	}
-	l, err := wal.Open(opts.Dir, wal.Options{Fsync: policy, Logger: opts.Logger, NoMap: opts.noMap})
+	l, err := wal.Open(opts.Dir, wal.Options{Fsync: opts.Fsync, Logger: opts.Logger, NoMap: opts.noMap})
 	if err != nil {
 		return nil, fmt.Errorf("memory engine: open log in %s: %w", opts.Dir, err)
 	}

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
-// fakeClock is a Clock tests move by hand.
+// fakeClock is a time source (Options.Now) tests move by hand.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time

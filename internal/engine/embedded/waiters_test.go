@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -119,7 +119,7 @@ func TestReceiveServedWhileGivingUpReleasesLease(t *testing.T) {
 	if got := mustRange(t, e, "q"); !equalStrings(got, []string{"a", "b", "c"}) {
 		t.Errorf("queue = %q, want [a b c]", got)
 	}
-	if err := e.QueueAck(ctx, "q", w.deliveries[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(ctx, e, "q", w.deliveries[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Errorf("ack of a released delivery: %v, want ErrLeaseNotFound", err)
 	}
 }

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -42,17 +42,17 @@ func (e *Engine) CacheGetCached(ctx context.Context, key string, ttl time.Durati
 	return e.CacheGet(ctx, key)
 }
 
-// CacheSet stores value with ttl (0: no expiry); onlyIfAbsent makes it
-// SET NX. Unlike SET, it refuses (ErrWrongType, nothing written) a key that
+// CacheSet stores p.Value with p.TTL (0: no expiry); p.OnlyIfAbsent makes
+// it SET NX. Unlike SET, it refuses (ErrWrongType, nothing written) a key that
 // holds a list or that is a lock's name (its fencing counter exists).
-func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Duration, onlyIfAbsent bool) (_ bool, err error) {
+func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (_ bool, err error) {
 	if err := e.checkOpen("cache set"); err != nil {
 		return false, err
 	}
-	if ttl < 0 {
-		return false, fmt.Errorf("cache set: ttl %v is negative; use 0 for no expiry", ttl)
+	if p.TTL < 0 {
+		return false, fmt.Errorf("cache set: ttl %v is negative; use 0 for no expiry", p.TTL)
 	}
-	k := e.keys.Cache(key)
+	k := e.keys.Cache(p.Key)
 	t, err := e.begin("cache set")
 	if err != nil {
 		return false, err
@@ -60,22 +60,22 @@ func (e *Engine) CacheSet(ctx context.Context, key, value string, ttl time.Durat
 	defer t.end(&err)
 	o := e.lock1(k, true)
 	now := e.now()
-	if err := e.otherKind(o, e.keys.CacheLockFence(key), now); err != nil {
+	if err := e.otherKind(o, e.keys.CacheLockFence(p.Key), now); err != nil {
 		o.mu.Unlock()
 		e.tryRemove(o)
-		return false, fmt.Errorf("cache set %q (nothing written): %w", key, err)
+		return false, fmt.Errorf("cache set %q (nothing written): %w", p.Key, err)
 	}
 	defer o.mu.Unlock()
-	if onlyIfAbsent && o.strAlive(now) {
+	if p.OnlyIfAbsent && o.strAlive(now) {
 		return false, nil
 	}
 	var exp int64
-	if ttl > 0 {
-		exp = after(now, ttl)
+	if p.TTL > 0 {
+		exp = after(now, p.TTL)
 	}
-	t.setStr(o, value, exp)
-	if err := t.commit(key); err != nil {
-		return false, fmt.Errorf("cache set %q: %w", key, err)
+	t.setStr(o, p.Value, exp)
+	if err := t.commit(p.Key); err != nil {
+		return false, fmt.Errorf("cache set %q: %w", p.Key, err)
 	}
 	return true, nil
 }

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 // match reports whether s matches the glob pattern with the semantics of
 // Redis's stringmatchlen (PSUBSCRIBE, KEYS): '*' any run of bytes, '?' one

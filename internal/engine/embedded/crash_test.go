@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // The concurrent crash child: crashAdders goroutines add items to one
@@ -31,7 +32,11 @@ const (
 	crashQueue         = "conc"
 )
 
-func concurrentCrashChild(dir, policy, round string) {
+func concurrentCrashChild(dir, policyName, round string) {
+	policy := wal.FsyncEverySec
+	if policyName == wal.FsyncAlways.String() {
+		policy = wal.FsyncAlways
+	}
 	e, err := New(Options{Dir: dir, Fsync: policy, CompactMinBytes: 256 << 10})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -61,7 +66,7 @@ func concurrentCrashChild(dir, policy, round string) {
 				}
 				for _, d := range ds {
 					fmt.Printf("recv %d %s\n", a, d.Item)
-					if err := e.QueueAck(ctx, crashQueue, d.ID); err != nil {
+					if err := engine.Ack(ctx, e, crashQueue, d.ID); err != nil {
 						fmt.Fprintln(os.Stderr, err)
 						os.Exit(3)
 					}
@@ -88,8 +93,8 @@ func TestConcurrentCrashKeepsAcknowledgedChanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) {
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			added := make(map[string]bool)
 			acked := make(map[string]bool)
@@ -139,10 +144,10 @@ func TestConcurrentCrashKeepsAcknowledgedChanges(t *testing.T) {
 
 // killEngineChild runs the concurrent child on dir, SIGKILLs it once it
 // printed n lines, and returns every whole line it printed.
-func killEngineChild(t *testing.T, dir, policy string, round, n int) []string {
+func killEngineChild(t *testing.T, dir string, policy wal.FsyncPolicy, round, n int) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestConcurrentCrashKeepsAcknowledgedChanges$", "-test.count=1")
-	cmd.Env = append(os.Environ(), concCrashEnv+"="+dir, concCrashPolicyEnv+"="+policy, fmt.Sprintf("%s=%d", concCrashRoundEnv, round))
+	cmd.Env = append(os.Environ(), concCrashEnv+"="+dir, concCrashPolicyEnv+"="+policy.String(), fmt.Sprintf("%s=%d", concCrashRoundEnv, round))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -200,7 +205,7 @@ func survivors(t *testing.T, dir string) map[string]int {
 			t.Fatal(err)
 		}
 	}
-	e, err := New(Options{Dir: cp, Clock: &fakeClock{t: time.Now().Add(2 * time.Hour)}})
+	e, err := New(Options{Dir: cp, Now: (&fakeClock{t: time.Now().Add(2 * time.Hour)}).Now})
 	if err != nil {
 		t.Fatalf("reopen after the crash: %v", err)
 	}
@@ -227,8 +232,8 @@ func survivors(t *testing.T, dir string) map[string]int {
 // one queue share the log's writes and fsyncs instead of queueing on its
 // lock.
 func TestWriterWaitsForTheLogWithoutTheQueueLock(t *testing.T) {
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) {
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			e := newEngine(t, Options{Dir: dir, Fsync: policy})
 			ctx := context.Background()
@@ -267,8 +272,8 @@ func TestWriterWaitsForTheLogWithoutTheQueueLock(t *testing.T) {
 // must not answer before that add's change is in the log, or a crash in
 // between takes back an add the repeat reported.
 func TestIdempotentReplayWaitsForTheFirstAdd(t *testing.T) {
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) {
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			e := newEngine(t, Options{Dir: dir, Fsync: policy})
 			ctx := context.Background()

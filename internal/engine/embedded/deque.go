@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 // deque is a FIFO of stored strings on a ring buffer whose size is a power
 // of two: pushes and pops at both ends are O(1) amortised, and the buffer

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // microseconds, as Python's datetime.isoformat writes an aware UTC time.
 const isoTime = "2006-01-02T15:04:05.000000+00:00"
 
-func (e *Engine) isoNow() string { return e.clock.Now().UTC().Format(isoTime) }
+func (e *Engine) isoNow() string { return e.clock().UTC().Format(isoTime) }
 
 var errTimeout = errors.New("wait timed out")
 
@@ -286,33 +286,6 @@ func leased(o *object, id string) *lease {
 	return nil
 }
 
-// QueueAck settles a delivery for good. A lease whose deadline passed but
-// that no receive or reclaim has taken back yet can still be acked.
-func (e *Engine) QueueAck(ctx context.Context, queue, id string) (err error) {
-	if err := e.checkOpen("queue ack"); err != nil {
-		return err
-	}
-	t, err := e.begin("queue ack")
-	if err != nil {
-		return err
-	}
-	defer t.end(&err)
-	o := e.lock1(e.listKey(queue), false)
-	if o == nil {
-		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
-	}
-	defer o.mu.Unlock()
-	l := leased(o, id)
-	if l == nil {
-		return fmt.Errorf("queue ack %q %s: %w", queue, id, engine.ErrLeaseNotFound)
-	}
-	t.leaseDel(o, l)
-	if err := t.commit(queue); err != nil {
-		return fmt.Errorf("queue ack %q: %w", queue, err)
-	}
-	return nil
-}
-
 // QueueNack ends a lease without success.
 func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine.NackResult, err error) {
 	if err := e.checkOpen("queue nack"); err != nil {
@@ -454,4 +427,37 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 		return moved, fmt.Errorf("queue reclaim %q: %w", queue, err)
 	}
 	return moved, nil
+}
+
+// QueueAckBatch settles deliveries under one lock of the queue and logs
+// them as one change. A lease whose deadline passed but that no receive or
+// reclaim has taken back yet can still be acked, as on Redis.
+func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) (_ []bool, err error) {
+	if err := e.checkOpen("queue ack batch"); err != nil {
+		return nil, err
+	}
+	acked := make([]bool, len(ids))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	t, err := e.begin("queue ack batch")
+	if err != nil {
+		return nil, err
+	}
+	defer t.end(&err)
+	o := e.lock1(e.listKey(queue), false)
+	if o == nil {
+		return acked, nil
+	}
+	defer o.mu.Unlock()
+	for i, id := range ids {
+		if l := leased(o, id); l != nil {
+			t.leaseDel(o, l)
+			acked[i] = true
+		}
+	}
+	if err := t.commit(queue); err != nil {
+		return nil, fmt.Errorf("queue ack batch %q: %w", queue, err)
+	}
+	return acked, nil
 }

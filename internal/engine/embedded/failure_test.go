@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -58,7 +59,7 @@ func TestTornSplitRecordIsDroppedForGood(t *testing.T) {
 		t.Skip("writes 17 MB")
 	}
 	dir := t.TempDir()
-	e := newEngine(t, Options{Dir: dir, Fsync: "always"})
+	e := newEngine(t, Options{Dir: dir, Fsync: wal.FsyncAlways})
 	mustAdd(t, e, "q", "before")
 	mustAdd(t, e, "q", strings.Repeat("x", partSize+1<<20))
 	if err := e.Close(); err != nil {
@@ -74,7 +75,7 @@ func TestTornSplitRecordIsDroppedForGood(t *testing.T) {
 	}
 
 	logger, logs := bufferLogger()
-	e = newEngine(t, Options{Dir: dir, Fsync: "always", Logger: logger})
+	e = newEngine(t, Options{Dir: dir, Fsync: wal.FsyncAlways, Logger: logger})
 	rep := e.ReplayReport()
 	if !rep.Truncated || rep.DroppedBytes <= partSize {
 		t.Errorf("replay report %+v: want the whole split record (over %d bytes) reported dropped", rep, partSize)
@@ -120,12 +121,12 @@ func withFileLimit(t *testing.T, limit int64, fn func()) {
 // is rolled back. Under either policy: "everysec" too waits for the write
 // before answering, so the failure reaches the call whose record it lost.
 func TestLogFailureRefusesChangesBeforeTouchingState(t *testing.T) {
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) { logFailureRefusesChanges(t, policy) })
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) { logFailureRefusesChanges(t, policy) })
 	}
 }
 
-func logFailureRefusesChanges(t *testing.T, policy string) {
+func logFailureRefusesChanges(t *testing.T, policy wal.FsyncPolicy) {
 	dir := t.TempDir()
 	e := newEngine(t, Options{Dir: dir, Fsync: policy, noMap: true})
 	ctx := context.Background()
@@ -156,19 +157,17 @@ func logFailureRefusesChanges(t *testing.T, policy string) {
 		}
 		_, _, err = e.QueuePop(ctx, "q", 0)
 		refused("QueuePop", err)
-		_, err = e.QueuePopN(ctx, "q", 2)
-		refused("QueuePopN", err)
 		_, err = e.QueueAdd(ctx, engine.AddParams{Queue: "q", Items: []string{"d"}, Policy: engine.PolicyReject})
 		refused("QueueAdd", err)
 		refused("QueuePushFront", e.QueuePushFront(ctx, "q", []string{"e"}))
 		_, err = e.QueueReceive(ctx, engine.ReceiveParams{Queue: "q", Count: 1, Lease: time.Hour, MaxDeliveries: 3})
 		refused("QueueReceive", err)
-		refused("QueueAck", e.QueueAck(ctx, "q", ds[0].ID))
+		refused("Ack", engine.Ack(ctx, e, "q", ds[0].ID))
 		_, err = e.QueueNack(ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 3})
 		refused("QueueNack", err)
 		_, err = e.QueueClear(ctx, "q")
 		refused("QueueClear", err)
-		_, err = e.CacheSet(ctx, "k", "v", 0, false)
+		_, err = e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "v"})
 		refused("CacheSet", err)
 		_, _, err = e.LockAcquire(ctx, "L", "tok", time.Minute)
 		refused("LockAcquire", err)
@@ -188,12 +187,12 @@ func logFailureRefusesChanges(t *testing.T, policy string) {
 // A failing add cannot be taken back (it may have served a consumer), so
 // its error must say where the item is: in memory, not durable.
 func TestFailedAddSaysItIsInMemoryOnly(t *testing.T) {
-	for _, policy := range []string{"everysec", "always"} {
-		t.Run(policy, func(t *testing.T) { failedAddSaysInMemoryOnly(t, policy) })
+	for _, policy := range []wal.FsyncPolicy{wal.FsyncEverySec, wal.FsyncAlways} {
+		t.Run(policy.String(), func(t *testing.T) { failedAddSaysInMemoryOnly(t, policy) })
 	}
 }
 
-func failedAddSaysInMemoryOnly(t *testing.T, policy string) {
+func failedAddSaysInMemoryOnly(t *testing.T, policy wal.FsyncPolicy) {
 	dir := t.TempDir()
 	e := newEngine(t, Options{Dir: dir, Fsync: policy, noMap: true})
 	ctx := context.Background()
@@ -250,7 +249,7 @@ func TestLongDurationsDoNotWrap(t *testing.T) {
 	}
 	again("nack delay of MaxInt64")
 
-	if _, err := e.CacheSet(ctx, "k", "v", forever, false); err != nil {
+	if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "v", TTL: forever}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := e.CacheGet(ctx, "k"); !ok {

@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // byte for byte.
 func TestLeaseExpiryToFailedDLQ(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "jobs", `{"n": 1}`)
 	p := engine.ReceiveParams{Queue: "jobs", Count: 1, Lease: 30 * time.Second, MaxDeliveries: 2}
@@ -28,7 +28,7 @@ func TestLeaseExpiryToFailedDLQ(t *testing.T) {
 	if err != nil || len(d2) != 1 || d2[0].Attempt != 2 || d2[0].ID == d1[0].ID {
 		t.Fatalf("redelivery = %+v, %v", d2, err)
 	}
-	if err := e.QueueAck(ctx, "jobs", d1[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(ctx, e, "jobs", d1[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("stale ack: %v, want ErrLeaseNotFound", err)
 	}
 	if err := e.QueueExtend(ctx, "jobs", d1[0].ID, time.Minute); !errors.Is(err, engine.ErrLeaseNotFound) {
@@ -67,7 +67,7 @@ func TestLeaseExpiryToFailedDLQ(t *testing.T) {
 
 func TestNackDelayAndExtend(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	mustAdd(t, e, "q", "a")
 	p := engine.ReceiveParams{Queue: "q", Count: 1, Lease: 10 * time.Second, MaxDeliveries: 3}
@@ -84,7 +84,7 @@ func TestNackDelayAndExtend(t *testing.T) {
 	if err != nil || res.DeadLettered {
 		t.Fatalf("nack = %+v, %v", res, err)
 	}
-	if err := e.QueueAck(ctx, "q", d[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
+	if err := engine.Ack(ctx, e, "q", d[0].ID); !errors.Is(err, engine.ErrLeaseNotFound) {
 		t.Fatalf("ack after nack: %v, want ErrLeaseNotFound", err)
 	}
 	if n, _ := e.QueueInFlight(ctx, "q"); n != 1 {
@@ -98,7 +98,7 @@ func TestNackDelayAndExtend(t *testing.T) {
 	if len(ds) != 1 || ds[0].Attempt != 2 {
 		t.Fatalf("receive after the delay = %+v", ds)
 	}
-	if err := e.QueueAck(ctx, "q", ds[0].ID); err != nil {
+	if err := engine.Ack(ctx, e, "q", ds[0].ID); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
 	if n, _ := e.QueueInFlight(ctx, "q"); n != 0 {
@@ -108,9 +108,9 @@ func TestNackDelayAndExtend(t *testing.T) {
 
 func TestCacheExpiryAndSweep(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
-	if ok, err := e.CacheSet(ctx, "k", "v", time.Second, false); !ok || err != nil {
+	if ok, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "v", TTL: time.Second}); !ok || err != nil {
 		t.Fatalf("set: %v %v", ok, err)
 	}
 	if ttl, ok, _ := e.CacheTTL(ctx, "k"); !ok || ttl != time.Second {
@@ -120,7 +120,7 @@ func TestCacheExpiryAndSweep(t *testing.T) {
 	if _, ok, _ := e.CacheGet(ctx, "k"); ok {
 		t.Fatal("expired key still readable")
 	}
-	if ok, _ := e.CacheSet(ctx, "k", "w", 0, true); !ok {
+	if ok, _ := e.CacheSet(ctx, engine.CacheSetParams{Key: "k", Value: "w", OnlyIfAbsent: true}); !ok {
 		t.Fatal("SET NX refused over an expired key")
 	}
 	if ok, _ := e.CacheExpire(ctx, "k", time.Second); !ok {
@@ -136,7 +136,7 @@ func TestCacheExpiryAndSweep(t *testing.T) {
 func TestWrongType(t *testing.T) {
 	e := newEngine(t, Options{})
 	ctx := context.Background()
-	if _, err := e.CacheSet(ctx, "s", "v", 0, false); err != nil {
+	if _, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "s", Value: "v"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "s", Items: []string{"x"}, Policy: engine.PolicyReject}); !errors.Is(err, engine.ErrWrongType) {
@@ -151,7 +151,7 @@ func TestWrongType(t *testing.T) {
 	}
 	// A cache write refuses a list (SET would replace it); DEL deletes
 	// whatever is there.
-	if ok, err := e.CacheSet(ctx, "l", "now a string", 0, false); ok || !errors.Is(err, engine.ErrWrongType) {
+	if ok, err := e.CacheSet(ctx, engine.CacheSetParams{Key: "l", Value: "now a string"}); ok || !errors.Is(err, engine.ErrWrongType) {
 		t.Fatalf("cache set over a list = %v, %v; want ErrWrongType", ok, err)
 	}
 	if n := mustLen(t, e, "other"); n != 0 {
@@ -186,7 +186,7 @@ func TestRequeueKeepsMalformedEntriesInPlace(t *testing.T) {
 
 func TestLockFencing(t *testing.T) {
 	clock := newFakeClock()
-	e := newEngine(t, Options{Clock: clock})
+	e := newEngine(t, Options{Now: clock.Now})
 	ctx := context.Background()
 	f1, ok, err := e.LockAcquire(ctx, "L", "a", time.Second)
 	if !ok || err != nil {
@@ -220,7 +220,7 @@ func TestSweepDropsDrainedQueuesButKeepsDeliveryCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds, _ := e.QueueReceive(ctx, engine.ReceiveParams{Queue: "leased", Count: 1, Lease: time.Minute, MaxDeliveries: 1})
-	if err := e.QueueAck(ctx, "leased", ds[0].ID); err != nil {
+	if err := engine.Ack(ctx, e, "leased", ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	e.sweep()

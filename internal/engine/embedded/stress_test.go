@@ -1,4 +1,4 @@
-package memory
+package embedded
 
 import (
 	"context"
@@ -71,7 +71,7 @@ func blockingConsumersLoseNothing(t *testing.T, opts Options) {
 						t.Errorf("receive: %v", err)
 					}
 					for _, d := range ds {
-						if err := e.QueueAck(context.Background(), "q", d.ID); err != nil {
+						if err := engine.Ack(context.Background(), e, "q", d.ID); err != nil {
 							t.Errorf("ack: %v", err)
 						}
 						record(d.Item)

@@ -1,4 +1,4 @@
-// Package memory is the embedded engine: every capability of the Redis
+// Package embedded is the embedded engine: every capability of the Redis
 // engine, with the same semantics, held in process memory, and durable
 // through an append-only log when given a directory.
 //
@@ -18,7 +18,7 @@
 // Durability (Options.Dir): every call that changes state appends one
 // record of its changes to the log (package wal) before it returns, while
 // it still holds the locks of the keys it changed, so the log orders the
-// changes of each key as they happened; with Fsync "always" the record is
+// changes of each key as they happened; with wal.FsyncAlways the record is
 // on disk first. New replays the log. Lease deadlines and cache expiries
 // are logged as absolute times, so an item leased before a crash comes
 // back once its lease has run out. When the log grows past twice the size
@@ -35,7 +35,7 @@
 // head), any other change stays in memory without being durable, and its
 // error says so. Reads keep working; reopening the engine recovers what
 // the log holds.
-package memory
+package embedded
 
 import (
 	"context"
@@ -49,30 +49,25 @@ import (
 
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keyspace"
+	"github.com/sluicehq/sluice/internal/wal"
 )
 
 var _ engine.Engine = (*Engine)(nil)
-
-// Clock tells the engine the time for TTL and lease arithmetic.
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // Options configure the engine.
 type Options struct {
 	// Dir makes the engine durable: every change is logged there before the
 	// call returns. "" (the default) keeps everything in memory only.
 	Dir string
-	// Fsync is "everysec" (default) or "always" (every change fsynced
-	// before its call returns). Ignored without Dir.
-	Fsync string
-	// Clock is the time source for TTLs and lease deadlines. Default: the
-	// real clock. Blocking timeouts always use real time.
-	Clock Clock
+	// Fsync is wal.FsyncEverySec (the zero value) or wal.FsyncAlways
+	// (every change fsynced before its call returns); the log refuses
+	// any other value. Ignored without Dir.
+	Fsync wal.FsyncPolicy
+	// Now is the time source for lease deadlines, cache TTLs, lock expiry
+	// and idempotency windows, so that a test can move time forward instead
+	// of waiting for it. Default: time.Now. Blocking timeouts (a receive or
+	// pop that waits for an item) always use real time.
+	Now func() time.Time
 	// Keys is the key layout; only Prefix matters to this engine.
 	Keys keyspace.Space
 	// SweepInterval is how often expired cache entries are swept out.
@@ -93,11 +88,8 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Fsync == "" {
-		o.Fsync = "everysec"
-	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
@@ -112,13 +104,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) validate() error {
-	if o.Fsync != "everysec" && o.Fsync != "always" {
-		return fmt.Errorf("memory engine: Fsync %q is unknown: use \"everysec\" or \"always\"", o.Fsync)
-	}
-	return nil
-}
-
 const numShards = 64
 
 type shard struct {
@@ -130,7 +115,7 @@ type shard struct {
 type Engine struct {
 	opts  Options
 	keys  keyspace.Space
-	clock Clock
+	clock func() time.Time
 	seed  maphash.Seed
 
 	shards [numShards]shard
@@ -150,13 +135,10 @@ type Engine struct {
 // New creates an engine; with opts.Dir it replays the log found there.
 func New(opts Options) (*Engine, error) {
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
 	e := &Engine{
 		opts:  opts,
 		keys:  opts.Keys,
-		clock: opts.Clock,
+		clock: opts.Now,
 		seed:  maphash.MakeSeed(),
 		names: make(map[string]struct{}),
 		done:  make(chan struct{}),
@@ -225,7 +207,7 @@ func (e *Engine) checkOpen(op string) error {
 	return nil
 }
 
-func (e *Engine) now() int64 { return e.clock.Now().UnixNano() }
+func (e *Engine) now() int64 { return e.clock().UnixNano() }
 
 func (e *Engine) shardOf(key string) *shard {
 	return &e.shards[maphash.String(e.seed, key)%numShards]
