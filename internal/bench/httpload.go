@@ -1,7 +1,7 @@
 // The HTTP load generator behind `sluice bench http`: keep-alive request
 // phases, WebSocket fan-out and a bare net/http + Redis baseline. It lives
-// here, outside internal/server, so that the service links no Redis
-// client of its own and dials no WebSockets.
+// here, outside internal/server, so that the service's code imports no
+// Redis client and dials no WebSockets.
 
 package bench
 
