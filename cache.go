@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/sluicehq/sluice/internal/codec"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // Cache is a JSON key/value store with TTLs (the Python service's cache operations).
@@ -35,17 +35,11 @@ func validateKey(key string) error {
 	if err := checkText(ErrInvalidName, "cache key", key); err != nil {
 		return err
 	}
-	if key == "" || len(key) > 1024 {
-		return fmt.Errorf("sluice: %w: cache key must be 1-1024 bytes, got %d", ErrInvalidName, len(key))
-	}
-	if strings.HasPrefix(key, reservedPrefix) {
-		return fmt.Errorf("sluice: %w: cache key %q uses the reserved prefix %q", ErrInvalidName, key, reservedPrefix)
+	if err := keyspace.CheckKey("cache key", key); err != nil {
+		return fmt.Errorf("sluice: %w: %w", ErrInvalidName, err)
 	}
 	return nil
 }
-
-// reservedPrefix starts the names of Sluice's own keys (keyspace).
-const reservedPrefix = "sluice#"
 
 func ttlArg(ttl time.Duration) error {
 	if ttl < 0 {

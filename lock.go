@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // LockOptions tune Acquire. A nil *LockOptions, like the zero value, makes
@@ -56,11 +57,8 @@ func validateLock(name string, ttl time.Duration) error {
 	if err := checkText(ErrInvalidName, "lock name", name); err != nil {
 		return err
 	}
-	if name == "" || len(name) > 1024 {
-		return fmt.Errorf("sluice: %w: lock name must be 1-1024 bytes, got %d", ErrInvalidName, len(name))
-	}
-	if strings.HasPrefix(name, reservedPrefix) {
-		return fmt.Errorf("sluice: %w: lock name %q uses the reserved prefix %q", ErrInvalidName, name, reservedPrefix)
+	if err := keyspace.CheckKey("lock name", name); err != nil {
+		return fmt.Errorf("sluice: %w: %w", ErrInvalidName, err)
 	}
 	if ttl <= 0 {
 		return fmt.Errorf("sluice: %w: lock TTL must be positive, got %v", ErrInvalidArgument, ttl)

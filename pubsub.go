@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/codec"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // Pub/sub is at-most-once: a message reaches the subscribers connected
@@ -141,13 +142,8 @@ func validateChannel(ch string) error {
 	if err := checkText(ErrInvalidName, "channel name", ch); err != nil {
 		return err
 	}
-	if ch == "" || len(ch) > 512 {
-		return fmt.Errorf("sluice: %w: channel name must be 1-512 bytes, got %d", ErrInvalidName, len(ch))
-	}
-	for i := 0; i < len(ch); i++ {
-		if ch[i] <= ' ' || ch[i] == 0x7f {
-			return fmt.Errorf("sluice: %w: channel name %q has a space or control character", ErrInvalidName, ch)
-		}
+	if err := keyspace.CheckChannel(ch); err != nil {
+		return fmt.Errorf("sluice: %w: %w", ErrInvalidName, err)
 	}
 	return nil
 }

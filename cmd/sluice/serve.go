@@ -69,7 +69,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	}
 	cfg := e.serverConfig(fs, f, s, t)
 	if err := cfg.Validate(); err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return &exitError{code: exitUsage, err: configError(err)}
 	}
 	if f.minReplicas < 0 {
 		return usagef("--min-replicas-ack %d: want 0 or more", f.minReplicas)
@@ -96,7 +96,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.Config, log *slog.Logger, t target) error {
 	srv, err := server.New(client, cfg, log)
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return &exitError{code: exitUsage, err: configError(err)}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
@@ -104,6 +104,9 @@ func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.C
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display, "addr", ln.Addr().String())
+	if client.EngineKind() == "embedded" && cfg.DataDir == "" {
+		log.Warn("embedded engine without a data directory: nothing is persisted; set --data-dir or SLUICE_DATA_DIR to keep data across restarts")
+	}
 	if err := srv.Run(ctx, ln); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -30,17 +30,17 @@ type HTTPOptions struct {
 // HTTP measures the service: POST /detections and GET /detections/next,
 // WebSocket fan-out, and on Redis the bare net/http + rueidis handler that
 // bounds what any service can do here. Options.Duration bounds each phase.
-func HTTP(ctx context.Context, o Options, h HTTPOptions) (server.HTTPBenchReport, error) {
+func HTTP(ctx context.Context, o Options, h HTTPOptions) (HTTPReport, error) {
 	o = o.withDefaults()
 	if err := o.validate(); err != nil {
-		return server.HTTPBenchReport{}, err
+		return HTTPReport{}, err
 	}
-	cfg := server.HTTPBenchConfig{
+	cfg := httpLoadConfig{
 		URL: h.URL, APIKey: h.APIKey, Clients: h.Clients, Duration: o.Duration,
 		FanoutClients: h.FanoutClients, FanoutRate: h.FanoutRate, FanoutDuration: o.Duration,
 	}
 	if h.URL != "" {
-		return server.RunHTTPBench(ctx, cfg)
+		return runHTTPLoad(ctx, cfg)
 	}
 	var (
 		client *sluice.Client
@@ -50,14 +50,14 @@ func HTTP(ctx context.Context, o Options, h HTTPOptions) (server.HTTPBenchReport
 	if o.Engine == "redis" {
 		var s *redisSuite
 		if s, err = openRedisSuite(ctx, o, "http", nil); err != nil {
-			return server.HTTPBenchReport{}, err
+			return HTTPReport{}, err
 		}
 		client, done = s.client, s.close
 		cfg.RedisURL, cfg.KeyPrefix = o.RedisURL, s.prefix
 	} else {
 		var t *target
 		if t, err = openTarget(ctx, o, "http", nil); err != nil {
-			return server.HTTPBenchReport{}, err
+			return HTTPReport{}, err
 		}
 		client, done = t.client, t.close
 	}
@@ -67,7 +67,7 @@ func HTTP(ctx context.Context, o Options, h HTTPOptions) (server.HTTPBenchReport
 
 // serveAndMeasure runs the service on a loopback port for the length of
 // the measurement.
-func serveAndMeasure(ctx context.Context, client *sluice.Client, cfg server.HTTPBenchConfig) (server.HTTPBenchReport, error) {
+func serveAndMeasure(ctx context.Context, client *sluice.Client, cfg httpLoadConfig) (HTTPReport, error) {
 	scfg := server.DefaultConfig()
 	scfg.Addr = "127.0.0.1:0"
 	// Like the baseline's script, whose bound is never reached: a queue
@@ -78,19 +78,19 @@ func serveAndMeasure(ctx context.Context, client *sluice.Client, cfg server.HTTP
 	}
 	srv, err := server.New(client, scfg, quietLogger())
 	if err != nil {
-		return server.HTTPBenchReport{}, fmt.Errorf("bench: start service: %w", err)
+		return HTTPReport{}, fmt.Errorf("bench: start service: %w", err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", scfg.Addr)
 	if err != nil {
-		return server.HTTPBenchReport{}, fmt.Errorf("bench: listen: %w", err)
+		return HTTPReport{}, fmt.Errorf("bench: listen: %w", err)
 	}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Run(sctx, ln) }()
 	cfg.URL = "http://" + ln.Addr().String()
-	rep, err := server.RunHTTPBench(ctx, cfg)
+	rep, err := runHTTPLoad(ctx, cfg)
 	stop()
 	select {
 	case serr := <-served:

@@ -45,7 +45,7 @@ import (
 	"strings"
 )
 
-// MaxNameLen bounds queue, channel and lock names.
+// MaxNameLen bounds queue names (names.go has the other names' limits).
 const MaxNameLen = 200
 
 // Space builds keys. The zero value is the standalone, unprefixed layout.

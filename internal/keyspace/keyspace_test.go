@@ -141,3 +141,35 @@ func FuzzValidateQueueName(f *testing.F) {
 		}
 	})
 }
+
+func TestNameRules(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("n", n) }
+	for _, c := range []struct {
+		name  string
+		err   error
+		valid bool
+	}{
+		{"key 1", CheckKey("cache key", "k"), true},
+		{"key max", CheckKey("cache key", long(MaxKeyLen)), true},
+		{"key spaces", CheckKey("cache key", "a b"), true},
+		{"key empty", CheckKey("cache key", ""), false},
+		{"key over", CheckKey("cache key", long(MaxKeyLen+1)), false},
+		{"key reserved", CheckKey("lock name", Internal+"x"), false},
+		{"service cache max", CheckServiceCacheKey(long(MaxServiceCacheKeyLen)), true},
+		{"service cache over", CheckServiceCacheKey(long(MaxServiceCacheKeyLen + 1)), false},
+		{"service lock max", CheckServiceLockName(long(MaxServiceLockNameLen)), true},
+		{"service lock over", CheckServiceLockName(long(MaxServiceLockNameLen + 1)), false},
+		{"service lock empty", CheckServiceLockName(""), false},
+		{"channel max", CheckChannel(long(MaxChannelLen)), true},
+		{"channel over", CheckChannel(long(MaxChannelLen + 1)), false},
+		{"channel space", CheckChannel("a b"), false},
+		{"channel control", CheckChannel("a\x7f"), false},
+	} {
+		if (c.err == nil) != c.valid {
+			t.Errorf("%s: %v, want valid %v", c.name, c.err, c.valid)
+		}
+	}
+	if MaxKeyLen-MaxServiceCacheKeyLen != len(ServiceCacheKey("")) || MaxKeyLen-MaxServiceLockNameLen != len(ServiceLockName("")) {
+		t.Fatal("the service's limits do not leave exactly its namespaces' room")
+	}
+}

@@ -6,51 +6,51 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice"
 )
 
-// Config is the service's configuration: every setting of `sluice serve`
-// except the engine URL. Settings that shape the engine (DataDir,
-// compression) are carried here so that one Validate names every mistake;
-// the command passes them on to sluice.Open. DefaultConfig returns the
-// defaults each field documents.
+// Config is the service's configuration. Settings that shape the engine
+// (DataDir, compression) are carried here so that one Validate names every
+// mistake; whoever builds the Config passes them on to sluice.Open too.
+// DefaultConfig returns the defaults each field documents. Config knows
+// only its fields: the command that fills it from flags and environment
+// variables names those (cmd/sluice).
 type Config struct {
-	// Addr is the listen address (SLUICE_ADDR; default 127.0.0.1:8000).
+	// Addr is the listen address, host:port (default 127.0.0.1:8000).
 	Addr string
-	// DataDir makes the embedded engine durable (SLUICE_DATA_DIR; default
-	// "": nothing is persisted).
+	// DataDir is the durable embedded engine's directory (default "":
+	// nothing is persisted).
 	DataDir string
 	// APIKeys, when non-empty, are required on every route except /health*
-	// and /metrics (SLUICE_API_KEYS, comma-separated; default none).
+	// and /metrics (default none).
 	APIKeys []string
 
 	// QueueMaxSize bounds every queue served, including detections_queue
-	// (QUEUE_MAX_SIZE; default 10000; <= 0 means unbounded).
+	// (default 10000; <= 0 means unbounded).
 	QueueMaxSize int64
-	// QueueOverflowPolicy applies to full queues (QUEUE_OVERFLOW_POLICY;
-	// default dlq).
+	// QueueOverflowPolicy applies to full queues (default dlq).
 	QueueOverflowPolicy sluice.Policy
 	// QueueBackpressureThreshold is the fill ratio reported as pressure
-	// (QUEUE_BACKPRESSURE_THRESHOLD; default 0.8; in (0, 1]).
+	// (default 0.8; in (0, 1]).
 	QueueBackpressureThreshold float64
 
 	// CompressionEnabled and CompressionThreshold configure stored-item
-	// compression (REDIS_COMPRESSION_ENABLED, default true;
-	// REDIS_COMPRESSION_THRESHOLD, default 1024 bytes).
+	// compression (default true, and 1024 bytes; the threshold >= 0).
 	CompressionEnabled   bool
 	CompressionThreshold int
 
 	// IdempotencyWindow is how long an add's Idempotency-Key is remembered
-	// (--idempotency-window; default 24h; 1ms to 365 days).
+	// (default 24h; 1ms to sluice.MaxIdempotencyWindow).
 	IdempotencyWindow time.Duration
 
 	// MaxBodyBytes bounds request bodies; larger ones get 413
-	// (--max-body-bytes; default 1 MiB).
+	// (default 1 MiB; >= 1).
 	MaxBodyBytes int64
-	// LogFormat is "text" (default) or "json" (--log-format).
+	// LogFormat is "text" (default) or "json".
 	LogFormat string
 
 	// MaxWait caps the timeout of blocking gets and receives (default 60 s).
@@ -127,55 +127,77 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every invalid setting, each named as the user sets it.
+// ConfigError is one invalid setting, named by its field ("Addr",
+// "Limits.MaxQueues"). Validate joins one per mistake, so that a caller
+// that filled the Config from flags or the environment can name those
+// instead (errors.As, or walking the joined errors).
+type ConfigError struct {
+	// Field is the field's name; a limit's is "Limits." and its name.
+	Field string
+	// Value is the value as the error shows it (quoted when a string).
+	Value string
+	// Want says what a valid value is.
+	Want string
+}
+
+func (e *ConfigError) Error() string { return e.Field + " " + e.Value + ": want " + e.Want }
+
+// Validate reports every invalid setting, each a *ConfigError, joined and
+// wrapped: "invalid configuration: ...".
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(field string, value any, want string, args ...any) {
+		v := fmt.Sprint(value)
+		if s, ok := value.(string); ok {
+			v = strconv.Quote(s)
+		}
+		errs = append(errs, &ConfigError{Field: field, Value: v, Want: fmt.Sprintf(want, args...)})
+	}
 
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		bad("--addr/SLUICE_ADDR %q: want host:port: %v", c.Addr, err)
+		bad("Addr", c.Addr, "host:port (%v)", err)
 	}
 	for i, k := range c.APIKeys {
 		if strings.TrimSpace(k) == "" {
-			bad("--api-keys/SLUICE_API_KEYS: key %d is empty", i+1)
+			bad("APIKeys", fmt.Sprintf("key %d", i+1), "a key that is not empty")
 		}
 	}
 	if _, err := sluice.ParsePolicy(string(c.QueueOverflowPolicy)); err != nil {
-		bad("QUEUE_OVERFLOW_POLICY %q: want reject, dlq or drop_oldest", c.QueueOverflowPolicy)
+		bad("QueueOverflowPolicy", string(c.QueueOverflowPolicy), "reject, dlq or drop_oldest")
 	}
 	if !(c.QueueBackpressureThreshold > 0 && c.QueueBackpressureThreshold <= 1) {
-		bad("QUEUE_BACKPRESSURE_THRESHOLD %v: want a ratio in (0, 1]", c.QueueBackpressureThreshold)
+		bad("QueueBackpressureThreshold", c.QueueBackpressureThreshold, "a ratio in (0, 1]")
 	}
 	if c.CompressionThreshold < 0 {
-		bad("REDIS_COMPRESSION_THRESHOLD %d: want >= 0 bytes", c.CompressionThreshold)
+		bad("CompressionThreshold", c.CompressionThreshold, ">= 0 bytes")
 	}
 	if c.IdempotencyWindow < time.Millisecond || c.IdempotencyWindow > sluice.MaxIdempotencyWindow {
-		bad("--idempotency-window %v: want 1ms to %v", c.IdempotencyWindow, sluice.MaxIdempotencyWindow)
+		bad("IdempotencyWindow", c.IdempotencyWindow, "1ms to %v", sluice.MaxIdempotencyWindow)
 	}
 	if c.MaxBodyBytes < 1 {
-		bad("--max-body-bytes %d: want >= 1", c.MaxBodyBytes)
+		bad("MaxBodyBytes", c.MaxBodyBytes, ">= 1")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("--log-format %q: want text or json", c.LogFormat)
+		bad("LogFormat", c.LogFormat, "text or json")
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{
 		{"MaxWait", c.MaxWait}, {"PollInterval", c.PollInterval}, {"WriteTimeout", c.WriteTimeout},
-		{"ShutdownTimeout (--shutdown-timeout)", c.ShutdownTimeout}, {"PingInterval", c.PingInterval},
+		{"ShutdownTimeout", c.ShutdownTimeout}, {"PingInterval", c.PingInterval},
 		{"PingTimeout", c.PingTimeout}, {"IdleTimeout", c.IdleTimeout},
-		{"ReadHeaderTimeout (--read-header-timeout)", c.ReadHeaderTimeout}, {"BodyTimeout (--body-timeout)", c.BodyTimeout},
+		{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"BodyTimeout", c.BodyTimeout},
 	} {
 		if d.v <= 0 {
-			bad("server %s %v: want a positive duration", d.name, d.v)
+			bad(d.name, d.v, "a positive duration")
 		}
 	}
 	if c.FanoutLinger < 0 || c.FanoutLinger > time.Second {
-		bad("server FanoutLinger %v: want 0 to 1s", c.FanoutLinger)
+		bad("FanoutLinger", c.FanoutLinger, "0 to 1s")
 	}
 	if c.ClientBuffer < 1 {
-		bad("server ClientBuffer %d: want >= 1", c.ClientBuffer)
+		bad("ClientBuffer", c.ClientBuffer, ">= 1")
 	}
 	errs = append(errs, c.Limits.validate()...)
 	if len(errs) > 0 {
@@ -197,7 +219,7 @@ func (c Config) NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
 func (c Config) queueSettings() sluice.QueueSettings {
 	maxSize := c.QueueMaxSize
 	if maxSize <= 0 {
-		maxSize = sluice.Unbounded // QUEUE_MAX_SIZE's convention
+		maxSize = sluice.Unbounded // as the field documents
 	}
 	return sluice.QueueSettings{
 		MaxSize:           maxSize,

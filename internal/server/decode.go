@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // errBadRequest marks a client mistake: it is answered with 400 and never
@@ -147,19 +148,21 @@ func itemOf(raw json.RawMessage) (any, error) {
 	return json.RawMessage(buf.Bytes()), nil
 }
 
-// lockRequest is the body of POST /v1/locks/{name} and its refresh.
+// lockRequest is the body of POST /v1/locks/{name} and its refresh. Its
+// durations are milliseconds or Go duration strings (msDuration).
 type lockRequest struct {
-	Token  string `json:"token"`
-	TTLMs  int64  `json:"ttl_ms"`
-	WaitMs int64  `json:"wait_ms"`
+	Token string     `json:"token"`
+	TTL   msDuration `json:"ttl_ms"`
+	Wait  msDuration `json:"wait_ms"`
 }
 
 // maxLockTTL bounds lock TTLs and waits (a day): beyond it a client has
 // almost certainly sent seconds or microseconds by mistake.
 const maxLockTTL = 24 * time.Hour
 
-// decodeLockAcquire decodes {"ttl_ms", "wait_ms"}; ttl_ms is required.
-func decodeLockAcquire(body []byte) (ttl, wait time.Duration, err error) {
+// decodeLockAcquire decodes {"ttl_ms", "wait_ms"}; ttl_ms is required,
+// wait_ms at most maxWait (Config.MaxWait) as well as maxLockTTL.
+func decodeLockAcquire(body []byte, maxWait time.Duration) (ttl, wait time.Duration, err error) {
 	req, err := decodeLockRequest(body)
 	if err != nil {
 		return 0, 0, err
@@ -167,10 +170,10 @@ func decodeLockAcquire(body []byte) (ttl, wait time.Duration, err error) {
 	if req.Token != "" {
 		return 0, 0, badRequest(`"token" is chosen by the server on acquire; do not send it`)
 	}
-	if ttl, err = msField("ttl_ms", req.TTLMs, false); err != nil {
+	if ttl, err = req.TTL.field("ttl_ms", true, maxLockTTL); err != nil {
 		return 0, 0, err
 	}
-	if wait, err = msField("wait_ms", req.WaitMs, true); err != nil {
+	if wait, err = req.Wait.field("wait_ms", false, min(maxLockTTL, maxWait)); err != nil {
 		return 0, 0, err
 	}
 	return ttl, wait, nil
@@ -185,10 +188,10 @@ func decodeLockRefresh(body []byte) (token string, ttl time.Duration, err error)
 	if req.Token == "" {
 		return "", 0, badRequest(`"token" is required`)
 	}
-	if req.WaitMs != 0 {
+	if req.Wait.set && (req.Wait.err != nil || req.Wait.d != 0) {
 		return "", 0, badRequest(`"wait_ms" does not apply to a refresh`)
 	}
-	if ttl, err = msField("ttl_ms", req.TTLMs, false); err != nil {
+	if ttl, err = req.TTL.field("ttl_ms", true, maxLockTTL); err != nil {
 		return "", 0, err
 	}
 	return req.Token, ttl, nil
@@ -208,19 +211,6 @@ func decodeLockRequest(body []byte) (lockRequest, error) {
 		return req, badRequest("invalid JSON: more than one value in the body")
 	}
 	return req, nil
-}
-
-func msField(name string, ms int64, zeroOK bool) (time.Duration, error) {
-	if ms < 0 || (ms == 0 && !zeroOK) {
-		if zeroOK {
-			return 0, badRequest("%q must be >= 0 milliseconds", name)
-		}
-		return 0, badRequest("%q is required and must be > 0 milliseconds", name)
-	}
-	if ms > maxLockTTL.Milliseconds() {
-		return 0, badRequest("%q must be at most %d milliseconds", name, maxLockTTL.Milliseconds())
-	}
-	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // wsCommand is a message a WebSocket client sends.
@@ -273,14 +263,10 @@ func parseChannels(v string, limit int) ([]string, error) {
 	return parts, nil
 }
 
-// validateChannel applies the library's channel rule: 1-512 bytes, no
-// spaces or control characters. Commas cannot be passed in ?channels=,
-// where they separate names.
+// validateChannel applies the library's channel rule (internal/keyspace).
+// Commas cannot be passed in ?channels=, where they separate names.
 func validateChannel(c string) error {
-	if err := validKey("channel name", c); err != nil {
-		return err
-	}
-	return nil
+	return invalidName(keyspace.CheckChannel(c))
 }
 
 // params reads query parameters, remembering the first mistake.
@@ -316,41 +302,4 @@ func (p *params) int(name string, def, lo, hi int64) int64 {
 		return def
 	}
 	return n
-}
-
-// seconds returns a parameter given as a number of seconds ("5", "0.5").
-func (p *params) seconds(name string, def, hi time.Duration) time.Duration {
-	v := p.str(name)
-	if v == "" {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > hi.Seconds() {
-		p.fail(name, v, fmt.Sprintf("seconds from 0 to %g", hi.Seconds()))
-		return def
-	}
-	return time.Duration(f * float64(time.Second))
-}
-
-// duration returns a parameter given as a Go duration ("5s", "250ms") or
-// a plain number of seconds.
-func (p *params) duration(name string, def, lo, hi time.Duration) time.Duration {
-	v := p.str(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(v, 64)
-		if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > hi.Seconds()+1 {
-			p.fail(name, v, "a duration such as 5s or 250ms")
-			return def
-		}
-		d = time.Duration(f * float64(time.Second))
-	}
-	if d < lo || d > hi {
-		p.fail(name, v, fmt.Sprintf("a duration from %v to %v", lo, hi))
-		return def
-	}
-	return d
 }

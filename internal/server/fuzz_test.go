@@ -12,7 +12,7 @@ import (
 
 var fuzzSeeds = []string{
 	``, ` `, `{}`, `[]`, `null`, `1`, `"s"`, `"42"`, `"Z:abc"`, `{"a": [1, {"b": null}]}`, `[1, "two", {}]`,
-	`{"a":`, `{} {}`, `"\ud800"`, `1e999`, "\xff\xfe", `{"ttl_ms": 1000, "wait_ms": 5}`, `{"token": "t", "ttl_ms": 1}`,
+	`{"a":`, `{} {}`, `"\ud800"`, `1e999`, "\xff\xfe", `{"ttl_ms": 1000, "wait_ms": 5}`, `{"token": "t", "ttl_ms": 1}`, `{"ttl_ms": "1.5s", "wait_ms": "2m"}`,
 	`{"type": "subscribe", "channels": ["a", "b"]}`, `{"type": "ping"}`, `{"type": 1}`,
 }
 
@@ -70,8 +70,8 @@ func FuzzDecodeLock(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if ttl, wait, err := decodeLockAcquire(body); err == nil {
-			if ttl <= 0 || ttl > maxLockTTL || wait < 0 || wait > maxLockTTL {
+		if ttl, wait, err := decodeLockAcquire(body, time.Minute); err == nil {
+			if ttl <= 0 || ttl > maxLockTTL || wait < 0 || wait > time.Minute {
 				t.Fatalf("accepted ttl %v wait %v", ttl, wait)
 			}
 		} else if !errors.Is(err, errBadRequest) {
@@ -128,7 +128,7 @@ func FuzzQueryParams(f *testing.F) {
 		}
 		r := httptest.NewRequest(http.MethodGet, "/?"+q.Encode(), nil)
 		p := queryParams(r)
-		secs := p.seconds("timeout", time.Second, time.Minute)
+		secs := p.duration("timeout", time.Second, 0, time.Minute)
 		dur := p.duration("lease", time.Second, time.Millisecond, time.Hour)
 		n := p.int("count", 1, 1, 1000)
 		if p.err == nil {

@@ -6,37 +6,35 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // Limits bound what clients can make the server hold, so that no client,
 // however many connections or names it uses, can grow the server's memory
-// or the engine's key space without end. Every limit is a setting of
-// `sluice serve` (README, "Limits").
+// or the engine's key space without end.
 type Limits struct {
 	// MaxStreamClients bounds the WebSocket and SSE clients connected at
-	// once; one more is answered 503 with Retry-After
-	// (--max-stream-clients; default 1000).
+	// once; one more is answered 503 with Retry-After (default 1000).
 	MaxStreamClients int
 	// MaxChannelsPerClient bounds the channels one WebSocket or SSE client
-	// subscribes to (--max-channels-per-client; default 100).
+	// subscribes to (default 100).
 	MaxChannelsPerClient int
 	// MaxSubscriptions bounds the engine subscriptions of the process: one
 	// per channel that any client listens to, shared by all its clients. A
 	// client asking for a channel nobody listens to yet past it is refused
 	// (503 on connect, an error message on a WebSocket subscribe)
-	// (--max-subscriptions; default 1000).
+	// (default 1000).
 	MaxSubscriptions int
 	// ClientBufferBytes bounds the message bytes waiting for one slow
 	// WebSocket or SSE client; past it the client is disconnected (1008,
 	// or an SSE "close" event) and counted once in
-	// sluice_pubsub_slow_clients_closed_total (--client-buffer-bytes;
-	// default 1 MiB). Config.ClientBuffer still bounds the batches.
+	// sluice_pubsub_slow_clients_closed_total (default 1 MiB). Config.ClientBuffer still bounds the batches.
 	ClientBufferBytes int64
 	// MaxQueues bounds the queues the service creates: an add that would
 	// create a queue past it is answered 507, while queues that exist keep
-	// working (--max-queues; default 10000; 0 means no limit). Queues are
+	// working (default 10000; 0 means no limit). Queues are
 	// counted as GET /v1/queues lists them.
 	MaxQueues int
 }
@@ -55,20 +53,20 @@ func DefaultLimits() Limits {
 func (l Limits) validate() []error {
 	var errs []error
 	for _, v := range []struct {
-		flag string
-		n    int64
+		field string
+		n     int64
 	}{
-		{"--max-stream-clients", int64(l.MaxStreamClients)},
-		{"--max-channels-per-client", int64(l.MaxChannelsPerClient)},
-		{"--max-subscriptions", int64(l.MaxSubscriptions)},
-		{"--client-buffer-bytes", l.ClientBufferBytes},
+		{"MaxStreamClients", int64(l.MaxStreamClients)},
+		{"MaxChannelsPerClient", int64(l.MaxChannelsPerClient)},
+		{"MaxSubscriptions", int64(l.MaxSubscriptions)},
+		{"ClientBufferBytes", l.ClientBufferBytes},
 	} {
 		if v.n < 1 {
-			errs = append(errs, fmt.Errorf("%s %d: want >= 1", v.flag, v.n))
+			errs = append(errs, &ConfigError{Field: "Limits." + v.field, Value: strconv.FormatInt(v.n, 10), Want: ">= 1"})
 		}
 	}
 	if l.MaxQueues < 0 {
-		errs = append(errs, fmt.Errorf("--max-queues %d: want >= 0 (0: no limit)", l.MaxQueues))
+		errs = append(errs, &ConfigError{Field: "Limits.MaxQueues", Value: strconv.Itoa(l.MaxQueues), Want: ">= 0 (0: no limit)"})
 	}
 	return errs
 }
@@ -174,7 +172,7 @@ func (g *queueGuard) admit(ctx context.Context, s *Server, name string) (fresh b
 	}
 	if len(g.known) >= g.max {
 		s.metrics.limitRefused.WithLabelValues("queues").Inc()
-		return false, fmt.Errorf("%w: the service holds %d queues (--max-queues); queue %q was not created, existing queues keep working",
+		return false, fmt.Errorf("%w: the service holds %d queues, its limit; queue %q was not created, existing queues keep working",
 			errQueueLimit, g.max, name)
 	}
 	g.known[name] = struct{}{}

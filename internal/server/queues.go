@@ -86,7 +86,7 @@ func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) erro
 // handleDetectionNext is the Python service's GET /detections/next?timeout=5.
 func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) error {
 	p := queryParams(r)
-	timeout := p.seconds("timeout", 5*time.Second, s.cfg.MaxWait)
+	timeout := p.duration("timeout", 5*time.Second, 0, s.cfg.MaxWait)
 	if p.err != nil {
 		return p.err
 	}
@@ -261,7 +261,7 @@ func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]
 		req.opts.Policy = pol
 	}
 	if p.str("max_size") != "" {
-		// Over HTTP, as in QUEUE_MAX_SIZE, 0 and -1 both mean unbounded.
+		// Over HTTP, as in Config.QueueMaxSize, 0 and -1 both mean unbounded.
 		req.opts.MaxSize = p.int("max_size", 0, -1, 1<<40)
 		if req.opts.MaxSize == 0 {
 			req.opts.MaxSize = sluice.Unbounded

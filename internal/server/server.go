@@ -248,9 +248,6 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(earlyErrorListener{ln}) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "engine", s.client.EngineKind())
-	if s.client.EngineKind() == "embedded" && s.cfg.DataDir == "" {
-		s.log.Warn("embedded engine without a data directory: nothing is persisted; set --data-dir or SLUICE_DATA_DIR to keep data across restarts")
-	}
 
 	select {
 	case err := <-serveErr:

@@ -1,8 +1,7 @@
-package server
+package bench
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,40 +13,25 @@ import (
 	"github.com/sluicehq/sluice/internal/redistest"
 )
 
-// runServer serves an engine on a real listener through Run.
-func runServer(t *testing.T, engine string) string {
-	t.Helper()
-	c := openClient(t, engine)
-	srv, err := New(c, DefaultConfig(), quietLogger())
+// TestRunHTTPLoadSmall checks that the load generator measures what it
+// says, with a load far too small to say anything about speed.
+func TestRunHTTPLoadSmall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	target, err := openTarget(ctx, short("memory"), "http", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
 	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+		if err := target.close(); err != nil {
+			t.Errorf("close: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
-}
-
-// TestRunHTTPBenchSmall checks that the benchmark measures what it says,
-// with a load far too small to say anything about speed.
-func TestRunHTTPBenchSmall(t *testing.T) {
-	t.Parallel()
-	url := runServer(t, "embedded")
 	rc := redistest.Client(t)
 	prefix := redistest.Prefix(t)
 	redistest.Cleanup(t, rc, prefix)
-	rep, err := RunHTTPBench(context.Background(), HTTPBenchConfig{
-		URL: url, Clients: 2, Duration: 200 * time.Millisecond,
+	rep, err := serveAndMeasure(ctx, target.client, httpLoadConfig{
+		Clients: 2, Duration: 200 * time.Millisecond,
 		FanoutClients: 3, FanoutRate: 50, FanoutDuration: 200 * time.Millisecond,
 		RedisURL: redistest.URL(), KeyPrefix: prefix,
 	})
@@ -73,17 +57,17 @@ func TestRunHTTPBenchSmall(t *testing.T) {
 	}
 }
 
-// TestHTTPBench is the full measurement, run on demand:
+// TestHTTPLoad is the full measurement, run on demand (`sluice bench
+// http` runs the same from the command line):
 //
-//	SLUICE_BENCH_HTTP=1 go test -run TestHTTPBench$ -v -timeout 20m ./internal/server/
+//	SLUICE_BENCH_HTTP=1 go test -run TestHTTPLoad$ -v -timeout 20m ./internal/bench/
 //
 // SLUICE_BENCH_DURATION (default 10s) sets each phase's length,
-// SLUICE_BENCH_ENGINES (default redis,embedded) the engines, and
-// SLUICE_BENCH_SKIP_HTTP=1 reduces the request phases to nothing, and
-// SLUICE_BENCH_SKIP_FANOUT=1 skips the fan-out.
+// SLUICE_BENCH_ENGINES (default redis,memory) the engines, and
+// SLUICE_BENCH_SKIP_FANOUT=1 skips the fan-out (measured on Redis only).
 // SLUICE_BENCH_URL measures a server running elsewhere (such as `sluice
-// serve` in another process) instead, with the Redis baseline.
-func TestHTTPBench(t *testing.T) {
+// serve` in another process) instead.
+func TestHTTPLoad(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH_HTTP") == "" {
 		t.Skip("set SLUICE_BENCH_HTTP=1 to run the HTTP benchmark")
 	}
@@ -94,7 +78,7 @@ func TestHTTPBench(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	engines := []string{"redis", "embedded"}
+	engines := []string{"redis", "memory"}
 	if v := os.Getenv("SLUICE_BENCH_ENGINES"); v != "" {
 		engines = strings.Split(v, ",")
 	}
@@ -103,32 +87,22 @@ func TestHTTPBench(t *testing.T) {
 		engines = []string{"redis"}
 	}
 	for _, engine := range engines {
+		if engine == "embedded" {
+			engine = "memory" // the name the older test took
+		}
 		t.Run(engine, func(t *testing.T) {
-			url := external
-			if url == "" {
-				url = runServer(t, engine)
+			o := Options{Engine: engine, RedisURL: redistest.URL(), Duration: d}
+			h := HTTPOptions{URL: external}
+			if engine != "redis" || os.Getenv("SLUICE_BENCH_SKIP_FANOUT") != "" {
+				h.FanoutClients = -1
 			}
-			cfg := HTTPBenchConfig{URL: url, Duration: d, FanoutDuration: d}
-			if v := os.Getenv("SLUICE_BENCH_SKIP_HTTP"); v != "" {
-				cfg.Duration = time.Millisecond
-			}
-			if v := os.Getenv("SLUICE_BENCH_SKIP_FANOUT"); v != "" {
-				cfg.FanoutClients = -1
-			}
-			if engine == "redis" {
-				cfg.RedisURL = redistest.URL()
-				cfg.KeyPrefix = redistest.Prefix(t)
-				redistest.Cleanup(t, redistest.Client(t), cfg.KeyPrefix)
-			} else {
-				cfg.FanoutClients = -1 // measured once, on Redis
-			}
-			// RunHTTPBench fails when any request failed or was answered
-			// other than 2xx: only 2xx answers are throughput.
-			rep, err := RunHTTPBench(context.Background(), cfg)
+			// HTTP fails when any request failed or was answered other
+			// than 2xx: only 2xx answers are throughput.
+			rep, err := HTTP(context.Background(), o, h)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, rep)
 			}
-			if cfg.Duration > time.Millisecond && (rep.Post.Requests == 0 || rep.Next.Requests == 0) {
+			if rep.Post.Requests == 0 || rep.Next.Requests == 0 {
 				t.Fatalf("a request phase measured nothing:\n%s", rep)
 			}
 			t.Logf("\n%s", rep)
@@ -149,9 +123,9 @@ func TestDriveCountsOnly2xx(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer srv.Close()
-	hc := benchClient(2)
+	hc := loadClient(2)
 	defer hc.CloseIdleConnections()
-	cfg := HTTPBenchConfig{Clients: 2, Duration: 200 * time.Millisecond}
+	cfg := httpLoadConfig{Clients: 2, Duration: 200 * time.Millisecond}
 	st, err := drive(context.Background(), hc, cfg, http.MethodPost, srv.URL, http.Header{}, []byte("{}"), nil)
 	if err == nil || !strings.Contains(err.Error(), "507") {
 		t.Fatalf("drive with 507 answers: error %v, want one naming the 507", err)

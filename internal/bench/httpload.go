@@ -1,4 +1,9 @@
-package server
+// The HTTP load generator behind `sluice bench http`: keep-alive request
+// phases, WebSocket fan-out and a bare net/http + Redis baseline. It lives
+// here, outside internal/server, so that the service's code imports no
+// Redis client and dials no WebSockets.
+
+package bench
 
 import (
 	"bytes"
@@ -21,8 +26,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// HTTPBenchConfig drives RunHTTPBench. Zero fields take the defaults.
-type HTTPBenchConfig struct {
+// httpLoadConfig drives runHTTPLoad. Zero fields take the defaults.
+type httpLoadConfig struct {
 	// URL of the running server, e.g. http://127.0.0.1:8000 (required).
 	URL string
 	// APIKey is sent as X-API-Key when set.
@@ -49,7 +54,7 @@ type HTTPBenchConfig struct {
 	KeyPrefix string
 }
 
-func (c HTTPBenchConfig) withDefaults() HTTPBenchConfig {
+func (c httpLoadConfig) withDefaults() httpLoadConfig {
 	if c.Clients <= 0 {
 		c.Clients = 64
 	}
@@ -113,8 +118,8 @@ func (s FanoutStats) String() string {
 		s.Max.Round(time.Microsecond), s.Closed, s.Setup.Round(time.Millisecond))
 }
 
-// HTTPBenchReport is what RunHTTPBench measured.
-type HTTPBenchReport struct {
+// HTTPReport is what runHTTPLoad measured.
+type HTTPReport struct {
 	Engine  string       `json:"engine"`
 	Clients int          `json:"clients"`
 	Post    LatencyStats `json:"post_detections"`
@@ -126,7 +131,7 @@ type HTTPBenchReport struct {
 	Fanout         *FanoutStats  `json:"fanout,omitempty"`
 }
 
-func (r HTTPBenchReport) String() string {
+func (r HTTPReport) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "engine %s, %d keep-alive clients\n", r.Engine, r.Clients)
 	fmt.Fprintf(&b, "POST /detections         %v\n", r.Post)
@@ -146,18 +151,18 @@ func (r HTTPBenchReport) String() string {
 	return b.String()
 }
 
-// RunHTTPBench measures a running server: POST /detections and GET
+// runHTTPLoad measures a running server: POST /detections and GET
 // /detections/next with cfg.Clients keep-alive clients, WebSocket fan-out,
 // and, with a Redis URL, a bare net/http baseline. It leaves the items it
 // posted in detections_queue (and its DLQ) of the server.
-func RunHTTPBench(ctx context.Context, cfg HTTPBenchConfig) (HTTPBenchReport, error) {
+func runHTTPLoad(ctx context.Context, cfg httpLoadConfig) (HTTPReport, error) {
 	cfg = cfg.withDefaults()
 	if _, err := url.Parse(cfg.URL); err != nil || cfg.URL == "" {
-		return HTTPBenchReport{}, fmt.Errorf("bench: server URL %q: want http://host:port", cfg.URL)
+		return HTTPReport{}, fmt.Errorf("bench: server URL %q: want http://host:port", cfg.URL)
 	}
-	hc := benchClient(cfg.Clients)
+	hc := loadClient(cfg.Clients)
 	defer hc.CloseIdleConnections()
-	rep := HTTPBenchReport{Clients: cfg.Clients}
+	rep := HTTPReport{Clients: cfg.Clients}
 
 	var h struct {
 		Engine string `json:"engine"`
@@ -200,7 +205,7 @@ func RunHTTPBench(ctx context.Context, cfg HTTPBenchConfig) (HTTPBenchReport, er
 	return rep, errors.Join(postErr, nextErr, ctx.Err())
 }
 
-func benchClient(n int) *http.Client {
+func loadClient(n int) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -229,7 +234,7 @@ func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
 // answers are measured (an error answered fast is no throughput); any
 // other answer or transport failure is counted and makes the error, which
 // names the first of them.
-func drive(ctx context.Context, hc *http.Client, cfg HTTPBenchConfig, method, u string, header http.Header, body []byte, onBody func([]byte)) (LatencyStats, error) {
+func drive(ctx context.Context, hc *http.Client, cfg httpLoadConfig, method, u string, header http.Header, body []byte, onBody func([]byte)) (LatencyStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	lat := make([][]time.Duration, cfg.Clients)
@@ -337,7 +342,7 @@ return redis.call('RPUSH', KEYS[1], ARGV[1])`
 
 // runBaseline serves a bare net/http handler in this process that decodes
 // the JSON body and makes one Redis call, and drives it like the server.
-func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script LatencyStats, err error) {
+func runBaseline(ctx context.Context, cfg httpLoadConfig) (rpush, script LatencyStats, err error) {
 	opt, err := rueidis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return rpush, script, fmt.Errorf("bench: redis URL: %w", err)
@@ -381,7 +386,7 @@ func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script Latenc
 		}
 		srv := &http.Server{Handler: handler(useScript), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
-		hc := benchClient(cfg.Clients)
+		hc := loadClient(cfg.Clients)
 		st, derr := drive(ctx, hc, cfg, http.MethodPost, "http://"+ln.Addr().String()+"/", http.Header{"Content-Type": {"application/json"}}, cfg.Payload, nil)
 		hc.CloseIdleConnections()
 		_ = srv.Close()
@@ -399,7 +404,7 @@ func runBaseline(ctx context.Context, cfg HTTPBenchConfig) (rpush, script Latenc
 // runFanout connects cfg.FanoutClients WebSockets to one fresh channel,
 // publishes cfg.FanoutRate messages per second carrying their send time,
 // and measures each delivery's latency.
-func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
+func runFanout(ctx context.Context, cfg httpLoadConfig) (FanoutStats, error) {
 	st := FanoutStats{Clients: cfg.FanoutClients, Rate: cfg.FanoutRate}
 	channel := fmt.Sprintf("sluice-bench-%d", time.Now().UnixNano())
 	wsURL := "ws" + strings.TrimPrefix(cfg.URL, "http") + "/v1/ws?channels=" + channel
@@ -407,7 +412,7 @@ func runFanout(ctx context.Context, cfg HTTPBenchConfig) (FanoutStats, error) {
 	if cfg.APIKey != "" {
 		header.Set("X-API-Key", cfg.APIKey)
 	}
-	dialClient := benchClient(cfg.FanoutClients)
+	dialClient := loadClient(cfg.FanoutClients)
 	defer dialClient.CloseIdleConnections()
 
 	cctx, cancel := context.WithCancel(ctx)
@@ -538,9 +543,9 @@ func sentNs(msg []byte) (int64, bool) {
 
 // publishPaced publishes cfg.FanoutRate messages per second for
 // cfg.FanoutDuration from a few keep-alive publishers.
-func publishPaced(ctx context.Context, cfg HTTPBenchConfig, channel string) (int64, error) {
+func publishPaced(ctx context.Context, cfg httpLoadConfig, channel string) (int64, error) {
 	const publishers = 64
-	hc := benchClient(publishers)
+	hc := loadClient(publishers)
 	defer hc.CloseIdleConnections()
 	u := cfg.URL + "/v1/channels/" + channel + "/messages"
 	ticks := make(chan int64, cfg.FanoutRate)

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sluicehq/sluice/internal/server"
+)
+
+// configNames names, for each server.Config field `sluice serve` fills,
+// the flag and environment variable a user sets it with. server.Config
+// speaks of its fields only; its errors are worded here with these names.
+var configNames = map[string]string{
+	"Addr":                        "--addr/SLUICE_ADDR",
+	"APIKeys":                     "--api-keys/SLUICE_API_KEYS",
+	"QueueMaxSize":                "QUEUE_MAX_SIZE",
+	"QueueOverflowPolicy":         "QUEUE_OVERFLOW_POLICY",
+	"QueueBackpressureThreshold":  "QUEUE_BACKPRESSURE_THRESHOLD",
+	"CompressionThreshold":        "REDIS_COMPRESSION_THRESHOLD",
+	"IdempotencyWindow":           "--idempotency-window",
+	"MaxBodyBytes":                "--max-body-bytes",
+	"LogFormat":                   "--log-format",
+	"ReadHeaderTimeout":           "--read-header-timeout",
+	"BodyTimeout":                 "--body-timeout",
+	"ShutdownTimeout":             "--shutdown-timeout",
+	"Limits.MaxStreamClients":     "--max-stream-clients",
+	"Limits.MaxChannelsPerClient": "--max-channels-per-client",
+	"Limits.MaxSubscriptions":     "--max-subscriptions",
+	"Limits.ClientBufferBytes":    "--client-buffer-bytes",
+	"Limits.MaxQueues":            "--max-queues",
+}
+
+// configError words server.Config.Validate's error with the names the
+// user set: each *server.ConfigError of a field the command fills names
+// its flag or environment variable instead of the field. Fields the
+// command leaves at their defaults keep their names (a failure there is
+// the program's, not the user's).
+func configError(err error) error {
+	leaves := flatten(err)
+	if len(leaves) == 0 {
+		return err
+	}
+	out := make([]error, len(leaves))
+	for i, ce := range leaves {
+		out[i] = ce
+		if name, ok := configNames[ce.Field]; ok {
+			out[i] = fmt.Errorf("%s %s: want %s", name, ce.Value, ce.Want)
+		}
+	}
+	return fmt.Errorf("invalid configuration: %w", errors.Join(out...))
+}
+
+// flatten returns the *server.ConfigError leaves of err's tree, or nil
+// when it holds none (an error of another kind passes through as it is).
+func flatten(err error) []*server.ConfigError {
+	switch u := err.(type) {
+	case *server.ConfigError:
+		return []*server.ConfigError{u}
+	case interface{ Unwrap() []error }:
+		var out []*server.ConfigError
+		for _, e := range u.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		return flatten(u.Unwrap())
+	}
+	return nil
+}

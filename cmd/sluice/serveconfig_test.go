@@ -1,0 +1,64 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/server"
+)
+
+// TestConfigNamesAreFields keeps the flag table true to server.Config: a
+// renamed field would silently lose its flag name in errors.
+func TestConfigNamesAreFields(t *testing.T) {
+	typ := reflect.TypeOf(server.Config{})
+	for field := range configNames {
+		ft := typ
+		for _, part := range strings.Split(field, ".") {
+			f, ok := ft.FieldByName(part)
+			if !ok {
+				t.Errorf("configNames has %q, which is not a field of server.Config", field)
+				break
+			}
+			ft = f.Type
+		}
+	}
+}
+
+// TestConfigErrorsNameFlags checks that every mistake a user can make in
+// the settings `sluice serve` fills is reported with the flag or
+// environment variable, and that a field the command does not fill keeps
+// its field name.
+func TestConfigErrorsNameFlags(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Addr = "8000"
+	cfg.APIKeys = []string{" "}
+	cfg.QueueOverflowPolicy = "evict"
+	cfg.QueueBackpressureThreshold = 2
+	cfg.CompressionThreshold = -1
+	cfg.IdempotencyWindow = 0
+	cfg.MaxBodyBytes = 0
+	cfg.LogFormat = "xml"
+	cfg.ReadHeaderTimeout, cfg.BodyTimeout, cfg.ShutdownTimeout = 0, 0, 0
+	cfg.Limits = server.Limits{MaxQueues: -1}
+	cfg.PollInterval = 0 // not a setting of the command
+	err := configError(cfg.Validate())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for field, name := range configNames {
+		if field == "QueueMaxSize" {
+			continue // any value is valid (<= 0: unbounded)
+		}
+		if !strings.Contains(msg, name+" ") {
+			t.Errorf("%s: error does not name %s:\n%s", field, name, msg)
+		}
+	}
+	if !strings.Contains(msg, "PollInterval 0s: want a positive duration") {
+		t.Errorf("a field the command does not fill lost its name:\n%s", msg)
+	}
+	if !strings.HasPrefix(msg, "invalid configuration: ") || strings.Contains(msg, "Limits.") {
+		t.Errorf("error:\n%s", msg)
+	}
+}
