@@ -2,6 +2,7 @@ package sluice_test
 
 import (
 	"go/ast"
+	"go/doc"
 	"go/parser"
 	"go/token"
 	"os"
@@ -82,6 +83,27 @@ func recvName(e ast.Expr) string {
 			return x.Name
 		default:
 			return ""
+		}
+	}
+}
+
+// The README says `go test -run Example .` checks the examples' output:
+// every example has an Output comment, without which go test compiles it
+// but never runs it. (That each is named after an exported name, so that
+// go doc -http shows it beside that name, go vet checks as go test runs.)
+func TestExamplesRun(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "example_test.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := doc.Examples(f)
+	if len(examples) == 0 {
+		t.Fatal("example_test.go holds no example")
+	}
+	for _, ex := range examples {
+		if ex.Output == "" && !ex.EmptyOutput {
+			t.Errorf("example %q has no Output comment: go test compiles it but never runs it", ex.Name)
 		}
 	}
 }
