@@ -135,7 +135,7 @@ func (c *connFlags) prefix(getenv func(string) string) string {
 }
 
 // settings are the queue and compression settings of the environment
-// (issue 6's configuration), shared by the service and the queue commands
+// (QUEUE_* and REDIS_COMPRESSION_*), shared by the service and the queue commands
 // so that `sluice queue pressure` judges a queue as the service does.
 type settings struct {
 	queue                sluice.QueueSettings
