@@ -77,6 +77,7 @@ type URLError struct {
 	Reason string
 }
 
+// Error quotes the (redacted) URL and says what is wrong with it.
 func (e *URLError) Error() string {
 	return fmt.Sprintf("invalid engine URL %q: %s", e.URL, e.Reason)
 }
@@ -111,6 +112,8 @@ type ReplicaAckError struct {
 	Cause error
 }
 
+// Error says how many replicas confirmed the write of how many asked
+// for, and that the write may be lost.
 func (e *ReplicaAckError) Error() string {
 	if e.Cause != nil {
 		return fmt.Sprintf("applied on the primary but not confirmed by any of %d replica(s): the wait failed: %v; it may be lost if the primary fails now",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,26 @@ func TestReplicaAckErrorIsExported(t *testing.T) {
 	}
 	if want := `sluice: add to queue "durable": applied on the primary but confirmed by only `; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Add: %v\nwant %s...", err, want)
+	}
+}
+
+// A Redis URL whose scheme does not match the server's topology (a cluster
+// URL for a standalone server, or the reverse) is the URL's mistake: a
+// *URLError matching ErrInvalidArgument, saying which scheme to use.
+func TestWrongTopologyIsURLError(t *testing.T) {
+	t.Parallel()
+	redistest.Client(t) // skips (or fails under CI) when Redis is down
+	u, err := url.Parse(redistest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sluice.Open(context.Background(), "redis+cluster://"+u.Host, nil)
+	var ue *sluice.URLError
+	if !errors.As(err, &ue) || !errors.Is(err, sluice.ErrInvalidArgument) {
+		t.Fatalf("Open with a cluster URL for a standalone server = %v; want a *sluice.URLError", err)
+	}
+	want := `sluice: open: invalid engine URL "redis+cluster://` + u.Host + `": server topology does not match the URL scheme: redis+cluster:// was given but the server is not in cluster mode; use redis://`
+	if err.Error() != want {
+		t.Errorf("error %q\nwant %q", err, want)
 	}
 }

@@ -78,10 +78,12 @@ type DecodeError struct {
 	Err  error
 }
 
+// Error says the item did not decode, its size and why.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("sluice: item (%d bytes) does not decode: %v", len(e.Item.text), e.Err)
 }
 
+// Unwrap returns the decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // As decodes an item into a T.

@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -67,6 +68,16 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 		MinReplicasAck:  cfg.MinReplicasAck,
 	})
 	if err != nil {
+		if errors.Is(err, redisconn.ErrWrongMode) {
+			// The server is fine; the URL's scheme is not the one for it.
+			// The reason starts at the sentinel's text: what comes before
+			// it (the connection attempts) says nothing about the URL.
+			msg := err.Error()
+			if i := strings.Index(msg, redisconn.ErrWrongMode.Error()); i >= 0 {
+				msg = msg[i:]
+			}
+			err = &URLError{URL: RedactURL(rawURL), Reason: msg}
+		}
 		return nil, fmt.Errorf("sluice: open: %w", publicError(err))
 	}
 	eng := redisengine.New(conn.Client, redisengine.Options{

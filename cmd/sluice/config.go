@@ -57,13 +57,18 @@ type target struct {
 }
 
 // openError reports a failed sluice.Open. A URL the library refuses is a
-// configuration mistake (exit 2) and names the setting it came from;
-// anything else (unreachable, refused credentials) is a runtime error,
-// whose text already names the host or directory (never a password).
+// configuration mistake (exit 2) and names the setting it came from; any
+// other invalid setting is a configuration mistake too, but not the
+// URL's, so it is not blamed on the URL's flag. Anything else
+// (unreachable, refused credentials) is a runtime error, whose text
+// already names the host or directory (never a password).
 func (t target) openError(err error) error {
 	var urlErr *sluice.URLError
-	if errors.As(err, &urlErr) || errors.Is(err, sluice.ErrInvalidArgument) {
+	if errors.As(err, &urlErr) {
 		return &exitError{code: exitUsage, err: &settingError{setting: t.source, err: err}}
+	}
+	if errors.Is(err, sluice.ErrInvalidArgument) {
+		return &exitError{code: exitUsage, err: err}
 	}
 	return err
 }
@@ -130,7 +135,7 @@ func (c *connFlags) prefix(getenv func(string) string) string {
 }
 
 // settings are the queue and compression settings of the environment
-// (issue 6's configuration), shared by the service and the queue commands
+// (QUEUE_* and REDIS_COMPRESSION_*), shared by the service and the queue commands
 // so that `sluice queue pressure` judges a queue as the service does.
 type settings struct {
 	queue                sluice.QueueSettings

@@ -65,7 +65,7 @@ func TestBadArguments(t *testing.T) {
 		{"bench bad goroutines", nil, []string{"bench", "queue", "--goroutines", "1,x"}, "--goroutines"},
 		{"serve positional", nil, []string{"serve", "now"}, `unexpected argument "now"`},
 		{"serve bad log format", nil, []string{"serve", "--log-format", "xml"}, "--log-format"},
-		{"serve bad fsync", nil, []string{"serve", "--fsync", "never"}, `fsync policy "never"`},
+		{"serve bad fsync", nil, []string{"serve", "--fsync", "never"}, `--fsync "never"`},
 		{"serve negative replicas", nil, []string{"serve", "--min-replicas-ack", "-1"}, "--min-replicas-ack"},
 		{"serve bad addr", map[string]string{"SLUICE_ADDR": "nowhere"}, []string{"serve"}, "SLUICE_ADDR"},
 		{"serve empty api key", nil, []string{"serve", "--api-keys", "a,,b"}, "--api-keys"},

@@ -78,9 +78,13 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	fsync, err := parseFsync(f.fsync)
+	if err != nil {
+		return err
+	}
 	log := newLogger(cfg.LogFormat, level, e)
 	ccfg := s.config(conn.prefix(e.getenv), log)
-	ccfg.MinReplicasAck, ccfg.Fsync = f.minReplicas, sluice.Fsync(f.fsync)
+	ccfg.MinReplicasAck, ccfg.Fsync = f.minReplicas, fsync
 	client, err := sluice.Open(ctx, t.url, ccfg)
 	if err != nil {
 		return t.openError(err)
@@ -179,6 +183,17 @@ func parseLogLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, usagef("--log-level %q: want debug, info, warn or error", s)
+}
+
+// parseFsync reads --fsync. Its value is one of the library's constants,
+// named here so that a wrong one is the flag's mistake (Open would blame
+// the engine URL, which is not at fault).
+func parseFsync(s string) (sluice.Fsync, error) {
+	switch v := sluice.Fsync(s); v {
+	case sluice.FsyncEverySec, sluice.FsyncAlways:
+		return v, nil
+	}
+	return "", usagef("--fsync %q: want %s or %s", s, sluice.FsyncEverySec, sluice.FsyncAlways)
 }
 
 func newLogger(format string, level slog.Level, e *env) *slog.Logger {

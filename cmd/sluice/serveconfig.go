@@ -10,7 +10,7 @@ import (
 // configNames names, for each server.Config field `sluice serve` fills,
 // the flag and environment variable a user sets it with. server.Config
 // speaks of its fields only; its errors are worded here with these names.
-var configNames = map[string]string{
+var configNames = map[string]string{ //nolint:gosec // G101: flag and variable names, not credentials
 	"Addr":                        "--addr/SLUICE_ADDR",
 	"APIKeys":                     "--api-keys/SLUICE_API_KEYS",
 	"QueueMaxSize":                "QUEUE_MAX_SIZE",
@@ -53,7 +53,7 @@ func configError(err error) error {
 // flatten returns the *server.ConfigError leaves of err's tree, or nil
 // when it holds none (an error of another kind passes through as it is).
 func flatten(err error) []*server.ConfigError {
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // this is the walk of the error tree that errors.As would do
 	case *server.ConfigError:
 		return []*server.ConfigError{u}
 	case interface{ Unwrap() []error }:

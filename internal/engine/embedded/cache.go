@@ -74,7 +74,7 @@ func (e *Engine) CacheSet(ctx context.Context, p engine.CacheSetParams) (_ bool,
 		exp = after(now, p.TTL)
 	}
 	t.setStr(o, p.Value, exp)
-	if err := t.commit(p.Key); err != nil {
+	if err := t.commit(); err != nil {
 		return false, fmt.Errorf("cache set: %w", err)
 	}
 	return true, nil
@@ -160,7 +160,7 @@ func (e *Engine) deleteKey(k string) (_ bool, err error) {
 		t.delStr(o)
 		existed = true
 	}
-	err = t.commit(k)
+	err = t.commit()
 	o.mu.Unlock()
 	if existed {
 		e.tryRemove(o)
@@ -196,7 +196,7 @@ func (e *Engine) CacheExpire(ctx context.Context, key string, ttl time.Duration)
 		return false, nil
 	}
 	t.expire(o, after(now, ttl))
-	if err := t.commit(key); err != nil {
+	if err := t.commit(); err != nil {
 		return false, fmt.Errorf("cache expire: %w", err)
 	}
 	return true, nil
@@ -273,7 +273,7 @@ func (e *Engine) LockAcquire(ctx context.Context, name, token string, ttl time.D
 	n++
 	t.setStr(fence, strconv.FormatInt(n, 10), 0)
 	t.setStr(lock, token, after(now, ttl))
-	if err := t.commit(name); err != nil {
+	if err := t.commit(); err != nil {
 		return 0, false, fmt.Errorf("%s: %w", op, err)
 	}
 	return n, true, nil
@@ -304,7 +304,7 @@ func (e *Engine) LockRelease(ctx context.Context, name, token string) (err error
 		return engine.ErrLockNotHeld
 	}
 	t.delStr(o)
-	err = t.commit(name)
+	err = t.commit()
 	o.mu.Unlock()
 	e.tryRemove(o)
 	if err != nil {
@@ -341,7 +341,7 @@ func (e *Engine) LockRefresh(ctx context.Context, name, token string, ttl time.D
 		return engine.ErrLockNotHeld
 	}
 	t.expire(o, after(now, ttl))
-	if err := t.commit(name); err != nil {
+	if err := t.commit(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil

@@ -75,7 +75,7 @@ func (e *Engine) abandon(key string, w *waiter) {
 			}
 		}
 		e.serve(&t, o)
-		err := t.commit(key)
+		err := t.commit()
 		o.mu.Unlock()
 		if derr := t.done(); err == nil {
 			err = derr
@@ -84,7 +84,7 @@ func (e *Engine) abandon(key string, w *waiter) {
 		// failed append has been logged by the store and turns the engine
 		// read-only, so there is nobody to tell but the log.
 		if err != nil {
-			e.store.lg.Warn("memory engine: handing back an abandoned delivery was not logged", "queue", key, "err", err)
+			e.store.lg.Warn("embedded engine: handing back an abandoned delivery was not logged", "queue", key, "err", err)
 		}
 		return
 	case w.signalled:
@@ -230,7 +230,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 				// expire.
 				e.kick(main)
 			}
-			if err := unlock(t.commit(p.Queue)); err != nil {
+			if err := unlock(t.commit()); err != nil {
 				return nil, fmt.Errorf("queue receive: %w", err)
 			}
 			if len(out) == 0 && e.closed.Load() {
@@ -244,7 +244,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		w := &waiter{kind: waitReceive, ch: make(chan struct{}), params: p}
 		main.queue().enqueue(w, front)
 		e.kick(main)
-		if err := unlock(t.commit(p.Queue)); err != nil {
+		if err := unlock(t.commit()); err != nil {
 			e.abandon(key, w)
 			return nil, fmt.Errorf("queue receive: %w", err)
 		}
@@ -343,7 +343,7 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine
 		t.leaseUpdate(main, l, u)
 		e.kick(main)
 	}
-	if err := t.commit(p.Queue); err != nil {
+	if err := t.commit(); err != nil {
 		return res, fmt.Errorf("queue nack: %w", err)
 	}
 	return res, nil
@@ -374,7 +374,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	u := *l
 	u.deadline = after(now, lease)
 	t.leaseUpdate(o, l, u)
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return fmt.Errorf("queue extend: %w", err)
 	}
 	return nil
@@ -426,7 +426,7 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	p := engine.ReceiveParams{Count: 0, MaxDeliveries: maxDeliveries}
 	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
 	e.kick(main)
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return moved, fmt.Errorf("queue reclaim: %w", err)
 	}
 	return moved, nil
@@ -459,7 +459,7 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 			acked[i] = true
 		}
 	}
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return nil, fmt.Errorf("queue ack batch: %w", err)
 	}
 	return acked, nil

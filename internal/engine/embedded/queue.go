@@ -41,7 +41,6 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 				return nil, err // ErrIdempotencyConflict, for the caller to name
 			}
 			// The first add may still be waiting for its record.
-			t.name = p.Queue
 			t.awaitLogged()
 			return res, nil
 		}
@@ -88,7 +87,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	if dlq != nil {
 		e.serve(&t, dlq)
 	}
-	if err := t.commit(p.Queue); err != nil {
+	if err := t.commit(); err != nil {
 		return nil, fmt.Errorf("queue add: %w", err)
 	}
 	return results, nil
@@ -142,7 +141,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	if o.list.Len() > 0 && !paused(o) {
 		item := t.popOne(o)
 		t.onFail(key, func(o *object) { o.list.PushFront(item) })
-		err = t.commit(queue)
+		err = t.commit()
 		o.mu.Unlock()
 		if derr := t.done(); err == nil {
 			err = derr
@@ -206,7 +205,7 @@ func (e *Engine) QueuePushFront(ctx context.Context, queue string, items []strin
 		t.pushFront(o, items[i])
 	}
 	e.serve(&t, o)
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return fmt.Errorf("queue push front: %w", err)
 	}
 	return nil
@@ -257,7 +256,7 @@ func (e *Engine) listClear(op, key string) (_ int64, err error) {
 		return 0, nil
 	}
 	t.clearList(o)
-	if err := t.commit(key); err != nil {
+	if err := t.commit(); err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	return int64(n), nil
@@ -404,7 +403,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 	res.Remaining = int64(src.list.Len())
 	e.serve(&t, main)
 	e.serve(&t, ovf)
-	if err := t.commit(p.Queue); err != nil {
+	if err := t.commit(); err != nil {
 		return res, fmt.Errorf("dlq requeue: %w", err)
 	}
 	return res, nil

@@ -106,9 +106,8 @@ type tx struct {
 	notify  []*waiter       // consumers served by this change, woken once logged
 	undo    []func(*object) // take the change back if its record is not logged
 	undoKey string          // the key undo applies to
-	opName  string          // what the change is, and on which name, for errors
-	name    string
-	pos     int64 // log position to wait for; 0 when nothing is pending
+	opName  string          // what the change is, for errors (the caller adds the names)
+	pos     int64           // log position to wait for; 0 when nothing is pending
 }
 
 func (t *tx) op(code byte, key string) {

@@ -140,7 +140,7 @@ func (s *store) fail(err error) {
 	defer s.errMu.Unlock()
 	if s.err == nil {
 		s.err = err
-		s.lg.Error("memory engine: log write failed; the engine is read-only from now on", "err", err)
+		s.lg.Error("embedded engine: log write failed; the engine is read-only from now on", "err", err)
 	}
 }
 
@@ -194,12 +194,13 @@ func (t *tx) onFail(key string, undo func(o *object)) {
 }
 
 // commit enqueues the change's record in the log while the caller still
-// holds its keys' locks, so the log orders it as memory did; name (the
-// queue or key) goes into errors. Waiting for the record, and waking the
-// consumers the change served, happen in done, after the locks are
+// holds its keys' locks, so the log orders it as memory did. Its errors,
+// like done's, name neither the operation nor the queue or key: the
+// caller adds the operation (end does, for a deferred done), the public
+// package the names. Waiting for the record, and waking the consumers the
+// change served, happen in done, after the locks are
 // released. Without a log the consumers are woken here.
-func (t *tx) commit(name string) error {
-	t.name = name
+func (t *tx) commit() error {
 	if !t.on || len(t.rec) <= 1 {
 		if t.pos == 0 {
 			t.wake()
@@ -270,20 +271,20 @@ func (t *tx) done() error {
 			undo[i](o)
 		}
 		o.mu.Unlock()
-		return fmt.Errorf("%s %q: log write failed; nothing was changed (the engine is read-only from now on): %w", t.opName, t.name, err)
+		return fmt.Errorf("log write failed; nothing was changed (the engine is read-only from now on): %w", err)
 	}
 	t.wake()
 	if err != nil {
-		return fmt.Errorf("%s %q: log write failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", t.opName, t.name, err)
+		return fmt.Errorf("log write failed; the change is applied in memory but not durable (the engine is read-only from now on): %w", err)
 	}
 	return nil
 }
 
-// end is done for a deferred call: its error becomes the call's unless the
-// call already failed.
+// end is done for a deferred call: its error, with the operation's name,
+// becomes the call's unless the call already failed.
 func (t *tx) end(errp *error) {
 	if err := t.done(); err != nil && *errp == nil {
-		*errp = err
+		*errp = fmt.Errorf("%s: %w", t.opName, err)
 	}
 }
 

@@ -288,7 +288,7 @@ func wantRequeue(t *testing.T, got, want engine.RequeueResult) {
 // service and operators write, and the one way to hand an engine entries
 // it did not build itself. The key comes from the harness's layout and
 // reaches storage through its PushRaw; without both the case is skipped.
-// An engine whose DLQ is not that list fails: the layout is compat.md's.
+// An engine whose DLQ is not that list fails: the layout is docs/compat.md's.
 func writeDLQ(t *testing.T, ctx context.Context, e engine.Engine, caps Capabilities, queue string, kind engine.DLQKind, entries []string) {
 	t.Helper()
 	keys := caps.needKeys(t).Queue(queue)
