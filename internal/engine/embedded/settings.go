@@ -154,7 +154,7 @@ func (e *Engine) QueueDeclare(ctx context.Context, queue string, s engine.QueueS
 	case cur == nil || *cur != want:
 		t.setSettings(o, &want)
 	}
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return engine.QueueSettings{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return want, nil
@@ -227,7 +227,7 @@ func (e *Engine) setPaused(ctx context.Context, op, queue string, on bool) (err 
 		e.serve(&t, o)
 		e.kick(o)
 	}
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
@@ -281,7 +281,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (res
 		t.setSettings(main, nil)
 	}
 	t.unregister(main, queue)
-	if err := t.commit(queue); err != nil {
+	if err := t.commit(); err != nil {
 		return res, fmt.Errorf("%s: %w", op, err)
 	}
 	return res, nil
