@@ -31,17 +31,22 @@ type Engine interface {
 	PubSubEngine
 	CacheEngine
 	LockEngine
+	SettingsEngine
 }
 
 // QueueEngine is the bounded FIFO queue capability.
 type QueueEngine interface {
 	// QueueAdd pushes params.Items in order, each one subject to the overflow
 	// policy as one atomic step with the push (the whole batch is one atomic
-	// step on every engine). It returns one result per item.
+	// step on every engine). It returns one result per item. A queue's
+	// declared bound and policy apply in that same step (see settings.go);
+	// ErrSettingsConflict when the call's explicit values are looser, and
+	// then nothing is written.
 	QueueAdd(ctx context.Context, params AddParams) ([]AddResult, error)
 	// QueuePop removes and returns the head of the queue. With timeout 0 it
 	// does not block; otherwise it waits up to timeout for an item.
-	// ok is false when the queue stayed empty.
+	// ok is false when the queue stayed empty. A paused queue counts as
+	// empty until it is resumed.
 	QueuePop(ctx context.Context, queue string, timeout time.Duration) (item string, ok bool, err error)
 	// QueuePushFront puts items back at the head of the queue, so that
 	// items[0] becomes the head. It ignores the queue's capacity on purpose:
@@ -70,7 +75,8 @@ type QueueEngine interface {
 	// the requeue stops there. Count bounds the entries moved; malformed
 	// entries (not an envelope) stay where they are and are skipped, so one
 	// bad entry cannot block a bounded requeue. "All" means the entries
-	// present when the call starts.
+	// present when the call starts. The queue's declared bound and policy
+	// apply as to an add.
 	DLQRequeue(ctx context.Context, params RequeueParams) (RequeueResult, error)
 }
 
@@ -80,7 +86,8 @@ type LeaseEngine interface {
 	// Expired leases are reclaimed first (redelivered, or dead-lettered when
 	// they have used params.MaxDeliveries), then fresh items are taken from
 	// the head of the queue. It blocks up to params.Timeout when there is
-	// nothing to hand out (0: do not block).
+	// nothing to hand out (0: do not block). A paused queue hands nothing
+	// out, redeliveries included, until it is resumed.
 	QueueReceive(ctx context.Context, params ReceiveParams) ([]Delivery, error)
 	// QueueAckBatch settles deliveries of one queue for good, in one atomic
 	// step (one round trip on Redis). acked[i] reports whether ids[i] still
@@ -203,6 +210,14 @@ type AddParams struct {
 	Policy Policy   // already normalized
 	// MaxSize bounds the queue; <= 0 means unbounded.
 	MaxSize int64
+	// MaxSizeExplicit and PolicyExplicit say that the caller gave MaxSize
+	// and Policy for this call (rather than defaults): on a queue with
+	// declared settings such values may only be stricter, or the add fails
+	// with ErrSettingsConflict; values not given explicitly yield to the
+	// declared ones (see settings.go). Undeclared queues use the values as
+	// they are.
+	MaxSizeExplicit bool
+	PolicyExplicit  bool
 	// IdempotencyKey, when set (valid: ValidateIdempotencyKey), makes the
 	// add happen at most once per key and queue within IdempotencyWindow
 	// (> 0): a repeat writes nothing and gets the first add's results,
@@ -247,6 +262,10 @@ type RequeueParams struct {
 	Count   int64 // <= 0: all
 	Policy  Policy
 	MaxSize int64
+	// MaxSizeExplicit and PolicyExplicit are AddParams': a declared bound
+	// and policy apply to the requeue as to an add.
+	MaxSizeExplicit bool
+	PolicyExplicit  bool
 }
 
 // RequeueResult reports a requeue.

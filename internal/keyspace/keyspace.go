@@ -10,6 +10,9 @@
 //	sluice#jobs:Q          hash   delivery state of leased items
 //	sluice#handoff:Q       list   items moved out by a blocking receive, not yet leased
 //	sluice#seq:Q           string delivery id counter
+//	sluice#settings:Q      hash   declared settings and the paused flag
+//	sluice#wake:Q          list   wakes consumers waiting for a paused queue's
+//	                              resume (holds one element once resumed)
 //	sluice#idem:Q:K        string record of the add made with idempotency key K
 //	                              (expires with the key's window)
 //
@@ -63,6 +66,8 @@ type Queue struct {
 	Jobs        string
 	Handoff     string
 	Seq         string
+	Settings    string
+	Wake        string
 }
 
 // Queue returns the keys of queue name.
@@ -78,6 +83,8 @@ func (s Space) Queue(name string) Queue {
 		Jobs:        p + "sluice#jobs:" + t,
 		Handoff:     p + "sluice#handoff:" + t,
 		Seq:         p + "sluice#seq:" + t,
+		Settings:    p + "sluice#settings:" + t,
+		Wake:        p + "sluice#wake:" + t,
 	}
 }
 

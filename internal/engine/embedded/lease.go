@@ -191,9 +191,12 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 			t.release()
 			return nil, wrongType("queue receive", key)
 		}
+		// A paused queue hands nothing out: the receiver waits in line, as
+		// for an empty queue, until QueueResume serves it.
+		stopped := paused(main)
 		// The failed DLQ is locked only when a due lease may move there.
 		var failed *object
-		if l := main.queue().earliest(); l != nil && l.deadline <= now {
+		if l := main.queue().earliest(); !stopped && l != nil && l.deadline <= now {
 			failed = e.lockAfter(e.queueKeys(main, p.Queue).FailedDLQ)
 			if failed.strAlive(now) {
 				failed.mu.Unlock()
@@ -217,7 +220,7 @@ func (e *Engine) QueueReceive(ctx context.Context, p engine.ReceiveParams) ([]en
 		if failed != nil {
 			out, _ = e.settleDue(&t, main, failed, p.Queue, p, now, p.Count+100)
 		}
-		if len(out) < p.Count {
+		if len(out) < p.Count && !stopped {
 			out = e.leaseFresh(&t, main, p, now, out)
 		}
 		remaining := time.Until(deadline)

@@ -48,9 +48,15 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	if e.isStr(main) {
 		return nil, wrongType("queue add", main.key)
 	}
+	// Declared settings win over the call's (settings.go), read under the
+	// same lock as the push, so concurrent adders all see the bound.
+	maxSize, policy, err := resolve(main, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
+	if err != nil {
+		return nil, fmt.Errorf("queue add: %w", err)
+	}
 	// The overflow DLQ is locked only when this add will push into it.
 	var dlq *object
-	if p.Policy == engine.PolicyDLQ && p.MaxSize > 0 && int64(main.list.Len()+len(p.Items)) > p.MaxSize {
+	if policy == engine.PolicyDLQ && maxSize > 0 && int64(main.list.Len()+len(p.Items)) > maxSize {
 		dlq = e.lockAfter(e.queueKeys(main, p.Queue).OverflowDLQ)
 		defer dlq.mu.Unlock()
 		if e.isStr(dlq) {
@@ -61,7 +67,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	before := int64(main.list.Len())
 	results := make([]engine.AddResult, len(p.Items))
 	for i, item := range p.Items {
-		moved, dropped, ok := t.makeRoom(main, dlq, p.Queue, p.MaxSize, p.Policy)
+		moved, dropped, ok := t.makeRoom(main, dlq, p.Queue, maxSize, policy)
 		if !ok {
 			results[i] = engine.AddResult{QueueLength: int64(main.list.Len())}
 			continue
@@ -72,7 +78,9 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		results[i] = r
 	}
 	if p.IdempotencyKey != "" {
-		asked.Before = before
+		// The record holds the bound and policy the add ran under, so a
+		// replay answers what this add did.
+		asked.Before, asked.MaxSize, asked.Policy = before, maxSize, policy
 		t.idemPut(main, p.IdempotencyKey, asked, after(now, p.IdempotencyWindow))
 	}
 	e.serve(&t, main)
@@ -130,7 +138,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		t.release()
 		return "", false, wrongType("queue pop", key)
 	}
-	if o.list.Len() > 0 {
+	if o.list.Len() > 0 && !paused(o) {
 		item := t.popOne(o)
 		t.onFail(key, func(o *object) { o.list.PushFront(item) })
 		err = t.commit()
@@ -364,6 +372,10 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 			return res, wrongType("dlq requeue", o.key)
 		}
 	}
+	maxSize, policy, err := resolve(main, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
+	if err != nil {
+		return res, fmt.Errorf("dlq requeue: %w", err)
+	}
 	// "All" is the entries present now: entries this requeue pushes into
 	// the overflow DLQ (when it is also the source) are not seen again.
 	initial := src.list.Len()
@@ -375,7 +387,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 			kept = append(kept, entry)
 			continue
 		}
-		moved, dropped, ok := t.makeRoom(main, ovf, p.Queue, p.MaxSize, p.Policy)
+		moved, dropped, ok := t.makeRoom(main, ovf, p.Queue, maxSize, policy)
 		if !ok {
 			kept = append(kept, entry)
 			seen = initial // stop: the entry stays at the head

@@ -38,6 +38,8 @@ const (
 	opSeq         byte = 12 // key, seq (snapshots: ids are never reused)
 	opLeaseToken  byte = 13 // key, seq, token (follows a lease put or update that set one)
 	opIdemPut     byte = 14 // key, idempotency key, expireAt, record (engine.IdempotencyRecord.Encode)
+	// 15-17: declared settings and queue deletion (settings.go). New
+	// operations take the next numbers; a number is never reused.
 )
 
 const (
@@ -352,6 +354,9 @@ func (e *Engine) applyRecord(rec []byte) error {
 		}
 		if code == opRegister {
 			e.registerQueue(key)
+			continue
+		}
+		if e.applySettingsOp(t, d, code, key) {
 			continue
 		}
 		o := e.lookup(key, true)

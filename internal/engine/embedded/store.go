@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/wal"
 )
 
@@ -358,6 +359,7 @@ type snapItem struct {
 	seq      uint64
 	leases   []lease
 	idem     []idemEntry
+	settings *engine.QueueSettings
 }
 
 // compactLocked takes a frozen cut: with every change held off, it marks
@@ -394,6 +396,11 @@ func (s *store) compactLocked() error {
 			for _, l := range o.q.byTime {
 				it.leases = append(it.leases, *l)
 			}
+			keep = true
+		}
+		if o.q != nil && o.q.settings != nil {
+			s := *o.q.settings
+			it.settings = &s
 			keep = true
 		}
 		if o.q != nil {
@@ -473,6 +480,9 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 			t.op(opSetStr, it.key)
 			t.str(it.str)
 			t.int(it.expireAt)
+		}
+		if it.settings != nil {
+			t.encodeSettings(it.key, it.settings)
 		}
 		if it.seq > 0 {
 			t.op(opSeq, it.key)

@@ -26,6 +26,8 @@ type queueState struct {
 
 	idem       map[string]*idemEntry // idempotency records by key (idempotency.go)
 	idemByTime idemHeap
+
+	settings *engine.QueueSettings // declared settings and paused flag; nil: none (settings.go)
 }
 
 func (o *object) queue() *queueState {
@@ -38,7 +40,7 @@ func (o *object) queue() *queueState {
 // idle reports whether the state may be forgotten with its object. A queue
 // that ever handed out a delivery id keeps its counter so ids never repeat.
 func (q *queueState) idle() bool {
-	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0
+	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0 && q.settings == nil
 }
 
 // lease is one delivery: leased (held by a consumer until deadline) or
@@ -199,7 +201,8 @@ func (q *queueState) closeAll() {
 // served, as part of t. Waiters are notified when t commits, so that no
 // consumer sees an item whose record is not yet logged.
 func (e *Engine) serve(t *tx, o *object) {
-	if o.q == nil {
+	// A paused queue hands nothing out; QueueResume serves the line.
+	if o.q == nil || paused(o) {
 		return
 	}
 	q := o.q
@@ -232,7 +235,9 @@ func (e *Engine) serve(t *tx, o *object) {
 // deadline otherwise.
 func (e *Engine) kick(o *object) {
 	q := o.q
-	if q == nil || q.waiters.Len() == 0 {
+	// While paused a woken receiver would find nothing to take and go back
+	// in line at once; QueueResume kicks again.
+	if q == nil || q.waiters.Len() == 0 || paused(o) {
 		return
 	}
 	var first *waiter

@@ -43,6 +43,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("Lock", func(t *testing.T) { lockCases(t, h) })
 	t.Run("Kinds", func(t *testing.T) { kindsCases(t, h) })
 	t.Run("Durable", func(t *testing.T) { durableCases(t, h) })
+	t.Run("Settings", func(t *testing.T) { settingsCases(t, h) })
 }
 
 func engineCases(t *testing.T, h Harness) {

@@ -192,3 +192,34 @@ func BenchmarkOverflowEnvelope(b *testing.B) {
 		b.Fatal(fmt.Sprint("overflow DLQ holds ", n))
 	}
 }
+
+// BenchmarkQueueAddDeclared compares, in one run, a bounded add whose
+// bound and policy come with the call with one whose queue declares them:
+// the declared one costs the script one HMGET that finds the hash.
+func BenchmarkQueueAddDeclared(b *testing.B) {
+	for _, declared := range []bool{false, true} {
+		name := "per-call"
+		if declared {
+			name = "declared"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := setup(b)
+			limit := int64(1 << 40)
+			if declared {
+				s := engine.QueueSettings{MaxSize: limit, Policy: engine.PolicyReject, Set: engine.SetMaxSize | engine.SetPolicy}
+				if _, err := f.e.QueueDeclare(f.ctx, "q", s); err != nil {
+					b.Fatal(err)
+				}
+			}
+			params := engine.AddParams{Queue: "q", Items: []string{benchItem}, Policy: engine.PolicyReject, MaxSize: limit}
+			parallel(b, func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := f.e.QueueAdd(f.ctx, params); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

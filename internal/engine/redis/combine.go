@@ -53,12 +53,17 @@ type receiveSlot struct {
 	d       engine.Delivery
 	ok      bool
 	nextDue time.Duration
+	paused  bool
 }
 
 type addKey struct {
 	queue  string
 	policy engine.Policy
 	max    int64
+	// maxExplicit and policyExplicit are AddParams': they decide how the
+	// call meets declared settings, so calls merge only when they agree.
+	maxExplicit    bool
+	policyExplicit bool
 }
 
 type group[R any] struct {

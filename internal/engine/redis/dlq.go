@@ -90,13 +90,24 @@ func (e *Engine) DLQRequeue(ctx context.Context, params engine.RequeueParams) (e
 		string(params.Policy.Normalize()),
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
+		addFlags(params.MaxSizeExplicit, params.PolicyExplicit, false),
 	}
 	// A cancelled ctx can lose only this reply: the script moves entries
 	// between lists of the queue atomically, so each is in one of them.
-	res, err := e.runScript(ctx, op, e.scripts.dlqRequeue, []string{k.List, source, k.OverflowDLQ}, args)
+	res, err := e.runScript(ctx, op, e.scripts.dlqRequeue, []string{k.List, source, k.OverflowDLQ, k.Settings}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return engine.RequeueResult{}, interpretError(op, err)
+	}
+	msgs, err := res.ToArray()
+	if err != nil {
+		return engine.RequeueResult{}, interpretError(op, err)
+	}
+	if len(msgs) == 3 && !msgs[1].IsInt64() {
+		// {-1, declared max_size, declared policy}: a conflict.
+		dmax, _ := scriptString(msgs[1])
+		dpol, _ := scriptString(msgs[2])
+		return engine.RequeueResult{}, conflictError(op, dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
 	}
 	raw, err := res.AsIntSlice()
 	if err != nil {

@@ -53,9 +53,10 @@ func (e *Engine) addKeyed(ctx context.Context, params engine.AddParams) ([]engin
 	// cancellation.
 	wctx := context.WithoutCancel(ctx)
 	policy := params.Policy.Normalize()
-	key := addKey{queue: params.Queue, policy: policy, max: params.MaxSize}
+	key := addKey{queue: params.Queue, policy: policy, max: max(params.MaxSize, 0),
+		maxExplicit: params.MaxSizeExplicit, policyExplicit: params.PolicyExplicit}
 	slots, err := e.keyedAdds.do(key, share, func(merged []string) ([]keyedSlot, error) {
-		return e.addKeyedMerged(wctx, params.Queue, policy, params.MaxSize, merged)
+		return e.addKeyedMerged(wctx, params, merged)
 	})
 	if len(slots) != len(share) {
 		if err == nil {
@@ -80,12 +81,15 @@ type keyedAdd struct {
 	asked engine.IdempotencyRecord
 }
 
-// addKeyedMerged is one queue_add_keyed.lua call for merged keyed adds.
-func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine.Policy, maxSize int64, merged []string) ([]keyedSlot, error) {
+// addKeyedMerged is one queue_add_keyed.lua call for merged keyed adds;
+// p is one of them (they share queue, bound, policy and flags).
+func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged []string) ([]keyedSlot, error) {
 	const op = "queue add"
+	queue := p.Queue
 	k := e.keys.Queue(queue)
-	keys := []string{k.List, k.OverflowDLQ}
-	args := []string{string(policy), strconv.FormatInt(maxSize, 10), engine.PyJSONString(queue), ""}
+	keys := []string{k.List, k.OverflowDLQ, k.Settings}
+	args := []string{string(p.Policy.Normalize()), strconv.FormatInt(p.MaxSize, 10), engine.PyJSONString(queue), "",
+		addFlags(p.MaxSizeExplicit, p.PolicyExplicit, false)}
 	var adds []keyedAdd
 	for i := 0; i < len(merged); {
 		asked, err := engine.DecodeIdempotencyRecord("0:" + merged[i+2])
@@ -95,7 +99,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine
 		n := int(asked.Count)
 		adds = append(adds, keyedAdd{start: i, key: merged[i+3], asked: asked})
 		keys = append(keys, merged[i])
-		args = append(args, merged[i+1], merged[i+2], strconv.Itoa(n))
+		args = append(args, merged[i+1], strconv.Itoa(n), asked.Fingerprint)
 		args = append(args, merged[i+keyedHeader:i+keyedHeader+n]...)
 		i += keyedHeader + n
 	}
@@ -109,6 +113,21 @@ func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
+	if len(replies) != 3+len(adds) {
+		return nil, fmt.Errorf("%s %q: the script answered %d values for %d adds", op, queue, len(replies), len(adds))
+	}
+	// The bound and policy the adds ran under, or (on a conflict) the
+	// declared ones.
+	conflict, _ := replies[0].AsInt64()
+	maxSize, _ := replies[1].AsInt64()
+	policyText, _ := scriptString(replies[2])
+	policy := engine.Policy(policyText)
+	var conflictErr error
+	if conflict != 0 {
+		dmax, _ := scriptString(replies[1])
+		conflictErr = conflictError(op, dmax, policyText, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
+	}
+	replies = replies[3:]
 	if len(replies) != len(adds) {
 		return nil, fmt.Errorf("%s: the script answered %d adds of %d", op, len(replies), len(adds))
 	}
@@ -121,6 +140,10 @@ func (e *Engine) addKeyedMerged(ctx context.Context, queue string, policy engine
 		} else {
 			var before int64
 			if before, err = replies[j].AsInt64(); err == nil {
+				if before < 0 && conflictErr != nil {
+					slots[a.start].err = conflictErr
+					continue
+				}
 				results = engine.SimulateAdd(before, maxSize, policy, int(a.asked.Count))
 			}
 		}

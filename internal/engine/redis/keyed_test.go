@@ -32,7 +32,7 @@ func TestKeyedAddsMergedInOneCall(t *testing.T) {
 		starts = append(starts, len(merged))
 		merged = append(merged, f.e.keyedShare(p)...)
 	}
-	slots, err := f.e.addKeyedMerged(f.ctx, "q", engine.PolicyDLQ, 3, merged)
+	slots, err := f.e.addKeyedMerged(f.ctx, calls[0], merged)
 	if err != nil || len(slots) != len(merged) {
 		t.Fatalf("addKeyedMerged = %d slots, %v; want %d", len(slots), err, len(merged))
 	}
@@ -66,5 +66,22 @@ func TestKeyedAddsMergedInOneCall(t *testing.T) {
 	ovf, _ := f.e.DLQRange(f.ctx, "q", engine.DLQOverflow, 0, -1)
 	if !slices.Equal(items, []string{"3", "4", "5"}) || len(ovf) != 2 || unwrapOverflow(t, ovf[0]) != "1" || unwrapOverflow(t, ovf[1]) != "2" {
 		t.Errorf("queue %q, overflow %q; want [3 4 5] and 1, 2", items, ovf)
+	}
+}
+
+// A keyed add's record holds the bound it ran under in digits, however
+// large: Lua's tostring would write 10^15 as "1e+15", which no replay
+// could read back.
+func TestKeyedAddRecordsLargeBound(t *testing.T) {
+	f := setup(t)
+	p := engine.AddParams{Queue: "q", Items: []string{"a"}, Policy: engine.PolicyReject, MaxSize: 1_000_000_000_000_000,
+		IdempotencyKey: "k", IdempotencyWindow: time.Minute}
+	first, err := f.e.QueueAdd(f.ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.e.QueueAdd(f.ctx, p)
+	if err != nil || len(again) != 1 || !again[0].Replayed || again[0].QueueLength != first[0].QueueLength {
+		t.Fatalf("replay = %+v, %v; want the first add's result, replayed", again, err)
 	}
 }

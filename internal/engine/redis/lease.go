@@ -37,6 +37,8 @@ type receiveReply struct {
 	// negative when there is none.
 	nextDue    time.Duration
 	deliveries []engine.Delivery
+	// paused: the queue is paused and handed nothing out (settings.go).
+	paused bool
 }
 
 // receiveShared runs one receive attempt, merged with the attempts other
@@ -59,6 +61,7 @@ func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.R
 		}
 		out := make([]receiveSlot, len(all))
 		for i := range out {
+			out[i].paused = r.paused
 			out[i].nextDue = r.nextDue
 			if len(r.deliveries) > 0 {
 				out[i].nextDue = 0
@@ -77,7 +80,7 @@ func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.R
 		if s.ok {
 			r.deliveries = append(r.deliveries, s.d)
 		} else {
-			r.nextDue = s.nextDue
+			r.nextDue, r.paused = s.nextDue, s.paused
 		}
 	}
 	return r, nil
@@ -87,7 +90,7 @@ func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.R
 // run examines (-1: all of them); with blocking set, an empty reply carries
 // the time to the earliest deadline.
 func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int, blocking bool) (receiveReply, error) {
-	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ}
+	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings}
 	args := []string{
 		strconv.Itoa(count),
 		ms(lease),
@@ -115,6 +118,9 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 	if r.deadLettered, err = raw[0].AsInt64(); err != nil {
 		return receiveReply{}, err
 	}
+	if r.deadLettered < 0 {
+		r.deadLettered, r.paused = 0, true
+	}
 	due, err := raw[1].AsInt64()
 	if err != nil {
 		return receiveReply{}, err
@@ -138,8 +144,9 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 	return r, nil
 }
 
-// QueueReceive leases up to params.Count items. Nothing can block inside a
-// script, so when there is nothing to hand out and a timeout remains, it
+// QueueReceive leases up to params.Count items. A paused queue hands
+// nothing out; a receive that may block then waits for the resume
+// (settings.go) and looks again. Nothing can block inside a script, so when there is nothing to hand out and a timeout remains, it
 // waits with BLMOVE from the queue to the handoff list and runs the script
 // again; the script leases handoff items before the queue's head, so an
 // item moved by a receiver that then died or was cancelled goes to the
@@ -176,6 +183,16 @@ func (e *Engine) QueueReceive(ctx context.Context, params engine.ReceiveParams) 
 		left := time.Until(deadline)
 		if left <= 0 {
 			return nil, nil
+		}
+		if r.paused {
+			// Nothing is handed out until the resume, which wakes this.
+			if err := e.waitResume(wait, k, left); err != nil {
+				if wait.Err() != nil {
+					return nil, e.waitError(wait, op)
+				}
+				return nil, interpretError(op, err)
+			}
+			continue
 		}
 		if r.nextDue >= 0 && r.nextDue < left {
 			left = r.nextDue

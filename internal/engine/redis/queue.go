@@ -10,14 +10,17 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
 // QueueAdd runs queue_add.lua once for the whole batch, so a batch costs one
 // round trip and the policy sees every item in order with nothing
-// interleaved. The queue is then recorded in the registry set (see
-// register). With Options.MinReplicasAck set, a *ReplicaAckError comes
-// with the results: the items were stored, on the primary only. An add
-// with an idempotency key runs queue_add_keyed.lua instead (keyed.go).
+// interleaved; the script applies the queue's declared bound and policy
+// (settings.go), so an unbounded add runs it too. The queue is then
+// recorded in the registry set (see register). With Options.MinReplicasAck
+// set, a *ReplicaAckError comes with the results: the items were stored,
+// on the primary only. An add with an idempotency key runs
+// queue_add_keyed.lua instead (keyed.go).
 func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	if err := e.check(op); err != nil {
@@ -32,17 +35,14 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 		}
 		return e.addKeyed(ctx, params)
 	}
-	k := e.keys.Queue(params.Queue)
-	if params.MaxSize <= 0 {
-		return e.addUnbounded(ctx, op, k.List, params)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
 	}
 	// A merged call must not fail for one caller's cancellation: it is
 	// bounded by the client's own timeouts instead.
 	wctx := context.WithoutCancel(ctx)
-	key := addKey{queue: params.Queue, policy: params.Policy.Normalize(), max: params.MaxSize}
+	key := addKey{queue: params.Queue, policy: params.Policy.Normalize(), max: max(params.MaxSize, 0),
+		maxExplicit: params.MaxSizeExplicit, policyExplicit: params.PolicyExplicit}
 	return e.adds.do(key, params.Items, func(items []string) ([]engine.AddResult, error) {
 		p := params
 		p.Items = items
@@ -54,70 +54,56 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]engine.AddResult, error) {
 	const op = "queue add"
 	k := e.keys.Queue(params.Queue)
-	policy := params.Policy.Normalize()
-	wirePolicy := string(policy)
 	_, fullBefore := e.fullQueues.Load(params.Queue)
-	if policy == engine.PolicyReject && fullBefore {
-		wirePolicy = "reject_full"
-	}
-	args := make([]string, 0, 3+len(params.Items))
+	args := make([]string, 0, 4+len(params.Items))
 	args = append(args,
-		wirePolicy,
+		string(params.Policy.Normalize()),
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
+		addFlags(params.MaxSizeExplicit, params.PolicyExplicit, fullBefore),
 	)
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ}, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
 	}
-	before, err := res.AsInt64()
+	reply, err := res.ToArray()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
-	results := engine.SimulateAdd(before, params.MaxSize, policy, len(params.Items))
-	if policy == engine.PolicyReject {
+	if len(reply) != 3 && len(reply) != 4 {
+		return nil, fmt.Errorf("%s: script returned %d values", op, len(reply))
+	}
+	if status, _ := reply[0].AsInt64(); status != 0 {
+		dmax, _ := scriptString(reply[1])
+		dpol, _ := scriptString(reply[2])
+		return nil, conflictError(op, dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
+	}
+	if len(reply) != 4 {
+		return nil, fmt.Errorf("%s: script returned %d values, want 4", op, len(reply))
+	}
+	before, err := reply[1].AsInt64()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	maxSize, err := reply[2].AsInt64()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	appliedPolicy, err := reply[3].ToString()
+	if err != nil {
+		return nil, interpretError(op, err)
+	}
+	policy := engine.Policy(appliedPolicy)
+	results := engine.SimulateAdd(before, maxSize, policy, len(params.Items))
+	if policy == engine.PolicyReject && maxSize > 0 {
 		switch full := !results[len(results)-1].Accepted; {
 		case full && !fullBefore:
 			e.fullQueues.Store(params.Queue, struct{}{})
 		case !full && fullBefore:
 			e.fullQueues.Delete(params.Queue)
 		}
-	}
-	e.register(ctx, params.Queue)
-	if applied {
-		return results, ackErr
-	}
-	return results, nil
-}
-
-// addUnbounded is a single RPUSH: with no bound there is no policy to
-// apply, and one RPUSH of many elements is atomic, so each item's length is
-// known from the final one.
-func (e *Engine) addUnbounded(ctx context.Context, op, key string, params engine.AddParams) ([]engine.AddResult, error) {
-	var res rueidis.RedisResult
-	var err error
-	if e.durable() {
-		res, err = e.writeDurable(ctx, op, func(b rueidis.Builder, _ bool) rueidis.Completed {
-			return b.Rpush().Key(key).Element(params.Items...).Build()
-		})
-	} else {
-		res = e.client.Do(ctx, e.client.B().Rpush().Key(key).Element(params.Items...).Build())
-		err = res.Error()
-	}
-	ackErr, applied := ackError(err)
-	if err != nil && !applied {
-		return nil, interpretError(op, err)
-	}
-	n, err := res.AsInt64()
-	if err != nil {
-		return nil, interpretError(op, err)
-	}
-	results := make([]engine.AddResult, len(params.Items))
-	first := n - int64(len(params.Items))
-	for i := range results {
-		results[i] = engine.AddResult{Accepted: true, QueueLength: first + int64(i) + 1}
 	}
 	e.register(ctx, params.Queue)
 	if applied {
@@ -149,28 +135,85 @@ func (e *Engine) register(ctx context.Context, queue string) {
 // client's own read and write timeouts instead.
 func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// QueuePop tries LPOP first and only blocks (BLPOP) when the queue is
-// empty and timeout > 0. Timeouts under a millisecond block for one
-// millisecond: BLPOP reads 0 as "forever".
+// QueuePop runs queue_pop.lua (LPOP unless the queue is paused) and only
+// blocks when it finds nothing and timeout > 0: BLPOP on the queue, or,
+// while the queue is paused, a wait for its resume (settings.go), then it
+// looks again. Timeouts under a millisecond block for one millisecond:
+// BLPOP reads 0 as "forever".
 func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Duration) (string, bool, error) {
 	const op = "queue pop"
 	if err := e.check(op); err != nil {
 		return "", false, err
 	}
-	if err := ctx.Err(); err != nil {
-		return "", false, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+	k := e.keys.Queue(queue)
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", false, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+		}
+		items, stopped, err := e.popScript(ctx, k, 1)
+		switch {
+		case err != nil:
+			return "", false, interpretError(op, err)
+		case len(items) > 0:
+			return items[0], true, nil
+		case timeout <= 0:
+			return "", false, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return "", false, nil
+		}
+		if stopped {
+			wait, stop := e.blockingContext(ctx)
+			err := e.waitResume(wait, k, left)
+			stop()
+			if err != nil {
+				if wait.Err() != nil {
+					return "", false, e.waitError(wait, op)
+				}
+				return "", false, interpretError(op, err)
+			}
+			continue
+		}
+		item, ok, err := e.blockingPop(ctx, k.List, max(left.Seconds(), 0.001))
+		if err != nil || !ok {
+			return item, ok, err
+		}
+		// The BLPOP may have been blocked since before a pause.
+		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{item}).AsInt64()
+		if err != nil {
+			// The item is the caller's: it was taken before the check failed.
+			return item, true, nil //nolint:nilerr // see above
+		}
+		if back == 0 {
+			return item, true, nil
+		}
 	}
-	key := e.keys.Queue(queue).List
-	item, err := e.client.Do(detached(ctx), e.client.B().Lpop().Key(key).Build()).ToString()
-	switch {
-	case err == nil:
-		return item, true, nil
-	case !rueidis.IsRedisNil(err):
-		return "", false, interpretError(op, err)
-	case timeout <= 0:
-		return "", false, nil
+}
+
+// popScript runs queue_pop.lua for up to n items; stopped reports a paused
+// queue. Like LPOP it is sent detached (see detached).
+func (e *Engine) popScript(ctx context.Context, k keyspace.Queue, n int) (items []string, stopped bool, err error) {
+	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{strconv.Itoa(n)}).ToArray()
+	if err != nil {
+		return nil, false, err
 	}
-	return e.blockingPop(ctx, key, max(timeout.Seconds(), 0.001))
+	if len(raw) == 0 {
+		return nil, false, fmt.Errorf("queue_pop.lua returned nothing")
+	}
+	if flag, _ := raw[0].AsInt64(); flag == 1 {
+		return nil, true, nil
+	}
+	items = make([]string, 0, len(raw)-1)
+	for _, m := range raw[1:] {
+		s, err := m.ToString()
+		if err != nil {
+			return nil, false, err
+		}
+		items = append(items, s)
+	}
+	return items, false, nil
 }
 
 type popReply struct {

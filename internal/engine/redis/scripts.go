@@ -6,10 +6,23 @@ import (
 
 // Every script the engine runs. Each is embedded by name; the ones that
 // write dead-letter entries get envelope.lua prepended, so that the
-// Python-compatible JSON quoting exists once.
+// Python-compatible JSON quoting exists once, and the ones that add items
+// get settings.lua, so that declared settings are resolved once.
 var (
 	//go:embed scripts/envelope.lua
 	envelopeLua string
+	//go:embed scripts/settings.lua
+	settingsLua string
+	//go:embed scripts/queue_pop.lua
+	queuePopLua string
+	//go:embed scripts/queue_pop_check.lua
+	queuePopCheckLua string
+	//go:embed scripts/queue_declare.lua
+	queueDeclareLua string
+	//go:embed scripts/queue_pause.lua
+	queuePauseLua string
+	//go:embed scripts/queue_delete.lua
+	queueDeleteLua string
 	//go:embed scripts/queue_add.lua
 	queueAddLua string
 	//go:embed scripts/queue_add_keyed.lua
@@ -59,22 +72,34 @@ type engineScripts struct {
 	lockAcquire *script
 	lockRelease *script
 	lockRefresh *script
+	// Declared queues (settings.go).
+	queuePop      *script
+	queuePopCheck *script
+	queueDeclare  *script
+	queuePause    *script
+	queueDelete   *script
 }
 
 func newEngineScripts() *engineScripts {
 	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
+	withSettings := func(body string) string { return envelopeLua + "\n" + settingsLua + "\n" + body }
 	return &engineScripts{
-		queueAdd:     newScript(withEnvelope(queueAddLua)),
-		addKeyed:     newScript(withEnvelope(addKeyedLua)),
-		dlqRequeue:   newScript(withEnvelope(dlqRequeueLua)),
-		leaseReceive: newScript(withEnvelope(leaseReceiveLua)),
-		leaseAck:     newScript(leaseAckBatchLua),
-		leaseExtend:  newScript(leaseExtendLua),
-		leaseNack:    newScript(withEnvelope(leaseNackLua)),
-		cacheSet:     newScript(cacheSetLua),
-		cacheExpire:  newScript(cacheExpireLua),
-		lockAcquire:  newScript(lockAcquireLua),
-		lockRelease:  newScript(lockReleaseLua),
-		lockRefresh:  newScript(lockRefreshLua),
+		queueAdd:      newScript(withSettings(queueAddLua)),
+		addKeyed:      newScript(withSettings(addKeyedLua)),
+		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
+		leaseReceive:  newScript(withEnvelope(leaseReceiveLua)),
+		leaseAck:      newScript(leaseAckBatchLua),
+		leaseExtend:   newScript(leaseExtendLua),
+		leaseNack:     newScript(withEnvelope(leaseNackLua)),
+		cacheSet:      newScript(cacheSetLua),
+		cacheExpire:   newScript(cacheExpireLua),
+		lockAcquire:   newScript(lockAcquireLua),
+		lockRelease:   newScript(lockReleaseLua),
+		lockRefresh:   newScript(lockRefreshLua),
+		queuePop:      newScript(queuePopLua),
+		queuePopCheck: newScript(queuePopCheckLua),
+		queueDeclare:  newScript(queueDeclareLua),
+		queuePause:    newScript(queuePauseLua),
+		queueDelete:   newScript(queueDeleteLua),
 	}
 }

@@ -5,12 +5,18 @@
 -- KEYS[1]  the queue list
 -- KEYS[2]  the DLQ to requeue from (overflow or failed)
 -- KEYS[3]  the queue's overflow DLQ (where the dlq policy evicts to)
+-- KEYS[4]  the queue's settings hash (see settings.lua)
 -- ARGV[1]  how many entries to requeue; <= 0 means every entry present now
--- ARGV[2]  policy: "reject", "dlq" or "drop_oldest"
--- ARGV[3]  max size; <= 0 means unbounded
+-- ARGV[2]  the call's policy: "reject", "dlq" or "drop_oldest"
+-- ARGV[3]  the call's max size; <= 0 means unbounded
 -- ARGV[4]  the queue's name, JSON-quoted Python style
+-- ARGV[5]  flags: "1" at position 1 when the max size was given
+--          explicitly, at position 2 when the policy was (settings.lua)
 --
--- Returns {requeued, remaining in the DLQ, displaced}. displaced counts
+-- The queue's declared bound and policy win over the call's, as for an
+-- add (resolve_bound). Returns {requeued, remaining in the DLQ, displaced},
+-- or {-1, declared max_size, declared policy} when the call's explicit
+-- values conflict with the declared ones (nothing moved). displaced counts
 -- queue items the policy dropped or moved to the overflow DLQ.
 --
 -- An entry is unwrapped to its "data" string; a failed-job entry without
@@ -23,8 +29,10 @@
 -- that does not fit stays where it was and the requeue stops.
 
 local want = tonumber(ARGV[1])
-local policy = ARGV[2]
-local max = tonumber(ARGV[3])
+local ok, max, policy = resolve_bound(KEYS[4], ARGV[2], tonumber(ARGV[3]), ARGV[5])
+if not ok then
+  return {-1, max, policy}
+end
 local queue_json = ARGV[4]
 
 -- Bound the scan by the DLQ's length now: under the dlq policy, requeuing

@@ -12,6 +12,7 @@
 --          deliveries, released})
 -- KEYS[5]  the delivery sequence counter
 -- KEYS[6]  the queue's failed DLQ list
+-- KEYS[7]  the queue's settings hash (see settings.lua)
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
 -- ARGV[2]  lease length, ms
 -- ARGV[3]  max deliveries per item
@@ -22,6 +23,12 @@
 --          block), else "0"
 -- ARGV[8]  one random token per item that may be handed out (ARGV[1] of
 --          them), 16 hex digits each, drawn by the caller from a CSPRNG
+--
+-- A paused queue (settings field paused = "1") hands nothing out: with a
+-- count above 0 the script moves the handoff list's items back to the
+-- queue's head, in order (a blocking receive may have moved one there
+-- before the pause), and returns {-1, -1} at once. With a count of 0 (a
+-- reclaim) it settles due leases as usual.
 --
 -- Returns {dead_lettered, ms until the earliest remaining deadline or -1
 -- (always -1 unless asked for, or when items were handed out),
@@ -44,6 +51,11 @@ local queue_json = ARGV[5]
 local scan = tonumber(ARGV[6])
 local tokens = ARGV[8] or ''
 local delivered = 0
+
+if count > 0 and redis.call('HGET', KEYS[7], 'paused') == '1' then
+  while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do end
+  return {-1, -1}
+end
 
 -- token returns the random part of the next delivery's id.
 local function token()

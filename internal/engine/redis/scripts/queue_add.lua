@@ -1,34 +1,43 @@
--- queue_add.lua: push a batch of items onto a bounded queue, applying the
--- overflow policy to each item in order, as one atomic step.
+-- queue_add.lua: push a batch of items onto a queue, applying its bound
+-- and overflow policy to each item in order, as one atomic step.
 --
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's overflow DLQ list
--- ARGV[1]  policy: "reject", "dlq" or "drop_oldest" (normalized by the
---          caller), or "reject_full": reject, for a queue the caller last
---          found full (see below)
--- ARGV[2]  max size; <= 0 means unbounded
+-- KEYS[3]  the queue's settings hash (see settings.lua)
+-- ARGV[1]  the call's policy: "reject", "dlq" or "drop_oldest" (normalized
+--          by the caller)
+-- ARGV[2]  the call's max size; <= 0 means unbounded
 -- ARGV[3]  the queue's name, JSON-quoted Python style (for DLQ envelopes)
--- ARGV[4..] the items, already encoded
+-- ARGV[4]  flags, one character each: "1" when the call's max size was
+--          given explicitly, "1" when its policy was, "1" when the caller
+--          last found this queue full under reject (see below)
+-- ARGV[5..] the items, already encoded
 --
--- Returns the queue's length before the batch. Each item's outcome
--- (accepted, length after, dropped, moved) follows from that length, the
--- policy and the max alone, so the caller derives it (engine.SimulateAdd,
--- which must agree with the arithmetic below) instead of
--- receiving four integers per item.
+-- The declared bound and policy, when the queue has them, win over the
+-- call's (resolve_bound, settings.lua); the one HMGET is this script's
+-- only extra cost over an undeclared add.
+--
+-- Returns {0, length before the batch, max size applied, policy applied},
+-- or {1, declared max_size, declared policy} when the call's explicit
+-- values conflict with the declared ones (nothing written). Each item's
+-- outcome (accepted, length after, dropped, moved) follows from the length
+-- before, the policy and the max alone, so the caller derives it
+-- (engine.SimulateAdd, which must agree with the arithmetic below) instead
+-- of receiving four integers per item.
 --
 -- Item by item, a full queue evicts len - max + 1 items (the first time;
 -- one per item after that) before the push. With pushes at the tail and
 -- evictions at the head, that leaves the same list, and evicts the same
 -- items in the same order, as pushing the whole batch and then evicting
 -- max(0, len + n - max) items at once. Under reject, only the first
--- max - len items fit; every later one is rejected.
---
--- The caller sends an unbounded add as a plain RPUSH; this script also
--- handles max <= 0 (everything is pushed).
+-- max - len items fit; every later one is rejected. With no bound
+-- everything is pushed.
 
-local policy = ARGV[1]
-local max = tonumber(ARGV[2])
-local first, last = 4, #ARGV
+local ok, max, policy = resolve_bound(KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[4])
+if not ok then
+  return {1, max, policy}
+end
+local first, last = 5, #ARGV
 local n = last - first + 1
 local chunk = 1000
 
@@ -46,10 +55,10 @@ end
 -- policies push first and learn the length from RPUSH: one call when the
 -- queue has room. Reject then takes back from the tail what did not fit;
 -- nothing else runs inside the script, so nobody sees those items. For a
--- queue that is likely full ("reject_full") that would be two calls and
--- items copied for nothing, so there reject reads the length first.
+-- queue that is likely full (flag 3) that would be two calls and items
+-- copied for nothing, so there reject reads the length first.
 local len, evict = 0, 0
-if max > 0 and policy == 'reject_full' then
+if max > 0 and policy == 'reject' and string.sub(ARGV[4], 3, 3) == '1' then
   len = redis.call('LLEN', KEYS[1])
   local fit = math.min(n, math.max(0, max - len))
   if fit > 0 then push(first, first + fit - 1) end
@@ -82,4 +91,4 @@ if evict > 0 then
   end
 end
 
-return len
+return {0, len, max, policy}

@@ -3,24 +3,31 @@
 --
 -- KEYS[1]     the queue list
 -- KEYS[2]     the queue's overflow DLQ list
--- KEYS[2+j]   the idempotency record of add j (see keyspace.Idempotency)
--- ARGV[1]     policy: "reject", "dlq" or "drop_oldest" (normalized)
--- ARGV[2]     max size; <= 0 means unbounded
+-- KEYS[3]     the queue's settings hash (see settings.lua)
+-- KEYS[3+j]   the idempotency record of add j (see keyspace.Idempotency)
+-- ARGV[1]     the call's policy: "reject", "dlq" or "drop_oldest" (normalized)
+-- ARGV[2]     the call's max size; <= 0 means unbounded
 -- ARGV[3]     the queue's name, JSON-quoted Python style (for DLQ envelopes)
 -- ARGV[4]     m, the number of adds
--- then for each add j: its record's lifetime in ms, its record without the
--- leading length (engine.IdempotencyRecord.Tail), its item count, and its
--- items.
+-- ARGV[5]     flags: "1" at position 1 when the max size was given
+--             explicitly, at position 2 when the policy was (settings.lua)
+-- then for each add j: its record's lifetime in ms, its item count, the
+-- fingerprint of its items (engine.Fingerprint), and its items.
 --
--- Returns one value per add: its key's record (a bulk string) when the key
--- was already there, and nothing of that add was written; otherwise the
--- queue's length before it (an integer), after which its items were added
--- as queue_add.lua adds a batch and its record ("<length before>:" ..
--- tail) was stored with its lifetime. Adds are taken in order, so a key
--- used twice in one call is added once and found by the second add.
+-- Returns {conflict, max size, policy, one value per add}. conflict is 0
+-- and max size and policy are the ones applied (the declared ones win,
+-- see resolve_bound), or conflict is 1 and they are the declared ones as
+-- stored. Per add: its key's record (a bulk string) when the key was
+-- already there, and nothing of that add was written; -1 when its key was
+-- not there and the call conflicts with the declared settings (nothing
+-- written); otherwise the queue's length before it (an integer), after
+-- which its items were added as queue_add.lua adds a batch and its record
+-- (engine.IdempotencyRecord.Encode: "<length before>:<count>:<max>:
+-- <policy>:<fingerprint>", with the bound and policy applied) was stored
+-- with its lifetime. Adds are taken in order, so a key used twice in one
+-- call is added once and found by the second add.
 
-local policy = ARGV[1]
-local max = tonumber(ARGV[2])
+local ok, max, policy = resolve_bound(KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[5])
 local m = tonumber(ARGV[4])
 local chunk = 1000
 
@@ -63,18 +70,22 @@ local function add(first, last)
   return len
 end
 
-local out = {}
-local a = 5
+local out = {ok and 0 or 1, max, policy}
+local a = 6
 for j = 1, m do
-  local count = tonumber(ARGV[a + 2])
+  local count = tonumber(ARGV[a + 1])
   local first, last = a + 3, a + 2 + count
-  local prev = redis.call('GET', KEYS[2 + j])
+  local prev = redis.call('GET', KEYS[3 + j])
   if prev then
-    out[j] = prev
+    out[3 + j] = prev
+  elseif not ok then
+    out[3 + j] = -1
   else
     local len = add(first, last)
-    redis.call('SET', KEYS[2 + j], len .. ':' .. ARGV[a + 1], 'PX', ARGV[a])
-    out[j] = len
+    -- %d: tostring would write a bound of 10^14 or more as 1e+14.
+    local record = string.format('%d:%d:%d:%s:%s', len, count, max, policy, ARGV[a + 2])
+    redis.call('SET', KEYS[3 + j], record, 'PX', ARGV[a])
+    out[3 + j] = len
   end
   a = last + 1
 end
