@@ -17,7 +17,7 @@ func (s *Server) queue(r *http.Request) (*sluice.Queue, error) {
 	if err := keyspace.ValidateQueueName(name); err != nil {
 		return nil, badRequest("%v", err)
 	}
-	return s.client.QueueWith(name, s.cfg.queueSettings()), nil
+	return s.client.QueueWithDefaults(name, s.cfg.queueSettings()), nil
 }
 
 // queueParams is queue plus the query parameters most queue routes take.
@@ -69,7 +69,7 @@ func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	q := s.client.QueueWith(DetectionsQueue, s.cfg.queueSettings())
+	q := s.client.QueueWithDefaults(DetectionsQueue, s.cfg.queueSettings())
 	res, err := s.add(r, addRequest{q: q, policy: s.cfg.QueueOverflowPolicy, opts: opts, items: []any{item}})
 	if err != nil {
 		return afterWrite(err)
@@ -90,7 +90,7 @@ func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) err
 	if p.err != nil {
 		return p.err
 	}
-	q := s.client.QueueWith(DetectionsQueue, s.cfg.queueSettings())
+	q := s.client.QueueWithDefaults(DetectionsQueue, s.cfg.queueSettings())
 	return s.next(w, r, q, timeout, func(it sluice.Item) any { return it }, func() {
 		_ = writeJSON(w, http.StatusOK, map[string]string{"status": "empty"})
 	})
@@ -205,7 +205,7 @@ func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 	page, next := pageNames(names, after, int(limit))
 	out := make([]sluice.Pressure, 0, len(page))
 	for _, n := range page {
-		p, err := s.client.QueueWith(n, s.cfg.queueSettings()).Pressure(r.Context())
+		p, err := s.client.QueueWithDefaults(n, s.cfg.queueSettings()).Pressure(r.Context())
 		if err != nil {
 			if s.metrics.broken.skip("queues", n, err) {
 				continue
@@ -218,25 +218,14 @@ func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// queueInfo is GET /v1/queues/{name}.
-type queueInfo struct {
-	sluice.Pressure
-	DLQLength    int64 `json:"dlq_length"`
-	FailedLength int64 `json:"failed_length"`
-}
-
+// handleQueueInfo is GET /v1/queues/{name}: its pressure, DLQ lengths and
+// settings, with where each comes from (declare.go).
 func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.queue(r)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	info := queueInfo{}
-	if info.Pressure, err = q.Pressure(ctx); err == nil {
-		if info.DLQLength, err = q.DLQ(sluice.DLQOverflow).Len(ctx); err == nil {
-			info.FailedLength, err = q.DLQ(sluice.DLQFailed).Len(ctx)
-		}
-	}
+	info, err := s.queueInfo(r.Context(), q)
 	if err != nil {
 		return err
 	}
