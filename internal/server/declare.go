@@ -22,11 +22,11 @@ const maxLease = maxLockTTL
 // declareBody is PUT /v1/queues/{name}'s body. An absent, null or zero
 // field declares nothing.
 type declareBody struct {
-	MaxSize           *int64          `json:"max_size"`
-	Policy            *string         `json:"policy"`
-	PressureThreshold *float64        `json:"pressure_threshold"`
-	Lease             msDuration      `json:"lease"`
-	MaxDeliveries     *int64          `json:"max_deliveries"`
+	MaxSize           *int64     `json:"max_size"`
+	Policy            *string    `json:"policy"`
+	PressureThreshold *float64   `json:"pressure_threshold"`
+	Lease             msDuration `json:"lease"`
+	MaxDeliveries     *int64     `json:"max_deliveries"`
 }
 
 // decodeDeclare parses a declare body into settings, with every mistake
