@@ -20,6 +20,12 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		"pressure": e.queuePressure,
 		"peek":     e.queuePeek,
 		"clear":    e.queueClear,
+		"declare":  e.queueDeclare,
+		"info":     e.queueInfo,
+		"list":     e.queueList,
+		"pause":    e.queuePause,
+		"resume":   e.queueResume,
+		"delete":   e.queueDelete,
 	})
 }
 
