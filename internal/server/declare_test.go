@@ -157,3 +157,19 @@ func TestReceiveUsesDeclaredLease(t *testing.T) {
 		}
 	})
 }
+
+// Overflow of a declared queue is counted under its declared policy, not
+// the service's default.
+func TestOverflowCountedUnderDeclaredPolicy(t *testing.T) {
+	engines(t, nil, func(t *testing.T, b *bundle) {
+		b.expect(http.StatusOK, "PUT", "/v1/queues/tiny", `{"max_size": 1, "policy": "drop_oldest"}`)
+		b.expect(http.StatusOK, "POST", "/v1/queues/tiny/items", `1`)
+		b.expect(http.StatusOK, "POST", "/v1/queues/tiny/items", `2`)
+		if n := counter(t, b.srv.metrics.overflow.WithLabelValues("tiny", "drop_oldest")); n != 1 {
+			t.Fatalf("overflow{policy=drop_oldest} = %v, want 1", n)
+		}
+		if n := counter(t, b.srv.metrics.dropped.WithLabelValues("tiny")); n != 1 {
+			t.Fatalf("dropped = %v, want 1", n)
+		}
+	})
+}

@@ -51,12 +51,30 @@ func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error
 	if err != nil && fresh {
 		s.queues.forget(req.q.Name())
 	}
+	policy := req.policy
+	if req.opts.Policy == "" && hadBackpressure(res) {
+		// The add ran under the queue's declared policy if it declares
+		// one: label the overflow with it. Read only when something
+		// overflowed, so that a plain add costs nothing more.
+		if es, serr := req.q.Settings(context.WithoutCancel(r.Context())); serr == nil {
+			policy = es.Settings.Policy
+		}
+	}
 	for _, ar := range res {
 		if !ar.Replayed { // counted when first added
-			s.metrics.countAdd(req.q.Name(), req.policy, ar)
+			s.metrics.countAdd(req.q.Name(), policy, ar)
 		}
 	}
 	return res, err
+}
+
+func hadBackpressure(res []sluice.AddResult) bool {
+	for _, r := range res {
+		if r.HadBackpressure && !r.Replayed {
+			return true
+		}
+	}
+	return false
 }
 
 // handleDetectionAdd is the Python service's POST /detections.
