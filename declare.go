@@ -200,22 +200,13 @@ func (q *Queue) declared(ctx context.Context) (engine.QueueSettings, error) {
 // effective merges the declared settings es with the handle's.
 func (q *Queue) effective(es engine.QueueSettings) EffectiveSettings {
 	out := EffectiveSettings{Settings: q.settings, Declared: publicSettings(es), Paused: es.Paused}
-	src := func(explicit, configured bool, clientVal, def any) SettingSource {
-		switch {
-		case explicit:
-			return SourceHandle
-		case configured || clientVal != def:
-			return SourceConfig
-		}
-		return SourceDefault
-	}
 	cq, ex, cf := q.c.cfg.Queue, q.explicit, q.configured
 	out.Sources = SettingSources{
-		MaxSize:           src(ex.MaxSize != 0, cf.MaxSize != 0, cq.MaxSize, int64(DefaultMaxSize)),
-		Policy:            src(ex.Policy != "", cf.Policy != "", cq.Policy, DefaultPolicy),
-		PressureThreshold: src(ex.PressureThreshold != 0, cf.PressureThreshold != 0, cq.PressureThreshold, DefaultPressureThreshold),
-		Lease:             src(ex.Lease != 0, cf.Lease != 0, cq.Lease, DefaultLease),
-		MaxDeliveries:     src(ex.MaxDeliveries != 0, cf.MaxDeliveries != 0, cq.MaxDeliveries, DefaultMaxDeliveries),
+		MaxSize:           source(ex.MaxSize != 0, cf.MaxSize != 0, cq.MaxSize, DefaultMaxSize),
+		Policy:            source(ex.Policy != "", cf.Policy != "", cq.Policy, DefaultPolicy),
+		PressureThreshold: source(ex.PressureThreshold != 0, cf.PressureThreshold != 0, cq.PressureThreshold, DefaultPressureThreshold),
+		Lease:             source(ex.Lease != 0, cf.Lease != 0, cq.Lease, DefaultLease),
+		MaxDeliveries:     source(ex.MaxDeliveries != 0, cf.MaxDeliveries != 0, cq.MaxDeliveries, DefaultMaxDeliveries),
 	}
 	if es.Has(engine.SetMaxSize) {
 		// A stricter bound of the handle's own applies to its adds.
@@ -236,6 +227,21 @@ func (q *Queue) effective(es engine.QueueSettings) EffectiveSettings {
 		out.Settings.MaxDeliveries, out.Sources.MaxDeliveries = es.MaxDeliveries, SourceDeclared
 	}
 	return out
+}
+
+// source is where an undeclared setting of a handle comes from: QueueWith
+// (explicit), QueueWithDefaults (configured), the client's configuration
+// when it differs from the package default, else the default. (A client
+// configured with the default value itself reports "default": the two
+// cannot be told apart once Open has filled the defaults in.)
+func source[T comparable](explicit, configured bool, clientVal, def T) SettingSource {
+	switch {
+	case explicit:
+		return SourceHandle
+	case configured || clientVal != def:
+		return SourceConfig
+	}
+	return SourceDefault
 }
 
 // Pause makes the queue hand nothing out, for every client: Get, Receive

@@ -237,3 +237,31 @@ func TestRequeueRespectsDeclaredBound(t *testing.T) {
 		}
 	})
 }
+
+// Settings names the client's configuration, QueueWith and
+// QueueWithDefaults as the sources of undeclared values, and declared
+// values replace QueueWithDefaults' without conflict.
+func TestSettingsSourcesOfHandles(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, "", &sluice.Config{Queue: sluice.QueueSettings{MaxDeliveries: 2}})
+	es, err := c.QueueWith("q", sluice.QueueSettings{Lease: time.Minute}).Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es.Sources.MaxDeliveries != sluice.SourceConfig || es.Sources.Lease != sluice.SourceHandle || es.Sources.Policy != sluice.SourceDefault {
+		t.Fatalf("sources %+v", es.Sources)
+	}
+	if err := c.DeclareQueue(ctx, "q", sluice.QueueSettings{MaxSize: 7}); err != nil {
+		t.Fatal(err)
+	}
+	q := c.QueueWithDefaults("q", sluice.QueueSettings{MaxSize: 100, PressureThreshold: 0.5})
+	if es, err = q.Settings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if es.Settings.MaxSize != 7 || es.Sources.MaxSize != sluice.SourceDeclared || es.Sources.PressureThreshold != sluice.SourceConfig {
+		t.Fatalf("settings of a QueueWithDefaults handle: %+v", es)
+	}
+	if q.HandleSettings().MaxSize != 100 {
+		t.Fatalf("HandleSettings %+v", q.HandleSettings())
+	}
+}
