@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
@@ -26,7 +27,10 @@ import (
 //     looser bound, no bound against a declared one, or another policy
 //     fails with ErrSettingsConflict and writes nothing. An explicit lease
 //     or max deliveries (ReceiveOptions, NackOptions, QueueWith) is the
-//     consumer's choice and applies as given.
+//     consumer's choice and applies as given. Without one, a receive uses
+//     the declared lease and max deliveries, which a client reads at most
+//     once a second per queue: another client's declaration reaches its
+//     receives within a second, its own at once.
 //  3. Defaults: Config.Queue, the settings of QueueWithDefaults, then the
 //     package defaults. They yield to declared settings.
 //
@@ -110,6 +114,7 @@ func (c *Client) DeclareQueue(ctx context.Context, name string, s QueueSettings)
 	if err != nil {
 		return fmt.Errorf("sluice: declare queue %q: %w", name, err)
 	}
+	defer c.settings.forget(name)
 	if _, err := c.eng.QueueDeclare(ctx, name, es); err != nil {
 		return fmt.Errorf("sluice: declare queue %q: %w", name, publicError(err))
 	}
@@ -304,9 +309,73 @@ func (c *Client) DeleteQueue(ctx context.Context, name string, opts *DeleteQueue
 		return DeleteQueueResult{}, fmt.Errorf("sluice: delete queue: %w: %v", ErrInvalidName, err)
 	}
 	force := opts != nil && opts.Force
+	defer c.settings.forget(name)
 	r, err := c.eng.QueueDelete(ctx, name, force)
 	if err != nil {
 		return DeleteQueueResult{}, fmt.Errorf("sluice: delete queue %q: %w", name, publicError(err))
 	}
 	return DeleteQueueResult{Items: r.Items, OverflowDLQ: r.OverflowDLQ, FailedDLQ: r.FailedDLQ, InFlight: r.InFlight, Settings: r.Settings}, nil
+}
+
+// settingsTTL is how long a client reuses the declared settings it read
+// for a receive's or a nack's default lease and max deliveries, so that a
+// consumer does not pay an engine read per receive. A declaration made by
+// another client reaches this client's receives within it; one made by
+// this client at once.
+const settingsTTL = time.Second
+
+// maxCachedSettings bounds the queues whose settings a client remembers;
+// past it the cache starts over.
+const maxCachedSettings = 4096
+
+// settingsCache holds declared settings read for deliveries, by queue.
+type settingsCache struct {
+	mu sync.Mutex
+	m  map[string]cachedSettings
+}
+
+type cachedSettings struct {
+	s  engine.QueueSettings
+	at time.Time
+}
+
+func (sc *settingsCache) get(name string, now time.Time) (engine.QueueSettings, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	e, ok := sc.m[name]
+	if !ok || now.Sub(e.at) >= settingsTTL || now.Before(e.at) {
+		return engine.QueueSettings{}, false
+	}
+	return e.s, true
+}
+
+func (sc *settingsCache) put(name string, s engine.QueueSettings, now time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.m == nil || len(sc.m) >= maxCachedSettings {
+		sc.m = make(map[string]cachedSettings)
+	}
+	sc.m[name] = cachedSettings{s: s, at: now}
+}
+
+// forget drops name, after this client changed its settings.
+func (sc *settingsCache) forget(name string) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	delete(sc.m, name)
+}
+
+// deliverySettings returns the queue's declared settings for a delivery's
+// defaults, from the cache when it is fresh.
+func (q *Queue) deliverySettings(ctx context.Context) (engine.QueueSettings, error) {
+	now := time.Now()
+	if s, ok := q.c.settings.get(q.name, now); ok {
+		return s, nil
+	}
+	s, err := q.declared(ctx)
+	if err != nil {
+		return engine.QueueSettings{}, err
+	}
+	q.c.settings.put(q.name, s, now)
+	return s, nil
 }

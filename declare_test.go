@@ -265,3 +265,32 @@ func TestSettingsSourcesOfHandles(t *testing.T) {
 		t.Fatalf("HandleSettings %+v", q.HandleSettings())
 	}
 }
+
+// A client that received from a queue before declaring it applies its own
+// declaration to the next receive at once (its cache of declared settings
+// is dropped by the declare).
+func TestDeclareAppliesToNextReceiveAtOnce(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("q")
+		if _, err := q.AddBatch(ctx, []any{1, 2}, nil); err != nil {
+			t.Fatal(err)
+		}
+		d, ok, err := q.Receive(ctx, 0, nil)
+		if err != nil || !ok {
+			t.Fatalf("receive: %v, %v", ok, err)
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DeclareQueue(ctx, "q", sluice.QueueSettings{MaxDeliveries: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if d, ok, err = q.Receive(ctx, 0, nil); err != nil || !ok {
+			t.Fatalf("receive: %v, %v", ok, err)
+		}
+		if dead, err := d.Nack(ctx, nil); err != nil || !dead {
+			t.Fatalf("nack under declared max deliveries 1: dead-lettered %v, %v", dead, err)
+		}
+	})
+}

@@ -58,10 +58,11 @@ func (q *Queue) receiveOptions(ctx context.Context, o *ReceiveOptions) (ReceiveO
 }
 
 // defaultDeliverySettings are the lease and max deliveries of a delivery
-// that names neither: the declared ones, else the handle's. Reading them
-// costs an engine read, which a caller that gives both never pays.
+// that names neither: the declared ones, else the handle's. The declared
+// ones are read at most once per settingsTTL (declare.go); a caller that
+// gives both never reads them.
 func (q *Queue) defaultDeliverySettings(ctx context.Context) (QueueSettings, error) {
-	es, err := q.declared(ctx)
+	es, err := q.deliverySettings(ctx)
 	if err != nil {
 		return QueueSettings{}, err
 	}
