@@ -59,7 +59,7 @@ func TestDeclaredBoundInPressureAndMetrics(t *testing.T) {
 		found := false
 		for _, q := range list["queues"].([]any) {
 			if q := q.(map[string]any); q["queue_name"] == "small" {
-				found = q["max_size"] == 2.0 && q["is_full"] == true
+				found = q["max_size"] == 2.0 && q["is_full"] == true && q["declared"] == true && q["paused"] == false
 			}
 		}
 		if !found {

@@ -207,6 +207,14 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, q *sluice.Queu
 	s.log.Info("client gone before receiving its item; put back at the head", "queue", q.Name(), "reply_err", werr)
 }
 
+// queueRow is one queue of GET /v1/queues: its pressure, and whether it
+// declares settings or is paused (GET /v1/queues/{name} has the details).
+type queueRow struct {
+	sluice.Pressure
+	Declared bool `json:"declared"`
+	Paused   bool `json:"paused"`
+}
+
 // handleQueueList is GET /v1/queues?limit=&cursor=: queues in name order,
 // a page at a time (page.go).
 func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
@@ -221,16 +229,21 @@ func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page, next := pageNames(names, after, int(limit))
-	out := make([]sluice.Pressure, 0, len(page))
+	out := make([]queueRow, 0, len(page))
 	for _, n := range page {
-		p, err := s.client.QueueWithDefaults(n, s.cfg.queueSettings()).Pressure(r.Context())
+		q := s.client.QueueWithDefaults(n, s.cfg.queueSettings())
+		p, err := q.Pressure(r.Context())
+		var es sluice.EffectiveSettings
+		if err == nil {
+			es, err = q.Settings(r.Context())
+		}
 		if err != nil {
 			if s.metrics.broken.skip("queues", n, err) {
 				continue
 			}
 			return err
 		}
-		out = append(out, p)
+		out = append(out, queueRow{Pressure: p, Declared: es.IsDeclared(), Paused: es.Paused})
 	}
 	_ = writeJSON(w, http.StatusOK, withCursor(map[string]any{"queues": out}, next))
 	return nil
