@@ -304,6 +304,8 @@ type Client struct {
 	log    *slog.Logger
 	closer func() error
 	cache  *Cache
+	// settings remembers declared settings read for receives' defaults.
+	settings settingsCache
 }
 
 // discardLogger is the logger of a client given none.
