@@ -56,7 +56,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	}
 	// The overflow DLQ is locked only when this add will push into it.
 	var dlq *object
-	if policy == engine.PolicyDLQ && maxSize > 0 && int64(main.list.Len()+len(p.Items)) > maxSize {
+	if policy == engine.PolicyDLQ && maxSize > 0 && length(main)+int64(len(p.Items)) > maxSize {
 		dlq = e.lockAfter(e.queueKeys(main, p.Queue).OverflowDLQ)
 		defer dlq.mu.Unlock()
 		if e.isStr(dlq) {
@@ -64,18 +64,32 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		}
 	}
 	t.register(main, p.Queue)
-	before := int64(main.list.Len())
+	before := length(main)
+	// A not-before time that has passed adds the items as usual.
+	var at int64
+	if !p.NotBefore.IsZero() && p.NotBefore.UnixNano() > e.now() {
+		at = p.NotBefore.UnixNano()
+	}
 	results := make([]engine.AddResult, len(p.Items))
 	for i, item := range p.Items {
 		moved, dropped, ok := t.makeRoom(main, dlq, p.Queue, maxSize, policy)
 		if !ok {
-			results[i] = engine.AddResult{QueueLength: int64(main.list.Len())}
+			results[i] = engine.AddResult{QueueLength: length(main)}
 			continue
 		}
 		r := engine.AddResult{Accepted: true, MovedToDLQ: moved, Dropped: dropped}
-		t.pushBack(main, item)
-		r.QueueLength = int64(main.list.Len())
+		if at != 0 {
+			q := main.queue()
+			t.leasePut(main, &lease{id: q.seq + 1, item: item, deadline: at})
+		} else {
+			t.pushBack(main, item)
+		}
+		r.QueueLength = length(main)
 		results[i] = r
+	}
+	if at != 0 {
+		// A blocked receiver's timer must cover the new deadline.
+		e.kick(main)
 	}
 	if p.IdempotencyKey != "" {
 		// The record holds the bound and policy the add ran under, so a
@@ -93,26 +107,46 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	return results, nil
 }
 
+// length is what the bound counts: the visible items plus the scheduled
+// ones (engine.AddParams.NotBefore).
+func length(o *object) int64 {
+	n := int64(o.list.Len())
+	if o.q != nil {
+		n += int64(o.q.scheduled)
+	}
+	return n
+}
+
 // makeRoom applies the overflow policy before one push into main, as the
 // Redis scripts do: under dlq the oldest items move to ovf (which must be
 // locked), under drop_oldest they are dropped, until main has room for one
-// more. It returns how many moved and how many were dropped; ok is false
-// when the policy rejects the push because main is full.
+// more. With no visible item left, the scheduled item due soonest goes
+// (scripts/scheduled.lua). It returns how many moved and how many were
+// dropped; ok is false when the policy rejects the push because main is
+// full.
 func (t *tx) makeRoom(main, ovf *object, queue string, maxSize int64, policy engine.Policy) (moved, dropped int64, ok bool) {
-	n := int64(main.list.Len())
+	n := length(main)
 	if maxSize <= 0 || n < maxSize {
 		return 0, 0, true
 	}
-	switch policy {
-	case engine.PolicyDLQ:
-		for moved = 0; moved < n-maxSize+1; moved++ {
-			t.pushBack(ovf, engine.OverflowEnvelope(queue, t.popOne(main)))
-		}
-	case engine.PolicyDropOldest:
-		dropped = n + 1 - maxSize
-		t.popFront(main, int(dropped))
-	default:
+	if policy != engine.PolicyDLQ && policy != engine.PolicyDropOldest {
 		return 0, 0, false
+	}
+	for i := int64(0); i < n-maxSize+1; i++ {
+		var victim string
+		if main.list.Len() > 0 {
+			victim = t.popOne(main)
+		} else {
+			l := main.q.earliestScheduled()
+			victim = l.item
+			t.leaseDel(main, l)
+		}
+		if policy == engine.PolicyDLQ {
+			t.pushBack(ovf, engine.OverflowEnvelope(queue, victim))
+			moved++
+		} else {
+			dropped++
+		}
 	}
 	return moved, dropped, true
 }
@@ -137,6 +171,10 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		o.mu.Unlock()
 		t.release()
 		return "", false, wrongType("queue pop", key)
+	}
+	if !paused(o) && e.releaseDue(&t, o, e.now()) {
+		// Served first to consumers blocked before this pop, in line.
+		e.serve(&t, o)
 	}
 	if o.list.Len() > 0 && !paused(o) {
 		item := t.popOne(o)

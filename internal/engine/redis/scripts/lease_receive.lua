@@ -13,6 +13,7 @@
 -- KEYS[5]  the delivery sequence counter
 -- KEYS[6]  the queue's failed DLQ list
 -- KEYS[7]  the queue's settings hash (see settings.lua)
+-- KEYS[8]  the queue's scheduled items (see scheduled.lua)
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
 -- ARGV[2]  lease length, ms
 -- ARGV[3]  max deliveries per item
@@ -63,9 +64,12 @@ local function token()
   return string.sub(tokens, i + 1, i + 16)
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = server_ms()
 local deadline = now + lease
+
+-- Scheduled items that are due become visible first, as due leases
+-- become deliverable: the same step, so a sweep (count 0) does both.
+release_due(KEYS[8], KEYS[1], now)
 
 local out = {0, -1}
 local dead = 0
