@@ -31,7 +31,8 @@
 -- before the pause), and returns {-1, -1} at once. With a count of 0 (a
 -- reclaim) it settles due leases as usual.
 --
--- Returns {dead_lettered, ms until the earliest remaining deadline or -1
+-- Returns {dead_lettered, ms until the earliest remaining deadline (or
+-- scheduled item) or -1
 -- (always -1 unless asked for, or when items were handed out),
 -- id1, item1, attempt1, id2, item2, attempt2, ...}.
 --
@@ -141,9 +142,13 @@ end
 
 out[1] = dead
 if ARGV[7] == '1' and delivered == 0 then
-  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if #first == 2 then
-    out[2] = math.max(tonumber(first[2]) - now, 0)
+  -- The earliest lease deadline or scheduled item, whichever comes first.
+  for _, key in ipairs({KEYS[3], KEYS[8]}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #first == 2 then
+      local wait = math.max(tonumber(first[2]) - now, 0)
+      if out[2] < 0 or wait < out[2] then out[2] = wait end
+    end
   end
 end
 return out
