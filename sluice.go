@@ -306,6 +306,14 @@ type Client struct {
 	cache  *Cache
 }
 
+// now is the client's clock: Config.Test.Time when set, else time.Now.
+func (c *Client) now() time.Time {
+	if c.cfg.Test.Time != nil {
+		return c.cfg.Test.Time()
+	}
+	return time.Now()
+}
+
 // discardLogger is the logger of a client given none.
 var discardLogger = slog.New(slog.DiscardHandler)
 
