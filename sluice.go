@@ -306,9 +306,10 @@ type Client struct {
 	cache  *Cache
 }
 
-// now is the client's clock: Config.Test.Time when set, else time.Now.
+// now is the clock of the client's deadlines: Config.Test.Time when set
+// and the engine is the embedded one (Redis ignores it), else time.Now.
 func (c *Client) now() time.Time {
-	if c.cfg.Test.Time != nil {
+	if c.cfg.Test.Time != nil && c.eng.Kind() == string(EngineEmbedded) {
 		return c.cfg.Test.Time()
 	}
 	return time.Now()
