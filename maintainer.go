@@ -182,15 +182,10 @@ func (c *Client) sweepAll(held context.Context, m MaintainerOptions) error {
 }
 
 // sweepQueue is one queue's sweep: one QueueReclaim, which is one atomic
-// step of the engine (see RunMaintainer).
+// step of the engine (see RunMaintainer). The engine applies the queue's
+// declared max deliveries over the client's.
 func (c *Client) sweepQueue(ctx context.Context, name string) (int64, error) {
-	maxDeliveries := c.cfg.Queue.MaxDeliveries
-	if s, ok, err := c.eng.QueueSettings(ctx, name); err != nil {
-		return 0, err
-	} else if ok && s.Has(engine.SetMaxDeliveries) {
-		maxDeliveries = s.MaxDeliveries
-	}
-	return c.eng.QueueReclaim(ctx, name, maxDeliveries)
+	return c.eng.QueueReclaim(ctx, name, c.cfg.Queue.MaxDeliveries)
 }
 
 // sweepError reports err unless the sweep was stopped (held done); it

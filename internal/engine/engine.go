@@ -111,7 +111,8 @@ type LeaseEngine interface {
 	QueueScheduled(ctx context.Context, queue string) (int64, error)
 	// QueueReclaim is the queue's sweep, one atomic step: it dead-letters
 	// due items (expired leases, nacked items past their delay) that used
-	// up maxDeliveries, leaves the other due items deliverable (the next
+	// up maxDeliveries (the queue's declared max deliveries when it has
+	// one), leaves the other due items deliverable (the next
 	// receive hands them out first), and moves due scheduled items to the
 	// queue's tail. It returns how many moved to the failed DLQ. Receives
 	// do the same on their own; a maintainer sweeps every queue.

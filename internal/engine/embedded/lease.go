@@ -473,6 +473,10 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	if failed.strAlive(now) {
 		return 0, wrongType("queue reclaim", k.FailedDLQ)
 	}
+	// Declared settings win, as on Redis (lease_receive.lua).
+	if s := main.q.settings; s != nil && s.Has(engine.SetMaxDeliveries) {
+		maxDeliveries = s.MaxDeliveries
+	}
 	p := engine.ReceiveParams{Count: 0, MaxDeliveries: maxDeliveries}
 	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
 	e.serve(&t, main)

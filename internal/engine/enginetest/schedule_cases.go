@@ -206,6 +206,20 @@ func scheduleCases(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("SweepUsesDeclaredMaxDeliveries", func(t *testing.T) {
+		// Declared settings win over the sweeper's default.
+		t.Parallel()
+		ctx, e := setup(t, h)
+		if _, err := e.QueueDeclare(ctx, "q", engine.QueueSettings{MaxDeliveries: 1, Set: engine.SetMaxDeliveries}); err != nil {
+			t.Fatal(err)
+		}
+		add(t, ctx, e, "q", engine.PolicyReject, 0, "x")
+		wantDeliveries(t, receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 1, Lease: shortLease, MaxDeliveries: 1}), []string{"x"}, 1)
+		passTime(t, h, e, shortLease)
+		waitReclaimed(t, ctx, e, "q", 5, 1)
+		wantInFlight(t, ctx, e, "q", 0)
+	})
+
 	t.Run("DueDeliveriesAreNotInFlight", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)

@@ -16,7 +16,7 @@
 -- KEYS[8]  the queue's scheduled items (see scheduled.lua)
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
 -- ARGV[2]  lease length, ms
--- ARGV[3]  max deliveries per item
+-- ARGV[3]  max deliveries per item (a sweep prefers the declared one)
 -- ARGV[4]  now as an ISO 8601 UTC string, for DLQ envelopes
 -- ARGV[5]  the queue's name, JSON-quoted Python style
 -- ARGV[6]  how many due leases to examine at most (-1: all)
@@ -53,6 +53,13 @@ local queue_json = ARGV[5]
 local scan = tonumber(ARGV[6])
 local tokens = ARGV[8] or ''
 local delivered = 0
+
+-- A sweep (count 0) dead-letters by the queue's declared max deliveries
+-- when it has one: declared settings win (settings.lua).
+if count == 0 then
+  local declared = redis.call('HGET', KEYS[7], 'max_deliveries')
+  if declared then max_deliveries = tonumber(declared) end
+end
 
 if count > 0 and redis.call('HGET', KEYS[7], 'paused') == '1' then
   while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do end
