@@ -134,8 +134,6 @@ func TestMaintainerOnEveryEngine(t *testing.T) {
 			t.Fatalf("scheduled queue: length %d, scheduled %d; want 0, 1", p.CurrentLength, p.Scheduled)
 		}
 		startMaintainer(t, c, &sluice.MaintainerOptions{Interval: 10 * time.Millisecond})
-		// A blocked Get does not release scheduled items itself: the
-		// maintainer's sweep hands it the item.
 		it, ok, err := later.Get(ctx, 10*time.Second)
 		if err != nil || !ok {
 			t.Fatalf("Get of the scheduled item = %v, %v", ok, err)

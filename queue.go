@@ -89,8 +89,8 @@ type AddOptions struct {
 	// queue's bound from the moment it is accepted (AddResult.QueueLength
 	// and Pressure count it), survives restarts and failovers like any
 	// item, and is moved to the queue's tail when due by the next Receive
-	// or Get of the queue, or by a maintainer's sweep (RunMaintainer), so
-	// a blocked Get sees it within one sweep interval. When the queue is
+	// or Get of the queue (a blocked one wakes for it) or by a
+	// maintainer's sweep (RunMaintainer). When the queue is
 	// full, drop_oldest and dlq make room from the queue's head and, with
 	// no visible item left, from the scheduled items due soonest. On Redis
 	// the time is counted on the server's clock.

@@ -237,7 +237,8 @@ type AddParams struct {
 	// NotBefore, when not zero, schedules the items: each is stored apart
 	// from the queue's visible items and becomes visible (is moved to the
 	// queue's tail) once NotBefore has passed, by the next receive, pop or
-	// sweep (QueueReclaim) of the queue. A scheduled item counts toward the
+	// sweep (QueueReclaim) of the queue; blocked receives and pops wake
+	// for it. A scheduled item counts toward the
 	// bound from the moment it is accepted: the bound applies to the
 	// visible items plus the scheduled ones, and so does the policy. When
 	// the queue is full, drop_oldest and dlq make room from the queue's

@@ -158,66 +158,102 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		return "", false, err
 	}
 	key := e.listKey(queue)
+	deadline := time.Now().Add(timeout)
+	for {
+		item, ok, w, wait, err := e.popOnce(key, time.Until(deadline))
+		if err != nil || ok || w == nil {
+			return item, ok, err
+		}
+		err = e.wait(ctx, w, wait)
+		if err == nil {
+			if w.closed {
+				return "", false, engine.ErrClosed
+			}
+			return w.item, true, nil
+		}
+		// Timed out or cancelled: unless a pusher served us meanwhile, leave
+		// the line; if it did, the item goes back to the head, where it was.
+		e.abandon(key, w)
+		switch {
+		case !errors.Is(err, errTimeout):
+			return "", false, fmt.Errorf("queue pop: %w", err)
+		case time.Until(deadline) <= 0:
+			return "", false, nil
+		}
+		// A scheduled item fell due before the timeout: look again.
+	}
+}
+
+// popOnce is one attempt of QueuePop with left to wait: it moves due
+// scheduled items to the queue (and to consumers already waiting) and
+// takes the head. With nothing to take and left > 0 it returns a waiter
+// in the queue's line and how long to wait: left, or less when a
+// scheduled item falls due sooner.
+func (e *Engine) popOnce(key string, left time.Duration) (item string, ok bool, w *waiter, wait time.Duration, err error) {
 	t, err := e.begin("queue pop")
 	if err != nil {
-		return "", false, err
+		return "", false, nil, 0, err
 	}
-	o := e.lock1(key, timeout > 0)
+	o := e.lock1(key, left > 0)
 	if o == nil {
 		t.release()
-		return "", false, nil
+		return "", false, nil, 0, nil
 	}
 	if e.isStr(o) {
 		o.mu.Unlock()
 		t.release()
-		return "", false, wrongType("queue pop", key)
+		return "", false, nil, 0, wrongType("queue pop", key)
 	}
-	if !paused(o) && e.releaseDue(&t, o, e.now()) {
-		// Served first to consumers blocked before this pop, in line.
+	now := e.now()
+	// Released items go first to the consumers that were waiting before
+	// this pop, in line; the release is logged with the rest of the call.
+	released := !paused(o) && e.releaseDue(&t, o, now)
+	if released {
 		e.serve(&t, o)
 	}
-	if o.list.Len() > 0 && !paused(o) {
-		item := t.popOne(o)
+	// finish logs the call's changes (or drops an empty record) after the
+	// queue's lock is released.
+	finish := func() error {
+		var err error
+		if released || ok {
+			err = t.commit()
+			o.mu.Unlock()
+			if derr := t.done(); err == nil {
+				err = derr
+			}
+		} else {
+			o.mu.Unlock()
+			t.release()
+		}
+		return err
+	}
+	switch {
+	case o.list.Len() > 0 && !paused(o):
+		item, ok = t.popOne(o), true
 		t.onFail(key, func(o *object) { o.list.PushFront(item) })
-		err = t.commit()
-		o.mu.Unlock()
-		if derr := t.done(); err == nil {
-			err = derr
+		if err := finish(); err != nil {
+			return "", false, nil, 0, fmt.Errorf("queue pop: %w", err)
 		}
-		if err != nil {
-			return "", false, fmt.Errorf("queue pop: %w", err)
+		return item, true, nil, 0, nil
+	case left <= 0:
+		return "", false, nil, 0, finish()
+	case e.closed.Load():
+		if err := finish(); err != nil {
+			return "", false, nil, 0, err
 		}
-		return item, true, nil
+		return "", false, nil, 0, engine.ErrClosed
 	}
-	if timeout <= 0 {
-		o.mu.Unlock()
-		t.release()
-		return "", false, nil
-	}
-	if e.closed.Load() {
-		o.mu.Unlock()
-		t.release()
-		return "", false, engine.ErrClosed
-	}
-	w := &waiter{kind: waitPop, ch: make(chan struct{})}
+	w = &waiter{kind: waitPop, ch: make(chan struct{})}
 	o.queue().enqueue(w, false)
-	o.mu.Unlock()
-	t.release()
-
-	err = e.wait(ctx, w, timeout)
-	if err == nil {
-		if w.closed {
-			return "", false, engine.ErrClosed
-		}
-		return w.item, true, nil
+	wait = left
+	if l := o.q.earliestScheduled(); l != nil && !paused(o) {
+		wait = min(wait, time.Duration(max(l.deadline-now, int64(time.Millisecond))))
 	}
-	// Timed out or cancelled: unless a pusher served us meanwhile, leave
-	// the line; if it did, the item goes back to the head, where it was.
-	e.abandon(key, w)
-	if errors.Is(err, errTimeout) {
-		return "", false, nil
+	if err := finish(); err != nil {
+		e.abandon(key, w)
+		return "", false, nil, 0, fmt.Errorf("queue pop: %w", err)
 	}
-	return "", false, fmt.Errorf("queue pop: %w", err)
+	return "", false, w, wait, nil
 }
 
 // QueuePushFront puts items back at the head, items[0] first.

@@ -134,6 +134,20 @@ func scheduleCases(t *testing.T, h Harness) {
 		wantInFlight(t, ctx, e, "q", 1)
 	})
 
+	t.Run("BlockedPopWakesWhenDue", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		schedule(t, ctx, e, "q", engine.PolicyReject, 10, shortDelay, "s")
+		pop := startPop(ctx, e, "q", waitTimeout)
+		passTime(t, h, e, shortDelay)
+		// Nothing is pushed: the pop's own wait ends when the item is due.
+		r := waitFor(t, "blocked pop of a scheduled item", pop)
+		if r.err != nil || !r.ok || r.item != "s" {
+			t.Fatalf("blocked QueuePop = %q, %v, %v; want the scheduled item", r.item, r.ok, r.err)
+		}
+		wantScheduled(t, ctx, e, "q", 0)
+	})
+
 	t.Run("CountsTowardBound", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)

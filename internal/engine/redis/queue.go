@@ -197,9 +197,21 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			}
 			continue
 		}
-		item, ok, err := e.blockingPop(ctx, k.List, max(left.Seconds(), 0.001))
-		if err != nil || !ok {
-			return item, ok, err
+		// BLPOP wakes for pushes only: a scheduled item falling due sooner
+		// caps the wait, and the next popScript moves it to the queue.
+		wait, capped := left, false
+		if due, ok := e.nextScheduled(ctx, k); ok && due < left {
+			wait, capped = due, true
+		}
+		item, ok, err := e.blockingPop(ctx, k.List, max(wait.Seconds(), 0.001))
+		if err != nil {
+			return "", false, err
+		}
+		if !ok {
+			if capped {
+				continue
+			}
+			return "", false, nil
 		}
 		// The BLPOP may have been blocked since before a pause.
 		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{item}).AsInt64()
@@ -211,6 +223,19 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			return item, true, nil
 		}
 	}
+}
+
+// nextScheduled is how long until the queue's earliest scheduled item is
+// due, by the score the server's clock gave it (a hint for a wait: any
+// skew between the clocks only moves the wake-up); ok is false when the
+// queue has none or the read fails.
+func (e *Engine) nextScheduled(ctx context.Context, k keyspace.Queue) (time.Duration, bool) {
+	cmd := e.client.B().Zrange().Key(k.Scheduled).Min("0").Max("0").Withscores().Build()
+	first, err := e.client.Do(ctx, cmd).AsZScores()
+	if err != nil || len(first) == 0 {
+		return 0, false
+	}
+	return max(time.Until(time.UnixMilli(int64(first[0].Score))), time.Millisecond), true
 }
 
 // popScript runs queue_pop.lua for up to n items; stopped reports a paused
