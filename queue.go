@@ -126,7 +126,9 @@ const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
 // AddResult is the outcome of adding one item, with docs/compat.md's fields.
 type AddResult struct {
 	// Success is false only when the item was rejected: nothing was written.
-	Success         bool   `json:"success"`
+	Success bool `json:"success"`
+	// QueueLength is the queue's length after the add, scheduled items
+	// (AddOptions.Delay) included, as the bound counts them.
 	QueueLength     int64  `json:"queue_length"`
 	DroppedCount    int64  `json:"dropped_count"`
 	MovedToDLQCount int64  `json:"moved_to_dlq_count"`
