@@ -335,3 +335,76 @@ func TestMaintainerKilledMidSweep(t *testing.T) {
 		check(t, open(t, redistest.URL(), cfg))
 	})
 }
+
+// TestMaintainersRaceAcrossReplicas: two clients of one Redis, as two
+// service replicas, each running a maintainer; the first is stopped midway
+// and the second takes over. Every spent lease is dead-lettered exactly
+// once, every scheduled item released exactly once, and at no time do both
+// sweep.
+func TestMaintainersRaceAcrossReplicas(t *testing.T) {
+	redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	redistest.Cleanup(t, redistest.Client(t), prefix)
+	cfg := &sluice.Config{KeyPrefix: prefix, Queue: sluice.QueueSettings{MaxDeliveries: 1}}
+	a, b := open(t, redistest.URL(), cfg), open(t, redistest.URL(), cfg)
+	ctx := context.Background()
+	const queues = 4
+	for i := range queues {
+		q := a.Queue(fmt.Sprintf("q%d", i))
+		if _, err := q.AddBatch(ctx, []any{0, 1, 2}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if ds, err := q.ReceiveBatch(ctx, 3, 0, &sluice.ReceiveOptions{Lease: 30 * time.Millisecond}); err != nil || len(ds) != 3 {
+			t.Fatalf("receive: %d, %v", len(ds), err)
+		}
+		if _, err := q.Add(ctx, 3, &sluice.AddOptions{Delay: 30 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var dead int64
+	active := map[string]bool{}
+	overlap := false
+	onSweep := func(who string) func(sluice.SweepResult) {
+		return func(r sluice.SweepResult) {
+			mu.Lock()
+			defer mu.Unlock()
+			dead += r.DeadLettered
+			active[who] = true
+			if active["a"] && active["b"] && who == "a" {
+				overlap = true // a swept after b had started: both held the lock
+			}
+		}
+	}
+	ma := startMaintainer(t, a, &sluice.MaintainerOptions{Interval: 5 * time.Millisecond, LockTTL: time.Minute, OnSweep: onSweep("a")})
+	waitUntil(t, "the first maintainer's sweeps", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return active["a"]
+	})
+	startMaintainer(t, b, &sluice.MaintainerOptions{Interval: 5 * time.Millisecond, LockTTL: time.Minute, OnSweep: onSweep("b")})
+	if err := ma.stop(t); err != nil {
+		t.Fatalf("RunMaintainer = %v, want nil", err)
+	}
+	waitUntil(t, "every spent lease dead-lettered and the second maintainer sweeping", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return dead == 3*queues && active["b"]
+	})
+	mu.Lock()
+	if overlap {
+		t.Error("the first maintainer swept after the second had started")
+	}
+	mu.Unlock()
+	for i := range queues {
+		q := b.Queue(fmt.Sprintf("q%d", i))
+		waitUntil(t, "release of the scheduled item", func() bool {
+			p, err := q.Pressure(ctx)
+			return err == nil && p.Scheduled == 0 && p.CurrentLength == 1 && p.InFlight == 0
+		})
+		if n, err := q.DLQ(sluice.DLQFailed).Len(ctx); err != nil || n != 3 {
+			t.Errorf("q%d failed DLQ = %d, %v; want 3", i, n, err)
+		}
+		wantItems(t, q, []int{3})
+	}
+}
