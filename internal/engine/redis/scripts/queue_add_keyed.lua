@@ -43,11 +43,12 @@ local function push(from, to)
   return length
 end
 
--- add pushes ARGV[first..last] under the policy, with queue_add.lua's
--- arithmetic (engine.SimulateAdd), and returns the length before.
+-- at: the not-before time of scheduled items, nil for items to push now.
 local at = nil
 if ARGV[6] ~= '' then at = server_ms() + tonumber(ARGV[6]) end
 
+-- add pushes ARGV[first..last] under the policy, with queue_add.lua's
+-- arithmetic (engine.SimulateAdd), and returns the length before.
 local function add(first, last)
   -- Scheduled items, or a queue holding some: item by item (scheduled.lua).
   if at or redis.call('EXISTS', KEYS[4]) == 1 then
