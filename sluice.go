@@ -304,6 +304,8 @@ type Client struct {
 	log    *slog.Logger
 	closer func() error
 	cache  *Cache
+	// settings remembers declared settings read for receives' defaults.
+	settings settingsCache
 }
 
 // now is the clock of the client's deadlines: Config.Test.Time when set

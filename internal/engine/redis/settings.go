@@ -29,9 +29,10 @@ import (
 // (queue_pause.lua) puts one element there, which each blocked waiter in
 // turn moves back in place, so a single push wakes them all; pausing
 // deletes the list. A BLPOP that was already blocked on the list when the
-// queue was paused may still take an item: queue_pop_check.lua then puts
-// it back at the head, atomically with the check, and the pop waits for
-// the resume; a blocked receive's BLMOVE moves its item to the handoff
+// queue was paused may still take an item: the read of the paused flag
+// pipelined behind the BLPOP (blockingPop) shows the pause, and
+// queue_pop_check.lua then puts the item back at the head, atomically with
+// a second look at the flag, and the pop waits for the resume; a blocked receive's BLMOVE moves its item to the handoff
 // list, which lease_receive.lua moves back to the head while paused.
 
 // Hash fields of the settings hash (see scripts/settings.lua).
