@@ -52,7 +52,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	// same lock as the push, so concurrent adders all see the bound.
 	maxSize, policy, err := resolve(main, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
 	if err != nil {
-		return nil, fmt.Errorf("queue add: %w", err)
+		return nil, err // ErrSettingsConflict; the caller names the operation
 	}
 	// The overflow DLQ is locked only when this add will push into it.
 	var dlq *object
@@ -448,7 +448,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 	}
 	maxSize, policy, err := resolve(main, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
 	if err != nil {
-		return res, fmt.Errorf("dlq requeue: %w", err)
+		return res, err // ErrSettingsConflict; the caller names the operation
 	}
 	// "All" is the entries present now: entries this requeue pushes into
 	// the overflow DLQ (when it is also the source) are not seen again.

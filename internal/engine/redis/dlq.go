@@ -107,7 +107,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, params engine.RequeueParams) (e
 		// {-1, declared max_size, declared policy}: a conflict.
 		dmax, _ := scriptString(msgs[1])
 		dpol, _ := scriptString(msgs[2])
-		return engine.RequeueResult{}, conflictError(op, dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
+		return engine.RequeueResult{}, conflictError(dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
 	}
 	raw, err := res.AsIntSlice()
 	if err != nil {

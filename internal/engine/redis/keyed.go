@@ -132,7 +132,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 	var conflictErr error
 	if conflict != 0 {
 		dmax, _ := scriptString(replies[1])
-		conflictErr = conflictError(op, dmax, policyText, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
+		conflictErr = conflictError(dmax, policyText, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
 	}
 	replies = replies[3:]
 	if len(replies) != len(adds) {

@@ -84,7 +84,7 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	if status, _ := reply[0].AsInt64(); status != 0 {
 		dmax, _ := scriptString(reply[1])
 		dpol, _ := scriptString(reply[2])
-		return nil, conflictError(op, dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
+		return nil, conflictError(dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
 	}
 	if len(reply) != 4 {
 		return nil, fmt.Errorf("%s: script returned %d values, want 4", op, len(reply))

@@ -63,8 +63,9 @@ func addFlags(maxExplicit, policyExplicit, full bool) string {
 // conflictError builds the error of a call whose explicit bound or policy
 // a script found in conflict with the declared max_size and policy it
 // returned (as stored, "" when absent): engine.QueueSettings.Resolve says
-// what conflicts, exactly as the embedded engine would.
-func conflictError(op string, dmax, dpol string, maxSize int64, policy engine.Policy, maxExplicit, policyExplicit bool) error {
+// what conflicts, exactly as the embedded engine would. It names no
+// operation: the public package does, once.
+func conflictError(dmax, dpol string, maxSize int64, policy engine.Policy, maxExplicit, policyExplicit bool) error {
 	var s engine.QueueSettings
 	if dmax != "" {
 		if n, err := strconv.ParseInt(dmax, 10, 64); err == nil {
@@ -75,9 +76,9 @@ func conflictError(op string, dmax, dpol string, maxSize int64, policy engine.Po
 		s.Policy, s.Set = engine.Policy(dpol), s.Set|engine.SetPolicy
 	}
 	if _, _, err := s.Resolve(maxSize, policy, maxExplicit, policyExplicit); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err // the caller names the operation (one layer adds it)
 	}
-	return fmt.Errorf("%s: %w (declared max size %q, policy %q)", op, engine.ErrSettingsConflict, dmax, dpol)
+	return fmt.Errorf("%w (declared max size %q, policy %q)", engine.ErrSettingsConflict, dmax, dpol)
 }
 
 // scriptString reads a reply element that a script returned as a string
