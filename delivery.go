@@ -259,9 +259,12 @@ func (q *Queue) Extend(ctx context.Context, id string, lease time.Duration) erro
 	return nil
 }
 
-// Reclaim dead-letters expired leases that used their deliveries and makes
-// the other expired ones deliverable again; it returns how many were
-// dead-lettered. Receive does this by itself; services sweep with it.
+// Reclaim sweeps the queue in one atomic step: expired leases (and nacked
+// items past their delay) that used their deliveries move to the failed
+// DLQ, the others stay deliverable for the next Receive, and due scheduled
+// items move to the queue. A max deliveries the queue declares wins over
+// maxDeliveries. It returns how many were dead-lettered. Receive
+// does this by itself; RunMaintainer does it for every queue.
 func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
 	if q.nameErr != nil {
 		return 0, q.nameErr

@@ -92,12 +92,30 @@ type AddOptions struct {
 	// DefaultIdempotencyWindow; 1ms to MaxIdempotencyWindow. Without a key
 	// it has no effect.
 	IdempotencyWindow time.Duration
+	// Delay schedules the items: each becomes visible (to Get, Receive and
+	// batch consumers) once Delay has passed. 0 means at once; negative is
+	// invalid (ErrInvalidArgument). A scheduled item counts toward the
+	// queue's bound from the moment it is accepted (AddResult.QueueLength
+	// and Pressure count it), survives restarts and failovers like any
+	// item, and is moved to the queue's tail when due by the next Receive
+	// or Get of the queue (a blocked one wakes for it) or by a
+	// maintainer's sweep (RunMaintainer). When the queue is
+	// full, drop_oldest and dlq make room from the queue's head and, with
+	// no visible item left, from the scheduled items due soonest. On Redis
+	// the time is counted on the server's clock.
+	Delay time.Duration
+	// NotBefore schedules the items as Delay does, until a point in time
+	// (a time already past adds them at once). Set Delay or NotBefore, not
+	// both (ErrInvalidArgument).
+	NotBefore time.Time
 }
 
 // addSettings are an add's effective options.
 type addSettings struct {
 	policy  Policy
 	maxSize int64
+	// notBefore is when the items become visible; zero: at once.
+	notBefore time.Time
 	// maxExplicit and policyExplicit: the caller gave them (AddOptions or
 	// QueueWith), so on a declared queue they may only be stricter.
 	maxExplicit, policyExplicit bool
@@ -120,7 +138,9 @@ const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
 // AddResult is the outcome of adding one item, with docs/compat.md's fields.
 type AddResult struct {
 	// Success is false only when the item was rejected: nothing was written.
-	Success         bool   `json:"success"`
+	Success bool `json:"success"`
+	// QueueLength is the queue's length after the add, scheduled items
+	// (AddOptions.Delay) included, as the bound counts them.
 	QueueLength     int64  `json:"queue_length"`
 	DroppedCount    int64  `json:"dropped_count"`
 	MovedToDLQCount int64  `json:"moved_to_dlq_count"`
@@ -205,6 +225,16 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 	if o.MaxSize != 0 {
 		s.maxSize, s.maxExplicit = o.MaxSize, true
 	}
+	switch {
+	case o.Delay < 0:
+		return s, fmt.Errorf("sluice: %w: add Delay %v is negative (nothing written)", ErrInvalidArgument, o.Delay)
+	case o.Delay > 0 && !o.NotBefore.IsZero():
+		return s, fmt.Errorf("sluice: %w: add Delay and NotBefore are both set; set one (nothing written)", ErrInvalidArgument)
+	case o.Delay > 0:
+		s.notBefore = q.c.now().Add(o.Delay)
+	default:
+		s.notBefore = o.NotBefore
+	}
 	if o.IdempotencyKey == "" {
 		return s, nil
 	}
@@ -225,7 +255,7 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, int64, error) {
 	p := engine.AddParams{
 		Queue: q.name, Items: stored, Policy: engine.Policy(s.policy).Normalize(), MaxSize: s.maxSize,
-		MaxSizeExplicit: s.maxExplicit, PolicyExplicit: s.policyExplicit,
+		MaxSizeExplicit: s.maxExplicit, PolicyExplicit: s.policyExplicit, NotBefore: s.notBefore,
 	}
 	if s.idem != nil {
 		p.IdempotencyKey, p.IdempotencyWindow = s.idem.key, s.idem.window
@@ -354,7 +384,14 @@ type Pressure struct {
 	IsAtPressureThreshold bool    `json:"is_at_pressure_threshold"`
 	IsFull                bool    `json:"is_full"`
 	OverflowPolicy        Policy  `json:"overflow_policy"`
-	InFlight              int64   `json:"in_flight"`
+	// InFlight counts items under a live lease or within a nack's delay;
+	// an expired lease is not in flight (it waits for redelivery, and a
+	// maintainer's sweep dead-letters it at its last delivery).
+	InFlight int64 `json:"in_flight"`
+	// Scheduled counts items added with a delay that are not yet visible.
+	// They are not in CurrentLength but count toward the bound: FillRatio,
+	// IsFull and IsAtPressureThreshold include them.
+	Scheduled int64 `json:"scheduled"`
 }
 
 // Pressure reports the queue's fill level against its effective settings:
@@ -369,13 +406,21 @@ func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
 	if err != nil {
 		return Pressure{}, fmt.Errorf("sluice: in-flight count of queue %q: %w", q.name, err)
 	}
+	scheduled, err := q.c.eng.QueueScheduled(ctx, q.name)
+	if err != nil {
+		return Pressure{}, fmt.Errorf("sluice: scheduled count of queue %q: %w", q.name, err)
+	}
 	es, err := q.declared(ctx)
 	if err != nil {
 		return Pressure{}, fmt.Errorf("sluice: settings of queue %q: %w", q.name, err)
 	}
-	return q.pressure(q.effective(es).Settings, n, inflight), nil
+	p := q.pressure(q.effective(es).Settings, n+scheduled, inflight)
+	p.CurrentLength, p.Scheduled = n, scheduled
+	return p, nil
 }
 
+// pressure computes the fill of a queue holding n items (visible plus
+// scheduled: what the bound counts) under settings d.
 func (q *Queue) pressure(d QueueSettings, n, inflight int64) Pressure {
 	p := Pressure{
 		QueueName: q.name, CurrentLength: n, MaxSize: d.MaxSize,

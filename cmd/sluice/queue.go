@@ -68,9 +68,10 @@ func (e *env) printResult(ctx context.Context, c *connFlags, f func(*sluice.Clie
 }
 
 func (e *env) queueAdd(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--string]")
+	fs, conn := e.commandFlags("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--delay D] [--string]")
 	policy := fs.String("policy", "", "overflow policy for this add; on a declared queue only the declared one (default: the declared one, else QUEUE_OVERFLOW_POLICY or dlq)")
 	size := fs.Int64("max-size", 0, "capacity for this add, <= 0 unbounded; on a declared queue at most the declared one (default: the declared one, else QUEUE_MAX_SIZE or 10000)")
+	delay := fs.Duration("delay", 0, "schedule the item: it becomes visible after this long, and counts toward the bound meanwhile (0: at once)")
 	asString := fs.Bool("string", false, "add the argument as a plain string instead of JSON")
 	pos, err := parseArgsFor(fs, args, "QUEUE", "JSON")
 	if err != nil {
@@ -87,6 +88,10 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 	if isSet(fs, "max-size") {
 		opts.MaxSize = maxSize(*size)
 	}
+	if *delay < 0 {
+		return usagef("--delay %v: want 0 or more", *delay)
+	}
+	opts.Delay = *delay
 	payload := pos[1]
 	if payload == "-" {
 		b, err := io.ReadAll(e.stdin)

@@ -264,8 +264,11 @@ func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxAddDelay bounds ?delay= on the add routes.
+const maxAddDelay = 365 * 24 * time.Hour
+
 // parseAdd parses what the add routes share, in this order: the queue,
-// ?policy=&max_size=, and the body, which decode turns into items.
+// ?policy=&max_size=&delay=, and the body, which decode turns into items.
 func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]byte) ([]any, error)) (addRequest, error) {
 	q, p, err := s.queueParams(r)
 	if err != nil {
@@ -287,6 +290,9 @@ func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]
 			req.opts.MaxSize = sluice.Unbounded
 		}
 	}
+	// ?delay= schedules the items (sluice.AddOptions.Delay): a Go duration
+	// or a number of seconds.
+	req.opts.Delay = p.duration("delay", 0, 0, maxAddDelay)
 	if p.err != nil {
 		return addRequest{}, p.err
 	}

@@ -38,6 +38,11 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
 	}
+	if scheduleDelay(params) != "" {
+		// Scheduled adds are not merged: they are rare, and a merged call
+		// shares one not-before time.
+		return e.addBounded(context.WithoutCancel(ctx), params)
+	}
 	// A merged call must not fail for one caller's cancellation: it is
 	// bounded by the client's own timeouts instead.
 	wctx := context.WithoutCancel(ctx)
@@ -55,15 +60,16 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	const op = "queue add"
 	k := e.keys.Queue(params.Queue)
 	_, fullBefore := e.fullQueues.Load(params.Queue)
-	args := make([]string, 0, 4+len(params.Items))
+	args := make([]string, 0, 5+len(params.Items))
 	args = append(args,
 		string(params.Policy.Normalize()),
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
 		addFlags(params.MaxSizeExplicit, params.PolicyExplicit, fullBefore),
+		scheduleDelay(params),
 	)
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings}, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings, k.Scheduled, k.Seq}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
@@ -110,6 +116,21 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 		return results, ackErr
 	}
 	return results, nil
+}
+
+// scheduleDelay is the scripts' delay argument: "" for an add that is not
+// scheduled (or whose time has come), else the milliseconds until
+// params.NotBefore, at least 1. The scripts add it to the server's clock,
+// so the client's clock only measures the delay.
+func scheduleDelay(params engine.AddParams) string {
+	if params.NotBefore.IsZero() {
+		return ""
+	}
+	d := time.Until(params.NotBefore)
+	if d <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
 }
 
 // register adds queue to the registry set once per process. The registry
@@ -192,9 +213,21 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			}
 			continue
 		}
-		r, err := e.blockingPop(ctx, k, max(left.Seconds(), 0.001))
-		if err != nil || !r.ok {
-			return r.item, r.ok, err
+		// BLPOP wakes for pushes only: a scheduled item falling due sooner
+		// caps the wait, and the next popScript moves it to the queue.
+		wait, capped := left, false
+		if due, ok := e.nextScheduled(ctx, k); ok && due < left {
+			wait, capped = due, true
+		}
+		r, err := e.blockingPop(ctx, k, max(wait.Seconds(), 0.001))
+		if err != nil {
+			return "", false, err
+		}
+		if !r.ok {
+			if capped {
+				continue
+			}
+			return "", false, nil
 		}
 		if !r.paused {
 			return r.item, true, nil
@@ -213,10 +246,23 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	}
 }
 
+// nextScheduled is how long until the queue's earliest scheduled item is
+// due, by the score the server's clock gave it (a hint for a wait: any
+// skew between the clocks only moves the wake-up); ok is false when the
+// queue has none or the read fails.
+func (e *Engine) nextScheduled(ctx context.Context, k keyspace.Queue) (time.Duration, bool) {
+	cmd := e.client.B().Zrange().Key(k.Scheduled).Min("0").Max("0").Withscores().Build()
+	first, err := e.client.Do(ctx, cmd).AsZScores()
+	if err != nil || len(first) == 0 {
+		return 0, false
+	}
+	return max(time.Until(time.UnixMilli(int64(first[0].Score))), time.Millisecond), true
+}
+
 // popScript runs queue_pop.lua for up to n items; stopped reports a paused
 // queue. Like LPOP it is sent detached (see detached).
 func (e *Engine) popScript(ctx context.Context, k keyspace.Queue, n int) (items []string, stopped bool, err error) {
-	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{strconv.Itoa(n)}).ToArray()
+	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Scheduled}, []string{strconv.Itoa(n)}).ToArray()
 	if err != nil {
 		return nil, false, err
 	}

@@ -7,12 +7,17 @@ import (
 // Every script the engine runs. Each is embedded by name; the ones that
 // write dead-letter entries get envelope.lua prepended, so that the
 // Python-compatible JSON quoting exists once, and the ones that add items
-// get settings.lua, so that declared settings are resolved once.
+// get settings.lua, so that declared settings are resolved once; those
+// that add or release scheduled items get scheduled.lua.
 var (
 	//go:embed scripts/envelope.lua
 	envelopeLua string
 	//go:embed scripts/settings.lua
 	settingsLua string
+	//go:embed scripts/scheduled.lua
+	scheduledLua string
+	//go:embed scripts/lease_inflight.lua
+	leaseInFlightLua string
 	//go:embed scripts/queue_pop.lua
 	queuePopLua string
 	//go:embed scripts/queue_pop_check.lua
@@ -78,16 +83,21 @@ type engineScripts struct {
 	queueDeclare  *script
 	queuePause    *script
 	queueDelete   *script
+	// leaseInFlight counts by the server's clock (scripts/lease_inflight.lua).
+	leaseInFlight *script
 }
 
 func newEngineScripts() *engineScripts {
 	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
-	withSettings := func(body string) string { return envelopeLua + "\n" + settingsLua + "\n" + body }
+	withSettings := func(body string) string {
+		return envelopeLua + "\n" + settingsLua + "\n" + scheduledLua + "\n" + body
+	}
+	withScheduled := func(body string) string { return envelopeLua + "\n" + scheduledLua + "\n" + body }
 	return &engineScripts{
 		queueAdd:      newScript(withSettings(queueAddLua)),
 		addKeyed:      newScript(withSettings(addKeyedLua)),
 		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
-		leaseReceive:  newScript(withEnvelope(leaseReceiveLua)),
+		leaseReceive:  newScript(withScheduled(leaseReceiveLua)),
 		leaseAck:      newScript(leaseAckBatchLua),
 		leaseExtend:   newScript(leaseExtendLua),
 		leaseNack:     newScript(withEnvelope(leaseNackLua)),
@@ -96,10 +106,11 @@ func newEngineScripts() *engineScripts {
 		lockAcquire:   newScript(lockAcquireLua),
 		lockRelease:   newScript(lockReleaseLua),
 		lockRefresh:   newScript(lockRefreshLua),
-		queuePop:      newScript(queuePopLua),
+		queuePop:      newScript(withScheduled(queuePopLua)),
 		queuePopCheck: newScript(queuePopCheckLua),
 		queueDeclare:  newScript(queueDeclareLua),
 		queuePause:    newScript(queuePauseLua),
 		queueDelete:   newScript(queueDeleteLua),
+		leaseInFlight: newScript(leaseInFlightLua),
 	}
 }
