@@ -11,6 +11,7 @@
 //	sluice#handoff:Q       list   items moved out by a blocking receive, not yet leased
 //	sluice#seq:Q           string delivery id counter
 //	sluice#settings:Q      hash   declared settings and the paused flag
+//	sluice#stats:Q         hash   counters of the queue (engine.QueueStats)
 //	sluice#wake:Q          list   wakes consumers waiting for a paused queue's
 //	                              resume (holds one element once resumed)
 //	sluice#idem:Q:K        string record of the add made with idempotency key K
@@ -68,6 +69,7 @@ type Queue struct {
 	Seq         string
 	Settings    string
 	Wake        string
+	Stats       string
 }
 
 // Queue returns the keys of queue name.
@@ -85,6 +87,7 @@ func (s Space) Queue(name string) Queue {
 		Seq:         p + "sluice#seq:" + t,
 		Settings:    p + "sluice#settings:" + t,
 		Wake:        p + "sluice#wake:" + t,
+		Stats:       p + "sluice#stats:" + t,
 	}
 }
 

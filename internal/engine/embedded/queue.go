@@ -77,6 +77,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		r.QueueLength = int64(main.list.Len())
 		results[i] = r
 	}
+	t.countAdd(main, results)
 	if p.IdempotencyKey != "" {
 		// The record holds the bound and policy the add ran under, so a
 		// replay answers what this add did.
@@ -140,6 +141,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 	}
 	if o.list.Len() > 0 && !paused(o) {
 		item := t.popOne(o)
+		t.count(o, engine.StatDelivered, 1)
 		t.onFail(key, func(o *object) { o.list.PushFront(item) })
 		err = t.commit()
 		o.mu.Unlock()
@@ -394,6 +396,8 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 			continue
 		}
 		res.Displaced += moved + dropped
+		t.count(main, engine.StatMovedToDLQ, moved)
+		t.count(main, engine.StatDropped, dropped)
 		t.pushBack(main, data)
 		res.Requeued++
 	}

@@ -360,6 +360,7 @@ type snapItem struct {
 	leases   []lease
 	idem     []idemEntry
 	settings *engine.QueueSettings
+	stats    [engine.NumStats]int64
 }
 
 // compactLocked takes a frozen cut: with every change held off, it marks
@@ -396,6 +397,10 @@ func (s *store) compactLocked() error {
 			for _, l := range o.q.byTime {
 				it.leases = append(it.leases, *l)
 			}
+			keep = true
+		}
+		if o.q != nil && o.q.stats != ([engine.NumStats]int64{}) {
+			it.stats = o.q.stats
 			keep = true
 		}
 		if o.q != nil && o.q.settings != nil {
@@ -484,6 +489,7 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 		if it.settings != nil {
 			t.encodeSettings(it.key, it.settings)
 		}
+		t.encodeStats(it.key, &it.stats)
 		if it.seq > 0 {
 			t.op(opSeq, it.key)
 			t.uint(it.seq)

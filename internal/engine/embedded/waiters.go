@@ -27,7 +27,8 @@ type queueState struct {
 	idem       map[string]*idemEntry // idempotency records by key (idempotency.go)
 	idemByTime idemHeap
 
-	settings *engine.QueueSettings // declared settings and paused flag; nil: none (settings.go)
+	settings *engine.QueueSettings  // declared settings and paused flag; nil: none (settings.go)
+	stats    [engine.NumStats]int64 // counters (stats.go)
 }
 
 func (o *object) queue() *queueState {
@@ -40,7 +41,8 @@ func (o *object) queue() *queueState {
 // idle reports whether the state may be forgotten with its object. A queue
 // that ever handed out a delivery id keeps its counter so ids never repeat.
 func (q *queueState) idle() bool {
-	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0 && q.settings == nil
+	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0 && q.settings == nil &&
+		q.stats == [engine.NumStats]int64{}
 }
 
 // lease is one delivery: leased (held by a consumer until deadline) or
@@ -55,6 +57,7 @@ type lease struct {
 	leased      bool
 	firstFailed string // ISO 8601 time of the first failure, "" if none
 	err         string // what the last failure recorded
+	deliveredAt int64  // unix ns the current delivery was handed out, 0: unknown
 	idx         int    // position in byTime
 }
 
@@ -103,7 +106,7 @@ func (q *queueState) remove(l *lease) {
 
 func (q *queueState) update(l *lease, u lease) {
 	l.attempt, l.deliveries, l.deadline, l.leased, l.firstFailed, l.err = u.attempt, u.deliveries, u.deadline, u.leased, u.firstFailed, u.err
-	l.token = u.token
+	l.token, l.deliveredAt = u.token, u.deliveredAt
 	heap.Fix(&q.byTime, l.idx)
 }
 
@@ -218,6 +221,7 @@ func (e *Engine) serve(t *tx, o *object) {
 		switch w.kind {
 		case waitPop:
 			w.item = t.popOne(o)
+			t.count(o, engine.StatDelivered, 1)
 		case waitReceive:
 			w.deliveries = e.leaseFresh(t, o, w.params, now, w.deliveries[:0])
 			leased = true

@@ -63,7 +63,7 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 		addFlags(params.MaxSizeExplicit, params.PolicyExplicit, fullBefore),
 	)
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings}, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings, k.Stats}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
@@ -181,7 +181,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			return item, ok, err
 		}
 		// The BLPOP may have been blocked since before a pause.
-		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{item}).AsInt64()
+		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Stats}, []string{item}).AsInt64()
 		if err != nil {
 			// The item is the caller's: it was taken before the check failed.
 			return item, true, nil //nolint:nilerr // see above
@@ -195,7 +195,7 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 // popScript runs queue_pop.lua for up to n items; stopped reports a paused
 // queue. Like LPOP it is sent detached (see detached).
 func (e *Engine) popScript(ctx context.Context, k keyspace.Queue, n int) (items []string, stopped bool, err error) {
-	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{strconv.Itoa(n)}).ToArray()
+	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Stats}, []string{strconv.Itoa(n)}).ToArray()
 	if err != nil {
 		return nil, false, err
 	}

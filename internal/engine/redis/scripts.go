@@ -7,12 +7,15 @@ import (
 // Every script the engine runs. Each is embedded by name; the ones that
 // write dead-letter entries get envelope.lua prepended, so that the
 // Python-compatible JSON quoting exists once, and the ones that add items
-// get settings.lua, so that declared settings are resolved once.
+// get settings.lua, so that declared settings are resolved once; the ones
+// that do counted work get stats.lua.
 var (
 	//go:embed scripts/envelope.lua
 	envelopeLua string
 	//go:embed scripts/settings.lua
 	settingsLua string
+	//go:embed scripts/stats.lua
+	statsLua string
 	//go:embed scripts/queue_pop.lua
 	queuePopLua string
 	//go:embed scripts/queue_pop_check.lua
@@ -78,28 +81,33 @@ type engineScripts struct {
 	queueDeclare  *script
 	queuePause    *script
 	queueDelete   *script
+	// queueDeliveries reads a page of deliveries (stats.go).
+	queueDeliveries *script
 }
 
 func newEngineScripts() *engineScripts {
-	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
-	withSettings := func(body string) string { return envelopeLua + "\n" + settingsLua + "\n" + body }
+	// Every script that counts gets stats.lua (stats.go).
+	withStats := func(body string) string { return statsLua + "\n" + body }
+	withEnvelope := func(body string) string { return withStats(envelopeLua + "\n" + body) }
+	withSettings := func(body string) string { return withStats(envelopeLua + "\n" + settingsLua + "\n" + body) }
 	return &engineScripts{
-		queueAdd:      newScript(withSettings(queueAddLua)),
-		addKeyed:      newScript(withSettings(addKeyedLua)),
-		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
-		leaseReceive:  newScript(withEnvelope(leaseReceiveLua)),
-		leaseAck:      newScript(leaseAckBatchLua),
-		leaseExtend:   newScript(leaseExtendLua),
-		leaseNack:     newScript(withEnvelope(leaseNackLua)),
-		cacheSet:      newScript(cacheSetLua),
-		cacheExpire:   newScript(cacheExpireLua),
-		lockAcquire:   newScript(lockAcquireLua),
-		lockRelease:   newScript(lockReleaseLua),
-		lockRefresh:   newScript(lockRefreshLua),
-		queuePop:      newScript(queuePopLua),
-		queuePopCheck: newScript(queuePopCheckLua),
-		queueDeclare:  newScript(queueDeclareLua),
-		queuePause:    newScript(queuePauseLua),
-		queueDelete:   newScript(queueDeleteLua),
+		queueAdd:        newScript(withSettings(queueAddLua)),
+		addKeyed:        newScript(withSettings(addKeyedLua)),
+		dlqRequeue:      newScript(withSettings(dlqRequeueLua)),
+		leaseReceive:    newScript(withEnvelope(leaseReceiveLua)),
+		leaseAck:        newScript(withStats(leaseAckBatchLua)),
+		leaseExtend:     newScript(leaseExtendLua),
+		leaseNack:       newScript(withEnvelope(leaseNackLua)),
+		cacheSet:        newScript(cacheSetLua),
+		cacheExpire:     newScript(cacheExpireLua),
+		lockAcquire:     newScript(lockAcquireLua),
+		lockRelease:     newScript(lockReleaseLua),
+		lockRefresh:     newScript(lockRefreshLua),
+		queuePop:        newScript(withStats(queuePopLua)),
+		queuePopCheck:   newScript(withStats(queuePopCheckLua)),
+		queueDeclare:    newScript(queueDeclareLua),
+		queuePause:      newScript(queuePauseLua),
+		queueDelete:     newScript(queueDeleteLua),
+		queueDeliveries: newScript(queueDeliveriesLua),
 	}
 }

@@ -6,6 +6,7 @@
 -- KEYS[2]  the DLQ to requeue from (overflow or failed)
 -- KEYS[3]  the queue's overflow DLQ (where the dlq policy evicts to)
 -- KEYS[4]  the queue's settings hash (see settings.lua)
+-- KEYS[5]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  how many entries to requeue; <= 0 means every entry present now
 -- ARGV[2]  the call's policy: "reject", "dlq" or "drop_oldest"
 -- ARGV[3]  the call's max size; <= 0 means unbounded
@@ -85,4 +86,5 @@ for j = #skipped, 1, -1 do
   redis.call('LPUSH', KEYS[2], skipped[j])
 end
 
+stat(policy == 'dlq' and 'moved' or 'dropped', displaced)
 return {requeued, redis.call('LLEN', KEYS[2]), displaced}

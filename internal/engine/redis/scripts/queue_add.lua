@@ -4,6 +4,7 @@
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's overflow DLQ list
 -- KEYS[3]  the queue's settings hash (see settings.lua)
+-- KEYS[4]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  the call's policy: "reject", "dlq" or "drop_oldest" (normalized
 --          by the caller)
 -- ARGV[2]  the call's max size; <= 0 means unbounded
@@ -91,4 +92,5 @@ if evict > 0 then
   end
 end
 
+count_add(policy, max, len, n)
 return {0, len, max, policy}

@@ -9,6 +9,7 @@
 -- KEYS[6]  the handoff list
 -- KEYS[7]  the settings hash
 -- KEYS[8]  the wake list
+-- KEYS[9]  the stats hash (deleted with the queue)
 -- ARGV[1]  "1" to delete even with items in flight
 --
 -- In flight are leased items, items waiting for redelivery (both in the
@@ -29,7 +30,7 @@ local overflow = redis.call('LLEN', KEYS[2])
 local failed = redis.call('LLEN', KEYS[3])
 local settings = redis.call('EXISTS', KEYS[7])
 local was_paused = redis.call('HGET', KEYS[7], 'paused') == '1'
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 if was_paused then
   redis.call('RPUSH', KEYS[8], '1')
 end
