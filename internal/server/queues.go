@@ -223,6 +223,8 @@ type queueInfo struct {
 	sluice.Pressure
 	DLQLength    int64 `json:"dlq_length"`
 	FailedLength int64 `json:"failed_length"`
+	// Stats are the engine's counters of the queue (inflight.go).
+	Stats sluice.QueueStats `json:"stats"`
 }
 
 func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
@@ -236,6 +238,9 @@ func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
 		if info.DLQLength, err = q.DLQ(sluice.DLQOverflow).Len(ctx); err == nil {
 			info.FailedLength, err = q.DLQ(sluice.DLQFailed).Len(ctx)
 		}
+	}
+	if err == nil {
+		info.Stats, err = q.Stats(ctx)
 	}
 	if err != nil {
 		return err
