@@ -20,6 +20,8 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		"pressure": e.queuePressure,
 		"peek":     e.queuePeek,
 		"clear":    e.queueClear,
+		"inflight": e.queueInflight, // inflight.go
+		"stats":    e.queueStats,
 	})
 }
 

@@ -24,6 +24,8 @@ commands:
   queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]
   queue peek QUEUE [--start 0] [--end 100]
   queue clear QUEUE
+  queue stats QUEUE                       the engine's counters and lengths
+  queue inflight QUEUE [--limit 100] [--cursor C] [--json]
   dlq stats QUEUE
   dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]
   dlq requeue QUEUE [--kind overflow|failed] [--count N]
