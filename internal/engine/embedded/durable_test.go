@@ -33,6 +33,9 @@ func dump(t *testing.T, e *Engine, queues []string, cacheKeys []string) string {
 		failed, _ := e.DLQRange(ctx, q, engine.DLQFailed, 0, -1)
 		inflight, _ := e.QueueInFlight(ctx, q)
 		fmt.Fprintf(&b, "%s %q ovf %q failed %q inflight %d\n", q, items, ovf, failed, inflight)
+		stats, _ := e.QueueStats(ctx, q)
+		page, _ := e.QueueDeliveries(ctx, q, "", engine.MaxDeliveriesPage)
+		fmt.Fprintf(&b, "%s stats %+v deliveries %+v\n", q, stats, page)
 	}
 	for _, k := range cacheKeys {
 		v, ok, _ := e.CacheGet(ctx, k)

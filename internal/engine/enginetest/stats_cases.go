@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -69,6 +70,30 @@ func statsCases(t *testing.T, h Harness) {
 			}
 		}
 		wantStats(t, ctx, e, "q", engine.QueueStats{Added: 5, Delivered: 7, Acked: 1, Nacked: 2, DeadLettered: 1})
+	})
+
+	t.Run("CountersOfBlockedConsumers", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		popped := make(chan error, 1)
+		go func() {
+			_, ok, err := e.QueuePop(ctx, "q", waitTimeout)
+			if err == nil && !ok {
+				err = errors.New("QueuePop found nothing")
+			}
+			popped <- err
+		}()
+		recv := startReceive(ctx, e, engine.ReceiveParams{Queue: "r", Count: 2, Timeout: waitTimeout, Lease: longLease, MaxDeliveries: 5})
+		add(t, ctx, e, "q", engine.PolicyReject, 0, "a")
+		add(t, ctx, e, "r", engine.PolicyReject, 0, "b")
+		if err := waitFor(t, "the blocked pop", popped); err != nil {
+			t.Fatalf("blocked QueuePop: %v", err)
+		}
+		if res := waitFor(t, "the blocked receive", recv); res.err != nil || len(res.ds) != 1 {
+			t.Fatalf("blocked QueueReceive = %v, %v", res.ds, res.err)
+		}
+		wantStats(t, ctx, e, "q", engine.QueueStats{Added: 1, Delivered: 1})
+		wantStats(t, ctx, e, "r", engine.QueueStats{Added: 1, Delivered: 1})
 	})
 
 	t.Run("CountersOfExpiredLeases", func(t *testing.T) {
