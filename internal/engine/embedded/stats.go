@@ -6,21 +6,41 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
 )
 
-// A queue's counters live in its state, beside its leases, and change
-// under the queue's lock in the same step as the counted work. Each change
+// A queue's counters live in the engine, by the queue's list key, apart
+// from the queue's object: a drained queue's object is dropped, its
+// counters stay (for as long as its name is registered, they are a few
+// words). They change under the queue's lock, in the same step as the
+// counted work, and the queue's state caches where they are. Each change
 // logs its increments (opStat), so the counters survive restarts exactly:
-// they cannot be rebuilt from the other records, which say what moved
-// (a push, a pop) but not why (an add or a put-back, a pop or a lease).
-// An increment costs a few bytes in a record the call writes anyway.
+// they cannot be rebuilt from the other records, which say what moved (a
+// push, a pop) but not why (an add or a put-back, a pop or a lease). An
+// increment costs a few bytes in a record the call writes anyway.
 // Snapshots write each queue's counters once. QueueDelete resets them.
 //
 // A lease also keeps when its delivery was handed out (opLeaseAt), for
 // the listing of deliveries.
+
+// counters are one queue's; atomic, so that QueueStats reads them without
+// the queue's lock.
+type counters [engine.NumStats]atomic.Int64
+
+// countersOf returns the counters of the queue whose list key is key.
+func (e *Engine) countersOf(key string, create bool) *counters {
+	if c, ok := e.stats.Load(key); ok {
+		return c.(*counters)
+	}
+	if !create {
+		return nil
+	}
+	c, _ := e.stats.LoadOrStore(key, new(counters))
+	return c.(*counters)
+}
 
 // Log operations of statistics (see record.go for the others). They take
 // numbers from 40 up, apart from the other areas'.
@@ -35,7 +55,11 @@ func (t *tx) count(o *object, s engine.Stat, n int64) {
 	if n <= 0 {
 		return
 	}
-	o.queue().stats[s] += n
+	q := o.queue()
+	if q.stats == nil {
+		q.stats = t.e.countersOf(o.key, true)
+	}
+	q.stats[s].Add(n)
 	if t.on {
 		t.op(opStat, o.key)
 		t.uint(uint64(s))
@@ -61,15 +85,30 @@ func (t *tx) countAdd(o *object, results []engine.AddResult) {
 	t.count(o, engine.StatDropped, dropped)
 }
 
-// resetStats zeroes o's counters (QueueDelete).
+// resetStats drops o's counters (QueueDelete).
 func (t *tx) resetStats(o *object) {
-	if o.q == nil || o.q.stats == ([engine.NumStats]int64{}) {
-		return
+	if o.q != nil {
+		o.q.stats = nil
 	}
-	o.q.stats = [engine.NumStats]int64{}
-	if t.on {
+	if _, had := t.e.stats.LoadAndDelete(o.key); had && t.on {
 		t.op(opStatsDel, o.key)
 	}
+}
+
+// snapshotStats appends every queue's counters to snap, while changes are
+// held off.
+func (e *Engine) snapshotStats(snap []snapItem) []snapItem {
+	e.stats.Range(func(k, v any) bool {
+		var vals [engine.NumStats]int64
+		for i := range v.(*counters) {
+			vals[i] = v.(*counters)[i].Load()
+		}
+		if vals != ([engine.NumStats]int64{}) {
+			snap = append(snap, snapItem{key: k.(string), stats: &vals})
+		}
+		return true
+	})
+	return snap
 }
 
 // encodeStats writes a queue's counters into a snapshot.
@@ -122,14 +161,9 @@ func (e *Engine) QueueStats(ctx context.Context, queue string) (engine.QueueStat
 	if err := e.checkOpen("queue stats"); err != nil {
 		return s, err
 	}
-	o := e.lock1(e.listKey(queue), false)
-	if o == nil {
-		return s, nil
-	}
-	defer o.mu.Unlock()
-	if o.q != nil {
-		for i, n := range o.q.stats {
-			*s.Counter(engine.Stat(i)) = n
+	if c := e.countersOf(e.listKey(queue), false); c != nil {
+		for i := range c {
+			*s.Counter(engine.Stat(i)) = c[i].Load()
 		}
 	}
 	return s, nil

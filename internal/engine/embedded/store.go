@@ -360,7 +360,7 @@ type snapItem struct {
 	leases   []lease
 	idem     []idemEntry
 	settings *engine.QueueSettings
-	stats    [engine.NumStats]int64
+	stats    *[engine.NumStats]int64 // a queue's counters (an item of their own)
 }
 
 // compactLocked takes a frozen cut: with every change held off, it marks
@@ -399,10 +399,6 @@ func (s *store) compactLocked() error {
 			}
 			keep = true
 		}
-		if o.q != nil && o.q.stats != ([engine.NumStats]int64{}) {
-			it.stats = o.q.stats
-			keep = true
-		}
 		if o.q != nil && o.q.settings != nil {
 			s := *o.q.settings
 			it.settings = &s
@@ -420,6 +416,7 @@ func (s *store) compactLocked() error {
 			snap = append(snap, it)
 		}
 	})
+	snap = e.snapshotStats(snap)
 	e.namesMu.Lock()
 	names := make([]string, 0, len(e.names))
 	for n := range e.names {
@@ -489,7 +486,9 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 		if it.settings != nil {
 			t.encodeSettings(it.key, it.settings)
 		}
-		t.encodeStats(it.key, &it.stats)
+		if it.stats != nil {
+			t.encodeStats(it.key, it.stats)
+		}
 		if it.seq > 0 {
 			t.op(opSeq, it.key)
 			t.uint(it.seq)

@@ -27,8 +27,8 @@ type queueState struct {
 	idem       map[string]*idemEntry // idempotency records by key (idempotency.go)
 	idemByTime idemHeap
 
-	settings *engine.QueueSettings  // declared settings and paused flag; nil: none (settings.go)
-	stats    [engine.NumStats]int64 // counters (stats.go)
+	settings *engine.QueueSettings // declared settings and paused flag; nil: none (settings.go)
+	stats    *counters             // the queue's counters, once looked up (stats.go)
 }
 
 func (o *object) queue() *queueState {
@@ -41,8 +41,7 @@ func (o *object) queue() *queueState {
 // idle reports whether the state may be forgotten with its object. A queue
 // that ever handed out a delivery id keeps its counter so ids never repeat.
 func (q *queueState) idle() bool {
-	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0 && q.settings == nil &&
-		q.stats == [engine.NumStats]int64{}
+	return q.seq == 0 && len(q.leases) == 0 && q.waiters.Len() == 0 && len(q.idem) == 0 && q.settings == nil
 }
 
 // lease is one delivery: leased (held by a consumer until deadline) or
