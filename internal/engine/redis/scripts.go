@@ -81,8 +81,8 @@ type engineScripts struct {
 	queueDeclare  *script
 	queuePause    *script
 	queueDelete   *script
-	// queueDeliveries reads a page of deliveries (stats.go).
-	queueDeliveries *script
+	// deliveries reads a page of deliveries (stats.go).
+	deliveries *script
 }
 
 func newEngineScripts() *engineScripts {
@@ -91,23 +91,23 @@ func newEngineScripts() *engineScripts {
 	withEnvelope := func(body string) string { return withStats(envelopeLua + "\n" + body) }
 	withSettings := func(body string) string { return withStats(envelopeLua + "\n" + settingsLua + "\n" + body) }
 	return &engineScripts{
-		queueAdd:        newScript(withSettings(queueAddLua)),
-		addKeyed:        newScript(withSettings(addKeyedLua)),
-		dlqRequeue:      newScript(withSettings(dlqRequeueLua)),
-		leaseReceive:    newScript(withEnvelope(leaseReceiveLua)),
-		leaseAck:        newScript(withStats(leaseAckBatchLua)),
-		leaseExtend:     newScript(leaseExtendLua),
-		leaseNack:       newScript(withEnvelope(leaseNackLua)),
-		cacheSet:        newScript(cacheSetLua),
-		cacheExpire:     newScript(cacheExpireLua),
-		lockAcquire:     newScript(lockAcquireLua),
-		lockRelease:     newScript(lockReleaseLua),
-		lockRefresh:     newScript(lockRefreshLua),
-		queuePop:        newScript(withStats(queuePopLua)),
-		queuePopCheck:   newScript(withStats(queuePopCheckLua)),
-		queueDeclare:    newScript(queueDeclareLua),
-		queuePause:      newScript(queuePauseLua),
-		queueDelete:     newScript(queueDeleteLua),
-		queueDeliveries: newScript(queueDeliveriesLua),
+		queueAdd:      newScript(withSettings(queueAddLua)),
+		addKeyed:      newScript(withSettings(addKeyedLua)),
+		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
+		leaseReceive:  newScript(withEnvelope(leaseReceiveLua)),
+		leaseAck:      newScript(withStats(leaseAckBatchLua)),
+		leaseExtend:   newScript(leaseExtendLua),
+		leaseNack:     newScript(withEnvelope(leaseNackLua)),
+		cacheSet:      newScript(cacheSetLua),
+		cacheExpire:   newScript(cacheExpireLua),
+		lockAcquire:   newScript(lockAcquireLua),
+		lockRelease:   newScript(lockReleaseLua),
+		lockRefresh:   newScript(lockRefreshLua),
+		queuePop:      newScript(withStats(queuePopLua)),
+		queuePopCheck: newScript(withStats(queuePopCheckLua)),
+		queueDeclare:  newScript(queueDeclareLua),
+		queuePause:    newScript(queuePauseLua),
+		queueDelete:   newScript(queueDeleteLua),
+		deliveries:    newScript(queueDeliveriesLua),
 	}
 }
