@@ -73,11 +73,12 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOption
 	if o.RetryDelay == 0 {
 		o.RetryDelay = time.Second
 	}
-	ro, err := q.receiveOptions(&o.Receive)
-	if err != nil {
-		return nil, err
+	if o.Receive.Lease < 0 || o.Receive.MaxDeliveries < 0 {
+		return nil, fmt.Errorf("sluice: %w: negative receive Lease %v or MaxDeliveries %d", ErrInvalidArgument, o.Receive.Lease, o.Receive.MaxDeliveries)
 	}
-	o.Receive = ro
+	// Zero receive settings are resolved by each round's first receive,
+	// so that a queue declared (or redeclared) while the consumer runs
+	// gets its declared lease and max deliveries.
 	if o.OnError == nil {
 		log := q.c.log
 		o.OnError = func(items []Item, err error) {
@@ -201,13 +202,15 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 		return nil
 	}
 	sctx := context.WithoutCancel(ctx)
-	collectUntil := time.Now().Add(b.o.Receive.Lease / 2)
+	// The round's settings, as its first receive resolved them.
+	ro := ds[0].opts
+	collectUntil := time.Now().Add(ro.Lease / 2)
 	for len(ds) < b.o.Size && ctx.Err() == nil {
 		wait := min(b.o.IdleTimeout, time.Until(collectUntil))
 		if wait <= 0 {
 			break
 		}
-		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, &b.o.Receive)
+		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, &ro)
 		if err != nil || len(more) == 0 {
 			break
 		}
@@ -255,7 +258,7 @@ func (b *BatchConsumer) ackedRound(ctx context.Context) error {
 // extendWhileHandling renews the batch's leases every third of a lease
 // until the returned stop is called, so a slow handler keeps its items.
 func (b *BatchConsumer) extendWhileHandling(ctx context.Context, ds []*Delivery) (stop func()) {
-	lease := b.o.Receive.Lease
+	lease := ds[0].opts.Lease
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {

@@ -26,8 +26,9 @@ type ReceiveOptions struct {
 	MaxDeliveries int
 }
 
-// receiveOptions resolves o (nil allowed) against the queue's settings.
-func (q *Queue) receiveOptions(o *ReceiveOptions) (ReceiveOptions, error) {
+// receiveOptions resolves o (nil allowed) against the queue's settings:
+// o's, then QueueWith's, then the declared ones, then the client's.
+func (q *Queue) receiveOptions(ctx context.Context, o *ReceiveOptions) (ReceiveOptions, error) {
 	var r ReceiveOptions
 	if o != nil {
 		r = *o
@@ -35,13 +36,37 @@ func (q *Queue) receiveOptions(o *ReceiveOptions) (ReceiveOptions, error) {
 	if r.Lease < 0 || r.MaxDeliveries < 0 {
 		return r, fmt.Errorf("sluice: %w: negative receive Lease %v or MaxDeliveries %d", ErrInvalidArgument, r.Lease, r.MaxDeliveries)
 	}
-	if r.Lease == 0 {
-		r.Lease = q.settings.Lease
+	if r.Lease == 0 && q.explicit.Lease != 0 {
+		r.Lease = q.explicit.Lease
 	}
-	if r.MaxDeliveries == 0 {
-		r.MaxDeliveries = q.settings.MaxDeliveries
+	if r.MaxDeliveries == 0 && q.explicit.MaxDeliveries != 0 {
+		r.MaxDeliveries = q.explicit.MaxDeliveries
+	}
+	if r.Lease == 0 || r.MaxDeliveries == 0 {
+		s, err := q.defaultDeliverySettings(ctx)
+		if err != nil {
+			return r, fmt.Errorf("sluice: receive from queue %q: %w", q.name, err)
+		}
+		if r.Lease == 0 {
+			r.Lease = s.Lease
+		}
+		if r.MaxDeliveries == 0 {
+			r.MaxDeliveries = s.MaxDeliveries
+		}
 	}
 	return r, nil
+}
+
+// defaultDeliverySettings are the lease and max deliveries of a delivery
+// that names neither: the declared ones, else the handle's. The declared
+// ones are read at most once per settingsTTL (declare.go); a caller that
+// gives both never reads them.
+func (q *Queue) defaultDeliverySettings(ctx context.Context) (QueueSettings, error) {
+	es, err := q.deliverySettings(ctx)
+	if err != nil {
+		return QueueSettings{}, err
+	}
+	return q.effective(es).Settings, nil
 }
 
 // NackOptions tune one Nack. A nil *NackOptions, like the zero value,
@@ -96,7 +121,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, n int, timeout time.Duration, 
 	if n < 1 || timeout < 0 {
 		return nil, fmt.Errorf("sluice: %w: receive needs n >= 1 and timeout >= 0 (got %d, %v)", ErrInvalidArgument, n, timeout)
 	}
-	ro, err := q.receiveOptions(opts)
+	ro, err := q.receiveOptions(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +214,11 @@ func (q *Queue) Nack(ctx context.Context, id string, opts *NackOptions) (bool, e
 		return false, fmt.Errorf("sluice: %w: negative nack MaxDeliveries %d", ErrInvalidArgument, maxDeliveries)
 	}
 	if maxDeliveries == 0 {
-		maxDeliveries = q.settings.MaxDeliveries
+		ds, err := q.defaultDeliverySettings(ctx)
+		if err != nil {
+			return false, fmt.Errorf("sluice: nack %q on queue %q: %w", id, q.name, err)
+		}
+		maxDeliveries = ds.MaxDeliveries
 	}
 	if reason == "" {
 		reason = "nacked"
@@ -230,15 +259,22 @@ func (q *Queue) Extend(ctx context.Context, id string, lease time.Duration) erro
 	return nil
 }
 
-// Reclaim dead-letters expired leases that used their deliveries and makes
-// the other expired ones deliverable again; it returns how many were
-// dead-lettered. Receive does this by itself; services sweep with it.
+// Reclaim sweeps the queue in one atomic step: expired leases (and nacked
+// items past their delay) that used their deliveries move to the failed
+// DLQ, the others stay deliverable for the next Receive, and due scheduled
+// items move to the queue. A max deliveries the queue declares wins over
+// maxDeliveries. It returns how many were dead-lettered. Receive
+// does this by itself; RunMaintainer does it for every queue.
 func (q *Queue) Reclaim(ctx context.Context, maxDeliveries int) (int64, error) {
 	if q.nameErr != nil {
 		return 0, q.nameErr
 	}
 	if maxDeliveries <= 0 {
-		maxDeliveries = q.settings.MaxDeliveries
+		ds, err := q.defaultDeliverySettings(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("sluice: reclaim queue %q: %w", q.name, err)
+		}
+		maxDeliveries = ds.MaxDeliveries
 	}
 	n, err := q.c.eng.QueueReclaim(ctx, q.name, maxDeliveries)
 	if err != nil {

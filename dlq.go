@@ -163,7 +163,7 @@ type RequeueResult struct {
 // the tail of the queue, each one atomically and under the queue's overflow
 // policy. An entry that does not fit (reject policy, queue full) stays in
 // the DLQ and the requeue stops there; malformed entries stay where they
-// are.
+// are. A declared bound and policy apply as to an add (see DeclareQueue).
 func (d *DLQ) Requeue(ctx context.Context, n int64) (RequeueResult, error) {
 	if err := d.check(); err != nil {
 		return RequeueResult{}, err
@@ -172,6 +172,7 @@ func (d *DLQ) Requeue(ctx context.Context, n int64) (RequeueResult, error) {
 	r, err := d.q.c.eng.DLQRequeue(ctx, engine.RequeueParams{
 		Queue: d.q.name, Kind: engine.DLQKind(d.kind), Count: n,
 		Policy: engine.Policy(s.Policy).Normalize(), MaxSize: s.MaxSize,
+		MaxSizeExplicit: d.q.explicit.MaxSize != 0, PolicyExplicit: d.q.explicit.Policy != "",
 	})
 	if err != nil {
 		return RequeueResult{}, fmt.Errorf("sluice: requeue %s DLQ of queue %q: %w", d.kind, d.q.name, publicError(err))

@@ -50,6 +50,14 @@ var (
 	// progress). A later retry may succeed; after a lost connection a
 	// write's outcome is unknown.
 	ErrUnavailable = engine.ErrUnavailable
+	// ErrSettingsConflict: an add's or a handle's bound or policy is looser
+	// than, or other than, the queue's declared settings (see
+	// DeclareQueue). Nothing was written.
+	ErrSettingsConflict = engine.ErrSettingsConflict
+	// ErrQueueInFlight: DeleteQueue without Force found items of the queue
+	// in flight (leased, waiting for redelivery, being handed over).
+	// Nothing was removed.
+	ErrQueueInFlight = engine.ErrQueueInFlight
 	// ErrInvalidUTF8: an item, message, cache value, name or reason is not
 	// valid UTF-8 text. Nothing was written: invalid bytes are refused,
 	// never replaced (with U+FFFD or otherwise). It matches

@@ -60,7 +60,7 @@ func ExampleOpen() {
 		}
 	}()
 
-	s := client.Queue("jobs").Settings()
+	s := client.Queue("jobs").HandleSettings()
 	fmt.Println(client.EngineKind(), s.MaxSize, s.Policy, s.Lease)
 	// Output:
 	// embedded 500 reject 30s

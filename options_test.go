@@ -135,8 +135,8 @@ func TestQueueSizes(t *testing.T) {
 			{c.QueueWith("zero", sluice.QueueSettings{MaxSize: 0}), sluice.DefaultMaxSize},
 			{c.QueueWith("unbounded", sluice.QueueSettings{MaxSize: sluice.Unbounded}), sluice.Unbounded},
 		} {
-			if got := tc.q.Settings().MaxSize; got != tc.want {
-				t.Errorf("%s: Settings().MaxSize = %d, want %d", tc.q.Name(), got, tc.want)
+			if got := tc.q.HandleSettings().MaxSize; got != tc.want {
+				t.Errorf("%s: HandleSettings().MaxSize = %d, want %d", tc.q.Name(), got, tc.want)
 			}
 			if _, err := tc.q.Add(ctx, "x", nil); err != nil {
 				t.Fatal(err)
@@ -184,7 +184,7 @@ func TestClientQueueSettingsApplyToEveryQueue(t *testing.T) {
 		t.Fatalf("pressure %+v, %v; want MaxSize %d", p, err, sluice.Unbounded)
 	}
 	// QueueWith's zero fields keep the client's settings.
-	s := c.QueueWith("q", sluice.QueueSettings{Policy: sluice.PolicyReject}).Settings()
+	s := c.QueueWith("q", sluice.QueueSettings{Policy: sluice.PolicyReject}).HandleSettings()
 	want := sluice.QueueSettings{
 		MaxSize: sluice.Unbounded, Policy: sluice.PolicyReject, PressureThreshold: sluice.DefaultPressureThreshold,
 		Lease: sluice.DefaultLease, MaxDeliveries: 2,

@@ -19,8 +19,14 @@ type Queue struct {
 	name string
 	// nameErr is what every call on the handle reports: an invalid name,
 	// or settings QueueWith was given that are invalid.
-	nameErr  error
-	settings QueueSettings
+	nameErr error
+	// settings are what the handle runs under on a queue that declares
+	// none; explicit are the fields QueueWith was given (they may only be
+	// stricter than declared ones), configured those QueueWithDefaults
+	// was given (declared ones replace them). See declare.go.
+	settings   QueueSettings
+	explicit   QueueSettings
+	configured QueueSettings
 }
 
 // Queue returns a handle on the queue name, with the client's queue
@@ -33,9 +39,13 @@ func (c *Client) Queue(name string) *Queue {
 // QueueWith returns a handle on the queue name with settings of its own:
 // the non-zero fields of s replace the client's (Config.Queue), the zero
 // ones keep them. Invalid settings are reported (ErrInvalidArgument) by
-// every call on the handle, as an invalid name is.
+// every call on the handle, as an invalid name is. On a declared queue the
+// non-zero MaxSize and Policy of s may only be stricter than the declared
+// ones (see DeclareQueue); QueueWithDefaults gives settings that yield to
+// declared ones instead.
 func (c *Client) QueueWith(name string, s QueueSettings) *Queue {
 	q := c.queue(name, s.or(c.cfg.Queue))
+	q.explicit = s
 	if q.nameErr == nil {
 		if err := s.validate(); err != nil {
 			q.nameErr = fmt.Errorf("sluice: queue %q: %w", name, err)
@@ -55,9 +65,6 @@ func (c *Client) queue(name string, s QueueSettings) *Queue {
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
 
-// Settings returns the queue's effective settings.
-func (q *Queue) Settings() QueueSettings { return q.settings }
-
 // AddOptions override the queue's settings for one add. A nil
 // *AddOptions, like the zero value, means the queue's settings and no
 // idempotency key.
@@ -66,6 +73,8 @@ type AddOptions struct {
 	Policy Policy
 	// MaxSize is the capacity for this add: 0 means the queue's, Unbounded
 	// no bound; any other negative value is invalid (ErrInvalidArgument).
+	// On a declared queue, Policy and MaxSize may only be stricter than the
+	// declared ones (ErrSettingsConflict otherwise, nothing written).
 	MaxSize int64
 	// IdempotencyKey, when set, makes the add happen at most once for the
 	// key on this queue within IdempotencyWindow: an add that repeats the
@@ -83,12 +92,33 @@ type AddOptions struct {
 	// DefaultIdempotencyWindow; 1ms to MaxIdempotencyWindow. Without a key
 	// it has no effect.
 	IdempotencyWindow time.Duration
+	// Delay schedules the items: each becomes visible (to Get, Receive and
+	// batch consumers) once Delay has passed. 0 means at once; negative is
+	// invalid (ErrInvalidArgument). A scheduled item counts toward the
+	// queue's bound from the moment it is accepted (AddResult.QueueLength
+	// and Pressure count it), survives restarts and failovers like any
+	// item, and is moved to the queue's tail when due by the next Receive
+	// or Get of the queue (a blocked one wakes for it) or by a
+	// maintainer's sweep (RunMaintainer). When the queue is
+	// full, drop_oldest and dlq make room from the queue's head and, with
+	// no visible item left, from the scheduled items due soonest. On Redis
+	// the time is counted on the server's clock.
+	Delay time.Duration
+	// NotBefore schedules the items as Delay does, until a point in time
+	// (a time already past adds them at once). Set Delay or NotBefore, not
+	// both (ErrInvalidArgument).
+	NotBefore time.Time
 }
 
 // addSettings are an add's effective options.
 type addSettings struct {
 	policy  Policy
 	maxSize int64
+	// notBefore is when the items become visible; zero: at once.
+	notBefore time.Time
+	// maxExplicit and policyExplicit: the caller gave them (AddOptions or
+	// QueueWith), so on a declared queue they may only be stricter.
+	maxExplicit, policyExplicit bool
 	// idem is set for an add with an idempotency key only.
 	idem *idemSettings
 }
@@ -108,7 +138,9 @@ const MaxIdempotencyWindow = engine.MaxIdempotencyWindow
 // AddResult is the outcome of adding one item, with docs/compat.md's fields.
 type AddResult struct {
 	// Success is false only when the item was rejected: nothing was written.
-	Success         bool   `json:"success"`
+	Success bool `json:"success"`
+	// QueueLength is the queue's length after the add, scheduled items
+	// (AddOptions.Delay) included, as the bound counts them.
 	QueueLength     int64  `json:"queue_length"`
 	DroppedCount    int64  `json:"dropped_count"`
 	MovedToDLQCount int64  `json:"moved_to_dlq_count"`
@@ -132,17 +164,13 @@ type AddResult struct {
 // error during the call (the item may or may not have been written); an
 // encoding or validation error means nothing was written.
 func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, error) {
-	res, err := q.AddBatch(ctx, []any{v}, opts)
+	res, bound, err := q.addBatch(ctx, []any{v}, opts)
 	if err != nil {
 		return AddResult{}, err
 	}
 	r := res[0]
 	if !r.Success {
-		limit := q.settings.MaxSize
-		if opts != nil && opts.MaxSize != 0 {
-			limit = opts.MaxSize
-		}
-		return r, fmt.Errorf("sluice: add to queue %q: %w (%d/%d); nothing written", q.name, ErrQueueFull, r.QueueLength, limit)
+		return r, fmt.Errorf("sluice: add to queue %q: %w (%d/%d); nothing written", q.name, ErrQueueFull, r.QueueLength, bound)
 	}
 	return r, nil
 }
@@ -152,21 +180,27 @@ func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, er
 // have Success=false in their result; AddBatch itself does not return
 // ErrQueueFull. opts apply to every item.
 func (q *Queue) AddBatch(ctx context.Context, items []any, opts *AddOptions) ([]AddResult, error) {
+	res, _, err := q.addBatch(ctx, items, opts)
+	return res, err
+}
+
+// addBatch is AddBatch, also returning the bound a rejection met.
+func (q *Queue) addBatch(ctx context.Context, items []any, opts *AddOptions) ([]AddResult, int64, error) {
 	if q.nameErr != nil {
-		return nil, q.nameErr
+		return nil, 0, q.nameErr
 	}
 	if len(items) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	s, err := q.addSettings(opts)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	stored := make([]string, len(items))
 	for i, v := range items {
 		enc, err := q.c.codec.Encode(v)
 		if err != nil {
-			return nil, fmt.Errorf("sluice: add to queue %q: item %d: %w (nothing written)", q.name, i, encodeErr(err))
+			return nil, 0, fmt.Errorf("sluice: add to queue %q: item %d: %w (nothing written)", q.name, i, encodeErr(err))
 		}
 		stored[i] = enc
 	}
@@ -175,18 +209,31 @@ func (q *Queue) AddBatch(ctx context.Context, items []any, opts *AddOptions) ([]
 
 // addSettings resolves an add's options against the queue's settings.
 func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
-	s := addSettings{policy: q.settings.Policy, maxSize: q.settings.MaxSize}
+	s := addSettings{
+		policy: q.settings.Policy, maxSize: q.settings.MaxSize,
+		maxExplicit: q.explicit.MaxSize != 0, policyExplicit: q.explicit.Policy != "",
+	}
 	if o == nil {
 		return s, nil
 	}
 	if o.Policy != "" {
-		s.policy = o.Policy
+		s.policy, s.policyExplicit = o.Policy, true
 	}
 	if err := validMaxSize("add MaxSize", o.MaxSize); err != nil {
 		return s, fmt.Errorf("sluice: %w (nothing written)", err)
 	}
 	if o.MaxSize != 0 {
-		s.maxSize = o.MaxSize
+		s.maxSize, s.maxExplicit = o.MaxSize, true
+	}
+	switch {
+	case o.Delay < 0:
+		return s, fmt.Errorf("sluice: %w: add Delay %v is negative (nothing written)", ErrInvalidArgument, o.Delay)
+	case o.Delay > 0 && !o.NotBefore.IsZero():
+		return s, fmt.Errorf("sluice: %w: add Delay and NotBefore are both set; set one (nothing written)", ErrInvalidArgument)
+	case o.Delay > 0:
+		s.notBefore = q.c.now().Add(o.Delay)
+	default:
+		s.notBefore = o.NotBefore
 	}
 	if o.IdempotencyKey == "" {
 		return s, nil
@@ -205,20 +252,35 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 	return s, nil
 }
 
-func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, error) {
-	p := engine.AddParams{Queue: q.name, Items: stored, Policy: engine.Policy(s.policy).Normalize(), MaxSize: s.maxSize}
+func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, int64, error) {
+	p := engine.AddParams{
+		Queue: q.name, Items: stored, Policy: engine.Policy(s.policy).Normalize(), MaxSize: s.maxSize,
+		MaxSizeExplicit: s.maxExplicit, PolicyExplicit: s.policyExplicit, NotBefore: s.notBefore,
+	}
 	if s.idem != nil {
 		p.IdempotencyKey, p.IdempotencyWindow = s.idem.key, s.idem.window
 	}
 	raw, err := q.c.eng.QueueAdd(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("sluice: add to queue %q: %w", q.name, publicError(err))
+		return nil, 0, fmt.Errorf("sluice: add to queue %q: %w", q.name, publicError(err))
+	}
+	bound := s.maxSize
+	for _, r := range raw {
+		if !r.Accepted && !s.maxExplicit {
+			// The bound that rejected it may be the declared one: read it
+			// (only on this path, so that an accepted add costs nothing
+			// more), to name the real capacity in the message.
+			if es, err := q.declared(ctx); err == nil && es.Has(engine.SetMaxSize) {
+				bound = es.MaxSize
+			}
+			break
+		}
 	}
 	out := make([]AddResult, len(raw))
 	for i, r := range raw {
-		out[i] = q.result(r, s.maxSize)
+		out[i] = q.result(r, bound)
 	}
-	return out, nil
+	return out, bound, nil
 }
 
 func (q *Queue) result(r engine.AddResult, maxSize int64) AddResult {
@@ -322,10 +384,19 @@ type Pressure struct {
 	IsAtPressureThreshold bool    `json:"is_at_pressure_threshold"`
 	IsFull                bool    `json:"is_full"`
 	OverflowPolicy        Policy  `json:"overflow_policy"`
-	InFlight              int64   `json:"in_flight"`
+	// InFlight counts items under a live lease or within a nack's delay;
+	// an expired lease is not in flight (it waits for redelivery, and a
+	// maintainer's sweep dead-letters it at its last delivery).
+	InFlight int64 `json:"in_flight"`
+	// Scheduled counts items added with a delay that are not yet visible.
+	// They are not in CurrentLength but count toward the bound: FillRatio,
+	// IsFull and IsAtPressureThreshold include them.
+	Scheduled int64 `json:"scheduled"`
 }
 
-// Pressure reports the queue's fill level against its settings.
+// Pressure reports the queue's fill level against its effective settings:
+// the declared bound, policy and threshold when the queue declares them
+// (see Settings), the handle's otherwise.
 func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
 	n, err := q.Len(ctx)
 	if err != nil {
@@ -335,11 +406,22 @@ func (q *Queue) Pressure(ctx context.Context) (Pressure, error) {
 	if err != nil {
 		return Pressure{}, fmt.Errorf("sluice: in-flight count of queue %q: %w", q.name, err)
 	}
-	return q.pressure(n, inflight), nil
+	scheduled, err := q.c.eng.QueueScheduled(ctx, q.name)
+	if err != nil {
+		return Pressure{}, fmt.Errorf("sluice: scheduled count of queue %q: %w", q.name, err)
+	}
+	es, err := q.declared(ctx)
+	if err != nil {
+		return Pressure{}, fmt.Errorf("sluice: settings of queue %q: %w", q.name, err)
+	}
+	p := q.pressure(q.effective(es).Settings, n+scheduled, inflight)
+	p.CurrentLength, p.Scheduled = n, scheduled
+	return p, nil
 }
 
-func (q *Queue) pressure(n, inflight int64) Pressure {
-	d := q.settings
+// pressure computes the fill of a queue holding n items (visible plus
+// scheduled: what the bound counts) under settings d.
+func (q *Queue) pressure(d QueueSettings, n, inflight int64) Pressure {
 	p := Pressure{
 		QueueName: q.name, CurrentLength: n, MaxSize: d.MaxSize,
 		OverflowPolicy: Policy(engine.Policy(d.Policy).Normalize()), InFlight: inflight,

@@ -304,6 +304,17 @@ type Client struct {
 	log    *slog.Logger
 	closer func() error
 	cache  *Cache
+	// settings remembers declared settings read for receives' defaults.
+	settings settingsCache
+}
+
+// now is the clock of the client's deadlines: Config.Test.Time when set
+// and the engine is the embedded one (Redis ignores it), else time.Now.
+func (c *Client) now() time.Time {
+	if c.cfg.Test.Time != nil && c.eng.Kind() == string(EngineEmbedded) {
+		return c.cfg.Test.Time()
+	}
+	return time.Now()
 }
 
 // discardLogger is the logger of a client given none.

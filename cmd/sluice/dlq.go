@@ -100,8 +100,8 @@ func (e *env) dlqRequeue(ctx context.Context, args []string) error {
 	fs, conn := e.commandFlags("dlq requeue", "dlq requeue QUEUE [--kind overflow|failed] [--count N] [--policy P] [--max-size N]")
 	kind := kindFlag(fs, string(sluice.DLQOverflow))
 	count := fs.Int64("count", 0, "entries to move back, oldest first (default 0: all)")
-	policy := fs.String("policy", "", "the queue's overflow policy while requeueing (default QUEUE_OVERFLOW_POLICY or dlq)")
-	size := fs.Int64("max-size", 0, "the queue's capacity while requeueing, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
+	policy := fs.String("policy", "", "the queue's overflow policy while requeueing (default: the declared one, else QUEUE_OVERFLOW_POLICY or dlq)")
+	size := fs.Int64("max-size", 0, "the queue's capacity while requeueing, <= 0 unbounded; on a declared queue at most the declared one (default: the declared one, else QUEUE_MAX_SIZE or 10000)")
 	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
 		return err

@@ -55,6 +55,8 @@ func TestHelpSpellsFlagsWithTwoDashes(t *testing.T) {
 	}{
 		{[]string{"queue", "get", "-h"}, []string{"--timeout duration", "--redis string", "--key-prefix string"}},
 		{[]string{"queue", "add", "-h"}, []string{"--policy string", "--max-size int", "--string\n"}},
+		{[]string{"queue", "declare", "-h"}, []string{"--max-size int", "--lease duration", "--max-deliveries int", "--json\n"}},
+		{[]string{"queue", "delete", "-h"}, []string{"--force\n"}},
 		{[]string{"dlq", "list", "-h"}, []string{"--kind string", "--limit int", `(default "overflow")`}},
 		{[]string{"serve", "-h"}, []string{"--addr string", "--max-body-bytes int", "--body-timeout duration", "--log-level string"}},
 		{[]string{"bench", "queue", "-h"}, []string{"--duration duration", "--json\n", "--goroutines string"}},

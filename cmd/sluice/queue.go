@@ -20,6 +20,12 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		"pressure": e.queuePressure,
 		"peek":     e.queuePeek,
 		"clear":    e.queueClear,
+		"declare":  e.queueDeclare,
+		"info":     e.queueInfo,
+		"list":     e.queueList,
+		"pause":    e.queuePause,
+		"resume":   e.queueResume,
+		"delete":   e.queueDelete,
 		"inflight": e.queueInflight, // inflight.go
 		"stats":    e.queueStats,
 	})
@@ -64,9 +70,10 @@ func (e *env) printResult(ctx context.Context, c *connFlags, f func(*sluice.Clie
 }
 
 func (e *env) queueAdd(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--string]")
-	policy := fs.String("policy", "", "overflow policy for this add (default QUEUE_OVERFLOW_POLICY or dlq)")
-	size := fs.Int64("max-size", 0, "capacity for this add, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
+	fs, conn := e.commandFlags("queue add", "queue add QUEUE JSON|- [--policy reject|dlq|drop_oldest] [--max-size N] [--delay D] [--string]")
+	policy := fs.String("policy", "", "overflow policy for this add; on a declared queue only the declared one (default: the declared one, else QUEUE_OVERFLOW_POLICY or dlq)")
+	size := fs.Int64("max-size", 0, "capacity for this add, <= 0 unbounded; on a declared queue at most the declared one (default: the declared one, else QUEUE_MAX_SIZE or 10000)")
+	delay := fs.Duration("delay", 0, "schedule the item: it becomes visible after this long, and counts toward the bound meanwhile (0: at once)")
 	asString := fs.Bool("string", false, "add the argument as a plain string instead of JSON")
 	pos, err := parseArgsFor(fs, args, "QUEUE", "JSON")
 	if err != nil {
@@ -83,6 +90,10 @@ func (e *env) queueAdd(ctx context.Context, args []string) error {
 	if isSet(fs, "max-size") {
 		opts.MaxSize = maxSize(*size)
 	}
+	if *delay < 0 {
+		return usagef("--delay %v: want 0 or more", *delay)
+	}
+	opts.Delay = *delay
 	payload := pos[1]
 	if payload == "-" {
 		b, err := io.ReadAll(e.stdin)
@@ -158,9 +169,9 @@ func (e *env) queueLen(ctx context.Context, args []string) error {
 
 func (e *env) queuePressure(ctx context.Context, args []string) error {
 	fs, conn := e.commandFlags("queue pressure", "queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]")
-	size := fs.Int64("max-size", 0, "capacity to judge the queue against, <= 0 unbounded (default QUEUE_MAX_SIZE or 10000)")
-	policy := fs.String("policy", "", "overflow policy to report (default QUEUE_OVERFLOW_POLICY or dlq)")
-	threshold := fs.Float64("threshold", 0, "fill ratio that counts as pressure (default QUEUE_BACKPRESSURE_THRESHOLD or 0.8)")
+	size := fs.Int64("max-size", 0, "capacity to judge the queue against, <= 0 unbounded (default: the declared one, else QUEUE_MAX_SIZE or 10000)")
+	policy := fs.String("policy", "", "overflow policy to report (default: the declared one, else QUEUE_OVERFLOW_POLICY or dlq)")
+	threshold := fs.Float64("threshold", 0, "fill ratio that counts as pressure (default: the declared one, else QUEUE_BACKPRESSURE_THRESHOLD or 0.8)")
 	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
 		return err

@@ -226,3 +226,18 @@ func TestReservedQueueNames(t *testing.T) {
 		}
 	})
 }
+
+func TestQueueAddDelay(t *testing.T) {
+	backends(t, func(t *testing.T, conn ...string) {
+		r := cli(t, nil, "", args([]string{"queue", "add", "later", `{"n": 1}`, "--delay", "1h"}, conn)...).want(t, exitOK)
+		if res := decode[sluice.AddResult](t, r.stdout); !res.Success || res.QueueLength != 1 {
+			t.Fatalf("scheduled add printed %+v", res)
+		}
+		r = cli(t, nil, "", args([]string{"queue", "pressure", "later"}, conn)...).want(t, exitOK)
+		if p := decode[sluice.Pressure](t, r.stdout); p.CurrentLength != 0 || p.Scheduled != 1 {
+			t.Fatalf("pressure of a queue with one scheduled item: %+v", p)
+		}
+		cli(t, nil, "", args([]string{"queue", "get", "later", "--timeout", "0"}, conn)...).want(t, exitEmpty)
+		cli(t, nil, "", args([]string{"queue", "add", "later", "1", "--delay", "-1s"}, conn)...).want(t, exitUsage)
+	})
+}

@@ -24,11 +24,17 @@ commands:
   queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]
   queue peek QUEUE [--start 0] [--end 100]
   queue clear QUEUE
+  queue declare QUEUE [--max-size N] [--policy P] [--threshold R] [--lease D] [--max-deliveries N]
+  queue info QUEUE [--json]               settings, with where each comes from
+  queue list [--limit 50] [--cursor NAME] [--json]
+  queue pause QUEUE                       consumers get nothing until resume
+  queue resume QUEUE
+  queue delete QUEUE [--force]            refused while items are in flight
   queue stats QUEUE                       the engine's counters and lengths
   queue inflight QUEUE [--limit 100] [--cursor C] [--json]
   dlq stats QUEUE
   dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]
-  dlq requeue QUEUE [--kind overflow|failed] [--count N]
+  dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound
   dlq purge QUEUE --kind overflow|failed
   bench queue|cache|lock|pubsub|http [flags]
   version                                 (also --version, -v)
@@ -167,8 +173,8 @@ func usagef(format string, args ...any) error {
 func silent(code int) error { return &exitError{code: code} }
 
 // exitCode maps a command's error to the process exit code. Argument errors
-// the library detects (a bad queue name, a negative timeout) are usage
-// errors too: retrying will not help, fixing the command line will.
+// the library detects (a bad queue name, a negative timeout, a bound looser
+// than the queue's declared one) are usage errors too: retrying will not help, fixing the command line will.
 func exitCode(err error) int {
 	var ee *exitError
 	switch {
@@ -178,7 +184,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.Is(err, sluice.ErrInvalidName), errors.Is(err, sluice.ErrInvalidArgument):
+	case errors.Is(err, sluice.ErrInvalidName), errors.Is(err, sluice.ErrInvalidArgument),
+		errors.Is(err, sluice.ErrSettingsConflict):
 		return exitUsage
 	}
 	return exitFailure

@@ -27,12 +27,13 @@ type serveFlags struct {
 	readHeaderTimeout, bodyTimeout, shutdownTimeout time.Duration
 	limits                                          server.Limits
 	idemWindow                                      time.Duration
+	sweepInterval                                   time.Duration
 }
 
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--log-level debug|info|warn|error] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [timeouts and limits: see -h]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--log-level debug|info|warn|error] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [--sweep-interval D] [timeouts and limits: see -h]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
@@ -52,6 +53,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.Int64Var(&f.limits.ClientBufferBytes, "client-buffer-bytes", def.Limits.ClientBufferBytes, "message bytes waiting for one WebSocket or SSE client before it is disconnected as too slow")
 	fs.IntVar(&f.limits.MaxQueues, "max-queues", def.Limits.MaxQueues, "most queues the service creates; an add creating one more is answered 507 (0: no limit)")
 	fs.DurationVar(&f.idemWindow, "idempotency-window", sluice.DefaultIdempotencyWindow, "how long an add's Idempotency-Key is remembered (1ms to 8760h)")
+	fs.DurationVar(&f.sweepInterval, "sweep-interval", sluice.DefaultSweepInterval, "how often the maintainer returns expired leases, dead-letters spent ones and releases scheduled items (one replica sweeps at a time; 0: no maintainer)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -71,6 +73,9 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: configError(err)}
 	}
+	if f.sweepInterval < 0 {
+		return usagef("--sweep-interval %v: want 0 (no maintainer) or more", f.sweepInterval)
+	}
 	if f.minReplicas < 0 {
 		return usagef("--min-replicas-ack %d: want 0 or more", f.minReplicas)
 	}
@@ -89,7 +94,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return t.openError(err)
 	}
-	err = e.runServer(ctx, client, cfg, log, t)
+	err = e.runServer(ctx, client, cfg, log, t, f.sweepInterval)
 	// Closing flushes the durable engine's log: its failure is the run's.
 	if cerr := client.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close engine: %w", cerr)
@@ -97,7 +102,10 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	return err
 }
 
-func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.Config, log *slog.Logger, t target) error {
+// runServer serves until ctx is done, with the maintainer (every
+// sweepInterval; 0: none) running beside the server on a goroutine it
+// owns: the maintainer stops, and is waited for, before runServer returns.
+func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.Config, log *slog.Logger, t target, sweepInterval time.Duration) error {
 	srv, err := server.New(client, cfg, log)
 	if err != nil {
 		return &exitError{code: exitUsage, err: configError(err)}
@@ -110,6 +118,20 @@ func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.C
 	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display, "addr", ln.Addr().String())
 	if client.EngineKind() == "embedded" && cfg.DataDir == "" {
 		log.Warn("embedded engine without a data directory: nothing is persisted; set --data-dir or SLUICE_DATA_DIR to keep data across restarts")
+	}
+	if sweepInterval > 0 {
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := client.RunMaintainer(mctx, &sluice.MaintainerOptions{Interval: sweepInterval}); err != nil {
+				log.Error("maintainer stopped", "err", err)
+			}
+		}()
+		defer func() {
+			stop()
+			<-done
+		}()
 	}
 	if err := srv.Run(ctx, ln); err != nil {
 		return fmt.Errorf("serve: %w", err)

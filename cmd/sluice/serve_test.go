@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -195,5 +196,44 @@ func TestServeStopsOnSignals(t *testing.T) {
 				t.Fatalf("serve did not stop on %v; log:\n%s", sig, log.String())
 			}
 		})
+	}
+}
+
+// TestServeRunsTheMaintainer: with no consumer receiving, a spent lease
+// (the fifth delivery of an item, the default max deliveries) still moves
+// to the failed DLQ: `sluice serve` sweeps.
+func TestServeRunsTheMaintainer(t *testing.T) {
+	s := startService(t, nil, "--sweep-interval", "10ms")
+	if code, body := s.do(t, http.MethodPost, "/v1/queues/w/items", `1`, nil); code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	for attempt := 1; attempt <= 5; attempt++ {
+		// Each receive waits for the previous lease to run out.
+		code, body := s.do(t, http.MethodPost, "/v1/queues/w/receive?lease=20ms&timeout=5s", "", nil)
+		if code != http.StatusOK || !strings.Contains(body, fmt.Sprintf(`"attempt":%d`, attempt)) {
+			t.Fatalf("receive %d: %d %s", attempt, code, body)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := s.do(t, http.MethodGet, "/v1/queues/w", "", nil)
+		if strings.Contains(body, `"failed_length":1`) && strings.Contains(body, `"in_flight":0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spent lease was not dead-lettered within 10s: %s", body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code := s.stop(t); code != exitOK {
+		t.Fatalf("serve exited %d; log:\n%s", code, s.log.String())
+	}
+}
+
+func TestServeRefusesANegativeSweepInterval(t *testing.T) {
+	r := cli(t, nil, "", "serve", "--sweep-interval", "-1s")
+	r.want(t, exitUsage)
+	if !strings.Contains(r.stderr, "--sweep-interval") {
+		t.Errorf("stderr does not name the flag: %q", r.stderr)
 	}
 }

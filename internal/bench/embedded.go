@@ -168,6 +168,28 @@ func (s *embeddedSuite) cases(ctx context.Context) error {
 		}
 
 		left.Store(addBudget)
+		s.seq++
+		name := fmt.Sprintf("q%d", s.seq)
+		if err := s.client.DeclareQueue(ctx, name, sluice.QueueSettings{MaxSize: notFull, Policy: sluice.PolicyDLQ}); err != nil {
+			return fmt.Errorf("bench: declare %s: %w", name, err)
+		}
+		q = s.client.Queue(name)
+		err = s.run(ctx, declaredLabel, n, "bound and policy declared", func(ctx context.Context, _ int) (int, error) {
+			if _, ok := take(&left, 1); !ok {
+				return 0, errDrained
+			}
+			_, err := q.Add(ctx, s.raw, nil)
+			return 1, err
+		})
+		if err != nil {
+			return err
+		}
+		s.rep.compare(s.cfg.label+": "+declaredLabel, n, s.cfg.label+": add", n)
+		if err := s.clear(ctx, q); err != nil {
+			return err
+		}
+
+		left.Store(addBudget)
 		q = s.queue(notFull)
 		if err := s.run(ctx, idemLabel, n, "a fresh key per add, window 1 s", keyedAdd(q, s.raw, n, &left)); err != nil {
 			return err

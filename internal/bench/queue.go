@@ -33,6 +33,10 @@ const fullSize = 1000
 
 var policies = []sluice.Policy{sluice.PolicyReject, sluice.PolicyDLQ, sluice.PolicyDropOldest}
 
+// declaredLabel is the case of an add to a declared queue, reported as a
+// ratio to the same add with the bound and policy given per call.
+const declaredLabel = "declared bounded add"
+
 // Queue measures queue adds, gets and acknowledged receives on o.Engine.
 // On Redis every case is set beside the raw rueidis commands it is built on
 // (RPUSH, BLPOP), run against the same server in the same run.
@@ -220,6 +224,23 @@ func (s *redisSuite) addCases(n int) []benchCase {
 			})
 		}
 	}
+	// The same add on a queue that declares its bound and policy, taken
+	// against the per-call bound above in the same interleaved run: the
+	// declared settings are read inside the add's script.
+	declName, declKey := s.name()
+	declQ := s.client.Queue(declName)
+	cases = append(cases, benchCase{
+		label: declaredLabel, note: "dlq (not full), bound and policy declared", n: n, sample: 1,
+		baseline: "add dlq (not full)",
+		prepare: func(ctx context.Context) (op, error) {
+			err := s.client.DeclareQueue(ctx, declName, sluice.QueueSettings{MaxSize: notFull, Policy: sluice.PolicyDLQ})
+			return func(ctx context.Context, _ int) (int, error) {
+				_, err := declQ.Add(ctx, raw, nil)
+				return 1, err
+			}, err
+		},
+		cleanup: func(ctx context.Context) error { return s.unlink(ctx, declKey) },
+	})
 	idemName, idemKey := s.name()
 	idemQ := s.client.QueueWith(idemName, sluice.QueueSettings{MaxSize: notFull, Policy: sluice.PolicyDLQ})
 	cases = append(cases, benchCase{

@@ -102,11 +102,21 @@ type LeaseEngine interface {
 	QueueNack(ctx context.Context, params NackParams) (NackResult, error)
 	// QueueExtend pushes a lease's deadline to now+lease.
 	QueueExtend(ctx context.Context, queue, id string, lease time.Duration) error
-	// QueueInFlight counts items currently leased or waiting for redelivery.
+	// QueueInFlight counts items whose lease is live or whose nack delay
+	// has not ended. An expired lease, or a nacked item past its delay, is
+	// not in flight: it waits for the next receive, which hands it out
+	// before the queue's items (or dead-letters it, as a sweep does).
 	QueueInFlight(ctx context.Context, queue string) (int64, error)
-	// QueueReclaim dead-letters expired leases that used up maxDeliveries and
-	// makes the other expired ones deliverable; it returns how many moved to
-	// the failed DLQ. Receives do this on their own; a service sweeps too.
+	// QueueScheduled counts the queue's scheduled items that are not yet
+	// visible (AddParams.NotBefore).
+	QueueScheduled(ctx context.Context, queue string) (int64, error)
+	// QueueReclaim is the queue's sweep, one atomic step: it dead-letters
+	// due items (expired leases, nacked items past their delay) that used
+	// up maxDeliveries (the queue's declared max deliveries when it has
+	// one), leaves the other due items deliverable (the next
+	// receive hands them out first), and moves due scheduled items to the
+	// queue's tail. It returns how many moved to the failed DLQ. Receives
+	// do the same on their own; a maintainer sweeps every queue.
 	QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (int64, error)
 }
 
@@ -225,6 +235,18 @@ type AddParams struct {
 	// marked Replayed (see idempotency.go).
 	IdempotencyKey    string
 	IdempotencyWindow time.Duration
+	// NotBefore, when not zero, schedules the items: each is stored apart
+	// from the queue's visible items and becomes visible (is moved to the
+	// queue's tail) once NotBefore has passed, by the next receive, pop or
+	// sweep (QueueReclaim) of the queue; blocked receives and pops wake
+	// for it. A scheduled item counts toward the
+	// bound from the moment it is accepted: the bound applies to the
+	// visible items plus the scheduled ones, and so does the policy. When
+	// the queue is full, drop_oldest and dlq make room from the queue's
+	// head first and, only when no visible item is left, from the
+	// scheduled items due soonest (a producer's later add outranks an
+	// earlier deferred one, as it outranks an earlier visible one).
+	NotBefore time.Time
 }
 
 // AddResult is the outcome of adding one item.
@@ -235,7 +257,8 @@ type AddResult struct {
 	// idempotency key: this call wrote nothing. (Next to Accepted, so the
 	// two share a word and a result is no larger for it.)
 	Replayed bool
-	// QueueLength is the length right after this item's step.
+	// QueueLength is the length right after this item's step: the visible
+	// items plus the scheduled ones, as the bound counts them.
 	QueueLength int64
 	// Dropped counts items discarded by drop_oldest for this item.
 	Dropped int64

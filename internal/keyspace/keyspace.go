@@ -11,6 +11,7 @@
 //	sluice#handoff:Q       list   items moved out by a blocking receive, not yet leased
 //	sluice#seq:Q           string delivery id counter
 //	sluice#settings:Q      hash   declared settings and the paused flag
+//	sluice#sched:Q         zset   scheduled items, "<seq>:<item>" -> not-before (ms)
 //	sluice#stats:Q         hash   counters of the queue (engine.QueueStats)
 //	sluice#wake:Q          list   wakes consumers waiting for a paused queue's
 //	                              resume (holds one element once resumed)
@@ -69,6 +70,7 @@ type Queue struct {
 	Seq         string
 	Settings    string
 	Wake        string
+	Scheduled   string
 	Stats       string
 }
 
@@ -87,6 +89,7 @@ func (s Space) Queue(name string) Queue {
 		Seq:         p + "sluice#seq:" + t,
 		Settings:    p + "sluice#settings:" + t,
 		Wake:        p + "sluice#wake:" + t,
+		Scheduled:   p + "sluice#sched:" + t,
 		Stats:       p + "sluice#stats:" + t,
 	}
 }

@@ -17,8 +17,10 @@ func (s *Server) handleQueueReceive(w http.ResponseWriter, r *http.Request) erro
 	}
 	timeout := p.duration("timeout", 0, 0, s.cfg.MaxWait)
 	opts := &sluice.ReceiveOptions{
-		Lease:         p.duration("lease", sluice.DefaultLease, time.Millisecond, maxLockTTL),
-		MaxDeliveries: int(p.int("max_deliveries", sluice.DefaultMaxDeliveries, 1, 1000)),
+		// Absent: the queue's declared lease and max deliveries, else the
+		// client's (30 s and 5 by default).
+		Lease:         p.duration("lease", 0, time.Millisecond, maxLockTTL),
+		MaxDeliveries: int(p.int("max_deliveries", 0, 1, 1000)),
 	}
 	count := int(p.int("count", 1, 1, maxBatchDeliveries))
 	if p.err != nil {
@@ -65,7 +67,8 @@ func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	delay := p.duration("delay", 0, 0, maxLockTTL)
-	maxDeliveries := int(p.int("max_deliveries", sluice.DefaultMaxDeliveries, 1, 1000))
+	// Absent: the queue's declared max deliveries, else the client's.
+	maxDeliveries := int(p.int("max_deliveries", 0, 1, 1000))
 	reason := p.str("reason")
 	if len(reason) > 1024 {
 		p.fail("reason", reason[:32]+"...", "at most 1024 bytes")

@@ -114,7 +114,7 @@ type queueCollector struct {
 
 var (
 	queueLengthDesc = prometheus.NewDesc("sluice_queue_length", "Items waiting in the queue.", []string{"queue"}, nil)
-	queueFillDesc   = prometheus.NewDesc("sluice_queue_fill_ratio", "Queue length over its max size (0 when unbounded).", []string{"queue"}, nil)
+	queueFillDesc   = prometheus.NewDesc("sluice_queue_fill_ratio", "Queue length over its max size, the declared one when the queue declares one (0 when unbounded).", []string{"queue"}, nil)
 	queueFlightDesc = prometheus.NewDesc("sluice_queue_in_flight", "Items leased to consumers and not yet settled.", []string{"queue"}, nil)
 )
 
@@ -143,7 +143,7 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		names = names[:maxScrapedQueues]
 	}
 	for _, name := range names {
-		p, err := qc.c.QueueWith(name, qc.queue).Pressure(ctx)
+		p, err := qc.c.QueueWithDefaults(name, qc.queue).Pressure(ctx)
 		if err != nil {
 			if qc.broken.skip("metrics", name, err) {
 				continue

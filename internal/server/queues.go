@@ -17,7 +17,7 @@ func (s *Server) queue(r *http.Request) (*sluice.Queue, error) {
 	if err := keyspace.ValidateQueueName(name); err != nil {
 		return nil, badRequest("%v", err)
 	}
-	return s.client.QueueWith(name, s.cfg.queueSettings()), nil
+	return s.client.QueueWithDefaults(name, s.cfg.queueSettings()), nil
 }
 
 // queueParams is queue plus the query parameters most queue routes take.
@@ -51,12 +51,30 @@ func (s *Server) add(r *http.Request, req addRequest) ([]sluice.AddResult, error
 	if err != nil && fresh {
 		s.queues.forget(req.q.Name())
 	}
+	policy := req.policy
+	if req.opts.Policy == "" && hadBackpressure(res) {
+		// The add ran under the queue's declared policy if it declares
+		// one: label the overflow with it. Read only when something
+		// overflowed, so that a plain add costs nothing more.
+		if es, serr := req.q.Settings(context.WithoutCancel(r.Context())); serr == nil {
+			policy = es.Settings.Policy
+		}
+	}
 	for _, ar := range res {
 		if !ar.Replayed { // counted when first added
-			s.metrics.countAdd(req.q.Name(), req.policy, ar)
+			s.metrics.countAdd(req.q.Name(), policy, ar)
 		}
 	}
 	return res, err
+}
+
+func hadBackpressure(res []sluice.AddResult) bool {
+	for _, r := range res {
+		if r.HadBackpressure && !r.Replayed {
+			return true
+		}
+	}
+	return false
 }
 
 // handleDetectionAdd is the Python service's POST /detections.
@@ -69,7 +87,7 @@ func (s *Server) handleDetectionAdd(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	q := s.client.QueueWith(DetectionsQueue, s.cfg.queueSettings())
+	q := s.client.QueueWithDefaults(DetectionsQueue, s.cfg.queueSettings())
 	res, err := s.add(r, addRequest{q: q, policy: s.cfg.QueueOverflowPolicy, opts: opts, items: []any{item}})
 	if err != nil {
 		return afterWrite(err)
@@ -90,7 +108,7 @@ func (s *Server) handleDetectionNext(w http.ResponseWriter, r *http.Request) err
 	if p.err != nil {
 		return p.err
 	}
-	q := s.client.QueueWith(DetectionsQueue, s.cfg.queueSettings())
+	q := s.client.QueueWithDefaults(DetectionsQueue, s.cfg.queueSettings())
 	return s.next(w, r, q, timeout, func(it sluice.Item) any { return it }, func() {
 		_ = writeJSON(w, http.StatusOK, map[string]string{"status": "empty"})
 	})
@@ -189,6 +207,14 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, q *sluice.Queu
 	s.log.Info("client gone before receiving its item; put back at the head", "queue", q.Name(), "reply_err", werr)
 }
 
+// queueRow is one queue of GET /v1/queues: its pressure, and whether it
+// declares settings or is paused (GET /v1/queues/{name} has the details).
+type queueRow struct {
+	sluice.Pressure
+	Declared bool `json:"declared"`
+	Paused   bool `json:"paused"`
+}
+
 // handleQueueList is GET /v1/queues?limit=&cursor=: queues in name order,
 // a page at a time (page.go).
 func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
@@ -203,54 +229,57 @@ func (s *Server) handleQueueList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page, next := pageNames(names, after, int(limit))
-	out := make([]sluice.Pressure, 0, len(page))
+	out := make([]queueRow, 0, len(page))
 	for _, n := range page {
-		p, err := s.client.QueueWith(n, s.cfg.queueSettings()).Pressure(r.Context())
+		q := s.client.QueueWithDefaults(n, s.cfg.queueSettings())
+		p, err := q.Pressure(r.Context())
+		var es sluice.EffectiveSettings
+		if err == nil {
+			es, err = q.Settings(r.Context())
+		}
 		if err != nil {
 			if s.metrics.broken.skip("queues", n, err) {
 				continue
 			}
 			return err
 		}
-		out = append(out, p)
+		out = append(out, queueRow{Pressure: p, Declared: es.IsDeclared(), Paused: es.Paused})
 	}
 	_ = writeJSON(w, http.StatusOK, withCursor(map[string]any{"queues": out}, next))
 	return nil
 }
 
-// queueInfo is GET /v1/queues/{name}.
-type queueInfo struct {
-	sluice.Pressure
-	DLQLength    int64 `json:"dlq_length"`
-	FailedLength int64 `json:"failed_length"`
-	// Stats are the engine's counters of the queue (inflight.go).
-	Stats sluice.QueueStats `json:"stats"`
-}
-
+// handleQueueInfo is GET /v1/queues/{name}: its pressure, DLQ lengths and
+// settings, with where each comes from (declare.go).
 func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.queue(r)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	info := queueInfo{}
-	if info.Pressure, err = q.Pressure(ctx); err == nil {
-		if info.DLQLength, err = q.DLQ(sluice.DLQOverflow).Len(ctx); err == nil {
-			info.FailedLength, err = q.DLQ(sluice.DLQFailed).Len(ctx)
-		}
-	}
+	info, err := s.queueInfo(r.Context(), q)
+	var stats sluice.QueueStats
 	if err == nil {
-		info.Stats, err = q.Stats(ctx)
+		stats, err = q.Stats(r.Context())
 	}
 	if err != nil {
 		return err
 	}
-	_ = writeJSON(w, http.StatusOK, info)
+	_ = writeJSON(w, http.StatusOK, queueInfoWithStats{queueInfo: info, Stats: stats})
 	return nil
 }
 
+// queueInfoWithStats is GET /v1/queues/{name}'s answer: queueInfo, plus
+// the engine's counters of the queue (inflight.go).
+type queueInfoWithStats struct {
+	queueInfo
+	Stats sluice.QueueStats `json:"stats"`
+}
+
+// maxAddDelay bounds ?delay= on the add routes.
+const maxAddDelay = 365 * 24 * time.Hour
+
 // parseAdd parses what the add routes share, in this order: the queue,
-// ?policy=&max_size=, and the body, which decode turns into items.
+// ?policy=&max_size=&delay=, and the body, which decode turns into items.
 func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]byte) ([]any, error)) (addRequest, error) {
 	q, p, err := s.queueParams(r)
 	if err != nil {
@@ -272,6 +301,9 @@ func (s *Server) parseAdd(w http.ResponseWriter, r *http.Request, decode func([]
 			req.opts.MaxSize = sluice.Unbounded
 		}
 	}
+	// ?delay= schedules the items (sluice.AddOptions.Delay): a Go duration
+	// or a number of seconds.
+	req.opts.Delay = p.duration("delay", 0, 0, maxAddDelay)
 	if p.err != nil {
 		return addRequest{}, p.err
 	}

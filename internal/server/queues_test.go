@@ -384,3 +384,35 @@ func TestBlockingGetWaits(t *testing.T) {
 		}
 	})
 }
+
+// ?delay= schedules the added items: they count toward the bound at once
+// and are handed out only when due.
+func TestQueueAddDelay(t *testing.T) {
+	t.Parallel()
+	engines(t, func(c *Config) {
+		c.QueueMaxSize = 2
+		c.QueueOverflowPolicy = sluice.PolicyReject
+	}, func(t *testing.T, b *bundle) {
+		m := b.expect(200, "POST", "/v1/queues/later/items?delay=1h", `1`)
+		if m["success"] != true || m["queue_length"] != 1.0 {
+			t.Fatalf("scheduled add = %v", m)
+		}
+		// A bare number is seconds; the batch route takes it too.
+		b.expect(200, "POST", "/v1/queues/later/batch?delay=3600", `[2]`)
+		b.expect(429, "POST", "/v1/queues/later/items", `3`)
+		m = b.expect(200, "GET", "/v1/queues/later", nil)
+		if m["current_length"] != 0.0 || m["scheduled"] != 2.0 || m["is_full"] != true {
+			t.Fatalf("info with two scheduled items = %v", m)
+		}
+		b.expect(204, "GET", "/v1/queues/later/next", nil)
+
+		b.expect(200, "POST", "/v1/queues/soon/items?delay=50ms", `"x"`)
+		m = b.expect(200, "GET", "/v1/queues/soon/next?timeout=10s", nil)
+		if m["item"] != "x" {
+			t.Fatalf("next of the due item = %v", m)
+		}
+
+		b.expectError(400, "POST", "/v1/queues/later/items?delay=soon", `4`)
+		b.expectError(400, "POST", "/v1/queues/later/items?delay=-1s", `4`)
+	})
+}

@@ -59,7 +59,8 @@ func errorStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, sluice.ErrLeaseNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, sluice.ErrLockNotHeld), errors.Is(err, sluice.ErrWrongType):
+	case errors.Is(err, sluice.ErrLockNotHeld), errors.Is(err, sluice.ErrWrongType),
+		errors.Is(err, sluice.ErrSettingsConflict), errors.Is(err, sluice.ErrQueueInFlight):
 		return http.StatusConflict
 	case errors.Is(err, sluice.ErrQueueFull):
 		return http.StatusTooManyRequests

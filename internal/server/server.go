@@ -114,6 +114,10 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /v1/queues", s.handle(s.handleQueueList))
 	m.HandleFunc("GET /v1/queues/{name}", s.handle(s.handleQueueInfo))
+	m.HandleFunc("PUT /v1/queues/{name}", s.handle(s.handleQueueDeclare))
+	m.HandleFunc("DELETE /v1/queues/{name}", s.handle(s.handleQueueDelete))
+	m.HandleFunc("POST /v1/queues/{name}/pause", s.handle(s.handleQueuePause))
+	m.HandleFunc("POST /v1/queues/{name}/resume", s.handle(s.handleQueueResume))
 	m.HandleFunc("POST /v1/queues/{name}/items", s.handle(s.handleQueueAdd))
 	m.HandleFunc("GET /v1/queues/{name}/items", s.handle(s.handleQueuePeek))
 	m.HandleFunc("DELETE /v1/queues/{name}/items", s.handle(s.handleQueueClear))

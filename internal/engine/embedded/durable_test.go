@@ -32,7 +32,8 @@ func dump(t *testing.T, e *Engine, queues []string, cacheKeys []string) string {
 		ovf, _ := e.DLQRange(ctx, q, engine.DLQOverflow, 0, -1)
 		failed, _ := e.DLQRange(ctx, q, engine.DLQFailed, 0, -1)
 		inflight, _ := e.QueueInFlight(ctx, q)
-		fmt.Fprintf(&b, "%s %q ovf %q failed %q inflight %d\n", q, items, ovf, failed, inflight)
+		scheduled, _ := e.QueueScheduled(ctx, q)
+		fmt.Fprintf(&b, "%s %q ovf %q failed %q inflight %d scheduled %d\n", q, items, ovf, failed, inflight, scheduled)
 		stats, _ := e.QueueStats(ctx, q)
 		page, _ := e.QueueDeliveries(ctx, q, "", engine.MaxDeliveriesPage)
 		fmt.Fprintf(&b, "%s stats %+v deliveries %+v\n", q, stats, page)
@@ -69,6 +70,12 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	add("a", engine.PolicyDLQ, 3, "1", "2", "3", "4", "5")
 	add("b", engine.PolicyDropOldest, 2, "x", "y", "z")
 	add("c", engine.PolicyReject, 0, "c1", "c2", "c3", "c4")
+	// Scheduled items, one of them evicted to make room.
+	for _, item := range []string{"s1", "s2"} {
+		if _, err := e.QueueAdd(ctx, engine.AddParams{Queue: "d", Items: []string{item}, Policy: engine.PolicyDLQ, MaxSize: 1, NotBefore: clock.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, _, err := e.QueuePop(ctx, "c", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +104,12 @@ func TestDurableStateSurvivesReopenAndCompaction(t *testing.T) {
 	if _, ok, _ := e.LockAcquire(ctx, "L", "tok", time.Hour); !ok {
 		t.Fatal("lock")
 	}
-	queues := []string{"a", "b", "c"}
+	queues := []string{"a", "b", "c", "d"}
 	keys := []string{"k1", "k2", "k3", "L"}
 	want := dump(t, e, queues, keys)
+	if !strings.Contains(want, "d [] ovf") || !strings.Contains(want, "scheduled 1\n") {
+		t.Fatalf("state before reopen lacks the scheduled item:\n%s", want)
+	}
 
 	e = reopen(t, e)
 	if got := dump(t, e, queues, keys); got != want {

@@ -123,6 +123,13 @@ func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.R
 	var out []engine.Delivery
 	var dead int64
 	for _, l := range due {
+		if l.scheduled() {
+			// Its time has come: to the queue's tail, where the next
+			// receive (this one, if it has room) takes it as a fresh item.
+			t.leaseDel(main, l)
+			t.pushBack(main, l.item)
+			continue
+		}
 		u := *l
 		if l.leased {
 			u.err = "lease expired"
@@ -155,6 +162,23 @@ func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.R
 		e.serve(t, failed)
 	}
 	return out, dead
+}
+
+// releaseDue moves o's due scheduled items to its tail, soonest first,
+// and reports whether it moved any; due deliveries stay as they are.
+func (e *Engine) releaseDue(t *tx, o *object, now int64) bool {
+	if o.q == nil || o.q.scheduled == 0 {
+		return false
+	}
+	moved := false
+	for _, l := range o.q.due(now, -1) {
+		if l.scheduled() {
+			t.leaseDel(o, l)
+			t.pushBack(o, l.item)
+			moved = true
+		}
+	}
+	return moved
 }
 
 func (e *Engine) deadLetter(t *tx, main, failed *object, queue string, l *lease, iso string) {
@@ -390,7 +414,8 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	return nil
 }
 
-// QueueInFlight counts items leased or waiting for redelivery.
+// QueueInFlight counts deliveries whose lease is live or whose nack delay
+// has not ended; due ones and scheduled items are not in flight.
 func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error) {
 	if err := e.checkOpen("queue in flight"); err != nil {
 		return 0, err
@@ -403,13 +428,38 @@ func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error)
 	if o.q == nil {
 		return 0, nil
 	}
-	return int64(len(o.q.leases)), nil
+	now := e.now()
+	var n int64
+	for _, l := range o.q.leases {
+		if !l.scheduled() && l.deadline > now {
+			n++
+		}
+	}
+	return n, nil
 }
 
-// QueueReclaim dead-letters the due items that used maxDeliveries, and
-// returns how many. Due items with deliveries left stay as they are (an
-// expired lease can still be acked) and the next receive redelivers them
-// first; blocked receivers are woken for them.
+// QueueScheduled counts the scheduled items not yet moved to the queue.
+func (e *Engine) QueueScheduled(ctx context.Context, queue string) (int64, error) {
+	if err := e.checkOpen("queue scheduled"); err != nil {
+		return 0, err
+	}
+	o := e.lock1(e.listKey(queue), false)
+	if o == nil {
+		return 0, nil
+	}
+	defer o.mu.Unlock()
+	if o.q == nil {
+		return 0, nil
+	}
+	return int64(o.q.scheduled), nil
+}
+
+// QueueReclaim is a queue's sweep, under one lock of the queue and one
+// log record: due scheduled items move to the queue's tail (blocked
+// consumers are served them), due items that used maxDeliveries are
+// dead-lettered, and it returns how many. Due items with deliveries left
+// stay as they are (an expired lease can still be acked) and the next
+// receive redelivers them first; blocked receivers are woken for them.
 func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (_ int64, err error) {
 	if err := e.checkOpen("queue reclaim"); err != nil {
 		return 0, err
@@ -433,8 +483,13 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	if failed.strAlive(now) {
 		return 0, wrongType("queue reclaim", k.FailedDLQ)
 	}
+	// Declared settings win, as on Redis (lease_receive.lua).
+	if s := main.q.settings; s != nil && s.Has(engine.SetMaxDeliveries) {
+		maxDeliveries = s.MaxDeliveries
+	}
 	p := engine.ReceiveParams{Count: 0, MaxDeliveries: maxDeliveries}
 	_, moved := e.settleDue(&t, main, failed, queue, p, now, -1)
+	e.serve(&t, main)
 	e.kick(main)
 	if err := t.commit(); err != nil {
 		return moved, fmt.Errorf("queue reclaim: %w", err)

@@ -52,11 +52,11 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	// same lock as the push, so concurrent adders all see the bound.
 	maxSize, policy, err := resolve(main, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
 	if err != nil {
-		return nil, fmt.Errorf("queue add: %w", err)
+		return nil, err // ErrSettingsConflict; the caller names the operation
 	}
 	// The overflow DLQ is locked only when this add will push into it.
 	var dlq *object
-	if policy == engine.PolicyDLQ && maxSize > 0 && int64(main.list.Len()+len(p.Items)) > maxSize {
+	if policy == engine.PolicyDLQ && maxSize > 0 && length(main)+int64(len(p.Items)) > maxSize {
 		dlq = e.lockAfter(e.queueKeys(main, p.Queue).OverflowDLQ)
 		defer dlq.mu.Unlock()
 		if e.isStr(dlq) {
@@ -64,20 +64,34 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		}
 	}
 	t.register(main, p.Queue)
-	before := int64(main.list.Len())
+	before := length(main)
+	// A not-before time that has passed adds the items as usual.
+	var at int64
+	if !p.NotBefore.IsZero() && p.NotBefore.UnixNano() > e.now() {
+		at = p.NotBefore.UnixNano()
+	}
 	results := make([]engine.AddResult, len(p.Items))
 	for i, item := range p.Items {
 		moved, dropped, ok := t.makeRoom(main, dlq, p.Queue, maxSize, policy)
 		if !ok {
-			results[i] = engine.AddResult{QueueLength: int64(main.list.Len())}
+			results[i] = engine.AddResult{QueueLength: length(main)}
 			continue
 		}
 		r := engine.AddResult{Accepted: true, MovedToDLQ: moved, Dropped: dropped}
-		t.pushBack(main, item)
-		r.QueueLength = int64(main.list.Len())
+		if at != 0 {
+			q := main.queue()
+			t.leasePut(main, &lease{id: q.seq + 1, item: item, deadline: at})
+		} else {
+			t.pushBack(main, item)
+		}
+		r.QueueLength = length(main)
 		results[i] = r
 	}
 	t.countAdd(main, results)
+	if at != 0 {
+		// A blocked receiver's timer must cover the new deadline.
+		e.kick(main)
+	}
 	if p.IdempotencyKey != "" {
 		// The record holds the bound and policy the add ran under, so a
 		// replay answers what this add did.
@@ -94,26 +108,46 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 	return results, nil
 }
 
+// length is what the bound counts: the visible items plus the scheduled
+// ones (engine.AddParams.NotBefore).
+func length(o *object) int64 {
+	n := int64(o.list.Len())
+	if o.q != nil {
+		n += int64(o.q.scheduled)
+	}
+	return n
+}
+
 // makeRoom applies the overflow policy before one push into main, as the
 // Redis scripts do: under dlq the oldest items move to ovf (which must be
 // locked), under drop_oldest they are dropped, until main has room for one
-// more. It returns how many moved and how many were dropped; ok is false
-// when the policy rejects the push because main is full.
+// more. With no visible item left, the scheduled item due soonest goes
+// (scripts/scheduled.lua). It returns how many moved and how many were
+// dropped; ok is false when the policy rejects the push because main is
+// full.
 func (t *tx) makeRoom(main, ovf *object, queue string, maxSize int64, policy engine.Policy) (moved, dropped int64, ok bool) {
-	n := int64(main.list.Len())
+	n := length(main)
 	if maxSize <= 0 || n < maxSize {
 		return 0, 0, true
 	}
-	switch policy {
-	case engine.PolicyDLQ:
-		for moved = 0; moved < n-maxSize+1; moved++ {
-			t.pushBack(ovf, engine.OverflowEnvelope(queue, t.popOne(main)))
-		}
-	case engine.PolicyDropOldest:
-		dropped = n + 1 - maxSize
-		t.popFront(main, int(dropped))
-	default:
+	if policy != engine.PolicyDLQ && policy != engine.PolicyDropOldest {
 		return 0, 0, false
+	}
+	for i := int64(0); i < n-maxSize+1; i++ {
+		var victim string
+		if main.list.Len() > 0 {
+			victim = t.popOne(main)
+		} else {
+			l := main.q.earliestScheduled()
+			victim = l.item
+			t.leaseDel(main, l)
+		}
+		if policy == engine.PolicyDLQ {
+			t.pushBack(ovf, engine.OverflowEnvelope(queue, victim))
+			moved++
+		} else {
+			dropped++
+		}
 	}
 	return moved, dropped, true
 }
@@ -125,63 +159,103 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		return "", false, err
 	}
 	key := e.listKey(queue)
+	deadline := time.Now().Add(timeout)
+	for {
+		item, ok, w, wait, err := e.popOnce(key, time.Until(deadline))
+		if err != nil || ok || w == nil {
+			return item, ok, err
+		}
+		err = e.wait(ctx, w, wait)
+		if err == nil {
+			if w.closed {
+				return "", false, engine.ErrClosed
+			}
+			return w.item, true, nil
+		}
+		// Timed out or cancelled: unless a pusher served us meanwhile, leave
+		// the line; if it did, the item goes back to the head, where it was.
+		e.abandon(key, w)
+		switch {
+		case !errors.Is(err, errTimeout):
+			return "", false, fmt.Errorf("queue pop: %w", err)
+		case time.Until(deadline) <= 0:
+			return "", false, nil
+		}
+		// A scheduled item fell due before the timeout: look again.
+	}
+}
+
+// popOnce is one attempt of QueuePop with left to wait: it moves due
+// scheduled items to the queue (and to consumers already waiting) and
+// takes the head. With nothing to take and left > 0 it returns a waiter
+// in the queue's line and how long to wait: left, or less when a
+// scheduled item falls due sooner.
+func (e *Engine) popOnce(key string, left time.Duration) (item string, ok bool, w *waiter, wait time.Duration, err error) {
 	t, err := e.begin("queue pop")
 	if err != nil {
-		return "", false, err
+		return "", false, nil, 0, err
 	}
-	o := e.lock1(key, timeout > 0)
+	o := e.lock1(key, left > 0)
 	if o == nil {
 		t.release()
-		return "", false, nil
+		return "", false, nil, 0, nil
 	}
 	if e.isStr(o) {
 		o.mu.Unlock()
 		t.release()
-		return "", false, wrongType("queue pop", key)
+		return "", false, nil, 0, wrongType("queue pop", key)
 	}
-	if o.list.Len() > 0 && !paused(o) {
-		item := t.popOne(o)
+	now := e.now()
+	// Released items go first to the consumers that were waiting before
+	// this pop, in line; the release is logged with the rest of the call.
+	released := !paused(o) && e.releaseDue(&t, o, now)
+	if released {
+		e.serve(&t, o)
+	}
+	// finish logs the call's changes (or drops an empty record) after the
+	// queue's lock is released.
+	finish := func() error {
+		var err error
+		if released || ok {
+			err = t.commit()
+			o.mu.Unlock()
+			if derr := t.done(); err == nil {
+				err = derr
+			}
+		} else {
+			o.mu.Unlock()
+			t.release()
+		}
+		return err
+	}
+	switch {
+	case o.list.Len() > 0 && !paused(o):
+		item, ok = t.popOne(o), true
 		t.count(o, engine.StatDelivered, 1)
 		t.onFail(key, func(o *object) { o.list.PushFront(item) })
-		err = t.commit()
-		o.mu.Unlock()
-		if derr := t.done(); err == nil {
-			err = derr
+		if err := finish(); err != nil {
+			return "", false, nil, 0, fmt.Errorf("queue pop: %w", err)
 		}
-		if err != nil {
-			return "", false, fmt.Errorf("queue pop: %w", err)
+		return item, true, nil, 0, nil
+	case left <= 0:
+		return "", false, nil, 0, finish()
+	case e.closed.Load():
+		if err := finish(); err != nil {
+			return "", false, nil, 0, err
 		}
-		return item, true, nil
+		return "", false, nil, 0, engine.ErrClosed
 	}
-	if timeout <= 0 {
-		o.mu.Unlock()
-		t.release()
-		return "", false, nil
-	}
-	if e.closed.Load() {
-		o.mu.Unlock()
-		t.release()
-		return "", false, engine.ErrClosed
-	}
-	w := &waiter{kind: waitPop, ch: make(chan struct{})}
+	w = &waiter{kind: waitPop, ch: make(chan struct{})}
 	o.queue().enqueue(w, false)
-	o.mu.Unlock()
-	t.release()
-
-	err = e.wait(ctx, w, timeout)
-	if err == nil {
-		if w.closed {
-			return "", false, engine.ErrClosed
-		}
-		return w.item, true, nil
+	wait = left
+	if l := o.q.earliestScheduled(); l != nil && !paused(o) {
+		wait = min(wait, time.Duration(max(l.deadline-now, int64(time.Millisecond))))
 	}
-	// Timed out or cancelled: unless a pusher served us meanwhile, leave
-	// the line; if it did, the item goes back to the head, where it was.
-	e.abandon(key, w)
-	if errors.Is(err, errTimeout) {
-		return "", false, nil
+	if err := finish(); err != nil {
+		e.abandon(key, w)
+		return "", false, nil, 0, fmt.Errorf("queue pop: %w", err)
 	}
-	return "", false, fmt.Errorf("queue pop: %w", err)
+	return "", false, w, wait, nil
 }
 
 // QueuePushFront puts items back at the head, items[0] first.
@@ -376,7 +450,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 	}
 	maxSize, policy, err := resolve(main, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
 	if err != nil {
-		return res, fmt.Errorf("dlq requeue: %w", err)
+		return res, err // ErrSettingsConflict; the caller names the operation
 	}
 	// "All" is the entries present now: entries this requeue pushes into
 	// the overflow DLQ (when it is also the source) are not seen again.

@@ -258,12 +258,13 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (res
 		}
 	}
 	if main.q != nil {
-		res.InFlight = int64(len(main.q.leases))
+		// Scheduled items count with the queue's items, not in flight.
+		res.InFlight = int64(len(main.q.leases) - main.q.scheduled)
 	}
 	if res.InFlight > 0 && !force {
 		return engine.DeleteResult{}, fmt.Errorf("%s: %w (%d; force deletes them too)", op, engine.ErrQueueInFlight, res.InFlight)
 	}
-	res.Items, res.OverflowDLQ, res.FailedDLQ = int64(main.list.Len()), int64(ovf.list.Len()), int64(failed.list.Len())
+	res.Items, res.OverflowDLQ, res.FailedDLQ = length(main), int64(ovf.list.Len()), int64(failed.list.Len())
 	for _, o := range objs {
 		if o.list.Len() > 0 {
 			t.clearList(o)

@@ -29,6 +29,10 @@ type queueState struct {
 
 	settings *engine.QueueSettings // declared settings and paused flag; nil: none (settings.go)
 	stats    *counters             // the queue's counters, once looked up (stats.go)
+
+	// scheduled counts the leases that are scheduled items (see
+	// lease.scheduled); they count toward the queue's bound.
+	scheduled int
 }
 
 func (o *object) queue() *queueState {
@@ -59,6 +63,13 @@ type lease struct {
 	deliveredAt int64  // unix ns the current delivery was handed out, 0: unknown
 	idx         int    // position in byTime
 }
+
+// scheduled reports whether l is a scheduled item (engine.AddParams.
+// NotBefore) rather than a delivery: it was never handed out, and its
+// deadline is its not-before time. Kept with the leases, it is logged,
+// snapshotted and timed as they are, and a receive, pop or reclaim that
+// finds it due moves it to the queue's tail (releaseDue).
+func (l *lease) scheduled() bool { return l.deliveries == 0 }
 
 type leaseHeap []*lease
 
@@ -94,9 +105,15 @@ func (q *queueState) put(l *lease) {
 	}
 	q.leases[l.id] = l
 	heap.Push(&q.byTime, l)
+	if l.scheduled() {
+		q.scheduled++
+	}
 }
 
 func (q *queueState) remove(l *lease) {
+	if _, ok := q.leases[l.id]; ok && l.scheduled() {
+		q.scheduled--
+	}
 	delete(q.leases, l.id)
 	if l.idx >= 0 && l.idx < len(q.byTime) && q.byTime[l.idx] == l {
 		heap.Remove(&q.byTime, l.idx)
@@ -132,6 +149,18 @@ func (q *queueState) due(now int64, limit int) []*lease {
 		out = out[:limit]
 	}
 	return out
+}
+
+// earliestScheduled returns the scheduled item due soonest (ties: the
+// first added), or nil.
+func (q *queueState) earliestScheduled() *lease {
+	var first *lease
+	for _, l := range q.byTime {
+		if l.scheduled() && (first == nil || l.deadline < first.deadline || l.deadline == first.deadline && l.id < first.id) {
+			first = l
+		}
+	}
+	return first
 }
 
 // earliest returns the lease with the earliest deadline, or nil.

@@ -283,7 +283,8 @@ func leaseCases(t *testing.T, h Harness) {
 		if data := failedData(t, entries[0]); data != "a" {
 			t.Errorf("failed DLQ entry is for %q, want \"a\"", data)
 		}
-		wantInFlight(t, ctx, e, "q", 1)
+		// b's lease has run out: it waits for redelivery, not in flight.
+		wantInFlight(t, ctx, e, "q", 0)
 		again := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: longLease, MaxDeliveries: 2})
 		wantDeliveries(t, again, []string{"b"}, 2)
 	})
@@ -633,7 +634,8 @@ func releaseCases(t *testing.T, h Harness) {
 			t.Fatal("release of the last allowed delivery dead-lettered the item")
 		}
 		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
-		wantInFlight(t, ctx, e, "q", 1)
+		// Released without a delay: due at once, so no longer in flight.
+		wantInFlight(t, ctx, e, "q", 0)
 		wantQueue(t, ctx, e, "q")
 		ds = receive(t, ctx, e, p)
 		wantDeliveries(t, ds, []string{"x"}, 2)
@@ -661,7 +663,7 @@ func releaseCases(t *testing.T, h Harness) {
 			if res := nack(t, ctx, e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 1, Release: true}); res.DeadLettered {
 				t.Fatalf("release %d dead-lettered the item", round)
 			}
-			wantInFlight(t, ctx, e, "q", 1)
+			wantInFlight(t, ctx, e, "q", 0)
 		}
 		wantDLQ(t, ctx, e, "q", engine.DLQFailed)
 		// A released item is due at once and is handed out before the
@@ -736,8 +738,9 @@ func releaseCases(t *testing.T, h Harness) {
 		ds := receive(t, ctx, d.e, p)
 		nack(t, ctx, d.e, engine.NackParams{Queue: "q", ID: ds[0].ID, MaxDeliveries: 1, Release: true})
 		d.reopen(t)
-		wantInFlight(t, ctx, d.e, "q", 1)
+		wantInFlight(t, ctx, d.e, "q", 0)
 		wantDeliveries(t, receive(t, ctx, d.e, p), []string{"x"}, 1)
+		wantInFlight(t, ctx, d.e, "q", 1)
 		wantDLQ(t, ctx, d.e, "q", engine.DLQFailed)
 	})
 }

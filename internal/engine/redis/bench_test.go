@@ -223,3 +223,36 @@ func BenchmarkQueueAddDeclared(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQueuePopPingPong passes one item back and forth between two
+// queues, each side a blocking pop: every pop finds its queue empty (or
+// about to be filled), so this measures the blocking path, which
+// BenchmarkQueuePop, draining a filled queue, never takes. One op is one
+// hop.
+func BenchmarkQueuePopPingPong(b *testing.B) {
+	f := setup(b)
+	errs := make(chan error, 1)
+	hop := func(from, to string, n int) error {
+		for range n {
+			item, ok, err := f.e.QueuePop(f.ctx, from, 5*time.Second)
+			if err != nil || !ok {
+				return fmt.Errorf("pop from %s: ok %v, err %v", from, ok, err)
+			}
+			if _, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: to, Items: []string{item}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	b.ResetTimer()
+	go func() { errs <- hop("ping", "pong", (b.N+1)/2) }()
+	if _, err := f.e.QueueAdd(f.ctx, engine.AddParams{Queue: "ping", Items: []string{benchItem}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := hop("pong", "ping", b.N/2); err != nil {
+		b.Error(err)
+	}
+	if err := <-errs; err != nil {
+		b.Error(err)
+	}
+}

@@ -55,9 +55,16 @@ func (e *Engine) addKeyed(ctx context.Context, params engine.AddParams) ([]engin
 	policy := params.Policy.Normalize()
 	key := addKey{queue: params.Queue, policy: policy, max: max(params.MaxSize, 0),
 		maxExplicit: params.MaxSizeExplicit, policyExplicit: params.PolicyExplicit}
-	slots, err := e.keyedAdds.do(key, share, func(merged []string) ([]keyedSlot, error) {
-		return e.addKeyedMerged(wctx, params, merged)
-	})
+	var slots []keyedSlot
+	var err error
+	if scheduleDelay(params) != "" {
+		// Scheduled adds are not merged (see QueueAdd).
+		slots, err = e.addKeyedMerged(wctx, params, share)
+	} else {
+		slots, err = e.keyedAdds.do(key, share, func(merged []string) ([]keyedSlot, error) {
+			return e.addKeyedMerged(wctx, params, merged)
+		})
+	}
 	if len(slots) != len(share) {
 		if err == nil {
 			err = errors.New("queue add: no result for the add")
@@ -87,9 +94,9 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 	const op = "queue add"
 	queue := p.Queue
 	k := e.keys.Queue(queue)
-	keys := []string{k.List, k.OverflowDLQ, k.Settings}
+	keys := []string{k.List, k.OverflowDLQ, k.Settings, k.Scheduled, k.Seq}
 	args := []string{string(p.Policy.Normalize()), strconv.FormatInt(p.MaxSize, 10), engine.PyJSONString(queue), "",
-		addFlags(p.MaxSizeExplicit, p.PolicyExplicit, false)}
+		addFlags(p.MaxSizeExplicit, p.PolicyExplicit, false), scheduleDelay(p)}
 	var adds []keyedAdd
 	for i := 0; i < len(merged); {
 		asked, err := engine.DecodeIdempotencyRecord("0:" + merged[i+2])
@@ -126,7 +133,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 	var conflictErr error
 	if conflict != 0 {
 		dmax, _ := scriptString(replies[1])
-		conflictErr = conflictError(op, dmax, policyText, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
+		conflictErr = conflictError(dmax, policyText, p.MaxSize, p.Policy, p.MaxSizeExplicit, p.PolicyExplicit)
 	}
 	replies = replies[3:]
 	if len(replies) != len(adds) {

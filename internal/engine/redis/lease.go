@@ -90,7 +90,7 @@ func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.R
 // run examines (-1: all of them); with blocking set, an empty reply carries
 // the time to the earliest deadline.
 func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int, blocking bool) (receiveReply, error) {
-	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings, k.Stats}
+	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings, k.Scheduled, k.Stats}
 	args := []string{
 		strconv.Itoa(count),
 		ms(lease),
@@ -264,33 +264,34 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 	return nil
 }
 
-// QueueInFlight counts leases, items waiting for redelivery, and items in
-// the handoff list (taken from the queue by a blocking receive, not yet
-// leased).
+// QueueInFlight runs lease_inflight.lua: live leases and nacked items
+// still within their delay, by the server's clock, plus the handoff list
+// (items taken from the queue by a blocking receive, not yet leased).
 func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error) {
 	const op = "queue in flight"
 	if err := e.check(op); err != nil {
 		return 0, err
 	}
 	k := e.keys.Queue(queue)
-	res := e.client.DoMulti(ctx,
-		e.client.B().Zcard().Key(k.Leases).Build(),
-		e.client.B().Llen().Key(k.Handoff).Build(),
-	)
-	var total int64
-	for _, r := range res {
-		n, err := r.AsInt64()
-		if err != nil {
-			return 0, interpretError(op, err)
-		}
-		total += n
+	n, err := e.scripts.leaseInFlight.Exec(ctx, e.client, []string{k.Leases, k.Handoff}, nil).AsInt64()
+	return n, interpretError(op, err)
+}
+
+// QueueScheduled is ZCARD of the queue's scheduled items.
+func (e *Engine) QueueScheduled(ctx context.Context, queue string) (int64, error) {
+	const op = "queue scheduled"
+	if err := e.check(op); err != nil {
+		return 0, err
 	}
-	return total, nil
+	n, err := e.client.Do(ctx, e.client.B().Zcard().Key(e.keys.Queue(queue).Scheduled).Build()).AsInt64()
+	return n, interpretError(op, err)
 }
 
 // QueueReclaim runs lease_receive.lua with a count of 0 over every due
-// lease: it only dead-letters. Due leases that still have deliveries left
-// stay due, and the next receive redelivers them first.
+// lease: it moves due scheduled items to the queue and dead-letters due
+// leases that used their deliveries, in one script, so a sweep of a queue
+// is one atomic step. Due leases that still have deliveries left stay due
+// (not in flight), and the next receive redelivers them first.
 func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries int) (int64, error) {
 	const op = "queue reclaim"
 	if err := e.check(op); err != nil {

@@ -38,6 +38,11 @@ func (e *Engine) QueueAdd(ctx context.Context, params engine.AddParams) ([]engin
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w (nothing written)", op, err)
 	}
+	if scheduleDelay(params) != "" {
+		// Scheduled adds are not merged: they are rare, and a merged call
+		// shares one not-before time.
+		return e.addBounded(context.WithoutCancel(ctx), params)
+	}
 	// A merged call must not fail for one caller's cancellation: it is
 	// bounded by the client's own timeouts instead.
 	wctx := context.WithoutCancel(ctx)
@@ -55,15 +60,16 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	const op = "queue add"
 	k := e.keys.Queue(params.Queue)
 	_, fullBefore := e.fullQueues.Load(params.Queue)
-	args := make([]string, 0, 4+len(params.Items))
+	args := make([]string, 0, 5+len(params.Items))
 	args = append(args,
 		string(params.Policy.Normalize()),
 		strconv.FormatInt(params.MaxSize, 10),
 		engine.PyJSONString(params.Queue),
 		addFlags(params.MaxSizeExplicit, params.PolicyExplicit, fullBefore),
+		scheduleDelay(params),
 	)
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings, k.Stats}, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings, k.Scheduled, k.Seq, k.Stats}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
@@ -78,7 +84,7 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	if status, _ := reply[0].AsInt64(); status != 0 {
 		dmax, _ := scriptString(reply[1])
 		dpol, _ := scriptString(reply[2])
-		return nil, conflictError(op, dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
+		return nil, conflictError(dmax, dpol, params.MaxSize, params.Policy, params.MaxSizeExplicit, params.PolicyExplicit)
 	}
 	if len(reply) != 4 {
 		return nil, fmt.Errorf("%s: script returned %d values, want 4", op, len(reply))
@@ -112,6 +118,21 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 	return results, nil
 }
 
+// scheduleDelay is the scripts' delay argument: "" for an add that is not
+// scheduled (or whose time has come), else the milliseconds until
+// params.NotBefore, at least 1. The scripts add it to the server's clock,
+// so the client's clock only measures the delay.
+func scheduleDelay(params engine.AddParams) string {
+	if params.NotBefore.IsZero() {
+		return ""
+	}
+	d := time.Until(params.NotBefore)
+	if d <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+}
+
 // register adds queue to the registry set once per process. The registry
 // is a single key, so in cluster mode it lives in another slot than the
 // queue and cannot be written by queue_add.lua: it is best effort, and a
@@ -140,6 +161,22 @@ func detached(ctx context.Context) context.Context { return context.WithoutCance
 // while the queue is paused, a wait for its resume (settings.go), then it
 // looks again. Timeouts under a millisecond block for one millisecond:
 // BLPOP reads 0 as "forever".
+//
+// The BLPOP goes out pipelined with a read of the paused flag (see
+// blockingPop), so the pop learns in the same round trip whether a pause
+// began while it was blocked. Only then, which is rare, does it run
+// queue_pop_check.lua, which puts the item back at the head unless the
+// queue was resumed in between. A pause that lands after the BLPOP and the
+// read is ordered after this pop, as it would be after a plain LPOP.
+//
+// The first queue_pop.lua stays on the blocking path although the BLPOP
+// alone would find a queued item: it is one auto-pipelined round trip,
+// where the blocking path costs a dedicated connection and CLIENT ID (see
+// blockingPop), so a queue with items is served faster by the script; and
+// on a paused queue with items, a BLPOP would take the head and put it
+// back, which is not safe from reordering: another consumer that ignores
+// the pause (a plain LPOP, or a second BLPOP putting back its own item)
+// may act between the take and the put-back.
 func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Duration) (string, bool, error) {
 	const op = "queue pop"
 	if err := e.check(op); err != nil {
@@ -176,26 +213,59 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			}
 			continue
 		}
-		item, ok, err := e.blockingPop(ctx, k.List, max(left.Seconds(), 0.001))
-		if err != nil || !ok {
-			return item, ok, err
+		// BLPOP wakes for pushes only: a scheduled item falling due sooner
+		// caps the wait, and the next popScript moves it to the queue.
+		wait, capped := left, false
+		if due, ok := e.nextScheduled(ctx, k); ok && due < left {
+			wait, capped = due, true
 		}
-		// The BLPOP may have been blocked since before a pause.
-		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Stats}, []string{item}).AsInt64()
+		r, err := e.blockingPop(ctx, k, max(wait.Seconds(), 0.001))
+		if err != nil {
+			return "", false, err
+		}
+		if !r.ok {
+			if capped {
+				continue
+			}
+			return "", false, nil
+		}
+		if !r.paused {
+			// BLPOP is no script: its hand-out is counted right after it
+			// (stats.go), best effort, as the item is the caller's already.
+			e.client.Do(detached(ctx), e.client.B().Hincrby().Key(k.Stats).Field("delivered").Increment(1).Build())
+			return r.item, true, nil
+		}
+		// The BLPOP was blocked since before a pause, or a pause came
+		// between it and the read: the check puts the item back unless the
+		// queue runs again by now.
+		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Stats}, []string{r.item}).AsInt64()
 		if err != nil {
 			// The item is the caller's: it was taken before the check failed.
-			return item, true, nil //nolint:nilerr // see above
+			return r.item, true, nil //nolint:nilerr // see above
 		}
 		if back == 0 {
-			return item, true, nil
+			return r.item, true, nil
 		}
 	}
+}
+
+// nextScheduled is how long until the queue's earliest scheduled item is
+// due, by the score the server's clock gave it (a hint for a wait: any
+// skew between the clocks only moves the wake-up); ok is false when the
+// queue has none or the read fails.
+func (e *Engine) nextScheduled(ctx context.Context, k keyspace.Queue) (time.Duration, bool) {
+	cmd := e.client.B().Zrange().Key(k.Scheduled).Min("0").Max("0").Withscores().Build()
+	first, err := e.client.Do(ctx, cmd).AsZScores()
+	if err != nil || len(first) == 0 {
+		return 0, false
+	}
+	return max(time.Until(time.UnixMilli(int64(first[0].Score))), time.Millisecond), true
 }
 
 // popScript runs queue_pop.lua for up to n items; stopped reports a paused
 // queue. Like LPOP it is sent detached (see detached).
 func (e *Engine) popScript(ctx context.Context, k keyspace.Queue, n int) (items []string, stopped bool, err error) {
-	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Stats}, []string{strconv.Itoa(n)}).ToArray()
+	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Scheduled, k.Stats}, []string{strconv.Itoa(n)}).ToArray()
 	if err != nil {
 		return nil, false, err
 	}
@@ -216,14 +286,23 @@ func (e *Engine) popScript(ctx context.Context, k keyspace.Queue, n int) (items 
 	return items, false, nil
 }
 
+// popReply is what the BLPOP pipeline of blockingPop answered: the item
+// (ok false when the BLPOP timed out or was unblocked) and whether the
+// queue was paused right after the BLPOP returned.
 type popReply struct {
-	item string
-	ok   bool
-	err  error
+	item   string
+	ok     bool
+	paused bool
+	err    error
 }
 
-func toPopReply(res rueidis.RedisResult) popReply {
-	kv, err := res.AsStrSlice()
+// toPopReply reads the replies of BLPOP and of the HGET of the paused flag
+// that followed it on the same connection.
+func toPopReply(res []rueidis.RedisResult) popReply {
+	if len(res) != 2 {
+		return popReply{err: fmt.Errorf("BLPOP pipeline answered %d replies", len(res))}
+	}
+	kv, err := res[0].AsStrSlice()
 	switch {
 	case rueidis.IsRedisNil(err):
 		return popReply{}
@@ -232,44 +311,62 @@ func toPopReply(res rueidis.RedisResult) popReply {
 	case len(kv) != 2:
 		return popReply{err: fmt.Errorf("BLPOP replied with %d elements", len(kv))}
 	}
-	return popReply{item: kv[1], ok: true}
+	r := popReply{item: kv[1], ok: true}
+	flag, err := res[1].ToString()
+	switch {
+	case rueidis.IsRedisNil(err):
+	case err != nil:
+		// The item is taken: it is not lost for a failed read, which
+		// counts as paused so that the check script decides.
+		r.paused = true
+	default:
+		r.paused = flag == "1"
+	}
+	return r
 }
 
 // blockingPop runs BLPOP on a dedicated connection whose client id it
-// knows. When ctx ends first, CLIENT UNBLOCK wakes the BLPOP as if it timed
-// out and its reply is still read: an item the server already popped is
+// knows, pipelined with an HGET of the queue's paused flag: the server runs
+// the HGET on the same connection right after the BLPOP returns, so the
+// caller learns whether the queue was paused then at no extra round trip.
+// When ctx ends first, CLIENT UNBLOCK wakes the BLPOP as if it timed out
+// and its reply is still read: an item the server already popped is
 // returned, never dropped with a closed connection. Should CLIENT UNBLOCK
 // be refused (ACLs), the call returns at once anyway and a goroutine
 // pushes any item that arrives back to the head of the queue.
 //
 // On a cluster, CLIENT ID and CLIENT UNBLOCK carry the key's slot, so that
 // both reach the primary serving the key: the first binds the dedicated
-// connection to that node, the second finds the blocked client there.
-// Should the slot move in between, the server itself ends the BLPOP with a
-// redirect, and its reply is read as usual.
-func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (string, bool, error) {
+// connection to that node, the second finds the blocked client there. The
+// settings hash is in the list's slot (keyspace.Queue), so the pipeline
+// stays on that node. Should the slot move in between, the server itself
+// ends the BLPOP with a redirect, and its reply is read as usual.
+func (e *Engine) blockingPop(ctx context.Context, k keyspace.Queue, seconds float64) (popReply, error) {
 	const op = "queue pop"
+	key := k.List
 	dc, release := e.client.Dedicate()
 	id, err := dc.Do(ctx, dc.B().ClientId().Build().SetSlot(key)).AsInt64()
 	if err != nil {
 		release()
-		return "", false, interpretError(op, err)
+		return popReply{}, interpretError(op, err)
 	}
 	wait, stop := e.blockingContext(ctx)
 	defer stop()
 	replies := make(chan popReply, 1)
+	blpop := dc.B().Blpop().Key(key).Timeout(seconds).Build()
+	paused := dc.B().Hget().Key(k.Settings).Field(fieldPaused).Build()
 	go func() { //nolint:gosec // G118: see below
 		// The BLPOP gets no ctx of its own: its end is driven by the server
 		// timeout or by CLIENT UNBLOCK, so that its reply is never lost.
-		replies <- toPopReply(dc.Do(context.Background(), dc.B().Blpop().Key(key).Timeout(seconds).Build()))
+		replies <- toPopReply(dc.DoMulti(context.Background(), blpop, paused))
 	}()
 	select {
 	case r := <-replies:
 		release()
 		if r.err != nil {
-			return "", false, interpretError(op, r.err)
+			return popReply{}, interpretError(op, r.err)
 		}
-		return r.item, r.ok, nil
+		return r, nil
 	case <-wait.Done():
 	}
 	// CLIENT UNBLOCK answers 0 when the BLPOP is not blocked (yet, or any
@@ -288,7 +385,7 @@ func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (
 					e.client.Do(context.Background(), e.client.B().Lpush().Key(key).Element(r.item).Build())
 				}
 			})
-			return "", false, e.waitError(wait, op)
+			return popReply{}, e.waitError(wait, op)
 		}
 		if n == 0 {
 			select {
@@ -302,12 +399,12 @@ func (e *Engine) blockingPop(ctx context.Context, key string, seconds float64) (
 	}
 }
 
-func (e *Engine) afterUnblock(wait context.Context, op string, r popReply, release func()) (string, bool, error) {
+func (e *Engine) afterUnblock(wait context.Context, op string, r popReply, release func()) (popReply, error) {
 	release()
 	if r.ok {
-		return r.item, true, nil
+		return r, nil
 	}
-	return "", false, e.waitError(wait, op)
+	return popReply{}, e.waitError(wait, op)
 }
 
 // QueuePushFront is one LPUSH of the items in reverse, so items[0] ends at

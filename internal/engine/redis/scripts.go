@@ -7,8 +7,9 @@ import (
 // Every script the engine runs. Each is embedded by name; the ones that
 // write dead-letter entries get envelope.lua prepended, so that the
 // Python-compatible JSON quoting exists once, and the ones that add items
-// get settings.lua, so that declared settings are resolved once; the ones
-// that do counted work get stats.lua.
+// get settings.lua, so that declared settings are resolved once; those
+// that add or release scheduled items get scheduled.lua, and the ones that
+// do counted work get stats.lua.
 var (
 	//go:embed scripts/envelope.lua
 	envelopeLua string
@@ -16,6 +17,10 @@ var (
 	settingsLua string
 	//go:embed scripts/stats.lua
 	statsLua string
+	//go:embed scripts/scheduled.lua
+	scheduledLua string
+	//go:embed scripts/lease_inflight.lua
+	leaseInFlightLua string
 	//go:embed scripts/queue_pop.lua
 	queuePopLua string
 	//go:embed scripts/queue_pop_check.lua
@@ -81,6 +86,8 @@ type engineScripts struct {
 	queueDeclare  *script
 	queuePause    *script
 	queueDelete   *script
+	// leaseInFlight counts by the server's clock (scripts/lease_inflight.lua).
+	leaseInFlight *script
 	// deliveries reads a page of deliveries (stats.go).
 	deliveries *script
 }
@@ -89,12 +96,15 @@ func newEngineScripts() *engineScripts {
 	// Every script that counts gets stats.lua (stats.go).
 	withStats := func(body string) string { return statsLua + "\n" + body }
 	withEnvelope := func(body string) string { return withStats(envelopeLua + "\n" + body) }
-	withSettings := func(body string) string { return withStats(envelopeLua + "\n" + settingsLua + "\n" + body) }
+	withSettings := func(body string) string {
+		return withStats(envelopeLua + "\n" + settingsLua + "\n" + scheduledLua + "\n" + body)
+	}
+	withScheduled := func(body string) string { return withStats(envelopeLua + "\n" + scheduledLua + "\n" + body) }
 	return &engineScripts{
 		queueAdd:      newScript(withSettings(queueAddLua)),
 		addKeyed:      newScript(withSettings(addKeyedLua)),
 		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
-		leaseReceive:  newScript(withEnvelope(leaseReceiveLua)),
+		leaseReceive:  newScript(withScheduled(leaseReceiveLua)),
 		leaseAck:      newScript(withStats(leaseAckBatchLua)),
 		leaseExtend:   newScript(leaseExtendLua),
 		leaseNack:     newScript(withEnvelope(leaseNackLua)),
@@ -103,11 +113,12 @@ func newEngineScripts() *engineScripts {
 		lockAcquire:   newScript(lockAcquireLua),
 		lockRelease:   newScript(lockReleaseLua),
 		lockRefresh:   newScript(lockRefreshLua),
-		queuePop:      newScript(withStats(queuePopLua)),
+		queuePop:      newScript(withScheduled(queuePopLua)),
 		queuePopCheck: newScript(withStats(queuePopCheckLua)),
 		queueDeclare:  newScript(queueDeclareLua),
 		queuePause:    newScript(queuePauseLua),
 		queueDelete:   newScript(queueDeleteLua),
+		leaseInFlight: newScript(leaseInFlightLua),
 		deliveries:    newScript(queueDeliveriesLua),
 	}
 }

@@ -29,9 +29,10 @@ import (
 // (queue_pause.lua) puts one element there, which each blocked waiter in
 // turn moves back in place, so a single push wakes them all; pausing
 // deletes the list. A BLPOP that was already blocked on the list when the
-// queue was paused may still take an item: queue_pop_check.lua then puts
-// it back at the head, atomically with the check, and the pop waits for
-// the resume; a blocked receive's BLMOVE moves its item to the handoff
+// queue was paused may still take an item: the read of the paused flag
+// pipelined behind the BLPOP (blockingPop) shows the pause, and
+// queue_pop_check.lua then puts the item back at the head, atomically with
+// a second look at the flag, and the pop waits for the resume; a blocked receive's BLMOVE moves its item to the handoff
 // list, which lease_receive.lua moves back to the head while paused.
 
 // Hash fields of the settings hash (see scripts/settings.lua).
@@ -62,8 +63,9 @@ func addFlags(maxExplicit, policyExplicit, full bool) string {
 // conflictError builds the error of a call whose explicit bound or policy
 // a script found in conflict with the declared max_size and policy it
 // returned (as stored, "" when absent): engine.QueueSettings.Resolve says
-// what conflicts, exactly as the embedded engine would.
-func conflictError(op string, dmax, dpol string, maxSize int64, policy engine.Policy, maxExplicit, policyExplicit bool) error {
+// what conflicts, exactly as the embedded engine would. It names no
+// operation: the public package does, once.
+func conflictError(dmax, dpol string, maxSize int64, policy engine.Policy, maxExplicit, policyExplicit bool) error {
 	var s engine.QueueSettings
 	if dmax != "" {
 		if n, err := strconv.ParseInt(dmax, 10, 64); err == nil {
@@ -74,9 +76,9 @@ func conflictError(op string, dmax, dpol string, maxSize int64, policy engine.Po
 		s.Policy, s.Set = engine.Policy(dpol), s.Set|engine.SetPolicy
 	}
 	if _, _, err := s.Resolve(maxSize, policy, maxExplicit, policyExplicit); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return err // the caller names the operation (one layer adds it)
 	}
-	return fmt.Errorf("%s: %w (declared max size %q, policy %q)", op, engine.ErrSettingsConflict, dmax, dpol)
+	return fmt.Errorf("%w (declared max size %q, policy %q)", engine.ErrSettingsConflict, dmax, dpol)
 }
 
 // scriptString reads a reply element that a script returned as a string
@@ -223,7 +225,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (eng
 		return engine.DeleteResult{}, err
 	}
 	k := e.keys.Queue(queue)
-	keys := []string{k.List, k.OverflowDLQ, k.FailedDLQ, k.Leases, k.Jobs, k.Handoff, k.Settings, k.Wake, k.Stats}
+	keys := []string{k.List, k.OverflowDLQ, k.FailedDLQ, k.Leases, k.Jobs, k.Handoff, k.Settings, k.Wake, k.Scheduled, k.Stats}
 	arg := "0"
 	if force {
 		arg = "1"

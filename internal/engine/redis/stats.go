@@ -18,7 +18,8 @@ import (
 // the same atomic step (scripts/stats.lua), so the counters agree with
 // what happened whichever client did it; the Python service never reads or
 // writes the hash, and what its producers and consumers do to the list
-// directly is not counted.
+// directly is not counted. The one hand-out outside a script is a blocking
+// pop's BLPOP, which is no script: an HINCRBY right after it counts it.
 
 //go:embed scripts/queue_deliveries.lua
 var queueDeliveriesLua string

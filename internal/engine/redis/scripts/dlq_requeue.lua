@@ -6,7 +6,10 @@
 -- KEYS[2]  the DLQ to requeue from (overflow or failed)
 -- KEYS[3]  the queue's overflow DLQ (where the dlq policy evicts to)
 -- KEYS[4]  the queue's settings hash (see settings.lua)
--- KEYS[5]  the queue's stats hash (see stats.lua)
+-- KEYS[5]  the queue's scheduled items, which count toward the bound and,
+--          with no visible item left, are evicted soonest-due first
+--          (scheduled.lua)
+-- KEYS[6]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  how many entries to requeue; <= 0 means every entry present now
 -- ARGV[2]  the call's policy: "reject", "dlq" or "drop_oldest"
 -- ARGV[3]  the call's max size; <= 0 means unbounded
@@ -54,7 +57,8 @@ end
 
 local requeued, displaced = 0, 0
 local skipped = {}
-local len = redis.call('LLEN', KEYS[1])
+local sched = redis.call('ZCARD', KEYS[5])
+local len = redis.call('LLEN', KEYS[1]) + sched
 while budget > 0 and (want <= 0 or requeued < want) do
   local entry = redis.call('LPOP', KEYS[2])
   if not entry then break end
@@ -68,7 +72,12 @@ while budget > 0 and (want <= 0 or requeued < want) do
   else
     if max > 0 and len >= max then
       local n = len - max + 1
-      local evicted = redis.call('LPOP', KEYS[1], n)
+      local evicted = redis.call('LPOP', KEYS[1], n) or {}
+      while #evicted < n and sched > 0 do
+        local m = redis.call('ZPOPMIN', KEYS[5])
+        evicted[#evicted + 1] = string.match(m[1], '^%d+:(.*)$')
+        sched = sched - 1
+      end
       if policy == 'dlq' then
         for j = 1, #evicted do
           redis.call('RPUSH', KEYS[3], envelope().overflow(queue_json, evicted[j]))
@@ -77,7 +86,7 @@ while budget > 0 and (want <= 0 or requeued < want) do
       displaced = displaced + #evicted
       len = len - #evicted
     end
-    len = redis.call('RPUSH', KEYS[1], item)
+    len = redis.call('RPUSH', KEYS[1], item) + sched
     requeued = requeued + 1
   end
 end

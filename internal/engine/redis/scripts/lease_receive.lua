@@ -13,10 +13,11 @@
 -- KEYS[5]  the delivery sequence counter
 -- KEYS[6]  the queue's failed DLQ list
 -- KEYS[7]  the queue's settings hash (see settings.lua)
--- KEYS[8]  the queue's stats hash (see stats.lua)
+-- KEYS[8]  the queue's scheduled items (see scheduled.lua)
+-- KEYS[9]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
 -- ARGV[2]  lease length, ms
--- ARGV[3]  max deliveries per item
+-- ARGV[3]  max deliveries per item (a sweep prefers the declared one)
 -- ARGV[4]  now as an ISO 8601 UTC string, for DLQ envelopes
 -- ARGV[5]  the queue's name, JSON-quoted Python style
 -- ARGV[6]  how many due leases to examine at most (-1: all)
@@ -31,7 +32,8 @@
 -- before the pause), and returns {-1, -1} at once. With a count of 0 (a
 -- reclaim) it settles due leases as usual.
 --
--- Returns {dead_lettered, ms until the earliest remaining deadline or -1
+-- Returns {dead_lettered, ms until the earliest remaining deadline (or
+-- scheduled item) or -1
 -- (always -1 unless asked for, or when items were handed out),
 -- id1, item1, attempt1, id2, item2, attempt2, ...}.
 --
@@ -53,6 +55,13 @@ local scan = tonumber(ARGV[6])
 local tokens = ARGV[8] or ''
 local delivered = 0
 
+-- A sweep (count 0) dead-letters by the queue's declared max deliveries
+-- when it has one: declared settings win (settings.lua).
+if count == 0 then
+  local declared = redis.call('HGET', KEYS[7], 'max_deliveries')
+  if declared then max_deliveries = tonumber(declared) end
+end
+
 if count > 0 and redis.call('HGET', KEYS[7], 'paused') == '1' then
   while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do end
   return {-1, -1}
@@ -64,9 +73,12 @@ local function token()
   return string.sub(tokens, i + 1, i + 16)
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = server_ms()
 local deadline = now + lease
+
+-- Scheduled items that are due become visible first, as due leases
+-- become deliverable: the same step, so a sweep (count 0) does both.
+release_due(KEYS[8], KEYS[1], now)
 
 local out = {0, -1}
 local dead = 0
@@ -141,9 +153,13 @@ stat('delivered', delivered)
 stat('failed', dead)
 out[1] = dead
 if ARGV[7] == '1' and delivered == 0 then
-  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if #first == 2 then
-    out[2] = math.max(tonumber(first[2]) - now, 0)
+  -- The earliest lease deadline or scheduled item, whichever comes first.
+  for _, key in ipairs({KEYS[3], KEYS[8]}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #first == 2 then
+      local wait = math.max(tonumber(first[2]) - now, 0)
+      if out[2] < 0 or wait < out[2] then out[2] = wait end
+    end
   end
 end
 return out

@@ -4,7 +4,9 @@
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's overflow DLQ list
 -- KEYS[3]  the queue's settings hash (see settings.lua)
--- KEYS[4]  the queue's stats hash (see stats.lua)
+-- KEYS[4]  the queue's scheduled items (see scheduled.lua)
+-- KEYS[5]  the queue's delivery counter (numbers scheduled items)
+-- KEYS[6]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  the call's policy: "reject", "dlq" or "drop_oldest" (normalized
 --          by the caller)
 -- ARGV[2]  the call's max size; <= 0 means unbounded
@@ -12,13 +14,16 @@
 -- ARGV[4]  flags, one character each: "1" when the call's max size was
 --          given explicitly, "1" when its policy was, "1" when the caller
 --          last found this queue full under reject (see below)
--- ARGV[5..] the items, already encoded
+-- ARGV[5]  "" for items to push now, or the delay in ms after which they
+--          become visible (they are scheduled: scheduled.lua)
+-- ARGV[6..] the items, already encoded
 --
 -- The declared bound and policy, when the queue has them, win over the
 -- call's (resolve_bound, settings.lua); the one HMGET is this script's
 -- only extra cost over an undeclared add.
 --
--- Returns {0, length before the batch, max size applied, policy applied},
+-- Returns {0, length before the batch (visible plus scheduled items, as
+-- the bound counts them), max size applied, policy applied},
 -- or {1, declared max_size, declared policy} when the call's explicit
 -- values conflict with the declared ones (nothing written). Each item's
 -- outcome (accepted, length after, dropped, moved) follows from the length
@@ -38,9 +43,19 @@ local ok, max, policy = resolve_bound(KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[
 if not ok then
   return {1, max, policy}
 end
-local first, last = 5, #ARGV
+local first, last = 6, #ARGV
 local n = last - first + 1
 local chunk = 1000
+
+-- Scheduled items, or a queue holding some, take the item-by-item path
+-- (scheduled.lua); the one EXISTS is what other adds pay for them.
+if ARGV[5] ~= '' or redis.call('EXISTS', KEYS[4]) == 1 then
+  local at = nil
+  if ARGV[5] ~= '' then at = server_ms() + tonumber(ARGV[5]) end
+  local before = add_each(KEYS[1], KEYS[2], KEYS[4], KEYS[5], ARGV[3], first, last, max, policy, at)
+  count_add(policy, max, before, n)
+  return {0, before, max, policy}
+end
 
 -- push sends ARGV[from..to] to the tail, in chunks (unpack is bounded by
 -- the Lua C stack), and returns the list's new length.

@@ -4,7 +4,9 @@
 -- KEYS[1]     the queue list
 -- KEYS[2]     the queue's overflow DLQ list
 -- KEYS[3]     the queue's settings hash (see settings.lua)
--- KEYS[3+j]   the idempotency record of add j (see keyspace.Idempotency)
+-- KEYS[4]     the queue's scheduled items (see scheduled.lua)
+-- KEYS[5]     the queue's delivery counter (numbers scheduled items)
+-- KEYS[5+j]   the idempotency record of add j (see keyspace.Idempotency)
 -- KEYS[#KEYS] the queue's stats hash, after the records (see stats.lua)
 -- ARGV[1]     the call's policy: "reject", "dlq" or "drop_oldest" (normalized)
 -- ARGV[2]     the call's max size; <= 0 means unbounded
@@ -12,6 +14,8 @@
 -- ARGV[4]     m, the number of adds
 -- ARGV[5]     flags: "1" at position 1 when the max size was given
 --             explicitly, at position 2 when the policy was (settings.lua)
+-- ARGV[6]     "" for items to push now, or the delay in ms after which
+--             they become visible (scheduled.lua)
 -- then for each add j: its record's lifetime in ms, its item count, the
 -- fingerprint of its items (engine.Fingerprint), and its items.
 --
@@ -40,9 +44,17 @@ local function push(from, to)
   return length
 end
 
+-- at: the not-before time of scheduled items, nil for items to push now.
+local at = nil
+if ARGV[6] ~= '' then at = server_ms() + tonumber(ARGV[6]) end
+
 -- add pushes ARGV[first..last] under the policy, with queue_add.lua's
 -- arithmetic (engine.SimulateAdd), and returns the length before.
 local function add(first, last)
+  -- Scheduled items, or a queue holding some: item by item (scheduled.lua).
+  if at or redis.call('EXISTS', KEYS[4]) == 1 then
+    return add_each(KEYS[1], KEYS[2], KEYS[4], KEYS[5], ARGV[3], first, last, max, policy, at)
+  end
   local n = last - first + 1
   local len = push(first, last) - n
   if max <= 0 then
@@ -72,11 +84,11 @@ local function add(first, last)
 end
 
 local out = {ok and 0 or 1, max, policy}
-local a = 6
+local a = 7
 for j = 1, m do
   local count = tonumber(ARGV[a + 1])
   local first, last = a + 3, a + 2 + count
-  local prev = redis.call('GET', KEYS[3 + j])
+  local prev = redis.call('GET', KEYS[5 + j])
   if prev then
     out[3 + j] = prev
   elseif not ok then
@@ -86,7 +98,7 @@ for j = 1, m do
     count_add(policy, max, len, count)
     -- %d: tostring would write a bound of 10^14 or more as 1e+14.
     local record = string.format('%d:%d:%d:%s:%s', len, count, max, policy, ARGV[a + 2])
-    redis.call('SET', KEYS[3 + j], record, 'PX', ARGV[a])
+    redis.call('SET', KEYS[5 + j], record, 'PX', ARGV[a])
     out[3 + j] = len
   end
   a = last + 1

@@ -9,7 +9,8 @@
 -- KEYS[6]  the handoff list
 -- KEYS[7]  the settings hash
 -- KEYS[8]  the wake list
--- KEYS[9]  the stats hash (deleted with the queue)
+-- KEYS[9]  the scheduled items (counted with the queue's items)
+-- KEYS[10] the stats hash (deleted with the queue)
 -- ARGV[1]  "1" to delete even with items in flight
 --
 -- In flight are leased items, items waiting for redelivery (both in the
@@ -25,12 +26,12 @@ local in_flight = redis.call('ZCARD', KEYS[4]) + redis.call('LLEN', KEYS[6])
 if in_flight > 0 and ARGV[1] ~= '1' then
   return {-1, in_flight}
 end
-local items = redis.call('LLEN', KEYS[1])
+local items = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[9])
 local overflow = redis.call('LLEN', KEYS[2])
 local failed = redis.call('LLEN', KEYS[3])
 local settings = redis.call('EXISTS', KEYS[7])
 local was_paused = redis.call('HGET', KEYS[7], 'paused') == '1'
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
 if was_paused then
   redis.call('RPUSH', KEYS[8], '1')
 end

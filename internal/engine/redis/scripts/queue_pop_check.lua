@@ -1,7 +1,8 @@
 -- queue_pop_check.lua: settle an item a blocking pop (BLPOP) took, which
--- may have been blocked since before the queue was paused: when the queue
--- is paused now the item goes back to the head, where it was, in the same
--- atomic step as the check.
+-- may have been blocked since before the queue was paused. The pop runs it
+-- only when the read of the paused flag pipelined behind its BLPOP saw the
+-- queue paused: when the queue is paused still, the item goes back to the
+-- head, where it was, in the same atomic step as the check.
 --
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's settings hash (see settings.lua)
