@@ -25,7 +25,8 @@ type QueueStats struct {
 	Queue string `json:"queue"`
 	// Length is the number of items waiting.
 	Length int64 `json:"length"`
-	// InFlight counts items leased or waiting for redelivery.
+	// InFlight is Pressure's InFlight: items under a lease that has not
+	// run out, or waiting for redelivery.
 	InFlight int64 `json:"in_flight"`
 	// OverflowDLQ and FailedDLQ are the lengths of the dead-letter queues.
 	OverflowDLQ int64 `json:"overflow_dlq_length"`

@@ -198,7 +198,8 @@ func (e *Engine) QueueDeliveries(ctx context.Context, queue, cursor string, limi
 	var found leaseHeap
 	if o.q != nil {
 		for _, l := range o.q.byTime {
-			if cursor == "" || leaseHeap([]*lease{&after, l}).Less(0, 1) {
+			// Scheduled items are leases too, but nobody has had them yet.
+			if !l.scheduled() && (cursor == "" || leaseHeap([]*lease{&after, l}).Less(0, 1)) {
 				c := *l
 				found = append(found, &c)
 			}

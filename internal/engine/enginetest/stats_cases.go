@@ -162,6 +162,8 @@ func statsCases(t *testing.T, h Harness) {
 			items = append(items, "item-"+strconv.Itoa(i))
 		}
 		add(t, ctx, e, "q", engine.PolicyReject, 0, items...)
+		// A scheduled item is no delivery.
+		mustAddP(t, ctx, e, engine.AddParams{Queue: "q", Items: []string{"later"}, Policy: engine.PolicyReject, NotBefore: time.Now().Add(time.Hour)})
 		before := time.Now()
 		ds := receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 5, Lease: longLease, MaxDeliveries: 5})
 		ds = append(ds, receive(t, ctx, e, engine.ReceiveParams{Queue: "q", Count: 2, Lease: 2 * longLease, MaxDeliveries: 5})...)
