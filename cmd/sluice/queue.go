@@ -26,6 +26,8 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		"pause":    e.queuePause,
 		"resume":   e.queueResume,
 		"delete":   e.queueDelete,
+		"inflight": e.queueInflight, // inflight.go
+		"stats":    e.queueStats,
 	})
 }
 

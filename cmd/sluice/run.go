@@ -30,6 +30,8 @@ commands:
   queue pause QUEUE                       consumers get nothing until resume
   queue resume QUEUE
   queue delete QUEUE [--force]            refused while items are in flight
+  queue stats QUEUE                       the engine's counters and lengths
+  queue inflight QUEUE [--limit 100] [--cursor C] [--json]
   dlq stats QUEUE
   dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]
   dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound

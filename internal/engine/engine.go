@@ -32,6 +32,7 @@ type Engine interface {
 	CacheEngine
 	LockEngine
 	SettingsEngine
+	StatsEngine
 }
 
 // QueueEngine is the bounded FIFO queue capability.

@@ -32,7 +32,7 @@ var (
 	ErrQueueInFlight = errors.New("queue has items in flight")
 )
 
-// Unbounded, as a declared MaxSize, declares that the queue has no bound.
+// Unbounded as a declared MaxSize declares that the queue has no bound.
 const Unbounded int64 = -1
 
 // SettingsField names one declarable field of QueueSettings.

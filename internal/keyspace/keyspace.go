@@ -12,6 +12,7 @@
 //	sluice#seq:Q           string delivery id counter
 //	sluice#settings:Q      hash   declared settings and the paused flag
 //	sluice#sched:Q         zset   scheduled items, "<seq>:<item>" -> not-before (ms)
+//	sluice#stats:Q         hash   counters of the queue (engine.QueueStats)
 //	sluice#wake:Q          list   wakes consumers waiting for a paused queue's
 //	                              resume (holds one element once resumed)
 //	sluice#idem:Q:K        string record of the add made with idempotency key K
@@ -70,6 +71,7 @@ type Queue struct {
 	Settings    string
 	Wake        string
 	Scheduled   string
+	Stats       string
 }
 
 // Queue returns the keys of queue name.
@@ -88,6 +90,7 @@ func (s Space) Queue(name string) Queue {
 		Settings:    p + "sluice#settings:" + t,
 		Wake:        p + "sluice#wake:" + t,
 		Scheduled:   p + "sluice#sched:" + t,
+		Stats:       p + "sluice#stats:" + t,
 	}
 }
 

@@ -35,7 +35,7 @@ func slotTag(key string) string {
 func TestClusterKeysShareOneSlot(t *testing.T) {
 	for _, name := range []string{"jobs", "{user}:jobs", "a{b", "a}b{", "x{}y"} {
 		q := Space{Cluster: true, Prefix: "p:"}.Queue(name)
-		keys := []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq, q.Settings, q.Wake, q.Scheduled}
+		keys := []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq, q.Settings, q.Wake, q.Scheduled, q.Stats}
 		// An idempotency key is the client's: braces in it must not move
 		// its record out of the queue's slot.
 		for _, k := range []string{"k", "{other}", "}{x}", "{", "a}b{c}"} {
@@ -92,7 +92,7 @@ func TestReservedQueueNames(t *testing.T) {
 // queueKeys lists every key of queue name.
 func queueKeys(s Space, name string) []string {
 	q := s.Queue(name)
-	return []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq, q.Settings, q.Wake, q.Scheduled}
+	return []string{q.List, q.OverflowDLQ, q.FailedDLQ, q.Leases, q.Jobs, q.Handoff, q.Seq, q.Settings, q.Wake, q.Scheduled, q.Stats}
 }
 
 func TestCacheLockFence(t *testing.T) {

@@ -100,8 +100,11 @@ func TestIdempotencyReplayKeepsARejection(t *testing.T) {
 		if n := b.queueLen("q"); n != 0 {
 			t.Errorf("length %d, want 0", n)
 		}
-		if got := counter(t, b.srv.metrics.rejected.WithLabelValues("q")); got != 1 {
-			t.Errorf("rejected counter = %v, want 1 (a replay is not counted again)", got)
+		if got := counter(t, b.srv.metrics.overflow.WithLabelValues("q", "reject")); got != 1 {
+			t.Errorf("overflow counter = %v, want 1 (a replay is not counted again)", got)
+		}
+		if _, body := b.do("GET", "/metrics", nil); !strings.Contains(string(body), `sluice_queue_rejected_total{queue="q"} 1`) {
+			t.Errorf("metrics lack rejected_total 1 (a replay is not counted again)")
 		}
 	})
 }

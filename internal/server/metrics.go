@@ -18,11 +18,8 @@ type metrics struct {
 	httpDuration *prometheus.HistogramVec
 	undelivered  *prometheus.CounterVec
 
-	overflow   *prometheus.CounterVec
-	rejected   *prometheus.CounterVec
-	movedToDLQ *prometheus.CounterVec
-	dropped    *prometheus.CounterVec
-	putBack    *prometheus.CounterVec
+	overflow *prometheus.CounterVec
+	putBack  *prometheus.CounterVec
 
 	wsClients   prometheus.Gauge
 	sseClients  prometheus.Gauge
@@ -54,12 +51,6 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		Name: "sluice_queue_overflow_total",
 		Help: "Adds that found their queue full, by queue and overflow policy.",
 	}, []string{"queue", "policy"})
-	m.rejected = newQueueCounter("sluice_queue_rejected_total",
-		"Items rejected because their queue was full (reject policy).")
-	m.movedToDLQ = newQueueCounter("sluice_queue_moved_to_dlq_total",
-		"Items moved to the overflow dead-letter queue to make room.")
-	m.dropped = newQueueCounter("sluice_queue_dropped_total",
-		"Items dropped by the drop_oldest policy.")
 	m.putBack = newQueueCounter("sluice_queue_put_back_total",
 		"Items popped for a client that had gone and put back at the head of their queue.")
 	m.wsClients = newGauge("sluice_websocket_clients", "Connected WebSocket clients.")
@@ -80,7 +71,7 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 	f(m.limitRefused)
 	m.broken = newBrokenKeys(log)
 	for _, col := range []prometheus.Collector{
-		m.httpDuration, m.undelivered, m.overflow, m.rejected, m.movedToDLQ, m.dropped, m.putBack,
+		m.httpDuration, m.undelivered, m.overflow, m.putBack,
 		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,
 		m.authFailure, m.panics, m.broken.skipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -103,19 +94,12 @@ func newGauge(name, help string) prometheus.Gauge {
 	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
-// countAdd records the overflow outcome of one add.
+// countAdd records the overflow outcome of one add made by this process.
+// What the items' policy did (rejected, moved, dropped) is counted by the
+// engine for every writer, and exported from there (queueStatsDescs).
 func (m *metrics) countAdd(queue string, policy sluice.Policy, r sluice.AddResult) {
-	if !r.HadBackpressure {
-		return
-	}
-	m.overflow.WithLabelValues(queue, string(policy)).Inc()
-	switch {
-	case !r.Success:
-		m.rejected.WithLabelValues(queue).Inc()
-	case r.MovedToDLQCount > 0:
-		m.movedToDLQ.WithLabelValues(queue).Add(float64(r.MovedToDLQCount))
-	case r.DroppedCount > 0:
-		m.dropped.WithLabelValues(queue).Add(float64(r.DroppedCount))
+	if r.HadBackpressure {
+		m.overflow.WithLabelValues(queue, string(policy)).Inc()
 	}
 }
 
@@ -141,6 +125,10 @@ func (qc *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueLengthDesc
 	ch <- queueFillDesc
 	ch <- queueFlightDesc
+	for _, d := range queueStatsDescs {
+		ch <- d.desc
+	}
+	ch <- queueDLQDesc
 }
 
 func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -166,5 +154,6 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueLengthDesc, prometheus.GaugeValue, float64(p.CurrentLength), name)
 		ch <- prometheus.MustNewConstMetric(queueFillDesc, prometheus.GaugeValue, p.FillRatio, name)
 		ch <- prometheus.MustNewConstMetric(queueFlightDesc, prometheus.GaugeValue, float64(p.InFlight), name)
+		qc.collectStats(ctx, ch, name)
 	}
 }

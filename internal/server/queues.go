@@ -257,11 +257,22 @@ func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	info, err := s.queueInfo(r.Context(), q)
+	var stats sluice.QueueStats
+	if err == nil {
+		stats, err = q.Stats(r.Context())
+	}
 	if err != nil {
 		return err
 	}
-	_ = writeJSON(w, http.StatusOK, info)
+	_ = writeJSON(w, http.StatusOK, queueInfoWithStats{queueInfo: info, Stats: stats})
 	return nil
+}
+
+// queueInfoWithStats is GET /v1/queues/{name}'s answer: queueInfo, plus
+// the engine's counters of the queue (inflight.go).
+type queueInfoWithStats struct {
+	queueInfo
+	Stats sluice.QueueStats `json:"stats"`
 }
 
 // maxAddDelay bounds ?delay= on the add routes.

@@ -58,8 +58,8 @@ func TestDetectionsRejected(t *testing.T) {
 		if m["status"] != "rejected" || !strings.Contains(m["error"].(string), "is full (1/1)") {
 			t.Fatalf("rejected reply = %v", m)
 		}
-		if got := counter(t, b.srv.metrics.rejected.WithLabelValues(DetectionsQueue)); got != 1 {
-			t.Fatalf("rejected counter = %v", got)
+		if _, body := b.do("GET", "/metrics", nil); !strings.Contains(string(body), `sluice_queue_rejected_total{queue="`+DetectionsQueue+`"} 1`) {
+			t.Fatalf("metrics lack rejected_total 1: %s", body)
 		}
 	})
 }
@@ -171,11 +171,12 @@ func TestQueueOverflowPolicies(t *testing.T) {
 		if got := counter(t, b.srv.metrics.overflow.WithLabelValues("small", "reject")); got != 1 {
 			t.Fatalf("overflow{reject} = %v", got)
 		}
-		if got := counter(t, b.srv.metrics.movedToDLQ.WithLabelValues("small")); got != 1 {
-			t.Fatalf("moved_to_dlq = %v", got)
-		}
-		if got := counter(t, b.srv.metrics.dropped.WithLabelValues("small")); got != 1 {
-			t.Fatalf("dropped = %v", got)
+		_, body := b.do("GET", "/metrics", nil)
+		for _, want := range []string{`sluice_queue_rejected_total{queue="small"} 1`, `sluice_queue_moved_to_dlq_total{queue="small"} 1`,
+			`sluice_queue_dropped_total{queue="small"} 1`, `sluice_queue_added_total{queue="small"} 3`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("metrics lack %q", want)
+			}
 		}
 		b.expectError(400, "POST", "/v1/queues/small/items?policy=nope", `1`)
 		b.expectError(400, "POST", "/v1/queues/small/items?max_size=x", `1`)

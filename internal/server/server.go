@@ -126,6 +126,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/queues/{name}/receive", s.handle(s.handleQueueReceive))
 	m.HandleFunc("POST /v1/queues/{name}/ack/{id}", s.handle(s.handleQueueAck))
 	m.HandleFunc("POST /v1/queues/{name}/nack/{id}", s.handle(s.handleQueueNack))
+	m.HandleFunc("GET /v1/queues/{name}/deliveries", s.handle(s.handleQueueDeliveries))
 	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handle(s.handleDLQList))
 	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handle(s.handleDLQPurge))
 	m.HandleFunc("POST /v1/queues/{name}/dlq/requeue", s.handle(s.handleDLQRequeue))

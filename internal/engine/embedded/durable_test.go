@@ -34,6 +34,9 @@ func dump(t *testing.T, e *Engine, queues []string, cacheKeys []string) string {
 		inflight, _ := e.QueueInFlight(ctx, q)
 		scheduled, _ := e.QueueScheduled(ctx, q)
 		fmt.Fprintf(&b, "%s %q ovf %q failed %q inflight %d scheduled %d\n", q, items, ovf, failed, inflight, scheduled)
+		stats, _ := e.QueueStats(ctx, q)
+		page, _ := e.QueueDeliveries(ctx, q, "", engine.MaxDeliveriesPage)
+		fmt.Fprintf(&b, "%s stats %+v deliveries %+v\n", q, stats, page)
 	}
 	for _, k := range cacheKeys {
 		v, ok, _ := e.CacheGet(ctx, k)

@@ -122,6 +122,9 @@ type Engine struct {
 	namesMu sync.Mutex
 	names   map[string]struct{}
 
+	// stats holds each queue's counters by list key (stats.go).
+	stats sync.Map
+
 	hub hub
 
 	closed atomic.Bool

@@ -98,8 +98,9 @@ func (e *Engine) abandon(key string, w *waiter) {
 func (e *Engine) leaseFresh(t *tx, o *object, p engine.ReceiveParams, now int64, dst []engine.Delivery) []engine.Delivery {
 	q := o.queue()
 	for _, item := range t.popFront(o, p.Count-len(dst)) {
-		l := &lease{id: q.seq + 1, item: item, attempt: 1, deliveries: 1, token: newToken(), deadline: after(now, p.Lease), leased: true}
+		l := &lease{id: q.seq + 1, item: item, attempt: 1, deliveries: 1, token: newToken(), deadline: after(now, p.Lease), leased: true, deliveredAt: now}
 		t.leasePut(o, l)
+		t.count(o, engine.StatDelivered, 1)
 		dst = append(dst, engine.Delivery{ID: formatID(l.id, 1, l.token), Item: item, Attempt: 1})
 	}
 	return dst
@@ -147,11 +148,17 @@ func (e *Engine) settleDue(t *tx, main, failed *object, queue string, p engine.R
 			u.token = newToken()
 			u.deadline = after(now, p.Lease)
 			u.leased = true
+			u.deliveredAt = now
+			if l.leased { // its lease expired
+				t.count(main, engine.StatRedelivered, 1)
+			}
 			t.leaseUpdate(main, l, u)
+			t.count(main, engine.StatDelivered, 1)
 			out = append(out, engine.Delivery{ID: formatID(l.id, l.deliveries, l.token), Item: l.item, Attempt: l.attempt})
 		}
 	}
 	if dead > 0 {
+		t.count(main, engine.StatDeadLettered, dead)
 		e.serve(t, failed)
 	}
 	return out, dead
@@ -360,11 +367,14 @@ func (e *Engine) QueueNack(ctx context.Context, p engine.NackParams) (res engine
 		l.err, l.firstFailed = u.err, u.firstFailed
 		e.deadLetter(&t, main, failed, p.Queue, l, iso)
 		e.serve(&t, failed)
+		t.count(main, engine.StatNacked, 1)
+		t.count(main, engine.StatDeadLettered, 1)
 		res.DeadLettered = true
 	default:
 		u.deadline = after(now, max(p.Delay, 0))
 		u.leased = false
 		t.leaseUpdate(main, l, u)
+		t.count(main, engine.StatNacked, 1)
 		e.kick(main)
 	}
 	if err := t.commit(); err != nil {
@@ -508,12 +518,15 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 		return acked, nil
 	}
 	defer o.mu.Unlock()
+	var n int64
 	for i, id := range ids {
 		if l := leased(o, id); l != nil {
 			t.leaseDel(o, l)
 			acked[i] = true
+			n++
 		}
 	}
+	t.count(o, engine.StatAcked, n)
 	if err := t.commit(); err != nil {
 		return nil, fmt.Errorf("queue ack batch: %w", err)
 	}

@@ -87,6 +87,7 @@ func (e *Engine) QueueAdd(ctx context.Context, p engine.AddParams) (_ []engine.A
 		r.QueueLength = length(main)
 		results[i] = r
 	}
+	t.countAdd(main, results)
 	if at != 0 {
 		// A blocked receiver's timer must cover the new deadline.
 		e.kick(main)
@@ -230,6 +231,7 @@ func (e *Engine) popOnce(key string, left time.Duration) (item string, ok bool, 
 	switch {
 	case o.list.Len() > 0 && !paused(o):
 		item, ok = t.popOne(o), true
+		t.count(o, engine.StatDelivered, 1)
 		t.onFail(key, func(o *object) { o.list.PushFront(item) })
 		if err := finish(); err != nil {
 			return "", false, nil, 0, fmt.Errorf("queue pop: %w", err)
@@ -468,6 +470,8 @@ func (e *Engine) DLQRequeue(ctx context.Context, p engine.RequeueParams) (res en
 			continue
 		}
 		res.Displaced += moved + dropped
+		t.count(main, engine.StatMovedToDLQ, moved)
+		t.count(main, engine.StatDropped, dropped)
 		t.pushBack(main, data)
 		res.Requeued++
 	}

@@ -241,6 +241,7 @@ func (t *tx) encodeToken(key string, l *lease) {
 		t.uint(l.id)
 		t.uint(l.token)
 	}
+	t.encodeLeaseAt(key, l)
 }
 
 func (t *tx) leaseDel(o *object, l *lease) {
@@ -356,7 +357,7 @@ func (e *Engine) applyRecord(rec []byte) error {
 			e.registerQueue(key)
 			continue
 		}
-		if e.applySettingsOp(t, d, code, key) {
+		if e.applySettingsOp(t, d, code, key) || e.applyStatsOp(t, d, code, key) {
 			continue
 		}
 		o := e.lookup(key, true)

@@ -281,6 +281,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (res
 		res.Settings = q.settings != nil
 		t.setSettings(main, nil)
 	}
+	t.resetStats(main)
 	t.unregister(main, queue)
 	if err := t.commit(); err != nil {
 		return res, fmt.Errorf("%s: %w", op, err)

@@ -360,6 +360,7 @@ type snapItem struct {
 	leases   []lease
 	idem     []idemEntry
 	settings *engine.QueueSettings
+	stats    *[engine.NumStats]int64 // a queue's counters (an item of their own)
 }
 
 // compactLocked takes a frozen cut: with every change held off, it marks
@@ -415,6 +416,7 @@ func (s *store) compactLocked() error {
 			snap = append(snap, it)
 		}
 	})
+	snap = e.snapshotStats(snap)
 	e.namesMu.Lock()
 	names := make([]string, 0, len(e.names))
 	for n := range e.names {
@@ -483,6 +485,9 @@ func writeSnapshot(emit func([]byte) error, snap []snapItem, names []string) (in
 		}
 		if it.settings != nil {
 			t.encodeSettings(it.key, it.settings)
+		}
+		if it.stats != nil {
+			t.encodeStats(it.key, it.stats)
 		}
 		if it.seq > 0 {
 			t.op(opSeq, it.key)

@@ -28,6 +28,7 @@ type queueState struct {
 	idemByTime idemHeap
 
 	settings *engine.QueueSettings // declared settings and paused flag; nil: none (settings.go)
+	stats    *counters             // the queue's counters, once looked up (stats.go)
 
 	// scheduled counts the leases that are scheduled items (see
 	// lease.scheduled); they count toward the queue's bound.
@@ -59,6 +60,7 @@ type lease struct {
 	leased      bool
 	firstFailed string // ISO 8601 time of the first failure, "" if none
 	err         string // what the last failure recorded
+	deliveredAt int64  // unix ns the current delivery was handed out, 0: unknown
 	idx         int    // position in byTime
 }
 
@@ -120,7 +122,7 @@ func (q *queueState) remove(l *lease) {
 
 func (q *queueState) update(l *lease, u lease) {
 	l.attempt, l.deliveries, l.deadline, l.leased, l.firstFailed, l.err = u.attempt, u.deliveries, u.deadline, u.leased, u.firstFailed, u.err
-	l.token = u.token
+	l.token, l.deliveredAt = u.token, u.deliveredAt
 	heap.Fix(&q.byTime, l.idx)
 }
 
@@ -247,6 +249,7 @@ func (e *Engine) serve(t *tx, o *object) {
 		switch w.kind {
 		case waitPop:
 			w.item = t.popOne(o)
+			t.count(o, engine.StatDelivered, 1)
 		case waitReceive:
 			w.deliveries = e.leaseFresh(t, o, w.params, now, w.deliveries[:0])
 			leased = true

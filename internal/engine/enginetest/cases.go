@@ -45,6 +45,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("Durable", func(t *testing.T) { durableCases(t, h) })
 	t.Run("Settings", func(t *testing.T) { settingsCases(t, h) })
 	t.Run("Schedule", func(t *testing.T) { scheduleCases(t, h) })
+	t.Run("Stats", func(t *testing.T) { statsCases(t, h) })
 }
 
 func engineCases(t *testing.T, h Harness) {

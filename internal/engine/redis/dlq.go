@@ -94,7 +94,7 @@ func (e *Engine) DLQRequeue(ctx context.Context, params engine.RequeueParams) (e
 	}
 	// A cancelled ctx can lose only this reply: the script moves entries
 	// between lists of the queue atomically, so each is in one of them.
-	res, err := e.runScript(ctx, op, e.scripts.dlqRequeue, []string{k.List, source, k.OverflowDLQ, k.Settings, k.Scheduled}, args)
+	res, err := e.runScript(ctx, op, e.scripts.dlqRequeue, []string{k.List, source, k.OverflowDLQ, k.Settings, k.Scheduled, k.Stats}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return engine.RequeueResult{}, interpretError(op, err)

@@ -111,6 +111,7 @@ func (e *Engine) addKeyedMerged(ctx context.Context, p engine.AddParams, merged 
 		i += keyedHeader + n
 	}
 	args[3] = strconv.Itoa(len(adds))
+	keys = append(keys, k.Stats) // last: see scripts/stats.lua
 	res, err := e.runScript(ctx, op, e.scripts.addKeyed, keys, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {

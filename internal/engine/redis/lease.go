@@ -90,7 +90,7 @@ func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.R
 // run examines (-1: all of them); with blocking set, an empty reply carries
 // the time to the earliest deadline.
 func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int, blocking bool) (receiveReply, error) {
-	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings, k.Scheduled}
+	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings, k.Scheduled, k.Stats}
 	args := []string{
 		strconv.Itoa(count),
 		ms(lease),
@@ -234,7 +234,7 @@ func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engin
 	if params.Release {
 		args[6] = "1"
 	}
-	n, err := e.scripts.leaseNack.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.FailedDLQ}, args).AsInt64()
+	n, err := e.scripts.leaseNack.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.FailedDLQ, k.Stats}, args).AsInt64()
 	if err != nil {
 		return engine.NackResult{}, interpretError(op, err)
 	}
@@ -336,7 +336,7 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 func (e *Engine) ackOnce(ctx context.Context, queue string, ids []string) ([]bool, error) {
 	const op = "queue ack"
 	k := e.keys.Queue(queue)
-	res, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs}, ids).ToArray()
+	res, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.Stats}, ids).ToArray()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}

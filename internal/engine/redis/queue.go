@@ -69,7 +69,7 @@ func (e *Engine) addBounded(ctx context.Context, params engine.AddParams) ([]eng
 		scheduleDelay(params),
 	)
 	args = append(args, params.Items...)
-	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings, k.Scheduled, k.Seq}, args)
+	res, err := e.runScript(ctx, op, e.scripts.queueAdd, []string{k.List, k.OverflowDLQ, k.Settings, k.Scheduled, k.Seq, k.Stats}, args)
 	ackErr, applied := ackError(err)
 	if err != nil && !applied {
 		return nil, interpretError(op, err)
@@ -230,12 +230,15 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 			return "", false, nil
 		}
 		if !r.paused {
+			// BLPOP is no script: its hand-out is counted right after it
+			// (stats.go), best effort, as the item is the caller's already.
+			e.client.Do(detached(ctx), e.client.B().Hincrby().Key(k.Stats).Field("delivered").Increment(1).Build())
 			return r.item, true, nil
 		}
 		// The BLPOP was blocked since before a pause, or a pause came
 		// between it and the read: the check puts the item back unless the
 		// queue runs again by now.
-		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings}, []string{r.item}).AsInt64()
+		back, err := e.scripts.queuePopCheck.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Stats}, []string{r.item}).AsInt64()
 		if err != nil {
 			// The item is the caller's: it was taken before the check failed.
 			return r.item, true, nil //nolint:nilerr // see above
@@ -262,7 +265,7 @@ func (e *Engine) nextScheduled(ctx context.Context, k keyspace.Queue) (time.Dura
 // popScript runs queue_pop.lua for up to n items; stopped reports a paused
 // queue. Like LPOP it is sent detached (see detached).
 func (e *Engine) popScript(ctx context.Context, k keyspace.Queue, n int) (items []string, stopped bool, err error) {
-	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Scheduled}, []string{strconv.Itoa(n)}).ToArray()
+	raw, err := e.scripts.queuePop.Exec(detached(ctx), e.client, []string{k.List, k.Settings, k.Scheduled, k.Stats}, []string{strconv.Itoa(n)}).ToArray()
 	if err != nil {
 		return nil, false, err
 	}

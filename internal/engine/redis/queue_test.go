@@ -492,7 +492,7 @@ func TestClusterLayoutKeepsOneSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(keys)
-	want := []string{"dlq:{jobs}", "sluice#jobs:{jobs}", "sluice#leases:{jobs}", "sluice#queues", "sluice#seq:{jobs}", "{jobs}"}
+	want := []string{"dlq:{jobs}", "sluice#jobs:{jobs}", "sluice#leases:{jobs}", "sluice#queues", "sluice#seq:{jobs}", "sluice#stats:{jobs}", "{jobs}"}
 	for i := range want {
 		want[i] = f.prefix + want[i]
 	}

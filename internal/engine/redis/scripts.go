@@ -8,12 +8,15 @@ import (
 // write dead-letter entries get envelope.lua prepended, so that the
 // Python-compatible JSON quoting exists once, and the ones that add items
 // get settings.lua, so that declared settings are resolved once; those
-// that add or release scheduled items get scheduled.lua.
+// that add or release scheduled items get scheduled.lua, and the ones that
+// do counted work get stats.lua.
 var (
 	//go:embed scripts/envelope.lua
 	envelopeLua string
 	//go:embed scripts/settings.lua
 	settingsLua string
+	//go:embed scripts/stats.lua
+	statsLua string
 	//go:embed scripts/scheduled.lua
 	scheduledLua string
 	//go:embed scripts/lease_inflight.lua
@@ -85,20 +88,24 @@ type engineScripts struct {
 	queueDelete   *script
 	// leaseInFlight counts by the server's clock (scripts/lease_inflight.lua).
 	leaseInFlight *script
+	// deliveries reads a page of deliveries (stats.go).
+	deliveries *script
 }
 
 func newEngineScripts() *engineScripts {
-	withEnvelope := func(body string) string { return envelopeLua + "\n" + body }
+	// Every script that counts gets stats.lua (stats.go).
+	withStats := func(body string) string { return statsLua + "\n" + body }
+	withEnvelope := func(body string) string { return withStats(envelopeLua + "\n" + body) }
 	withSettings := func(body string) string {
-		return envelopeLua + "\n" + settingsLua + "\n" + scheduledLua + "\n" + body
+		return withStats(envelopeLua + "\n" + settingsLua + "\n" + scheduledLua + "\n" + body)
 	}
-	withScheduled := func(body string) string { return envelopeLua + "\n" + scheduledLua + "\n" + body }
+	withScheduled := func(body string) string { return withStats(envelopeLua + "\n" + scheduledLua + "\n" + body) }
 	return &engineScripts{
 		queueAdd:      newScript(withSettings(queueAddLua)),
 		addKeyed:      newScript(withSettings(addKeyedLua)),
 		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
 		leaseReceive:  newScript(withScheduled(leaseReceiveLua)),
-		leaseAck:      newScript(leaseAckBatchLua),
+		leaseAck:      newScript(withStats(leaseAckBatchLua)),
 		leaseExtend:   newScript(leaseExtendLua),
 		leaseNack:     newScript(withEnvelope(leaseNackLua)),
 		cacheSet:      newScript(cacheSetLua),
@@ -107,10 +114,11 @@ func newEngineScripts() *engineScripts {
 		lockRelease:   newScript(lockReleaseLua),
 		lockRefresh:   newScript(lockRefreshLua),
 		queuePop:      newScript(withScheduled(queuePopLua)),
-		queuePopCheck: newScript(queuePopCheckLua),
+		queuePopCheck: newScript(withStats(queuePopCheckLua)),
 		queueDeclare:  newScript(queueDeclareLua),
 		queuePause:    newScript(queuePauseLua),
 		queueDelete:   newScript(queueDeleteLua),
 		leaseInFlight: newScript(leaseInFlightLua),
+		deliveries:    newScript(queueDeliveriesLua),
 	}
 }

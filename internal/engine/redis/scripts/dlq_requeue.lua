@@ -9,6 +9,7 @@
 -- KEYS[5]  the queue's scheduled items, which count toward the bound and,
 --          with no visible item left, are evicted soonest-due first
 --          (scheduled.lua)
+-- KEYS[6]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  how many entries to requeue; <= 0 means every entry present now
 -- ARGV[2]  the call's policy: "reject", "dlq" or "drop_oldest"
 -- ARGV[3]  the call's max size; <= 0 means unbounded
@@ -94,4 +95,5 @@ for j = #skipped, 1, -1 do
   redis.call('LPUSH', KEYS[2], skipped[j])
 end
 
+stat(policy == 'dlq' and 'moved' or 'dropped', displaced)
 return {requeued, redis.call('LLEN', KEYS[2]), displaced}

@@ -3,6 +3,7 @@
 -- KEYS[1]  the leases zset
 -- KEYS[2]  the jobs hash
 -- KEYS[3]  the queue's failed DLQ list
+-- KEYS[4]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  the delivery id "<seq>.<delivery number>.<token>"
 -- ARGV[2]  delay before redelivery, ms
 -- ARGV[3]  max deliveries per item
@@ -33,13 +34,15 @@ else
   if first_at == '' then first_at = ARGV[5] end
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
+stat('nacked', 1 - released)
 if released == 0 and attempt >= tonumber(ARGV[3]) then
   redis.call('RPUSH', KEYS[3], envelope().failed(ARGV[6], item, err, attempt, first_at, ARGV[5]))
   redis.call('HDEL', KEYS[2], seq)
+  stat('failed', 1)
   return 1
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), seq .. ':r')
-redis.call('HSET', KEYS[2], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, released}))
+redis.call('HSET', KEYS[2], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, released, job[7]}))
 return 0

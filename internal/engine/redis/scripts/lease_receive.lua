@@ -9,11 +9,12 @@
 -- KEYS[2]  the queue's handoff list
 -- KEYS[3]  the leases zset (delivery id or "<seq>:r" -> deadline, ms)
 -- KEYS[4]  the jobs hash (seq -> msgpack {item, attempt, first_failed_at, error,
---          deliveries, released})
+--          deliveries, released, delivered at in ms (absent in older state)})
 -- KEYS[5]  the delivery sequence counter
 -- KEYS[6]  the queue's failed DLQ list
 -- KEYS[7]  the queue's settings hash (see settings.lua)
 -- KEYS[8]  the queue's scheduled items (see scheduled.lua)
+-- KEYS[9]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
 -- ARGV[2]  lease length, ms
 -- ARGV[3]  max deliveries per item (a sweep prefers the declared one)
@@ -111,11 +112,12 @@ for _, member in ipairs(due) do
       dead = dead + 1
     elseif delivered < count then
       if not released then attempt = attempt + 1 end
+      if expired then stat('redelivered', 1) end
       deliveries = deliveries + 1
       local id = seq .. '.' .. deliveries .. '.' .. token()
       redis.call('ZREM', KEYS[3], member)
       redis.call('ZADD', KEYS[3], deadline, id)
-      redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, 0}))
+      redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, attempt, first_at, err, deliveries, 0, now}))
       delivered = delivered + 1
       out[#out + 1] = id
       out[#out + 1] = item
@@ -132,7 +134,7 @@ local function lease_fresh(items)
     seq = seq + 1
     local id = seq .. '.1.' .. token()
     redis.call('ZADD', KEYS[3], deadline, id)
-    redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', '', 1, 0}))
+    redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', '', 1, 0, now}))
     out[#out + 1] = id
     out[#out + 1] = items[j]
     out[#out + 1] = 1
@@ -147,6 +149,8 @@ if delivered < count then
   lease_fresh(redis.call('LPOP', KEYS[1], count - delivered))
 end
 
+stat('delivered', delivered)
+stat('failed', dead)
 out[1] = dead
 if ARGV[7] == '1' and delivered == 0 then
   -- The earliest lease deadline or scheduled item, whichever comes first.

@@ -6,6 +6,7 @@
 -- KEYS[3]  the queue's settings hash (see settings.lua)
 -- KEYS[4]  the queue's scheduled items (see scheduled.lua)
 -- KEYS[5]  the queue's delivery counter (numbers scheduled items)
+-- KEYS[6]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  the call's policy: "reject", "dlq" or "drop_oldest" (normalized
 --          by the caller)
 -- ARGV[2]  the call's max size; <= 0 means unbounded
@@ -51,7 +52,9 @@ local chunk = 1000
 if ARGV[5] ~= '' or redis.call('EXISTS', KEYS[4]) == 1 then
   local at = nil
   if ARGV[5] ~= '' then at = server_ms() + tonumber(ARGV[5]) end
-  return {0, add_each(KEYS[1], KEYS[2], KEYS[4], KEYS[5], ARGV[3], first, last, max, policy, at), max, policy}
+  local before = add_each(KEYS[1], KEYS[2], KEYS[4], KEYS[5], ARGV[3], first, last, max, policy, at)
+  count_add(policy, max, before, n)
+  return {0, before, max, policy}
 end
 
 -- push sends ARGV[from..to] to the tail, in chunks (unpack is bounded by
@@ -104,4 +107,5 @@ if evict > 0 then
   end
 end
 
+count_add(policy, max, len, n)
 return {0, len, max, policy}

@@ -7,6 +7,7 @@
 -- KEYS[4]     the queue's scheduled items (see scheduled.lua)
 -- KEYS[5]     the queue's delivery counter (numbers scheduled items)
 -- KEYS[5+j]   the idempotency record of add j (see keyspace.Idempotency)
+-- KEYS[#KEYS] the queue's stats hash, after the records (see stats.lua)
 -- ARGV[1]     the call's policy: "reject", "dlq" or "drop_oldest" (normalized)
 -- ARGV[2]     the call's max size; <= 0 means unbounded
 -- ARGV[3]     the queue's name, JSON-quoted Python style (for DLQ envelopes)
@@ -94,6 +95,7 @@ for j = 1, m do
     out[3 + j] = -1
   else
     local len = add(first, last)
+    count_add(policy, max, len, count)
     -- %d: tostring would write a bound of 10^14 or more as 1e+14.
     local record = string.format('%d:%d:%d:%s:%s', len, count, max, policy, ARGV[a + 2])
     redis.call('SET', KEYS[5 + j], record, 'PX', ARGV[a])

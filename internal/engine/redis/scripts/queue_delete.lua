@@ -10,6 +10,7 @@
 -- KEYS[7]  the settings hash
 -- KEYS[8]  the wake list
 -- KEYS[9]  the scheduled items (counted with the queue's items)
+-- KEYS[10] the stats hash (deleted with the queue)
 -- ARGV[1]  "1" to delete even with items in flight
 --
 -- In flight are leased items, items waiting for redelivery (both in the
@@ -30,7 +31,7 @@ local overflow = redis.call('LLEN', KEYS[2])
 local failed = redis.call('LLEN', KEYS[3])
 local settings = redis.call('EXISTS', KEYS[7])
 local was_paused = redis.call('HGET', KEYS[7], 'paused') == '1'
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
 if was_paused then
   redis.call('RPUSH', KEYS[8], '1')
 end

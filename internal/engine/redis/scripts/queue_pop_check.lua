@@ -6,6 +6,7 @@
 --
 -- KEYS[1]  the queue list
 -- KEYS[2]  the queue's settings hash (see settings.lua)
+-- KEYS[3]  the queue's stats hash (see stats.lua)
 -- ARGV[1]  the item
 --
 -- Returns 1 when the item was put back (the pop hands nothing out), else 0
@@ -15,4 +16,5 @@ if redis.call('HGET', KEYS[2], 'paused') == '1' then
   redis.call('LPUSH', KEYS[1], ARGV[1])
   return 1
 end
+stat('delivered', 1)
 return 0
