@@ -451,7 +451,19 @@ func (e *Engine) applyRecord(rec []byte) error {
 // makes an id impossible to guess from another: only the consumer it was
 // handed to can settle it.
 func formatID(seq uint64, delivery int, token uint64) string {
-	return fmt.Sprintf("%d.%d.%016x", seq, delivery, token)
+	// Every receive formats an id and every ack parses one, so this is
+	// written out rather than left to fmt.Sprintf("%d.%d.%016x"), which
+	// took a third of a receive+ack's time.
+	var buf [20 + 1 + 20 + 1 + 16]byte
+	b := strconv.AppendUint(buf[:0], seq, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(delivery), 10)
+	b = append(b, '.')
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[token>>shift&0xf])
+	}
+	return string(b)
 }
 
 func parseID(s string) (seq uint64, delivery int, token uint64, ok bool) {
@@ -460,18 +472,43 @@ func parseID(s string) (seq uint64, delivery int, token uint64, ok bool) {
 		return 0, 0, 0, false
 	}
 	b, c, found := strings.Cut(rest, ".")
-	if !found || len(c) != 16 || a == "" || b == "" || a[0] == '+' || b[0] == '+' || c[0] == '+' {
+	// Only the canonical spelling names a delivery (decimal digits without
+	// leading zeros or sign, 16 lower case hex digits), so one delivery has
+	// exactly one id: the one formatID writes.
+	if !found || len(c) != 16 || !canonicalDecimal(a) || !canonicalDecimal(b) || !lowerHex(c) {
 		return 0, 0, 0, false
 	}
 	seq, err1 := strconv.ParseUint(a, 10, 64)
 	n, err2 := strconv.Atoi(b)
 	token, err3 := strconv.ParseUint(c, 16, 64)
-	// Only the canonical spelling names a delivery (no leading zeros, lower
-	// case hex), so one delivery has exactly one id.
-	if err1 != nil || err2 != nil || err3 != nil || seq == 0 || n < 1 || formatID(seq, n, token) != s {
+	if err1 != nil || err2 != nil || err3 != nil || seq == 0 || n < 1 {
 		return 0, 0, 0, false
 	}
 	return seq, n, token, true
+}
+
+// canonicalDecimal reports whether s is decimal digits only, without a
+// leading zero unless it is "0".
+func canonicalDecimal(s string) bool {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerHex reports whether s is hex digits in lower case only.
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // newToken draws a delivery id's random part; never 0, which marks a
