@@ -448,3 +448,42 @@ func TestCloseReleasesLockHeldByACopiedDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The syncer fsyncs without fileMu while a rewrite may close the file it
+// is syncing. Run under -race, this reported the unsynchronised read of
+// the descriptor (f.Fd) against the rewrite's Close; an fsync that lost
+// the race must not fail the log either.
+func TestSyncWhileRewriteClosesTheFile(t *testing.T) {
+	t.Parallel()
+	l, _ := openT(t, t.TempDir(), Options{NoMap: true})
+	defer l.Close()
+	stop := make(chan struct{})
+	synced := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				synced <- nil
+				return
+			default:
+			}
+			if err := l.Append([]byte("x")); err != nil {
+				synced <- err
+				return
+			}
+			if err := l.syncWritten(); err != nil {
+				synced <- err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		if err := l.Rewrite(func(emit func([]byte) error) error { return emit([]byte("snapshot")) }); err != nil {
+			t.Fatalf("rewrite %d: %v", i, err)
+		}
+	}
+	close(stop)
+	if err := <-synced; err != nil {
+		t.Fatalf("append or fsync beside the rewrites: %v", err)
+	}
+}

@@ -3,6 +3,7 @@
 package wal
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -76,16 +77,31 @@ func fallocate(f *os.File, from, to int64) error {
 // syncData makes f's data durable. fdatasync skips the timestamps that
 // writes through the mapping keep touching; a size change is still
 // synced, as the data cannot be read back without it.
+//
+// The descriptor is used through RawConn.Control, which holds a reference
+// on it: the syncer fsyncs without fileMu, so a rewrite may close the file
+// meanwhile, and Control keeps the descriptor open (and its number from
+// being reused by another file) until the fsync returns, or fails with
+// os.ErrClosed when the close came first. f.Fd() would read the descriptor
+// unsynchronised with that close.
 func syncData(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
 	}
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fdatasync(int(fd))
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if err := errors.Join(cerr, serr); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+	}
+	return nil
 }
 
 func roundChunk(n int64) int64 { return (n + mapChunk - 1) / mapChunk * mapChunk }
