@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"github.com/sluicehq/sluice"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -144,6 +145,44 @@ func FuzzQueryParams(f *testing.F) {
 					t.Fatalf("accepted channel %q", c)
 				}
 			}
+		}
+	})
+}
+
+// A declare body either gives settings every engine accepts, or is a 400.
+func FuzzDecodeDeclare(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{`{}`, `{"max_size": 100, "policy": "reject"}`, `{"max_size": -1}`,
+		`{"lease": "1.5s", "max_deliveries": 3}`, `{"lease": 2500}`, `{"pressure_threshold": 0.5}`,
+		`{"policy": "nope"}`, `{"max_size": 1e3}`, `{"lease": "1.0005s"}`, `{"x": 1}`, `{} {}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := decodeDeclare(body)
+		if err != nil {
+			if !errors.Is(err, errBadRequest) {
+				t.Fatalf("error %v is not a bad request", err)
+			}
+			return
+		}
+		if s.MaxSize < -1 || s.MaxSize > 1<<40 {
+			t.Fatalf("accepted max_size %d", s.MaxSize)
+		}
+		if s.Policy != "" {
+			if _, err := sluice.ParsePolicy(string(s.Policy)); err != nil {
+				t.Fatalf("accepted policy %q", s.Policy)
+			}
+		}
+		if !(s.PressureThreshold >= 0 && s.PressureThreshold <= 1) {
+			t.Fatalf("accepted pressure_threshold %v", s.PressureThreshold)
+		}
+		if s.Lease < 0 || s.Lease > maxLease || s.Lease%time.Millisecond != 0 {
+			t.Fatalf("accepted lease %v", s.Lease)
+		}
+		if s.MaxDeliveries < 0 || s.MaxDeliveries > 1000 {
+			t.Fatalf("accepted max_deliveries %d", s.MaxDeliveries)
 		}
 	})
 }
