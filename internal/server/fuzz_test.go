@@ -3,12 +3,13 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"github.com/sluicehq/sluice"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice"
 )
 
 var fuzzSeeds = []string{
