@@ -92,5 +92,9 @@ func TestRedisOutageIsErrUnavailable(t *testing.T) {
 		if !errors.Is(err, sluice.ErrUnavailable) {
 			t.Errorf("%s after Redis went away: %v, want ErrUnavailable", name, err)
 		}
+		// The text says it once, after the operation and its names.
+		if want := `sluice: add to queue "outage": engine unavailable: `; name == "Add" && (err == nil || !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("add after Redis went away: %v\nwant %s...", err, want)
+		}
 	}
 }

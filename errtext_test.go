@@ -91,29 +91,6 @@ func TestErrorTexts(t *testing.T) {
 	})
 }
 
-// An unreachable engine's error says so once, after the operation and its
-// names, followed by the cause.
-func TestUnavailableErrorText(t *testing.T) {
-	t.Parallel()
-	redistest.Client(t) // skips (or fails under CI) when Redis is down
-	proxy := redistest.NewProxy(t)
-	prefix := redistest.Prefix(t)
-	redistest.Cleanup(t, redistest.Client(t), prefix)
-	c := open(t, proxy.URL(), &sluice.Config{KeyPrefix: prefix})
-	ctx := context.Background()
-	q := c.Queue("outage")
-	if _, err := q.Add(ctx, "before", nil); err != nil {
-		t.Fatal(err)
-	}
-	proxy.Stop()
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err := q.Add(cctx, "x", nil)
-	if want := `sluice: add to queue "outage": engine unavailable: `; err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("add after Redis went away: %v\nwant %s...", err, want)
-	}
-}
-
 // Open's URL errors are URLErrors (matching ErrInvalidArgument) that quote
 // the URL with its password redacted.
 func TestURLErrorText(t *testing.T) {
