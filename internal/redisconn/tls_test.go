@@ -1,7 +1,6 @@
 package redisconn
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,16 +9,16 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"io"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 // pki is a throwaway certificate authority with a server and a client
@@ -173,52 +172,18 @@ func TestTLSConfigErrors(t *testing.T) {
 // installed redis-server lacks TLS support.
 func startTLSRedis(t *testing.T, p pki) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed; TLS tested only as configuration")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin,
-		"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--tls-cert-file", p.serverCert, "--tls-key-file", p.serverKey,
-		"--tls-ca-cert-file", p.caFile, "--tls-auth-clients", "yes",
-		"--save", "", "--appendonly", "no", "--dir", p.dir, "--daemonize", "no", "--loglevel", "notice")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	addr, err := redistest.StartServer(t, func(port int) []string {
+		return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", p.serverCert, "--tls-key-file", p.serverKey,
+			"--tls-ca-cert-file", p.caFile, "--tls-auth-clients", "yes"}
 	})
-	// Redis logs a fixed line once it accepts connections; reading the log
-	// avoids polling the port.
-	var log strings.Builder
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		log.WriteString(line + "\n")
-		if strings.Contains(line, "Ready to accept connections") {
-			go func() { _, _ = io.Copy(io.Discard, out) }()
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err != nil {
+		if l := err.Error(); strings.Contains(l, "Bad directive") || strings.Contains(l, "not supported") {
+			t.Skipf("redis-server was built without TLS; TLS tested only as configuration:\n%s", l)
 		}
+		t.Fatalf("TLS %v", err)
 	}
-	if l := log.String(); strings.Contains(l, "Bad directive") || strings.Contains(l, "not supported") {
-		t.Skipf("redis-server was built without TLS; TLS tested only as configuration:\n%s", l)
-	}
-	t.Fatalf("TLS redis-server did not start:\n%s", log.String())
-	return ""
+	return addr
 }
 
 func TestTLSConnect(t *testing.T) {

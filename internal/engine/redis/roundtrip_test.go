@@ -1,11 +1,7 @@
 package redis
 
 import (
-	"bufio"
 	"context"
-	"io"
-	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sluicehq/sluice/internal/keyspace"
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 // privateRedis runs a redis-server of this test's own on a free loopback
@@ -22,46 +19,12 @@ import (
 // installed.
 func privateRedis(t *testing.T) rueidis.Client {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := redistest.StartServer(t, func(port int) []string { return []string{"--port", strconv.Itoa(port)} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--daemonize", "no", "--loglevel", "notice")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	// Redis logs a fixed line once it accepts connections.
-	var log strings.Builder
-	sc := bufio.NewScanner(out)
-	ready := false
-	for !ready && sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		ready = strings.Contains(sc.Text(), "Ready to accept connections")
-	}
-	if !ready {
-		t.Fatalf("redis-server did not start:\n%s", log.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
 	c, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:  []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))},
+		InitAddress:  []string{addr},
 		DisableCache: true,
 	})
 	if err != nil {
