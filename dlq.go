@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/sluicehq/sluice/internal/engine"
@@ -175,6 +176,9 @@ func (d *DLQ) Requeue(ctx context.Context, n int64) (RequeueResult, error) {
 		MaxSizeExplicit: d.q.explicit.MaxSize != 0, PolicyExplicit: d.q.explicit.Policy != "",
 	})
 	if err != nil {
+		if errors.Is(err, ErrSettingsConflict) {
+			return RequeueResult{}, fmt.Errorf("sluice: requeue %s DLQ of queue %q: %w; nothing moved", d.kind, d.q.name, publicError(err))
+		}
 		return RequeueResult{}, fmt.Errorf("sluice: requeue %s DLQ of queue %q: %w", d.kind, d.q.name, publicError(err))
 	}
 	return RequeueResult{Requeued: r.Requeued, Remaining: r.Remaining, Displaced: r.Displaced}, nil

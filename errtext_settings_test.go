@@ -27,7 +27,7 @@ func TestSettingsConflictTextSaysEachThingOnce(t *testing.T) {
 		if !errors.Is(err, sluice.ErrSettingsConflict) {
 			t.Fatalf("%s: Add = %v, want ErrSettingsConflict", url, err)
 		}
-		const want = `sluice: add to queue "jobs": max size 1000: conflicts with the queue's declared settings (declared max size 100)`
+		const want = `sluice: add to queue "jobs": max size 1000: conflicts with the queue's declared settings (declared max size 100); nothing written`
 		if err.Error() != want {
 			t.Errorf("%s: Add error\n got %s\nwant %s", url, err, want)
 		}

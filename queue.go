@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -262,6 +263,10 @@ func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) (
 	}
 	raw, err := q.c.eng.QueueAdd(ctx, p)
 	if err != nil {
+		if errors.Is(err, ErrSettingsConflict) {
+			// Refused before anything was pushed: say so, as the other refusals do.
+			return nil, 0, fmt.Errorf("sluice: add to queue %q: %w; nothing written", q.name, publicError(err))
+		}
 		return nil, 0, fmt.Errorf("sluice: add to queue %q: %w", q.name, publicError(err))
 	}
 	bound := s.maxSize
