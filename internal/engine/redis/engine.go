@@ -196,7 +196,7 @@ func (e *Engine) Health(ctx context.Context) engine.Health {
 			break
 		}
 	}
-	return engine.Health{Status: "healthy", Connected: true, Version: version}
+	return engine.Health{Status: "healthy", Connected: true, Version: version, Warnings: e.durabilityWarnings(ctx)}
 }
 
 // interpretError maps Redis errors to engine sentinels, in one place. A
