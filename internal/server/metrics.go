@@ -76,6 +76,7 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		m.authFailure, m.panics, m.broken.skipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&queueCollector{c: c, queue: cfg.queueSettings(), log: log, broken: m.broken},
+		&engineCollector{c: c},
 	} {
 		f(col)
 	}
@@ -156,4 +157,36 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueFlightDesc, prometheus.GaugeValue, float64(p.InFlight), name)
 		qc.collectStats(ctx, ch, name)
 	}
+}
+
+var (
+	engineUpDesc = prometheus.NewDesc("sluice_engine_up",
+		"1 when the engine answered the health check of this scrape, 0 when it did not.", nil, nil)
+	engineWarningsDesc = prometheus.NewDesc("sluice_engine_warnings",
+		"Engine settings under which acknowledged items can be lost (the warnings of /health); 0 when there are none.", nil, nil)
+)
+
+// engineCollector runs the health check at scrape time, so an alert can
+// tell an engine that stopped answering from a queue that went quiet:
+// the per-queue series vanish when the engine is down, sluice_engine_up
+// says why.
+type engineCollector struct {
+	c *sluice.Client
+}
+
+func (ec *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- engineUpDesc
+	ch <- engineWarningsDesc
+}
+
+func (ec *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := ec.c.Health(ctx)
+	up := 0.0
+	if h.Status == "healthy" {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(engineUpDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(engineWarningsDesc, prometheus.GaugeValue, float64(len(h.Warnings)))
 }
