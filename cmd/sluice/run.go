@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +36,7 @@ commands:
   dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound
   dlq purge QUEUE --kind overflow|failed
   bench queue|cache|lock|pubsub|http [flags]
+  health [--url URL]                      exit 0 when serve answers /health/live
   version                                 (also --version, -v)
 
 Every command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when
@@ -80,8 +80,10 @@ func (e *env) dispatch(ctx context.Context, args []string) error {
 		return e.dlq(ctx, rest)
 	case "bench":
 		return e.bench(ctx, rest)
+	case "health":
+		return e.health(ctx, rest)
 	case "version", "--version", "-version", "-v":
-		fmt.Fprintf(e.stdout, "sluice %s (%s, %s/%s)\n", sluice.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprint(e.stdout, versionLine())
 		return nil
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(e.stdout, usageText)
