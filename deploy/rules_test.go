@@ -5,14 +5,15 @@ import (
 	"testing"
 )
 
-// TestAlertRules checks the alert rules and runs their unit tests with
-// promtool, as CI does.
+// TestAlertRules checks the alert rules and the Prometheus configuration
+// of compose.yaml, and runs the rules' unit tests, with promtool.
 func TestAlertRules(t *testing.T) {
 	t.Parallel()
 	promtool := tool(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "alerts.yml"},
 		{"test", "rules", "alerts_test.yml"},
+		{"check", "config", "prometheus.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "prometheus"
