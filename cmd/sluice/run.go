@@ -51,7 +51,13 @@ exit status: 0 ok, 1 runtime error, 2 bad arguments or configuration,
 // run is the whole program: main only adds the process around it, so tests
 // call run in-process with their own streams and environment.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, tty: isTerminal(stdout)}
+	return e.run(ctx, args)
+}
+
+// run runs one command line in e and reports its error on stderr.
+func (e *env) run(ctx context.Context, args []string) int {
+	stderr := e.stderr
 	err := e.dispatch(ctx, args)
 	code := exitCode(err)
 	var ee *exitError
