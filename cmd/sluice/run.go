@@ -58,7 +58,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // run runs one command line in e and reports its error on stderr.
 func (e *env) run(ctx context.Context, args []string) int {
 	stderr := e.stderr
-	err := e.dispatch(ctx, args)
+	args, err := e.readEnvFile(args)
+	if err == nil {
+		err = e.dispatch(ctx, args)
+	}
 	code := exitCode(err)
 	var ee *exitError
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !(errors.As(err, &ee) && ee.err == nil) {
@@ -69,6 +72,27 @@ func (e *env) run(ctx context.Context, args []string) int {
 		fmt.Fprintln(stderr, msg)
 	}
 	return code
+}
+
+// readEnvFile takes --env-file out of args and lets the env file (by
+// default .env in the working directory) fill in the environment.
+func (e *env) readEnvFile(args []string) ([]string, error) {
+	rest, path, explicit, err := envFileArg(args)
+	if err != nil {
+		return nil, err
+	}
+	if !explicit && len(rest) > 0 {
+		switch rest[0] {
+		case "version", "--version", "-version", "-v", "help", "-h", "--help", "-help", "completion":
+			return rest, nil // need no settings: a broken .env does not stop them
+		}
+	}
+	vars, err := loadEnvFile(path, explicit)
+	if err != nil {
+		return nil, err
+	}
+	e.getenv = withEnvFile(e.getenv, vars)
+	return rest, nil
 }
 
 func (e *env) dispatch(ctx context.Context, args []string) error {
