@@ -11,12 +11,17 @@ import (
 )
 
 func (e *env) dlq(ctx context.Context, args []string) error {
-	return e.subcommand(ctx, "dlq", args, map[string]func(context.Context, []string) error{
+	return e.subcommand(ctx, "dlq", args, e.dlqVerbs())
+}
+
+// dlqVerbs are the subcommands of `sluice dlq`.
+func (e *env) dlqVerbs() map[string]func(context.Context, []string) error {
+	return map[string]func(context.Context, []string) error{
 		"stats":   e.dlqStats,
 		"list":    e.dlqList,
 		"requeue": e.dlqRequeue,
 		"purge":   e.dlqPurge,
-	})
+	}
 }
 
 // kindFlag registers --kind. def "" makes the flag mandatory.

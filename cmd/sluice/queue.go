@@ -13,7 +13,12 @@ import (
 )
 
 func (e *env) queue(ctx context.Context, args []string) error {
-	return e.subcommand(ctx, "queue", args, map[string]func(context.Context, []string) error{
+	return e.subcommand(ctx, "queue", args, e.queueVerbs())
+}
+
+// queueVerbs are the subcommands of `sluice queue`.
+func (e *env) queueVerbs() map[string]func(context.Context, []string) error {
+	return map[string]func(context.Context, []string) error{
 		"add":      e.queueAdd,
 		"get":      e.queueGet,
 		"len":      e.queueLen,
@@ -28,7 +33,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		"delete":   e.queueDelete,
 		"inflight": e.queueInflight, // inflight.go
 		"stats":    e.queueStats,
-	})
+	}
 }
 
 // printJSON writes v as one line of JSON.

@@ -37,11 +37,18 @@ commands:
   dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound
   dlq purge QUEUE --kind overflow|failed
   bench queue|cache|lock|pubsub|http [flags]
+  completion bash|zsh|fish                a shell completion script
   version                                 (also --version, -v)
 
 Every command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when
 the URL has none), --data-dir DIR (env SLUICE_DATA_DIR) and --key-prefix P.
 Without either the embedded in-memory engine is used.
+The commands that read (queue len|peek|pressure|info|list|stats|inflight,
+dlq ...) take --url http://host:port (env SLUICE_URL) and --api-key K (env
+SLUICE_API_KEY) to ask a running service instead of opening the engine.
+Settings come from a flag, else the environment, else the file .env in the
+working directory (--env-file PATH names another), else the default.
+Tables on a terminal; --json for JSON (stats commands print JSON to a pipe).
 Run 'sluice <command> -h' for a command's flags.
 
 exit status: 0 ok, 1 runtime error, 2 bad arguments or configuration,
@@ -110,6 +117,8 @@ func (e *env) dispatch(ctx context.Context, args []string) error {
 		return e.dlq(ctx, rest)
 	case "bench":
 		return e.bench(ctx, rest)
+	case "completion":
+		return e.completion(ctx, rest)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(e.stdout, "sluice %s (%s, %s/%s)\n", sluice.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
