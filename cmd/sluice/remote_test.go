@@ -237,3 +237,47 @@ func TestURLSendsAPIKey(t *testing.T) {
 		t.Fatalf("len: %q", r.stdout)
 	}
 }
+
+// TestTablesGolden pins the tables people read on a terminal; the same
+// commands print JSON to a pipe.
+func TestTablesGolden(t *testing.T) {
+	client, url := sharedEngine(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"queue", "stats", "failing"}, `queue          failing
+length         0
+in flight      0
+overflow dlq   0
+failed dlq     1
+added          1
+rejected       0
+moved to dlq   0
+dropped        0
+delivered      1
+acked          0
+nacked         1
+dead-lettered  1
+redelivered    0
+`},
+		{[]string{"dlq", "stats", "small"}, `QUEUE  OVERFLOW  FAILED
+small  2         0
+`},
+		{[]string{"queue", "list", "--limit", "2"}, `QUEUE    LENGTH  MAX SIZE  FILL  IN FLIGHT  POLICY  DECLARED  PAUSED
+failing  0       10000     0%    0          dlq     no        no
+jobs     3       10000     0%    3          dlq     no        no
+more: sluice queue list --cursor "jobs"
+`},
+	} {
+		for _, via := range [][]string{nil, {"--url", url}} {
+			r := runIn(t, client, true, append(tc.args, via...)...).want(t, 0)
+			if r.stdout != tc.want {
+				t.Errorf("%q %q:\n%s\nwant:\n%s", tc.args, via, r.stdout, tc.want)
+			}
+		}
+		if r := runIn(t, client, false, tc.args...).want(t, 0); strings.HasPrefix(tc.args[1], "stats") && !strings.HasPrefix(r.stdout, "{") {
+			t.Errorf("%q to a pipe: %s", tc.args, r.stdout)
+		}
+	}
+}
