@@ -34,19 +34,21 @@ trap 'stopping=true' TERM INT
 
 log() { echo "worker: $*" >&2; }
 
-# call METHOD ROUTE [QUERY] [curl args...]: one request; the answer's body
-# on stdout, its status in $status. The API key goes in a header read from
-# stdin, so it never shows in the process list.
+# call METHOD ROUTE [QUERY] [curl args...]: one request; sets $status (000
+# when the service could not be reached) and $body, and fails unless the
+# status is 2xx. The API key goes to curl in a header read from stdin, so
+# it never shows in the process list.
 call() {
   local method=$1 route=$2 query=${3:-}
   shift 3 || shift $#
-  local url="$SLUICE_URL/v1/queues/$(jq -rn --arg q "$QUEUE" '$q|@uri')$route${query:+?$query}"
-  local out
+  local url out
+  url="$SLUICE_URL/v1/queues/$(jq -rn --arg q "$QUEUE" '$q|@uri')$route${query:+?$query}"
+  status=000 body=
   out=$(if [[ -n ${SLUICE_API_KEY:-} ]]; then printf 'Authorization: Bearer %s\n' "$SLUICE_API_KEY"; fi |
     curl -sS -X "$method" -H @- -H 'Accept: application/json' --max-time "${CALL_TIMEOUT:-10}" \
-      -w '\n%{http_code}' "$@" "$url") || { status=000; return 1; }
+      -w '\n%{http_code}' "$@" "$url") || return 1
   status=${out##*$'\n'}
-  printf '%s' "${out%$'\n'*}"
+  body=${out%$'\n'*}
   [[ $status == 2* ]]
 }
 
@@ -71,13 +73,13 @@ keep_lease() {
   every=$(awk -v l="$LEASE" 'BEGIN { printf "%.3f", l / 3 }')
   trap - TERM INT
   while sleep "$every"; do
-    call POST "/extend/$id" "lease=$LEASE" >/dev/null ||
+    call POST "/extend/$id" "lease=$LEASE" ||
       { [[ $status == 404 ]] && { log "lease of $id lost (expired or settled)"; return; }; log "extend $id: status $status"; }
   done
 }
 
 process() { # process DELIVERY
-  local d=$1 id attempt keeper ok=true body
+  local d=$1 id attempt keeper ok=true
   id=$(jq -r .id <<<"$d")
   attempt=$(jq -r .attempt <<<"$d")
   keep_lease "$id" >/dev/null &
@@ -86,13 +88,13 @@ process() { # process DELIVERY
   kill "$keeper" 2>/dev/null
   wait "$keeper" 2>/dev/null
   if $ok; then
-    if call POST "/ack/$id" >/dev/null; then report "$d" acked; else log "ack $id: status $status"; report "$d" lease_lost; fi
+    if call POST "/ack/$id"; then report "$d" acked; else log "ack $id: status $status"; report "$d" lease_lost; fi
     return
   fi
   local delay query
   delay=$(awk -v b="$BACKOFF_BASE" -v a="$attempt" -v m="$BACKOFF_MAX" 'BEGIN { d = b * 2 ^ (a - 1); if (d > m) d = m; printf "%.3f", d }')
   query="delay=$delay&reason=the+item+asked+to+fail${MAX_DELIVERIES:+&max_deliveries=$MAX_DELIVERIES}"
-  if body=$(call POST "/nack/$id" "$query"); then
+  if call POST "/nack/$id" "$query"; then
     report "$d" "$(jq -r '.outcome // "nacked"' <<<"${body:-{\}}")"
   else
     log "nack $id: status $status"
@@ -104,20 +106,21 @@ log "receiving from $QUEUE"
 query="timeout=$WAIT&lease=$LEASE&count=1${MAX_DELIVERIES:+&max_deliveries=$MAX_DELIVERIES}"
 failures=0
 while ! $stopping; do
-  if ! body=$(CALL_TIMEOUT=$((${WAIT%.*} + 10)) call POST /receive "$query"); then
+  if ! CALL_TIMEOUT=$((${WAIT%.*} + 10)) call POST /receive "$query"; then
     failures=$((failures + 1))
     log "receive: status $status"
     sleep $((failures < 5 ? 2 ** failures : 30)) & wait $!
     continue
   fi
   [[ $status == 204 || -z $body ]] && continue
+  deliveries=$body # process and release overwrite $body
   while IFS= read -r d; do
     if $stopping; then
       # Not started: back to the queue, the attempt not counted.
-      call POST "/release/$(jq -r .id <<<"$d")" >/dev/null || log "release: status $status"
+      call POST "/release/$(jq -r .id <<<"$d")" || log "release: status $status"
     else
       process "$d"
     fi
-  done < <(jq -c '.deliveries[]' <<<"$body")
+  done < <(jq -c '.deliveries[]' <<<"$deliveries")
 done
 log "stopped"
