@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// A Sluice worker over HTTP, in Node.js (20 or later: built-in fetch, no
+// A Sluice worker over HTTP, in Node.js (18 or later: built-in fetch, no
 // packages).
 //
 // It long-polls POST /v1/queues/{QUEUE}/receive for one item at a time,
