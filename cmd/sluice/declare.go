@@ -222,7 +222,7 @@ func (e *env) queueList(ctx context.Context, args []string) error {
 	if *limit < 1 || *limit > 1000 {
 		return usagef("--limit %d: want 1 to 1000", *limit)
 	}
-	print := func(out queueListOutput) error {
+	show := func(out queueListOutput) error {
 		if e.wantJSON(fs, *asJSON, false) {
 			return printJSON(e.stdout, out)
 		}
@@ -244,7 +244,7 @@ func (e *env) queueList(ctx context.Context, args []string) error {
 		if page.More && len(out.Queues) > 0 {
 			out.NextCursor = out.Queues[len(out.Queues)-1].QueueName
 		}
-		return print(out)
+		return show(out)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		names, err := c.Queues(ctx)
@@ -273,7 +273,7 @@ func (e *env) queueList(ctx context.Context, args []string) error {
 			}
 			out.Queues = append(out.Queues, queueListRow{Pressure: p, Paused: es.Paused, Declared: es.IsDeclared()})
 		}
-		return print(out)
+		return show(out)
 	})
 }
 

@@ -58,7 +58,7 @@ func (e *env) dlqStats(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	print := func(out dlqStatsOutput) error {
+	show := func(out dlqStatsOutput) error {
 		if e.wantJSON(fs, *asJSON, true) {
 			return printJSON(e.stdout, out)
 		}
@@ -76,7 +76,7 @@ func (e *env) dlqStats(ctx context.Context, args []string) error {
 		if err != nil {
 			return serviceError(err)
 		}
-		return print(dlqStatsOutput{Queue: pos[0], Overflow: info.DLQLength, Failed: info.FailedLength})
+		return show(dlqStatsOutput{Queue: pos[0], Overflow: info.DLQLength, Failed: info.FailedLength})
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		q := c.Queue(pos[0])
@@ -87,7 +87,7 @@ func (e *env) dlqStats(ctx context.Context, args []string) error {
 		if out.Failed, err = q.DLQ(sluice.DLQFailed).Len(ctx); err != nil {
 			return err
 		}
-		return print(out)
+		return show(out)
 	})
 }
 

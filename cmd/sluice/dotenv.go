@@ -23,10 +23,11 @@ const defaultEnvFile = ".env"
 func envFileArg(args []string) (rest []string, path string, explicit bool, err error) {
 	path = defaultEnvFile
 	rest = make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
+	for len(args) > 0 {
+		a := args[0]
+		args = args[1:]
 		if a == "--" {
-			rest = append(rest, args[i:]...)
+			rest = append(append(rest, a), args...)
 			break
 		}
 		name, value, hasValue := strings.Cut(a, "=")
@@ -35,11 +36,10 @@ func envFileArg(args []string) (rest []string, path string, explicit bool, err e
 			continue
 		}
 		if !hasValue {
-			if i+1 >= len(args) {
+			if len(args) == 0 {
 				return nil, "", false, usagef("--env-file needs a file name")
 			}
-			i++
-			value = args[i]
+			value, args = args[0], args[1:]
 		}
 		if value == "" {
 			return nil, "", false, usagef("--env-file needs a file name")
@@ -53,7 +53,7 @@ func envFileArg(args []string) (rest []string, path string, explicit bool, err e
 // is no error (most directories have none); a file named explicitly must
 // exist.
 func loadEnvFile(path string, explicit bool) (map[string]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the user names the file to read
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
 			return nil, nil

@@ -49,7 +49,7 @@ func (e *env) queueInflight(ctx context.Context, args []string) error {
 	if *limit < 1 || *limit > sluice.MaxDeliveriesLimit {
 		return usagef("queue inflight: --limit must be 1 to %d", sluice.MaxDeliveriesLimit)
 	}
-	print := func(out inflightOutput) error {
+	show := func(out inflightOutput) error {
 		if e.wantJSON(fs, *asJSON, false) {
 			return printJSON(e.stdout, out)
 		}
@@ -71,7 +71,7 @@ func (e *env) queueInflight(ctx context.Context, args []string) error {
 				DeliveredAt: d.DeliveredAt, AgeSeconds: d.AgeSeconds, Item: d.Item, ItemTruncated: d.ItemTruncated,
 			}
 		}
-		return print(out)
+		return show(out)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		page, err := c.Queue(pos[0]).Deliveries(ctx, &sluice.ListDeliveriesOptions{Limit: *limit, Cursor: *cursor})
@@ -90,7 +90,7 @@ func (e *env) queueInflight(ctx context.Context, args []string) error {
 			}
 			out.Deliveries[i] = row
 		}
-		return print(out)
+		return show(out)
 	})
 }
 
@@ -173,7 +173,7 @@ func (e *env) queueStats(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	print := func(st sluice.QueueStats) error {
+	show := func(st sluice.QueueStats) error {
 		if e.wantJSON(fs, *asJSON, true) {
 			return printJSON(e.stdout, st)
 		}
@@ -188,14 +188,14 @@ func (e *env) queueStats(ctx context.Context, args []string) error {
 		if err != nil {
 			return serviceError(err)
 		}
-		return print(info.Stats)
+		return show(info.Stats)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		st, err := c.Queue(pos[0]).Stats(ctx)
 		if err != nil {
 			return err
 		}
-		return print(st)
+		return show(st)
 	})
 }
 
