@@ -281,3 +281,15 @@ more: sluice queue list --cursor "jobs"
 		}
 	}
 }
+
+// An item the service cut shows as the start of its text, marked cut.
+func TestItemTextOfCutItem(t *testing.T) {
+	cut := inflightRow{Item: []byte(`"{\"a\": \"` + strings.Repeat("x", 100) + `"`), ItemTruncated: true}
+	if got := clipItem(itemText(cut)); !strings.HasPrefix(got, `{"a": "xxx`) || !strings.HasSuffix(got, "...") {
+		t.Fatalf("cut item: %q", got)
+	}
+	whole := inflightRow{Item: []byte(`{"a": 1,  "b": [1, 2]}`)}
+	if got := itemText(whole); got != `{"a":1,"b":[1,2]}` {
+		t.Fatalf("whole item: %q", got)
+	}
+}
