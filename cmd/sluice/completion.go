@@ -25,7 +25,9 @@ type command struct {
 }
 
 // topCommands are the first words `sluice` takes, in the order of the
-// usage text; groups list their subcommands in subs.
+// usage text, which lists every command; the groups (queue, dlq, bench,
+// completion) list their subcommands in subs, any other command is
+// completed with its flags.
 func (e *env) topCommands(ctx context.Context) []command {
 	verbs := func(group string, m map[string]func(context.Context, []string) error) []command {
 		var out []command
@@ -38,15 +40,44 @@ func (e *env) topCommands(ctx context.Context) []command {
 	for _, s := range append(slices.Sorted(maps.Keys(benchSuites)), "http") {
 		suites = append(suites, command{name: s, flags: e.flagsOf(ctx, "bench", s)})
 	}
-	return []command{
-		{name: "serve", flags: e.flagsOf(ctx, "serve")},
-		{name: "queue", subs: verbs("queue", e.queueVerbs())},
-		{name: "dlq", subs: verbs("dlq", e.dlqVerbs())},
-		{name: "bench", subs: suites},
-		{name: "completion", subs: []command{{name: "bash"}, {name: "zsh"}, {name: "fish"}}},
-		{name: "version"},
-		{name: "help"},
+	groups := map[string][]command{
+		"queue":      verbs("queue", e.queueVerbs()),
+		"dlq":        verbs("dlq", e.dlqVerbs()),
+		"bench":      suites,
+		"completion": {{name: "bash"}, {name: "zsh"}, {name: "fish"}},
 	}
+	var out []command
+	seen := map[string]bool{}
+	for _, word := range append(usageCommands(), "help") {
+		if seen[word] {
+			continue
+		}
+		seen[word] = true
+		if subs, ok := groups[word]; ok {
+			out = append(out, command{name: word, subs: subs})
+			continue
+		}
+		out = append(out, command{name: word, flags: e.flagsOf(ctx, word)})
+	}
+	return out
+}
+
+// usageCommands are the first words of the lines of usageText's command
+// list, in order, repeated as often as they appear.
+func usageCommands() []string {
+	var words []string
+	in := false
+	for _, line := range strings.Split(usageText, "\n") {
+		switch {
+		case line == "commands:":
+			in = true
+		case line == "":
+			in = false
+		case in && strings.HasPrefix(line, "  "):
+			words = append(words, strings.Fields(line)[0])
+		}
+	}
+	return words
 }
 
 // flagsOf runs a command with -h and reads its flags from the help, which

@@ -17,19 +17,13 @@ func TestCompletionCoversUsage(t *testing.T) {
 	for _, c := range top {
 		known[c.name] = true
 	}
-	inCommands := false
-	for _, line := range strings.Split(usageText, "\n") {
-		switch {
-		case line == "commands:":
-			inCommands = true
-		case line == "":
-			inCommands = false
-		case inCommands && strings.HasPrefix(line, "  "):
-			word := strings.Fields(line)[0]
-			if !known[word] {
-				t.Errorf("usage lists %q, the completion does not", word)
-			}
+	for _, word := range usageCommands() {
+		if !known[word] {
+			t.Errorf("usage lists %q, the completion does not", word)
 		}
+	}
+	if len(usageCommands()) < 20 || !known["help"] || !known["queue"] {
+		t.Errorf("the usage text's command list was not found: %q", usageCommands())
 	}
 	for _, w := range []string{`words="serve queue dlq`, `inflight) flags="--api-key --cursor`, "--env-file", "complete -o default -F _sluice sluice"} {
 		if !strings.Contains(r.stdout, w) {
