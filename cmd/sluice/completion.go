@@ -48,7 +48,7 @@ func (e *env) topCommands(ctx context.Context) []command {
 	}
 	var out []command
 	seen := map[string]bool{}
-	for _, word := range append(usageCommands(), "help") {
+	for _, word := range append(usageCommands(usageText), "help") {
 		if seen[word] {
 			continue
 		}
@@ -62,18 +62,19 @@ func (e *env) topCommands(ctx context.Context) []command {
 	return out
 }
 
-// usageCommands are the first words of the lines of usageText's command
-// list, in order, repeated as often as they appear.
-func usageCommands() []string {
+// usageCommands are the first words of the lines of a usage text's
+// command list, in order, repeated as often as they appear.
+func usageCommands(text string) []string {
 	var words []string
 	in := false
-	for _, line := range strings.Split(usageText, "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		switch {
 		case line == "commands:":
 			in = true
 		case line == "":
 			in = false
-		case in && strings.HasPrefix(line, "  "):
+		case in && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   "):
+			// (A line indented further continues the one before.)
 			words = append(words, strings.Fields(line)[0])
 		}
 	}

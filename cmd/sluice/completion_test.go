@@ -17,18 +17,22 @@ func TestCompletionCoversUsage(t *testing.T) {
 	for _, c := range top {
 		known[c.name] = true
 	}
-	for _, word := range usageCommands() {
+	for _, word := range usageCommands(usageText) {
 		if !known[word] {
 			t.Errorf("usage lists %q, the completion does not", word)
 		}
 	}
-	if len(usageCommands()) < 20 || !known["help"] || !known["queue"] {
-		t.Errorf("the usage text's command list was not found: %q", usageCommands())
+	if len(usageCommands(usageText)) < 20 || !known["help"] || !known["queue"] {
+		t.Errorf("the usage text's command list was not found: %q", usageCommands(usageText))
 	}
 	for _, w := range []string{`words="serve queue dlq`, `inflight) flags="--api-key --cursor`, "--env-file", "complete -o default -F _sluice sluice"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("bash script lacks %q", w)
 		}
+	}
+	got := usageCommands("usage: x\n\ncommands:\n  a B [--c]\n  d E --f | --g\n                 what d does\n  a h\n\nmore text\n  z\n")
+	if strings.Join(got, " ") != "a d a" {
+		t.Errorf("usageCommands: %q, want a d a", got)
 	}
 	cli(t, nil, "", "completion", "tcsh").want(t, exitUsage)
 	cli(t, nil, "", "completion").want(t, exitUsage)

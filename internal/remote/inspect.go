@@ -53,7 +53,7 @@ func (s Settings) QueueSettings() sluice.QueueSettings {
 // QueueInfo reads one queue.
 func (c *Client) QueueInfo(ctx context.Context, name string) (QueueInfo, error) {
 	var out QueueInfo
-	_, err := c.do(ctx, http.MethodGet, queuePath(name, ""), nil, nil, &out)
+	_, err := c.do(ctx, http.MethodGet, inspectPath(name, ""), nil, nil, &out)
 	return out, err
 }
 
@@ -93,12 +93,12 @@ func (c *Client) Peek(ctx context.Context, name string, start, end int64) ([]jso
 	var out struct {
 		Items []json.RawMessage `json:"items"`
 	}
-	_, err := c.do(ctx, http.MethodGet, queuePath(name, "/items"), q, nil, &out)
+	_, err := c.do(ctx, http.MethodGet, inspectPath(name, "/items"), q, nil, &out)
 	return out.Items, err
 }
 
-// Delivery is one delivery of GET /v1/queues/{name}/deliveries.
-type Delivery struct {
+// ListedDelivery is one delivery of GET /v1/queues/{name}/deliveries.
+type ListedDelivery struct {
 	ID          string     `json:"id,omitempty"`
 	Attempt     int        `json:"attempt"`
 	State       string     `json:"state"`
@@ -115,7 +115,7 @@ type Delivery struct {
 // DeliveryPage is one page of a queue's deliveries. NextCursor is the
 // library's cursor (sluice.DeliveriesPage.NextCursor), "" on the last page.
 type DeliveryPage struct {
-	Deliveries []Delivery
+	Deliveries []ListedDelivery
 	NextCursor string
 }
 
@@ -127,10 +127,10 @@ func (c *Client) Deliveries(ctx context.Context, name string, limit int, cursor 
 		q.Set("cursor", encodeCursor(cursorDeliveries, cursor))
 	}
 	var out struct {
-		Deliveries []Delivery `json:"deliveries"`
+		Deliveries []ListedDelivery `json:"deliveries"`
 		NextCursor string     `json:"next_cursor"`
 	}
-	if _, err := c.do(ctx, http.MethodGet, queuePath(name, "/deliveries"), q, nil, &out); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, inspectPath(name, "/deliveries"), q, nil, &out); err != nil {
 		return DeliveryPage{}, err
 	}
 	page := DeliveryPage{Deliveries: out.Deliveries}
@@ -152,7 +152,7 @@ func (c *Client) DLQList(ctx context.Context, name string, kind sluice.DLQKind, 
 		Items []json.RawMessage `json:"items"`
 		Total int64             `json:"total"`
 	}
-	_, err := c.do(ctx, http.MethodGet, queuePath(name, "/dlq"), q, nil, &out)
+	_, err := c.do(ctx, http.MethodGet, inspectPath(name, "/dlq"), q, nil, &out)
 	return out.Items, out.Total, err
 }
 
@@ -161,7 +161,7 @@ func (c *Client) DLQList(ctx context.Context, name string, kind sluice.DLQKind, 
 func (c *Client) DLQRequeue(ctx context.Context, name string, kind sluice.DLQKind, count int64) (sluice.RequeueResult, error) {
 	q := url.Values{"kind": {string(kind)}, "count": {strconv.FormatInt(count, 10)}}
 	var out sluice.RequeueResult
-	_, err := c.do(ctx, http.MethodPost, queuePath(name, "/dlq/requeue"), q, nil, &out)
+	_, err := c.do(ctx, http.MethodPost, inspectPath(name, "/dlq/requeue"), q, nil, &out)
 	return out, err
 }
 
@@ -170,13 +170,13 @@ func (c *Client) DLQPurge(ctx context.Context, name string, kind sluice.DLQKind)
 	var out struct {
 		Purged int64 `json:"purged"`
 	}
-	_, err := c.do(ctx, http.MethodDelete, queuePath(name, "/dlq"), url.Values{"kind": {string(kind)}}, nil, &out)
+	_, err := c.do(ctx, http.MethodDelete, inspectPath(name, "/dlq"), url.Values{"kind": {string(kind)}}, nil, &out)
 	return out.Purged, err
 }
 
-// queuePath is the path of a queue's route, unescaped: do escapes it.
+// inspectPath is the path of a queue's route, unescaped: do escapes it.
 // Queue names hold no '/'.
-func queuePath(name, rest string) string {
+func inspectPath(name, rest string) string {
 	return "/v1/queues/" + name + rest
 }
 
