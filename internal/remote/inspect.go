@@ -128,7 +128,7 @@ func (c *Client) Deliveries(ctx context.Context, name string, limit int, cursor 
 	}
 	var out struct {
 		Deliveries []ListedDelivery `json:"deliveries"`
-		NextCursor string     `json:"next_cursor"`
+		NextCursor string           `json:"next_cursor"`
 	}
 	if _, err := c.do(ctx, http.MethodGet, inspectPath(name, "/deliveries"), q, nil, &out); err != nil {
 		return DeliveryPage{}, err
