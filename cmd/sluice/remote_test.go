@@ -73,6 +73,9 @@ func sharedEngine(t *testing.T) (*sluice.Client, string) {
 	}
 	_, err = d.Nack(ctx, &sluice.NackOptions{Reason: "boom"})
 	must(err)
+	// A name with a hash tag: { and } are escaped in a URL's path.
+	_, err = client.Queue("{cam}:1").Add(ctx, "tagged", nil)
+	must(err)
 	return client, ts.URL
 }
 
@@ -102,6 +105,8 @@ func TestInspectionSameThroughServiceAndEngine(t *testing.T) {
 	client, url := sharedEngine(t)
 	commands := [][]string{
 		{"queue", "len", "jobs"},
+		{"queue", "peek", "{cam}:1"},
+		{"queue", "info", "{cam}:1", "--json"},
 		{"queue", "peek", "small"},
 		{"queue", "peek", "jobs", "--start", "1", "--end", "-1"},
 		{"queue", "pressure", "small"},
@@ -148,6 +153,9 @@ func TestInspectionSameThroughServiceAndEngine(t *testing.T) {
 				t.Errorf("tty=%v %q differs\nengine:\n%s\nservice:\n%s", tty, cmd, a, b)
 			}
 		}
+	}
+	if r := runIn(t, client, false, "queue", "peek", "{cam}:1", "--url", url).want(t, 0); r.stdout != `["tagged"]`+"\n" {
+		t.Fatalf("peek of a hash-tagged name: %q", r.stdout)
 	}
 	// The next page of a listing continues where the first ended, both ways.
 	first := runIn(t, client, false, "queue", "inflight", "jobs", "--limit", "1", "--url", url, "--json")
@@ -264,10 +272,10 @@ redelivered    0
 		{[]string{"dlq", "stats", "small"}, `QUEUE  OVERFLOW  FAILED
 small  2         0
 `},
-		{[]string{"queue", "list", "--limit", "2"}, `QUEUE    LENGTH  MAX SIZE  FILL  IN FLIGHT  POLICY  DECLARED  PAUSED
-failing  0       10000     0%    0          dlq     no        no
-jobs     3       10000     0%    3          dlq     no        no
-more: sluice queue list --cursor "jobs"
+		{[]string{"queue", "list", "--limit", "2", "--cursor", "failing"}, `QUEUE  LENGTH  MAX SIZE  FILL  IN FLIGHT  POLICY  DECLARED  PAUSED
+jobs   3       10000     0%    3          dlq     no        no
+small  2       2         100%  0          dlq     yes       yes
+more: sluice queue list --cursor "small"
 `},
 	} {
 		for _, via := range [][]string{nil, {"--url", url}} {
