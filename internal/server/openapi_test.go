@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
+	"mime"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -21,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // The OpenAPI document is checked three ways: it is a valid OpenAPI 3.1
@@ -29,9 +32,23 @@ import (
 // is validated against it (specChecked), so a handler whose answer drifts
 // from the document fails the tests that exercise it.
 
+// specCheck validates exchanges against openapi.json: kin-openapi finds
+// the operation and checks parameters, statuses and headers; bodies are
+// checked here with schemas compiled once and kept (kin-openapi compiles
+// a body's schema anew for every validation, which tripled the cost of
+// checking the tests' traffic).
+type specCheck struct {
+	router routers.Router
+	doc    map[string]any // the document as plain JSON
+
+	mu       sync.Mutex // guards compiler and schemas
+	compiler *jsonschema.Compiler
+	schemas  map[string]*jsonschema.Schema // by JSON pointer
+}
+
 // loadSpec parses openapi.json once for all tests: building the router
 // validates the whole document, which is too slow to repeat per server.
-var loadSpec = sync.OnceValues(func() (routers.Router, error) {
+var loadSpec = sync.OnceValues(func() (*specCheck, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(openAPI)
 	if err != nil {
 		return nil, err
@@ -45,21 +62,127 @@ var loadSpec = sync.OnceValues(func() (routers.Router, error) {
 	// The document's server is the default address; the tests' servers
 	// listen elsewhere, so the routes are matched on paths alone.
 	doc.Servers = nil
-	return legacy.NewRouter(doc)
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(openAPI))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	if err := c.AddResource(specURL, raw); err != nil {
+		return nil, err
+	}
+	return &specCheck{router: router, doc: raw.(map[string]any), compiler: c, schemas: map[string]*jsonschema.Schema{}}, nil
 })
 
-func specRouter(t *testing.T) routers.Router {
+const specURL = "file:///openapi.json"
+
+func specChecker(t *testing.T) *specCheck {
 	t.Helper()
-	r, err := loadSpec()
+	sc, err := loadSpec()
 	if err != nil {
 		t.Fatalf("openapi.json: %v", err)
 	}
-	return r
+	return sc
+}
+
+// node returns the document's value at ptr (a JSON pointer), following
+// a $ref in the last step; ok is false when there is none.
+func (sc *specCheck) node(ptr string) (v map[string]any, at string, ok bool) {
+	var cur any = sc.doc
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		m, isMap := cur.(map[string]any)
+		if !isMap {
+			return nil, "", false
+		}
+		cur, ok = m[strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)]
+		if !ok {
+			return nil, "", false
+		}
+	}
+	v, ok = cur.(map[string]any)
+	if ref, isRef := v["$ref"].(string); ok && isRef {
+		return sc.node(strings.TrimPrefix(ref, "#"))
+	}
+	return v, ptr, ok
+}
+
+// validate checks the JSON body against the schema at ptr.
+func (sc *specCheck) validate(ptr string, body []byte) error {
+	sc.mu.Lock()
+	sch, ok := sc.schemas[ptr]
+	if !ok {
+		var err error
+		frag := strings.NewReplacer("{", "%7B", "}", "%7D").Replace(ptr)
+		if sch, err = sc.compiler.Compile(specURL + "#" + frag); err != nil {
+			sc.mu.Unlock()
+			return err
+		}
+		sc.schemas[ptr] = sch
+	}
+	sc.mu.Unlock()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("body is not JSON: %w", err)
+	}
+	return sch.Validate(v)
+}
+
+func pointerEscape(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
+
+// checkRequestBody checks a request body against its operation's.
+func (sc *specCheck) checkRequestBody(route *routers.Route, body []byte) error {
+	ptr := "/paths/" + pointerEscape(route.Path) + "/" + strings.ToLower(route.Method) + "/requestBody"
+	rb, at, ok := sc.node(ptr)
+	if !ok {
+		return nil
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if rb["required"] == true {
+			return errors.New("the request body is required")
+		}
+		return nil
+	}
+	return sc.validate(at+"/content/application~1json/schema", body)
+}
+
+// checkResponseBody checks a reply's content type and JSON body against
+// the operation's response for its status (or its default).
+func (sc *specCheck) checkResponseBody(route *routers.Route, status int, h http.Header, body []byte) error {
+	op := "/paths/" + pointerEscape(route.Path) + "/" + strings.ToLower(route.Method) + "/responses/"
+	resp, at, ok := sc.node(op + strconv.Itoa(status))
+	if !ok {
+		if resp, at, ok = sc.node(op + "default"); !ok {
+			return nil // kin-openapi has refused the status
+		}
+	}
+	content, _ := resp["content"].(map[string]any)
+	if len(content) == 0 {
+		if len(body) > 0 {
+			return errors.New("a body where the document has none")
+		}
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return fmt.Errorf("Content-Type %q: %w", h.Get("Content-Type"), err)
+	}
+	if _, ok := content[mt]; !ok {
+		return fmt.Errorf("Content-Type %q is not one of the document's", mt)
+	}
+	if mt != "application/json" {
+		return nil
+	}
+	return sc.validate(at+"/content/application~1json/schema", body)
 }
 
 func TestOpenAPIDocument(t *testing.T) {
 	t.Parallel()
-	specRouter(t)
+	specChecker(t)
 	// Served as it is embedded, and without an API key.
 	b := start(t, openClient(t, "embedded"), func(c *Config) { c.APIKeys = []string{"secret"} })
 	code, body := b.do("GET", "/openapi.json", nil)
@@ -182,7 +305,7 @@ const maxCheckedBody = 64 << 10
 // Bodies are read as JSON whatever their Content-Type, as the handlers
 // read them. A failure fails the test that sent the request.
 func specChecked(t *testing.T, h http.Handler) http.Handler {
-	router := specRouter(t)
+	sc := specChecker(t)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var reqBody *capture
 		if r.Body != nil && r.Body != http.NoBody {
@@ -191,14 +314,14 @@ func specChecked(t *testing.T, h http.Handler) http.Handler {
 		}
 		rec := &specRecorder{ResponseWriter: w, body: capture{limit: maxCheckedBody}}
 		h.ServeHTTP(rec, r)
-		if err := checkExchange(router, r, reqBody, rec); err != nil {
+		if err := sc.checkExchange(r, reqBody, rec); err != nil {
 			t.Errorf("%s %s: reply %d does not match openapi.json: %v\nreply body: %.300s",
 				r.Method, r.URL.RequestURI(), rec.statusCode(), err, rec.body.buf.Bytes())
 		}
 	})
 }
 
-func checkExchange(router routers.Router, r *http.Request, reqBody *capture, rec *specRecorder) error {
+func (sc *specCheck) checkExchange(r *http.Request, reqBody *capture, rec *specRecorder) error {
 	status := rec.statusCode()
 	if rec.status == 0 && r.Context().Err() != nil {
 		return nil // the client left before a reply was written (the tests of departures)
@@ -217,7 +340,7 @@ func checkExchange(router routers.Router, r *http.Request, reqBody *capture, rec
 		body, complete = reqBody.buf.Bytes(), reqBody.eof && !reqBody.over
 	}
 	probe.Body = io.NopCloser(bytes.NewReader(body))
-	route, pathParams, err := router.FindRoute(probe)
+	route, pathParams, err := sc.router.FindRoute(probe)
 	if err != nil {
 		if status < 300 {
 			return errors.New("the document has no such operation, yet the reply is a success")
@@ -230,27 +353,34 @@ func checkExchange(router routers.Router, r *http.Request, reqBody *capture, rec
 	opts := &openapi3filter.Options{
 		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
 		IncludeResponseStatus: true,
-		ExcludeRequestBody:    !complete,
+		ExcludeRequestBody:    true, // checked below
+		ExcludeResponseBody:   true,
 		MultiError:            true,
 	}
 	in := &openapi3filter.RequestValidationInput{Request: probe, PathParams: pathParams, Route: route, Options: opts}
-	if reqErr := openapi3filter.ValidateRequest(context.Background(), in); reqErr != nil && (status < 400 || status >= 500) {
+	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
+	if reqErr == nil && complete {
+		reqErr = sc.checkRequestBody(route, body)
+	}
+	if reqErr != nil && (status < 400 || status >= 500) {
 		return errors.New("the document says the request is invalid, yet it was answered " + strconv.Itoa(status) + ": " + reqErr.Error())
 	}
 	if r.Method == http.MethodHead {
 		return nil
 	}
 	h := rec.header
-	respOpts := *opts
-	respOpts.ExcludeResponseBody = rec.body.over || h.Get("Content-Encoding") != "" ||
-		strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") || status == http.StatusSwitchingProtocols
-	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+	if err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in,
 		Status:                 status,
 		Header:                 h,
-		Body:                   io.NopCloser(bytes.NewReader(rec.body.buf.Bytes())),
-		Options:                &respOpts,
-	})
+		Options:                opts,
+	}); err != nil {
+		return err
+	}
+	if rec.body.over || h.Get("Content-Encoding") != "" || status == http.StatusSwitchingProtocols {
+		return nil
+	}
+	return sc.checkResponseBody(route, status, h, rec.body.buf.Bytes())
 }
 
 // checkErrorShape checks a reply to a request no operation takes: JSON
@@ -336,7 +466,7 @@ func (r *specRecorder) statusCode() int {
 // that breaks the document, and a success for a request it refuses.
 func TestSpecCheckCatchesDrift(t *testing.T) {
 	t.Parallel()
-	router := specRouter(t)
+	sc := specChecker(t)
 	for _, c := range []struct {
 		method, path, body string
 		status             int
@@ -361,7 +491,7 @@ func TestSpecCheckCatchesDrift(t *testing.T) {
 		}
 		rec := &specRecorder{status: c.status, header: http.Header{"Content-Type": {"application/json"}}, body: capture{limit: 1 << 20}}
 		rec.body.buf.WriteString(c.reply)
-		if err := checkExchange(router, req, reqBody, rec); err == nil {
+		if err := sc.checkExchange(req, reqBody, rec); err == nil {
 			t.Errorf("%s %s %s -> %d %s: no mismatch found", c.method, c.path, c.body, c.status, c.reply)
 		}
 	}
