@@ -223,6 +223,18 @@ func (w *worker) log() string {
 	return w.stderr.String()
 }
 
+// waitLog polls the worker's log until it holds s, for at most 30 s.
+func (w *worker) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(w.log(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not log %q within 30s; its log:\n%s", s, w.log())
+		}
+		time.Sleep(20 * time.Millisecond) // polling observable state, not synchronising
+	}
+}
+
 // next waits for the worker's next report.
 func (w *worker) next(t *testing.T) report {
 	t.Helper()
@@ -309,6 +321,18 @@ func TestWorkers(t *testing.T) {
 			// the rest stays queued, the worker exits 0.
 			add(`{"sleep": 2, "last": false}`)
 			waitFor(t, base, queue, "the slow item leased", func(i queueInfo) bool { return i.InFlight == 1 })
+			// Leased is not yet in hand: a worker stopped between the two
+			// releases the item. Wait for the worker to start on it.
+			var listing struct {
+				Deliveries []struct {
+					ID string `json:"id"`
+				} `json:"deliveries"`
+			}
+			api(t, http.MethodGet, base+"/v1/queues/"+queue+"/deliveries", nil, &listing)
+			if len(listing.Deliveries) != 1 {
+				t.Fatalf("deliveries: %+v", listing)
+			}
+			w.waitLog(t, "working on "+listing.Deliveries[0].ID)
 			for i := range 3 {
 				add(fmt.Sprintf(`{"after": %d}`, i))
 			}

@@ -94,6 +94,7 @@ function report(d, outcome) {
 }
 
 async function processDelivery(d) {
+  log(`working on ${d.id} (attempt ${d.attempt})`);
   const stop = keepLease(d.id);
   try {
     await handle(d.item);

@@ -123,6 +123,7 @@ def report(d, outcome):
 
 
 def process(d):
+    log(f"working on {d['id']} (attempt {d['attempt']})")
     keeper = LeaseKeeper(d["id"])
     keeper.start()
     try:

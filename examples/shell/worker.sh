@@ -82,6 +82,7 @@ process() { # process DELIVERY
   local d=$1 id attempt keeper ok=true
   id=$(jq -r .id <<<"$d")
   attempt=$(jq -r .attempt <<<"$d")
+  log "working on $id (attempt $attempt)"
   keep_lease "$id" >/dev/null &
   keeper=$!
   jq -c .item <<<"$d" | handle || ok=false
