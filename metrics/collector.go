@@ -33,7 +33,7 @@ type CollectorOptions struct {
 	// Config.Queue. sluice serve passes its QUEUE_* settings here.
 	Defaults sluice.QueueSettings
 	// MaxQueues bounds the queues reported per scrape, in name order
-	// (default DefaultMaxQueues): each adds 14 series.
+	// (default DefaultMaxQueues): each adds 15 series.
 	MaxQueues int
 	// Timeout bounds the engine reads of one scrape (default
 	// DefaultTimeout).
@@ -86,6 +86,9 @@ var (
 	inFlightDesc = prometheus.NewDesc("sluice_queue_in_flight", "Items leased to consumers and not yet settled.", []string{"queue"}, nil)
 	dlqDesc      = prometheus.NewDesc("sluice_queue_dlq_length",
 		"Entries in the queue's dead-letter queue, by kind (overflow, failed).", []string{"queue", "dlq"}, nil)
+	oldestDesc = prometheus.NewDesc("sluice_queue_oldest_item_age_seconds",
+		"A lower bound of the oldest waiting item's age: how long the item at the head had been there at the maintainer's last sweep (0: empty or not swept).",
+		[]string{"queue"}, nil)
 
 	counters = []struct {
 		desc  *prometheus.Desc
@@ -109,7 +112,7 @@ func counterDesc(name, help string) *prometheus.Desc {
 
 // Describe implements prometheus.Collector.
 func (col *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{engineUpDesc, engineWarningsDesc, lengthDesc, fillDesc, inFlightDesc, dlqDesc} {
+	for _, d := range []*prometheus.Desc{engineUpDesc, engineWarningsDesc, lengthDesc, fillDesc, inFlightDesc, dlqDesc, oldestDesc} {
 		ch <- d
 	}
 	for _, c := range counters {
@@ -162,6 +165,8 @@ func (col *Collector) collectQueue(ctx context.Context, ch chan<- prometheus.Met
 	for _, c := range counters {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.value(s)), name)
 	}
+	// Sampled by a maintainer (Client.RunMaintainer): 0 where none runs.
+	gauge(oldestDesc, s.OldestAgeSeconds, name)
 	gauge(dlqDesc, float64(s.OverflowDLQ), name, "overflow")
 	gauge(dlqDesc, float64(s.FailedDLQ), name, "failed")
 }
