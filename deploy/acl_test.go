@@ -76,7 +76,7 @@ func TestServeWithMinimalACL(t *testing.T) {
 
 	do := func(method, path, body string, want ...int) map[string]any {
 		t.Helper()
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body)) //nolint:noctx // test server
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

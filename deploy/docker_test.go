@@ -173,12 +173,12 @@ func TestImageRecipe(t *testing.T) {
 			return err == nil, string(out)
 		})
 		if round == 0 {
-			resp, err := http.Post(base+"/v1/queues/kept/items", "application/json", strings.NewReader(`{"n": 1}`)) //nolint:noctx // loopback test server
+			resp, err := http.Post(base+"/v1/queues/kept/items", "application/json", strings.NewReader(`{"n": 1}`))
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != 200 {
+			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("add: %d", resp.StatusCode)
 			}
 		} else if code, body := get(base + "/v1/queues/kept"); code != 200 || !strings.Contains(body, `"current_length":1`) {

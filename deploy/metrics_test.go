@@ -101,7 +101,7 @@ func metricsServer(t *testing.T) string {
 		queue string
 		want  int
 	}{{"jobs", 200}, {"jobs", 200}, {"more", http.StatusInsufficientStorage}} {
-		resp, err := http.Post(ts.URL+"/v1/queues/"+add.queue+"/items", "application/json", strings.NewReader(`{"a": 1}`)) //nolint:noctx // test server
+		resp, err := http.Post(ts.URL+"/v1/queues/"+add.queue+"/items", "application/json", strings.NewReader(`{"a": 1}`))
 		if err != nil {
 			t.Fatal(err)
 		}

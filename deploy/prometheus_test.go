@@ -63,13 +63,13 @@ scrape_configs:
 	startProcess(t, "prometheus", prom)
 
 	for i := range 9 {
-		resp, err := http.Post(base+"/v1/queues/full/items", "application/json", //nolint:noctx // loopback test server
+		resp, err := http.Post(base+"/v1/queues/full/items", "application/json",
 			strings.NewReader(fmt.Sprintf(`{"n": %d}`, i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
+		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("add %d: %d", i, resp.StatusCode)
 		}
 	}

@@ -110,7 +110,7 @@ func TestCollectorMatchesServe(t *testing.T) {
 // HELP, TYPE, then the samples, sorted.
 func families(t *testing.T, url string) map[string][]string {
 	t.Helper()
-	resp, err := http.Get(url) //nolint:noctx // test server
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
