@@ -16,7 +16,8 @@ import (
 // TestPrometheusFiresAlert runs the real thing: sluice serve (the binary,
 // built as releases are), a Prometheus scraping it every second with the
 // rules of prometheus/alerts.yml, a queue filled past the rules'
-// threshold, and the alert seen firing through Prometheus's HTTP API.
+// threshold, then past its bound, and the alerts seen firing through
+// Prometheus's HTTP API.
 //
 // The rules are loaded with every `for:` shortened to 1s (a copy in the
 // test's directory): their expressions are the shipped ones, only the time
@@ -30,8 +31,8 @@ func TestPrometheusFiresAlert(t *testing.T) {
 	sluiceAddr := freeAddr(t)
 	serve := exec.Command(bin, "serve", "--log-format", "json")
 	// Queues bounded at 10 items, so that 9 fill one to 0.9, past the
-	// rule's 0.8.
-	serve.Env = []string{"SLUICE_ADDR=" + sluiceAddr, "QUEUE_MAX_SIZE=10"}
+	// rule's 0.8, and refusing adds past the bound.
+	serve.Env = []string{"SLUICE_ADDR=" + sluiceAddr, "QUEUE_MAX_SIZE=10", "QUEUE_OVERFLOW_POLICY=reject"}
 	startProcess(t, "sluice serve", serve)
 	base := "http://" + sluiceAddr
 	waitFor(t, 20*time.Second, "sluice serve answers /health/live", func() (bool, string) {
@@ -62,43 +63,56 @@ scrape_configs:
 		"--log.level=warn")
 	startProcess(t, "prometheus", prom)
 
-	for i := range 9 {
+	add := func(i, want int) {
+		t.Helper()
 		resp, err := http.Post(base+"/v1/queues/full/items", "application/json",
 			strings.NewReader(fmt.Sprintf(`{"n": %d}`, i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("add %d: %d", i, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Fatalf("add %d: %d, want %d", i, resp.StatusCode, want)
 		}
 	}
-
-	start := time.Now()
-	waitFor(t, 30*time.Second, "SluiceQueueNearFull firing for queue full", func() (bool, string) {
-		code, body := get("http://" + promAddr + "/api/v1/alerts")
-		if code != 200 {
-			return false, fmt.Sprintf("%d %s", code, body)
-		}
-		var r struct {
-			Data struct {
-				Alerts []struct {
-					Labels map[string]string `json:"labels"`
-					State  string            `json:"state"`
-				} `json:"alerts"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal([]byte(body), &r); err != nil {
-			return false, err.Error()
-		}
-		for _, a := range r.Data.Alerts {
-			if a.Labels["alertname"] == "SluiceQueueNearFull" && a.Labels["queue"] == "full" && a.Labels["job"] == "sluice" && a.State == "firing" {
-				return true, ""
+	firing := func(alert string) {
+		t.Helper()
+		start := time.Now()
+		waitFor(t, 30*time.Second, alert+" firing for queue full", func() (bool, string) {
+			code, body := get("http://" + promAddr + "/api/v1/alerts")
+			if code != http.StatusOK {
+				return false, fmt.Sprintf("%d %s", code, body)
 			}
-		}
-		return false, body
-	})
-	t.Logf("alert firing %v after the queue was filled", time.Since(start).Round(100*time.Millisecond))
+			var r struct {
+				Data struct {
+					Alerts []struct {
+						Labels map[string]string `json:"labels"`
+						State  string            `json:"state"`
+					} `json:"alerts"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(body), &r); err != nil {
+				return false, err.Error()
+			}
+			for _, a := range r.Data.Alerts {
+				if a.Labels["alertname"] == alert && a.Labels["queue"] == "full" && a.Labels["job"] == "sluice" && a.State == "firing" {
+					return true, ""
+				}
+			}
+			return false, body
+		})
+		t.Logf("%s firing after %v", alert, time.Since(start).Round(100*time.Millisecond))
+	}
+
+	for i := range 9 {
+		add(i, http.StatusOK)
+	}
+	firing("SluiceQueueNearFull")
+	// The 10th fills the queue, the 11th is refused: the counter the
+	// rejection rule reads grows between two scrapes.
+	add(9, http.StatusOK)
+	add(10, http.StatusTooManyRequests)
+	firing("SluiceQueueRejecting")
 }
 
 func writeFile(t *testing.T, path, content string) {
