@@ -36,7 +36,9 @@ commands:
   dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]
   dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound
   dlq purge QUEUE --kind overflow|failed
-  bench queue|cache|lock|pubsub|http [flags]
+  worker QUEUE --exec 'PROGRAM ARGS' | --webhook URL [--concurrency N] [--batch N]
+                                          run a program (or call a webhook) per item
+  bench queue|cache|lock|pubsub|http|worker [flags]
   version                                 (also --version, -v)
 
 Every command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when
@@ -80,6 +82,8 @@ func (e *env) dispatch(ctx context.Context, args []string) error {
 		return e.dlq(ctx, rest)
 	case "bench":
 		return e.bench(ctx, rest)
+	case "worker":
+		return e.worker(ctx, rest)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(e.stdout, "sluice %s (%s, %s/%s)\n", sluice.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -172,4 +172,3 @@ func fatal(err error) bool {
 	}
 	return false
 }
-
