@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/server"
+)
+
+func TestWorkerUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"worker", "jobs"}, "give one of --exec and --webhook"},
+		{[]string{"worker", "jobs", "--exec", "true", "--webhook", "http://x"}, "give one of --exec and --webhook"},
+		{[]string{"worker", "--exec", "true"}, "missing QUEUE"},
+		{[]string{"worker", "bad name", "--exec", "true"}, "worker:"},
+		{[]string{"worker", "jobs", "--exec", "a | b"}, "needs a shell"},
+		{[]string{"worker", "jobs", "--exec", "a 'b"}, "unterminated"},
+		{[]string{"worker", "jobs", "--exec", `sh -c 'echo {item}'`, "--arg"}, "an item would run as code"},
+		{[]string{"worker", "jobs", "--exec", `cat {item}`, "--arg", "--batch", "5"}, "a batch goes to stdin"},
+		{[]string{"worker", "jobs", "--webhook", "ftp://x"}, "want an http"},
+		{[]string{"worker", "jobs", "--webhook", "http://x", "--arg"}, "--arg goes with --exec"},
+		{[]string{"worker", "jobs", "--exec", "true", "--batch", "1001"}, "--batch 1001"},
+		{[]string{"worker", "jobs", "--exec", "true", "--concurrency", "0"}, "--concurrency"},
+		{[]string{"worker", "jobs", "--exec", "true", "--url", "http://x", "--redis", "redis://x"}, "excludes --redis"},
+		{[]string{"worker", "jobs", "--exec", "true", "--url", "localhost:8000"}, "--url"},
+	} {
+		r := cli(t, nil, "", tc.args...).want(t, exitUsage)
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: stderr lacks %q:\n%s", tc.args, tc.want, r.stderr)
+		}
+	}
+	r := cli(t, nil, "", "worker", "-h").want(t, exitOK)
+	for _, w := range []string{"examples:", "--exec string", "--webhook string", "--shutdown-timeout duration", "exit status:"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("worker -h lacks %q", w)
+		}
+	}
+}
+
+// startWorker runs `sluice worker` in-process until the returned stop,
+// which returns its exit status.
+func startWorker(t *testing.T, env map[string]string, args ...string) (stderr *syncBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr = newSyncBuffer()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"worker"}, args...), strings.NewReader(""), io.Discard, stderr, func(k string) string { return env[k] })
+	}()
+	var code *int
+	stop = func() int {
+		if code == nil {
+			cancel()
+			select {
+			case c := <-done:
+				code = &c
+			case <-time.After(30 * time.Second):
+				t.Fatalf("worker did not stop:\n%s", stderr.String())
+			}
+		}
+		return *code
+	}
+	t.Cleanup(func() { stop() })
+	return stderr, stop
+}
+
+func TestWorkerOnAnEngine(t *testing.T) {
+	backends(t, func(t *testing.T, conn ...string) {
+		cli(t, nil, "", args([]string{"queue", "add", "wq", `{"a":1}`}, conn)...).want(t, exitOK)
+		cli(t, nil, "", args([]string{"queue", "add", "wq", `{"a":2}`}, conn)...).want(t, exitOK)
+		cli(t, nil, "", args([]string{"queue", "add", "wq", `{"fail":true}`}, conn)...).want(t, exitOK)
+		stderr, stop := startWorker(t, nil, args([]string{"wq", "--exec", `sh -c 'grep -q fail && { echo no >&2; exit 1; }; exit 0'`,
+			"--max-deliveries", "1", "--progress", "20ms", "--concurrency", "2"}, conn)...)
+		stderr.waitFor(t, "processed=2 failed=1 dead_lettered=1", 20*time.Second)
+		if code := stop(); code != exitOK {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+		out := stderr.String()
+		for _, w := range []string{`msg="run failed; dead-lettered"`, `reason="exit status 1: no"`, "dead_lettered=true", `msg="worker stopped" processed=2`} {
+			if !strings.Contains(out, w) {
+				t.Errorf("log lacks %q:\n%s", w, out)
+			}
+		}
+		r := cli(t, nil, "", args([]string{"dlq", "list", "wq", "--kind", "failed"}, conn)...).want(t, exitOK)
+		if !strings.Contains(r.stdout, "exit status 1: no") {
+			t.Errorf("failed DLQ: %s", r.stdout)
+		}
+	})
+}
+
+func TestWorkerURLMode(t *testing.T) {
+	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := server.DefaultConfig()
+	cfg.APIKeys = []string{"s3cret"}
+	srv, err := server.New(c, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	}()
+	q := c.Queue("remote")
+	for range 5 {
+		if _, err := q.Add(context.Background(), map[string]int{"x": 1}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A wrong key stops the worker at start: exit 1.
+	r := cli(t, map[string]string{"SLUICE_API_KEY": "wrong"}, "", "worker", "remote", "--url", ts.URL, "--exec", "/bin/true")
+	r.want(t, exitFailure)
+	if !strings.Contains(r.stderr, "401") || strings.Contains(r.stderr, "wrong") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+
+	const metricsAddr = "127.0.0.1:19201"
+	stderr, stop := startWorker(t, map[string]string{"SLUICE_API_KEY": "s3cret"}, "remote", "--url", ts.URL, "--exec", "/bin/true",
+		"--concurrency", "3", "--metrics-addr", metricsAddr)
+	eventuallyTrue(t, "5 acked", func() bool {
+		s, err := q.Stats(context.Background())
+		return err == nil && s.Acked == 5
+	})
+	eventuallyTrue(t, "metrics", func() bool {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `sluice_worker_processed_total{queue="remote"} 5`)
+	})
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if conn, err := net.Dial("tcp", metricsAddr); err == nil {
+		conn.Close()
+		t.Fatal("the metrics listener is still open after the worker stopped")
+	}
+	if strings.Contains(stderr.String(), "s3cret") {
+		t.Fatal("the API key is in the log")
+	}
+}
+
+// eventuallyTrue polls cond until it holds, failing after 20 s.
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
