@@ -54,6 +54,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.IntVar(&f.limits.MaxQueues, "max-queues", def.Limits.MaxQueues, "most queues the service creates; an add creating one more is answered 507 (0: no limit)")
 	fs.DurationVar(&f.idemWindow, "idempotency-window", sluice.DefaultIdempotencyWindow, "how long an add's Idempotency-Key is remembered (1ms to 8760h)")
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", sluice.DefaultSweepInterval, "how often the maintainer returns expired leases, dead-letters spent ones and releases scheduled items (one replica sweeps at a time; 0: no maintainer)")
+	origins := addOriginFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -70,6 +71,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := e.serverConfig(fs, f, s, t)
+	origins.apply(fs, e.getenv, &cfg)
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: configError(err)}
 	}

@@ -125,7 +125,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/queues/{name}/next", s.handle(s.handleQueueNext))
 	m.HandleFunc("POST /v1/queues/{name}/receive", s.handle(s.handleQueueReceive))
 	m.HandleFunc("POST /v1/queues/{name}/ack/{id}", s.handle(s.handleQueueAck))
+	m.HandleFunc("POST /v1/queues/{name}/ack", s.handle(s.handleQueueAckBatch))
 	m.HandleFunc("POST /v1/queues/{name}/nack/{id}", s.handle(s.handleQueueNack))
+	m.HandleFunc("POST /v1/queues/{name}/extend/{id}", s.handle(s.handleQueueExtend))
+	m.HandleFunc("POST /v1/queues/{name}/release/{id}", s.handle(s.handleQueueRelease))
 	m.HandleFunc("GET /v1/queues/{name}/deliveries", s.handle(s.handleQueueDeliveries))
 	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handle(s.handleDLQList))
 	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handle(s.handleDLQPurge))
@@ -172,6 +175,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if s.cors(rec, r) {
+		return
+	}
+	if noStore[pattern] {
+		// These replies hand out or settle items: a cache that kept or
+		// replayed one would lose or duplicate work.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	if pattern == "" {
 		// The mux answers 404, 405 (with Allow) or a redirect to the clean
 		// path; errors are rewritten as JSON.
@@ -205,14 +216,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorized checks the API key unless none are configured or the route is
-// public. Keys are compared as SHA-256 digests in constant time, so
+// public: health, metrics and the API's description, which hold nothing
+// secret. Keys are compared as SHA-256 digests in constant time, so
 // neither a key's content nor its length leaks through timing.
 func (s *Server) authorized(r *http.Request, pattern string) bool {
 	if len(s.keys) == 0 {
 		return true
 	}
 	path := pattern[strings.IndexByte(pattern, ' ')+1:]
-	if path == "/metrics" || path == "/health" || strings.HasPrefix(path, "/health/") {
+	if path == "/metrics" || path == "/openapi.json" || path == "/health" || strings.HasPrefix(path, "/health/") {
 		return true
 	}
 	key := r.Header.Get("X-API-Key")
