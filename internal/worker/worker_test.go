@@ -120,6 +120,44 @@ func shell(t *testing.T, script string, env ...string) *Exec {
 	return &Exec{Argv: []string{"/bin/sh", "-c", script}, Env: env, KillGrace: 200 * time.Millisecond, Stderr: io.Discard}
 }
 
+// bothSources runs f with a Source on the library's queue and with one
+// through the HTTP API of a service on the same engine.
+func bothSources(t *testing.T, f func(t *testing.T, c *sluice.Client, src func(*sluice.Queue) Source)) {
+	t.Run("library", func(t *testing.T) {
+		f(t, openMem(t), FromQueue)
+	})
+	t.Run("service", func(t *testing.T) {
+		c := openMem(t)
+		rc := serve(t, c)
+		f(t, c, func(q *sluice.Queue) Source { return FromRemote(rc, q.Name(), q.HandleSettings().MaxDeliveries) })
+	})
+}
+
+// serve runs the HTTP service on c for the test and returns a client of it.
+func serve(t *testing.T, c *sluice.Client) *remote.Client {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.ShutdownTimeout = 10 * time.Second
+	srv, err := server.New(c, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+		hc.CloseIdleConnections()
+	})
+	rc, err := remote.New(ts.URL, "", hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
 func stats(t *testing.T, q *sluice.Queue) sluice.QueueStats {
 	t.Helper()
 	s, err := q.Stats(context.Background())
@@ -231,22 +269,23 @@ func TestSplitCommand(t *testing.T) {
 }
 
 func TestFailingItemIsDeadLettered(t *testing.T) {
-	c := openMem(t)
-	q := c.QueueWithDefaults("fail", sluice.QueueSettings{MaxDeliveries: 3})
-	fill(t, q, 1)
-	run := shell(t, `echo "attempt $SLUICE_ATTEMPT failed" >&2; exit 3`)
-	r := start(t, Config{Queue: "fail", Source: FromQueue(q), Runner: run, RetryDelay: time.Millisecond, RetryMax: 2 * time.Millisecond})
-	eventually(t, "dead-lettered", func() bool { return r.w.Counts().DeadLettered == 1 })
-	if got := r.w.Counts(); got.Failed != 3 || got.Processed != 0 {
-		t.Fatalf("counts %+v, want 3 failed", got)
-	}
-	entries, _, err := q.DLQ(sluice.DLQFailed).List(context.Background(), 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].Error != "exit status 3: attempt 3 failed" || entries[0].AttemptCount != 3 {
-		t.Fatalf("failed DLQ %+v", entries)
-	}
+	bothSources(t, func(t *testing.T, c *sluice.Client, src func(*sluice.Queue) Source) {
+		q := c.QueueWithDefaults("fail", sluice.QueueSettings{MaxDeliveries: 3})
+		fill(t, q, 1)
+		run := shell(t, `echo "attempt $SLUICE_ATTEMPT failed" >&2; exit 3`)
+		r := start(t, Config{Queue: "fail", Source: src(q), Runner: run, RetryDelay: time.Millisecond, RetryMax: 2 * time.Millisecond})
+		eventually(t, "dead-lettered", func() bool { return r.w.Counts().DeadLettered == 1 })
+		if got := r.w.Counts(); got.Failed != 3 || got.Processed != 0 {
+			t.Fatalf("counts %+v, want 3 failed", got)
+		}
+		entries, _, err := q.DLQ(sluice.DLQFailed).List(context.Background(), 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].Error != "exit status 3: attempt 3 failed" || entries[0].AttemptCount != 3 {
+			t.Fatalf("failed DLQ %+v", entries)
+		}
+	})
 }
 
 func TestDeclaredMaxDeliveriesWins(t *testing.T) {
@@ -284,40 +323,41 @@ func TestBoundReason(t *testing.T) {
 }
 
 func TestSlowItemKeepsItsLease(t *testing.T) {
-	c := openMem(t)
-	q := c.Queue("slow")
-	fill(t, q, 1)
-	dir := t.TempDir()
-	const lease = 300 * time.Millisecond
-	run := shell(t, `echo "$SLUICE_ATTEMPT" >> "$DIR/attempts"; while [ ! -e "$DIR/go" ]; do sleep 0.02; done`, "DIR="+dir)
-	r := start(t, Config{Queue: "slow", Source: FromQueue(q), Runner: run, Lease: lease, Concurrency: 2})
-	// The engine's own record: the lease's deadline moves on, past three
-	// leases after the delivery, and it is still the first delivery.
-	eventually(t, "the lease extended past 3 leases", func() bool {
-		page, err := q.Deliveries(context.Background(), nil)
-		if err != nil {
+	bothSources(t, func(t *testing.T, c *sluice.Client, src func(*sluice.Queue) Source) {
+		q := c.Queue("slow")
+		fill(t, q, 1)
+		dir := t.TempDir()
+		const lease = 300 * time.Millisecond
+		run := shell(t, `echo "$SLUICE_ATTEMPT" >> "$DIR/attempts"; while [ ! -e "$DIR/go" ]; do sleep 0.02; done`, "DIR="+dir)
+		r := start(t, Config{Queue: "slow", Source: src(q), Runner: run, Lease: lease, Concurrency: 2})
+		// The engine's own record: the lease's deadline moves on, past three
+		// leases after the delivery, and it is still the first delivery.
+		eventually(t, "the lease extended past 3 leases", func() bool {
+			page, err := q.Deliveries(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Deliveries) != 1 {
+				return false
+			}
+			d := page.Deliveries[0]
+			if d.Attempt != 1 || d.Waiting {
+				t.Fatalf("delivery %+v: want attempt 1 under lease", d)
+			}
+			return d.Deadline.Sub(d.DeliveredAt) > 3*lease
+		})
+		if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Deliveries) != 1 {
-			return false
+		eventually(t, "processed", func() bool { return r.w.Counts().Processed == 1 })
+		s := stats(t, q)
+		if s.Delivered != 1 || s.Redelivered != 0 || s.Acked != 1 {
+			t.Fatalf("stats %+v: want one delivery, acked", s)
 		}
-		d := page.Deliveries[0]
-		if d.Attempt != 1 || d.Waiting {
-			t.Fatalf("delivery %+v: want attempt 1 under lease", d)
+		if b, _ := os.ReadFile(filepath.Join(dir, "attempts")); string(b) != "1\n" {
+			t.Fatalf("attempts %q", b)
 		}
-		return d.Deadline.Sub(d.DeliveredAt) > 3*lease
 	})
-	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "processed", func() bool { return r.w.Counts().Processed == 1 })
-	s := stats(t, q)
-	if s.Delivered != 1 || s.Redelivered != 0 || s.Acked != 1 {
-		t.Fatalf("stats %+v: want one delivery, acked", s)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "attempts")); string(b) != "1\n" {
-		t.Fatalf("attempts %q", b)
-	}
 }
 
 // drain receives everything the queue holds right now and acks it,
@@ -351,14 +391,14 @@ func TestShutdownLosesNothing(t *testing.T) {
 		name   string
 		finish bool // the running items finish within the shutdown timeout
 	}{{"running items finish", true}, {"running items are killed", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := openMem(t)
+		bothSources(t, func(t *testing.T, c *sluice.Client, src func(*sluice.Queue) Source) {
+			t.Log(tc.name)
 			q := c.Queue("stop")
 			const total = 10
 			fill(t, q, total)
 			dir := t.TempDir()
 			run := shell(t, `cat > "$DIR/$SLUICE_DELIVERY_ID.item"; while [ ! -e "$DIR/go" ]; do sleep 0.02; done; cat "$DIR/$SLUICE_DELIVERY_ID.item" >> "$DIR/done"; echo >> "$DIR/done"`, "DIR="+dir)
-			cfg := Config{Queue: "stop", Source: FromQueue(q), Runner: run, Concurrency: 3, ShutdownTimeout: time.Hour}
+			cfg := Config{Queue: "stop", Source: src(q), Runner: run, Concurrency: 3, ShutdownTimeout: time.Hour}
 			if !tc.finish {
 				cfg.ShutdownTimeout = time.Millisecond
 			}
@@ -369,7 +409,6 @@ func TestShutdownLosesNothing(t *testing.T) {
 			})
 			r.stop()
 			if tc.finish {
-				eventually(t, "stopping", func() bool { return true })
 				if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -438,39 +477,41 @@ func alive(pid int) bool {
 }
 
 func TestBatchExec(t *testing.T) {
-	c := openMem(t)
-	q := c.Queue("batch")
-	fill(t, q, 25)
-	out := filepath.Join(t.TempDir(), "out")
-	run := shell(t, `cat >> "$OUT"; echo " $SLUICE_BATCH_SIZE" >> "$OUT"`, "OUT="+out)
-	r := start(t, Config{Queue: "batch", Source: FromQueue(q), Runner: run, Batch: 10, Idle: 100 * time.Millisecond})
-	eventually(t, "25 processed", func() bool { return r.w.Counts().Processed == 25 })
-	b, _ := os.ReadFile(out)
-	seen := map[int]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		arr, size, _ := strings.Cut(line, " ")
-		var items []struct{ N int }
-		if err := json.Unmarshal([]byte(arr), &items); err != nil {
-			t.Fatalf("stdin %q: %v", arr, err)
+	bothSources(t, func(t *testing.T, c *sluice.Client, src func(*sluice.Queue) Source) {
+		q := c.Queue("batch")
+		fill(t, q, 25)
+		out := filepath.Join(t.TempDir(), "out")
+		run := shell(t, `cat >> "$OUT"; echo " $SLUICE_BATCH_SIZE" >> "$OUT"`, "OUT="+out)
+		r := start(t, Config{Queue: "batch", Source: src(q), Runner: run, Batch: 10, Idle: 100 * time.Millisecond})
+		eventually(t, "25 processed", func() bool { return r.w.Counts().Processed == 25 })
+		b, _ := os.ReadFile(out)
+		seen := map[int]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			arr, size, _ := strings.Cut(line, " ")
+			var items []struct{ N int }
+			if err := json.Unmarshal([]byte(arr), &items); err != nil {
+				t.Fatalf("stdin %q: %v", arr, err)
+			}
+			if len(items) > 10 || strconv.Itoa(len(items)) != size {
+				t.Fatalf("batch of %d, SLUICE_BATCH_SIZE %s", len(items), size)
+			}
+			for _, it := range items {
+				seen[it.N] = true
+			}
 		}
-		if len(items) > 10 || strconv.Itoa(len(items)) != size {
-			t.Fatalf("batch of %d, SLUICE_BATCH_SIZE %s", len(items), size)
+		if len(seen) != 25 {
+			t.Fatalf("items seen: %d", len(seen))
 		}
-		for _, it := range items {
-			seen[it.N] = true
-		}
-	}
-	if len(seen) != 25 {
-		t.Fatalf("items seen: %d", len(seen))
-	}
+	})
 }
 
 func TestBatchFailureNacksTheBatch(t *testing.T) {
-	c := openMem(t)
-	q := c.QueueWithDefaults("bfail", sluice.QueueSettings{MaxDeliveries: 1})
-	fill(t, q, 3)
-	r := start(t, Config{Queue: "bfail", Source: FromQueue(q), Runner: shell(t, `cat > /dev/null; exit 1`), Batch: 3, Idle: time.Second})
-	eventually(t, "3 dead-lettered", func() bool { return r.w.Counts().DeadLettered == 3 })
+	bothSources(t, func(t *testing.T, c *sluice.Client, src func(*sluice.Queue) Source) {
+		q := c.QueueWithDefaults("bfail", sluice.QueueSettings{MaxDeliveries: 1})
+		fill(t, q, 3)
+		r := start(t, Config{Queue: "bfail", Source: src(q), Runner: shell(t, `cat > /dev/null; exit 1`), Batch: 3, Idle: time.Second})
+		eventually(t, "3 dead-lettered", func() bool { return r.w.Counts().DeadLettered == 3 })
+	})
 }
 
 func TestWebhook(t *testing.T) {
