@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +140,7 @@ func (e *env) worker(ctx context.Context, args []string) error {
 		return usagef("worker: %v", err)
 	}
 	if f.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(f.metricsAddr, reg, log)
+		stopMetrics, err := serveMetrics(ctx, f.metricsAddr, reg, log)
 		if err != nil {
 			return err
 		}
@@ -184,6 +185,12 @@ func (e *env) workerRunner(f *workerFlags) (worker.Runner, error) {
 	}
 	if f.arg {
 		if err := worker.CheckPlaceholders(argv, f.batch > 0); err != nil {
+			return nil, usagef("--exec: %v", err)
+		}
+	}
+	// A program that is not there would fail every item into the DLQ.
+	if !strings.Contains(argv[0], "{") {
+		if _, err := exec.LookPath(argv[0]); err != nil {
 			return nil, usagef("--exec: %v", err)
 		}
 	}
@@ -250,8 +257,8 @@ func (e *env) workerSource(ctx context.Context, conn *connFlags, f *workerFlags,
 }
 
 // serveMetrics serves reg at /metrics on addr until the returned stop.
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}

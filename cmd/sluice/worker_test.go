@@ -21,19 +21,21 @@ func TestWorkerUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"worker", "jobs"}, "give one of --exec and --webhook"},
-		{[]string{"worker", "jobs", "--exec", "true", "--webhook", "http://x"}, "give one of --exec and --webhook"},
-		{[]string{"worker", "--exec", "true"}, "missing QUEUE"},
-		{[]string{"worker", "bad name", "--exec", "true"}, "worker:"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--webhook", "http://x"}, "give one of --exec and --webhook"},
+		{[]string{"worker", "--exec", "/bin/true"}, "missing QUEUE"},
+		{[]string{"worker", "bad name", "--exec", "/bin/true"}, "worker:"},
 		{[]string{"worker", "jobs", "--exec", "a | b"}, "needs a shell"},
+		{[]string{"worker", "jobs", "--exec", "/no/such/program"}, "no such file"},
+		{[]string{"worker", "jobs", "--exec", "no-such-program-anywhere x"}, "not found"},
 		{[]string{"worker", "jobs", "--exec", "a 'b"}, "unterminated"},
 		{[]string{"worker", "jobs", "--exec", `sh -c 'echo {item}'`, "--arg"}, "an item would run as code"},
 		{[]string{"worker", "jobs", "--exec", `cat {item}`, "--arg", "--batch", "5"}, "a batch goes to stdin"},
 		{[]string{"worker", "jobs", "--webhook", "ftp://x"}, "want an http"},
 		{[]string{"worker", "jobs", "--webhook", "http://x", "--arg"}, "--arg goes with --exec"},
-		{[]string{"worker", "jobs", "--exec", "true", "--batch", "1001"}, "--batch 1001"},
-		{[]string{"worker", "jobs", "--exec", "true", "--concurrency", "0"}, "--concurrency"},
-		{[]string{"worker", "jobs", "--exec", "true", "--url", "http://x", "--redis", "redis://x"}, "excludes --redis"},
-		{[]string{"worker", "jobs", "--exec", "true", "--url", "localhost:8000"}, "--url"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--batch", "1001"}, "--batch 1001"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--concurrency", "0"}, "--concurrency"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "http://x", "--redis", "redis://x"}, "excludes --redis"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "localhost:8000"}, "--url"},
 	} {
 		r := cli(t, nil, "", tc.args...).want(t, exitUsage)
 		if !strings.Contains(r.stderr, tc.want) {

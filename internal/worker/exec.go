@@ -64,8 +64,10 @@ func CheckPlaceholders(argv []string, batch bool) error {
 		}
 		return false
 	}
+	prev := ""
 	for i, a := range argv {
 		if !has(a) {
+			prev = a
 			continue
 		}
 		if batch && has(strings.ReplaceAll(a, "{queue}", "")) {
@@ -74,11 +76,22 @@ func CheckPlaceholders(argv []string, batch bool) error {
 		if i == 0 {
 			return fmt.Errorf("%w: the program %q is a placeholder", ErrCommand, a)
 		}
-		if prev := argv[i-1]; prev == "-c" || prev == "-e" || prev == "--command" || prev == "--eval" {
+		if codeFlag(prev) {
 			return fmt.Errorf("%w: placeholder in the code after %s (%q): an item would run as code; pass it as an argument, as in sh -c 'echo \"$1\"' sh {item}", ErrCommand, prev, a)
 		}
+		prev = a
 	}
 	return nil
+}
+
+// codeFlag reports whether the argument after flag is code for an
+// interpreter: -c (sh, bash, python), -e (node, perl, ruby), in a cluster
+// of single-letter flags too (sh -ec, bash -lc), or --command, --eval.
+func codeFlag(flag string) bool {
+	if flag == "--command" || flag == "--eval" {
+		return true
+	}
+	return len(flag) > 1 && flag[0] == '-' && flag[1] != '-' && strings.ContainsAny(flag[1:], "ce")
 }
 
 // Run runs the program for job and waits for it; a non-zero exit is an
@@ -89,7 +102,7 @@ func (e *Exec) Run(ctx context.Context, job Job) error {
 	if e.Placeholders {
 		argv = e.substitute(job)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec,noctx // running the user's command is the point; ctx is watched below, to kill the process group rather than the process
 	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(stdin)
 	cmd.Stdout = e.Stdout

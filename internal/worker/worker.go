@@ -261,7 +261,7 @@ func (w *Worker) slot(stopCtx, runCtx context.Context) error {
 		}
 		if stopCtx.Err() != nil {
 			w.release(ds, "received during the shutdown")
-			return nil
+			return nil //nolint:nilerr // stopping is not a failure
 		}
 		w.handle(runCtx, ds)
 	}

@@ -76,7 +76,11 @@ func start(t *testing.T, cfg Config) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{w: w, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- w.Run(ctx) }()
-	t.Cleanup(func() { r.wait(t) })
+	t.Cleanup(func() {
+		if err := r.wait(t); err != nil {
+			t.Error(err)
+		}
+	})
 	return r
 }
 
@@ -228,7 +232,7 @@ func TestPlaceholders(t *testing.T) {
 }
 
 func TestCheckPlaceholdersRefusesCode(t *testing.T) {
-	for _, cmd := range []string{`sh -c 'echo {item}'`, `python3 -c 'print({item})'`, `node -e {id}`, `{item} x`} {
+	for _, cmd := range []string{`sh -c 'echo {item}'`, `python3 -c 'print({item})'`, `node -e {id}`, `{item} x`, `bash -lc 'x {item}'`, `sh -ec "{attempt}"`} {
 		argv, err := SplitCommand(cmd)
 		if err != nil {
 			t.Fatal(err)
