@@ -173,3 +173,23 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestStatusLine: on a terminal the status line is cleared before a log
+// record and drawn again after it.
+func TestStatusLine(t *testing.T) {
+	var b strings.Builder
+	u := &statusUI{out: &b, tty: true}
+	u.draw("3 processed")
+	if _, err := u.Write([]byte("level=INFO msg=x\n")); err != nil {
+		t.Fatal(err)
+	}
+	if want := "\r\x1b[K3 processed\r\x1b[Klevel=INFO msg=x\n3 processed"; b.String() != want {
+		t.Fatalf("%q, want %q", b.String(), want)
+	}
+	b.Reset()
+	plain := &statusUI{out: &b}
+	_, _ = plain.Write([]byte("level=INFO msg=x\n"))
+	if b.String() != "level=INFO msg=x\n" {
+		t.Fatalf("not a terminal: %q", b.String())
+	}
+}
