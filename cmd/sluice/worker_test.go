@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,5 +197,94 @@ func TestStatusLine(t *testing.T) {
 	_, _ = plain.Write([]byte("level=INFO msg=x\n"))
 	if b.String() != "level=INFO msg=x\n" {
 		t.Fatalf("not a terminal: %q", b.String())
+	}
+}
+
+// TestWorkerSIGTERMLosesNothing runs `sluice worker` as a process against
+// a service and stops it with SIGTERM while three items run: they are
+// killed after the shutdown timeout and released, and every item is back
+// in the queue as its first attempt.
+func TestWorkerSIGTERMLosesNothing(t *testing.T) {
+	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := server.New(c, server.DefaultConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	}()
+	q := c.Queue("sig")
+	const total = 10
+	for i := range total {
+		if _, err := q.Add(context.Background(), map[string]int{"n": i}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "worker", "sig", "--url", ts.URL, "--concurrency", "3", "--shutdown-timeout", "50ms", "--kill-grace", "1s",
+		"--exec", `sh -c 'echo $$ > "$0/$SLUICE_DELIVERY_ID"; while :; do sleep 0.05; done' `+dir)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	var stderr syncBuffer
+	stderr.changed = make(chan struct{}, 1)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	eventuallyTrue(t, "3 runs", func() bool {
+		files, _ := os.ReadDir(dir)
+		pids = pids[:0]
+		for _, f := range files {
+			b, _ := os.ReadFile(filepath.Join(dir, f.Name()))
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return len(pids) == 3
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("worker: %v\n%s", err, stderr.String())
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "released=3") {
+		t.Errorf("log lacks released=3:\n%s", out)
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(b), ") Z") {
+				t.Errorf("run %d outlived the worker", pid)
+			}
+		}
+	}
+	seen := map[int]bool{}
+	for {
+		ds, err := q.ReceiveBatch(context.Background(), 100, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 {
+			break
+		}
+		for _, d := range ds {
+			var v struct{ N int }
+			if err := d.Item.Decode(&v); err != nil || d.Attempt != 1 || seen[v.N] {
+				t.Fatalf("item %s attempt %d (seen before: %v): %v", d.Item, d.Attempt, seen[v.N], err)
+			}
+			seen[v.N] = true
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("%d items back in the queue, want %d\n%s", len(seen), total, out)
 	}
 }
