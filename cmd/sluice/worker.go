@@ -103,7 +103,8 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if err := keyspace.ValidateQueueName(name); err != nil {
 		return usagef("worker: %v", err)
 	}
-	runner, err := e.workerRunner(&f)
+	ui := newStatusUI(e.stderr)
+	runner, err := e.workerRunner(&f, ui)
 	if err != nil {
 		return err
 	}
@@ -117,7 +118,6 @@ func (e *env) worker(ctx context.Context, args []string) error {
 		return usagef("--url consumes through a service; it excludes --redis and --data-dir")
 	}
 
-	ui := newStatusUI(e.stderr)
 	log := slog.New(slog.NewTextHandler(ui, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	src, lease, err := e.workerSource(ctx, conn, &f, name)
 	if err != nil {
@@ -163,7 +163,9 @@ func (e *env) worker(ctx context.Context, args []string) error {
 }
 
 // workerRunner checks --exec/--webhook and makes the runner.
-func (e *env) workerRunner(f *workerFlags) (worker.Runner, error) {
+// The runs' stderr goes through ui, which keeps it apart from the status
+// line; their stdout is the worker's.
+func (e *env) workerRunner(f *workerFlags, ui *statusUI) (worker.Runner, error) {
 	switch {
 	case (f.exec == "") == (f.webhook == ""):
 		return nil, usagef("worker: give one of --exec and --webhook")
@@ -196,7 +198,7 @@ func (e *env) workerRunner(f *workerFlags) (worker.Runner, error) {
 	}
 	return &worker.Exec{
 		Argv: argv, Placeholders: f.arg, Env: os.Environ(),
-		Stdout: e.stdout, Stderr: e.stderr, KillGrace: *f.killGrace,
+		Stdout: concurrent(e.stdout), Stderr: ui, KillGrace: *f.killGrace,
 	}, nil
 }
 
@@ -281,9 +283,30 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}, nil
 }
 
-// statusUI is the worker's stderr: on a terminal it redraws one status
-// line about once a second and clears it around every log record; else
-// it passes the log through and logs the counts every --progress.
+// concurrent makes w safe for the runs that write to it at once: a file
+// is (each run gets the descriptor itself), another writer gets a lock.
+func concurrent(w io.Writer) io.Writer {
+	if _, ok := w.(*os.File); ok {
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// statusUI is the worker's stderr, written by its log and by the runs'
+// stderr: on a terminal it redraws one status line about once a second and
+// clears it around every write; else it passes the writes through and the
+// log has the counts every --progress.
 type statusUI struct {
 	out io.Writer
 	tty bool
