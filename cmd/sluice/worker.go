@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +49,7 @@ the headers Sluice-Queue, Sluice-Delivery-Id, Sluice-Attempt (or
 Sluice-Batch-Size).
 
 SIGTERM or SIGINT stops receiving, lets running items finish for up to
---shutdown-timeout, then kills them (SIGTERM to the run's process group,
+--shutdown-timeout (a second signal: no longer), then kills them (SIGTERM to the run's process group,
 SIGKILL after --kill-grace); killed and not-yet-started items are released,
 uncounted. A run past --timeout is killed the same way and nacked with the
 reason "timeout after D".
@@ -152,7 +154,9 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	}
 	log.Info("worker started", "queue", name, "source", src.display, "mode", mode, "concurrency", f.concurrency, "batch", f.batch, "lease", lease)
 	stopStatus := ui.run(w, log, *f.progress)
+	stopSecond := killOnSecondSignal(w)
 	err = w.Run(ctx)
+	stopSecond()
 	stopStatus()
 	c := w.Counts()
 	log.Info("worker stopped", "processed", c.Processed, "failed", c.Failed, "dead_lettered", c.DeadLettered, "released", c.Released)
@@ -256,6 +260,34 @@ func (e *env) workerSource(ctx context.Context, conn *connFlags, f *workerFlags,
 	}
 	t, _ := conn.resolve(e.getenv)
 	return workerSource{Source: worker.FromQueue(q), display: t.display, close: closeClient}, lease, nil
+}
+
+// killOnSecondSignal makes a second SIGINT or SIGTERM (the first one
+// ended ctx and began the shutdown) kill the running items at once rather
+// than after --shutdown-timeout. It counts the signals itself, from the
+// start, so that a second signal that comes quickly is not missed. stop
+// ends the watch.
+func killOnSecondSignal(w *worker.Worker) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer signal.Stop(sigs)
+		for n := 0; n < 2; n++ {
+			select {
+			case <-done:
+				return
+			case <-sigs:
+			}
+		}
+		w.Kill()
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // serveMetrics serves reg at /metrics on addr until the returned stop.

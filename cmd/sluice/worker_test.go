@@ -202,9 +202,14 @@ func TestStatusLine(t *testing.T) {
 
 // TestWorkerSIGTERMLosesNothing runs `sluice worker` as a process against
 // a service and stops it with SIGTERM while three items run: they are
-// killed after the shutdown timeout and released, and every item is back
-// in the queue as its first attempt.
+// killed after the shutdown timeout (or at a second SIGTERM) and released,
+// and every item is back in the queue as its first attempt.
 func TestWorkerSIGTERMLosesNothing(t *testing.T) {
+	t.Run("shutdown timeout", func(t *testing.T) { workerSIGTERM(t, false) })
+	t.Run("second signal", func(t *testing.T) { workerSIGTERM(t, true) })
+}
+
+func workerSIGTERM(t *testing.T, twice bool) {
 	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +234,11 @@ func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "worker", "sig", "--url", ts.URL, "--concurrency", "3", "--shutdown-timeout", "50ms", "--kill-grace", "1s",
+	shutdownTimeout := "50ms"
+	if twice {
+		shutdownTimeout = "1h"
+	}
+	cmd := exec.Command(os.Args[0], "worker", "sig", "--url", ts.URL, "--concurrency", "3", "--shutdown-timeout", shutdownTimeout, "--kill-grace", "1s",
 		"--exec", `sh -c 'echo $$ > "$0/$SLUICE_DELIVERY_ID"; while :; do sleep 0.05; done' `+dir)
 	cmd.Env = append(os.Environ(), mainEnv+"=1")
 	var stderr syncBuffer
@@ -252,6 +261,12 @@ func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	if twice {
+		stderr.waitFor(t, "stopping", 20*time.Second)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("worker: %v\n%s", err, stderr.String())

@@ -137,6 +137,10 @@ type Worker struct {
 	cfg    Config
 	log    *slog.Logger
 	counts counts
+	// killNow is closed by Kill; Run's shutdown waits for it or for the
+	// shutdown timeout.
+	killNow  chan struct{}
+	killOnce sync.Once
 }
 
 // New checks cfg and returns a worker.
@@ -145,7 +149,7 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger.With("queue", cfg.Queue)}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger.With("queue", cfg.Queue), killNow: make(chan struct{})}, nil
 }
 
 // Counts are a worker's totals, in items.
@@ -173,6 +177,13 @@ func (w *Worker) Counts() Counts {
 		DeadLettered: w.counts.deadLettered.Load(), Released: w.counts.released.Load(),
 		Running: w.counts.running.Load(),
 	}
+}
+
+// Kill ends a shutdown at once, without waiting for the shutdown timeout:
+// the running items are killed and released (a second Ctrl-C). Before the
+// shutdown began it only makes the shutdown, when it comes, immediate.
+func (w *Worker) Kill() {
+	w.killOnce.Do(func() { close(w.killNow) })
 }
 
 // Why a run's context ended.
@@ -227,6 +238,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-slotsDone:
 		case <-t.C:
 			w.log.Warn("shutdown timeout: killing running items; they are released", "running", w.counts.running.Load())
+			kill(errShutdown)
+		case <-w.killNow:
+			w.log.Warn("killing running items; they are released", "running", w.counts.running.Load())
 			kill(errShutdown)
 		}
 	}()

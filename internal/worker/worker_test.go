@@ -442,6 +442,31 @@ func TestShutdownLosesNothing(t *testing.T) {
 	}
 }
 
+// TestKillEndsTheShutdown: Kill (a second signal) does not wait for the
+// shutdown timeout.
+func TestKillEndsTheShutdown(t *testing.T) {
+	c := openMem(t)
+	q := c.Queue("kill")
+	fill(t, q, 1)
+	dir := t.TempDir()
+	r := start(t, Config{Queue: "kill", Source: FromQueue(q), Runner: shell(t, `touch "$DIR/started"; while :; do sleep 0.02; done`, "DIR="+dir), ShutdownTimeout: time.Hour})
+	eventually(t, "running", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "started"))
+		return err == nil && r.w.Counts().Running == 1
+	})
+	r.stop()
+	r.w.Kill()
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.w.Counts(); got.Released != 1 || got.Failed != 0 {
+		t.Fatalf("counts %+v", got)
+	}
+	if rest := drain(t, q); len(rest) != 1 || rest[0] != 1 {
+		t.Fatalf("left %v, want item 0 back as attempt 1", rest)
+	}
+}
+
 func TestTimeoutKillsTheProcessGroup(t *testing.T) {
 	c := openMem(t)
 	q := c.QueueWithDefaults("slowpoke", sluice.QueueSettings{MaxDeliveries: 1})
