@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -301,5 +303,54 @@ func workerSIGTERM(t *testing.T, twice bool) {
 	}
 	if len(seen) != total {
 		t.Fatalf("%d items back in the queue, want %d\n%s", len(seen), total, out)
+	}
+}
+
+// TestWorkerWebhookBatches: --webhook with --batch POSTs JSON arrays and
+// acks them as a whole.
+func TestWorkerWebhookBatches(t *testing.T) {
+	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := server.New(c, server.DefaultConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	}()
+	var items, posts atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch []map[string]int
+		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil || len(batch) > 5 || r.Header.Get("Sluice-Batch-Size") != strconv.Itoa(len(batch)) {
+			http.Error(w, "bad batch", http.StatusBadRequest)
+			return
+		}
+		items.Add(int64(len(batch)))
+		posts.Add(1)
+	}))
+	defer hook.Close()
+	q := c.Queue("hooked")
+	for i := range 12 {
+		if _, err := q.Add(context.Background(), map[string]int{"n": i}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stderr, stop := startWorker(t, nil, "hooked", "--url", ts.URL, "--webhook", hook.URL, "--batch", "5", "--idle", "50ms")
+	eventuallyTrue(t, "12 acked", func() bool {
+		s, err := q.Stats(context.Background())
+		return err == nil && s.Acked == 12
+	})
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if items.Load() != 12 || posts.Load() < 3 {
+		t.Fatalf("%d items in %d posts", items.Load(), posts.Load())
 	}
 }
