@@ -61,9 +61,10 @@ examples:
   sluice worker events --webhook http://localhost:9000/hook --batch 100 --idle 2s
   sluice worker jobs --url http://queue-host:8000 --api-key KEY --exec ./job.sh
 
-exit status: 0 stopped by a signal, 1 the engine or service stopped the
-worker (closed, API key refused) or could not be reached at start, 2 bad
-arguments. Engine outages while running are logged and retried.`
+exit status: 0 stopped by a signal, 1 the engine or service could not be
+reached at start or stopped the worker (closed, API key revoked), 2 bad
+arguments or configuration (an API key the service refuses at start).
+Engine outages while running are logged and retried.`
 
 // workerFlags are sluice worker's flags.
 type workerFlags struct {
@@ -73,12 +74,12 @@ type workerFlags struct {
 	idle, timeout, lease              *time.Duration
 	retryDelay, retryMax              *time.Duration
 	shutdownTimeout, killGrace        *time.Duration
-	metricsAddr, url, apiKey          string
+	metricsAddr                       string
 	progress                          *time.Duration
 }
 
 func (e *env) worker(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("worker", workerSynopsis)
+	fs, conn, rf := e.inspectFlags("worker", workerSynopsis)
 	var f workerFlags
 	fs.StringVar(&f.exec, "exec", "", "program to run per item, with its arguments (split without a shell)")
 	fs.StringVar(&f.webhook, "webhook", "", "URL to POST every item (or batch) to")
@@ -94,8 +95,6 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	f.shutdownTimeout = durationFlag(fs, "shutdown-timeout", worker.DefaultShutdownTimeout, "on SIGTERM/SIGINT, how long running items may finish before they are killed and released")
 	f.killGrace = durationFlag(fs, "kill-grace", worker.DefaultKillGrace, "time between SIGTERM and SIGKILL when a run is killed")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this host:port at /metrics (off by default)")
-	fs.StringVar(&f.url, "url", "", "a running service to consume through its HTTP API, http://host:8000, instead of an engine")
-	fs.StringVar(&f.apiKey, "api-key", "", "API key of the --url service (env SLUICE_API_KEY)")
 	f.progress = durationFlag(fs, "progress", 10*time.Second, "when stderr is not a terminal, log the counts this often (0: never)")
 	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
@@ -116,12 +115,9 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if f.concurrency < 1 || f.maxDeliveries < 0 {
 		return usagef("--concurrency wants >= 1 and --max-deliveries >= 0")
 	}
-	if f.url != "" && (isSet(fs, "redis") || isSet(fs, "data-dir")) {
-		return usagef("--url consumes through a service; it excludes --redis and --data-dir")
-	}
 
 	log := slog.New(slog.NewTextHandler(ui, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	src, lease, err := e.workerSource(ctx, conn, &f, name)
+	src, lease, err := e.workerSource(ctx, conn, rf, &f, name)
 	if err != nil {
 		return err
 	}
@@ -215,22 +211,20 @@ type workerSource struct {
 
 // workerSource opens the engine, or the --url service, and resolves the
 // lease: --lease, else the queue's.
-func (e *env) workerSource(ctx context.Context, conn *connFlags, f *workerFlags, name string) (workerSource, time.Duration, error) {
-	if f.url != "" {
-		key := f.apiKey
-		if key == "" {
-			key = e.getenv("SLUICE_API_KEY")
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = max(f.concurrency*2, 2)
-		hc := &http.Client{Transport: tr}
-		rc, err := remote.New(f.url, key, hc)
-		if err != nil {
-			return workerSource{}, 0, usagef("--url: %v", err)
-		}
+func (e *env) workerSource(ctx context.Context, conn *connFlags, rf *remoteFlags, f *workerFlags, name string) (workerSource, time.Duration, error) {
+	// Every run holds a connection (receive, extend, settle): keep as many
+	// idle ones as there are runs, not the default two.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(f.concurrency*2, 2)
+	rc, display, err := e.serviceWith(conn, rf, &http.Client{Transport: tr})
+	if err != nil {
+		return workerSource{}, 0, err
+	}
+	if rc != nil {
 		s, err := rc.QueueDeliverySettings(ctx, name)
 		if err != nil {
-			return workerSource{}, 0, fmt.Errorf("service %s: %w", remote.Redact(f.url), err)
+			tr.CloseIdleConnections()
+			return workerSource{}, 0, serviceError(fmt.Errorf("service %s: %w", display, err))
 		}
 		lease := s.Lease
 		if *f.lease > 0 {
@@ -240,7 +234,7 @@ func (e *env) workerSource(ctx context.Context, conn *connFlags, f *workerFlags,
 		if s.DeclaredMaxDeliveries == 0 && f.maxDeliveries > 0 {
 			maxDeliveries = f.maxDeliveries
 		}
-		return workerSource{Source: worker.FromRemote(rc, name, maxDeliveries), display: remote.Redact(f.url), close: tr.CloseIdleConnections}, lease, nil
+		return workerSource{Source: worker.FromRemote(rc, name, maxDeliveries), display: display, close: tr.CloseIdleConnections}, lease, nil
 	}
 	client, err := e.open(ctx, conn)
 	if err != nil {

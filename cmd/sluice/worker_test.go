@@ -42,7 +42,7 @@ func TestWorkerUsage(t *testing.T) {
 		{[]string{"worker", "jobs", "--webhook", "http://x", "--arg"}, "--arg goes with --exec"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--batch", "1001"}, "--batch 1001"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--concurrency", "0"}, "--concurrency"},
-		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "http://x", "--redis", "redis://x"}, "excludes --redis"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "http://x", "--redis", "redis://x"}, "select different places"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "localhost:8000"}, "--url"},
 	} {
 		r := cli(t, nil, "", tc.args...).want(t, exitUsage)
@@ -135,9 +135,10 @@ func TestWorkerURLMode(t *testing.T) {
 		}
 	}
 
-	// A wrong key stops the worker at start: exit 1.
+	// A wrong key stops the worker at start: exit 2, as any refusal of
+	// the service is (a configuration mistake).
 	r := cli(t, map[string]string{"SLUICE_API_KEY": "wrong"}, "", "worker", "remote", "--url", ts.URL, "--exec", "/bin/true")
-	r.want(t, exitFailure)
+	r.want(t, exitUsage)
 	if !strings.Contains(r.stderr, "401") || strings.Contains(r.stderr, "wrong") {
 		t.Errorf("stderr: %s", r.stderr)
 	}

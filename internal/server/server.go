@@ -110,6 +110,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /health", s.handleHealth)
 	m.HandleFunc("GET /health/live", s.handleLive)
 	m.HandleFunc("GET /health/ready", s.handleReady)
+	m.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.log}}))
 
 	m.HandleFunc("GET /v1/queues", s.handle(s.handleQueueList))
