@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice"
 )
 
 // Defaults of Config.
@@ -352,6 +354,7 @@ func (w *Worker) extendWhileRunning(ds []Delivery) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
+		lost := make([]bool, len(ds))
 		t := time.NewTicker(max(w.cfg.Lease/3, time.Millisecond))
 		defer t.Stop()
 		for {
@@ -360,12 +363,20 @@ func (w *Worker) extendWhileRunning(ds []Delivery) (stop func()) {
 				return
 			case <-t.C:
 			}
-			for _, d := range ds {
+			for i, d := range ds {
+				if lost[i] {
+					continue
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), min(settleTimeout, w.cfg.Lease))
 				err := w.cfg.Source.Extend(ctx, d, w.cfg.Lease)
 				cancel()
-				if err != nil {
-					w.log.Warn("extending the lease failed; the item may be delivered again while it runs", "id", d.ID, "err", err)
+				switch {
+				case errors.Is(err, sluice.ErrLeaseNotFound):
+					// Gone for good: said once, not every third of a lease.
+					lost[i] = true
+					w.log.Warn("the lease ran out while the item runs; it may be delivered again meanwhile", "id", d.ID, "attempt", d.Attempt)
+				case err != nil:
+					w.log.Warn("extending the lease failed; retrying at the next extension", "id", d.ID, "err", err)
 				}
 			}
 		}
