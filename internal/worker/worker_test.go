@@ -646,3 +646,29 @@ func TestRemoteSource(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestWebhookTimeout: --timeout cancels the request and nacks the item.
+func TestWebhookTimeout(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client that left once the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer ts.Close()
+	defer close(release)
+	c := openMem(t)
+	q := c.QueueWithDefaults("hookslow", sluice.QueueSettings{MaxDeliveries: 1})
+	fill(t, q, 1)
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer hc.CloseIdleConnections()
+	r := start(t, Config{Queue: "hookslow", Source: FromQueue(q), Runner: &Webhook{URL: ts.URL, Client: hc}, Timeout: 200 * time.Millisecond})
+	eventually(t, "dead-lettered", func() bool { return r.w.Counts().DeadLettered == 1 })
+	entries, _, err := q.DLQ(sluice.DLQFailed).List(context.Background(), 0, 1)
+	if err != nil || len(entries) != 1 || entries[0].Error != "timeout after 200ms" {
+		t.Fatalf("failed DLQ %+v %v", entries, err)
+	}
+}
