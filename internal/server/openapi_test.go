@@ -323,7 +323,7 @@ func specChecked(t *testing.T, h http.Handler) http.Handler {
 
 func (sc *specCheck) checkExchange(r *http.Request, reqBody *capture, rec *specRecorder) error {
 	status := rec.statusCode()
-	if rec.status == 0 && r.Context().Err() != nil {
+	if gone := r.Context().Done(); rec.status == 0 && isClosed(gone) {
 		return nil // the client left before a reply was written (the tests of departures)
 	}
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
@@ -381,6 +381,16 @@ func (sc *specCheck) checkExchange(r *http.Request, reqBody *capture, rec *specR
 		return nil
 	}
 	return sc.checkResponseBody(route, status, h, rec.body.buf.Bytes())
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // checkErrorShape checks a reply to a request no operation takes: JSON
