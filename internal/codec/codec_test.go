@@ -2,9 +2,11 @@ package codec
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -218,6 +220,13 @@ func FuzzTranscode(f *testing.F) {
 	f.Add("\"\xff\"")
 	f.Add("{\"a\": \"\xed\xa0\x80\"}")
 	f.Add("[\"\x7f\", \"a\x7f\u00e9\"]")
+	// Runs longer than the eight bytes str skips at once, with the bytes
+	// it must stop at in every position of a word.
+	for i := range 9 {
+		for _, c := range []string{`\"`, "\x7f", "é", "\x01", `"`} {
+			f.Add(`["` + strings.Repeat("a", i) + c + strings.Repeat("b", 17-i) + `"]`)
+		}
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) {
 			// Refused, never rewritten with U+FFFD in place of the bytes.
@@ -310,4 +319,39 @@ func pythonizeReference(in []byte) string {
 	}
 	b.Write(in[run:])
 	return b.String()
+}
+
+// TestSpecialMatchesBytewise checks the word-at-a-time test against the
+// byte test for every byte value in every position of a word.
+func TestSpecialMatchesBytewise(t *testing.T) {
+	byteSpecial := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' || c >= 0x7f }
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			got := special(binary.LittleEndian.Uint64(w))
+			if got != byteSpecial(byte(c)) {
+				t.Fatalf("special(%q) = %v, byte %#x at %d", w, got, c, pos)
+			}
+		}
+	}
+}
+
+// BenchmarkEncodeRawJSON is the add path's encoding of a json.RawMessage
+// already written the Python way (the common case for producers that
+// marshal their own items): one validating pass, no copy.
+func BenchmarkEncodeRawJSON(b *testing.B) {
+	for _, size := range []int{200, 4096} {
+		item := json.RawMessage(`{"camera_id": "cam-1", "ts": 1700000000.123, "label": "person", "pad": "` +
+			strings.Repeat("x", size-80) + `"}`)
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			b.SetBytes(int64(len(item)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Serialize(item); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
