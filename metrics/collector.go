@@ -1,6 +1,6 @@
-// Package metrics exports a Sluice client's queue numbers to Prometheus,
-// so that a Go service embedding Sluice gets the metrics of `sluice serve`
-// (the same names, labels and meaning) on its own registry:
+// Package metrics exports a Sluice client's queue numbers to Prometheus.
+// sluice serve's /metrics uses it, and a Go service embedding Sluice gets
+// the same series (names, labels and meaning) on its own registry:
 //
 //	reg.MustRegister(metrics.NewCollector(client, nil))
 //

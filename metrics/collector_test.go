@@ -35,7 +35,8 @@ var processLocal = map[string]bool{
 // TestCollectorMatchesServe: on the same engine, the collector exports
 // exactly the engine-kept series of sluice serve's /metrics, with the same
 // names, help, types, labels and values, so that dashboards and alert
-// rules work on both.
+// rules work on both (the service registers this collector; the test
+// keeps it from growing a second one).
 func TestCollectorMatchesServe(t *testing.T) {
 	ctx := context.Background()
 	c, err := sluice.Open(ctx, "", nil)
