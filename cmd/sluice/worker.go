@@ -197,9 +197,22 @@ func (e *env) workerRunner(f *workerFlags, ui *statusUI) (worker.Runner, error) 
 		}
 	}
 	return &worker.Exec{
-		Argv: argv, Placeholders: f.arg, Env: os.Environ(),
+		Argv: argv, Placeholders: f.arg, Env: childEnv(os.Environ()),
 		Stdout: concurrent(e.stdout), Stderr: ui, KillGrace: *f.killGrace,
 	}, nil
+}
+
+// childEnv is the worker's environment without its own credentials: a
+// program run per item has no use for the service's API key, and may log
+// its environment.
+func childEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "SLUICE_API_KEY=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // workerSource is where the worker's items come from.
