@@ -112,8 +112,11 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if f.batch < 0 || f.batch > worker.MaxBatch {
 		return usagef("--batch %d: want 1 to %d (or 0)", f.batch, worker.MaxBatch)
 	}
-	if f.concurrency < 1 || f.maxDeliveries < 0 {
-		return usagef("--concurrency wants >= 1 and --max-deliveries >= 0")
+	if f.concurrency < 1 {
+		return usagef("--concurrency %d: want 1 or more", f.concurrency)
+	}
+	if f.maxDeliveries < 0 {
+		return usagef("--max-deliveries %d: want 0 (the queue's, else 5) or more", f.maxDeliveries)
 	}
 
 	log := slog.New(slog.NewTextHandler(ui, &slog.HandlerOptions{Level: slog.LevelInfo}))
