@@ -112,8 +112,11 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if f.batch < 0 || f.batch > worker.MaxBatch {
 		return usagef("--batch %d: want 1 to %d (or 0)", f.batch, worker.MaxBatch)
 	}
-	if f.concurrency < 1 || f.maxDeliveries < 0 {
-		return usagef("--concurrency wants >= 1 and --max-deliveries >= 0")
+	if f.concurrency < 1 {
+		return usagef("--concurrency %d: want 1 or more", f.concurrency)
+	}
+	if f.maxDeliveries < 0 {
+		return usagef("--max-deliveries %d: want 0 (the queue's, else 5) or more", f.maxDeliveries)
 	}
 
 	log := slog.New(slog.NewTextHandler(ui, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -197,9 +200,22 @@ func (e *env) workerRunner(f *workerFlags, ui *statusUI) (worker.Runner, error) 
 		}
 	}
 	return &worker.Exec{
-		Argv: argv, Placeholders: f.arg, Env: os.Environ(),
+		Argv: argv, Placeholders: f.arg, Env: childEnv(os.Environ()),
 		Stdout: concurrent(e.stdout), Stderr: ui, KillGrace: *f.killGrace,
 	}, nil
+}
+
+// childEnv is the worker's environment without its own credentials: a
+// program run per item has no use for the service's API key, and may log
+// its environment.
+func childEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "SLUICE_API_KEY=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // workerSource is where the worker's items come from.

@@ -355,3 +355,13 @@ func TestWorkerWebhookBatches(t *testing.T) {
 		t.Fatalf("%d items in %d posts", items.Load(), posts.Load())
 	}
 }
+
+// TestWorkerChildEnvHasNoAPIKey: a program run per item inherits the
+// worker's environment but not the key it talks to the service with.
+func TestWorkerChildEnvHasNoAPIKey(t *testing.T) {
+	env := childEnv([]string{"PATH=/bin", "SLUICE_API_KEY=s3cret", "SLUICE_URL=http://h:8000", "HOME=/root"})
+	got := strings.Join(env, " ")
+	if strings.Contains(got, "s3cret") || got != "PATH=/bin SLUICE_URL=http://h:8000 HOME=/root" {
+		t.Fatalf("child environment %q", got)
+	}
+}
