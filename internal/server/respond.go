@@ -31,12 +31,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	// A browser must never read a reply (which may echo an item) as HTML.
+	h.Set("X-Content-Type-Options", "nosniff")
 	// With the length known, the flush below sends the whole reply in one
 	// write and the server has nothing left to send when the handler ends
 	// (without it the reply would be chunked: a second write per request).
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	if _, err := w.Write(b); err != nil {
+	if _, err := w.Write(b); err != nil { // #nosec G705 -- JSON under application/json and nosniff, never HTML
 		return err
 	}
 	return http.NewResponseController(w).Flush()
