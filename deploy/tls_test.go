@@ -8,8 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +110,54 @@ func TestLibraryOverTLS(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "sluice-secret") {
 			t.Errorf("error %q shows the password", err)
+		}
+	})
+
+	t.Run("sluice serve with the TLS flags", func(t *testing.T) {
+		bin := sluiceBinary(t)
+		url := "rediss://sluice:sluice-secret@" + mtlsAddr + "/0"
+		tlsFlags := []string{"--redis-tls-ca", caFile, "--redis-tls-cert", clientCert, "--redis-tls-key", clientKey, "--key-prefix", "app:"}
+		addr := freeAddr(t)
+		serve := exec.Command(bin, append([]string{"serve", "--redis", url, "--addr", addr}, tlsFlags...)...)
+		p := startProcess(t, "sluice serve over TLS", serve)
+		var body string
+		waitFor(t, 20*time.Second, "the service healthy over TLS", func() (bool, string) {
+			resp, err := http.Get("http://" + addr + "/health")
+			if err != nil {
+				return false, err.Error() + "\n" + p.out.String()
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			return resp.StatusCode == http.StatusOK, body
+		})
+		resp, err := http.Post("http://"+addr+"/detections", "application/json", strings.NewReader(`{"camera_id": 1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /detections over TLS: %d", resp.StatusCode)
+		}
+		if strings.Contains(p.out.String(), "sluice-secret") {
+			t.Errorf("the log shows the password:\n%s", p.out.String())
+		}
+
+		// The same service with a CA that signed nothing here stops at
+		// start, saying why, without the password.
+		out, err := exec.Command(bin, "serve", "--redis", url, "--addr", freeAddr(t), "--redis-tls-ca", otherCA,
+			"--redis-tls-cert", clientCert, "--redis-tls-key", clientKey, "--key-prefix", "app:").CombinedOutput()
+		if err == nil {
+			t.Fatalf("serve trusted a server signed by an unknown authority:\n%s", out)
+		}
+		if !strings.Contains(string(out), "certificate") || strings.Contains(string(out), "sluice-secret") {
+			t.Errorf("serve with the wrong CA said:\n%s", out)
+		}
+		// Half of a client key pair is a usage error.
+		out, err = exec.Command(bin, "queue", "len", "q", "--redis", url, "--redis-tls-cert", clientCert).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--redis-tls-key") {
+			t.Errorf("a certificate without its key: %v\n%s", err, out)
 		}
 	})
 

@@ -23,6 +23,9 @@ type connFlags struct {
 	redis     string
 	dataDir   string
 	keyPrefix string
+	// TLS of rediss:// URLs (the library's TLSOptions).
+	tlsCA, tlsCert, tlsKey, tlsServerName string
+	tlsInsecure                           bool
 }
 
 func addConnFlags(fs *flag.FlagSet) *connFlags {
@@ -30,7 +33,45 @@ func addConnFlags(fs *flag.FlagSet) *connFlags {
 	fs.StringVar(&c.redis, "redis", "", "Redis URL, redis://[user:pass@]host:port/db (env REDIS_URL); without it the embedded engine is used")
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory of the durable embedded engine (env SLUICE_DATA_DIR)")
 	fs.StringVar(&c.keyPrefix, "key-prefix", "", "prefix for every key and channel (env SLUICE_KEY_PREFIX; off by default)")
+	fs.StringVar(&c.tlsCA, "redis-tls-ca", "", "rediss://: PEM CA bundle to verify the server with (env REDIS_TLS_CA_FILE; default the system's)")
+	fs.StringVar(&c.tlsCert, "redis-tls-cert", "", "rediss://: client certificate for mutual TLS (env REDIS_TLS_CERT_FILE)")
+	fs.StringVar(&c.tlsKey, "redis-tls-key", "", "rediss://: client key for mutual TLS (env REDIS_TLS_KEY_FILE)")
+	fs.StringVar(&c.tlsServerName, "redis-tls-server-name", "", "rediss://: name to check in the server's certificate (env REDIS_TLS_SERVER_NAME; default the URL's host)")
+	fs.BoolVar(&c.tlsInsecure, "redis-tls-insecure", false, "rediss://: do not verify the server's certificate, for tests only (env REDIS_TLS_INSECURE)")
 	return c
+}
+
+// tls returns the TLS options, each flag before its environment variable.
+func (c *connFlags) tls(getenv func(string) string) (sluice.TLSOptions, error) {
+	pick := func(flagName, v, envName string) string {
+		if isSet(c.fs, flagName) {
+			return v
+		}
+		return getenv(envName)
+	}
+	o := sluice.TLSOptions{
+		CAFile:     pick("redis-tls-ca", c.tlsCA, "REDIS_TLS_CA_FILE"),
+		CertFile:   pick("redis-tls-cert", c.tlsCert, "REDIS_TLS_CERT_FILE"),
+		KeyFile:    pick("redis-tls-key", c.tlsKey, "REDIS_TLS_KEY_FILE"),
+		ServerName: pick("redis-tls-server-name", c.tlsServerName, "REDIS_TLS_SERVER_NAME"),
+	}
+	insecure := c.tlsInsecure
+	if !isSet(c.fs, "redis-tls-insecure") {
+		if v := getenv("REDIS_TLS_INSECURE"); v != "" {
+			b, ok := parseBool(v)
+			if !ok {
+				return o, usagef("REDIS_TLS_INSECURE %q: want true or false", v)
+			}
+			insecure = b
+		}
+	}
+	if insecure {
+		o.Verify = sluice.TLSVerifyNone
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return o, usagef("--redis-tls-cert and --redis-tls-key go together (mutual TLS needs both)")
+	}
+	return o, nil
 }
 
 // isSet reports whether name was given on the command line.
@@ -252,8 +293,14 @@ func (e *env) open(ctx context.Context, c *connFlags) (*sluice.Client, error) {
 	if t.ephemeral {
 		fmt.Fprintln(e.stderr, "sluice: no --redis or --data-dir: using an in-memory engine; nothing outlives this command")
 	}
+	tlsOpts, err := c.tls(e.getenv)
+	if err != nil {
+		return nil, err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := sluice.Open(ctx, t.url, s.config(c.prefix(e.getenv), log))
+	cfg := s.config(c.prefix(e.getenv), log)
+	cfg.TLS = tlsOpts
+	client, err := sluice.Open(ctx, t.url, cfg)
 	if err != nil {
 		return nil, t.openError(err)
 	}

@@ -89,9 +89,13 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tlsOpts, err := conn.tls(e.getenv)
+	if err != nil {
+		return err
+	}
 	log := newLogger(cfg.LogFormat, level, e)
 	ccfg := s.config(conn.prefix(e.getenv), log)
-	ccfg.MinReplicasAck, ccfg.Fsync = f.minReplicas, fsync
+	ccfg.MinReplicasAck, ccfg.Fsync, ccfg.TLS = f.minReplicas, fsync, tlsOpts
 	client, err := sluice.Open(ctx, t.url, ccfg)
 	if err != nil {
 		return t.openError(err)
