@@ -24,8 +24,11 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sluicehq/sluice/internal/codec"
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/engine/traced"
 )
 
 // Version is the release of this module, printed by `sluice version`.
@@ -215,6 +218,14 @@ type Config struct {
 	// nothing is logged (a library does not write to the process's default
 	// logger unasked); pass slog.Default() to log there.
 	Logger *slog.Logger
+	// TracerProvider, when set, traces the client's engine calls: one
+	// OpenTelemetry span per queue add, pop, receive, ack, nack, extend,
+	// release and reclaim, DLQ list, requeue and purge, publish, cache
+	// get, set and delete, and lock acquire, release and refresh, each a
+	// child of the span in the call's context. Spans carry the engine
+	// kind, the operation, the queue name and item counts, never items,
+	// values, keys or tokens. Default (nil): no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 	// Test holds settings for tests only.
 	Test TestConfig
 }
@@ -326,6 +337,9 @@ func newClient(eng engine.Engine, cfg Config, closer func() error) (*Client, err
 	cd, err := codec.New(codec.Options{Compress: !cfg.DisableCompression, Threshold: cfg.CompressionThreshold})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.TracerProvider != nil {
+		eng = traced.Wrap(eng, cfg.TracerProvider)
 	}
 	c := &Client{eng: eng, codec: cd, cfg: cfg, log: cfg.Logger, closer: closer}
 	c.cache = &Cache{c: c}

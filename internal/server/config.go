@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sluicehq/sluice"
 )
 
@@ -105,6 +107,15 @@ type Config struct {
 	// API from another origin; "*" allows every origin. Preflights are
 	// answered for them (default none: no CORS headers at all).
 	CORSOrigins []string
+
+	// Tracer, when set, gives every request an OpenTelemetry server span
+	// named by its route ("POST /v1/queues/{name}/items"), continuing the
+	// trace of an incoming W3C traceparent header (default nil: no
+	// tracing). The span records the method, route and status code, never
+	// the path's values, the query string, headers or bodies. Pass the
+	// same provider to sluice.Config.TracerProvider so that the engine
+	// calls become children of the request's span.
+	Tracer trace.TracerProvider
 }
 
 // DefaultConfig returns the documented defaults.

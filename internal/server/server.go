@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sluicehq/sluice"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DetectionsQueue is the queue of the Python service's /detections routes.
@@ -49,7 +50,8 @@ type Server struct {
 	handler http.Handler
 	keys    [][sha256.Size]byte
 	hooks   hooks
-	logs    *logLimiter // rate-limits repeated failure lines
+	logs    *logLimiter    // rate-limits repeated failure lines
+	tracer  *requestTracer // nil: no tracing
 
 	// stopping is closed when shutdown begins: blocking gets answer
 	// "empty", WebSocket and SSE clients are closed.
@@ -86,6 +88,7 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 		mux:      http.NewServeMux(),
 		stopping: make(chan struct{}),
 		logs:     newLogLimiter(defaultLogInterval),
+		tracer:   newRequestTracer(cfg.Tracer),
 	}
 	for _, k := range cfg.APIKeys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
@@ -158,6 +161,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	route := pattern
 	if route == "" {
 		route = "unmatched"
+	}
+	if s.tracer != nil {
+		// Started first and ended last, so that the span covers the
+		// panic recovery's reply too.
+		var span trace.Span
+		r, span = s.tracer.start(r, pattern)
+		defer func() { s.tracer.end(span, rec.statusCode(), rec.hijacked) }()
 	}
 	defer func() {
 		if p := recover(); p != nil {
