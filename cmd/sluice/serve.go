@@ -94,8 +94,14 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.LogFormat, level, e)
+	tp, err := e.startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tp, log)
 	ccfg := s.config(conn.prefix(e.getenv), log)
 	ccfg.MinReplicasAck, ccfg.Fsync, ccfg.TLS = f.minReplicas, fsync, tlsOpts
+	ccfg.TracerProvider, cfg.Tracer = tp.TracerProvider, tp.TracerProvider
 	client, err := sluice.Open(ctx, t.url, ccfg)
 	if err != nil {
 		return t.openError(err)
