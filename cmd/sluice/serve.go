@@ -94,7 +94,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.LogFormat, level, e)
-	tp, err := e.startTracing(ctx, log)
+	tp, err := e.startTracing(log)
 	if err != nil {
 		return err
 	}

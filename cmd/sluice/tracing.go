@@ -18,12 +18,12 @@ const tracingShutdownTimeout = 5 * time.Second
 // on, naming the endpoint's host only: its path and the headers
 // (OTEL_EXPORTER_OTLP_HEADERS) may hold credentials. A setting it cannot
 // honour (the grpc protocol) is a usage error.
-func (e *env) startTracing(ctx context.Context, log *slog.Logger) (*tracing.Provider, error) {
+func (e *env) startTracing(log *slog.Logger) (*tracing.Provider, error) {
 	cfg, err := tracing.ConfigFromEnv(e.getenv, sluice.Version)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	tp, err := tracing.New(ctx, cfg)
+	tp, err := tracing.New(cfg)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}

@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -27,8 +28,13 @@ const DefaultServiceName = "sluice"
 // variable is set (the specification's default).
 const defaultEndpoint = "http://localhost:4318/v1/traces"
 
+// DefaultTimeout bounds one export when no OTEL_EXPORTER_OTLP_TIMEOUT is
+// set (the specification's default).
+const DefaultTimeout = 10 * time.Second
+
 // ErrUnsupported is a setting asking for something this build cannot do
-// (the gRPC protocol, an exporter other than OTLP).
+// (the gRPC protocol, an exporter other than OTLP, compression other than
+// gzip, custom certificates).
 var ErrUnsupported = errors.New("unsupported")
 
 // Config is what the environment asks of tracing. ConfigFromEnv reads it;
@@ -43,6 +49,10 @@ type Config struct {
 	// Headers are sent with every export (they may hold credentials: they
 	// are never logged).
 	Headers map[string]string
+	// Compression is "gzip" or "" (none).
+	Compression string
+	// Timeout bounds one export (default DefaultTimeout).
+	Timeout time.Duration
 	// ServiceName is the resource's service.name (default "sluice").
 	ServiceName string
 	// ServiceVersion is the resource's service.version.
@@ -54,7 +64,9 @@ type Config struct {
 // (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) and
 // OTEL_TRACES_EXPORTER is not "none"; OTEL_SDK_DISABLED=true turns it off.
 // Only the http/protobuf protocol is supported: asking for grpc (or
-// http/json) while tracing is on is an error naming the variable.
+// http/json) while tracing is on is an error naming the variable. Of the
+// exporter's other settings, headers, compression (gzip) and timeout are
+// read; certificates are refused (the system's roots verify https).
 func ConfigFromEnv(getenv func(string) string, version string) (Config, error) {
 	cfg := Config{ServiceName: DefaultServiceName, ServiceVersion: version}
 	if v := strings.TrimSpace(getenv("OTEL_SERVICE_NAME")); v != "" {
@@ -114,7 +126,39 @@ func ConfigFromEnv(getenv func(string) string, version string) (Config, error) {
 	if cfg.Headers, err = parseHeaders(h); err != nil {
 		return cfg, fmt.Errorf("%s: %w", name, err)
 	}
+	name, v := signalVar(getenv, "COMPRESSION")
+	switch v {
+	case "", "none":
+	case "gzip":
+		cfg.Compression = "gzip"
+	default:
+		return cfg, fmt.Errorf("%s %q: %w (want gzip or none)", name, v, ErrUnsupported)
+	}
+	cfg.Timeout = DefaultTimeout
+	if name, v := signalVar(getenv, "TIMEOUT"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
+			return cfg, fmt.Errorf("%s %q: want milliseconds, 1 to 3600000", name, v)
+		}
+		cfg.Timeout = time.Duration(ms) * time.Millisecond
+	}
+	for _, what := range []string{"CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"} {
+		if name, v := signalVar(getenv, what); v != "" {
+			return cfg, fmt.Errorf("%s: %w (the system's roots verify https endpoints)", name, ErrUnsupported)
+		}
+	}
 	return cfg, nil
+}
+
+// signalVar reads OTEL_EXPORTER_OTLP_TRACES_<what>, else the generic
+// OTEL_EXPORTER_OTLP_<what>, and says which one it read.
+func signalVar(getenv func(string) string, what string) (name, value string) {
+	name = "OTEL_EXPORTER_OTLP_TRACES_" + what
+	if v := strings.TrimSpace(getenv(name)); v != "" {
+		return name, v
+	}
+	name = "OTEL_EXPORTER_OTLP_" + what
+	return name, strings.TrimSpace(getenv(name))
 }
 
 // parseHeaders reads the specification's "k1=v1,k2=v2" with URL-encoded
@@ -163,21 +207,20 @@ type Provider struct {
 }
 
 // New builds the provider cfg describes. When tracing is on it owns a
-// batching exporter (and its goroutine) until Shutdown. The exporter reads
-// the remaining standard settings (timeout, compression, certificates) and
-// the SDK the sampler and batching ones from the process environment.
-func New(ctx context.Context, cfg Config) (*Provider, error) {
+// batching span processor (and its goroutine) until Shutdown. The SDK reads
+// the sampler (OTEL_TRACES_SAMPLER) and batching (OTEL_BSP_*) settings
+// from the process environment.
+func New(cfg Config) (*Provider, error) {
 	if !cfg.Enabled {
 		return &Provider{}, nil
 	}
-	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(cfg.Endpoint)}
-	if len(cfg.Headers) > 0 {
-		opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
 	}
-	exp, err := otlptracehttp.New(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	if _, err := url.Parse(cfg.Endpoint); err != nil {
+		return nil, errors.New("tracing: endpoint is not a URL")
 	}
+	exp := newExporter(cfg)
 	name := cfg.ServiceName
 	if name == "" {
 		name = DefaultServiceName
