@@ -1,0 +1,51 @@
+package sluice
+
+import (
+	"context"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/sluicehq/sluice/internal/engine/traced"
+)
+
+// TestTracerProviderWrapsTheEngine: a client given a TracerProvider
+// traces its engine calls as children of the caller's span; one given
+// none has no tracing decorator at all, so tracing off costs nothing.
+func TestTracerProviderWrapsTheEngine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	plain, err := Open(ctx, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, ok := plain.eng.(*traced.Engine); ok {
+		t.Error("a client without a TracerProvider has a tracing decorator")
+	}
+
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer tp.Shutdown(ctx)
+	c, err := Open(ctx, "", &Config{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.eng.(*traced.Engine); !ok {
+		t.Fatalf("engine %T, want the tracing decorator", c.eng)
+	}
+	if c.EngineKind() != EngineEmbedded {
+		t.Errorf("EngineKind = %q through the decorator", c.EngineKind())
+	}
+	pctx, parent := tp.Tracer("test").Start(ctx, "caller")
+	if _, err := c.Queue("q").Add(pctx, map[string]int{"n": 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	spans := exp.GetSpans()
+	if len(spans) != 2 || spans[0].Name != "sluice queue.add" || spans[0].Parent.SpanID() != parent.SpanContext().SpanID() {
+		t.Fatalf("spans %v", spans)
+	}
+}
