@@ -27,7 +27,7 @@ func TestTracerProviderWrapsTheEngine(t *testing.T) {
 
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	defer tp.Shutdown(ctx)
+	defer func() { _ = tp.Shutdown(ctx) }()
 	c, err := Open(ctx, "", &Config{TracerProvider: tp})
 	if err != nil {
 		t.Fatal(err)

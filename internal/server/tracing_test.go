@@ -98,7 +98,7 @@ func TestTracingRequestSpans(t *testing.T) {
 		"http.response.status_code": attribute.IntValue(200),
 	} {
 		if got, ok := attrOf(req, key); !ok || got != want {
-			t.Errorf("%s = %v, want %v", key, got.Emit(), want.Emit())
+			t.Errorf("%s = %v, want %v", key, got.String(), want.String())
 		}
 	}
 	add := spanNamed(t, spans, "sluice queue.add")
@@ -106,10 +106,10 @@ func TestTracingRequestSpans(t *testing.T) {
 		t.Errorf("engine span's parent %s, want the request's span %s", add.Parent.SpanID(), req.SpanContext.SpanID())
 	}
 	if q, _ := attrOf(add, "sluice.queue"); q.AsString() != "jobs" {
-		t.Errorf("sluice.queue = %q", q.Emit())
+		t.Errorf("sluice.queue = %q", q.String())
 	}
 	if n, _ := attrOf(add, "sluice.items"); n.AsInt64() != 1 {
-		t.Errorf("sluice.items = %v", n.Emit())
+		t.Errorf("sluice.items = %v", n.String())
 	}
 }
 
@@ -125,7 +125,7 @@ func TestTracingServerErrorsAndUnmatched(t *testing.T) {
 	}
 	bad := spanNamed(t, spans, "POST /v1/queues/{name}/items")
 	if code, _ := attrOf(bad, "http.response.status_code"); code.AsInt64() != 400 {
-		t.Errorf("status code %v, want 400", code.Emit())
+		t.Errorf("status code %v, want 400", code.String())
 	}
 	if bad.Status.Code == codes.Error {
 		t.Error("a 4xx marks the server span failed; only 5xx should")
@@ -157,11 +157,11 @@ func TestTracingRecordsNoSecrets(t *testing.T) {
 	for _, s := range spans {
 		texts := []string{s.Name, s.Status.Description}
 		for _, a := range s.Attributes {
-			texts = append(texts, string(a.Key)+"="+a.Value.Emit())
+			texts = append(texts, string(a.Key)+"="+a.Value.String())
 		}
 		for _, e := range s.Events {
 			for _, a := range e.Attributes {
-				texts = append(texts, a.Value.Emit())
+				texts = append(texts, a.Value.String())
 			}
 		}
 		for _, text := range texts {
@@ -174,7 +174,7 @@ func TestTracingRecordsNoSecrets(t *testing.T) {
 	}
 	ack := spanNamed(t, spans, "POST /v1/queues/{name}/ack/{id}")
 	if r, _ := attrOf(ack, "http.route"); r.AsString() != "/v1/queues/{name}/ack/{id}" {
-		t.Errorf("http.route = %v", r.Emit())
+		t.Errorf("http.route = %v", r.String())
 	}
 }
 

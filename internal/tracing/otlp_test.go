@@ -27,7 +27,7 @@ func TestEncodeRequestDecodesWithTheOfficialTypes(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	res := resource.NewSchemaless(attribute.String("service.name", "svc"))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithResource(res))
-	defer tp.Shutdown(context.Background())
+	defer func() { _ = tp.Shutdown(context.Background()) }()
 	tr := tp.Tracer("scope-a", trace.WithInstrumentationVersion("v9"))
 	ctx, parent := tr.Start(context.Background(), "parent", trace.WithSpanKind(trace.SpanKindServer))
 	_, child := tr.Start(ctx, "child", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
@@ -118,7 +118,7 @@ func TestExporterPosts(t *testing.T) {
 	_ = tp.Shutdown(context.Background())
 
 	e := newExporter(Config{Endpoint: srv.URL + "/p/s3cret", Headers: map[string]string{"Authorization": "Bearer t"}, Compression: "gzip", Timeout: DefaultTimeout})
-	defer e.Shutdown(context.Background())
+	defer func() { _ = e.Shutdown(context.Background()) }()
 	if err := e.ExportSpans(context.Background(), rec.Ended()); err != nil {
 		t.Fatal(err)
 	}

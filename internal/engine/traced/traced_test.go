@@ -136,7 +136,7 @@ func TestSpansPerOperation(t *testing.T) {
 		}
 		a := attrs(s)
 		if a["sluice.engine"].AsString() != "embedded" {
-			t.Errorf("%s: sluice.engine = %q", s.Name, a["sluice.engine"].Emit())
+			t.Errorf("%s: sluice.engine = %q", s.Name, a["sluice.engine"].String())
 		}
 		if op := a["sluice.operation"].AsString(); "sluice "+op != s.Name {
 			t.Errorf("%s: sluice.operation = %q", s.Name, op)
@@ -146,8 +146,8 @@ func TestSpansPerOperation(t *testing.T) {
 		}
 		for _, kv := range s.Attributes {
 			for _, secret := range []string{"tok", ds[0].ID, ds[1].ID, "msg"} {
-				if strings.Contains(kv.Value.Emit(), secret) {
-					t.Errorf("%s: %s = %q holds a secret", s.Name, kv.Key, kv.Value.Emit())
+				if strings.Contains(kv.Value.String(), secret) {
+					t.Errorf("%s: %s = %q holds a secret", s.Name, kv.Key, kv.Value.String())
 				}
 			}
 		}
@@ -200,7 +200,7 @@ func TestUnsampledCallsPassThrough(t *testing.T) {
 	defer eng.Close()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.NeverSample()))
-	defer tp.Shutdown(context.Background())
+	defer func() { _ = tp.Shutdown(context.Background()) }()
 	e := traced.Wrap(eng, tp)
 	res, err := e.QueueAdd(context.Background(), engine.AddParams{Queue: "q", Items: []string{"x"}, Policy: engine.PolicyReject})
 	if err != nil || len(res) != 1 || !res[0].Accepted {
