@@ -23,7 +23,7 @@ func (e *env) startTracing(log *slog.Logger) (*tracing.Provider, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	tp, err := tracing.New(cfg)
+	tp, err := tracing.New(cfg, log)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}

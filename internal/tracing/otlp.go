@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -27,32 +28,68 @@ import (
 // handful of messages a trace export needs are encoded by hand below
 // (opentelemetry/proto/trace/v1/trace.proto, field numbers as there), and
 // the tests decode them with the official types.
+//
+// A failed export is logged here, at most once per failureLogInterval,
+// and not returned: the SDK would hand the error to OpenTelemetry's
+// global handler, which prints it unstructured (and nothing retries it).
 type exporter struct {
 	url     string
 	headers map[string]string
 	gzip    bool
 	client  *http.Client
+	log     *slog.Logger
 
-	mu      sync.Mutex
-	stopped bool
+	mu       sync.Mutex
+	stopped  bool
+	failures int       // failed exports since the last line logged
+	lastLog  time.Time // when the last failure was logged
 }
+
+// failureLogInterval spaces the log lines of a failing endpoint.
+const failureLogInterval = time.Minute
 
 // errStopped is an export after Shutdown.
 var errStopped = errors.New("exporter stopped")
 
-func newExporter(cfg Config) *exporter {
+func newExporter(cfg Config, log *slog.Logger) *exporter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	return &exporter{
 		url:     cfg.Endpoint,
 		headers: cfg.Headers,
 		gzip:    cfg.Compression == "gzip",
 		client:  &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		log:     log,
 	}
 }
 
-// ExportSpans posts one ExportTraceServiceRequest. Its errors never carry
-// the endpoint's URL, which may hold a credential.
+// ExportSpans posts the spans; a failure is logged (see exporter) and
+// only errStopped is returned.
 func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.export(ctx, spans)
+	if err == nil || errors.Is(err, errStopped) {
+		return err
+	}
+	e.mu.Lock()
+	e.failures++
+	n := e.failures
+	now := time.Now()
+	due := e.lastLog.IsZero() || now.Sub(e.lastLog) >= failureLogInterval
+	if due {
+		e.failures, e.lastLog = 0, now
+	}
+	e.mu.Unlock()
+	if due {
+		e.log.Warn("could not export spans; they are dropped", "err", err, "failed_exports", n, "spans", len(spans))
+	}
+	return nil
+}
+
+// export posts one ExportTraceServiceRequest. Its errors never carry the
+// endpoint's URL, which may hold a credential.
+func (e *exporter) export(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	e.mu.Lock()
 	stopped := e.stopped
 	e.mu.Unlock()

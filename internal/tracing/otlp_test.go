@@ -1,11 +1,14 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -117,7 +120,9 @@ func TestExporterPosts(t *testing.T) {
 	span.End()
 	_ = tp.Shutdown(context.Background())
 
-	e := newExporter(Config{Endpoint: srv.URL + "/p/s3cret", Headers: map[string]string{"Authorization": "Bearer t"}, Compression: "gzip", Timeout: DefaultTimeout})
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	e := newExporter(Config{Endpoint: srv.URL + "/p/s3cret", Headers: map[string]string{"Authorization": "Bearer t"}, Compression: "gzip", Timeout: DefaultTimeout}, log)
 	defer func() { _ = e.Shutdown(context.Background()) }()
 	if err := e.ExportSpans(context.Background(), rec.Ended()); err != nil {
 		t.Fatal(err)
@@ -127,11 +132,16 @@ func TestExporterPosts(t *testing.T) {
 		r.Header.Get("Content-Type") != "application/x-protobuf" {
 		t.Errorf("request %s %v", r.URL.Path, r.Header)
 	}
+	if logBuf.Len() != 0 {
+		t.Errorf("a successful export logged: %s", logBuf.String())
+	}
 	status = http.StatusServiceUnavailable
-	err := e.ExportSpans(context.Background(), rec.Ended())
+	if err := e.ExportSpans(context.Background(), rec.Ended()); err != nil {
+		t.Errorf("a refused export is returned (%v): the SDK would print it through the global handler", err)
+	}
 	<-got
-	if err == nil || err.Error() != "OTLP export: HTTP 503" {
-		t.Errorf("refused export: %v", err)
+	if line := logBuf.String(); !strings.Contains(line, "OTLP export: HTTP 503") || strings.Contains(line, "s3cret") {
+		t.Errorf("refusal logged as %q: want the status, never the URL", line)
 	}
 	_ = e.Shutdown(context.Background())
 	if err := e.ExportSpans(context.Background(), rec.Ended()); !errors.Is(err, errStopped) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -209,8 +210,9 @@ type Provider struct {
 // New builds the provider cfg describes. When tracing is on it owns a
 // batching span processor (and its goroutine) until Shutdown. The SDK reads
 // the sampler (OTEL_TRACES_SAMPLER) and batching (OTEL_BSP_*) settings
-// from the process environment.
-func New(cfg Config) (*Provider, error) {
+// from the process environment. Failed exports are logged to log (nil:
+// discarded), at most once a minute.
+func New(cfg Config, log *slog.Logger) (*Provider, error) {
 	if !cfg.Enabled {
 		return &Provider{}, nil
 	}
@@ -220,7 +222,7 @@ func New(cfg Config) (*Provider, error) {
 	if _, err := url.Parse(cfg.Endpoint); err != nil {
 		return nil, errors.New("tracing: endpoint is not a URL")
 	}
-	exp := newExporter(cfg)
+	exp := newExporter(cfg, log)
 	name := cfg.ServiceName
 	if name == "" {
 		name = DefaultServiceName

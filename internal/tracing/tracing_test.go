@@ -132,7 +132,7 @@ func TestHeadersAndServiceName(t *testing.T) {
 
 func TestNewOffInstallsNothing(t *testing.T) {
 	t.Parallel()
-	p, err := New(Config{})
+	p, err := New(Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestNewOffInstallsNothing(t *testing.T) {
 
 func TestNewOnShutsDown(t *testing.T) {
 	t.Parallel()
-	p, err := New(Config{Enabled: true, Endpoint: "http://127.0.0.1:1/v1/traces", ServiceVersion: "v"})
+	p, err := New(Config{Enabled: true, Endpoint: "http://127.0.0.1:1/v1/traces", ServiceVersion: "v"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
