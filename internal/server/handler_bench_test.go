@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/sluicehq/sluice"
 )
 
@@ -27,6 +30,28 @@ func BenchmarkDetectionAddHandler(b *testing.B) {
 	defer c.Close()
 	cfg := testConfig()
 	cfg.QueueMaxSize = sluice.Unbounded
+	srv, err := New(c, cfg, quietLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	benchHandler(b, srv.Handler())
+}
+
+// BenchmarkDetectionAddHandlerTraced is BenchmarkDetectionAddHandler with
+// tracing on (every span sampled, exported to nowhere): the cost of a
+// request span and its engine span.
+func BenchmarkDetectionAddHandlerTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	c, err := sluice.Open(context.Background(), "", &sluice.Config{Logger: quietLogger(), TracerProvider: tp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cfg := testConfig()
+	cfg.QueueMaxSize = sluice.Unbounded
+	cfg.Tracer = tp
 	srv, err := New(c, cfg, quietLogger())
 	if err != nil {
 		b.Fatal(err)
