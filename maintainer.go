@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/engine/traced"
 	"github.com/sluicehq/sluice/internal/keyspace"
 )
 
@@ -99,6 +100,9 @@ func (c *Client) RunMaintainer(ctx context.Context, opts *MaintainerOptions) err
 	if err != nil {
 		return err
 	}
+	// Sweeps are not traced (Config.TracerProvider): one span per queue
+	// every interval would bury the traces of the work itself.
+	ctx = traced.Suppress(ctx)
 	tick := time.NewTicker(m.Interval)
 	defer tick.Stop()
 	for {

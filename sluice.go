@@ -224,7 +224,8 @@ type Config struct {
 	// get, set and delete, and lock acquire, release and refresh, each a
 	// child of the span in the call's context. Spans carry the engine
 	// kind, the operation, the queue name and item counts, never items,
-	// values, keys or tokens. Default (nil): no tracing, at no cost.
+	// values, keys or tokens. RunMaintainer's sweeps are not traced.
+	// Default (nil): no tracing, at no cost.
 	TracerProvider trace.TracerProvider
 	// Test holds settings for tests only.
 	Test TestConfig

@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -47,5 +48,42 @@ func TestTracerProviderWrapsTheEngine(t *testing.T) {
 	spans := exp.GetSpans()
 	if len(spans) != 2 || spans[0].Name != "sluice queue.add" || spans[0].Parent.SpanID() != parent.SpanContext().SpanID() {
 		t.Fatalf("spans %v", spans)
+	}
+}
+
+// TestMaintainerIsNotTraced: the sweeps (every queue, every second) make
+// no spans.
+func TestMaintainerIsNotTraced(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	c, err := Open(ctx, "", &Config{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Queue("q").Add(ctx, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	exp.Reset()
+	swept := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.RunMaintainer(ctx, &MaintainerOptions{Interval: time.Hour, OnSweep: func(SweepResult) {
+			select {
+			case swept <- struct{}{}:
+			default:
+			}
+		}})
+	}()
+	<-swept
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if spans := exp.GetSpans(); len(spans) != 0 {
+		t.Errorf("the maintainer made %d spans, first %q", len(spans), spans[0].Name)
 	}
 }

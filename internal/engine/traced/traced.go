@@ -60,8 +60,23 @@ func Wrap(eng engine.Engine, tp trace.TracerProvider) *Engine {
 	}
 }
 
+// suppressKey marks a context whose engine calls make no spans.
+type suppressKey struct{}
+
+// Suppress returns ctx under which the decorator makes no spans: for
+// background work (the maintainer sweeps every queue every second) whose
+// spans would bury the traces of the requests.
+func Suppress(ctx context.Context) context.Context {
+	return context.WithValue(ctx, suppressKey{}, true)
+}
+
 // start begins the span of operation op, named "sluice " + op.
 func (e *Engine) start(ctx context.Context, op string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if ctx.Value(suppressKey{}) != nil {
+		// A span that records nothing, and not ctx's own span, which
+		// the caller's end must not end.
+		return ctx, trace.SpanFromContext(context.Background())
+	}
 	ctx, span := e.tracer.Start(ctx, "sluice "+op, trace.WithSpanKind(e.kind))
 	if span.IsRecording() {
 		span.SetAttributes(e.base, AttrOperation.String(op))

@@ -213,3 +213,21 @@ func TestUnsampledCallsPassThrough(t *testing.T) {
 		t.Errorf("%d spans exported with a sampler that samples nothing", n)
 	}
 }
+
+// TestSuppress: calls under a suppressed context make no span and leave
+// the caller's span alone.
+func TestSuppress(t *testing.T) {
+	t.Parallel()
+	e, exp, tp := setup(t)
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "parent")
+	if _, err := e.QueueReclaim(traced.Suppress(ctx), "q", 3); err != nil {
+		t.Fatal(err)
+	}
+	if !parent.IsRecording() {
+		t.Fatal("a suppressed call ended the caller's span")
+	}
+	parent.End()
+	if spans := exp.GetSpans(); len(spans) != 1 || spans[0].Name != "parent" {
+		t.Errorf("spans %v, want the parent alone", spans)
+	}
+}
