@@ -65,6 +65,10 @@ type Server struct {
 	conns         streamRegistry
 	streamClients atomic.Int64
 	queues        queueGuard
+	// ui is the dashboard's files (nil when Config.UI is off); csrf
+	// refuses state-changing requests a browser sends from another site.
+	ui   uiAssets
+	csrf *http.CrossOriginProtection
 }
 
 // New builds a server for client. It validates cfg; client stays the
@@ -94,6 +98,14 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 	s.hub = newHub(client, s.metrics, logger, cfg.FanoutLinger)
 	s.hub.maxSubs = cfg.Limits.MaxSubscriptions
 	s.queues.max = cfg.Limits.MaxQueues
+	s.csrf = http.NewCrossOriginProtection()
+	if cfg.UI {
+		ui, err := loadUI()
+		if err != nil {
+			return nil, err
+		}
+		s.ui = ui
+	}
 	s.routes()
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
@@ -143,6 +155,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/locks/{name}", s.handle(s.handleLockAcquire))
 	m.HandleFunc("POST /v1/locks/{name}/refresh", s.handle(s.handleLockRefresh))
 	m.HandleFunc("DELETE /v1/locks/{name}", s.handle(s.handleLockRelease))
+
+	if s.ui != nil {
+		m.HandleFunc("GET /{$}", s.handleUIRoot)
+		m.HandleFunc("GET /ui/{file...}", s.handleUI)
+	}
 }
 
 // serve is the outermost handler: panic recovery, route lookup (so that
@@ -184,6 +201,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusMethodNotAllowed, "method not allowed; allowed: GET")
 		return
 	}
+	if err := s.csrf.Check(r); err != nil {
+		// A page on another site can make a browser send simple POSTs
+		// (and, with CORS, more) to this service: without API keys
+		// nothing else would tell them from the user's own. Browsers say
+		// where a request comes from (Sec-Fetch-Site, Origin); clients
+		// that are not browsers send neither and are not affected.
+		writeError(rec, http.StatusForbidden, "cross-origin request refused: a browser sent it from another site (Sec-Fetch-Site or Origin)")
+		return
+	}
 	if !s.authorized(r, pattern) {
 		s.metrics.authFailure.Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
@@ -212,7 +238,7 @@ func (s *Server) authorized(r *http.Request, pattern string) bool {
 		return true
 	}
 	path := pattern[strings.IndexByte(pattern, ' ')+1:]
-	if path == "/metrics" || path == "/health" || strings.HasPrefix(path, "/health/") {
+	if path == "/metrics" || path == "/health" || strings.HasPrefix(path, "/health/") || isUIPath(path) {
 		return true
 	}
 	key := r.Header.Get("X-API-Key")
@@ -221,8 +247,14 @@ func (s *Server) authorized(r *http.Request, pattern string) bool {
 			key = strings.TrimSpace(a[7:])
 		}
 	}
+	if key == "" && (path == "/v1/ws" || path == "/ws/events") {
+		// Browsers cannot set headers on a WebSocket handshake, except
+		// the subprotocols it offers: one may carry the key, which keeps
+		// it out of URLs (and so out of access logs and history).
+		key = subprotocolKey(r)
+	}
 	if key == "" && (path == "/v1/ws" || path == "/ws/events" || path == "/v1/events") {
-		// Browsers cannot set headers on WebSocket or EventSource requests.
+		// Nor on EventSource requests.
 		key = r.URL.Query().Get("api_key")
 	}
 	if key == "" {
