@@ -33,6 +33,7 @@ function askKey(wrong) {
       form.removeEventListener('submit', onSubmit);
       cancel.removeEventListener('click', onCancel);
       dlg.removeEventListener('cancel', onCancel);
+      dlg.removeEventListener('close', onClose);
       asking = null;
       if (dlg.open) dlg.close();
       if (key) resolve(key); else reject(new APIError(401, 'an API key is required'));
@@ -48,6 +49,11 @@ function askKey(wrong) {
     form.addEventListener('submit', onSubmit);
     cancel.addEventListener('click', onCancel);
     dlg.addEventListener('cancel', onCancel);
+    // Closed any other way (form.submit()), it counts as cancelled.
+    // ('close' comes after the fact: an earlier prompt's may arrive while
+    // this one is open.)
+    const onClose = () => { if (!dlg.open && asking) done(''); };
+    dlg.addEventListener('close', onClose);
     dlg.showModal();
     input.focus();
   });

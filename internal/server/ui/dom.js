@@ -96,7 +96,14 @@ export function confirmAction(title, text, okLabel) {
   document.getElementById('confirm-ok').textContent = okLabel || 'Confirm';
   dlg.returnValue = '';
   return new Promise((resolve) => {
-    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
+    // 'close' is fired after the fact: one from an earlier dialog may
+    // arrive while this one is open, and is not this one's answer.
+    const onClose = () => {
+      if (dlg.open) return;
+      dlg.removeEventListener('close', onClose);
+      resolve(dlg.returnValue === 'ok');
+    };
+    dlg.addEventListener('close', onClose);
     dlg.showModal();
   });
 }
