@@ -193,6 +193,10 @@ type LockEngine interface {
 	// LockRefresh sets a new ttl only if token still holds the lock;
 	// otherwise ErrLockNotHeld.
 	LockRefresh(ctx context.Context, name, token string, ttl time.Duration) error
+	// LockTTL reports whether name is held and its remaining ttl (with
+	// millisecond precision; -1 when the key has no expiry), never the
+	// token that holds it.
+	LockTTL(ctx context.Context, name string) (ttl time.Duration, held bool, err error)
 }
 
 // Policy is what an add does when the queue is full.

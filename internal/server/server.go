@@ -152,6 +152,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/cache/{key}", s.handle(s.handleCacheGet))
 	m.HandleFunc("DELETE /v1/cache/{key}", s.handle(s.handleCacheDelete))
 
+	m.HandleFunc("GET /v1/locks/{name}", s.handle(s.handleLockLookup))
 	m.HandleFunc("POST /v1/locks/{name}", s.handle(s.handleLockAcquire))
 	m.HandleFunc("POST /v1/locks/{name}/refresh", s.handle(s.handleLockRefresh))
 	m.HandleFunc("DELETE /v1/locks/{name}", s.handle(s.handleLockRelease))
