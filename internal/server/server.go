@@ -142,6 +142,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handle(s.handleDLQList))
 	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handle(s.handleDLQPurge))
 	m.HandleFunc("POST /v1/queues/{name}/dlq/requeue", s.handle(s.handleDLQRequeue))
+	m.HandleFunc("DELETE /v1/queues/{name}/dlq/{index}", s.handle(s.handleDLQRemove))
 
 	m.HandleFunc("POST /v1/channels/{channel}/messages", s.handle(s.handlePublish))
 	m.HandleFunc("GET /v1/ws", s.handleWebSocket)

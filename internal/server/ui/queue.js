@@ -237,13 +237,28 @@ export function queuePage(main, name) {
 
     function entry(e) {
       if (e.malformed) {
-        return h('li', { class: 'malformed' }, h('div', { class: 'meta' }, h('span', { text: `#${e.index}` }), h('strong', { text: 'malformed entry' })), h('pre', { class: 'json', text: e.raw }));
+        return h('li', { class: 'malformed' }, h('div', { class: 'meta' }, h('span', { text: `#${e.index}` }), h('strong', { text: 'malformed entry' }),
+          h('button', { type: 'button', class: 'danger small-btn', 'data-delete': e.index, onclick: () => removeEntry(e), text: 'Delete…' })), h('pre', { class: 'json', text: e.raw }));
       }
       const meta = kind === 'overflow'
         ? [h('span', { text: 'reason: ' + (e.reason || '–') }), h('span', { text: 'policy: ' + (e.overflow_policy || '–') }), h('span', { text: 'from: ' + (e.original_queue || '–') })]
         : [h('span', { class: 'err', text: 'error: ' + (e.error || '–') }), h('span', { text: 'attempts: ' + (e.attempt_count || 0) }),
           h('span', { text: 'first failed: ' + fmtTime(e.first_failed_at) }), h('span', { text: 'last failed: ' + fmtTime(e.last_failed_at) })];
-      return h('li', null, h('div', { class: 'meta' }, h('span', { text: `#${e.index}` }), ...meta), pretty(e.item));
+      const del = h('button', { type: 'button', class: 'danger small-btn', 'data-delete': e.index, 'aria-label': `Delete entry ${e.index}`, onclick: () => removeEntry(e), text: 'Delete…' });
+      return h('li', null, h('div', { class: 'meta' }, h('span', { text: `#${e.index}` }), ...meta, del), pretty(e.item));
+    }
+
+    // removeEntry deletes one entry; the digest makes the service refuse
+    // (409) when the index now holds another entry.
+    async function removeEntry(e) {
+      if (!await confirmAction(`Delete entry #${e.index}?`, `This deletes entry #${e.index} of the ${kind} DLQ of ${name}. It cannot be undone.`, 'Delete')) return;
+      try {
+        await api('DELETE', `${base}/dlq/${e.index}?kind=${kind}&digest=${e.digest}`);
+        toast(`Deleted entry #${e.index} of the ${kind} DLQ.`);
+      } catch (err) {
+        toast(err.status === 409 ? 'Not deleted: the DLQ changed since it was shown. The list is reloaded; try again.' : 'Delete failed: ' + err.message, true);
+      }
+      load(cursor); refresh();
     }
 
     async function requeue(n) {

@@ -96,6 +96,23 @@ func TestQueuePage(t *testing.T) {
 		}
 		p.waitJS("the DLQ list to shrink", `document.querySelectorAll('#dlq > li').length === 2`)
 
+		// Delete entry #1 of the two left from the page: the other stays.
+		entries, _, err := q.DLQ(sluice.DLQOverflow).List(ctx, 0, 10)
+		if err != nil || len(entries) != 2 {
+			t.Fatalf("overflow DLQ: %v, %v", entries, err)
+		}
+		p.click(`button[data-delete="1"]`)
+		p.waitJS("the confirmation", `document.querySelector('#confirm-dialog').open`)
+		p.click("#confirm-ok")
+		p.waitToast("Deleted entry #1")
+		if left, _, err := q.DLQ(sluice.DLQOverflow).List(ctx, 0, 10); err != nil || len(left) != 1 || left[0].Digest != entries[0].Digest {
+			t.Fatalf("after deleting entry 1: %v, %v; want only %v", left, err, entries[0])
+		}
+		p.waitJS("the DLQ list to shrink", `document.querySelectorAll('#dlq > li').length === 1`)
+		p.add("jobs", 7) // full again: 7 pushes the head out to the DLQ
+		p.click("#dlq-overflow")
+		p.waitJS("the DLQ list to grow", `document.querySelectorAll('#dlq > li').length === 2`)
+
 		// Cancelling changes nothing; confirming purges.
 		p.click("#purge")
 		p.waitJS("the confirmation", `document.querySelector('#confirm-dialog').open`)
