@@ -53,7 +53,7 @@ func TestDLQRemove(t *testing.T) {
 		b.expect(http.StatusOK, "DELETE", "/v1/queues/jobs/dlq/1?kind=overflow&digest="+digest(entries[2]), nil)
 
 		b.expectError(http.StatusBadRequest, "DELETE", "/v1/queues/jobs/dlq/0?digest="+digest(entries[0]), nil) // kind required
-		b.expectError(http.StatusBadRequest, "DELETE", "/v1/queues/jobs/dlq/0?kind=overflow", nil)                 // digest required
+		b.expectError(http.StatusBadRequest, "DELETE", "/v1/queues/jobs/dlq/0?kind=overflow", nil)              // digest required
 		b.expectError(http.StatusBadRequest, "DELETE", "/v1/queues/jobs/dlq/0?kind=overflow&digest=abc", nil)
 		b.expectError(http.StatusBadRequest, "DELETE", "/v1/queues/jobs/dlq/-1?kind=overflow&digest="+digest(entries[0]), nil)
 		b.expectError(http.StatusBadRequest, "DELETE", "/v1/queues/jobs/dlq/x?kind=overflow&digest="+digest(entries[0]), nil)

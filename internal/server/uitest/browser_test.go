@@ -87,7 +87,7 @@ type pageT struct {
 	// an item that ran script would open one.
 	dialogs atomic.Int64
 	// errors are exceptions thrown in the page.
-	errs atomic.Int64
+	errs    atomic.Int64
 	lastErr atomic.Value
 }
 
