@@ -131,24 +131,24 @@ function row(r, d) {
     h('th', { scope: 'row' },
       h('a', { href: '#/queue/' + encodeURIComponent(name), text: name }),
       r.paused ? h('span', { class: 'badge', text: 'paused' }) : null),
-    h('td', { class: 'num', 'data-col': 'length', text: fmtNum(r.current_length) }),
-    h('td', { class: 'num', text: bounded ? fmtNum(r.max_size) : '∞' }),
-    h('td', null, bounded
+    h('td', { class: 'num', 'data-col': 'length', 'data-label': 'Length', text: fmtNum(r.current_length) }),
+    h('td', { class: 'num', 'data-label': 'Capacity', text: bounded ? fmtNum(r.max_size) : '∞' }),
+    h('td', { 'data-label': 'Fill' }, bounded
       ? h('meter', { class: 'fill ' + cls, min: 0, max: 1, low: 0.6, high: 0.8, optimum: 0, value: fill, title: (fill * 100).toFixed(1) + '%', 'aria-label': `${name} fill ${(fill * 100).toFixed(1)}%` })
       : h('span', { class: 'muted', text: 'unbounded' })),
-    h('td', { text: r.overflow_policy || '–' }),
-    h('td', { class: 'num', 'data-col': 'in-flight', text: d ? fmtNum(d.in_flight) : '…' }),
-    h('td', { class: 'num', 'data-col': 'overflow-dlq', text: d ? fmtNum(d.dlq_length) : '…' }),
-    h('td', { class: 'num', 'data-col': 'failed-dlq', text: d ? fmtNum(d.failed_length) : '…' }),
-    rateCell(name, 'added_total', 'added'),
-    rateCell(name, 'acked_total', 'acked'),
-    rateCell(name, 'dead_lettered_total', 'dead-lettered'));
+    h('td', { 'data-label': 'Policy', text: r.overflow_policy || '–' }),
+    h('td', { class: 'num', 'data-col': 'in-flight', 'data-label': 'In flight', text: d ? fmtNum(d.in_flight) : '…' }),
+    h('td', { class: 'num', 'data-col': 'overflow-dlq', 'data-label': 'Overflow DLQ', text: d ? fmtNum(d.dlq_length) : '…' }),
+    h('td', { class: 'num', 'data-col': 'failed-dlq', 'data-label': 'Failed DLQ', text: d ? fmtNum(d.failed_length) : '…' }),
+    rateCell(name, 'added_total', 'added', 'Added'),
+    rateCell(name, 'acked_total', 'acked', 'Acked'),
+    rateCell(name, 'dead_lettered_total', 'dead-lettered', 'Dead-lettered'));
 }
 
-export function rateCell(name, field, label) {
+export function rateCell(name, field, label, title, tag = 'td') {
   const rs = rates(name, field);
   const last = rs.length ? rs[rs.length - 1] : undefined;
-  return h('td', { class: 'rate', 'data-col': label },
+  return h(tag, { class: 'rate', 'data-col': label, 'data-label': title || label },
     sparkline(rs, `${name} ${label} per second`),
     h('span', { class: 'small', text: fmtRate(last) }));
 }

@@ -18,7 +18,7 @@ export function queuePage(main, name) {
   const pauseBtn = h('button', { type: 'button', id: 'pause', onclick: togglePause, text: 'Pause' });
   const clearBtn = h('button', { type: 'button', class: 'danger', id: 'clear-items', onclick: clearItems, text: 'Clear items…' });
   const stats = h('dl', { class: 'stats', id: 'stats' });
-  const rateRow = h('table', { class: 'rates' });
+  const rateRow = h('div', { class: 'rates' });
   const form = settingsForm();
   const items = section('Items at the head', 'items');
   const inflight = section('In flight', 'deliveries');
@@ -65,11 +65,9 @@ export function queuePage(main, name) {
       ...stat('Acked (total)', fmtNum(i.stats.acked_total), 'acked'),
       ...stat('Dead-lettered (total)', fmtNum(i.stats.dead_lettered_total), 'dead'));
     clear(rateRow);
-    rateRow.append(h('caption', { text: 'Rates while this page is open' }),
-      h('tr', null, h('th', { scope: 'row', text: 'Added' }), rateCell(name, 'added_total', 'added'),
-        h('th', { scope: 'row', text: 'Delivered' }), rateCell(name, 'delivered_total', 'delivered')),
-      h('tr', null, h('th', { scope: 'row', text: 'Acked' }), rateCell(name, 'acked_total', 'acked'),
-        h('th', { scope: 'row', text: 'Dead-lettered' }), rateCell(name, 'dead_lettered_total', 'dead-lettered')));
+    rateRow.append(h('h2', { class: 'small muted', text: 'Rates while this page is open' }),
+      ...[['added_total', 'added', 'Added'], ['delivered_total', 'delivered', 'Delivered'], ['acked_total', 'acked', 'Acked'], ['dead_lettered_total', 'dead-lettered', 'Dead-lettered']]
+        .map(([field, col, title]) => h('div', { class: 'rate-item' }, h('span', { class: 'label', text: title }), rateCell(name, field, col, title, 'span'))));
     form.fill(i);
   }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -288,6 +289,28 @@ func (p *pageT) noScriptRan() {
 	if n := p.errs.Load(); n != 0 {
 		p.t.Errorf("%d exceptions in the page; last: %v", n, p.lastErr.Load())
 	}
+}
+
+// http sends a request to the server under test and decodes its JSON
+// reply, failing the test on a status of 300 or more.
+func (p *pageT) http(method, path, body string) map[string]any {
+	p.t.Helper()
+	req, err := http.NewRequestWithContext(ctx10(p.t), method, p.base+path, strings.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		p.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	return m
 }
 
 // add adds items to a queue through the library.

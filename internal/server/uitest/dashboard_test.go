@@ -1,11 +1,13 @@
 package uitest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sluicehq/sluice"
@@ -211,4 +213,60 @@ func TestAPIKey(t *testing.T) {
 		}
 		p.noScriptRan()
 	})
+}
+
+// TestLookup: a cache entry and a lock looked up by name; the lock shows
+// whether it is held, never its token.
+func TestLookup(t *testing.T) {
+	engines(t, nil, func(t *testing.T, p *pageT) {
+		p.http("PUT", "/v1/cache/greeting?ttl=5m", `{"hello": "<b>world</b>"}`)
+		acq := p.http("POST", "/v1/locks/deploy", `{"ttl_ms": 60000}`)
+		p.visit("/ui/#/lookup")
+		p.setValue("#cache-key", "greeting")
+		p.click("#cache-form button")
+		p.waitJS("the cache value", `document.querySelector('#cache-result').textContent.includes('<b>world</b>') && !document.querySelector('#cache-result b')`)
+		p.setValue("#cache-key", "absent")
+		p.click("#cache-form button")
+		p.waitJS("no such key", `document.querySelector('#cache-result').textContent.includes('No such key')`)
+		p.setValue("#lock-name", "deploy")
+		p.click("#lock-form button")
+		p.waitJS("the held lock", `document.querySelector('#lock-result').textContent.includes('Held')`)
+		if token, _ := acq["token"].(string); token == "" || strings.Contains(p.text("main"), token) {
+			t.Errorf("the page shows the lock's token (or none was issued: %v)", acq)
+		}
+		p.screenshot("lookup")
+		p.setValue("#lock-name", "free")
+		p.click("#lock-form button")
+		p.waitJS("the free lock", `document.querySelector('#lock-result').textContent.includes('Not held')`)
+		p.noScriptRan()
+	})
+}
+
+// TestPhoneAndDark: the overview on a phone-sized screen, in the dark
+// scheme: the table scrolls inside its box, the page does not.
+func TestPhoneAndDark(t *testing.T) {
+	p := open(t, "embedded", nil)
+	p.add("a-queue-with-a-rather-long-name", 1, 2, 3)
+	p.run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+			return err
+		}))
+	p.visit("/ui/")
+	p.waitJS("the row", `document.querySelector('tr[data-queue="a-queue-with-a-rather-long-name"] td[data-col="in-flight"]')?.textContent === '0'`)
+	if wide, err := eval[bool](p, `document.documentElement.scrollWidth > 391`); err != nil || wide {
+		t.Errorf("the page is wider than the phone's screen (%v)", err)
+	}
+	if bg, err := eval[string](p, `getComputedStyle(document.body).backgroundColor`); err != nil || bg == "rgb(247, 248, 250)" {
+		t.Errorf("body background %q (%v): the dark scheme did not apply", bg, err)
+	}
+	p.screenshot("phone-dark")
+	p.visit("/ui/#/queue/a-queue-with-a-rather-long-name")
+	p.waitJS("the queue page", `document.querySelector('[data-stat="length"]')?.textContent === '3'`)
+	if wide, err := eval[bool](p, `document.documentElement.scrollWidth > 391`); err != nil || wide {
+		t.Errorf("the queue page is wider than the phone's screen (%v)", err)
+	}
+	p.screenshot("phone-dark-queue")
+	p.noScriptRan()
 }
