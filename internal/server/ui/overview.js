@@ -76,7 +76,10 @@ export function overview(main, params) {
     const out = [];
     let cursor = '';
     do {
-      const page = await api('GET', '/v1/queues?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+      // A small first page puts rows on screen sooner; the rest come in
+      // pages of the largest size the API allows.
+      const limit = out.length ? 1000 : 100;
+      const page = await api('GET', `/v1/queues?limit=${limit}` + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
       out.push(...page.queues);
       cursor = page.next_cursor || '';
       if (stopped) return;
