@@ -38,12 +38,18 @@ export function sparkline(values, label) {
     'data-samples': values.length,
   });
   const max = Math.max(1e-9, ...values);
+  // The samples so far fill the width (at least 30 s of it), newest at the
+  // right edge.
+  const span = Math.max(values.length - 1, 15);
   const pts = values.map((v, i) => {
-    const x = values.length > 1 ? (i / (SAMPLES - 1)) * w + (w - ((values.length - 1) / (SAMPLES - 1)) * w) : w;
+    const x = w - ((values.length - 1 - i) / span) * w;
     const y = hgt - 2 - (v / max) * (hgt - 4);
     return `${x.toFixed(1)},${y.toFixed(1)}`;
   });
   el.appendChild(svg('line', { x1: 0, y1: hgt - 1.5, x2: w, y2: hgt - 1.5, class: 'base' }));
-  if (pts.length > 1) el.appendChild(svg('polyline', { points: pts.join(' '), class: 'line' }));
+  if (pts.length > 1) {
+    el.appendChild(svg('polygon', { points: `${pts[0].split(',')[0]},${hgt - 1.5} ${pts.join(' ')} ${w},${hgt - 1.5}`, class: 'area' }));
+    el.appendChild(svg('polyline', { points: pts.join(' '), class: 'line' }));
+  }
   return el;
 }

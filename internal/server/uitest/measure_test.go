@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluicehq/sluice"
 )
 
 // TestMeasureFirstRender times the overview with 1,000 queues, from the
@@ -84,4 +86,73 @@ func logBytes(t *testing.T, base string) {
 		}
 	}
 	t.Logf("dashboard: %d files, %d bytes, %d bytes gzipped as served", len(files), plain, gz)
+}
+
+// TestDocsScreenshot writes docs/dashboard.png, the README's picture: a
+// few queues under steady traffic, watched for long enough to draw rate
+// charts. It runs only with SLUICE_UI_DOCS=1.
+func TestDocsScreenshot(t *testing.T) {
+	if os.Getenv("SLUICE_UI_DOCS") != "1" {
+		t.Skip("writes docs/dashboard.png: set SLUICE_UI_DOCS=1 to run it")
+	}
+	p := open(t, "embedded", nil)
+	ctx := ctx10(t)
+	if err := p.client.DeclareQueue(ctx, "thumbnails", sluice.QueueSettings{MaxSize: 500, Policy: sluice.PolicyReject}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.DeclareQueue(ctx, "webhooks", sluice.QueueSettings{MaxSize: 200, Policy: sluice.PolicyDLQ}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 260 {
+		p.add("webhooks", map[string]any{"event": "order.paid", "id": i})
+	}
+	p.add("emails", map[string]any{"to": "ada@example.com"}, map[string]any{"to": "grace@example.com"})
+
+	// Traffic for the charts: adds and acks on three queues, and a few
+	// dead letters, until the screenshot is taken.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			bg, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			for _, q := range []string{"thumbnails", "emails", "orders"} {
+				n := 1 + (i/(5+len(q))+len(q))%4
+				items := make([]any, n)
+				for j := range items {
+					items[j] = map[string]any{"n": i, "q": q}
+				}
+				_, _ = p.client.Queue(q).AddBatch(bg, items, nil)
+				if ds, err := p.client.Queue(q).ReceiveBatch(bg, n-i%2, 0, &sluice.ReceiveOptions{Lease: time.Minute, MaxDeliveries: 1}); err == nil {
+					for k, d := range ds {
+						if i%10 == 0 && k == 0 {
+							_, _ = d.Nack(bg, &sluice.NackOptions{Reason: "upstream timeout"})
+						} else {
+							_ = d.Ack(bg)
+						}
+					}
+				}
+			}
+			cancel()
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	p.visit("/ui/")
+	p.waitJS("12 samples", `Number(document.querySelector('tr[data-queue="thumbnails"] td[data-col="added"] svg')?.dataset.samples) >= 12`)
+	ctxShot, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctxShot, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("../../../docs/dashboard.png", png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
