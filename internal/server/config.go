@@ -25,8 +25,8 @@ type Config struct {
 	// DataDir is the durable embedded engine's directory (default "":
 	// nothing is persisted).
 	DataDir string
-	// APIKeys, when non-empty, are required on every route except /health*
-	// and /metrics (default none).
+	// APIKeys, when non-empty, are required on every route except /health*,
+	// /metrics and the dashboard's files (default none).
 	APIKeys []string
 
 	// QueueMaxSize bounds every queue served, including detections_queue
