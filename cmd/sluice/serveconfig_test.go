@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"reflect"
 	"strings"
 	"testing"
@@ -60,5 +61,35 @@ func TestConfigErrorsNameFlags(t *testing.T) {
 	}
 	if !strings.HasPrefix(msg, "invalid configuration: ") || strings.Contains(msg, "Limits.") {
 		t.Errorf("error:\n%s", msg)
+	}
+}
+
+// TestUIFlag: the dashboard is on by default on loopback only; --ui
+// overrides that either way.
+func TestUIFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		addr string
+		want bool
+	}{
+		{nil, "127.0.0.1:8000", true},
+		{nil, "localhost:8000", true},
+		{nil, "[::1]:8000", true},
+		{nil, "0.0.0.0:8000", false},
+		{nil, ":8000", false},
+		{nil, "10.0.0.5:8000", false},
+		{nil, "service.example:8000", false},
+		{[]string{"--ui=false"}, "127.0.0.1:8000", false},
+		{[]string{"--ui"}, "0.0.0.0:8000", true},
+		{[]string{"--ui=true"}, ":8000", true},
+	} {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		ui := addUIFlag(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := ui.enabled(tc.addr); got != tc.want {
+			t.Errorf("%v at %s: dashboard %v, want %v", tc.args, tc.addr, got, tc.want)
+		}
 	}
 }
