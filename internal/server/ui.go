@@ -85,19 +85,6 @@ func loadUI() (uiAssets, error) {
 	return assets, nil
 }
 
-// size returns the bytes of every file as stored, and as sent gzipped.
-func (u uiAssets) size() (plain, gz int) {
-	for _, a := range u {
-		plain += len(a.plain)
-		if a.gz != nil {
-			gz += len(a.gz)
-		} else {
-			gz += len(a.plain)
-		}
-	}
-	return plain, gz
-}
-
 // handleUIRoot is GET /: the dashboard's address.
 func (s *Server) handleUIRoot(w http.ResponseWriter, r *http.Request) {
 	setUIHeaders(w)

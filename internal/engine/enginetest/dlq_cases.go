@@ -113,7 +113,7 @@ func dlqCases(t *testing.T, h Harness) {
 			t.Fatal("DLQRemove of the tail, then the head: false")
 		}
 		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow[2])
-		if remove(0, overflow[2]) != true {
+		if !remove(0, overflow[2]) {
 			t.Fatal("DLQRemove of the last entry: false")
 		}
 		wantDLQ(t, ctx, e, "q", engine.DLQOverflow)

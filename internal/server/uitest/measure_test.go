@@ -71,7 +71,7 @@ func logBytes(t *testing.T, base string) {
 	var plain, gz int64
 	for _, f := range files {
 		for _, enc := range []string{"identity", "gzip"} {
-			req, _ := http.NewRequest("GET", base+"/ui/"+f.Name(), nil)
+			req, _ := http.NewRequest(http.MethodGet, base+"/ui/"+f.Name(), nil)
 			req.Header.Set("Accept-Encoding", enc)
 			resp, err := http.DefaultTransport.RoundTrip(req)
 			if err != nil {
