@@ -408,3 +408,50 @@ func TestMaintainersRaceAcrossReplicas(t *testing.T) {
 		wantItems(t, q, []int{3})
 	}
 }
+
+// TestMaintainerMeasuresHeadAge: with nobody consuming, the maintainer's
+// sweeps show the head item's wait growing (the alert "oldest item too
+// old" reads it), and a consumed head starts the count again.
+func TestMaintainerMeasuresHeadAge(t *testing.T) {
+	ctx := context.Background()
+	clock := &movableClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := open(t, "mem://", &sluice.Config{Test: sluice.TestConfig{Time: clock.Now}})
+	q := c.Queue("stuck")
+	for i := range 2 {
+		if _, err := q.Add(ctx, i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := q.Stats(ctx); err != nil || s.OldestAgeSeconds != 0 || !s.HeadSampledAt.IsZero() {
+		t.Fatalf("before any sweep: %+v, %v; want no sample", s, err)
+	}
+	var mu sync.Mutex
+	sweeps := 0
+	startMaintainer(t, c, &sluice.MaintainerOptions{Interval: 5 * time.Millisecond, LockTTL: 24 * time.Hour,
+		OnSweep: func(r sluice.SweepResult) {
+			mu.Lock()
+			sweeps++
+			mu.Unlock()
+		}})
+	swept := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return sweeps
+	}
+	waitUntil(t, "a first sweep", func() bool { return swept() > 0 })
+	clock.advance(90 * time.Second)
+	n := swept()
+	waitUntil(t, "a sweep after 90s", func() bool { return swept() > n })
+	s, err := q.Stats(ctx)
+	if err != nil || s.OldestAgeSeconds < 90 || s.HeadSampledAt.Before(clock.Now().Add(-time.Second)) {
+		t.Fatalf("stuck head after 90s: age %vs sampled %v (%v); want at least 90s, sampled now", s.OldestAgeSeconds, s.HeadSampledAt, err)
+	}
+	if _, ok, err := q.TryGet(ctx); !ok || err != nil {
+		t.Fatalf("TryGet = %v, %v", ok, err)
+	}
+	n = swept()
+	waitUntil(t, "a sweep after the get", func() bool { return swept() > n })
+	if s, err := q.Stats(ctx); err != nil || s.OldestAgeSeconds >= 90 {
+		t.Fatalf("new head: age %vs (%v); want it counted from its own start", s.OldestAgeSeconds, err)
+	}
+}

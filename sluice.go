@@ -362,6 +362,10 @@ type Health struct {
 	Connected    bool   `json:"connected"`
 	RedisVersion string `json:"redis_version,omitempty"`
 	Error        string `json:"error,omitempty"`
+	// Warnings name engine settings under which acknowledged items can be
+	// lost, each with its fix; the engine is healthy all the same. Absent
+	// when there is nothing to say.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Health checks the engine. It never fails: problems are described in the
@@ -373,5 +377,5 @@ func (c *Client) Health(ctx context.Context) Health {
 		defer cancel()
 	}
 	h := c.eng.Health(ctx)
-	return Health{Status: h.Status, Connected: h.Connected, RedisVersion: h.Version, Error: h.Error}
+	return Health{Status: h.Status, Connected: h.Connected, RedisVersion: h.Version, Error: h.Error, Warnings: h.Warnings}
 }

@@ -53,6 +53,17 @@ type QueueStats struct {
 	DeadLettered int64 `json:"dead_lettered_total"`
 	// Redelivered counts redeliveries of items whose lease expired.
 	Redelivered int64 `json:"redelivered_total"`
+
+	// OldestAgeSeconds is a lower bound of how long the oldest waiting
+	// item has waited: how long the item at the head had been there when
+	// a maintainer (RunMaintainer; sluice serve runs one) last swept the
+	// queue, at HeadSampledAt. Both are zero when the queue is empty, was
+	// empty then, or no maintainer has swept it. Items carry no time of
+	// their own (their stored format is the Python service's), so the wait
+	// before an item reached the head is not counted, and a new head equal
+	// to the one before it is taken for the same item.
+	OldestAgeSeconds float64   `json:"oldest_age_seconds"`
+	HeadSampledAt    time.Time `json:"head_sampled_at,omitzero"`
 }
 
 // Stats returns the queue's counters and lengths. Its five reads run
@@ -91,6 +102,9 @@ func (q *Queue) Stats(ctx context.Context) (QueueStats, error) {
 	}
 	s.Added, s.Rejected, s.MovedToDLQ, s.Dropped = c.Added, c.Rejected, c.MovedToDLQ, c.Dropped
 	s.Delivered, s.Acked, s.Nacked, s.DeadLettered, s.Redelivered = c.Delivered, c.Acked, c.Nacked, c.DeadLettered, c.Redelivered
+	if s.Length > 0 && !c.HeadSeen.IsZero() {
+		s.OldestAgeSeconds, s.HeadSampledAt = c.HeadSeen.Sub(c.HeadSince).Seconds(), c.HeadSeen
+	}
 	return s, nil
 }
 

@@ -118,9 +118,14 @@ func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.C
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display, "addr", ln.Addr().String())
-	if client.EngineKind() == "embedded" && cfg.DataDir == "" {
-		log.Warn("embedded engine without a data directory: nothing is persisted; set --data-dir or SLUICE_DATA_DIR to keep data across restarts")
+	// Settings under which the engine can lose what it acknowledges are
+	// said once at start (and on every /health); a Redis that does not
+	// answer yet is the health endpoint's business, not a reason to wait.
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	for _, w := range client.Health(hctx).Warnings {
+		log.Warn("engine can lose queued items", "warning", w)
 	}
+	cancel()
 	if sweepInterval > 0 {
 		mctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})

@@ -86,13 +86,14 @@ func (s *service) do(t *testing.T, method, path, body string, header map[string]
 
 func TestServeInMemorySaysNothingPersists(t *testing.T) {
 	s := startService(t, nil)
-	if code, body := s.do(t, http.MethodGet, "/health", "", nil); code != http.StatusOK || !strings.Contains(body, `"engine":"embedded"`) {
+	const warning = "a restart loses every item"
+	if code, body := s.do(t, http.MethodGet, "/health", "", nil); code != http.StatusOK || !strings.Contains(body, `"engine":"embedded"`) || !strings.Contains(body, warning) {
 		t.Fatalf("health: %d %s", code, body)
 	}
 	if code := s.stop(t); code != exitOK {
 		t.Fatalf("serve exited %d after a graceful stop; log:\n%s", code, s.log.String())
 	}
-	if !strings.Contains(s.log.String(), "nothing is persisted") {
+	if !strings.Contains(s.log.String(), warning) {
 		t.Fatalf("no warning about persistence:\n%s", s.log.String())
 	}
 }

@@ -322,7 +322,62 @@ func (s *redisSuite) consumerCases() []benchCase {
 	add("receive+ack x100", "ReceiveBatch of 100, then one AckBatch of them", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
 		return receiveAck(q, left, 100, lease)
 	})
+	cases = append(cases, s.consumeCase(budget))
 	return cases
+}
+
+// consumeCase drains a pre-filled queue with Queue.Consume (4 handlers,
+// prefetch 200, acks batched); each op takes one handled item from a
+// handler, so the rate is Consume's.
+func (s *redisSuite) consumeCase(budget int) benchCase {
+	name, key := s.name()
+	q := s.client.QueueWith(name, sluice.QueueSettings{MaxSize: notFull})
+	var left atomic.Int64
+	var stop func()
+	handed := make(chan struct{})
+	return benchCase{
+		label: "consume", note: "Consume, 4 handlers, prefetch 200, batched acks; every item acked", n: consumers, sample: 1, baseline: "raw BLPOP",
+		prepare: func(ctx context.Context) (op, error) {
+			if err := s.unlink(ctx, key); err != nil {
+				return nil, err
+			}
+			if err := s.fill(ctx, key, budget); err != nil {
+				return nil, err
+			}
+			left.Store(int64(budget))
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- q.Consume(cctx, func(hctx context.Context, _ *sluice.Delivery) error {
+					select {
+					case handed <- struct{}{}:
+						return nil
+					case <-hctx.Done():
+						return hctx.Err() // released: the slice is over
+					}
+				}, &sluice.ConsumeOptions{Concurrency: consumers, Prefetch: 200, Lease: time.Minute, ShutdownTimeout: time.Nanosecond})
+			}()
+			stop = func() {
+				cancel()
+				<-done
+			}
+			return func(ctx context.Context, _ int) (int, error) {
+				if _, ok := take(&left, 1); !ok {
+					return 0, errDrained
+				}
+				select {
+				case <-handed:
+					return 1, nil
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
+			}, nil
+		},
+		cleanup: func(context.Context) error {
+			stop()
+			return nil
+		},
+	}
 }
 
 // receiveAck receives up to per items under a lease and acks each one.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -310,4 +311,23 @@ func pythonizeReference(in []byte) string {
 	}
 	b.Write(in[run:])
 	return b.String()
+}
+
+// BenchmarkEncodeRawJSON is the add path's encoding of a json.RawMessage
+// already written the Python way (the common case for producers that
+// marshal their own items): one validating pass, no copy.
+func BenchmarkEncodeRawJSON(b *testing.B) {
+	for _, size := range []int{200, 4096} {
+		item := json.RawMessage(`{"camera_id": "cam-1", "ts": 1700000000.123, "label": "person", "pad": "` +
+			strings.Repeat("x", size-80) + `"}`)
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			b.SetBytes(int64(len(item)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Serialize(item); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -390,4 +390,9 @@ type Health struct {
 	Version string
 	// Error describes why the engine is unhealthy.
 	Error string
+	// Warnings name settings under which the engine can lose items it
+	// acknowledged (a Redis that evicts keys without a TTL or keeps nothing
+	// on disk, an embedded engine in memory), each with its fix. They do
+	// not make the engine unhealthy.
+	Warnings []string
 }

@@ -63,6 +63,16 @@ type QueueStats struct {
 	DeadLettered int64
 	// Redelivered counts redeliveries of items whose lease expired.
 	Redelivered int64
+
+	// HeadSince and HeadSeen are the last sweep's sample of the queue's
+	// head (QueueReclaim): the item at the head then had been there since
+	// HeadSince, as seen at HeadSeen, by the engine's clock. HeadSeen -
+	// HeadSince is thus a lower bound of the oldest waiting item's age,
+	// known without storing a time with each item (the stored format is
+	// the Python service's). Both are zero when the queue was empty at the
+	// last sweep, or has not been swept. A sweep tells heads apart by
+	// content: a new head equal to the one before is taken for it.
+	HeadSince, HeadSeen time.Time
 }
 
 // Counter returns the counter s.

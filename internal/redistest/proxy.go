@@ -69,6 +69,16 @@ func (p *Proxy) Stop() {
 	p.wg.Wait()
 }
 
+// DropAll closes every connection through the proxy, which goes on
+// accepting new ones: to its clients, Redis dropped their connections.
+func (p *Proxy) DropAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
 // track registers c, or closes it when the proxy has stopped.
 func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()

@@ -119,7 +119,10 @@ var (
 		{queueCounterDesc("dead_lettered", "Items moved to the failed dead-letter queue, their deliveries used up."), func(s sluice.QueueStats) int64 { return s.DeadLettered }},
 		{queueCounterDesc("redelivered", "Redeliveries of items whose lease expired."), func(s sluice.QueueStats) int64 { return s.Redelivered }},
 	}
-	queueDLQDesc = prometheus.NewDesc("sluice_queue_dlq_length", "Entries in the queue's dead-letter queue, by kind (overflow, failed).", []string{"queue", "dlq"}, nil)
+	queueDLQDesc    = prometheus.NewDesc("sluice_queue_dlq_length", "Entries in the queue's dead-letter queue, by kind (overflow, failed).", []string{"queue", "dlq"}, nil)
+	queueOldestDesc = prometheus.NewDesc("sluice_queue_oldest_item_age_seconds",
+		"A lower bound of the oldest waiting item's age: how long the item at the head had been there at the maintainer's last sweep (0: empty or not swept).",
+		[]string{"queue"}, nil)
 )
 
 func queueCounterDesc(name, help string) *prometheus.Desc {
@@ -136,6 +139,7 @@ func (qc *queueCollector) collectStats(ctx context.Context, ch chan<- prometheus
 	for _, d := range queueStatsDescs {
 		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(d.value(s)), name)
 	}
+	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, s.OldestAgeSeconds, name)
 	ch <- prometheus.MustNewConstMetric(queueDLQDesc, prometheus.GaugeValue, float64(s.OverflowDLQ), name, "overflow")
 	ch <- prometheus.MustNewConstMetric(queueDLQDesc, prometheus.GaugeValue, float64(s.FailedDLQ), name, "failed")
 }

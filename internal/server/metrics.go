@@ -129,6 +129,7 @@ func (qc *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d.desc
 	}
 	ch <- queueDLQDesc
+	ch <- queueOldestDesc
 }
 
 func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {

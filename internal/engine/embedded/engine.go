@@ -174,7 +174,11 @@ func (e *Engine) Health(ctx context.Context) engine.Health {
 			return engine.Health{Status: "unhealthy", Connected: false, Error: err.Error()}
 		}
 	}
-	return engine.Health{Status: "healthy", Connected: true}
+	h := engine.Health{Status: "healthy", Connected: true}
+	if e.store == nil {
+		h.Warnings = []string{"the embedded engine keeps its queues in memory (mem://): a restart loses every item; use file://DIR (sluice serve --data-dir) to keep them"}
+	}
+	return h
 }
 
 // Close wakes every blocked call with ErrClosed, ends subscriptions, stops

@@ -476,10 +476,13 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	objs := e.lockN(k.List, k.FailedDLQ)
 	defer unlockN(objs)
 	main, failed := objs[0], objs[1]
+	now := e.now()
+	// Settling due leases leaves the list alone; waiters served below may
+	// take the sampled head, which the next sweep sees.
+	main.sampleHead(now)
 	if main.q == nil || len(main.q.byTime) == 0 {
 		return 0, nil
 	}
-	now := e.now()
 	if failed.strAlive(now) {
 		return 0, wrongType("queue reclaim", k.FailedDLQ)
 	}

@@ -85,10 +85,36 @@ func (t *tx) countAdd(o *object, results []engine.AddResult) {
 	t.count(o, engine.StatDropped, dropped)
 }
 
+// headSample is engine.QueueStats.HeadSince/HeadSeen of one queue: the
+// item at the head of its list when last swept, since when it has been
+// there, and when that was seen (unix ns). Heads are told apart by content,
+// as on Redis.
+type headSample struct {
+	item        string
+	since, seen int64
+}
+
+// sampleHead records a sweep's view of o's head at now.
+func (o *object) sampleHead(now int64) {
+	if o.list.Len() == 0 {
+		if o.q != nil {
+			o.q.head = headSample{}
+		}
+		return
+	}
+	q, head := o.queue(), o.list.At(0)
+	if q.head.seen != 0 && q.head.item == head {
+		q.head.seen = now
+		return
+	}
+	q.head = headSample{item: head, since: now, seen: now}
+}
+
 // resetStats drops o's counters (QueueDelete).
 func (t *tx) resetStats(o *object) {
 	if o.q != nil {
 		o.q.stats = nil
+		o.q.head = headSample{}
 	}
 	if _, had := t.e.stats.LoadAndDelete(o.key); had && t.on {
 		t.op(opStatsDel, o.key)
@@ -161,10 +187,18 @@ func (e *Engine) QueueStats(ctx context.Context, queue string) (engine.QueueStat
 	if err := e.checkOpen("queue stats"); err != nil {
 		return s, err
 	}
-	if c := e.countersOf(e.listKey(queue), false); c != nil {
+	key := e.listKey(queue)
+	if c := e.countersOf(key, false); c != nil {
 		for i := range c {
 			*s.Counter(engine.Stat(i)) = c[i].Load()
 		}
+	}
+	if o := e.lookup(key, false); o != nil {
+		o.mu.Lock()
+		if o.q != nil && o.q.head.seen != 0 {
+			s.HeadSince, s.HeadSeen = time.Unix(0, o.q.head.since).UTC(), time.Unix(0, o.q.head.seen).UTC()
+		}
+		o.mu.Unlock()
 	}
 	return s, nil
 }

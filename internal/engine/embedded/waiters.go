@@ -33,6 +33,11 @@ type queueState struct {
 	// scheduled counts the leases that are scheduled items (see
 	// lease.scheduled); they count toward the queue's bound.
 	scheduled int
+
+	// head is the last sweep's sample of the list's head (stats.go). It is
+	// not logged: after a restart the first sweep starts it again, which
+	// keeps it a lower bound.
+	head headSample
 }
 
 func (o *object) queue() *queueState {

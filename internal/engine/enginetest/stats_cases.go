@@ -38,6 +38,48 @@ func statsCases(t *testing.T, h Harness) {
 		wantStats(t, ctx, e, "other", engine.QueueStats{})
 	})
 
+	t.Run("HeadSample", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		if since, seen := headSample(t, ctx, e, "q"); !since.IsZero() || !seen.IsZero() {
+			t.Fatalf("empty queue: head since %v, seen %v; want none", since, seen)
+		}
+		add(t, ctx, e, "q", engine.PolicyReject, 0, "a", "b")
+		since1, seen1 := headSample(t, ctx, e, "q")
+		if since1.IsZero() || !since1.Equal(seen1) {
+			t.Fatalf("first sample: since %v, seen %v; want one time", since1, seen1)
+		}
+		// The same head: since stays, seen moves on (by 5s at least, on a
+		// clock the harness can advance).
+		if h.Caps.Advance != nil {
+			h.Caps.Advance(t, e, 5*time.Second)
+		}
+		since2, seen2 := headSample(t, ctx, e, "q")
+		if !since2.Equal(since1) || seen2.Before(seen1) {
+			t.Fatalf("same head: since %v -> %v, seen %v -> %v", since1, since2, seen1, seen2)
+		}
+		if h.Caps.Advance != nil && seen2.Sub(since2) < 5*time.Second {
+			t.Fatalf("same head after 5s: age %v", seen2.Sub(since2))
+		}
+		// A new head starts again.
+		if _, ok, err := e.QueuePop(ctx, "q", 0); !ok || err != nil {
+			t.Fatalf("QueuePop = %v, %v", ok, err)
+		}
+		if h.Caps.Advance != nil {
+			h.Caps.Advance(t, e, time.Second)
+		}
+		since3, seen3 := headSample(t, ctx, e, "q")
+		if since3.Before(seen2) || !since3.Equal(seen3) || (h.Caps.Advance != nil && !since3.After(seen2)) {
+			t.Fatalf("new head: since %v, seen %v; the last sample was seen %v", since3, seen3, seen2)
+		}
+		if _, ok, err := e.QueuePop(ctx, "q", 0); !ok || err != nil {
+			t.Fatalf("QueuePop = %v, %v", ok, err)
+		}
+		if since, seen := headSample(t, ctx, e, "q"); !since.IsZero() || !seen.IsZero() {
+			t.Fatalf("emptied queue: head since %v, seen %v; want none", since, seen)
+		}
+	})
+
 	t.Run("CountersOfDeliveries", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)
@@ -230,9 +272,27 @@ func wantStats(t *testing.T, ctx context.Context, e engine.Engine, queue string,
 	if err != nil {
 		t.Fatalf("QueueStats(%q): %v", queue, err)
 	}
+	// The head sample has its own case (HeadSample).
+	got.HeadSince, got.HeadSeen = time.Time{}, time.Time{}
 	if got != want {
 		t.Errorf("QueueStats(%q)\n got %+v\nwant %+v", queue, got, want)
 	}
+}
+
+// headSample sweeps queue and returns its head sample.
+func headSample(t *testing.T, ctx context.Context, e engine.Engine, queue string) (since, seen time.Time) {
+	t.Helper()
+	if _, err := e.QueueReclaim(ctx, queue, 5); err != nil {
+		t.Fatalf("QueueReclaim(%q): %v", queue, err)
+	}
+	s, err := e.QueueStats(ctx, queue)
+	if err != nil {
+		t.Fatalf("QueueStats(%q): %v", queue, err)
+	}
+	if s.HeadSince.After(s.HeadSeen) {
+		t.Fatalf("head since %v after seen %v", s.HeadSince, s.HeadSeen)
+	}
+	return s.HeadSince, s.HeadSeen
 }
 
 func listDeliveries(t *testing.T, ctx context.Context, e engine.Engine, queue, cursor string, limit int) engine.DeliveriesPage {

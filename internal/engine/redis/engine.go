@@ -52,7 +52,10 @@ type Options struct {
 
 // Engine implements engine.Engine on a rueidis client.
 type Engine struct {
+	// client sends every command; it is raw behind sharedConnClient, which
+	// keeps one caller's cancellation from failing another's command.
 	client rueidis.Client
+	raw    rueidis.Client
 	keys   keyspace.Space
 	owns   bool
 
@@ -99,7 +102,8 @@ func New(client rueidis.Client, opts Options) *Engine {
 		ackTimeout = DefaultReplicasAckTimeout
 	}
 	return &Engine{
-		client:      client,
+		client:      sharedConnClient{client},
+		raw:         client,
 		keys:        opts.Keys,
 		owns:        opts.OwnsClient,
 		scripts:     newEngineScripts(),
@@ -114,7 +118,7 @@ func New(client rueidis.Client, opts Options) *Engine {
 func (e *Engine) Kind() string { return "redis" }
 
 // Client returns the underlying rueidis client (for benchmarks and tools).
-func (e *Engine) Client() rueidis.Client { return e.client }
+func (e *Engine) Client() rueidis.Client { return e.raw }
 
 // Close makes every later call fail with engine.ErrClosed, wakes blocked
 // calls, and closes the client when the engine owns it. It is idempotent.
@@ -128,7 +132,7 @@ func (e *Engine) Close() error {
 	e.backgroundMu.Unlock()
 	e.background.Wait()
 	if e.owns {
-		e.client.Close()
+		e.raw.Close()
 	}
 	return nil
 }
@@ -192,7 +196,7 @@ func (e *Engine) Health(ctx context.Context) engine.Health {
 			break
 		}
 	}
-	return engine.Health{Status: "healthy", Connected: true, Version: version}
+	return engine.Health{Status: "healthy", Connected: true, Version: version, Warnings: e.durabilityWarnings(ctx)}
 }
 
 // interpretError maps Redis errors to engine sentinels, in one place. A

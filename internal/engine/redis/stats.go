@@ -46,6 +46,11 @@ func (e *Engine) QueueStats(ctx context.Context, queue string) (engine.QueueStat
 		}
 		*s.Counter(engine.Stat(i)) = n
 	}
+	since, err1 := strconv.ParseInt(kv["head_since"], 10, 64)
+	seen, err2 := strconv.ParseInt(kv["head_seen"], 10, 64)
+	if err1 == nil && err2 == nil {
+		s.HeadSince, s.HeadSeen = time.UnixMilli(since).UTC(), time.UnixMilli(seen).UTC()
+	}
 	return s, nil
 }
 

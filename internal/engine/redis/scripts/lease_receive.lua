@@ -149,6 +149,8 @@ if delivered < count then
   lease_fresh(redis.call('LPOP', KEYS[1], count - delivered))
 end
 
+-- A sweep also samples the head, after releasing what was due.
+if count == 0 then sample_head(KEYS[1], now) end
 stat('delivered', delivered)
 stat('failed', dead)
 out[1] = dead

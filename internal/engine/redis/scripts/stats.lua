@@ -14,6 +14,23 @@ end
 -- count_add counts an add of n items to a queue that held len items,
 -- under bound max (<= 0: none) and policy, as engine.SimulateAdd decides
 -- it: one HINCRBY when everything fits.
+-- sample_head records how long the item at the head of the list has been
+-- there (engine.QueueStats.HeadSince/HeadSeen): a sweep's sample, by
+-- content, in the stats hash's head_* fields; now is in ms.
+local function sample_head(list, now)
+  local head = redis.call('LINDEX', list, 0)
+  if not head then
+    redis.call('HDEL', KEYS[#KEYS], 'head_sum', 'head_since', 'head_seen')
+    return
+  end
+  local sum = redis.sha1hex(head)
+  if redis.call('HGET', KEYS[#KEYS], 'head_sum') == sum then
+    redis.call('HSET', KEYS[#KEYS], 'head_seen', now)
+  else
+    redis.call('HSET', KEYS[#KEYS], 'head_sum', sum, 'head_since', now, 'head_seen', now)
+  end
+end
+
 local function count_add(policy, max, len, n)
   local over = 0
   if max > 0 then over = math.max(0, len + n - max) end
