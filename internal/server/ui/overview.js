@@ -1,7 +1,7 @@
 // The overview: every queue, filtered by name and a page at a time, with
 // live counts and rates for the queues on the page.
 import { api, q } from './api.js';
-import { h, clear, fmtNum, fmtRate, toast } from './dom.js';
+import { h, clear, fmtNum, fmtRate, fmtTime, fmtAge, toast } from './dom.js';
 import { record, rates, sparkline } from './spark.js';
 
 const PAGE = 25;
@@ -33,6 +33,7 @@ export function overview(main, params) {
         h('thead', null, h('tr', null,
           h('th', { scope: 'col', text: 'Queue' }),
           h('th', { scope: 'col', class: 'num', text: 'Length' }),
+          h('th', { scope: 'col', class: 'num', text: 'Oldest' }),
           h('th', { scope: 'col', class: 'num', text: 'Capacity' }),
           h('th', { scope: 'col', text: 'Fill' }),
           h('th', { scope: 'col', text: 'Policy' }),
@@ -44,7 +45,7 @@ export function overview(main, params) {
           h('th', { scope: 'col', text: 'Dead-lettered' }))),
         tbody)),
     pager,
-    h('p', { class: 'muted small', text: 'Rates are computed in this page from the engine\'s counters, sampled every 2 s while it is open. The age of the oldest item is not shown: the engine does not record when items were added.' }));
+    h('p', { class: 'muted small', text: "Rates are computed in this page from the engine's counters, sampled every 2 s while it is open. The oldest item's age is a lower bound: how long the item at the head had been there when the service's maintainer last looked (every second by default)." }));
 
   function visible() {
     const f = filter.trim().toLowerCase();
@@ -59,7 +60,7 @@ export function overview(main, params) {
     clear(tbody);
     for (const r of shown) tbody.appendChild(row(r, details.get(r.queue_name)));
     if (!rows.length) {
-      tbody.appendChild(h('tr', null, h('td', { colspan: 11, class: 'empty', text: all.length ? 'No queue matches the filter.' : 'No queues yet.' })));
+      tbody.appendChild(h('tr', null, h('td', { colspan: 12, class: 'empty', text: all.length ? 'No queue matches the filter.' : 'No queues yet.' })));
     }
     status.textContent = `${fmtNum(rows.length)} of ${fmtNum(all.length)} queues`;
     clear(pager);
@@ -135,6 +136,7 @@ function row(r, d) {
       h('a', { href: '#/queue/' + encodeURIComponent(name), text: name }),
       r.paused ? h('span', { class: 'badge', text: 'paused' }) : null),
     h('td', { class: 'num', 'data-col': 'length', 'data-label': 'Length', text: fmtNum(r.current_length) }),
+    oldestCell(r, d),
     h('td', { class: 'num', 'data-label': 'Capacity', text: bounded ? fmtNum(r.max_size) : '∞' }),
     h('td', { 'data-label': 'Fill' }, bounded
       ? h('meter', { class: 'fill ' + cls, min: 0, max: 1, low: 0.6, high: 0.8, optimum: 0, value: fill, title: (fill * 100).toFixed(1) + '%', 'aria-label': `${name} fill ${(fill * 100).toFixed(1)}%` })
@@ -146,6 +148,18 @@ function row(r, d) {
     rateCell(name, 'added_total', 'added', 'Added'),
     rateCell(name, 'acked_total', 'acked', 'Acked'),
     rateCell(name, 'dead_lettered_total', 'dead-lettered', 'Dead-lettered'));
+}
+
+// oldestCell shows how long the oldest waiting item has waited, at least
+// (stats.oldest_age_seconds, sampled by the maintainer).
+export function oldestCell(r, d) {
+  const s = d && d.stats;
+  const age = s && s.head_sampled_at && r.current_length > 0 ? s.oldest_age_seconds : undefined;
+  return h('td', {
+    class: 'num', 'data-col': 'oldest', 'data-label': 'Oldest',
+    title: age === undefined ? 'not sampled yet, or the queue is empty' : `at least; sampled at ${fmtTime(s.head_sampled_at)}`,
+    text: age === undefined ? '–' : '≥ ' + fmtAge(age),
+  });
 }
 
 export function rateCell(name, field, label, title, tag = 'td') {

@@ -54,6 +54,7 @@ export function queuePage(main, name) {
     const stat = (k, v, id) => [h('div', { class: 'stat' }, h('dt', { text: k }), h('dd', { text: v, 'data-stat': id }))];
     stats.append(
       ...stat('Length', fmtNum(i.current_length), 'length'),
+      ...stat('Oldest item (at least)', i.stats.head_sampled_at && i.current_length > 0 ? fmtAge(i.stats.oldest_age_seconds) : '–', 'oldest'),
       ...stat('Capacity', i.max_size > 0 ? fmtNum(i.max_size) : '∞', 'capacity'),
       ...stat('Fill', i.max_size > 0 ? (i.fill_ratio * 100).toFixed(1) + '%' : '–', 'fill'),
       ...stat('Policy', i.overflow_policy, 'policy'),

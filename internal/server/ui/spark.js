@@ -30,7 +30,7 @@ export function rates(name, field) {
 
 // sparkline draws rates as a small line chart with its latest value.
 export function sparkline(values, label) {
-  const w = 96, hgt = 24;
+  const w = 72, hgt = 24;
   const last = values.length ? values[values.length - 1] : undefined;
   const el = svg('svg', {
     class: 'spark', viewBox: `0 0 ${w} ${hgt}`, width: w, height: hgt, role: 'img',

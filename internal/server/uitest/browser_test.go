@@ -220,7 +220,7 @@ func (p *pageT) waitJS(what, expr string) {
 		if time.Now().After(deadline) {
 			body, _ := eval[string](p, `(window.__toasts || []).join('\n') + '\n---\n' + (document.querySelector('main') ? document.querySelector('main').innerText.slice(0, 2000) : '')`)
 			p.screenshot("failure")
-			p.t.Fatalf("timed out waiting for %s (%s): last error %v; page text:\n%s", what, expr, lastErr, body)
+			p.t.Fatalf("timed out waiting for %s (%s): last error %v; last exception in the page: %v; page text:\n%s", what, expr, lastErr, p.lastErr.Load(), body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -311,6 +311,18 @@ func (p *pageT) http(method, path, body string) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(data, &m)
 	return m
+}
+
+// maintain runs a maintainer beside the server until the test ends, as
+// sluice serve does: it samples each queue's oldest item.
+func (p *pageT) maintain() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.client.RunMaintainer(ctx, &sluice.MaintainerOptions{Interval: 100 * time.Millisecond})
+	}()
+	p.t.Cleanup(func() { cancel(); <-done })
 }
 
 // add adds items to a queue through the library.

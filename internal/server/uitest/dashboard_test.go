@@ -37,7 +37,7 @@ func TestOverview(t *testing.T) {
 		if got := p.text(`tr[data-queue="emails"] td[data-col="length"]`); got != "3" {
 			t.Errorf("emails length %q, want 3", got)
 		}
-		if got := p.text(row + `td:nth-child(3)`); got != "5" {
+		if got := p.text(row + `td:nth-child(4)`); got != "5" {
 			t.Errorf("orders capacity %q, want 5", got)
 		}
 		if fill, err := eval[float64](p, `document.querySelector('tr[data-queue="orders"] meter').value`); err != nil || fill != 1 {
@@ -49,6 +49,10 @@ func TestOverview(t *testing.T) {
 		p.add("emails", "d", "e", "f", "g")
 		p.waitJS("the added rate to rise", `Number(document.querySelector('tr[data-queue="emails"] td[data-col="added"] svg')?.dataset.last) > 0`)
 		p.waitJS("the new length", `document.querySelector('tr[data-queue="emails"] td[data-col="length"]')?.textContent === '7'`)
+
+		// The oldest item's age, once a maintainer has sampled the heads.
+		p.maintain()
+		p.waitJS("the oldest item's age", `document.querySelector('tr[data-queue="orders"] td[data-col="oldest"]')?.textContent.startsWith('≥')`)
 
 		// The filter narrows the list.
 		p.run("filter", chromedp.SendKeys(chromedp.CSS("#filter"), "ema"))

@@ -144,6 +144,7 @@ func TestDocsScreenshot(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-done }()
+	p.maintain()
 	p.visit("/ui/")
 	p.waitJS("12 samples", `Number(document.querySelector('tr[data-queue="thumbnails"] td[data-col="added"] svg')?.dataset.samples) >= 12`)
 	ctxShot, cancel := context.WithTimeout(p.ctx, 30*time.Second)
