@@ -172,6 +172,16 @@ func (d *Delivery) Release(ctx context.Context) error {
 	return err
 }
 
+// Release hands a delivery back by ID, unhandled; see Delivery.Release.
+// ErrLeaseNotFound means the lease expired or the delivery was settled
+// already.
+func (q *Queue) Release(ctx context.Context, id string) error {
+	// A release never dead-letters, so it needs no max deliveries: the
+	// engines ignore it (the lease keeps its own count).
+	_, err := q.nack(ctx, engine.NackParams{ID: id, Error: "released", Release: true})
+	return err
+}
+
 // Ack settles a delivery by ID (for deliveries received elsewhere, such
 // as over HTTP).
 func (q *Queue) Ack(ctx context.Context, id string) error {

@@ -163,3 +163,30 @@ func TestAckBatch(t *testing.T) {
 		}
 	})
 }
+
+// Queue.Release hands a delivery back by id without counting it, as
+// Delivery.Release does.
+func TestQueueReleaseByID(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx := context.Background()
+		q := c.Queue("rel")
+		if _, err := q.Add(ctx, "x", nil); err != nil {
+			t.Fatal(err)
+		}
+		opts := &sluice.ReceiveOptions{Lease: time.Minute, MaxDeliveries: 1}
+		d, ok, err := q.Receive(ctx, 0, opts)
+		if err != nil || !ok {
+			t.Fatalf("receive: %v %v", ok, err)
+		}
+		if err := q.Release(ctx, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Release(ctx, d.ID); !errors.Is(err, sluice.ErrLeaseNotFound) {
+			t.Fatalf("second release: %v", err)
+		}
+		again, ok, err := q.Receive(ctx, 0, opts)
+		if err != nil || !ok || again.Attempt != 1 {
+			t.Fatalf("delivery after release: %+v %v %v", again, ok, err)
+		}
+	})
+}

@@ -228,6 +228,13 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// tty: stdout is a terminal, where commands that print JSON to a
+	// pipe print a table instead.
+	tty bool
+	// engine, when not nil, is used by every command instead of opening
+	// one (and is not closed): tests run the engine path and a service
+	// over the same engine.
+	engine *sluice.Client
 }
 
 // open connects a one-shot command to its engine. Queue commands on the

@@ -65,14 +65,31 @@ func (e *env) queueDeclare(ctx context.Context, args []string) error {
 }
 
 func (e *env) queueInfo(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue info", "queue info QUEUE [--json]")
+	fs, conn, rf := e.inspectFlags("queue info", "queue info QUEUE [--json] [--url URL]")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
 		return err
 	}
+	svc, err := e.service(conn, rf)
+	if err != nil {
+		return err
+	}
+	if svc != nil {
+		info, err := svc.QueueInfo(ctx, pos[0])
+		if err != nil {
+			return serviceError(err)
+		}
+		settings := info.Settings.QueueSettings()
+		out := queueInfoOutput{
+			Pressure: info.Pressure, OverflowDLQ: info.DLQLength, FailedDLQ: info.FailedLength,
+			Paused: info.Paused, Sources: info.Sources,
+			Settings: toSettingsOutput(settings), Declared: toSettingsOutput(info.Declared.QueueSettings()),
+		}
+		return e.printInfoOutput(pos[0], out, settings, e.wantJSON(fs, *asJSON, false))
+	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
-		return e.printInfo(ctx, c.Queue(pos[0]), *asJSON)
+		return e.printInfo(ctx, c.Queue(pos[0]), e.wantJSON(fs, *asJSON, false))
 	})
 }
 
@@ -124,18 +141,25 @@ func (e *env) printInfo(ctx context.Context, q *sluice.Queue, asJSON bool) error
 	if out.FailedDLQ, err = q.DLQ(sluice.DLQFailed).Len(ctx); err != nil {
 		return err
 	}
+	return e.printInfoOutput(q.Name(), out, es.Settings, asJSON)
+}
+
+// printInfoOutput prints a queue's information, read from the engine or
+// a service: JSON, or key/value lines and a table of settings.
+func (e *env) printInfoOutput(name string, out queueInfoOutput, s sluice.QueueSettings, asJSON bool) error {
 	if asJSON {
 		return printJSON(e.stdout, out)
 	}
+	p := out.Pressure
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "queue\t%s\n", q.Name())
+	fmt.Fprintf(tw, "queue\t%s\n", name)
 	fmt.Fprintf(tw, "length\t%d of %s (fill %.0f%%%s)\n", p.CurrentLength, boundText(p.MaxSize), 100*p.FillRatio, fullText(p))
 	fmt.Fprintf(tw, "in flight\t%d\n", p.InFlight)
 	fmt.Fprintf(tw, "dead letters\toverflow %d, failed %d\n", out.OverflowDLQ, out.FailedDLQ)
-	fmt.Fprintf(tw, "paused\t%s\n", yesNo(es.Paused))
+	fmt.Fprintf(tw, "paused\t%s\n", yesNo(out.Paused))
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE")
-	s, src := es.Settings, es.Sources
+	src := out.Sources
 	fmt.Fprintf(tw, "max size\t%s\t%s\n", boundText(s.MaxSize), src.MaxSize)
 	fmt.Fprintf(tw, "policy\t%s\t%s\n", s.Policy, src.Policy)
 	fmt.Fprintf(tw, "pressure threshold\t%g\t%s\n", s.PressureThreshold, src.PressureThreshold)
@@ -188,7 +212,7 @@ type queueListRow struct {
 }
 
 func (e *env) queueList(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue list", "queue list [--limit 50] [--cursor NAME] [--json]")
+	fs, conn, rf := e.inspectFlags("queue list", "queue list [--limit 50] [--cursor NAME] [--json] [--url URL]")
 	limit := fs.Int("limit", 50, "queues per page, 1 to 1000")
 	cursor := fs.String("cursor", "", "list the queues after this name (the next page's cursor, printed at the end of a page)")
 	asJSON := fs.Bool("json", false, "print as JSON")
@@ -197,6 +221,30 @@ func (e *env) queueList(ctx context.Context, args []string) error {
 	}
 	if *limit < 1 || *limit > 1000 {
 		return usagef("--limit %d: want 1 to 1000", *limit)
+	}
+	show := func(out queueListOutput) error {
+		if e.wantJSON(fs, *asJSON, false) {
+			return printJSON(e.stdout, out)
+		}
+		return e.printList(out)
+	}
+	svc, err := e.service(conn, rf)
+	if err != nil {
+		return err
+	}
+	if svc != nil {
+		page, err := svc.Queues(ctx, *cursor, *limit)
+		if err != nil {
+			return serviceError(err)
+		}
+		out := queueListOutput{Queues: []queueListRow{}}
+		for _, r := range page.Queues {
+			out.Queues = append(out.Queues, queueListRow{Pressure: r.Pressure, Paused: r.Paused, Declared: r.Declared})
+		}
+		if page.More && len(out.Queues) > 0 {
+			out.NextCursor = out.Queues[len(out.Queues)-1].QueueName
+		}
+		return show(out)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		names, err := c.Queues(ctx)
@@ -225,10 +273,7 @@ func (e *env) queueList(ctx context.Context, args []string) error {
 			}
 			out.Queues = append(out.Queues, queueListRow{Pressure: p, Paused: es.Paused, Declared: es.IsDeclared()})
 		}
-		if *asJSON {
-			return printJSON(e.stdout, out)
-		}
-		return e.printList(out)
+		return show(out)
 	})
 }
 

@@ -13,7 +13,12 @@ import (
 )
 
 func (e *env) queue(ctx context.Context, args []string) error {
-	return e.subcommand(ctx, "queue", args, map[string]func(context.Context, []string) error{
+	return e.subcommand(ctx, "queue", args, e.queueVerbs())
+}
+
+// queueVerbs are the subcommands of `sluice queue`.
+func (e *env) queueVerbs() map[string]func(context.Context, []string) error {
+	return map[string]func(context.Context, []string) error{
 		"add":      e.queueAdd,
 		"get":      e.queueGet,
 		"len":      e.queueLen,
@@ -28,7 +33,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		"delete":   e.queueDelete,
 		"inflight": e.queueInflight, // inflight.go
 		"stats":    e.queueStats,
-	})
+	}
 }
 
 // printJSON writes v as one line of JSON.
@@ -47,6 +52,9 @@ func printJSON(w io.Writer, v any) error {
 // withClient opens the engine, runs f and closes the engine, reporting a
 // close error only when f succeeded (a durable engine flushes on close).
 func (e *env) withClient(ctx context.Context, c *connFlags, f func(*sluice.Client) error) error {
+	if e.engine != nil {
+		return f(e.engine)
+	}
 	client, err := e.open(ctx, c)
 	if err != nil {
 		return err
@@ -152,10 +160,22 @@ func (e *env) queueGet(ctx context.Context, args []string) error {
 }
 
 func (e *env) queueLen(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue len", "queue len QUEUE")
+	fs, conn, rf := e.inspectFlags("queue len", "queue len QUEUE [--url URL]")
 	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
 		return err
+	}
+	svc, err := e.service(conn, rf)
+	if err != nil {
+		return err
+	}
+	if svc != nil {
+		info, err := svc.QueueInfo(ctx, pos[0])
+		if err != nil {
+			return serviceError(err)
+		}
+		_, err = fmt.Fprintln(e.stdout, info.CurrentLength)
+		return writeErr(err)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		n, err := c.Queue(pos[0]).Len(ctx)
@@ -168,7 +188,7 @@ func (e *env) queueLen(ctx context.Context, args []string) error {
 }
 
 func (e *env) queuePressure(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue pressure", "queue pressure QUEUE [--max-size N] [--policy P] [--threshold R]")
+	fs, conn, rf := e.inspectFlags("queue pressure", "queue pressure QUEUE [--max-size N] [--policy P] [--threshold R] [--url URL]")
 	size := fs.Int64("max-size", 0, "capacity to judge the queue against, <= 0 unbounded (default: the declared one, else QUEUE_MAX_SIZE or 10000)")
 	policy := fs.String("policy", "", "overflow policy to report (default: the declared one, else QUEUE_OVERFLOW_POLICY or dlq)")
 	threshold := fs.Float64("threshold", 0, "fill ratio that counts as pressure (default: the declared one, else QUEUE_BACKPRESSURE_THRESHOLD or 0.8)")
@@ -193,6 +213,20 @@ func (e *env) queuePressure(ctx context.Context, args []string) error {
 		}
 		qs.PressureThreshold = *threshold
 	}
+	svc, err := e.service(conn, rf)
+	if err != nil {
+		return err
+	}
+	if svc != nil {
+		if err := notWithURL(fs, "max-size", "policy", "threshold"); err != nil {
+			return err
+		}
+		info, err := svc.QueueInfo(ctx, pos[0])
+		if err != nil {
+			return serviceError(err)
+		}
+		return printJSON(e.stdout, info.Pressure)
+	}
 	return e.printResult(ctx, conn, func(c *sluice.Client) (any, error) {
 		p, err := c.QueueWith(pos[0], qs).Pressure(ctx)
 		return p, err
@@ -200,12 +234,26 @@ func (e *env) queuePressure(ctx context.Context, args []string) error {
 }
 
 func (e *env) queuePeek(ctx context.Context, args []string) error {
-	fs, conn := e.commandFlags("queue peek", "queue peek QUEUE [--start 0] [--end 100]")
+	fs, conn, rf := e.inspectFlags("queue peek", "queue peek QUEUE [--start 0] [--end 100] [--url URL]")
 	start := fs.Int64("start", 0, "first index, inclusive (negative counts from the tail)")
 	end := fs.Int64("end", 100, "last index, inclusive (negative counts from the tail); at most 1000 items are shown")
 	pos, err := parseArgsFor(fs, args, "QUEUE")
 	if err != nil {
 		return err
+	}
+	svc, err := e.service(conn, rf)
+	if err != nil {
+		return err
+	}
+	if svc != nil {
+		items, err := svc.Peek(ctx, pos[0], *start, *end)
+		if err != nil {
+			return serviceError(err)
+		}
+		if items == nil {
+			items = []json.RawMessage{}
+		}
+		return printJSON(e.stdout, items)
 	}
 	return e.withClient(ctx, conn, func(c *sluice.Client) error {
 		items, err := c.Queue(pos[0]).Peek(ctx, *start, *end)

@@ -37,11 +37,18 @@ commands:
   dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound
   dlq purge QUEUE --kind overflow|failed
   bench queue|cache|lock|pubsub|http [flags]
+  completion bash|zsh|fish                a shell completion script
   version                                 (also --version, -v)
 
 Every command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when
 the URL has none), --data-dir DIR (env SLUICE_DATA_DIR) and --key-prefix P.
 Without either the embedded in-memory engine is used.
+The commands that read (queue len|peek|pressure|info|list|stats|inflight,
+dlq ...) take --url http://host:port (env SLUICE_URL) and --api-key K (env
+SLUICE_API_KEY) to ask a running service instead of opening the engine.
+Settings come from a flag, else the environment, else the file .env in the
+working directory (--env-file PATH names another), else the default.
+Tables on a terminal; --json for JSON (stats commands print JSON to a pipe).
 Run 'sluice <command> -h' for a command's flags.
 
 exit status: 0 ok, 1 runtime error, 2 bad arguments or configuration,
@@ -51,8 +58,17 @@ exit status: 0 ok, 1 runtime error, 2 bad arguments or configuration,
 // run is the whole program: main only adds the process around it, so tests
 // call run in-process with their own streams and environment.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
-	err := e.dispatch(ctx, args)
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, tty: isTerminal(stdout)}
+	return e.run(ctx, args)
+}
+
+// run runs one command line in e and reports its error on stderr.
+func (e *env) run(ctx context.Context, args []string) int {
+	stderr := e.stderr
+	args, err := e.readEnvFile(args)
+	if err == nil {
+		err = e.dispatch(ctx, args)
+	}
 	code := exitCode(err)
 	var ee *exitError
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !(errors.As(err, &ee) && ee.err == nil) {
@@ -63,6 +79,27 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, msg)
 	}
 	return code
+}
+
+// readEnvFile takes --env-file out of args and lets the env file (by
+// default .env in the working directory) fill in the environment.
+func (e *env) readEnvFile(args []string) ([]string, error) {
+	rest, path, explicit, err := envFileArg(args)
+	if err != nil {
+		return nil, err
+	}
+	if !explicit && len(rest) > 0 {
+		switch rest[0] {
+		case "version", "--version", "-version", "-v", "help", "-h", "--help", "-help", "completion":
+			return rest, nil // need no settings: a broken .env does not stop them
+		}
+	}
+	vars, err := loadEnvFile(path, explicit)
+	if err != nil {
+		return nil, err
+	}
+	e.getenv = withEnvFile(e.getenv, vars)
+	return rest, nil
 }
 
 func (e *env) dispatch(ctx context.Context, args []string) error {
@@ -80,6 +117,8 @@ func (e *env) dispatch(ctx context.Context, args []string) error {
 		return e.dlq(ctx, rest)
 	case "bench":
 		return e.bench(ctx, rest)
+	case "completion":
+		return e.completion(ctx, rest)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintf(e.stdout, "sluice %s (%s, %s/%s)\n", sluice.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -55,6 +55,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.idemWindow, "idempotency-window", sluice.DefaultIdempotencyWindow, "how long an add's Idempotency-Key is remembered (1ms to 8760h)")
 	ui := addUIFlag(fs)
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", sluice.DefaultSweepInterval, "how often the maintainer returns expired leases, dead-letters spent ones and releases scheduled items (one replica sweeps at a time; 0: no maintainer)")
+	origins := addOriginFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -72,6 +73,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	}
 	cfg := e.serverConfig(fs, f, s, t)
 	cfg.UI = ui.enabled(cfg.Addr)
+	origins.apply(fs, e.getenv, &cfg)
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: configError(err)}
 	}

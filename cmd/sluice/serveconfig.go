@@ -31,6 +31,41 @@ var configNames = map[string]string{ //nolint:gosec // G101: flag and variable n
 	"Limits.MaxSubscriptions":     "--max-subscriptions",
 	"Limits.ClientBufferBytes":    "--client-buffer-bytes",
 	"Limits.MaxQueues":            "--max-queues",
+	"CORSOrigins":                 "--cors-origins/SLUICE_CORS_ORIGINS",
+	"WebSocketOrigins":            "--ws-origins/SLUICE_WS_ORIGINS",
+}
+
+// originFlags are serve's flags for pages served from other origins:
+// CORS for the API, and the origin check of the WebSocket routes.
+type originFlags struct {
+	cors, ws string
+}
+
+func addOriginFlags(fs *flag.FlagSet) *originFlags {
+	var o originFlags
+	fs.StringVar(&o.cors, "cors-origins", "", `comma-separated origins (https://app.example.com) whose pages may call the API; "*" allows any (env SLUICE_CORS_ORIGINS; default none)`)
+	fs.StringVar(&o.ws, "ws-origins", "", "comma-separated host patterns (*.example.com) of pages on other origins that may open WebSockets (env SLUICE_WS_ORIGINS; default none: same origin only)")
+	return &o
+}
+
+// apply sets the origins of cfg: the flags when given, else the
+// environment's variables.
+func (o *originFlags) apply(fs *flag.FlagSet, getenv func(string) string, cfg *server.Config) {
+	cfg.CORSOrigins = splitList(pick(fs, "cors-origins", o.cors, getenv("SLUICE_CORS_ORIGINS"), ""))
+	cfg.WebSocketOrigins = splitList(pick(fs, "ws-origins", o.ws, getenv("SLUICE_WS_ORIGINS"), ""))
+}
+
+// splitList splits a comma-separated list, trimming spaces; "" is none.
+// An empty element stays, for Validate to name.
+func splitList(v string) []string {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	parts := strings.Split(v, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
 }
 
 // configError words server.Config.Validate's error with the names the

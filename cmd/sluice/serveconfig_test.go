@@ -42,6 +42,8 @@ func TestConfigErrorsNameFlags(t *testing.T) {
 	cfg.LogFormat = "xml"
 	cfg.ReadHeaderTimeout, cfg.BodyTimeout, cfg.ShutdownTimeout = 0, 0, 0
 	cfg.Limits = server.Limits{MaxQueues: -1}
+	cfg.CORSOrigins = []string{"https://app.example.com/path"}
+	cfg.WebSocketOrigins = []string{"[bad"}
 	cfg.PollInterval = 0 // not a setting of the command
 	err := configError(cfg.Validate())
 	if err == nil {
@@ -90,6 +92,37 @@ func TestUIFlag(t *testing.T) {
 		}
 		if got := ui.enabled(tc.addr); got != tc.want {
 			t.Errorf("%v at %s: dashboard %v, want %v", tc.args, tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestOriginFlags checks that --cors-origins and --ws-origins fill the
+// configuration, win over their environment variables, and fall back to
+// them.
+func TestOriginFlags(t *testing.T) {
+	env := map[string]string{"SLUICE_CORS_ORIGINS": "https://env.example", "SLUICE_WS_ORIGINS": "env.example"}
+	getenv := func(k string) string { return env[k] }
+	for _, tc := range []struct {
+		args     []string
+		cors, ws []string
+	}{
+		{nil, []string{"https://env.example"}, []string{"env.example"}},
+		{[]string{"--cors-origins", "*", "--ws-origins", "a.example, *.b.example"}, []string{"*"}, []string{"a.example", "*.b.example"}},
+		{[]string{"--cors-origins", "https://a.example,http://b.example:8080"}, []string{"https://a.example", "http://b.example:8080"}, []string{"env.example"}},
+		{[]string{"--cors-origins", "", "--ws-origins", ""}, nil, nil},
+	} {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		o := addOriginFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg := server.DefaultConfig()
+		o.apply(fs, getenv, &cfg)
+		if !reflect.DeepEqual(cfg.CORSOrigins, tc.cors) || !reflect.DeepEqual(cfg.WebSocketOrigins, tc.ws) {
+			t.Errorf("%q: cors %q ws %q, want %q %q", tc.args, cfg.CORSOrigins, cfg.WebSocketOrigins, tc.cors, tc.ws)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%q: %v", tc.args, err)
 		}
 	}
 }

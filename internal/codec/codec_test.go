@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -219,6 +220,13 @@ func FuzzTranscode(f *testing.F) {
 	f.Add("\"\xff\"")
 	f.Add("{\"a\": \"\xed\xa0\x80\"}")
 	f.Add("[\"\x7f\", \"a\x7f\u00e9\"]")
+	// Runs longer than the eight bytes str skips at once, with the bytes
+	// it must stop at in every position of a word.
+	for i := range 9 {
+		for _, c := range []string{`\"`, "\x7f", "é", "\x01", `"`} {
+			f.Add(`["` + strings.Repeat("a", i) + c + strings.Repeat("b", 17-i) + `"]`)
+		}
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) {
 			// Refused, never rewritten with U+FFFD in place of the bytes.
@@ -311,6 +319,22 @@ func pythonizeReference(in []byte) string {
 	}
 	b.Write(in[run:])
 	return b.String()
+}
+
+// TestSpecialMatchesBytewise checks the word-at-a-time test against the
+// byte test for every byte value in every position of a word.
+func TestSpecialMatchesBytewise(t *testing.T) {
+	byteSpecial := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' || c >= 0x7f }
+	for pos := range 8 {
+		for c := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			got := special(binary.LittleEndian.Uint64(w))
+			if got != byteSpecial(byte(c)) {
+				t.Fatalf("special(%q) = %v, byte %#x at %d", w, got, c, pos)
+			}
+		}
+	}
 }
 
 // BenchmarkEncodeRawJSON is the add path's encoding of a json.RawMessage

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,8 +50,8 @@ func TestDoDecodesErrorsAndSendsKey(t *testing.T) {
 		t.Fatalf("ok: %v %+v", err, out)
 	}
 	_, err = c.do(context.Background(), http.MethodGet, "/busy", nil, nil, nil)
-	se, ok := err.(*StatusError)
-	if !ok || se.Status != 503 || se.Message != "engine unavailable" || se.RetryAfter != 2*time.Second {
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != 503 || se.Message != "engine unavailable" || se.RetryAfter != 2*time.Second {
 		t.Fatalf("busy: %#v", err)
 	}
 	_, err = c.do(context.Background(), http.MethodGet, "/missing", nil, nil, nil)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +106,11 @@ type Config struct {
 	// other origins allowed to open WebSockets; same-origin requests and
 	// clients that send no Origin are always allowed (default none).
 	WebSocketOrigins []string
+	// CORSOrigins are the origins ("https://app.example.com", scheme, host
+	// and port as a browser sends them in Origin) whose pages may call the
+	// API from another origin; "*" allows every origin. Preflights are
+	// answered for them (default none: no CORS headers at all).
+	CORSOrigins []string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -206,6 +213,16 @@ func (c Config) Validate() error {
 	if c.ClientBuffer < 1 {
 		bad("ClientBuffer", c.ClientBuffer, ">= 1")
 	}
+	for _, p := range c.WebSocketOrigins {
+		if _, err := path.Match(p, ""); err != nil || strings.TrimSpace(p) == "" {
+			bad("WebSocketOrigins", p, "a host pattern (path.Match syntax, such as *.example.com)")
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if !validOrigin(o) {
+			bad("CORSOrigins", o, `"*" or an origin: scheme://host[:port], no path`)
+		}
+	}
 	errs = append(errs, c.Limits.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
@@ -233,4 +250,15 @@ func (c Config) queueSettings() sluice.QueueSettings {
 		Policy:            c.QueueOverflowPolicy,
 		PressureThreshold: c.QueueBackpressureThreshold,
 	}
+}
+
+// validOrigin reports whether o is "*" or an origin as browsers send it:
+// http or https, a host, an optional port, nothing else.
+func validOrigin(o string) bool {
+	if o == "*" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil && !strings.HasSuffix(o, "/")
 }

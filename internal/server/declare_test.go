@@ -151,7 +151,9 @@ func TestReceiveUsesDeclaredLease(t *testing.T) {
 		m := b.expect(http.StatusOK, "POST", "/v1/queues/leased/receive", nil)
 		id := m["deliveries"].([]any)[0].(map[string]any)["id"].(string)
 		// One delivery allowed: a nack dead-letters the item.
-		b.expect(http.StatusNoContent, "POST", "/v1/queues/leased/nack/"+id, nil)
+		if m := b.expect(http.StatusOK, "POST", "/v1/queues/leased/nack/"+id, nil); m["outcome"] != "dead_lettered" || m["redeliver_at"] != nil {
+			t.Fatalf("nack under declared max_deliveries 1: %v", m)
+		}
 		if n, err := b.client.Queue("leased").DLQ(sluice.DLQFailed).Len(context.Background()); err != nil || n != 1 {
 			t.Fatalf("failed DLQ after one nack under declared max_deliveries 1: %d, %v", n, err)
 		}

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -61,6 +63,8 @@ func (s *Server) handleQueueAck(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleQueueNack is POST /v1/queues/{name}/nack/{id}?delay=&reason=&max_deliveries=.
+// It answers what became of the item; redeliver_at is by the server's
+// clock (the engine's may differ a little).
 func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) error {
 	q, p, err := s.queueParams(r)
 	if err != nil {
@@ -77,11 +81,150 @@ func (s *Server) handleQueueNack(w http.ResponseWriter, r *http.Request) error {
 		return p.err
 	}
 	id := r.PathValue("id")
-	err = s.write(r, func(ctx context.Context) error {
-		_, err := q.Nack(ctx, id, &sluice.NackOptions{Delay: delay, Reason: reason, MaxDeliveries: maxDeliveries})
+	var deadLettered bool
+	err = s.write(r, func(ctx context.Context) (err error) {
+		deadLettered, err = q.Nack(ctx, id, &sluice.NackOptions{Delay: delay, Reason: reason, MaxDeliveries: maxDeliveries})
 		return err
 	})
+	if err != nil {
+		return afterWrite(err)
+	}
+	res := nackResult{ID: id, Outcome: "dead_lettered"}
+	if !deadLettered {
+		res.Outcome = "redelivered"
+		res.RedeliverAt = time.Now().Add(delay).UTC().Format(time.RFC3339Nano)
+	}
+	s.reply(w, r, http.StatusOK, res, "queue", q.Name(), "id", id)
+	return nil
+}
+
+// nackResult is the answer of a nack.
+type nackResult struct {
+	ID string `json:"id"`
+	// Outcome is "redelivered" or "dead_lettered".
+	Outcome string `json:"outcome"`
+	// RedeliverAt is set when redelivered.
+	RedeliverAt string `json:"redeliver_at,omitempty"`
+}
+
+// handleQueueExtend is POST /v1/queues/{name}/extend/{id}?lease=: the
+// lease runs for lease from now (by the server's clock, which the answer's
+// deadline is read from).
+func (s *Server) handleQueueExtend(w http.ResponseWriter, r *http.Request) error {
+	q, p, err := s.queueParams(r)
+	if err != nil {
+		return err
+	}
+	lease := p.duration("lease", 0, time.Millisecond, maxLockTTL)
+	if p.err != nil {
+		return p.err
+	}
+	if lease == 0 {
+		// As receive: the queue's declared lease, else the client's.
+		es, err := q.Settings(r.Context())
+		if err != nil {
+			return err
+		}
+		lease = es.Settings.Lease
+	}
+	id := r.PathValue("id")
+	var at time.Time
+	err = s.write(r, func(ctx context.Context) error {
+		at = time.Now()
+		return q.Extend(ctx, id, lease)
+	})
+	if err != nil {
+		return afterWrite(err)
+	}
+	deadline := at.Add(lease).UTC().Format(time.RFC3339Nano)
+	s.reply(w, r, http.StatusOK, map[string]string{"id": id, "deadline": deadline}, "queue", q.Name(), "id", id)
+	return nil
+}
+
+// handleQueueRelease is POST /v1/queues/{name}/release/{id}: the item is
+// handed back unhandled, without counting the delivery.
+func (s *Server) handleQueueRelease(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.queue(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	err = s.write(r, func(ctx context.Context) error { return q.Release(ctx, id) })
 	return s.settled(w, r, q, id, err)
+}
+
+// maxAckBatch bounds the ids of one POST .../ack.
+const maxAckBatch = 1000
+
+// handleQueueAckBatch is POST /v1/queues/{name}/ack with {"ids":[...]}:
+// the deliveries are settled in one atomic step; each result says whether
+// its id still held its lease.
+func (s *Server) handleQueueAckBatch(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.queue(r)
+	if err != nil {
+		return err
+	}
+	ids, err := decodeBody(s, w, r, decodeAckBatch)
+	if err != nil {
+		return err
+	}
+	var acked []bool
+	err = s.write(r, func(ctx context.Context) (err error) {
+		acked, err = q.AckBatch(ctx, ids...)
+		return err
+	})
+	if err != nil {
+		return afterWrite(err)
+	}
+	res := ackBatchResult{Results: make([]ackResult, len(ids))}
+	for i, id := range ids {
+		ok := i < len(acked) && acked[i]
+		res.Results[i] = ackResult{ID: id, Acked: ok}
+		if ok {
+			res.Acked++
+		}
+	}
+	s.reply(w, r, http.StatusOK, res, "queue", q.Name(), "ids", ids)
+	return nil
+}
+
+type ackBatchResult struct {
+	Acked   int         `json:"acked"`
+	Results []ackResult `json:"results"`
+}
+
+type ackResult struct {
+	ID    string `json:"id"`
+	Acked bool   `json:"acked"`
+}
+
+// decodeAckBatch reads {"ids":[...]}: 1 to maxAckBatch ids, each not
+// empty; any other field is refused.
+func decodeAckBatch(body []byte) ([]string, error) {
+	raw, err := singleValue(body)
+	if err != nil {
+		return nil, err
+	}
+	if raw[0] != '{' {
+		return nil, badRequest(`body must be a JSON object {"ids": [...]}`)
+	}
+	var req struct {
+		IDs []string `json:"ids"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, badRequest(`invalid body: %v; want {"ids": ["id", ...]}`, err)
+	}
+	if len(req.IDs) < 1 || len(req.IDs) > maxAckBatch {
+		return nil, badRequest("ids: %d given; want 1 to %d", len(req.IDs), maxAckBatch)
+	}
+	for i, id := range req.IDs {
+		if id == "" {
+			return nil, badRequest("ids[%d] is empty", i)
+		}
+	}
+	return req.IDs, nil
 }
 
 func (s *Server) settled(w http.ResponseWriter, r *http.Request, q *sluice.Queue, id string, err error) error {

@@ -103,7 +103,8 @@ func start(t *testing.T, c *sluice.Client, mutate func(*Config)) *bundle {
 // cleanup.
 func serveBundle(t *testing.T, c *sluice.Client, srv *Server) *bundle {
 	t.Helper()
-	ts := httptest.NewServer(srv.Handler())
+	// Every exchange is validated against openapi.json (openapi_test.go).
+	ts := httptest.NewServer(specChecked(t, srv.Handler()))
 	// A transport of its own: closing the idle connections of the shared
 	// default transport at cleanup broke other tests' requests in flight.
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}

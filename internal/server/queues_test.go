@@ -241,14 +241,24 @@ func TestReceiveAckNack(t *testing.T) {
 		b.expectError(404, "POST", "/v1/queues/work/nack/no-such-id", nil)
 
 		id2 := ds[1].(map[string]any)["id"].(string)
-		b.expect(204, "POST", "/v1/queues/work/nack/"+id2+"?reason=boom", nil)
+		before := time.Now()
+		m = b.expect(200, "POST", "/v1/queues/work/nack/"+id2+"?reason=boom&delay=0", nil)
+		if m["id"] != id2 || m["outcome"] != "redelivered" {
+			t.Fatalf("nack = %v", m)
+		}
+		if at, err := time.Parse(time.RFC3339, m["redeliver_at"].(string)); err != nil || at.Before(before.Truncate(time.Second)) || at.Location() != time.UTC {
+			t.Fatalf("nack redeliver_at %v: %v", m["redeliver_at"], err)
+		}
 		m = b.expect(200, "POST", "/v1/queues/work/receive?timeout=2s", nil)
 		again := m["deliveries"].([]any)[0].(map[string]any)
 		if again["attempt"] != 2.0 || again["item"].(map[string]any)["n"] != 2.0 {
 			t.Fatalf("redelivery = %v", again)
 		}
 		// With one delivery allowed, a nack dead-letters the item.
-		b.expect(204, "POST", "/v1/queues/work/nack/"+again["id"].(string)+"?max_deliveries=1&reason=boom", nil)
+		m = b.expect(200, "POST", "/v1/queues/work/nack/"+again["id"].(string)+"?max_deliveries=1&reason=boom", nil)
+		if m["outcome"] != "dead_lettered" || m["redeliver_at"] != nil {
+			t.Fatalf("nack that dead-letters = %v", m)
+		}
 		m = b.expect(200, "GET", "/v1/queues/work/dlq?kind=failed", nil)
 		if m["total"] != 1.0 {
 			t.Fatalf("failed DLQ = %v", m)

@@ -99,6 +99,16 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 	s.hub.maxSubs = cfg.Limits.MaxSubscriptions
 	s.queues.max = cfg.Limits.MaxQueues
 	s.csrf = http.NewCrossOriginProtection()
+	for _, o := range cfg.CORSOrigins {
+		if o == "*" {
+			// Every page may call the API, by the operator's choice.
+			s.csrf = nil
+			break
+		}
+		if err := s.csrf.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("server: CORS origin %q: %w", o, err)
+		}
+	}
 	if cfg.UI {
 		ui, err := loadUI()
 		if err != nil {
@@ -122,6 +132,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /health", s.handleHealth)
 	m.HandleFunc("GET /health/live", s.handleLive)
 	m.HandleFunc("GET /health/ready", s.handleReady)
+	m.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s.log}}))
 
 	m.HandleFunc("GET /v1/queues", s.handle(s.handleQueueList))
@@ -137,7 +148,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/queues/{name}/next", s.handle(s.handleQueueNext))
 	m.HandleFunc("POST /v1/queues/{name}/receive", s.handle(s.handleQueueReceive))
 	m.HandleFunc("POST /v1/queues/{name}/ack/{id}", s.handle(s.handleQueueAck))
+	m.HandleFunc("POST /v1/queues/{name}/ack", s.handle(s.handleQueueAckBatch))
 	m.HandleFunc("POST /v1/queues/{name}/nack/{id}", s.handle(s.handleQueueNack))
+	m.HandleFunc("POST /v1/queues/{name}/extend/{id}", s.handle(s.handleQueueExtend))
+	m.HandleFunc("POST /v1/queues/{name}/release/{id}", s.handle(s.handleQueueRelease))
 	m.HandleFunc("GET /v1/queues/{name}/deliveries", s.handle(s.handleQueueDeliveries))
 	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handle(s.handleDLQList))
 	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handle(s.handleDLQPurge))
@@ -160,7 +174,8 @@ func (s *Server) routes() {
 
 	if s.ui != nil {
 		m.HandleFunc("GET /{$}", s.handleUIRoot)
-		m.HandleFunc("GET /ui/{file...}", s.handleUI)
+		m.HandleFunc("GET /ui/{$}", s.handleUI)
+		m.HandleFunc("GET /ui/{file}", s.handleUI)
 	}
 }
 
@@ -191,6 +206,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if s.cors(rec, r) {
+		return
+	}
+	if noStore[pattern] {
+		// These replies hand out or settle items: a cache that kept or
+		// replayed one would lose or duplicate work.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	if pattern == "" {
 		// The mux answers 404, 405 (with Allow) or a redirect to the clean
 		// path; errors are rewritten as JSON.
@@ -203,7 +226,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusMethodNotAllowed, "method not allowed; allowed: GET")
 		return
 	}
-	if err := s.csrf.Check(r); err != nil {
+	if err := s.csrfCheck(r); err != nil {
 		// A page on another site can make a browser send simple POSTs
 		// (and, with CORS, more) to this service: without API keys
 		// nothing else would tell them from the user's own. Browsers say
@@ -232,15 +255,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
+// csrfCheck refuses a browser's state-changing request from an origin
+// that is neither the service's own nor one of Config.CORSOrigins.
+func (s *Server) csrfCheck(r *http.Request) error {
+	if s.csrf == nil {
+		return nil
+	}
+	return s.csrf.Check(r)
+}
+
 // authorized checks the API key unless none are configured or the route is
-// public. Keys are compared as SHA-256 digests in constant time, so
+// public: health, metrics, the API's description and the dashboard's
+// files, which hold nothing secret. Keys are compared as SHA-256 digests in constant time, so
 // neither a key's content nor its length leaks through timing.
 func (s *Server) authorized(r *http.Request, pattern string) bool {
 	if len(s.keys) == 0 {
 		return true
 	}
 	path := pattern[strings.IndexByte(pattern, ' ')+1:]
-	if path == "/metrics" || path == "/health" || strings.HasPrefix(path, "/health/") || isUIPath(path) {
+	if path == "/metrics" || path == "/openapi.json" || path == "/health" || strings.HasPrefix(path, "/health/") || isUIPath(path) {
 		return true
 	}
 	key := r.Header.Get("X-API-Key")

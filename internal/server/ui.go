@@ -88,12 +88,12 @@ func loadUI() (uiAssets, error) {
 // handleUIRoot is GET /: the dashboard's address.
 func (s *Server) handleUIRoot(w http.ResponseWriter, r *http.Request) {
 	setUIHeaders(w)
-	http.Redirect(w, r, "/ui/", http.StatusFound)
+	w.Header().Set("Location", "/ui/")
+	w.WriteHeader(http.StatusFound)
 }
 
-// handleUI is GET /ui/{file...}: the page for /ui/ (and for any path
-// without an extension, so that a reload of a view's address works), the
-// files by name.
+// handleUI is GET /ui/ and /ui/{file}: the page for /ui/ (and for a name
+// without an extension), the files by name.
 func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
 	setUIHeaders(w)
 	name := r.PathValue("file")

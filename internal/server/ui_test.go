@@ -23,7 +23,7 @@ func TestUIServed(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
 		t.Errorf("GET /: %d to %q, want 302 to /ui/", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	for _, path := range []string{"/ui/", "/ui/app.js", "/ui/style.css", "/ui/queue/jobs"} {
+	for _, path := range []string{"/ui/", "/ui/app.js", "/ui/style.css", "/ui/queue"} {
 		resp := b.send("GET", path, nil, "Accept-Encoding", "gzip")
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
@@ -93,6 +93,18 @@ func TestCrossOriginWrites(t *testing.T) {
 	b.expect(http.StatusOK, "POST", "/v1/queues/jobs/items", `{"a":2}`)
 	// Reads are not affected.
 	b.expect(http.StatusOK, "GET", "/v1/queues/jobs", nil, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+}
+
+// TestCrossOriginWritesCORS: the origins the service lets call it
+// (CORSOrigins) may change state too; under "*", every origin may.
+func TestCrossOriginWritesCORS(t *testing.T) {
+	t.Parallel()
+	const app = "https://app.example.com"
+	b := start(t, openClient(t, "embedded"), func(c *Config) { c.CORSOrigins = []string{app} })
+	b.expect(http.StatusOK, "POST", "/v1/queues/jobs/items", `1`, "Origin", app, "Sec-Fetch-Site", "cross-site")
+	b.expectError(http.StatusForbidden, "POST", "/v1/queues/jobs/items", `1`, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+	any := start(t, openClient(t, "embedded"), func(c *Config) { c.CORSOrigins = []string{"*"} })
+	any.expect(http.StatusOK, "POST", "/v1/queues/jobs/items", `1`, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
 }
 
 // TestWebSocketKeySubprotocol: a browser sends its key as a subprotocol,
