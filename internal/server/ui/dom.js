@@ -107,3 +107,22 @@ export function confirmAction(title, text, okLabel) {
     dlg.showModal();
   });
 }
+
+// poller runs fn now and then every ms after each run ends, never two at
+// once: kick() asks for a run now (after the one in progress, if any).
+export function poller(fn, ms) {
+  let timer = 0, running = false, again = false, stopped = false;
+  const run = async () => {
+    clearTimeout(timer);
+    if (stopped) return;
+    if (running) { again = true; return; }
+    running = true;
+    try { await fn(); } catch { /* fn reports its own failures */ }
+    running = false;
+    if (stopped) return;
+    if (again) { again = false; run(); return; }
+    timer = setTimeout(run, ms);
+  };
+  run();
+  return { kick: run, stop: () => { stopped = true; clearTimeout(timer); } };
+}

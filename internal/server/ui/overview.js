@@ -1,7 +1,7 @@
 // The overview: every queue, filtered by name and a page at a time, with
 // live counts and rates for the queues on the page.
 import { api, q } from './api.js';
-import { h, clear, fmtNum, fmtRate, fmtTime, fmtAge, toast } from './dom.js';
+import { h, clear, fmtNum, fmtRate, fmtTime, fmtAge, toast, poller } from './dom.js';
 import { record, rates, sparkline } from './spark.js';
 
 const PAGE = 25;
@@ -14,11 +14,11 @@ export function overview(main, params) {
   let filter = params.get('filter') || '';
   let page = Math.max(0, Number(params.get('page') || 0) | 0);
   let stopped = false;
-  let listTimer, rowTimer;
+  let list, rows; // pollers
 
   const filterInput = h('input', {
     id: 'filter', type: 'search', placeholder: 'Filter by name', value: filter, autocomplete: 'off',
-    oninput: () => { filter = filterInput.value; page = 0; render(); },
+    oninput: () => { filter = filterInput.value; page = 0; render(); if (rows) rows.kick(); },
   });
   const status = h('p', { class: 'muted', 'aria-live': 'polite' });
   const tbody = h('tbody');
@@ -66,9 +66,9 @@ export function overview(main, params) {
     clear(pager);
     if (pages > 1) {
       pager.append(
-        h('button', { type: 'button', disabled: page === 0, onclick: () => { page--; render(); refreshRows(); }, text: '← Previous' }),
+        h('button', { type: 'button', disabled: page === 0, onclick: () => { page--; render(); rows.kick(); }, text: '← Previous' }),
         h('span', { text: `Page ${page + 1} of ${pages}` }),
-        h('button', { type: 'button', disabled: page >= pages - 1, onclick: () => { page++; render(); refreshRows(); }, text: 'Next →' }));
+        h('button', { type: 'button', disabled: page >= pages - 1, onclick: () => { page++; render(); rows.kick(); }, text: 'Next →' }));
     }
     return shown;
   }
@@ -94,15 +94,13 @@ export function overview(main, params) {
       await loadList();
       if (stopped) return;
       render();
-      await refreshRows();
+      if (rows) rows.kick(); else rows = poller(refreshRows, ROWS_EVERY);
     } catch (e) {
       if (!stopped) toast('Listing queues failed: ' + e.message, true);
     }
-    if (!stopped) listTimer = setTimeout(refreshList, LIST_EVERY);
   }
 
   async function refreshRows() {
-    clearTimeout(rowTimer);
     const names = visible().slice(page * PAGE, page * PAGE + PAGE).map((r) => r.queue_name);
     await Promise.all(names.map(async (n) => {
       try {
@@ -119,11 +117,10 @@ export function overview(main, params) {
       if (d) Object.assign(r, { current_length: d.current_length, max_size: d.max_size, fill_ratio: d.fill_ratio, overflow_policy: d.overflow_policy, paused: d.paused });
     }
     render();
-    rowTimer = setTimeout(refreshRows, ROWS_EVERY);
   }
 
-  refreshList();
-  return () => { stopped = true; clearTimeout(listTimer); clearTimeout(rowTimer); };
+  list = poller(refreshList, LIST_EVERY);
+  return () => { stopped = true; list.stop(); if (rows) rows.stop(); };
 }
 
 function row(r, d) {

@@ -1,7 +1,7 @@
 // One queue: its numbers and rates, declared settings, head items,
 // deliveries in flight and both DLQs, with the actions on them.
 import { api, q } from './api.js';
-import { h, clear, fmtNum, fmtTime, fmtAge, pretty, toast, confirmAction } from './dom.js';
+import { h, clear, fmtNum, fmtTime, fmtAge, pretty, toast, confirmAction, poller } from './dom.js';
 import { record } from './spark.js';
 import { rateCell } from './overview.js';
 
@@ -9,7 +9,6 @@ const LIST = 20;
 
 export function queuePage(main, name) {
   let stopped = false;
-  let timer;
   let info = null;
   const base = q(name);
 
@@ -33,8 +32,7 @@ export function queuePage(main, name) {
       items.el),
     inflight.el, dlq.el);
 
-  async function refresh() {
-    clearTimeout(timer);
+  async function load() {
     try {
       info = await api('GET', base);
       if (stopped) return;
@@ -43,8 +41,9 @@ export function queuePage(main, name) {
     } catch (e) {
       if (!stopped) toast('Reading the queue failed: ' + e.message, true);
     }
-    if (!stopped) timer = setTimeout(refresh, 2000);
   }
+  let poll;
+  const refresh = () => poll.kick();
 
   function renderInfo() {
     const i = info;
@@ -284,6 +283,6 @@ export function queuePage(main, name) {
     return { el, load };
   }
 
-  refresh();
-  return () => { stopped = true; clearTimeout(timer); };
+  poll = poller(load, 2000);
+  return () => { stopped = true; poll.stop(); };
 }
