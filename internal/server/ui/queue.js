@@ -201,8 +201,8 @@ export function queuePage(main, name) {
     const list = h('ol', { class: 'entries', id: 'dlq' });
     const note = h('p', { class: 'muted small', 'aria-live': 'polite' });
     const tabs = ['overflow', 'failed'].map((k) => h('button', {
-      type: 'button', role: 'tab', id: 'dlq-' + k, 'aria-selected': String(k === kind),
-      onclick: () => { kind = k; tabs.forEach((t) => t.setAttribute('aria-selected', String(t.id === 'dlq-' + k))); load(''); },
+      type: 'button', id: 'dlq-' + k, 'aria-pressed': String(k === kind),
+      onclick: () => { kind = k; tabs.forEach((t) => t.setAttribute('aria-pressed', String(t.id === 'dlq-' + k))); load(''); },
       text: k === 'overflow' ? 'Overflow DLQ' : 'Failed DLQ',
     }));
     const count = h('input', { id: 'requeue-count', type: 'number', min: 1, step: 1, value: 10, inputmode: 'numeric' });
@@ -210,7 +210,7 @@ export function queuePage(main, name) {
     const more = h('button', { type: 'button', text: 'Next page →', onclick: () => load(next) });
     const el = h('section', { 'aria-labelledby': 'dlq-h' },
       h('div', { class: 'bar' }, h('h2', { id: 'dlq-h', text: 'Dead-letter queues' }),
-        h('div', { role: 'tablist', 'aria-label': 'DLQ kind', class: 'tabs' }, ...tabs)),
+        h('div', { role: 'group', 'aria-label': 'Which DLQ', class: 'tabs' }, ...tabs)),
       h('div', { class: 'actions' },
         h('div', { class: 'field inline' }, h('label', { for: 'requeue-count', text: 'Requeue' }), count),
         h('button', { type: 'button', id: 'requeue-n', onclick: () => requeue(Number(count.value)), text: 'Requeue N' }),

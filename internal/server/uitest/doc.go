@@ -7,5 +7,7 @@
 // browser's binary; SLUICE_UI_SCREENSHOTS a directory where each test
 // saves PNG screenshots of the pages it visits (default: none are kept).
 // SLUICE_UI_MEASURE=1 runs TestMeasureFirstRender, which times the
-// overview's first row with 1,000 queues and only logs it.
+// overview's first row with 1,000 queues and only logs it;
+// SLUICE_UI_DOCS=1 runs TestDocsScreenshot, which rewrites
+// docs/dashboard.png.
 package uitest
