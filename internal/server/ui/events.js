@@ -15,6 +15,7 @@ export function events(main, params) {
   let retry;
   let backoff = 500;
   const history = []; // newest last, at most HISTORY
+  let drawing = false; // a render is scheduled
 
   const chans = h('input', { id: 'channels', type: 'text', value: params.get('channels') || 'events', autocomplete: 'off', spellcheck: 'false' });
   const state = h('span', { id: 'ws-state', class: 'badge', text: 'disconnected' });
@@ -94,7 +95,9 @@ export function events(main, params) {
     history.push(m);
     if (history.length > HISTORY) history.splice(0, history.length - HISTORY);
     if (paused) { held++; counter.textContent = `${history.length} messages kept; ${held} arrived while paused.`; return; }
-    render();
+    // Many messages a second are drawn together, at most 10 times a
+    // second, not once each.
+    if (!drawing) { drawing = true; setTimeout(() => { drawing = false; if (!paused) render(); }, 100); }
   }
 
   function render() {
