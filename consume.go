@@ -248,7 +248,7 @@ func (c *consumer) receive(ctx context.Context) error {
 			case errors.Is(err, ErrClosed):
 				return fmt.Errorf("sluice: consume from queue %q: %w", c.q.name, ErrClosed)
 			case ctx.Err() != nil:
-				return nil
+				return nil //nolint:nilerr // the receive was cut short by the shutdown: no failure
 			}
 			c.report(err)
 			if !sleepCtx(ctx, backoff) {

@@ -165,11 +165,24 @@ type AddResult struct {
 // error during the call (the item may or may not have been written); an
 // encoding or validation error means nothing was written.
 func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, error) {
-	res, bound, err := q.addBatch(ctx, []any{v}, opts)
+	// addBatch's steps for one item, without its slices: an add is the
+	// hot path.
+	if q.nameErr != nil {
+		return AddResult{}, q.nameErr
+	}
+	s, err := q.addSettings(opts)
 	if err != nil {
 		return AddResult{}, err
 	}
-	r := res[0]
+	enc, err := q.c.codec.Encode(v)
+	if err != nil {
+		return AddResult{}, fmt.Errorf("sluice: add to queue %q: item 0: %w (nothing written)", q.name, encodeErr(err))
+	}
+	raw, bound, err := q.addEngine(ctx, []string{enc}, s)
+	if err != nil {
+		return AddResult{}, err
+	}
+	r := q.result(raw[0], bound)
 	if !r.Success {
 		return r, fmt.Errorf("sluice: add to queue %q: %w (%d/%d); nothing written", q.name, ErrQueueFull, r.QueueLength, bound)
 	}
@@ -254,6 +267,20 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 }
 
 func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, int64, error) {
+	raw, bound, err := q.addEngine(ctx, stored, s)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]AddResult, len(raw))
+	for i, r := range raw {
+		out[i] = q.result(r, bound)
+	}
+	return out, bound, nil
+}
+
+// addEngine adds encoded items and returns the engine's results and the
+// bound they met.
+func (q *Queue) addEngine(ctx context.Context, stored []string, s addSettings) ([]engine.AddResult, int64, error) {
 	p := engine.AddParams{
 		Queue: q.name, Items: stored, Policy: engine.Policy(s.policy).Normalize(), MaxSize: s.maxSize,
 		MaxSizeExplicit: s.maxExplicit, PolicyExplicit: s.policyExplicit, NotBefore: s.notBefore,
@@ -281,11 +308,7 @@ func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) (
 			break
 		}
 	}
-	out := make([]AddResult, len(raw))
-	for i, r := range raw {
-		out[i] = q.result(r, bound)
-	}
-	return out, bound, nil
+	return raw, bound, nil
 }
 
 func (q *Queue) result(r engine.AddResult, maxSize int64) AddResult {

@@ -302,8 +302,11 @@ type benchCase struct {
 	n           int // goroutines
 	sample      int // latency sampling rate, see measure
 	// baseline, when set, is the label of the case (at the same n) this
-	// one's ratio is taken against.
+	// one's ratio is taken against: what a user would write instead.
 	baseline string
+	// limit, when set, is the label of the case (at the same n) that
+	// bounds what this one could do, when that is not the baseline.
+	limit string
 	// prepare runs before each slice and returns the operation to measure
 	// (a drain case fills its queue here); cleanup runs after each slice.
 	prepare func(ctx context.Context) (op, error)
@@ -341,6 +344,9 @@ func group(ctx context.Context, o Options, rep *Report, cases []benchCase) error
 	for _, c := range cases {
 		if c.baseline != "" {
 			rep.compare(c.label, c.n, c.baseline, c.n)
+		}
+		if c.limit != "" {
+			rep.compareLimit(c.label, c.n, c.limit, c.n)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,6 +196,19 @@ func (s *redisSuite) addCases(n int) []benchCase {
 		}),
 		cleanup: func(ctx context.Context) error { return s.unlink(ctx, rpushKey) },
 	}}
+	// With concurrent callers Sluice merges their adds into one script
+	// call: the limit of that is one RPUSH of what the callers had.
+	limit := ""
+	if n > 1 {
+		limit = combinedLabel
+		_, combinedKey := s.name()
+		cp := &combinedPush{s: s, key: combinedKey}
+		cases = append(cases, benchCase{
+			label: combinedLabel, note: "limit: each RPUSH carries every item the callers had waiting (as Sluice merges adds)", n: n, sample: 1,
+			prepare: fixed(cp.push),
+			cleanup: func(ctx context.Context) error { return s.unlink(ctx, combinedKey) },
+		})
+	}
 	for _, p := range policies {
 		for _, full := range []bool{false, true} {
 			name, key := s.name()
@@ -210,8 +224,12 @@ func (s *redisSuite) addCases(n int) []benchCase {
 				}
 				return 1, err
 			}
+			note := ""
+			if full && p == sluice.PolicyReject {
+				note = "writes nothing: not an add target"
+			}
 			cases = append(cases, benchCase{
-				label: label, n: n, sample: 1, baseline: "raw RPUSH",
+				label: label, note: note, n: n, sample: 1, baseline: "raw RPUSH", limit: limit,
 				prepare: func(ctx context.Context) (op, error) {
 					if full {
 						if err := s.fill(ctx, key, fullSize); err != nil {
@@ -231,7 +249,7 @@ func (s *redisSuite) addCases(n int) []benchCase {
 	declQ := s.client.Queue(declName)
 	cases = append(cases, benchCase{
 		label: declaredLabel, note: "dlq (not full), bound and policy declared", n: n, sample: 1,
-		baseline: "add dlq (not full)",
+		baseline: "add dlq (not full)", limit: limit,
 		prepare: func(ctx context.Context) (op, error) {
 			err := s.client.DeclareQueue(ctx, declName, sluice.QueueSettings{MaxSize: notFull, Policy: sluice.PolicyDLQ})
 			return func(ctx context.Context, _ int) (int, error) {
@@ -270,6 +288,49 @@ func (s *redisSuite) addCases(n int) []benchCase {
 			cleanup: func(ctx context.Context) error { return s.unlink(ctx, batchKey) },
 		},
 	)
+}
+
+// combinedLabel is the limit of merged adds.
+const combinedLabel = "raw RPUSH (combined)"
+
+// combinedPush is the limit of Sluice's merged adds: a caller that finds no
+// RPUSH on the wire sends one carrying every item waiting by then, and the
+// others wait for the push that carried theirs.
+type combinedPush struct {
+	s   *redisSuite
+	key string
+
+	mu      sync.Mutex
+	waiting []chan error
+	busy    bool
+}
+
+func (c *combinedPush) push(ctx context.Context, _ int) (int, error) {
+	done := make(chan error, 1)
+	c.mu.Lock()
+	c.waiting = append(c.waiting, done)
+	if c.busy {
+		c.mu.Unlock()
+		return 1, <-done
+	}
+	c.busy = true
+	for len(c.waiting) > 0 {
+		batch := c.waiting
+		c.waiting = nil
+		c.mu.Unlock()
+		elems := make([]string, len(batch))
+		for i := range elems {
+			elems[i] = c.s.item
+		}
+		err := c.s.raw.Do(ctx, c.s.raw.B().Rpush().Key(c.key).Element(elems...).Build()).Error()
+		for _, w := range batch {
+			w <- err
+		}
+		c.mu.Lock()
+	}
+	c.busy = false
+	c.mu.Unlock()
+	return 1, <-done
 }
 
 // consumerCases drain pre-filled queues with 4 consumers: raw BLPOP,
@@ -319,9 +380,21 @@ func (s *redisSuite) consumerCases() []benchCase {
 	add("receive+ack", "one Receive and one Ack per item", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
 		return receiveAck(q, left, 1, lease)
 	})
+	add("raw LPOP x100", "limit: LPOP of 100 at a time; drains a pre-filled list", "", func(_ *sluice.Queue, key string, left *atomic.Int64) op {
+		return func(ctx context.Context, _ int) (int, error) {
+			k, ok := take(left, 100)
+			if !ok {
+				return 0, errDrained
+			}
+			got, err := s.raw.Do(ctx, s.raw.B().Lpop().Key(key).Count(k).Build()).AsStrSlice()
+			left.Add(k - int64(len(got)))
+			return len(got), err
+		}
+	})
 	add("receive+ack x100", "ReceiveBatch of 100, then one AckBatch of them", "raw BLPOP", func(q *sluice.Queue, _ string, left *atomic.Int64) op {
 		return receiveAck(q, left, 100, lease)
 	})
+	cases[len(cases)-1].limit = "raw LPOP x100"
 	cases = append(cases, s.consumeCase(budget))
 	return cases
 }
@@ -336,7 +409,8 @@ func (s *redisSuite) consumeCase(budget int) benchCase {
 	var stop func()
 	handed := make(chan struct{})
 	return benchCase{
-		label: "consume", note: "Consume, 4 handlers, prefetch 200, batched acks; every item acked", n: consumers, sample: 1, baseline: "raw BLPOP",
+		label: "consume", note: "Consume, 4 handlers, prefetch 200, batched acks; every item acked", n: consumers, sample: 1,
+		baseline: "raw BLPOP", limit: "raw LPOP x100",
 		prepare: func(ctx context.Context) (op, error) {
 			if err := s.unlink(ctx, key); err != nil {
 				return nil, err

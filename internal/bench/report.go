@@ -30,7 +30,12 @@ type Result struct {
 	// per second when no items move); 0 when there is no baseline.
 	Baseline string  `json:"baseline,omitempty"`
 	Ratio    float64 `json:"ratio,omitempty"`
-	Note     string  `json:"note,omitempty"`
+	// Limit names the raw-command case that bounds what this one could do
+	// (one RPUSH of what concurrent callers had, LPOP of 100), when it is
+	// not the baseline; LimitRatio is the rate over it.
+	Limit      string  `json:"limit,omitempty"`
+	LimitRatio float64 `json:"limit_ratio,omitempty"`
+	Note       string  `json:"note,omitempty"`
 }
 
 // Machine describes where a report was measured.
@@ -86,6 +91,19 @@ func (r *Report) add(name string, goroutines int, t tally, note string) *Result 
 // compare sets the ratio of the row named name at goroutines to the
 // baseline row at baseGoroutines.
 func (r *Report) compare(name string, goroutines int, baseline string, baseGoroutines int) {
+	r.ratio(name, goroutines, baseline, baseGoroutines, func(res *Result, label string, ratio float64) {
+		res.Baseline, res.Ratio = label, ratio
+	})
+}
+
+// compareLimit sets the row's ratio to its limit row.
+func (r *Report) compareLimit(name string, goroutines int, limit string, limitGoroutines int) {
+	r.ratio(name, goroutines, limit, limitGoroutines, func(res *Result, label string, ratio float64) {
+		res.Limit, res.LimitRatio = label, ratio
+	})
+}
+
+func (r *Report) ratio(name string, goroutines int, baseline string, baseGoroutines int, set func(res *Result, label string, ratio float64)) {
 	var base *Result
 	for i := range r.Results {
 		if r.Results[i].Case == baseline && r.Results[i].Goroutines == baseGoroutines {
@@ -97,8 +115,7 @@ func (r *Report) compare(name string, goroutines int, baseline string, baseGorou
 	}
 	for i := range r.Results {
 		if res := &r.Results[i]; res.Case == name && res.Goroutines == goroutines {
-			res.Baseline = fmt.Sprintf("%s (%d)", baseline, baseGoroutines)
-			res.Ratio = res.rate() / base.rate()
+			set(res, fmt.Sprintf("%s (%d)", baseline, baseGoroutines), res.rate()/base.rate())
 		}
 	}
 }
@@ -110,6 +127,14 @@ func (res *Result) rate() float64 {
 		return res.OpsPerSec
 	}
 	return res.ItemsPerSec
+}
+
+// times prints a ratio, or nothing when there is none.
+func times(r float64) string {
+	if r <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2fx", r)
 }
 
 func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
@@ -125,14 +150,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprint(bw, "\n\n")
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tgoroutines\tops/s\titems/s\tp50\tp99\tratio\tbaseline\t")
+	fmt.Fprintln(tw, "case\tgoroutines\tops/s\titems/s\tp50\tp99\tratio\tbaseline\tvs limit\tlimit\t")
 	for _, res := range r.Results {
-		ratio := ""
-		if res.Ratio > 0 {
-			ratio = fmt.Sprintf("%.2fx", res.Ratio)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.Case, res.Goroutines,
-			count(res.OpsPerSec), count(res.ItemsPerSec), latency(res.P50Micros), latency(res.P99Micros), ratio, res.Baseline)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.Case, res.Goroutines,
+			count(res.OpsPerSec), count(res.ItemsPerSec), latency(res.P50Micros), latency(res.P99Micros),
+			times(res.Ratio), res.Baseline, times(res.LimitRatio), res.Limit)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -155,6 +155,12 @@ func (sc *specCheck) checkRequestBody(route *routers.Route, body []byte) error {
 func (sc *specCheck) checkResponseBody(route *routers.Route, status int, h http.Header, body []byte) error {
 	op := "/paths/" + pointerEscape(route.Path) + "/" + strings.ToLower(route.Method) + "/responses/"
 	resp, at, ok := sc.node(op + strconv.Itoa(status))
+	if status == http.StatusSwitchingProtocols {
+		if !ok {
+			return errors.New("a WebSocket upgrade where the document lists none")
+		}
+		return nil
+	}
 	if !ok {
 		if resp, at, ok = sc.node(op + "default"); !ok {
 			return nil // kin-openapi has refused the status
@@ -310,6 +316,12 @@ const maxCheckedBody = 64 << 10
 // read them. A failure fails the test that sent the request.
 func specChecked(t *testing.T, h http.Handler) http.Handler {
 	sc := specChecker(t)
+	// The checks run beside the tests, not in the requests' way: their
+	// latency would add up in every test that makes requests one after
+	// another. Registered before serveBundle's cleanup, this one runs
+	// after it: the server has stopped, every check has begun.
+	var checks sync.WaitGroup
+	t.Cleanup(checks.Wait)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var reqBody *capture
 		if r.Body != nil && r.Body != http.NoBody {
@@ -317,24 +329,38 @@ func specChecked(t *testing.T, h http.Handler) http.Handler {
 			r.Body = &teeBody{ReadCloser: r.Body, c: reqBody}
 		}
 		rec := &specRecorder{ResponseWriter: w, body: capture{limit: maxCheckedBody}}
-		h.ServeHTTP(rec, r)
-		if err := sc.checkExchange(r, reqBody, rec); err != nil {
-			t.Errorf("%s %s: reply %d does not match openapi.json: %v\nreply body: %.300s",
-				r.Method, r.URL.RequestURI(), rec.statusCode(), err, rec.body.buf.Bytes())
+		report := func(req *http.Request) {
+			if err := sc.checkExchange(req, reqBody, rec); err != nil {
+				t.Errorf("%s %s: reply %d does not match openapi.json: %v\nreply body: %.300s",
+					req.Method, req.URL.RequestURI(), rec.statusCode(), err, rec.body.buf.Bytes())
+			}
 		}
+		// A WebSocket handler outlives its connection's tracking by the
+		// test server (and may outlive the test): its handshake reply is
+		// checked as it is written, before the hijack.
+		rec.upgraded = func() { report(r.Clone(context.Background())) }
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusSwitchingProtocols {
+			return
+		}
+		if rec.status == 0 && isClosed(r.Context().Done()) {
+			return // the client left before a reply was written (the tests of departures)
+		}
+		req := r.Clone(context.Background())
+		checks.Go(func() { report(req) })
 	})
 }
 
+// checkExchange checks one exchange; r is a copy of the request, which
+// it changes (the method of a HEAD, the Content-Type, the body).
 func (sc *specCheck) checkExchange(r *http.Request, reqBody *capture, rec *specRecorder) error {
 	status := rec.statusCode()
-	if rec.status == 0 && r.Context().Err() != nil {
-		return nil // the client left before a reply was written (the tests of departures)
-	}
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		return nil // a CORS preflight: answered before routing (cors.go)
 	}
-	probe := r.Clone(context.Background())
-	if probe.Method == http.MethodHead {
+	head := r.Method == http.MethodHead
+	probe := r
+	if head {
 		probe.Method = http.MethodGet // net/http serves HEAD on GET routes
 	}
 	probe.Header.Set("Content-Type", "application/json")
@@ -369,7 +395,7 @@ func (sc *specCheck) checkExchange(r *http.Request, reqBody *capture, rec *specR
 	if reqErr != nil && (status < 400 || status >= 500) {
 		return errors.New("the document says the request is invalid, yet it was answered " + strconv.Itoa(status) + ": " + reqErr.Error())
 	}
-	if r.Method == http.MethodHead {
+	if head {
 		return nil
 	}
 	h := rec.header
@@ -381,10 +407,20 @@ func (sc *specCheck) checkExchange(r *http.Request, reqBody *capture, rec *specR
 	}); err != nil {
 		return err
 	}
-	if rec.body.over || h.Get("Content-Encoding") != "" || status == http.StatusSwitchingProtocols {
+	if rec.body.over || h.Get("Content-Encoding") != "" {
 		return nil
 	}
 	return sc.checkResponseBody(route, status, h, rec.body.buf.Bytes())
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // checkErrorShape checks a reply to a request no operation takes: JSON
@@ -436,9 +472,10 @@ func (b *teeBody) Read(p []byte) (int, error) {
 // connection (deadlines, flushes, the WebSocket hijack).
 type specRecorder struct {
 	http.ResponseWriter
-	status int
-	header http.Header
-	body   capture
+	status   int
+	header   http.Header
+	body     capture
+	upgraded func() // called on a 101 reply
 }
 
 func (r *specRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
@@ -447,6 +484,9 @@ func (r *specRecorder) WriteHeader(code int) {
 	if r.status == 0 || r.status < 200 && code >= 200 {
 		r.status = code
 		r.header = r.ResponseWriter.Header().Clone()
+		if code == http.StatusSwitchingProtocols && r.upgraded != nil {
+			r.upgraded()
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }

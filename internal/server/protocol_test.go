@@ -284,7 +284,7 @@ func TestCORS(t *testing.T) {
 				t.Errorf("%s %s from another origin: %s: %q", r.Request.Method, r.Request.URL.Path, k, r.Header.Get(k))
 			}
 		}
-		if r.Request.Method == "OPTIONS" && r.StatusCode < 400 {
+		if r.Request.Method == http.MethodOptions && r.StatusCode < 400 {
 			t.Errorf("preflight from another origin: %d", r.StatusCode)
 		}
 	}

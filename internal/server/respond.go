@@ -20,10 +20,13 @@ type errorBody struct {
 // writeJSON writes v with status. It returns the write error, which
 // callers that hand over an item use to decide whether it was delivered.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(errorBody{Error: "encoding the reply failed: " + err.Error()})
-		status = http.StatusInternalServerError
+	b, ok := v.(preEncoded)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			b, _ = json.Marshal(errorBody{Error: "encoding the reply failed: " + err.Error()})
+			status = http.StatusInternalServerError
+		}
 	}
 	b = append(b, '\n')
 	h := w.Header()
@@ -38,6 +41,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	}
 	return http.NewResponseController(w).Flush()
 }
+
+// preEncoded is a reply body already encoded, for the hot routes whose
+// answer is a fixed shape (the Python service's POST /detections).
+type preEncoded []byte
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 

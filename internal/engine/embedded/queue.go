@@ -159,9 +159,15 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		return "", false, err
 	}
 	key := e.listKey(queue)
-	deadline := time.Now().Add(timeout)
+	// A pop that does not wait reads no clock.
+	var deadline time.Time
+	left := time.Duration(0)
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+		left = timeout
+	}
 	for {
-		item, ok, w, wait, err := e.popOnce(key, time.Until(deadline))
+		item, ok, w, wait, err := e.popOnce(key, left)
 		if err != nil || ok || w == nil {
 			return item, ok, err
 		}
@@ -175,10 +181,10 @@ func (e *Engine) QueuePop(ctx context.Context, queue string, timeout time.Durati
 		// Timed out or cancelled: unless a pusher served us meanwhile, leave
 		// the line; if it did, the item goes back to the head, where it was.
 		e.abandon(key, w)
-		switch {
-		case !errors.Is(err, errTimeout):
+		if !errors.Is(err, errTimeout) {
 			return "", false, fmt.Errorf("queue pop: %w", err)
-		case time.Until(deadline) <= 0:
+		}
+		if left = time.Until(deadline); left <= 0 {
 			return "", false, nil
 		}
 		// A scheduled item fell due before the timeout: look again.
@@ -232,7 +238,12 @@ func (e *Engine) popOnce(key string, left time.Duration) (item string, ok bool, 
 	case o.list.Len() > 0 && !paused(o):
 		item, ok = t.popOne(o), true
 		t.count(o, engine.StatDelivered, 1)
-		t.onFail(key, func(o *object) { o.list.PushFront(item) })
+		if t.on {
+			// Only a logged change can fail after the fact; the copy keeps
+			// the closure's capture off the result (and off the heap).
+			popped := item
+			t.onFail(key, func(o *object) { o.list.PushFront(popped) })
+		}
 		if err := finish(); err != nil {
 			return "", false, nil, 0, fmt.Errorf("queue pop: %w", err)
 		}
