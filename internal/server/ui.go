@@ -88,7 +88,9 @@ func loadUI() (uiAssets, error) {
 // handleUIRoot is GET /: the dashboard's address.
 func (s *Server) handleUIRoot(w http.ResponseWriter, r *http.Request) {
 	setUIHeaders(w)
-	w.Header().Set("Location", "/ui/")
+	// Relative, so that behind a proxy serving the service under a path
+	// prefix the browser stays under it.
+	w.Header().Set("Location", "ui/")
 	w.WriteHeader(http.StatusFound)
 }
 
@@ -149,4 +151,4 @@ func acceptsGzip(r *http.Request) bool {
 // isUIPath reports whether a route pattern's path is the dashboard's:
 // its files are public (they hold no data; the API calls they make carry
 // the key).
-func isUIPath(p string) bool { return p == "/" || strings.HasPrefix(p, "/ui/") }
+func isUIPath(p string) bool { return p == "/{$}" || strings.HasPrefix(p, "/ui/") }

@@ -20,8 +20,8 @@ func TestUIServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
-		t.Errorf("GET /: %d to %q, want 302 to /ui/", resp.StatusCode, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "ui/" {
+		t.Errorf("GET /: %d to %q, want 302 to ui/", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	for _, path := range []string{"/ui/", "/ui/app.js", "/ui/style.css", "/ui/queue"} {
 		resp := b.send("GET", path, nil, "Accept-Encoding", "gzip")
@@ -73,6 +73,15 @@ func TestUIWithKeys(t *testing.T) {
 	b := start(t, openClient(t, "embedded"), func(c *Config) { c.APIKeys = []string{"k1"} })
 	if st, _ := b.do("GET", "/ui/", nil); st != http.StatusOK {
 		t.Errorf("GET /ui/ with keys set: %d, want 200", st)
+	}
+	noRedirect := &http.Client{Transport: b.hc.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(b.ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Errorf("GET / with keys set: %d, want 302", resp.StatusCode)
 	}
 	b.expectError(http.StatusUnauthorized, "GET", "/v1/queues", nil)
 }

@@ -4,6 +4,16 @@
 
 const KEY = 'sluice.apiKey';
 
+// root is the service's address, found from the page's (it is served at
+// ui/ under it), so that the dashboard works behind a proxy that serves
+// the service under a path prefix.
+const root = new URL('../', location.href);
+
+// serviceURL resolves an absolute service path ("/v1/queues") under root.
+export function serviceURL(path) {
+  return new URL(path.replace(/^\//, ''), root);
+}
+
 export class APIError extends Error {
   constructor(status, message) {
     super(message);
@@ -72,7 +82,7 @@ export async function api(method, path, body) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
-    const resp = await fetch(path, init);
+    const resp = await fetch(serviceURL(path), init);
     if (resp.status === 401 && attempt < 3) {
       if (key) sessionStorage.removeItem(KEY);
       await askKey(Boolean(key));
@@ -96,7 +106,7 @@ export const q = (name) => '/v1/queues/' + encodeURIComponent(name);
 // openSocket opens /v1/ws. The key travels as a subprotocol, which is
 // the one header a browser lets a page set on a WebSocket handshake.
 export function openSocket(channels) {
-  const url = new URL('/v1/ws', location.href);
+  const url = serviceURL('/v1/ws');
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   if (channels.length) url.search = '?channels=' + channels.map(encodeURIComponent).join(',');
   const protocols = ['sluice'];

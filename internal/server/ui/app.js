@@ -1,4 +1,5 @@
 // The dashboard's router: #/ (queues), #/queue/NAME, #/events, #/lookup.
+import { serviceURL } from './api.js';
 import { clear } from './dom.js';
 import { overview } from './overview.js';
 import { queuePage } from './queue.js';
@@ -39,7 +40,7 @@ function route() {
 async function health() {
   const el = document.getElementById('engine');
   try {
-    const r = await fetch('/health', { cache: 'no-store', credentials: 'omit' });
+    const r = await fetch(serviceURL('/health'), { cache: 'no-store', credentials: 'omit' });
     const hl = await r.json();
     const parts = [hl.engine];
     if (hl.redis_version) parts.push(hl.redis_version);

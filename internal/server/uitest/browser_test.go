@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,6 +103,20 @@ func engines(t *testing.T, mutate func(*server.Config), f func(t *testing.T, p *
 	}
 }
 
+// prefixes holds the path prefix a test serves the service under
+// (withPrefix), by test name.
+var prefixes sync.Map
+
+// withPrefix makes open serve the service under prefix ("/sluice"), as a
+// proxy would.
+func withPrefix(t *testing.T, prefix string) { prefixes.Store(t.Name(), prefix) }
+
+func cfgPrefix(t *testing.T) string {
+	v, _ := prefixes.Load(t.Name())
+	s, _ := v.(string)
+	return s
+}
+
 // open starts a server on the engine and a browser tab for it.
 func open(t *testing.T, eng string, mutate func(*server.Config)) *pageT {
 	t.Helper()
@@ -116,7 +131,12 @@ func open(t *testing.T, eng string, mutate func(*server.Config)) *pageT {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	var h http.Handler = srv.Handler()
+	if prefix := cfgPrefix(t); prefix != "" {
+		// A proxy serving the service under a path prefix.
+		h = http.StripPrefix(prefix, h)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -125,7 +145,7 @@ func open(t *testing.T, eng string, mutate func(*server.Config)) *pageT {
 		}
 		ts.Close()
 	})
-	p := &pageT{t: t, base: ts.URL, client: c, srv: srv}
+	p := &pageT{t: t, base: ts.URL + cfgPrefix(t), client: c, srv: srv}
 	p.ctx = browser(t, 1280, 900)
 	err = chromedp.Listen(p.ctx, func(ev any) {
 		switch e := ev.(type) {

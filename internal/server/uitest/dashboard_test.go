@@ -274,3 +274,22 @@ func TestPhoneAndDark(t *testing.T) {
 	p.screenshot("phone-dark-queue")
 	p.noScriptRan()
 }
+
+// TestPathPrefix: behind a proxy that serves the service under a path
+// prefix, the dashboard finds the API and the WebSocket under it too.
+func TestPathPrefix(t *testing.T) {
+	withPrefix(t, "/sluice")
+	p := open(t, "embedded", func(c *server.Config) { c.APIKeys = []string{"k"} })
+	p.add("prefixed", 1, 2)
+	p.visit("/") // the redirect is relative: /sluice/ui/
+	p.waitJS("the key dialog", `document.querySelector('#key-dialog').open`)
+	p.run("key", chromedp.SendKeys(chromedp.CSS("#key-input"), "k\r"))
+	p.waitJS("the queue row", `document.querySelector('tr[data-queue="prefixed"] td[data-col="length"]')?.textContent === '2'`)
+	if u, err := eval[string](p, `location.pathname`); err != nil || u != "/sluice/ui/" {
+		t.Errorf("the page is at %q (%v), want /sluice/ui/", u, err)
+	}
+	p.waitJS("the engine in the header", `document.querySelector('#engine').textContent.includes('healthy')`)
+	p.visit("/ui/#/events?channels=prefixed")
+	p.waitJS("the WebSocket", `document.querySelector('#ws-state').textContent.startsWith('watching')`)
+	p.noScriptRan()
+}
