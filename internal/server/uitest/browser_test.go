@@ -131,7 +131,7 @@ func open(t *testing.T, eng string, mutate func(*server.Config)) *pageT {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	var h http.Handler = srv.Handler()
+	h := srv.Handler()
 	if prefix := cfgPrefix(t); prefix != "" {
 		// A proxy serving the service under a path prefix.
 		h = http.StripPrefix(prefix, h)
