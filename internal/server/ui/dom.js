@@ -67,10 +67,13 @@ export function fmtAge(seconds) {
 
 // pretty renders a JSON value as indented text; a long one is folded in a
 // <details> showing its first line.
+const SHOW_MAX = 100000; // characters of one value drawn; the rest is counted
+
 export function pretty(value, foldOver = 240) {
   let text;
   try { text = JSON.stringify(value, null, 2); } catch { text = String(value); }
   if (text === undefined) text = String(value);
+  if (text.length > SHOW_MAX) text = text.slice(0, SHOW_MAX) + `\n… (${fmtNum(text.length - SHOW_MAX)} more characters not shown)`;
   const pre = h('pre', { class: 'json', text });
   if (text.length <= foldOver) return pre;
   const summary = JSON.stringify(value);

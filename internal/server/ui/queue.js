@@ -7,6 +7,12 @@ import { rateCell } from './overview.js';
 
 const LIST = 20;
 
+// busy reports whether the user is reading a list: an item unfolded, or
+// the focus in it. It is then not redrawn under them.
+function busy(list) {
+  return Boolean(list.querySelector('details[open]')) || list.contains(document.activeElement);
+}
+
 export function queuePage(main, name) {
   let stopped = false;
   let info = null;
@@ -32,7 +38,10 @@ export function queuePage(main, name) {
       items.el),
     inflight.el, dlq.el);
 
+  let ticks = 0;
   async function load() {
+    // The lists follow every third refresh (6 s).
+    if (++ticks % 3 === 0) { items.auto(); inflight.auto(); dlq.auto(); }
     try {
       info = await api('GET', base);
       if (stopped) return;
@@ -161,6 +170,7 @@ export function queuePage(main, name) {
     const note = h('p', { class: 'muted small' });
     let next = '';
     let offset = 0;
+    let cursorNow = '';
     more.addEventListener('click', () => load(next));
     const el = h('section', { 'aria-labelledby': id }, h('div', { class: 'bar' }, h('h2', { id, text: heading }), reload), note, list, more);
     async function load(cursor) {
@@ -169,7 +179,8 @@ export function queuePage(main, name) {
         if (stopped) return;
         const rows = kind === 'items' ? r.items : r.deliveries;
         clear(list);
-        offset = cursor ? offset + LIST : 0;
+        if (cursor !== cursorNow) offset = cursor ? offset + LIST : 0;
+        cursorNow = cursor;
         list.start = offset + 1;
         for (const x of rows) list.appendChild(kind === 'items' ? h('li', null, pretty(x)) : delivery(x));
         note.textContent = rows.length ? '' : (kind === 'items' ? 'The queue is empty.' : 'Nothing in flight.');
@@ -178,7 +189,10 @@ export function queuePage(main, name) {
       } catch (e) { note.textContent = 'Failed: ' + e.message; }
     }
     load('');
-    return { el, load };
+    // auto reloads the page shown, unless the user is reading it (an item
+    // unfolded, or the focus in the list).
+    const auto = () => { if (!busy(list)) load(cursorNow); };
+    return { el, load, auto };
   }
 
   function delivery(d) {
@@ -280,7 +294,8 @@ export function queuePage(main, name) {
     }
 
     load('');
-    return { el, load };
+    const auto = () => { if (!busy(list)) load(cursor); };
+    return { el, load, auto };
   }
 
   poll = poller(load, 2000);

@@ -148,6 +148,13 @@ func TestQueuePage(t *testing.T) {
 		if err != nil || es.Declared.MaxSize != 50 || es.Declared.Policy != sluice.PolicyReject {
 			t.Errorf("declared %+v (%v), want max size 50, reject", es.Declared, err)
 		}
+
+		// A delivery taken meanwhile appears in the in-flight list by
+		// itself, with its attempt.
+		if ds, err := q.ReceiveBatch(ctx, 1, 0, &sluice.ReceiveOptions{Lease: time.Minute}); err != nil || len(ds) != 1 {
+			t.Fatalf("receive: %v, %v", ds, err)
+		}
+		p.waitJS("the delivery in flight", `document.querySelectorAll('#deliveries > li').length === 1 && document.querySelector('#deliveries').textContent.includes('attempt 1')`)
 		p.noScriptRan()
 	})
 }
