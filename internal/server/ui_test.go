@@ -172,3 +172,15 @@ func TestLockLookup(t *testing.T) {
 		b.expectError(http.StatusBadRequest, "GET", "/v1/locks/"+strings.Repeat("x", 1100), nil)
 	})
 }
+
+// TestHealthTopology: /health says how the engine is deployed, for the
+// dashboard's header.
+func TestHealthTopology(t *testing.T) {
+	engines(t, nil, func(t *testing.T, b *bundle) {
+		m := b.expect(http.StatusOK, "GET", "/health", nil)
+		want := map[string]string{"embedded": "embedded", "redis": "standalone"}[m["engine"].(string)]
+		if m["topology"] != want {
+			t.Errorf("health %v: topology %v, want %s", m, m["topology"], want)
+		}
+	})
+}

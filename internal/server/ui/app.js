@@ -44,6 +44,7 @@ async function health() {
     const hl = await r.json();
     const parts = [hl.engine];
     if (hl.redis_version) parts.push(hl.redis_version);
+    if (hl.topology && hl.topology !== hl.engine) parts.push(hl.topology);
     el.textContent = parts.join(' ') + ' · ' + hl.status;
     el.className = 'engine ' + (hl.status === 'healthy' ? 'ok' : 'bad');
   } catch {
