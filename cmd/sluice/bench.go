@@ -16,12 +16,13 @@ var benchSuites = map[string]func(context.Context, bench.Options) (*bench.Report
 	"cache":  bench.Cache,
 	"lock":   bench.Lock,
 	"pubsub": bench.PubSub,
+	"worker": bench.Worker,
 }
 
 func (e *env) bench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, usageText)
-		return usagef("bench: missing suite (queue, cache, lock, pubsub or http)")
+		return usagef("bench: missing suite (queue, cache, lock, pubsub, http or worker)")
 	}
 	if isHelp(args[0]) {
 		fmt.Fprint(e.stdout, groupUsage("bench", "suite"))
@@ -29,14 +30,14 @@ func (e *env) bench(ctx context.Context, args []string) error {
 	}
 	suite, ok := benchSuites[args[0]]
 	if !ok && args[0] != "http" {
-		return usagef("bench: unknown suite %q (want queue, cache, lock, pubsub or http)", args[0])
+		return usagef("bench: unknown suite %q (want queue, cache, lock, pubsub, http or worker)", args[0])
 	}
 	fs := newFlagSet("bench "+args[0], "bench "+args[0]+" [--redis URL] [--engine redis|memory|file] [--duration 5s] [--item-size 200] [--goroutines 1,50] [--data-dir DIR] [--json]", e.stderr)
 	redisURL := fs.String("redis", "", "Redis to measure, on a loopback address (env REDIS_URL; default "+bench.DefaultRedisURL+")")
 	engine := fs.String("engine", "redis", "engine to measure: redis, memory, or file (runs fsync everysec and always)")
 	duration := durationFlag(fs, "duration", 5*time.Second, "bound of each case")
 	itemSize := fs.Int("item-size", 200, "size of the JSON item in bytes")
-	goroutines := fs.String("goroutines", "1,50", "comma-separated goroutine counts of the throughput cases")
+	goroutines := fs.String("goroutines", "1,50", "comma-separated goroutine counts of the throughput cases (worker: concurrencies, default 1,8)")
 	dataDir := fs.String("data-dir", "", "where the file engine writes (default a temporary directory); the run's files are removed")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	var h bench.HTTPOptions
@@ -66,7 +67,14 @@ func (e *env) bench(ctx context.Context, args []string) error {
 		return usagef("--item-size %d: want 32 bytes to 1 MiB", *itemSize)
 	}
 	var counts []int
+	if args[0] == "worker" && !isSet(fs, "goroutines") {
+		*goroutines = ""
+		counts = bench.WorkerConcurrency()
+	}
 	for _, f := range strings.Split(*goroutines, ",") {
+		if *goroutines == "" {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > 10000 {
 			return usagef("--goroutines %q: want a comma-separated list of counts from 1 to 10000", *goroutines)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/sluicehq/sluice/internal/remote"
@@ -40,6 +41,13 @@ func (e *env) inspectFlags(name, synopsis string) (*flag.FlagSet, *connFlags, *r
 // and so is SLUICE_URL with REDIS_URL or SLUICE_DATA_DIR when no flag
 // decides.
 func (e *env) service(conn *connFlags, r *remoteFlags) (*remote.Client, error) {
+	c, _, err := e.serviceWith(conn, r, nil)
+	return c, err
+}
+
+// serviceWith is service with the HTTP client to use (nil: a default
+// one); it also returns the service's URL as it may be shown.
+func (e *env) serviceWith(conn *connFlags, r *remoteFlags, hc *http.Client) (*remote.Client, string, error) {
 	urlFlag := isSet(r.fs, "url")
 	engineFlag := ""
 	for _, name := range []string{"redis", "data-dir"} {
@@ -50,7 +58,7 @@ func (e *env) service(conn *connFlags, r *remoteFlags) (*remote.Client, error) {
 	base, source := r.url, "--url"
 	switch {
 	case urlFlag && engineFlag != "":
-		return nil, usagef("--url and %s select different places to read (a service, an engine); give one", engineFlag)
+		return nil, "", usagef("--url and %s select different places to read (a service, an engine); give one", engineFlag)
 	case urlFlag:
 	case engineFlag != "":
 		base = ""
@@ -59,26 +67,26 @@ func (e *env) service(conn *connFlags, r *remoteFlags) (*remote.Client, error) {
 		if base != "" {
 			for _, v := range []string{"REDIS_URL", "SLUICE_DATA_DIR"} {
 				if e.getenv(v) != "" {
-					return nil, usagef("SLUICE_URL and %s select different places to read (a service, an engine); unset one, or give --url or --redis", v)
+					return nil, "", usagef("SLUICE_URL and %s select different places to read (a service, an engine); unset one, or give --url or --redis", v)
 				}
 			}
 		}
 	}
 	if base == "" {
 		if isSet(r.fs, "api-key") {
-			return nil, usagef("--api-key is for --url (a running service); no service was given")
+			return nil, "", usagef("--api-key is for --url (a running service); no service was given")
 		}
-		return nil, nil
+		return nil, "", nil
 	}
 	key := r.apiKey
 	if !isSet(r.fs, "api-key") {
 		key = e.getenv("SLUICE_API_KEY")
 	}
-	c, err := remote.New(base, key, nil)
+	c, err := remote.New(base, key, hc)
 	if err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", source, err)}
+		return nil, "", &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", source, err)}
 	}
-	return c, nil
+	return c, remote.Redact(base), nil
 }
 
 // serviceError makes a service's refusal of a request (4xx: a bad name or

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +35,11 @@ commands:
   dlq list QUEUE [--kind overflow|failed] [--start 0] [--limit 100]
   dlq requeue QUEUE [--kind overflow|failed] [--count N]   under the declared bound
   dlq purge QUEUE --kind overflow|failed
-  bench queue|cache|lock|pubsub|http [flags]
+  worker QUEUE --exec 'PROGRAM ARGS' | --webhook URL [--concurrency N] [--batch N]
+                                          run a program (or call a webhook) per item
+  bench queue|cache|lock|pubsub|http|worker [flags]
   completion bash|zsh|fish                a shell completion script
+  health [--url URL]                      exit 0 when serve answers /health/live
   version                                 (also --version, -v)
 
 Every command takes --redis URL (env REDIS_URL; REDIS_PASSWORD is used when
@@ -117,10 +119,14 @@ func (e *env) dispatch(ctx context.Context, args []string) error {
 		return e.dlq(ctx, rest)
 	case "bench":
 		return e.bench(ctx, rest)
+	case "worker":
+		return e.worker(ctx, rest)
 	case "completion":
 		return e.completion(ctx, rest)
+	case "health":
+		return e.health(ctx, rest)
 	case "version", "--version", "-version", "-v":
-		fmt.Fprintf(e.stdout, "sluice %s (%s, %s/%s)\n", sluice.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprint(e.stdout, versionLine())
 		return nil
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(e.stdout, usageText)

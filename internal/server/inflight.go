@@ -1,13 +1,11 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice"
 )
 
@@ -99,47 +97,4 @@ func (s *Server) handleQueueDeliveries(w http.ResponseWriter, r *http.Request) e
 	}
 	_ = writeJSON(w, http.StatusOK, withCursor(map[string]any{"deliveries": out}, next))
 	return nil
-}
-
-// The engine's counters of each queue, exported by queueCollector at
-// scrape time: every replica reads the same numbers, so a sum over
-// replicas counts each event once per replica (aggregate with max).
-var (
-	queueStatsDescs = []struct {
-		desc  *prometheus.Desc
-		value func(s sluice.QueueStats) int64
-	}{
-		{queueCounterDesc("added", "Items accepted by adds."), func(s sluice.QueueStats) int64 { return s.Added }},
-		{queueCounterDesc("rejected", "Items rejected because their queue was full (reject policy)."), func(s sluice.QueueStats) int64 { return s.Rejected }},
-		{queueCounterDesc("moved_to_dlq", "Items moved to the overflow dead-letter queue to make room (dlq policy)."), func(s sluice.QueueStats) int64 { return s.MovedToDLQ }},
-		{queueCounterDesc("dropped", "Items dropped by the drop_oldest policy."), func(s sluice.QueueStats) int64 { return s.Dropped }},
-		{queueCounterDesc("delivered", "Items handed out: gets, and deliveries under a lease, redeliveries included."), func(s sluice.QueueStats) int64 { return s.Delivered }},
-		{queueCounterDesc("acked", "Deliveries acknowledged."), func(s sluice.QueueStats) int64 { return s.Acked }},
-		{queueCounterDesc("nacked", "Deliveries negatively acknowledged."), func(s sluice.QueueStats) int64 { return s.Nacked }},
-		{queueCounterDesc("dead_lettered", "Items moved to the failed dead-letter queue, their deliveries used up."), func(s sluice.QueueStats) int64 { return s.DeadLettered }},
-		{queueCounterDesc("redelivered", "Redeliveries of items whose lease expired."), func(s sluice.QueueStats) int64 { return s.Redelivered }},
-	}
-	queueDLQDesc    = prometheus.NewDesc("sluice_queue_dlq_length", "Entries in the queue's dead-letter queue, by kind (overflow, failed).", []string{"queue", "dlq"}, nil)
-	queueOldestDesc = prometheus.NewDesc("sluice_queue_oldest_item_age_seconds",
-		"A lower bound of the oldest waiting item's age: how long the item at the head had been there at the maintainer's last sweep (0: empty or not swept).",
-		[]string{"queue"}, nil)
-)
-
-func queueCounterDesc(name, help string) *prometheus.Desc {
-	return prometheus.NewDesc("sluice_queue_"+name+"_total", help+" Counted by the engine for every client.", []string{"queue"}, nil)
-}
-
-// collectStats exports one queue's counters and DLQ lengths.
-func (qc *queueCollector) collectStats(ctx context.Context, ch chan<- prometheus.Metric, name string) {
-	s, err := qc.c.Queue(name).Stats(ctx)
-	if err != nil {
-		qc.log.Warn("metrics: reading queue stats failed", "queue", name, "err", err)
-		return
-	}
-	for _, d := range queueStatsDescs {
-		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(d.value(s)), name)
-	}
-	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, s.OldestAgeSeconds, name)
-	ch <- prometheus.MustNewConstMetric(queueDLQDesc, prometheus.GaugeValue, float64(s.OverflowDLQ), name, "overflow")
-	ch <- prometheus.MustNewConstMetric(queueDLQDesc, prometheus.GaugeValue, float64(s.FailedDLQ), name, "failed")
 }

@@ -1,13 +1,12 @@
 package server
 
 import (
-	"context"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sluicehq/sluice"
+	sluicemetrics "github.com/sluicehq/sluice/metrics"
 )
 
 // metrics are one Server's instruments, registered on its own registry so
@@ -75,7 +74,7 @@ func newMetrics(c *sluice.Client, cfg Config, log *slog.Logger) *metrics {
 		m.wsClients, m.sseClients, m.fannedOut, m.slowClosed, m.engineSubs, m.missedGaps,
 		m.authFailure, m.panics, m.broken.skipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&queueCollector{c: c, queue: cfg.queueSettings(), log: log, broken: m.broken},
+		queueCollector(c, cfg, log, m.broken),
 	} {
 		f(col)
 	}
@@ -96,65 +95,30 @@ func newGauge(name, help string) prometheus.Gauge {
 
 // countAdd records the overflow outcome of one add made by this process.
 // What the items' policy did (rejected, moved, dropped) is counted by the
-// engine for every writer, and exported from there (queueStatsDescs).
+// engine for every writer, and exported from there (queueCollector).
 func (m *metrics) countAdd(queue string, policy sluice.Policy, r sluice.AddResult) {
 	if r.HadBackpressure {
 		m.overflow.WithLabelValues(queue, string(policy)).Inc()
 	}
 }
 
-// queueCollector reads every known queue's length at scrape time, so the
-// gauges are right whichever process wrote to the queue.
-type queueCollector struct {
-	c      *sluice.Client
-	queue  sluice.QueueSettings
-	log    *slog.Logger
-	broken *brokenKeys
-}
-
-var (
-	queueLengthDesc = prometheus.NewDesc("sluice_queue_length", "Items waiting in the queue.", []string{"queue"}, nil)
-	queueFillDesc   = prometheus.NewDesc("sluice_queue_fill_ratio", "Queue length over its max size, the declared one when the queue declares one (0 when unbounded).", []string{"queue"}, nil)
-	queueFlightDesc = prometheus.NewDesc("sluice_queue_in_flight", "Items leased to consumers and not yet settled.", []string{"queue"}, nil)
-)
-
-// maxScrapedQueues bounds the per-queue series of one scrape.
-const maxScrapedQueues = 1000
-
-func (qc *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queueLengthDesc
-	ch <- queueFillDesc
-	ch <- queueFlightDesc
-	for _, d := range queueStatsDescs {
-		ch <- d.desc
-	}
-	ch <- queueDLQDesc
-	ch <- queueOldestDesc
-}
-
-func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	names, err := qc.c.Queues(ctx)
-	if err != nil {
-		qc.log.Warn("metrics: listing queues failed", "err", err)
-		return
-	}
-	if len(names) > maxScrapedQueues {
-		names = names[:maxScrapedQueues]
-	}
-	for _, name := range names {
-		p, err := qc.c.QueueWithDefaults(name, qc.queue).Pressure(ctx)
-		if err != nil {
-			if qc.broken.skip("metrics", name, err) {
-				continue
+// queueCollector reads every known queue's lengths and the engine's
+// counters at scrape time, so the numbers are right whichever process
+// wrote to the queue, and the engine's health. It is the public
+// collector of package metrics, which Go programs embedding Sluice use:
+// the two export the same series by construction. A queue whose key
+// holds another kind of value is skipped and counted (brokenKeys), any
+// other failure logged.
+func queueCollector(c *sluice.Client, cfg Config, log *slog.Logger, broken *brokenKeys) prometheus.Collector {
+	return sluicemetrics.NewCollector(c, &sluicemetrics.CollectorOptions{
+		Defaults: cfg.queueSettings(),
+		OnError: func(queue string, err error) {
+			switch {
+			case queue == "":
+				log.Warn("metrics: listing queues failed", "err", err)
+			case !broken.skip("metrics", queue, err):
+				log.Warn("metrics: reading queue failed", "queue", queue, "err", err)
 			}
-			qc.log.Warn("metrics: reading queue pressure failed", "queue", name, "err", err)
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(queueLengthDesc, prometheus.GaugeValue, float64(p.CurrentLength), name)
-		ch <- prometheus.MustNewConstMetric(queueFillDesc, prometheus.GaugeValue, p.FillRatio, name)
-		ch <- prometheus.MustNewConstMetric(queueFlightDesc, prometheus.GaugeValue, float64(p.InFlight), name)
-		qc.collectStats(ctx, ch, name)
-	}
+		},
+	})
 }
