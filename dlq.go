@@ -2,9 +2,12 @@ package sluice
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/sluicehq/sluice/internal/engine"
 )
@@ -66,6 +69,9 @@ type DLQEntry struct {
 	Raw string `json:"raw,omitempty"`
 	// Malformed is true when Raw is not a recognisable envelope.
 	Malformed bool `json:"malformed,omitempty"`
+	// Digest identifies the entry as stored (hex SHA-256): give it to
+	// Remove, which deletes the entry only while it is still this one.
+	Digest string `json:"digest"`
 	// Item is the dead-lettered item, decoded.
 	Item *Item `json:"item,omitempty"`
 	// Overflow envelopes.
@@ -121,7 +127,7 @@ func (d *DLQ) List(ctx context.Context, start, limit int64) ([]DLQEntry, int64, 
 }
 
 func (c *Client) parseEntry(idx int64, s string) DLQEntry {
-	e := DLQEntry{Index: idx, Raw: s}
+	e := DLQEntry{Index: idx, Raw: s, Digest: entryDigest(s)}
 	var env envelope
 	if err := json.Unmarshal([]byte(s), &env); err != nil {
 		e.Malformed = true
@@ -149,6 +155,44 @@ func (c *Client) parseEntry(idx int64, s string) DLQEntry {
 	e.QueueName, e.Error, e.AttemptCount = env.QueueName, env.Error, env.AttemptCount
 	e.FirstFailedAt, e.LastFailedAt = env.FirstFailedAt, env.LastFailedAt
 	return e
+}
+
+// entryDigest is DLQEntry.Digest.
+func entryDigest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Remove deletes the entry at index (0 is the oldest) when its Digest is
+// digest, and reports whether it did. Indexes shift when entries leave the
+// head (a requeue, a purge, another removal): an entry read before such a
+// change is then found at another index, or not at all, and nothing is
+// deleted (false), so a stale index never deletes the wrong entry. Read
+// the DLQ again to find it. The check and the deletion are one step in the
+// engine.
+func (d *DLQ) Remove(ctx context.Context, index int64, digest string) (bool, error) {
+	if err := d.check(); err != nil {
+		return false, err
+	}
+	if index < 0 {
+		return false, fmt.Errorf("sluice: %w: DLQ remove needs index >= 0", ErrInvalidArgument)
+	}
+	if b, err := hex.DecodeString(digest); err != nil || len(b) != sha256.Size {
+		return false, fmt.Errorf("sluice: %w: DLQ entry digest %q: want 64 hex digits (DLQEntry.Digest)", ErrInvalidArgument, digest)
+	}
+	kind := engine.DLQKind(d.kind)
+	raw, err := d.q.c.eng.DLQRange(ctx, d.q.name, kind, index, index)
+	if err != nil {
+		return false, fmt.Errorf("sluice: remove entry %d of %s DLQ of queue %q: %w", index, d.kind, d.q.name, err)
+	}
+	if len(raw) != 1 || !strings.EqualFold(entryDigest(raw[0]), digest) {
+		return false, nil
+	}
+	ok, err := d.q.c.eng.DLQRemove(ctx, d.q.name, kind, index, raw[0])
+	if err != nil {
+		return false, fmt.Errorf("sluice: remove entry %d of %s DLQ of queue %q: %w", index, d.kind, d.q.name, err)
+	}
+	return ok, nil
 }
 
 // RequeueResult reports a requeue.

@@ -111,6 +111,21 @@ func (c *Client) LockFromToken(name, token string) (*Lock, error) {
 	return &Lock{c: c, name: name, token: token}, nil
 }
 
+// LockTTL reports whether the lock name is held and its remaining time to
+// live, with millisecond precision (-1 when it has no expiry, as a raw key
+// set by another program may). It never reveals the holder's token. name
+// is a raw key name, as for TryAcquire.
+func (c *Client) LockTTL(ctx context.Context, name string) (ttl time.Duration, held bool, err error) {
+	if err := validateLock(name, time.Second); err != nil {
+		return 0, false, err
+	}
+	ttl, held, err = c.eng.LockTTL(ctx, name)
+	if err != nil {
+		return 0, false, fmt.Errorf("sluice: lock ttl %q: %w", name, err)
+	}
+	return ttl, held, nil
+}
+
 // Acquire takes the lock, retrying for up to opts.Wait while it is held.
 // It returns ErrLockHeld when the wait runs out, ctx's error when ctx ends.
 // opts may be nil (see LockOptions).

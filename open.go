@@ -90,6 +90,14 @@ func openRedis(ctx context.Context, rawURL string, cfg Config) (*Client, error) 
 		eng.Close()
 		return nil, err
 	}
+	switch {
+	case conn.Cluster:
+		c.topology = TopologyCluster
+	case conn.Sentinel:
+		c.topology = TopologySentinel
+	default:
+		c.topology = TopologyStandalone
+	}
 	return c, nil
 }
 
@@ -125,5 +133,17 @@ func NewFromRueidis(client rueidis.Client, cfg *Config) (*Client, error) {
 		Keys:           keyspace.Space{Prefix: full.KeyPrefix, Cluster: cluster},
 		MinReplicasAck: full.MinReplicasAck,
 	})
-	return newClient(eng, *full, eng.Close)
+	c, err := newClient(eng, *full, eng.Close)
+	if err != nil {
+		return nil, err
+	}
+	switch client.Mode() {
+	case rueidis.ClientModeCluster:
+		c.topology = TopologyCluster
+	case rueidis.ClientModeSentinel:
+		c.topology = TopologySentinel
+	default:
+		c.topology = TopologyStandalone
+	}
+	return c, nil
 }

@@ -318,6 +318,8 @@ type Client struct {
 	cache  *Cache
 	// settings remembers declared settings read for receives' defaults.
 	settings settingsCache
+	// topology is Topology's answer, set by the constructor.
+	topology Topology
 }
 
 // now is the clock of the client's deadlines: Config.Test.Time when set
@@ -342,7 +344,7 @@ func newClient(eng engine.Engine, cfg Config, closer func() error) (*Client, err
 	if cfg.TracerProvider != nil {
 		eng = traced.Wrap(eng, cfg.TracerProvider)
 	}
-	c := &Client{eng: eng, codec: cd, cfg: cfg, log: cfg.Logger, closer: closer}
+	c := &Client{eng: eng, codec: cd, cfg: cfg, log: cfg.Logger, closer: closer, topology: TopologyEmbedded}
 	c.cache = &Cache{c: c}
 	return c, nil
 }
@@ -360,6 +362,24 @@ func (c *Client) Close() error {
 
 // EngineKind is EngineRedis or EngineEmbedded.
 func (c *Client) EngineKind() EngineKind { return EngineKind(c.eng.Kind()) }
+
+// Topology is how the engine is deployed.
+type Topology string
+
+const (
+	// TopologyEmbedded is the in-process engine.
+	TopologyEmbedded Topology = "embedded"
+	// TopologyStandalone is one Redis server (which may have replicas).
+	TopologyStandalone Topology = "standalone"
+	// TopologyCluster is a Redis Cluster.
+	TopologyCluster Topology = "cluster"
+	// TopologySentinel is a Redis primary found through Sentinel.
+	TopologySentinel Topology = "sentinel"
+)
+
+// Topology reports how the engine is deployed, as the client connected
+// to it: the URL's scheme, or the mode of the rueidis client it wraps.
+func (c *Client) Topology() Topology { return c.topology }
 
 // Config returns the effective configuration (defaults filled in, as
 // WithDefaults gives them), with the password masked.

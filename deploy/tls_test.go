@@ -2,25 +2,20 @@ package deploy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/internal/testcerts"
 )
 
 // TestLibraryOverTLS runs the library's queue path against a real
@@ -33,12 +28,12 @@ func TestLibraryOverTLS(t *testing.T) {
 	t.Parallel()
 	redisBin := tool(t, "redis-server", "redis-server")
 	dir := t.TempDir()
-	caKey, ca, caPEM := newCA(t, "sluice deploy test CA")
-	caFile := writeFileBytes(t, dir, "ca.pem", caPEM)
-	_, _, otherPEM := newCA(t, "an authority that signed nothing here")
-	otherCA := writeFileBytes(t, dir, "other-ca.pem", otherPEM)
-	serverCert, serverKey := newLeaf(t, dir, "server", ca, caKey, x509.ExtKeyUsageServerAuth)
-	clientCert, clientKey := newLeaf(t, dir, "client", ca, caKey, x509.ExtKeyUsageClientAuth)
+	ca := testcerts.NewCA(t, dir, "sluice deploy test CA")
+	caFile := ca.File
+	otherCA := testcerts.NewCA(t, dir, "an authority that signed nothing here").File
+	dns, ips := testcerts.Localhost()
+	serverCert, serverKey := ca.Leaf(t, dir, "server", x509.ExtKeyUsageServerAuth, dns, ips)
+	clientCert, clientKey := ca.Leaf(t, dir, "client", x509.ExtKeyUsageClientAuth, dns, ips)
 
 	start := func(authClients string, extra ...string) string {
 		addr := freeAddr(t)
@@ -165,65 +160,4 @@ func TestLibraryOverTLS(t *testing.T) {
 	t.Run("verification off, no client certificate", func(t *testing.T) {
 		smoke(t, "unverified", "rediss://"+plainAddr+"/0", &sluice.Config{TLS: sluice.TLSOptions{Verify: sluice.TLSVerifyNone}})
 	})
-}
-
-func newCA(t *testing.T, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// newLeaf writes a certificate signed by ca for localhost and 127.0.0.1,
-// and its key, and returns their paths.
-func newLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFileBytes(t, dir, name+".pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		writeFileBytes(t, dir, name+"-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-}
-
-func writeFileBytes(t *testing.T, dir, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

@@ -33,7 +33,7 @@ type serveFlags struct {
 // serve runs the HTTP service until SIGINT/SIGTERM (ctx), then shuts down
 // gracefully and exits 0.
 func (e *env) serve(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--log-level debug|info|warn|error] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [--sweep-interval D] [timeouts and limits: see -h]", e.stderr)
+	fs := newFlagSet("serve", "serve [--addr host:port] [--redis URL | --data-dir DIR] [--api-keys k1,k2] [--max-body-bytes N] [--log-format text|json] [--log-level debug|info|warn|error] [--min-replicas-ack N] [--fsync everysec|always] [--idempotency-window D] [--sweep-interval D] [--ui=false] [timeouts and limits: see -h]", e.stderr)
 	conn := addConnFlags(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "listen address (env SLUICE_ADDR; default 127.0.0.1:8000)")
@@ -53,6 +53,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	fs.Int64Var(&f.limits.ClientBufferBytes, "client-buffer-bytes", def.Limits.ClientBufferBytes, "message bytes waiting for one WebSocket or SSE client before it is disconnected as too slow")
 	fs.IntVar(&f.limits.MaxQueues, "max-queues", def.Limits.MaxQueues, "most queues the service creates; an add creating one more is answered 507 (0: no limit)")
 	fs.DurationVar(&f.idemWindow, "idempotency-window", sluice.DefaultIdempotencyWindow, "how long an add's Idempotency-Key is remembered (1ms to 8760h)")
+	ui := addUIFlag(fs)
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", sluice.DefaultSweepInterval, "how often the maintainer returns expired leases, dead-letters spent ones and releases scheduled items (one replica sweeps at a time; 0: no maintainer)")
 	origins := addOriginFlags(fs)
 	pos, err := parseArgs(fs, args)
@@ -71,6 +72,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := e.serverConfig(fs, f, s, t)
+	cfg.UI = ui.enabled(cfg.Addr)
 	origins.apply(fs, e.getenv, &cfg)
 	if err := cfg.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: configError(err)}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/server"
@@ -103,4 +104,41 @@ func flatten(err error) []*server.ConfigError {
 		return flatten(u.Unwrap())
 	}
 	return nil
+}
+
+// uiFlag is --ui: the dashboard. Unset, it is on when the service listens
+// on a loopback address only: a service reachable from the network shows
+// its queues' contents only when asked to (--ui=true), API keys or not.
+type uiFlag struct {
+	fs *flag.FlagSet
+	on bool
+}
+
+func addUIFlag(fs *flag.FlagSet) *uiFlag {
+	u := &uiFlag{fs: fs}
+	fs.BoolVar(&u.on, "ui", false, "serve the web dashboard at /ui/ (default: on when --addr is a loopback address, off otherwise)")
+	return u
+}
+
+// enabled reports whether the dashboard is served at addr.
+func (u *uiFlag) enabled(addr string) bool {
+	if isSet(u.fs, "ui") {
+		return u.on
+	}
+	return loopbackAddr(addr)
+}
+
+// loopbackAddr reports whether host:port listens on loopback only:
+// "localhost", or an IP address that is a loopback one (an empty host
+// or 0.0.0.0 listens on every interface).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

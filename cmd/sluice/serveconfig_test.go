@@ -66,6 +66,36 @@ func TestConfigErrorsNameFlags(t *testing.T) {
 	}
 }
 
+// TestUIFlag: the dashboard is on by default on loopback only; --ui
+// overrides that either way.
+func TestUIFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		addr string
+		want bool
+	}{
+		{nil, "127.0.0.1:8000", true},
+		{nil, "localhost:8000", true},
+		{nil, "[::1]:8000", true},
+		{nil, "0.0.0.0:8000", false},
+		{nil, ":8000", false},
+		{nil, "10.0.0.5:8000", false},
+		{nil, "service.example:8000", false},
+		{[]string{"--ui=false"}, "127.0.0.1:8000", false},
+		{[]string{"--ui"}, "0.0.0.0:8000", true},
+		{[]string{"--ui=true"}, ":8000", true},
+	} {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		ui := addUIFlag(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := ui.enabled(tc.addr); got != tc.want {
+			t.Errorf("%v at %s: dashboard %v, want %v", tc.args, tc.addr, got, tc.want)
+		}
+	}
+}
+
 // TestOriginFlags checks that --cors-origins and --ws-origins fill the
 // configuration, win over their environment variables, and fall back to
 // them.

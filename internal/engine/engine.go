@@ -69,6 +69,11 @@ type QueueEngine interface {
 	DLQLen(ctx context.Context, queue string, kind DLQKind) (int64, error)
 	DLQRange(ctx context.Context, queue string, kind DLQKind, start, end int64) ([]string, error)
 	DLQPurge(ctx context.Context, queue string, kind DLQKind) (int64, error)
+	// DLQRemove deletes the entry at index (0 is the oldest) only when it
+	// is entry, byte for byte, in one step: an index that shifted since the
+	// entry was read (a requeue, a purge, another removal) deletes nothing
+	// and answers false.
+	DLQRemove(ctx context.Context, queue string, kind DLQKind, index int64, entry string) (bool, error)
 	// DLQRequeue moves up to params.Count entries (all when <= 0), oldest
 	// first, from a DLQ back to the tail of the queue, each one atomically
 	// and subject to the queue's overflow policy. An entry that cannot go
@@ -193,6 +198,10 @@ type LockEngine interface {
 	// LockRefresh sets a new ttl only if token still holds the lock;
 	// otherwise ErrLockNotHeld.
 	LockRefresh(ctx context.Context, name, token string, ttl time.Duration) error
+	// LockTTL reports whether name is held and its remaining ttl (with
+	// millisecond precision; -1 when the key has no expiry), never the
+	// token that holds it.
+	LockTTL(ctx context.Context, name string) (ttl time.Duration, held bool, err error)
 }
 
 // Policy is what an add does when the queue is full.

@@ -2,23 +2,18 @@ package redisconn
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluicehq/sluice/internal/redistest"
+
+	"github.com/sluicehq/sluice/internal/testcerts"
 )
 
 // pki is a throwaway certificate authority with a server and a client
@@ -36,14 +31,12 @@ func newPKI(t *testing.T) pki {
 	t.Helper()
 	dir := t.TempDir()
 	p := pki{dir: dir}
-	caKey, caCert, caDER := newCA(t, "sluice test CA")
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	_, _, otherDER := newCA(t, "unrelated CA")
-	p.otherCAFile = writePEM(t, dir, "other-ca.pem", "CERTIFICATE", otherDER)
-
-	p.serverCert, p.serverKey = newLeaf(t, dir, "server", caCert, caKey, x509.ExtKeyUsageServerAuth,
-		[]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
-	p.clientCert, p.clientKey = newLeaf(t, dir, "client", caCert, caKey, x509.ExtKeyUsageClientAuth, nil, nil)
+	ca := testcerts.NewCA(t, dir, "sluice test CA")
+	p.caFile = ca.File
+	p.otherCAFile = testcerts.NewCA(t, dir, "unrelated CA").File
+	dns, ips := testcerts.Localhost()
+	p.serverCert, p.serverKey = ca.Leaf(t, dir, "server", x509.ExtKeyUsageServerAuth, dns, ips)
+	p.clientCert, p.clientKey = ca.Leaf(t, dir, "client", x509.ExtKeyUsageClientAuth, nil, nil)
 
 	p.garbageFile = filepath.Join(dir, "garbage.pem")
 	if err := os.WriteFile(p.garbageFile, []byte("not a certificate\n"), 0o600); err != nil {
@@ -51,73 +44,6 @@ func newPKI(t *testing.T) pki {
 	}
 	p.unreadableFile = filepath.Join(dir, "does-not-exist.pem")
 	return p
-}
-
-func newCA(t *testing.T, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-func newLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey,
-	usage x509.ExtKeyUsage, dns []string, ips []net.IP) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		DNSNames:     dns,
-		IPAddresses:  ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "PRIVATE KEY", keyDER)
-}
-
-func writePEM(t *testing.T, dir, name, kind string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func TestTLSConfigErrors(t *testing.T) {

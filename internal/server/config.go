@@ -29,8 +29,8 @@ type Config struct {
 	// DataDir is the durable embedded engine's directory (default "":
 	// nothing is persisted).
 	DataDir string
-	// APIKeys, when non-empty, are required on every route except /health*
-	// and /metrics (default none).
+	// APIKeys, when non-empty, are required on every route except /health*,
+	// /metrics and the dashboard's files (default none).
 	APIKeys []string
 
 	// QueueMaxSize bounds every queue served, including detections_queue
@@ -98,6 +98,12 @@ type Config struct {
 	// Limits on what clients may make the server hold; see limits.go.
 	Limits Limits
 
+	// UI serves the dashboard at /ui/ and redirects / to it (default
+	// true). Its files are public; the API calls it makes need a key as
+	// any client's do. sluice serve turns it on by default only when it
+	// listens on a loopback address (--ui).
+	UI bool
+
 	// WebSocketOrigins are host patterns (path.Match syntax) of pages on
 	// other origins allowed to open WebSockets; same-origin requests and
 	// clients that send no Origin are always allowed (default none).
@@ -142,6 +148,7 @@ func DefaultConfig() Config {
 		ReadHeaderTimeout:          10 * time.Second,
 		BodyTimeout:                30 * time.Second,
 		Limits:                     DefaultLimits(),
+		UI:                         true,
 	}
 }
 

@@ -8,16 +8,18 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// health is docs/compat.md's health shape plus the engine kind.
+// health is docs/compat.md's health shape plus the engine kind and its
+// topology.
 type health struct {
 	sluice.Health
-	Engine string `json:"engine"`
+	Engine   string `json:"engine"`
+	Topology string `json:"topology"`
 }
 
 // check reports the engine's health. The cause of a failure is logged,
 // not shown: it names the engine's address.
 func (s *Server) check(ctx context.Context) health {
-	h := health{Health: s.client.Health(ctx), Engine: string(s.client.EngineKind())}
+	h := health{Health: s.client.Health(ctx), Engine: string(s.client.EngineKind()), Topology: string(s.client.Topology())}
 	if h.Error != "" {
 		s.logs.log(ctx, s.log, slog.LevelWarn, "health", "health check failed", slog.String("err", h.Error))
 		h.Error = "engine unavailable"

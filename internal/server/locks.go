@@ -143,3 +143,35 @@ func (s *Server) handleLockRelease(w http.ResponseWriter, r *http.Request) error
 	s.noContent(w, r, "lock", name)
 	return nil
 }
+
+// lockState is GET /v1/locks/{name}'s answer: whether the lock is held
+// and until when, never by whom (the token is the holder's proof).
+type lockState struct {
+	Name string `json:"name"`
+	Held bool   `json:"held"`
+	// TTLMillis and ExpiresAt are set when the lock is held and expires
+	// (by the engine's count of the time left, and this server's clock).
+	TTLMillis *int64     `json:"ttl_ms,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// handleLockLookup is GET /v1/locks/{name}: 200 {"name","held","ttl_ms",
+// "expires_at"}, held or not.
+func (s *Server) handleLockLookup(w http.ResponseWriter, r *http.Request) error {
+	name, stored, err := lockName(r)
+	if err != nil {
+		return err
+	}
+	ttl, held, err := s.client.LockTTL(r.Context(), stored)
+	if err != nil {
+		return err
+	}
+	st := lockState{Name: name, Held: held}
+	if held && ttl >= 0 {
+		ms := ttl.Milliseconds()
+		at := time.Now().Add(ttl).UTC().Truncate(time.Millisecond)
+		st.TTLMillis, st.ExpiresAt = &ms, &at
+	}
+	_ = writeJSON(w, http.StatusOK, st)
+	return nil
+}

@@ -235,13 +235,17 @@ func registeredRoutes(t *testing.T) []string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, p)
+			out = append(out, routeOp(p))
 			return true
 		})
 	}
 	slices.Sort(out)
 	return out
 }
+
+// routeOp is the document's operation of a route pattern: a pattern that
+// matches its path exactly ("GET /ui/{$}") is the path itself ("GET /ui/").
+func routeOp(pattern string) string { return strings.TrimSuffix(pattern, "{$}") }
 
 // TestOpenAPICoversRoutes keeps the document and the routes in step: every
 // registered route is an operation of the document, and every operation
@@ -288,7 +292,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, pattern := srv.mux.Handler(req); pattern != op {
+		if _, pattern := srv.mux.Handler(req); routeOp(pattern) != op {
 			t.Errorf("%s %s is routed to %q, want %q", method, concrete, pattern, op)
 		}
 	}

@@ -67,6 +67,10 @@ type Server struct {
 	conns         streamRegistry
 	streamClients atomic.Int64
 	queues        queueGuard
+	// ui is the dashboard's files (nil when Config.UI is off); csrf
+	// refuses state-changing requests a browser sends from another site.
+	ui   uiAssets
+	csrf *http.CrossOriginProtection
 }
 
 // New builds a server for client. It validates cfg; client stays the
@@ -97,6 +101,24 @@ func New(client *sluice.Client, cfg Config, logger *slog.Logger) (*Server, error
 	s.hub = newHub(client, s.metrics, logger, cfg.FanoutLinger)
 	s.hub.maxSubs = cfg.Limits.MaxSubscriptions
 	s.queues.max = cfg.Limits.MaxQueues
+	s.csrf = http.NewCrossOriginProtection()
+	for _, o := range cfg.CORSOrigins {
+		if o == "*" {
+			// Every page may call the API, by the operator's choice.
+			s.csrf = nil
+			break
+		}
+		if err := s.csrf.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("server: CORS origin %q: %w", o, err)
+		}
+	}
+	if cfg.UI {
+		ui, err := loadUI()
+		if err != nil {
+			return nil, err
+		}
+		s.ui = ui
+	}
 	s.routes()
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
@@ -137,6 +159,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/queues/{name}/dlq", s.handle(s.handleDLQList))
 	m.HandleFunc("DELETE /v1/queues/{name}/dlq", s.handle(s.handleDLQPurge))
 	m.HandleFunc("POST /v1/queues/{name}/dlq/requeue", s.handle(s.handleDLQRequeue))
+	m.HandleFunc("DELETE /v1/queues/{name}/dlq/{index}", s.handle(s.handleDLQRemove))
 
 	m.HandleFunc("POST /v1/channels/{channel}/messages", s.handle(s.handlePublish))
 	m.HandleFunc("GET /v1/ws", s.handleWebSocket)
@@ -147,9 +170,16 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/cache/{key}", s.handle(s.handleCacheGet))
 	m.HandleFunc("DELETE /v1/cache/{key}", s.handle(s.handleCacheDelete))
 
+	m.HandleFunc("GET /v1/locks/{name}", s.handle(s.handleLockLookup))
 	m.HandleFunc("POST /v1/locks/{name}", s.handle(s.handleLockAcquire))
 	m.HandleFunc("POST /v1/locks/{name}/refresh", s.handle(s.handleLockRefresh))
 	m.HandleFunc("DELETE /v1/locks/{name}", s.handle(s.handleLockRelease))
+
+	if s.ui != nil {
+		m.HandleFunc("GET /{$}", s.handleUIRoot)
+		m.HandleFunc("GET /ui/{$}", s.handleUI)
+		m.HandleFunc("GET /ui/{file}", s.handleUI)
+	}
 }
 
 // serve is the outermost handler: panic recovery, route lookup (so that
@@ -206,6 +236,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusMethodNotAllowed, "method not allowed; allowed: GET")
 		return
 	}
+	if err := s.csrfCheck(r); err != nil {
+		// A page on another site can make a browser send simple POSTs
+		// (and, with CORS, more) to this service: without API keys
+		// nothing else would tell them from the user's own. Browsers say
+		// where a request comes from (Sec-Fetch-Site, Origin); clients
+		// that are not browsers send neither and are not affected.
+		writeError(rec, http.StatusForbidden, "cross-origin request refused: a browser sent it from another site (Sec-Fetch-Site or Origin)")
+		return
+	}
 	if !s.authorized(r, pattern) {
 		s.metrics.authFailure.Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
@@ -226,16 +265,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
+// csrfCheck refuses a browser's state-changing request from an origin
+// that is neither the service's own nor one of Config.CORSOrigins.
+func (s *Server) csrfCheck(r *http.Request) error {
+	if s.csrf == nil {
+		return nil
+	}
+	return s.csrf.Check(r)
+}
+
 // authorized checks the API key unless none are configured or the route is
-// public: health, metrics and the API's description, which hold nothing
-// secret. Keys are compared as SHA-256 digests in constant time, so
+// public: health, metrics, the API's description and the dashboard's
+// files, which hold nothing secret. Keys are compared as SHA-256 digests in constant time, so
 // neither a key's content nor its length leaks through timing.
 func (s *Server) authorized(r *http.Request, pattern string) bool {
 	if len(s.keys) == 0 {
 		return true
 	}
 	path := pattern[strings.IndexByte(pattern, ' ')+1:]
-	if path == "/metrics" || path == "/openapi.json" || path == "/health" || strings.HasPrefix(path, "/health/") {
+	if path == "/metrics" || path == "/openapi.json" || path == "/health" || strings.HasPrefix(path, "/health/") || isUIPath(path) {
 		return true
 	}
 	key := r.Header.Get("X-API-Key")
@@ -244,8 +292,14 @@ func (s *Server) authorized(r *http.Request, pattern string) bool {
 			key = strings.TrimSpace(a[7:])
 		}
 	}
+	if key == "" && (path == "/v1/ws" || path == "/ws/events") {
+		// Browsers cannot set headers on a WebSocket handshake, except
+		// the subprotocols it offers: one may carry the key, which keeps
+		// it out of URLs (and so out of access logs and history).
+		key = subprotocolKey(r)
+	}
 	if key == "" && (path == "/v1/ws" || path == "/ws/events" || path == "/v1/events") {
-		// Browsers cannot set headers on WebSocket or EventSource requests.
+		// Nor on EventSource requests.
 		key = r.URL.Query().Get("api_key")
 	}
 	if key == "" {

@@ -66,6 +66,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, channels
 	pw := &plainErrorWriter{ResponseWriter: cw}
 	conn, err := websocket.Accept(pw, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.WebSocketOrigins,
+		Subprotocols:   []string{wsProtocol},
 		// Frames are written pre-encoded (see wsTextFrame): no extensions.
 		CompressionMode: websocket.CompressionDisabled,
 	})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/http"
 	"strings"
 )
@@ -68,4 +69,32 @@ func (w *plainErrorWriter) finish() {
 	h := w.Header()
 	h.Del("X-Content-Type-Options")
 	writeError(w.ResponseWriter, w.status, strings.TrimSpace(w.text.String()))
+}
+
+// wsProtocol is the subprotocol the server selects when a client offers
+// it. A browser that sends its API key as a subprotocol (wsKeyProtocol)
+// offers this one too: the server must select one of the offered
+// protocols, and never echoes the key's.
+const wsProtocol = "sluice"
+
+// wsKeyProtocol starts the subprotocol that carries an API key, encoded
+// in unpadded base64url (a subprotocol is an HTTP token: the key's own
+// characters may not be allowed in it).
+const wsKeyProtocol = "sluice.key."
+
+// subprotocolKey returns the API key a WebSocket handshake offers as a
+// subprotocol, or "".
+func subprotocolKey(r *http.Request) string {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			enc, ok := strings.CutPrefix(strings.TrimSpace(p), wsKeyProtocol)
+			if !ok {
+				continue
+			}
+			if key, err := base64.RawURLEncoding.DecodeString(enc); err == nil {
+				return string(key)
+			}
+		}
+	}
+	return ""
 }

@@ -226,6 +226,32 @@ func (e *Engine) CacheTTL(ctx context.Context, key string) (time.Duration, bool,
 	return time.Duration(o.expireAt - now).Truncate(time.Millisecond), true, nil
 }
 
+// LockTTL reports whether lock name is held and for how long, as
+// CacheTTL reads a key.
+func (e *Engine) LockTTL(ctx context.Context, name string) (time.Duration, bool, error) {
+	const op = "lock ttl"
+	if err := e.checkOpen(op); err != nil {
+		return 0, false, err
+	}
+	lk, _ := e.keys.Lock(name)
+	o := e.lock1(lk, false)
+	if o == nil {
+		return 0, false, nil
+	}
+	defer o.mu.Unlock()
+	if o.list.Len() > 0 {
+		return 0, false, wrongType(op, lk)
+	}
+	now := e.now()
+	if !o.strAlive(now) {
+		return 0, false, nil
+	}
+	if o.expireAt == 0 {
+		return -1, true, nil
+	}
+	return time.Duration(o.expireAt - now).Truncate(time.Millisecond), true, nil
+}
+
 var errLockTTL = errors.New("lock ttl must be positive so that a crashed holder's lock expires")
 
 // LockAcquire takes the lock when the key is free and increments its

@@ -98,6 +98,28 @@ func (d *deque) PopFront() (string, bool) {
 // At returns the i-th item from the head (0 <= i < Len).
 func (d *deque) At(i int) string { return d.buf[(d.head+i)&d.mask()] }
 
+// RemoveAt removes the i-th item from the head (0 <= i < Len) and
+// returns it, closing the gap from the nearer end.
+func (d *deque) RemoveAt(i int) string {
+	m := d.mask()
+	s := d.buf[(d.head+i)&m]
+	if i < d.n/2 {
+		for j := i; j > 0; j-- {
+			d.buf[(d.head+j)&m] = d.buf[(d.head+j-1)&m]
+		}
+		d.buf[d.head] = ""
+		d.head = (d.head + 1) & m
+	} else {
+		for j := i; j < d.n-1; j++ {
+			d.buf[(d.head+j)&m] = d.buf[(d.head+j+1)&m]
+		}
+		d.buf[(d.head+d.n-1)&m] = ""
+	}
+	d.n--
+	d.maybeShrink()
+	return s
+}
+
 // Clear drops every item.
 func (d *deque) Clear() {
 	d.buf = nil

@@ -425,6 +425,39 @@ func (e *Engine) DLQPurge(ctx context.Context, queue string, kind engine.DLQKind
 	return e.listClear("dlq purge", key)
 }
 
+// DLQRemove deletes the entry at index when it is entry, exactly.
+func (e *Engine) DLQRemove(ctx context.Context, queue string, kind engine.DLQKind, index int64, entry string) (_ bool, err error) {
+	const op = "dlq remove"
+	if err := e.checkOpen(op); err != nil {
+		return false, err
+	}
+	key, err := e.dlqKey(queue, kind)
+	if err != nil {
+		return false, err
+	}
+	t, err := e.begin(op)
+	if err != nil {
+		return false, err
+	}
+	defer t.end(&err)
+	o := e.lock1(key, false)
+	if o == nil {
+		return false, nil
+	}
+	defer o.mu.Unlock()
+	if e.isStr(o) {
+		return false, wrongType(op, key)
+	}
+	if index < 0 || index >= int64(o.list.Len()) || o.list.At(int(index)) != entry {
+		return false, nil
+	}
+	t.removeAt(o, int(index))
+	if err := t.commit(); err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	return true, nil
+}
+
 // DLQRequeue moves up to p.Count entries (all when <= 0), oldest first,
 // back to the tail of the queue, each under the queue's overflow policy.
 // An entry goes back as its "data" field (the stored form that was

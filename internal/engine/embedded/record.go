@@ -40,6 +40,8 @@ const (
 	opIdemPut     byte = 14 // key, idempotency key, expireAt, record (engine.IdempotencyRecord.Encode)
 	// 15-17: declared settings and queue deletion (settings.go). New
 	// operations take the next numbers; a number is never reused.
+	// 40-42: statistics (stats.go).
+	opRemoveAt byte = 60 // key, index (one entry out of a list: a DLQ entry deleted)
 )
 
 const (
@@ -164,6 +166,17 @@ func (t *tx) popOne(o *object) string {
 	if t.on {
 		t.op(opPopFront, o.key)
 		t.uint(1)
+	}
+	return s
+}
+
+// removeAt removes the i-th item from the head; the caller checked
+// 0 <= i < Len.
+func (t *tx) removeAt(o *object, i int) string {
+	s := o.list.RemoveAt(i)
+	if t.on {
+		t.op(opRemoveAt, o.key)
+		t.uint(uint64(i))
 	}
 	return s
 }
@@ -375,6 +388,13 @@ func (e *Engine) applyRecord(rec []byte) error {
 			t.popFront(o, int(n))
 		case opClearList:
 			t.clearList(o)
+		case opRemoveAt:
+			i := d.uint()
+			if i >= uint64(o.list.Len()) {
+				d.fail(fmt.Errorf("removal of item %d from %q, which holds %d", i, key, o.list.Len()))
+				break
+			}
+			t.removeAt(o, int(i))
 		case opSetStr:
 			v := d.str()
 			t.setStr(o, v, d.int())

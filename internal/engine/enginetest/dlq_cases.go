@@ -82,6 +82,46 @@ func dlqCases(t *testing.T, h Harness) {
 		wantDLQ(t, ctx, e, "never-added", engine.DLQFailed)
 	})
 
+	t.Run("RemoveOnlyTheEntryGiven", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		overflow := fillOverflow(t, ctx, e, "q", "o1", "o2", "o3", "o4")
+		remove := func(index int64, entry string) bool {
+			t.Helper()
+			ok, err := e.DLQRemove(ctx, "q", engine.DLQOverflow, index, entry)
+			if err != nil {
+				t.Fatalf("DLQRemove(%d): %v", index, err)
+			}
+			return ok
+		}
+		if !remove(1, overflow[1]) {
+			t.Fatal("DLQRemove of the entry at its index: false")
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow[0], overflow[2], overflow[3])
+		// o3 moved from 2 to 1: its old index now holds o4, which is not it.
+		if remove(2, overflow[2]) {
+			t.Fatal("DLQRemove at a shifted index deleted an entry")
+		}
+		if remove(1, overflow[1]) || remove(5, overflow[3]) || remove(-1, overflow[3]) {
+			t.Fatal("DLQRemove of an entry gone, or out of range, deleted one")
+		}
+		if remove(1, overflow[2]+" ") {
+			t.Fatal("DLQRemove with an entry that differs in one byte deleted one")
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow[0], overflow[2], overflow[3])
+		if !remove(2, overflow[3]) || !remove(0, overflow[0]) {
+			t.Fatal("DLQRemove of the tail, then the head: false")
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow, overflow[2])
+		if !remove(0, overflow[2]) {
+			t.Fatal("DLQRemove of the last entry: false")
+		}
+		wantDLQ(t, ctx, e, "q", engine.DLQOverflow)
+		if ok, err := e.DLQRemove(ctx, "never", engine.DLQFailed, 0, "x"); err != nil || ok {
+			t.Errorf("DLQRemove from a DLQ that does not exist: %v, %v; want false, nil", ok, err)
+		}
+	})
+
 	t.Run("RequeueAll", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)

@@ -30,6 +30,18 @@ func durableCases(t *testing.T, h Harness) {
 		wantResults(t, "add after reopen", res, []engine.AddResult{{Accepted: true, QueueLength: 3, Dropped: 1}})
 	})
 
+	t.Run("DLQRemove", func(t *testing.T) {
+		t.Parallel()
+		ctx, d := setupDurable(t, h)
+		add(t, ctx, d.e, "q", engine.PolicyDLQ, 1, "a", "b", "c", "d")
+		ovf := dlqAll(t, ctx, d.e, "q", engine.DLQOverflow)
+		if ok, err := d.e.DLQRemove(ctx, "q", engine.DLQOverflow, 1, ovf[1]); err != nil || !ok {
+			t.Fatalf("DLQRemove: %v, %v", ok, err)
+		}
+		d.reopen(t)
+		wantDLQ(t, ctx, d.e, "q", engine.DLQOverflow, ovf[0], ovf[2])
+	})
+
 	t.Run("IdempotencyRecords", func(t *testing.T) {
 		// A retry after a restart inside the window still must not add.
 		t.Parallel()

@@ -13,6 +13,24 @@ import (
 )
 
 func lockCases(t *testing.T, h Harness) {
+	t.Run("LockTTL", func(t *testing.T) {
+		t.Parallel()
+		ctx, e := setup(t, h)
+		if _, held, err := e.LockTTL(ctx, "L"); err != nil || held {
+			t.Fatalf("LockTTL of a free lock: held %v, err %v", held, err)
+		}
+		acquire(t, ctx, e, "L", "tok1", time.Minute, true)
+		ttl, held, err := e.LockTTL(ctx, "L")
+		if err != nil || !held || ttl <= 0 || ttl > time.Minute {
+			t.Fatalf("LockTTL of a held lock: ttl %v, held %v, err %v; want held, 0 < ttl <= 1m", ttl, held, err)
+		}
+		if err := e.LockRelease(ctx, "L", "tok1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, held, err := e.LockTTL(ctx, "L"); err != nil || held {
+			t.Fatalf("LockTTL after release: held %v, err %v", held, err)
+		}
+	})
 	t.Run("AcquireReleaseRefresh", func(t *testing.T) {
 		t.Parallel()
 		ctx, e := setup(t, h)

@@ -47,6 +47,31 @@ func (e *Engine) DLQRange(ctx context.Context, queue string, kind engine.DLQKind
 	return e.lrange(ctx, op, key, start, end)
 }
 
+// DLQRemove deletes the entry at index only when it is entry (see
+// scripts/dlq_remove.lua).
+func (e *Engine) DLQRemove(ctx context.Context, queue string, kind engine.DLQKind, index int64, entry string) (bool, error) {
+	const op = "dlq remove"
+	if err := e.check(op); err != nil {
+		return false, err
+	}
+	key, err := dlqKey(e.keys.Queue(queue), kind)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	if index < 0 {
+		return false, nil // LINDEX would count from the tail
+	}
+	// The marker that takes the entry's place for LREM: random, so that
+	// no entry can hold it.
+	marker := "sluice#removed:" + deliveryTokens(2)
+	res, err := e.runScript(ctx, op, e.scripts.dlqRemove, []string{key}, []string{strconv.FormatInt(index, 10), entry, marker})
+	if err != nil {
+		return false, interpretError(op, err)
+	}
+	n, err := res.AsInt64()
+	return n == 1, interpretError(op, err)
+}
+
 // DLQPurge deletes the chosen DLQ and returns how many entries it held.
 // LLEN and DEL go in one MULTI so the count is the count deleted.
 func (e *Engine) DLQPurge(ctx context.Context, queue string, kind engine.DLQKind) (int64, error) {

@@ -104,3 +104,24 @@ func durationToPX(d time.Duration) int64 {
 	}
 	return ms
 }
+
+// LockTTL reports whether lock name is held and for how long (PTTL: the
+// token is never read).
+func (e *Engine) LockTTL(ctx context.Context, name string) (time.Duration, bool, error) {
+	const op = "lock ttl"
+	if err := e.check(op); err != nil {
+		return 0, false, err
+	}
+	lock, _ := e.keys.Lock(name)
+	ms, err := e.client.Do(ctx, e.client.B().Pttl().Key(lock).Build()).AsInt64()
+	if err != nil {
+		return 0, false, interpretError(op, err)
+	}
+	switch {
+	case ms == -2:
+		return 0, false, nil
+	case ms < 0:
+		return -1, true, nil
+	}
+	return time.Duration(ms) * time.Millisecond, true, nil
+}

@@ -37,6 +37,8 @@ var (
 	addKeyedLua string
 	//go:embed scripts/dlq_requeue.lua
 	dlqRequeueLua string
+	//go:embed scripts/dlq_remove.lua
+	dlqRemoveLua string
 	//go:embed scripts/lease_receive.lua
 	leaseReceiveLua string
 	//go:embed scripts/lease_ack_batch.lua
@@ -65,6 +67,7 @@ type engineScripts struct {
 	queueAdd     *script
 	addKeyed     *script
 	dlqRequeue   *script
+	dlqRemove    *script
 	leaseReceive *script
 	leaseAck     *script
 	leaseExtend  *script
@@ -104,6 +107,7 @@ func newEngineScripts() *engineScripts {
 		queueAdd:      newScript(withSettings(queueAddLua)),
 		addKeyed:      newScript(withSettings(addKeyedLua)),
 		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
+		dlqRemove:     newScript(dlqRemoveLua),
 		leaseReceive:  newScript(withScheduled(leaseReceiveLua)),
 		leaseAck:      newScript(withStats(leaseAckBatchLua)),
 		leaseExtend:   newScript(leaseExtendLua),
