@@ -109,7 +109,10 @@ func (s *redisSuite) name() (name, key string) {
 
 // fill pushes n copies of the item to key with raw RPUSHes of 1000.
 func (s *redisSuite) fill(ctx context.Context, key string, n int) error {
-	const per = 1000
+	// At most 1000 items and 4 MiB per RPUSH, and 64 MiB per round trip:
+	// large items in one pipeline would pass Redis's query buffer limit.
+	per := max(1, min(1000, fillCommandBytes/max(len(s.item), 1)))
+	depth := max(1, fillPipelineBytes/(per*max(len(s.item), 1)))
 	elems := make([]string, per)
 	for i := range elems {
 		elems[i] = s.item
@@ -117,7 +120,7 @@ func (s *redisSuite) fill(ctx context.Context, key string, n int) error {
 	var cmds rueidis.Commands
 	for left := n; left > 0; left -= per {
 		cmds = append(cmds, s.raw.B().Rpush().Key(key).Element(elems[:min(per, left)]...).Build())
-		if len(cmds) == 64 || left <= per {
+		if len(cmds) >= min(64, depth) || left <= per {
 			for _, r := range s.raw.DoMulti(ctx, cmds...) {
 				if err := r.Error(); err != nil {
 					return fmt.Errorf("bench: fill %s: %w", key, err)
@@ -143,6 +146,15 @@ func (s *redisSuite) unlink(ctx context.Context, keys ...string) error {
 func drainBudget(d time.Duration, perSecond, ceiling int) int {
 	return min(int(d.Seconds()*float64(perSecond)), ceiling)
 }
+
+// Bounds of what a drain case pre-fills, for large items.
+const (
+	fillCommandBytes  = 4 << 20
+	fillPipelineBytes = 64 << 20
+	// fillBytes bounds a pre-filled queue: 64 KB items at the item-count
+	// budget would ask Redis for gigabytes.
+	fillBytes = 512 << 20
+)
 
 // take reserves k items of a pre-filled queue; false once it is drained,
 // so that no worker ever blocks on an empty queue and stretches the case.
@@ -336,7 +348,7 @@ func (c *combinedPush) push(ctx context.Context, _ int) (int, error) {
 // consumerCases drain pre-filled queues with 4 consumers: raw BLPOP,
 // Sluice's blocking get, and receive+ack singly and in batches of 100.
 func (s *redisSuite) consumerCases() []benchCase {
-	budget := drainBudget(s.o.Duration/rounds, 150_000, 400_000)
+	budget := min(drainBudget(s.o.Duration/rounds, 150_000, 400_000), max(fillBytes/max(len(s.item), 1), 1000))
 	lease := &sluice.ReceiveOptions{Lease: time.Minute}
 	var cases []benchCase
 	add := func(label, note, baseline string, f func(q *sluice.Queue, key string, left *atomic.Int64) op) {
