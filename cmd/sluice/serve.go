@@ -130,6 +130,9 @@ func (e *env) runServer(ctx context.Context, client *sluice.Client, cfg server.C
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	log.Info("sluice starting", "version", sluice.Version, "engine", client.EngineKind(), "url", t.display, "addr", ln.Addr().String())
+	if cfg.UI {
+		log.Info("dashboard", "url", "http://"+ln.Addr().String()+"/ui/")
+	}
 	// Settings under which the engine can lose what it acknowledges are
 	// said once at start (and on every /health); a Redis that does not
 	// answer yet is the health endpoint's business, not a reason to wait.
