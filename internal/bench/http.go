@@ -65,8 +65,8 @@ func HTTP(ctx context.Context, o Options, h HTTPOptions) (HTTPReport, error) {
 	return rep, errors.Join(err, done())
 }
 
-// serveAndMeasure runs the service on a loopback port for the length of
-// the measurement.
+// serveAndMeasure runs the service on a loopback port for each round of
+// the measurement (measureInRounds), and stops it while its baselines run.
 func serveAndMeasure(ctx context.Context, client *sluice.Client, cfg httpLoadConfig) (HTTPReport, error) {
 	scfg := server.DefaultConfig()
 	scfg.Addr = "127.0.0.1:0"
@@ -76,27 +76,29 @@ func serveAndMeasure(ctx context.Context, client *sluice.Client, cfg httpLoadCon
 	if cfg.APIKey != "" {
 		scfg.APIKeys = []string{cfg.APIKey}
 	}
-	srv, err := server.New(client, scfg, quietLogger())
-	if err != nil {
-		return HTTPReport{}, fmt.Errorf("bench: start service: %w", err)
+	start := func(ctx context.Context) (string, func() error, error) {
+		srv, err := server.New(client, scfg, quietLogger())
+		if err != nil {
+			return "", nil, fmt.Errorf("bench: start service: %w", err)
+		}
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", scfg.Addr)
+		if err != nil {
+			return "", nil, fmt.Errorf("bench: listen: %w", err)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- srv.Run(sctx, ln) }()
+		stop := func() error {
+			cancel()
+			select {
+			case err := <-served:
+				return err
+			case <-time.After(time.Minute):
+				return errors.New("bench: the service did not stop within a minute")
+			}
+		}
+		return "http://" + ln.Addr().String(), stop, nil
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", scfg.Addr)
-	if err != nil {
-		return HTTPReport{}, fmt.Errorf("bench: listen: %w", err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.Run(sctx, ln) }()
-	cfg.URL = "http://" + ln.Addr().String()
-	rep, err := runHTTPLoad(ctx, cfg)
-	stop()
-	select {
-	case serr := <-served:
-		err = errors.Join(err, serr)
-	case <-time.After(time.Minute):
-		err = errors.Join(err, errors.New("bench: the service did not stop within a minute"))
-	}
-	return rep, err
+	return measureInRounds(ctx, cfg, string(client.EngineKind()), start)
 }

@@ -128,7 +128,10 @@ type HTTPReport struct {
 	NextItems      int64         `json:"next_items"`
 	BaselineRPush  *LatencyStats `json:"baseline_rpush,omitempty"`
 	BaselineScript *LatencyStats `json:"baseline_script,omitempty"`
-	Fanout         *FanoutStats  `json:"fanout,omitempty"`
+	// BaselineBare is the embedded engine's baseline: a bare net/http
+	// handler appending to an in-memory slice under a mutex.
+	BaselineBare *LatencyStats `json:"baseline_bare,omitempty"`
+	Fanout       *FanoutStats  `json:"fanout,omitempty"`
 }
 
 func (r HTTPReport) String() string {
@@ -145,6 +148,12 @@ func (r HTTPReport) String() string {
 			fmt.Fprintf(&b, "service / script baseline: %.0f%%\n", 100*r.Post.PerSecond/r.BaselineScript.PerSecond)
 		}
 	}
+	if r.BaselineBare != nil {
+		fmt.Fprintf(&b, "baseline net/http slice  %v\n", *r.BaselineBare)
+		if r.BaselineBare.PerSecond > 0 {
+			fmt.Fprintf(&b, "service / slice baseline: %.0f%%\n", 100*r.Post.PerSecond/r.BaselineBare.PerSecond)
+		}
+	}
 	if r.Fanout != nil {
 		fmt.Fprintf(&b, "WebSocket fan-out        %v\n", *r.Fanout)
 	}
@@ -152,9 +161,10 @@ func (r HTTPReport) String() string {
 }
 
 // runHTTPLoad measures a running server: POST /detections and GET
-// /detections/next with cfg.Clients keep-alive clients, WebSocket fan-out,
-// and, with a Redis URL, a bare net/http baseline. It leaves the items it
-// posted in detections_queue (and its DLQ) of the server.
+// /detections/next with cfg.Clients keep-alive clients, and WebSocket
+// fan-out. It leaves the items it posted in detections_queue (and its DLQ)
+// of the server. (measureInRounds measures a service this process runs,
+// with its baselines.)
 func runHTTPLoad(ctx context.Context, cfg httpLoadConfig) (HTTPReport, error) {
 	cfg = cfg.withDefaults()
 	if _, err := url.Parse(cfg.URL); err != nil || cfg.URL == "" {
@@ -188,13 +198,6 @@ func runHTTPLoad(ctx context.Context, cfg httpLoadConfig) (HTTPReport, error) {
 	})
 	rep.NextItems = items.Load()
 
-	if cfg.RedisURL != "" {
-		rpush, script, err := runBaseline(ctx, cfg)
-		if err != nil {
-			return rep, errors.Join(postErr, nextErr, err)
-		}
-		rep.BaselineRPush, rep.BaselineScript = &rpush, &script
-	}
 	if cfg.FanoutClients > 0 {
 		f, err := runFanout(ctx, cfg)
 		if err != nil {
@@ -235,6 +238,27 @@ func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
 // other answer or transport failure is counted and makes the error, which
 // names the first of them.
 func drive(ctx context.Context, hc *http.Client, cfg httpLoadConfig, method, u string, header http.Header, body []byte, onBody func([]byte)) (LatencyStats, error) {
+	var s samples
+	err := s.drive(ctx, hc, cfg, method, u, header, body, onBody)
+	return s.stats(), err
+}
+
+// samples are the latencies, time and failures of one or more phases of
+// one kind, merged so that rounds of a case are summarized together.
+type samples struct {
+	lat            [][]time.Duration
+	elapsed        time.Duration
+	errors, non2xx int64
+}
+
+func (s *samples) stats() LatencyStats {
+	st := summarize(s.lat, s.elapsed)
+	st.Errors, st.Non2xx = s.errors, s.non2xx
+	return st
+}
+
+// drive runs one phase (see the function drive) and adds it to s.
+func (s *samples) drive(ctx context.Context, hc *http.Client, cfg httpLoadConfig, method, u string, header http.Header, body []byte, onBody func([]byte)) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	lat := make([][]time.Duration, cfg.Clients)
@@ -291,13 +315,19 @@ func drive(ctx context.Context, hc *http.Client, cfg httpLoadConfig, method, u s
 		}()
 	}
 	wg.Wait()
-	st := summarize(lat, time.Since(start))
-	st.Errors, st.Non2xx = errs.Load(), non2xx.Load()
+	s.lat = append(s.lat, lat...)
+	s.elapsed += time.Since(start)
+	s.errors += errs.Load()
+	s.non2xx += non2xx.Load()
 	if first != nil {
-		return st, fmt.Errorf("bench: %s %s: %d transport errors and %d non-2xx answers beside %d 2xx; the first: %w",
-			method, u, st.Errors, st.Non2xx, st.Requests, first)
+		var ok int
+		for _, l := range lat {
+			ok += len(l)
+		}
+		return fmt.Errorf("bench: %s %s: %d transport errors and %d non-2xx answers beside %d 2xx; the first: %w",
+			method, u, errs.Load(), non2xx.Load(), ok, first)
 	}
-	return st, nil
+	return nil
 }
 
 func readAll(r io.Reader, buf []byte) ([]byte, error) {
@@ -340,65 +370,191 @@ local n = redis.call('LLEN', KEYS[1])
 if n >= tonumber(ARGV[2]) then return -1 end
 return redis.call('RPUSH', KEYS[1], ARGV[1])`
 
-// runBaseline serves a bare net/http handler in this process that decodes
-// the JSON body and makes one Redis call, and drives it like the server.
-func runBaseline(ctx context.Context, cfg httpLoadConfig) (rpush, script LatencyStats, err error) {
+// httpRounds is how many times the service and its baselines take turns,
+// each for Duration/httpRounds: a machine whose speed drifts slows both.
+const httpRounds = 3
+
+// measureInRounds measures a service this process runs: start starts it
+// and returns its URL and a stop. In each round the service runs alone
+// for POST /detections and GET /detections/next, is stopped, and then the
+// baselines run alone (nothing measured shares the machine with what is
+// not). The fan-out test runs last, on a service of its own.
+func measureInRounds(ctx context.Context, cfg httpLoadConfig, engine string, start func(ctx context.Context) (string, func() error, error)) (HTTPReport, error) {
+	cfg = cfg.withDefaults()
+	phase := cfg
+	phase.Duration = max(cfg.Duration/httpRounds, 100*time.Millisecond)
+	rep := HTTPReport{Engine: engine, Clients: cfg.Clients}
+	base, err := newBaselines(ctx, cfg)
+	if err != nil {
+		return rep, err
+	}
+	defer base.close(ctx)
+	header := http.Header{"Content-Type": {"application/json"}}
+	if cfg.APIKey != "" {
+		header.Set("X-API-Key", cfg.APIKey)
+	}
+	var post, next samples
+	var items atomic.Int64
+	var measured error // phases with failed requests still report what they measured
+	for range httpRounds {
+		u, stop, err := start(ctx)
+		if err != nil {
+			return rep, err
+		}
+		hc := loadClient(cfg.Clients)
+		measured = errors.Join(measured,
+			post.drive(ctx, hc, phase, http.MethodPost, u+"/detections", header, cfg.Payload, nil),
+			next.drive(ctx, hc, phase, http.MethodGet, u+"/detections/next?timeout=0", header, nil, func(body []byte) {
+				if !bytes.Contains(body, []byte(`"status":"empty"`)) {
+					items.Add(1)
+				}
+			}))
+		hc.CloseIdleConnections()
+		if err := stop(); err != nil {
+			return rep, err
+		}
+		measured = errors.Join(measured, base.round(ctx, phase))
+	}
+	rep.Post, rep.Next, rep.NextItems = post.stats(), next.stats(), items.Load()
+	base.report(&rep)
+	if cfg.FanoutClients > 0 {
+		u, stop, err := start(ctx)
+		if err != nil {
+			return rep, err
+		}
+		fcfg := cfg
+		fcfg.URL = u
+		f, ferr := runFanout(ctx, fcfg)
+		if err := errors.Join(ferr, stop()); err != nil {
+			return rep, errors.Join(measured, err)
+		}
+		rep.Fanout = &f
+	}
+	return rep, errors.Join(measured, ctx.Err())
+}
+
+// baselines are bare net/http handlers driven exactly like the service:
+// on Redis, one RPUSH, and one bounded-add script, per request; on the
+// embedded engine, an append to an in-memory slice under a mutex. Each
+// checks that the body is JSON and answers as the service does.
+type baselines struct {
+	rc  rueidis.Client // nil: the embedded engine's baseline
+	key string
+	lua *rueidis.Lua
+
+	rpush, script, bare samples
+	mu                  sync.Mutex
+	items               []string
+}
+
+func newBaselines(ctx context.Context, cfg httpLoadConfig) (*baselines, error) {
+	b := &baselines{}
+	if cfg.RedisURL == "" {
+		return b, nil
+	}
 	opt, err := rueidis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return rpush, script, fmt.Errorf("bench: redis URL: %w", err)
+		return nil, fmt.Errorf("bench: redis URL: %w", err)
 	}
 	opt.DisableCache = true
-	rc, err := rueidis.NewClient(opt)
-	if err != nil {
-		return rpush, script, fmt.Errorf("bench: redis: %w", err)
+	if b.rc, err = rueidis.NewClient(opt); err != nil {
+		return nil, fmt.Errorf("bench: redis: %w", err)
 	}
-	defer rc.Close()
-	key := cfg.KeyPrefix + "sluice-bench-baseline"
-	defer rc.Do(context.WithoutCancel(ctx), rc.B().Del().Key(key).Build())
-	lua := rueidis.NewLuaScript(baselineScript)
+	b.key = cfg.KeyPrefix + "sluice-bench-baseline"
+	b.lua = rueidis.NewLuaScript(baselineScript)
+	return b, ctx.Err()
+}
 
-	handler := func(useScript bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-			if err != nil || !json.Valid(body) {
-				http.Error(w, `{"error":"invalid JSON"}`, http.StatusBadRequest)
-				return
-			}
-			var n int64
-			if useScript {
-				n, err = lua.Exec(r.Context(), rc, []string{key}, []string{string(body), "1000000000"}).AsInt64()
-			} else {
-				n, err = rc.Do(r.Context(), rc.B().Rpush().Key(key).Element(string(body)).Build()).AsInt64()
-			}
-			if err != nil {
-				http.Error(w, `{"error":"redis"}`, http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"status":"queued","queue_length":%s}`+"\n", strconv.FormatInt(n, 10))
-		}
+func (b *baselines) close(ctx context.Context) {
+	if b.rc != nil {
+		b.rc.Do(context.WithoutCancel(ctx), b.rc.B().Del().Key(b.key).Build())
+		b.rc.Close()
 	}
-	var measured error // the phases' failed requests
-	for i, useScript := range []bool{false, true} {
+}
+
+// handler is one baseline: push stores the body and returns the queue's
+// length.
+func (b *baselines) handler(push func(ctx context.Context, body string) (int64, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil || !json.Valid(body) {
+			http.Error(w, `{"error":"invalid JSON"}`, http.StatusBadRequest)
+			return
+		}
+		n, err := push(r.Context(), string(body))
+		if err != nil {
+			http.Error(w, `{"error":"engine"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"queue_length":%s,"status":"queued"}`+"\n", strconv.FormatInt(n, 10))
+	}
+}
+
+// round runs each baseline alone for cfg.Duration.
+func (b *baselines) round(ctx context.Context, cfg httpLoadConfig) error {
+	type phase struct {
+		s    *samples
+		push func(ctx context.Context, body string) (int64, error)
+	}
+	var phases []phase
+	if b.rc != nil {
+		phases = []phase{
+			{&b.rpush, func(ctx context.Context, body string) (int64, error) {
+				return b.rc.Do(ctx, b.rc.B().Rpush().Key(b.key).Element(body).Build()).AsInt64()
+			}},
+			{&b.script, func(ctx context.Context, body string) (int64, error) {
+				return b.lua.Exec(ctx, b.rc, []string{b.key}, []string{body, "1000000000"}).AsInt64()
+			}},
+		}
+	} else {
+		phases = []phase{{&b.bare, func(_ context.Context, body string) (int64, error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.items = append(b.items, body)
+			return int64(len(b.items)), nil
+		}}}
+	}
+	var measured error
+	for _, p := range phases {
 		ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 		if err != nil {
-			return rpush, script, fmt.Errorf("bench: baseline listener: %w", err)
+			return fmt.Errorf("bench: baseline listener: %w", err)
 		}
-		srv := &http.Server{Handler: handler(useScript), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+		srv := &http.Server{Handler: b.handler(p.push), ReadHeaderTimeout: 10 * time.Second}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = srv.Serve(ln)
+		}()
 		hc := loadClient(cfg.Clients)
-		st, derr := drive(ctx, hc, cfg, http.MethodPost, "http://"+ln.Addr().String()+"/", http.Header{"Content-Type": {"application/json"}}, cfg.Payload, nil)
+		measured = errors.Join(measured, p.s.drive(ctx, hc, cfg, http.MethodPost, "http://"+ln.Addr().String()+"/",
+			http.Header{"Content-Type": {"application/json"}}, cfg.Payload, nil))
 		hc.CloseIdleConnections()
 		_ = srv.Close()
-		if i == 0 {
-			rpush = st
+		<-served
+		// What a baseline stored is dropped between phases, as the
+		// service's queue is drained by its GET phase.
+		if b.rc != nil {
+			b.rc.Do(ctx, b.rc.B().Del().Key(b.key).Build())
 		} else {
-			script = st
+			b.mu.Lock()
+			b.items = nil
+			b.mu.Unlock()
 		}
-		rc.Do(ctx, rc.B().Del().Key(key).Build())
-		measured = errors.Join(measured, derr)
 	}
-	return rpush, script, measured
+	return measured
+}
+
+// report adds the baselines' rows to rep.
+func (b *baselines) report(rep *HTTPReport) {
+	if b.rc != nil {
+		rpush, script := b.rpush.stats(), b.script.stats()
+		rep.BaselineRPush, rep.BaselineScript = &rpush, &script
+		return
+	}
+	bare := b.bare.stats()
+	rep.BaselineBare = &bare
 }
 
 // runFanout connects cfg.FanoutClients WebSockets to one fresh channel,

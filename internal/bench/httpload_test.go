@@ -41,8 +41,9 @@ func TestRunHTTPLoadSmall(t *testing.T) {
 	if rep.Engine != "embedded" || rep.Post.Requests == 0 || rep.Post.Non2xx != 0 || rep.Post.Errors != 0 {
 		t.Fatalf("post phase: %+v", rep)
 	}
-	if rep.Next.Requests == 0 || rep.NextItems == 0 || rep.NextItems > rep.Post.Requests+2 {
-		// (+2: a post cut off by the end of its phase is stored, not counted)
+	if rep.Next.Requests == 0 || rep.NextItems == 0 || rep.NextItems > rep.Post.Requests+2*httpRounds {
+		// (+2 a round: a post cut off by the end of its phase, one per
+		// client, is stored, not counted)
 		t.Fatalf("next phase: %+v, %d items", rep.Next, rep.NextItems)
 	}
 	if rep.BaselineRPush == nil || rep.BaselineRPush.Requests == 0 || rep.BaselineScript == nil || rep.BaselineScript.Requests == 0 {
@@ -142,5 +143,31 @@ func TestDriveCountsOnly2xx(t *testing.T) {
 	st, err = drive(context.Background(), hc, cfg, http.MethodGet, ok.URL, http.Header{}, nil, nil)
 	if err != nil || st.Requests == 0 || st.Non2xx != 0 {
 		t.Fatalf("drive with 200 answers: %+v, %v", st, err)
+	}
+}
+
+// TestHTTPBareBaseline: without Redis the service is measured beside a
+// bare handler appending to a slice, in the same rounds.
+func TestHTTPBareBaseline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	target, err := openTarget(ctx, short("memory"), "http", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := target.close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	rep, err := serveAndMeasure(ctx, target.client, httpLoadConfig{Clients: 2, Duration: 150 * time.Millisecond, FanoutClients: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BaselineBare == nil || rep.BaselineBare.Requests == 0 || rep.BaselineRPush != nil || rep.Post.Requests == 0 {
+		t.Fatalf("report: %+v, bare %+v", rep, rep.BaselineBare)
+	}
+	if s := rep.String(); !strings.Contains(s, "service / slice baseline") {
+		t.Fatalf("report text:\n%s", s)
 	}
 }
