@@ -211,7 +211,12 @@ func (e *Engine) popOnce(key string, left time.Duration) (item string, ok bool, 
 		t.release()
 		return "", false, nil, 0, wrongType("queue pop", key)
 	}
-	now := e.now()
+	// Only scheduled items need the clock here: most pops read none.
+	scheduled := o.q != nil && o.q.scheduled > 0
+	var now int64
+	if scheduled {
+		now = e.now()
+	}
 	// Released items go first to the consumers that were waiting before
 	// this pop, in line; the release is logged with the rest of the call.
 	released := !paused(o) && e.releaseDue(&t, o, now)
@@ -259,8 +264,10 @@ func (e *Engine) popOnce(key string, left time.Duration) (item string, ok bool, 
 	w = &waiter{kind: waitPop, ch: make(chan struct{})}
 	o.queue().enqueue(w, false)
 	wait = left
-	if l := o.q.earliestScheduled(); l != nil && !paused(o) {
-		wait = min(wait, time.Duration(max(l.deadline-now, int64(time.Millisecond))))
+	if scheduled && !paused(o) {
+		if l := o.q.earliestScheduled(); l != nil {
+			wait = min(wait, time.Duration(max(l.deadline-now, int64(time.Millisecond))))
+		}
 	}
 	if err := finish(); err != nil {
 		e.abandon(key, w)
