@@ -165,7 +165,7 @@ type AddResult struct {
 // error during the call (the item may or may not have been written); an
 // encoding or validation error means nothing was written.
 func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, error) {
-	// addBatch's steps for one item, without its slices: an add is the
+	// AddBatch's steps for one item, without its slices: an add is the
 	// hot path.
 	if q.nameErr != nil {
 		return AddResult{}, q.nameErr
@@ -174,9 +174,9 @@ func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, er
 	if err != nil {
 		return AddResult{}, err
 	}
-	enc, err := q.c.codec.Encode(v)
+	enc, err := q.encodeItem(0, v)
 	if err != nil {
-		return AddResult{}, fmt.Errorf("sluice: add to queue %q: item 0: %w (nothing written)", q.name, encodeErr(err))
+		return AddResult{}, err
 	}
 	raw, bound, err := q.addEngine(ctx, []string{enc}, s)
 	if err != nil {
@@ -194,31 +194,40 @@ func (q *Queue) Add(ctx context.Context, v any, opts *AddOptions) (AddResult, er
 // have Success=false in their result; AddBatch itself does not return
 // ErrQueueFull. opts apply to every item.
 func (q *Queue) AddBatch(ctx context.Context, items []any, opts *AddOptions) ([]AddResult, error) {
-	res, _, err := q.addBatch(ctx, items, opts)
-	return res, err
-}
-
-// addBatch is AddBatch, also returning the bound a rejection met.
-func (q *Queue) addBatch(ctx context.Context, items []any, opts *AddOptions) ([]AddResult, int64, error) {
 	if q.nameErr != nil {
-		return nil, 0, q.nameErr
+		return nil, q.nameErr
 	}
 	if len(items) == 0 {
-		return nil, 0, nil
+		return nil, nil
 	}
 	s, err := q.addSettings(opts)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	stored := make([]string, len(items))
 	for i, v := range items {
-		enc, err := q.c.codec.Encode(v)
-		if err != nil {
-			return nil, 0, fmt.Errorf("sluice: add to queue %q: item %d: %w (nothing written)", q.name, i, encodeErr(err))
+		if stored[i], err = q.encodeItem(i, v); err != nil {
+			return nil, err
 		}
-		stored[i] = enc
 	}
-	return q.addStored(ctx, stored, s)
+	raw, bound, err := q.addEngine(ctx, stored, s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AddResult, len(raw))
+	for i, r := range raw {
+		out[i] = q.result(r, bound)
+	}
+	return out, nil
+}
+
+// encodeItem encodes item i of an add; its error says nothing was written.
+func (q *Queue) encodeItem(i int, v any) (string, error) {
+	enc, err := q.c.codec.Encode(v)
+	if err != nil {
+		return "", fmt.Errorf("sluice: add to queue %q: item %d: %w (nothing written)", q.name, i, encodeErr(err))
+	}
+	return enc, nil
 }
 
 // addSettings resolves an add's options against the queue's settings.
@@ -264,18 +273,6 @@ func (q *Queue) addSettings(o *AddOptions) (addSettings, error) {
 	}
 	s.idem = &idemSettings{key: o.IdempotencyKey, window: window}
 	return s, nil
-}
-
-func (q *Queue) addStored(ctx context.Context, stored []string, s addSettings) ([]AddResult, int64, error) {
-	raw, bound, err := q.addEngine(ctx, stored, s)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make([]AddResult, len(raw))
-	for i, r := range raw {
-		out[i] = q.result(r, bound)
-	}
-	return out, bound, nil
 }
 
 // addEngine adds encoded items and returns the engine's results and the

@@ -221,20 +221,7 @@ func TestURLErrors(t *testing.T) {
 }
 
 func TestURLSendsAPIKey(t *testing.T) {
-	ctx := context.Background()
-	client, err := sluice.Open(ctx, "mem://", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	cfg := server.DefaultConfig()
-	cfg.APIKeys = []string{"k1"}
-	srv, err := server.New(client, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	_, ts := testService(t, func(cfg *server.Config) { cfg.APIKeys = []string{"k1"} })
 	r := cli(t, map[string]string{}, "", "queue", "len", "q", "--url", ts.URL).want(t, exitUsage)
 	if !strings.Contains(r.stderr, "401") {
 		t.Fatalf("without a key: %q", r.stderr)

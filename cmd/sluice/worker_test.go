@@ -110,24 +110,7 @@ func TestWorkerOnAnEngine(t *testing.T) {
 }
 
 func TestWorkerURLMode(t *testing.T) {
-	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cfg := server.DefaultConfig()
-	cfg.APIKeys = []string{"s3cret"}
-	srv, err := server.New(c, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	}()
+	c, ts := testService(t, func(cfg *server.Config) { cfg.APIKeys = []string{"s3cret"} })
 	q := c.Queue("remote")
 	for range 5 {
 		if _, err := q.Add(context.Background(), map[string]int{"x": 1}, nil); err != nil {
@@ -213,22 +196,7 @@ func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 }
 
 func workerSIGTERM(t *testing.T, twice bool) {
-	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv, err := server.New(c, server.DefaultConfig(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	}()
+	c, ts := testService(t, nil)
 	q := c.Queue("sig")
 	const total = 10
 	for i := range total {
@@ -310,22 +278,7 @@ func workerSIGTERM(t *testing.T, twice bool) {
 // TestWorkerWebhookBatches: --webhook with --batch POSTs JSON arrays and
 // acks them as a whole.
 func TestWorkerWebhookBatches(t *testing.T) {
-	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv, err := server.New(c, server.DefaultConfig(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	}()
+	c, ts := testService(t, nil)
 	var items, posts atomic.Int64
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var batch []map[string]int
@@ -364,4 +317,33 @@ func TestWorkerChildEnvHasNoAPIKey(t *testing.T) {
 	if strings.Contains(got, "s3cret") || got != "PATH=/bin SLUICE_URL=http://h:8000 HOME=/root" {
 		t.Fatalf("child environment %q", got)
 	}
+}
+
+// testService runs the service on an in-memory engine for the test, over
+// HTTP, with mutate's changes to the default configuration, and stops it
+// at the test's end.
+func testService(t *testing.T, mutate func(*server.Config)) (*sluice.Client, *httptest.Server) {
+	t.Helper()
+	c, err := sluice.Open(context.Background(), "mem://", &sluice.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.DefaultConfig()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := server.New(c, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+		c.Close()
+	})
+	return c, ts
 }

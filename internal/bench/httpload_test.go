@@ -18,15 +18,7 @@ import (
 func TestRunHTTPLoadSmall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	target, err := openTarget(ctx, short("memory"), "http", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := target.close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	target := memoryTarget(t)
 	rc := redistest.Client(t)
 	prefix := redistest.Prefix(t)
 	redistest.Cleanup(t, rc, prefix)
@@ -151,15 +143,7 @@ func TestDriveCountsOnly2xx(t *testing.T) {
 func TestHTTPBareBaseline(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	target, err := openTarget(ctx, short("memory"), "http", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := target.close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
+	target := memoryTarget(t)
 	rep, err := serveAndMeasure(ctx, target.client, httpLoadConfig{Clients: 2, Duration: 150 * time.Millisecond, FanoutClients: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -170,4 +154,19 @@ func TestHTTPBareBaseline(t *testing.T) {
 	if s := rep.String(); !strings.Contains(s, "service / slice baseline") {
 		t.Fatalf("report text:\n%s", s)
 	}
+}
+
+// memoryTarget is an in-memory engine for one test, closed at its end.
+func memoryTarget(t *testing.T) *target {
+	t.Helper()
+	tg, err := openTarget(context.Background(), short("memory"), "http", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tg.close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return tg
 }

@@ -132,6 +132,19 @@ func (s *redisSuite) fill(ctx context.Context, key string, n int) error {
 	return nil
 }
 
+// refill empties key, fills it with n items and sets left, the items a
+// drain case may still take, to n.
+func (s *redisSuite) refill(ctx context.Context, key string, n int, left *atomic.Int64) error {
+	if err := s.unlink(ctx, key); err != nil {
+		return err
+	}
+	if err := s.fill(ctx, key, n); err != nil {
+		return err
+	}
+	left.Store(int64(n))
+	return nil
+}
+
 func (s *redisSuite) unlink(ctx context.Context, keys ...string) error {
 	var all []string
 	for _, k := range keys {
@@ -358,13 +371,9 @@ func (s *redisSuite) consumerCases() []benchCase {
 		cases = append(cases, benchCase{
 			label: label, note: note, n: consumers, sample: 1, baseline: baseline,
 			prepare: func(ctx context.Context) (op, error) {
-				if err := s.unlink(ctx, key); err != nil {
+				if err := s.refill(ctx, key, budget, &left); err != nil {
 					return nil, err
 				}
-				if err := s.fill(ctx, key, budget); err != nil {
-					return nil, err
-				}
-				left.Store(int64(budget))
 				return f(q, key, &left), nil
 			},
 		})
@@ -424,13 +433,9 @@ func (s *redisSuite) consumeCase(budget int) benchCase {
 		label: "consume", note: "Consume, 4 handlers, prefetch 200, batched acks; every item acked", n: consumers, sample: 1,
 		baseline: "raw BLPOP", limit: "raw LPOP x100",
 		prepare: func(ctx context.Context) (op, error) {
-			if err := s.unlink(ctx, key); err != nil {
+			if err := s.refill(ctx, key, budget, &left); err != nil {
 				return nil, err
 			}
-			if err := s.fill(ctx, key, budget); err != nil {
-				return nil, err
-			}
-			left.Store(int64(budget))
 			cctx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() {
