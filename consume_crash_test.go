@@ -44,7 +44,7 @@ func TestConsumeKilledLosesNothing(t *testing.T) {
 	}
 	handled := make(map[int]bool, total)
 	sc := bufio.NewScanner(out)
-	for sc.Scan() && len(handled) < total/3 {
+	for len(handled) < total/3 && sc.Scan() { // the length first: a line scanned is recorded
 		if n, err := strconv.Atoi(sc.Text()); err == nil {
 			handled[n] = true
 		}
