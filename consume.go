@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
-	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/consume"
 )
 
 // Handler handles one delivery for Queue.Consume. Returning nil acks it;
@@ -23,8 +23,6 @@ const (
 	// DefaultShutdownTimeout is how long running handlers get to finish
 	// once Consume's ctx ends, when ConsumeOptions.ShutdownTimeout is 0.
 	DefaultShutdownTimeout = 30 * time.Second
-	// ackBatch is the most acks sent in one call.
-	ackBatch = 100
 )
 
 // ConsumeOptions tune Queue.Consume. A nil *ConsumeOptions, like zero
@@ -136,305 +134,77 @@ func (q *Queue) Consume(ctx context.Context, handler Handler, opts *ConsumeOptio
 	if err != nil {
 		return err
 	}
-	c := &consumer{q: q, h: handler, o: o, ro: ro,
-		work:  make(chan *Delivery, o.Prefetch),
-		acks:  make(chan string, ackBatch),
-		slots: make(chan struct{}, o.Concurrency+o.Prefetch),
-		held:  make(map[string]*Delivery),
-	}
-	for range cap(c.slots) {
-		c.slots <- struct{}{}
-	}
-	return c.run(ctx)
-}
-
-// consumer is one Consume call: its goroutines (a receiver, the handlers,
-// an acker and an extender) all end before run returns.
-type consumer struct {
-	q  *Queue
-	h  Handler
-	o  ConsumeOptions
-	ro ReceiveOptions
-
-	work  chan *Delivery // received, not started
-	acks  chan string    // handled, to ack
-	slots chan struct{}  // one token per delivery this consumer may hold
-
-	mu   sync.Mutex
-	held map[string]*Delivery // received and not settled, by id
-}
-
-func (c *consumer) run(ctx context.Context) error {
-	// handlerCtx outlives ctx by ShutdownTimeout, so that running items
-	// can finish; settle is never cancelled, so that what was handled is
-	// settled.
-	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
-	stopTimer := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(c.o.ShutdownTimeout, cancelHandlers)
-		context.AfterFunc(handlerCtx, func() { t.Stop() })
-	})
-	defer stopTimer()
-	settle := context.WithoutCancel(ctx)
-
-	var recvErr error
-	recvDone := make(chan struct{})
-	go func() {
-		defer close(recvDone)
-		defer close(c.work)
-		recvErr = c.receive(ctx)
-	}()
-
-	var handlers sync.WaitGroup
-	for range c.o.Concurrency {
-		handlers.Add(1)
-		go func() {
-			defer handlers.Done()
-			c.handle(ctx, handlerCtx, settle)
-		}()
-	}
-	ackDone := make(chan struct{})
-	go func() {
-		defer close(ackDone)
-		c.ackLoop(settle)
-	}()
-	stopExtend := make(chan struct{})
-	extendDone := make(chan struct{})
-	go func() {
-		defer close(extendDone)
-		c.extendLoop(settle, stopExtend)
-	}()
-
-	<-recvDone
-	handlers.Wait()
-	// What was received and never started goes back, uncounted.
-	for d := range c.work {
-		c.release(settle, d)
-	}
-	close(c.acks)
-	<-ackDone
-	close(stopExtend)
-	<-extendDone
-	return recvErr
-}
-
-// receive leases items while there are free slots, until ctx ends. It
-// returns an error only when the client is closed.
-func (c *consumer) receive(ctx context.Context) error {
-	backoff := 10 * time.Millisecond
-	for {
-		// Wait for at least one free slot, then take every free one.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.slots:
-		}
-		n := 1
-	more:
-		for n < cap(c.slots) {
-			select {
-			case <-c.slots:
-				n++
-			default:
-				break more
-			}
-		}
-		ds, err := c.q.ReceiveBatch(ctx, n, time.Second, &c.ro)
-		for range n - len(ds) {
-			c.slots <- struct{}{}
-		}
-		if err != nil {
-			switch {
-			case errors.Is(err, ErrClosed):
-				return fmt.Errorf("sluice: consume from queue %q: %w", c.q.name, ErrClosed)
-			case ctx.Err() != nil:
-				return nil //nolint:nilerr // the receive was cut short by the shutdown: no failure
-			}
-			c.report(err)
-			if !sleepCtx(ctx, backoff) {
-				return nil
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		backoff = 10 * time.Millisecond
-		c.mu.Lock()
-		for _, d := range ds {
-			c.held[d.ID] = d
-		}
-		c.mu.Unlock()
-		for i, d := range ds {
-			// Every slot beyond the Prefetch that work buffers is a handler
-			// that is free, so this waits at most for one to come back for
-			// its next item; on shutdown, what was not handed over goes back.
-			select {
-			case c.work <- d:
-			case <-ctx.Done():
-				for _, d := range ds[i:] {
-					c.release(context.WithoutCancel(ctx), d)
-				}
-				return nil
-			}
-		}
-	}
-}
-
-// handle runs the handler on deliveries until ctx ends or work is closed.
-func (c *consumer) handle(ctx, handlerCtx, settle context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case d, ok := <-c.work:
-			if !ok {
-				return
-			}
-			if ctx.Err() != nil {
-				c.release(settle, d)
-				return
-			}
-			c.handleOne(handlerCtx, settle, d)
-		}
-	}
-}
-
-func (c *consumer) handleOne(handlerCtx, settle context.Context, d *Delivery) {
-	err := c.call(handlerCtx, d)
-	switch {
-	case err == nil:
-		c.forget(d.ID)
-		c.acks <- d.ID
-	case handlerCtx.Err() != nil:
-		// Cut short by the shutdown, not failed: it goes back uncounted.
-		c.release(settle, d)
-	default:
-		c.forget(d.ID)
-		reason := err.Error()
-		if len(reason) > 1024 {
-			reason = reason[:1024]
-		}
-		_, nerr := d.Nack(settle, &NackOptions{Delay: c.o.RetryDelay(d.Attempt), Reason: reason})
-		if nerr != nil {
-			c.report(nerr)
-		}
-	}
-}
-
-// call runs the handler, turning a panic into an error that nacks the item.
-func (c *consumer) call(ctx context.Context, d *Delivery) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v", p)
-			c.report(fmt.Errorf("sluice: consume from queue %q: delivery %s: %w\n%s", c.q.name, d.ID, err, debug.Stack()))
-		}
-	}()
-	return c.h(ctx, d)
-}
-
-// release hands d back unstarted (or cut short by the shutdown).
-func (c *consumer) release(settle context.Context, d *Delivery) {
-	c.forget(d.ID)
-	if err := d.Release(settle); err != nil {
-		c.report(err)
-	}
-}
-
-// forget drops d from the held set and frees its slot.
-func (c *consumer) forget(id string) {
-	c.mu.Lock()
-	delete(c.held, id)
-	c.mu.Unlock()
-	c.slots <- struct{}{}
-}
-
-// ackLoop sends acks in batches: when ackBatch are waiting, when the
-// oldest has waited AckInterval, and when acks is closed.
-func (c *consumer) ackLoop(settle context.Context) {
-	pending := make([]string, 0, ackBatch)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	flush := func() {
-		timer.Stop()
-		if len(pending) == 0 {
+	report := func(err error) {
+		if o.OnError != nil {
+			o.OnError(err)
 			return
 		}
-		acked, err := c.q.AckBatch(settle, pending...)
-		switch {
-		case err != nil:
-			c.report(fmt.Errorf("sluice: consume from queue %q: ack of %d deliveries: %w (they come back when their leases run out)", c.q.name, len(pending), err))
-		default:
+		q.c.log.Warn("consume", "queue", q.name, "err", err)
+	}
+	err = consume.Run(ctx, consume.Config[*Delivery]{
+		Source: leaseSource{q: q, ro: ro},
+		Handle: func(ctx context.Context, g []*Delivery) error { return handler(ctx, g[0]) },
+		Nack: func(ctx context.Context, g []*Delivery, err error) {
+			d := g[0]
+			reason := err.Error()
+			if len(reason) > 1024 {
+				reason = reason[:1024]
+			}
+			if _, err := d.Nack(ctx, &NackOptions{Delay: o.RetryDelay(d.Attempt), Reason: reason}); err != nil {
+				report(err)
+			}
+		},
+		Concurrency: o.Concurrency, Prefetch: o.Prefetch, Group: 1, Poll: time.Second,
+		Lease: ro.Lease, AckInterval: o.AckInterval, ShutdownTimeout: o.ShutdownTimeout,
+		Fatal: func(err error) bool { return errors.Is(err, ErrClosed) },
+		Acked: func(ds []*Delivery, acked []bool, err error) {
+			if err != nil {
+				report(fmt.Errorf("sluice: consume from queue %q: ack of %d deliveries: %w (they come back when their leases run out)", q.name, len(ds), err))
+				return
+			}
 			for i, ok := range acked {
 				if !ok {
-					c.report(fmt.Errorf("sluice: consume from queue %q: ack %s: %w", c.q.name, pending[i], ErrLeaseNotFound))
+					report(fmt.Errorf("sluice: consume from queue %q: ack %s: %w", q.name, ds[i].ID, ErrLeaseNotFound))
 				}
 			}
-		}
-		pending = pending[:0]
+		},
+		ReceiveFailed: func(err error, _ time.Duration) { report(err) },
+		Error: func(_ []*Delivery, err error) {
+			report(fmt.Errorf("sluice: consume from queue %q: %w", q.name, err))
+		},
+	})
+	if err != nil { // only ErrClosed is fatal
+		return fmt.Errorf("sluice: consume from queue %q: %w", q.name, ErrClosed)
 	}
-	for {
-		select {
-		case id, ok := <-c.acks:
-			if !ok {
-				flush()
-				return
-			}
-			if len(pending) == 0 {
-				timer.Reset(c.o.AckInterval)
-			}
-			pending = append(pending, id)
-			if len(pending) == ackBatch {
-				flush()
-			}
-		case <-timer.C:
-			flush()
-		}
-	}
+	return nil
 }
 
-// extendLoop renews the leases of every held delivery each third of the
-// lease, so that neither a slow handler nor a wait in the prefetch buffer
-// lets a lease run out.
-func (c *consumer) extendLoop(settle context.Context, stop <-chan struct{}) {
-	tick := time.NewTicker(max(c.ro.Lease/3, time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		c.mu.Lock()
-		ds := make([]*Delivery, 0, len(c.held))
-		for _, d := range c.held {
-			ds = append(ds, d)
-		}
-		c.mu.Unlock()
-		for _, d := range ds {
-			err := d.Extend(settle, c.ro.Lease)
-			// A delivery settled meanwhile has no lease left to extend.
-			if err != nil && !errors.Is(err, ErrLeaseNotFound) {
-				c.report(err)
-			}
-		}
-	}
+// leaseSource is the consume package's Source on a queue of this client:
+// Queue.Consume's and the acknowledged BatchConsumer's. Receives use ro,
+// whose zero fields each receive resolves (BatchConsumer's, so that a
+// queue declared while it runs gets its declared lease and max
+// deliveries).
+type leaseSource struct {
+	q  *Queue
+	ro ReceiveOptions
 }
 
-func (c *consumer) report(err error) {
-	if c.o.OnError != nil {
-		c.o.OnError(err)
-		return
-	}
-	c.q.c.log.Warn("consume", "queue", c.q.name, "err", err)
+func (s leaseSource) Receive(ctx context.Context, n int, wait time.Duration) ([]*Delivery, error) {
+	return s.q.ReceiveBatch(ctx, n, wait, &s.ro)
 }
 
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+func (s leaseSource) Extend(ctx context.Context, d *Delivery) error {
+	return d.Extend(ctx, d.opts.Lease)
 }
+
+func (s leaseSource) Ack(ctx context.Context, ds []*Delivery) ([]bool, error) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	return s.q.AckBatch(ctx, ids...)
+}
+
+func (leaseSource) Release(ctx context.Context, d *Delivery) error { return d.Release(ctx) }
+func (leaseSource) ID(d *Delivery) string                          { return d.ID }
+func (leaseSource) Lease(d *Delivery) time.Duration                { return d.opts.Lease }
