@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/consume"
 )
 
 // BatchHandler processes one batch. Its context is not cancelled by a
@@ -37,6 +39,11 @@ type BatchConsumerOptions struct {
 	Receive ReceiveOptions
 	// RetryDelay delays the redelivery of a failed batch (default 1 s).
 	RetryDelay time.Duration
+	// Prefetch, in acknowledged mode, is how many batches are leased
+	// ahead of the handlers, so that the next batch is ready when one is
+	// handled (default Concurrency, at most MaxConsumePrefetch; Unbounded
+	// (-1) means none ahead). Their leases are extended while they wait.
+	Prefetch int
 }
 
 // BatchConsumer consumes a queue in batches.
@@ -61,6 +68,9 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOption
 	if o.Size < 0 || o.Concurrency < 0 || o.IdleTimeout < 0 || o.RetryDelay < 0 {
 		return nil, fmt.Errorf("sluice: %w: batch consumer settings must not be negative", ErrInvalidArgument)
 	}
+	if o.Concurrency > MaxConsumePrefetch || o.Prefetch < int(Unbounded) || o.Prefetch > MaxConsumePrefetch {
+		return nil, fmt.Errorf("sluice: %w: batch consumer Concurrency %d or Prefetch %d: want at most %d (Prefetch: Unbounded for none)", ErrInvalidArgument, o.Concurrency, o.Prefetch, MaxConsumePrefetch)
+	}
 	if o.Size == 0 {
 		o.Size = 10
 	}
@@ -73,12 +83,18 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOption
 	if o.RetryDelay == 0 {
 		o.RetryDelay = time.Second
 	}
+	switch o.Prefetch {
+	case 0:
+		o.Prefetch = o.Concurrency
+	case int(Unbounded):
+		o.Prefetch = 0
+	}
 	if o.Receive.Lease < 0 || o.Receive.MaxDeliveries < 0 {
 		return nil, fmt.Errorf("sluice: %w: negative receive Lease %v or MaxDeliveries %d", ErrInvalidArgument, o.Receive.Lease, o.Receive.MaxDeliveries)
 	}
-	// Zero receive settings are resolved by each round's first receive,
-	// so that a queue declared (or redeclared) while the consumer runs
-	// gets its declared lease and max deliveries.
+	// Zero receive settings are resolved by each receive, so that a
+	// queue declared (or redeclared) while the consumer runs gets its
+	// declared lease and max deliveries.
 	if o.OnError == nil {
 		log := q.c.log
 		o.OnError = func(items []Item, err error) {
@@ -90,10 +106,20 @@ func (q *Queue) NewBatchConsumer(handler BatchHandler, opts *BatchConsumerOption
 
 // Run consumes until ctx is done, then shuts down gracefully: batches being
 // handled finish; items collected for a batch that had not started yet are
-// handed back (put back at the head of the queue, or nacked without delay
-// in acknowledged mode). Nothing taken is lost. It returns nil after a
-// graceful shutdown, or the error that stopped it.
+// handed back (put back at the head of the queue, or, in acknowledged
+// mode, released: deliverable at once, the delivery uncounted). Nothing
+// taken is lost. It returns nil after a graceful shutdown, or the error
+// that stopped it.
+//
+// In acknowledged mode it runs as Queue.Consume does, one batch where
+// Consume has one delivery: the next batches (Prefetch) are leased while
+// one is handled, the leases of every item it holds are extended, and
+// acks are sent batched and asynchronously (all of them before Run
+// returns).
 func (b *BatchConsumer) Run(ctx context.Context) error {
+	if b.o.Acknowledged {
+		return b.runAcked(ctx)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, b.o.Concurrency)
 	for i := range b.o.Concurrency {
@@ -107,17 +133,13 @@ func (b *BatchConsumer) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// worker runs rounds until ctx is done. An engine error (Redis down) is
-// reported and retried with capped backoff instead of stopping the consumer.
+// worker runs plain rounds until ctx is done. An engine error (Redis down)
+// is reported and retried with capped backoff instead of stopping the
+// consumer. Leases do not apply to plain rounds: Get takes the items.
 func (b *BatchConsumer) worker(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		var err error
-		if b.o.Acknowledged {
-			err = b.ackedRound(ctx)
-		} else {
-			err = b.plainRound(ctx)
-		}
+		err := b.plainRound(ctx)
 		if err == nil || ctx.Err() != nil {
 			backoff = 100 * time.Millisecond
 			continue
@@ -186,102 +208,59 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 	return nil
 }
 
-// ackedRound receives one batch under leases and settles it. Collecting
-// a batch is capped at half the lease, so no lease of the batch can expire
-// (and its item be handed to someone else) before the handler starts; while
-// the handler runs, the leases are extended.
-func (b *BatchConsumer) ackedRound(ctx context.Context) error {
-	ds, err := b.q.ReceiveBatch(ctx, b.o.Size, b.o.IdleTimeout, &b.o.Receive)
+// runAcked consumes under leases on the machinery of Queue.Consume.
+// The receive settings' zero fields are resolved by each receive; the
+// extensions follow the shortest lease held.
+func (b *BatchConsumer) runAcked(ctx context.Context) error {
+	ro, err := b.q.receiveOptions(ctx, &b.o.Receive)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil //nolint:nilerr // a cancelled ctx stops the consumer; that is not a failure
-		}
 		return err
 	}
-	if len(ds) == 0 {
-		return nil
-	}
-	sctx := context.WithoutCancel(ctx)
-	// The round's settings, as its first receive resolved them.
-	ro := ds[0].opts
-	collectUntil := time.Now().Add(ro.Lease / 2)
-	for len(ds) < b.o.Size && ctx.Err() == nil {
-		wait := min(b.o.IdleTimeout, time.Until(collectUntil))
-		if wait <= 0 {
-			break
+	items := func(ds []*Delivery) []Item {
+		out := make([]Item, len(ds))
+		for i, d := range ds {
+			out[i] = d.Item
 		}
-		more, err := b.q.ReceiveBatch(ctx, b.o.Size-len(ds), wait, &ro)
-		if err != nil || len(more) == 0 {
-			break
-		}
-		ds = append(ds, more...)
+		return out
 	}
-	if ctx.Err() != nil {
-		b.release(sctx, ds)
-		return nil //nolint:nilerr // cancelled mid-batch: the leases were given back; stopping is not a failure
-	}
-	items := make([]Item, len(ds))
-	for i, d := range ds {
-		items[i] = d.Item
-	}
-	stopExtending := b.extendWhileHandling(sctx, ds)
-	err = b.handler(sctx, items)
-	stopExtending()
-	if err != nil {
-		b.o.OnError(items, err)
-		b.nackAll(sctx, ds, err.Error())
-		return nil
-	}
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.ID
-	}
-	acked, err := b.q.AckBatch(sctx, ids...)
-	if err != nil {
-		// Whether the ack happened is unknown: unacked items come back when
-		// their lease expires (at-least-once; handlers must be idempotent).
-		b.o.OnError(items, fmt.Errorf("%w (after handling; the items may be delivered again)", err))
-		return nil
-	}
-	var lost []Item
-	for i, ok := range acked {
-		if !ok {
-			lost = append(lost, ds[i].Item)
-		}
-	}
-	if len(lost) > 0 {
-		b.o.OnError(lost, fmt.Errorf("sluice: ack %d deliveries on queue %q: %w for %d of them; those items will be delivered again", len(ds), b.q.name, ErrLeaseNotFound, len(lost)))
-	}
-	return nil
-}
-
-// extendWhileHandling renews the batch's leases every third of a lease
-// until the returned stop is called, so a slow handler keeps its items.
-func (b *BatchConsumer) extendWhileHandling(ctx context.Context, ds []*Delivery) (stop func()) {
-	lease := ds[0].opts.Lease
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(max(lease/3, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
+	return consume.Run(ctx, consume.Config[*Delivery]{
+		Source: leaseSource{q: b.q, ro: b.o.Receive},
+		// A batch that started is allowed to finish: its ctx is never
+		// cancelled (ShutdownTimeout 0).
+		Handle: func(ctx context.Context, g []*Delivery) error { return b.handler(ctx, items(g)) },
+		Nack: func(ctx context.Context, g []*Delivery, err error) {
+			b.o.OnError(items(g), err)
+			b.nackAll(ctx, g, err.Error())
+		},
+		Concurrency: b.o.Concurrency, Prefetch: b.o.Prefetch,
+		Group: b.o.Size, Idle: b.o.IdleTimeout, Poll: b.o.IdleTimeout,
+		Lease: ro.Lease, AckInterval: DefaultAckInterval,
+		Fatal: func(err error) bool { return errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidName) },
+		Acked: func(ds []*Delivery, acked []bool, err error) {
+			if err != nil {
+				// Whether the ack happened is unknown: unacked items come
+				// back when their lease expires (at-least-once; handlers
+				// must be idempotent).
+				b.o.OnError(items(ds), fmt.Errorf("%w (after handling; the items may be delivered again)", err))
 				return
-			case <-t.C:
-				for _, d := range ds {
-					if err := d.Extend(ctx, lease); err != nil {
-						b.o.OnError([]Item{d.Item}, fmt.Errorf("%w (while the batch is handled)", err))
-					}
+			}
+			var lost []Item
+			for i, ok := range acked {
+				if !ok {
+					lost = append(lost, ds[i].Item)
 				}
 			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
+			if len(lost) > 0 {
+				b.o.OnError(lost, fmt.Errorf("sluice: ack %d deliveries on queue %q: %w for %d of them; those items will be delivered again", len(ds), b.q.name, ErrLeaseNotFound, len(lost)))
+			}
+		},
+		ReceiveFailed: func(err error, retryIn time.Duration) {
+			b.o.OnError(nil, fmt.Errorf("%w (the batch consumer retries in %v)", err, retryIn))
+		},
+		Error: func(ds []*Delivery, err error) {
+			b.o.OnError(items(ds), fmt.Errorf("sluice: batch consumer of queue %q: %w", b.q.name, err))
+		},
+	})
 }
 
 func (b *BatchConsumer) nackAll(ctx context.Context, ds []*Delivery, reason string) {
@@ -295,21 +274,5 @@ func (b *BatchConsumer) nackAll(ctx context.Context, ds []*Delivery, reason stri
 	}
 	if nackErr != nil {
 		b.o.OnError(failed, fmt.Errorf("%w (the items come back when their lease expires)", nackErr))
-	}
-}
-
-// release hands back deliveries that were never handled, without counting
-// the delivery, so a shutdown never pushes an item toward the failed DLQ.
-func (b *BatchConsumer) release(ctx context.Context, ds []*Delivery) {
-	var failed []Item
-	var relErr error
-	for _, d := range ds {
-		if err := d.Release(ctx); err != nil && !errors.Is(err, ErrLeaseNotFound) {
-			failed = append(failed, d.Item)
-			relErr = errors.Join(relErr, err)
-		}
-	}
-	if relErr != nil {
-		b.o.OnError(failed, fmt.Errorf("%w (the items come back when their lease expires)", relErr))
 	}
 }

@@ -208,3 +208,122 @@ func TestAcknowledgedShutdownReleasesWithoutCountingDeliveries(t *testing.T) {
 		}
 	})
 }
+
+// TestAcknowledgedBatchConsumerHandlesEveryItemOnce: concurrent batches,
+// prefetch and batched acks hand every item to exactly one batch, and
+// every ack is sent by the time Run returns.
+func TestAcknowledgedBatchConsumerHandlesEveryItemOnce(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		q := c.Queue("every")
+		const total = 500
+		addN(t, q, total)
+		var mu sync.Mutex
+		seen := make(map[string]int, total)
+		all := make(chan struct{})
+		bc, err := q.NewBatchConsumer(func(_ context.Context, b []sluice.Item) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(b) > 10 {
+				t.Errorf("batch of %d, want at most 10", len(b))
+			}
+			for _, it := range b {
+				seen[it.String()]++
+			}
+			if len(seen) == total {
+				close(all)
+			}
+			return nil
+		}, &sluice.BatchConsumerOptions{Size: 10, IdleTimeout: 10 * time.Millisecond, Concurrency: 3, Prefetch: 4, Acknowledged: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- bc.Run(ctx) }()
+		<-all
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for item, n := range seen {
+			if n != 1 {
+				t.Errorf("item %s handled %d times", item, n)
+			}
+		}
+		s, err := q.Stats(context.Background())
+		if err != nil || s.Length != 0 || s.InFlight != 0 || s.Acked != total || s.Delivered != total {
+			t.Fatalf("stats %+v (%v); want %d delivered and acked, none left", s, err, total)
+		}
+	})
+}
+
+// TestAcknowledgedBatchConsumerPrefetchesAndReleases: while a batch is
+// handled the next one is leased (and its leases extended while it
+// waits); on shutdown the running batch finishes and is acked, and the
+// prefetched one goes back with its attempt uncounted.
+func TestAcknowledgedBatchConsumerPrefetchesAndReleases(t *testing.T) {
+	engines(t, func(t *testing.T, c *sluice.Client) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		q := c.Queue("prefetch")
+		addN(t, q, 6)
+		const lease = 300 * time.Millisecond
+		started := make(chan struct{})
+		finish := make(chan struct{})
+		var calls int
+		bc, err := q.NewBatchConsumer(func(_ context.Context, b []sluice.Item) error {
+			calls++ // Concurrency 1: one call at a time
+			if calls == 1 {
+				close(started)
+				<-finish
+			}
+			return nil
+		}, &sluice.BatchConsumerOptions{Size: 3, IdleTimeout: time.Hour, Concurrency: 1, Prefetch: 1, Acknowledged: true,
+			Receive: sluice.ReceiveOptions{Lease: lease}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- bc.Run(ctx) }()
+		<-started
+		// 3 items in the running batch, 3 in the prefetched one.
+		waitUntil(t, "the next batch leased while the first is handled", func() bool {
+			return pressure(t, q).InFlight == 6
+		})
+		// Every lease, the waiting batch's too, is extended past three
+		// leases from its delivery.
+		waitUntil(t, "every lease extended past 3 leases", func() bool {
+			page, err := q.Deliveries(context.Background(), nil)
+			if err != nil || len(page.Deliveries) != 6 {
+				t.Fatalf("Deliveries = %+v, %v; want 6", page, err)
+			}
+			for _, d := range page.Deliveries {
+				if d.Attempt != 1 || d.Deadline.Sub(d.DeliveredAt) < 3*lease {
+					return false
+				}
+			}
+			return true
+		})
+		cancel()
+		close(finish)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1 {
+			t.Fatalf("%d batches handled, want 1", calls)
+		}
+		ds, err := q.ReceiveBatch(context.Background(), 10, 0, nil)
+		if err != nil || len(ds) != 3 {
+			t.Fatalf("after shutdown: %d deliveries, %v; want the 3 prefetched", len(ds), err)
+		}
+		for _, d := range ds {
+			if d.Attempt != 1 {
+				t.Errorf("released item %s on attempt %d; a release must not count", d.Item, d.Attempt)
+			}
+		}
+		if s, err := q.Stats(context.Background()); err != nil || s.Acked != 3 || s.Nacked != 0 || s.Redelivered != 0 {
+			t.Fatalf("stats %+v (%v); want 3 acked, none nacked or redelivered", s, err)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,24 @@ func TestConsumeKilledLosesNothing(t *testing.T) {
 		consumeChild(dir)
 		return
 	}
+	killedLosesNothing(t, "TestConsumeKilledLosesNothing")
+}
+
+// TestBatchConsumerKilledLosesNothing is the same for the acknowledged
+// batch consumer (prefetched batches, batches being handled, acks
+// waiting to be sent).
+func TestBatchConsumerKilledLosesNothing(t *testing.T) {
+	if dir := os.Getenv(consumeChildEnv); dir != "" {
+		batchConsumerChild(dir)
+		return
+	}
+	killedLosesNothing(t, "TestBatchConsumerKilledLosesNothing")
+}
+
+// killedLosesNothing runs the test binary's test name as a consumer of a
+// durable queue, kills it -9 once it handled a third of the items, and
+// checks that every item was handled or comes back.
+func killedLosesNothing(t *testing.T, name string) {
 	const total = 2000
 	dir := t.TempDir()
 	c := open(t, "file://"+dir, nil)
@@ -33,7 +52,7 @@ func TestConsumeKilledLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestConsumeKilledLosesNothing$")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$")
 	cmd.Env = append(os.Environ(), consumeChildEnv+"="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -103,5 +122,29 @@ func consumeChild(dir string) {
 		return nil
 	}, &sluice.ConsumeOptions{Concurrency: 4, Prefetch: 50, Lease: 300 * time.Millisecond})
 	fmt.Fprintln(os.Stderr, "consume returned:", err)
+	os.Exit(4)
+}
+
+// batchConsumerChild is consumeChild with an acknowledged batch consumer:
+// it prints each batch's items before the handler returns.
+func batchConsumerChild(dir string) {
+	c, err := sluice.Open(context.Background(), "file://"+dir, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	bc, err := c.Queue("work").NewBatchConsumer(func(_ context.Context, items []sluice.Item) error {
+		var b strings.Builder
+		for _, it := range items {
+			b.WriteString(it.String() + "\n")
+		}
+		fmt.Print(b.String())
+		return nil
+	}, &sluice.BatchConsumerOptions{Size: 20, IdleTimeout: 10 * time.Millisecond, Concurrency: 3, Prefetch: 3,
+		Acknowledged: true, Receive: sluice.ReceiveOptions{Lease: 300 * time.Millisecond}})
+	if err == nil {
+		err = bc.Run(context.Background())
+	}
+	fmt.Fprintln(os.Stderr, "batch consumer returned:", err)
 	os.Exit(4)
 }

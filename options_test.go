@@ -254,6 +254,11 @@ func TestNilOptionsMeanDefaults(t *testing.T) {
 		if _, err := q.NewBatchConsumer(handler, bad); !errors.Is(err, sluice.ErrInvalidArgument) {
 			t.Errorf("batch consumer with MaxDeliveries -1: %v, want ErrInvalidArgument", err)
 		}
+		for _, o := range []sluice.BatchConsumerOptions{{Prefetch: -2}, {Prefetch: sluice.MaxConsumePrefetch + 1}, {Concurrency: sluice.MaxConsumePrefetch + 1}} {
+			if _, err := q.NewBatchConsumer(handler, &o); !errors.Is(err, sluice.ErrInvalidArgument) {
+				t.Errorf("batch consumer with %+v: %v, want ErrInvalidArgument", o, err)
+			}
+		}
 		if _, err := c.SubscribeWith(ctx, nil); !errors.Is(err, sluice.ErrInvalidArgument) {
 			t.Errorf("subscribe to nothing: %v, want ErrInvalidArgument", err)
 		}
