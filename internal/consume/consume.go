@@ -134,6 +134,8 @@ func Run[D any](ctx context.Context, cfg Config[D]) error {
 		acks:   make(chan D, AckBatch),
 		tokens: make(chan struct{}, cfg.Concurrency+cfg.Prefetch),
 		held:   make(map[string]D),
+
+		recvDone: make(chan struct{}),
 	}
 	c.cfg.Group = max(c.cfg.Group, 1)
 	for range cap(c.tokens) {
@@ -147,9 +149,10 @@ func Run[D any](ctx context.Context, cfg Config[D]) error {
 type run[D any] struct {
 	cfg Config[D]
 
-	work   chan []D      // received groups, not started
-	acks   chan D        // handled, to ack
-	tokens chan struct{} // one per group this run may hold
+	work     chan []D      // received groups, not started
+	acks     chan D        // handled, to ack
+	tokens   chan struct{} // one per group this run may hold
+	recvDone chan struct{} // closed when the receiver has returned
 
 	mu   sync.Mutex
 	held map[string]D // received and not settled, by id
@@ -167,9 +170,8 @@ func (c *run[D]) run(ctx context.Context) error {
 	settle := context.WithoutCancel(ctx)
 
 	var recvErr error
-	recvDone := make(chan struct{})
 	go func() {
-		defer close(recvDone)
+		defer close(c.recvDone)
 		defer close(c.work)
 		if recvErr = c.receive(stop, settle); recvErr != nil {
 			stopWith(recvErr)
@@ -201,7 +203,7 @@ func (c *run[D]) run(ctx context.Context) error {
 		c.extendLoop(settle, stopExtend)
 	}()
 
-	<-recvDone
+	<-c.recvDone
 	handlers.Wait()
 	close(handlersDone)
 	<-watchDone
@@ -372,7 +374,7 @@ func (c *run[D]) handle(stop, handlerCtx, settle context.Context) {
 				return
 			}
 			if stop.Err() != nil {
-				c.release(settle, g, false)
+				c.releaseStopped(settle, g, false)
 				return
 			}
 			c.handleOne(handlerCtx, settle, g)
@@ -390,7 +392,7 @@ func (c *run[D]) handleOne(handlerCtx, settle context.Context, g []D) {
 		}
 	case handlerCtx.Err() != nil:
 		// Cut short by the shutdown, not failed: it goes back uncounted.
-		c.release(settle, g, true)
+		c.releaseStopped(settle, g, true)
 	default:
 		c.forget(g)
 		if c.cfg.Nack != nil {
@@ -410,6 +412,14 @@ func (c *run[D]) call(ctx context.Context, g []D) (err error) {
 		}
 	}()
 	return c.cfg.Handle(ctx, g)
+}
+
+// releaseStopped is release for the handlers, once stop has ended: it
+// waits for the receiver to return first, so that a receive still in
+// flight (DetachReceive) cannot take the released items again.
+func (c *run[D]) releaseStopped(settle context.Context, g []D, started bool) {
+	<-c.recvDone
+	c.release(settle, g, started)
 }
 
 // release hands g back, unstarted or cut short by the shutdown.

@@ -18,7 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/consume"
 )
 
 // Defaults of Config.
@@ -29,11 +29,14 @@ const (
 	DefaultRetryMax        = time.Minute
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultPoll            = time.Second
+	DefaultAckInterval     = 5 * time.Millisecond
 	// MaxReason bounds a nack's reason (the tail of a run's stderr or of a
 	// webhook's answer): the service refuses longer ones.
 	MaxReason = 1024
 	// MaxBatch bounds Config.Batch, as the service bounds a receive.
 	MaxBatch = 1000
+	// MaxPrefetch bounds Config.Prefetch.
+	MaxPrefetch = 1000
 )
 
 // Job is one run: one delivery, or a batch of them.
@@ -63,6 +66,12 @@ type Config struct {
 	Lease time.Duration
 	// Concurrency is how many runs at once.
 	Concurrency int
+	// Prefetch is how many runs' worth of items (items, or batches) are
+	// leased ahead while runs are in progress, so that a run that ends
+	// finds its next item received (default Concurrency, at most
+	// MaxPrefetch; -1: none ahead). Their leases are extended while they
+	// wait; a shutdown releases them, uncounted.
+	Prefetch int
 	// Batch > 0 switches to batch mode: up to Batch items per run, handed
 	// over when full or when no item came for Idle, acked or nacked
 	// together.
@@ -79,9 +88,13 @@ type Config struct {
 	// context is done; then they are killed and released.
 	ShutdownTimeout time.Duration
 	// Poll is how long one receive waits for an item; a shutdown waits
-	// for the receives in progress, so it is also how long a stop can take
+	// for the receive in progress, so it is also how long a stop can take
 	// to begin.
 	Poll time.Duration
+	// AckInterval is how long the ack of a successful run may wait to be
+	// sent with others (default DefaultAckInterval); acks are also sent
+	// when 100 are waiting, and all of them before Run returns.
+	AckInterval time.Duration
 	// Logger receives one record per failed or settled-with-trouble run
 	// (default: discard).
 	Logger *slog.Logger
@@ -109,6 +122,15 @@ func (c Config) WithDefaults() Config {
 	if c.Poll == 0 {
 		c.Poll = DefaultPoll
 	}
+	switch c.Prefetch {
+	case 0:
+		c.Prefetch = min(c.Concurrency, MaxPrefetch)
+	case -1:
+		c.Prefetch = 0
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = DefaultAckInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -128,7 +150,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: concurrency %d: want >= 1", ErrInvalidConfig, c.Concurrency)
 	case c.Batch < 0 || c.Batch > MaxBatch:
 		return fmt.Errorf("%w: batch %d: want 1 to %d", ErrInvalidConfig, c.Batch, MaxBatch)
-	case c.Idle < 0 || c.Timeout < 0 || c.RetryDelay < 0 || c.RetryMax < 0 || c.ShutdownTimeout < 0 || c.Poll < 0:
+	case c.Prefetch < 0 || c.Prefetch > MaxPrefetch:
+		return fmt.Errorf("%w: prefetch %d: want 0 to %d", ErrInvalidConfig, c.Prefetch, MaxPrefetch)
+	case c.Idle < 0 || c.Timeout < 0 || c.RetryDelay < 0 || c.RetryMax < 0 || c.ShutdownTimeout < 0 || c.Poll < 0 || c.AckInterval < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	}
 	return nil
@@ -188,209 +212,96 @@ func (w *Worker) Kill() {
 	w.killOnce.Do(func() { close(w.killNow) })
 }
 
-// Why a run's context ended.
-var (
-	errTimeout  = errors.New("run timed out")
-	errShutdown = errors.New("shutdown timeout")
-)
+// errTimeout is the cause of a run's context that ended at Timeout.
+var errTimeout = errors.New("run timed out")
 
-// settleTimeout bounds one ack, nack, release or extend: a shutdown must
-// not hang on an engine that stopped answering.
+// settleTimeout bounds one ack, nack or release: a shutdown must not hang
+// on an engine that stopped answering.
 const settleTimeout = 30 * time.Second
 
 // Run consumes until ctx is done, then shuts down gracefully: it stops
-// receiving, lets running items finish for up to ShutdownTimeout, then
-// kills those still running and releases them (uncounted), as it releases
-// anything received but not started. It returns nil after such a stop, or
-// the error that stopped it early (a closed client, a service refusing the
-// API key); engine outages are logged and retried.
+// receiving, releases what it received but did not start, lets running
+// items finish for up to ShutdownTimeout, then kills those still running
+// and releases them (uncounted), and sends the waiting acks. It returns
+// nil after such a stop, or the error that stopped it early (a closed
+// client, a service refusing the API key); engine outages are logged and
+// retried.
+//
+// It runs on the machinery of Queue.Consume, whatever the Source: Prefetch
+// runs' worth of items are leased ahead, the leases of every item held
+// (waiting or running) are extended every third of the lease, and the
+// acks of successful runs are sent batched and asynchronously; nacks and
+// releases go out at once.
 func (w *Worker) Run(ctx context.Context) error {
-	stopCtx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	// Runs are not cancelled by the stop, only killed when the shutdown
-	// timeout is over.
-	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer kill(nil)
+	return consume.Run(ctx, consume.Config[Delivery]{
+		Source: leased{src: w.cfg.Source, lease: w.cfg.Lease},
+		Handle: w.run,
+		Nack:   w.nack,
 
-	var wg sync.WaitGroup
-	errs := make([]error, w.cfg.Concurrency)
-	for i := range w.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.slot(stopCtx, runCtx); err != nil {
-				errs[i] = err
-				stop(err)
+		Concurrency: w.cfg.Concurrency, Prefetch: w.cfg.Prefetch,
+		Group: max(w.cfg.Batch, 1), Idle: w.cfg.Idle, Poll: w.cfg.Poll, MaxReceive: MaxBatch,
+		// An item the engine leased while an abandoned receive was in
+		// flight would come back only when its lease expires, counted as a
+		// delivery: a stop waits for the receive (Poll) instead.
+		DetachReceive: true,
+		Lease:         w.cfg.Lease, AckInterval: w.cfg.AckInterval,
+		ShutdownTimeout: w.cfg.ShutdownTimeout, Kill: w.killNow, SettleTimeout: settleTimeout,
+		Fatal: fatal,
+
+		Acked:    w.acked,
+		Released: w.released,
+		ReceiveFailed: func(err error, retryIn time.Duration) {
+			w.log.Error("receive failed; retrying", "err", err, "retry_in", retryIn)
+		},
+		Error: w.trouble,
+		Stopping: func() {
+			w.log.Info("stopping: no new items; waiting for running ones", "running", w.counts.running.Load(), "shutdown_timeout", w.cfg.ShutdownTimeout)
+		},
+		Killing: func(timedOut bool) {
+			if timedOut {
+				w.log.Warn("shutdown timeout: killing running items; they are released", "running", w.counts.running.Load())
+			} else {
+				w.log.Warn("killing running items; they are released", "running", w.counts.running.Load())
 			}
-		}()
-	}
-	slotsDone := make(chan struct{})
-	watcherDone := make(chan struct{})
-	go func() {
-		defer close(watcherDone)
-		select {
-		case <-slotsDone:
-			return
-		case <-stopCtx.Done():
-		}
-		w.log.Info("stopping: no new items; waiting for running ones", "running", w.counts.running.Load(), "shutdown_timeout", w.cfg.ShutdownTimeout)
-		t := time.NewTimer(w.cfg.ShutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-slotsDone:
-		case <-t.C:
-			w.log.Warn("shutdown timeout: killing running items; they are released", "running", w.counts.running.Load())
-			kill(errShutdown)
-		case <-w.killNow:
-			w.log.Warn("killing running items; they are released", "running", w.counts.running.Load())
-			kill(errShutdown)
-		}
-	}()
-	wg.Wait()
-	close(slotsDone)
-	<-watcherDone
-	return errors.Join(errs...)
+		},
+	})
 }
 
-// slot receives and runs jobs one after the other until stopCtx is done.
-func (w *Worker) slot(stopCtx, runCtx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for stopCtx.Err() == nil {
-		ds, err := w.receive(stopCtx)
-		if err != nil {
-			if fatal(err) {
-				return err
-			}
-			w.log.Error("receive failed; retrying", "err", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-stopCtx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if len(ds) == 0 {
-			continue
-		}
-		if stopCtx.Err() != nil {
-			w.release(ds, "received during the shutdown")
-			return nil //nolint:nilerr // stopping is not a failure
-		}
-		w.handle(runCtx, ds)
-	}
-	return nil
+// runError is a failed run, as nack reports it.
+type runError struct {
+	err     error
+	elapsed time.Duration
+	timeout bool
 }
 
-// receive leases the next job's items. The receives are not cancelled by
-// a stop: an item the engine leased while the call was being abandoned
-// would come back only when its lease expires, counted as a delivery.
-// They wait for at most Poll (Idle for more of a batch), and whatever they
-// bring after a stop is released.
-func (w *Worker) receive(stopCtx context.Context) ([]Delivery, error) {
-	ctx := context.WithoutCancel(stopCtx)
-	n := max(w.cfg.Batch, 1)
-	ds, err := w.cfg.Source.Receive(ctx, n, w.cfg.Poll, w.cfg.Lease)
-	if err != nil || len(ds) == 0 || len(ds) >= n {
-		return ds, err
-	}
-	// Collecting a batch is capped at half the lease, so no lease of the
-	// batch can expire before the run starts.
-	until := time.Now().Add(w.cfg.Lease / 2)
-	for len(ds) < n && stopCtx.Err() == nil {
-		wait := min(w.cfg.Idle, time.Until(until))
-		if wait <= 0 {
-			break
-		}
-		more, err := w.cfg.Source.Receive(ctx, n-len(ds), wait, w.cfg.Lease)
-		if err != nil {
-			w.log.Warn("receive failed; running the batch collected so far", "err", err, "items", len(ds))
-			break
-		}
-		if len(more) == 0 {
-			break
-		}
-		ds = append(ds, more...)
-	}
-	return ds, nil
-}
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
 
-// handle runs one job and settles its items.
-func (w *Worker) handle(runCtx context.Context, ds []Delivery) {
+// run runs one job under Timeout. Its ctx is cancelled by the shutdown
+// timeout (or Kill): the job is then released rather than nacked.
+func (w *Worker) run(ctx context.Context, ds []Delivery) error {
 	w.counts.running.Add(1)
 	defer w.counts.running.Add(-1)
-	ctx, cancel := context.WithCancel(runCtx)
-	defer cancel()
 	if w.cfg.Timeout > 0 {
-		var cancelT context.CancelFunc
-		ctx, cancelT = context.WithTimeoutCause(ctx, w.cfg.Timeout, errTimeout)
-		defer cancelT()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, w.cfg.Timeout, errTimeout)
+		defer cancel()
 	}
-	stopExtending := w.extendWhileRunning(ds)
 	start := time.Now()
 	err := w.cfg.Runner.Run(ctx, Job{Queue: w.cfg.Queue, Deliveries: ds, Batch: w.cfg.Batch > 0})
 	elapsed := time.Since(start)
-	stopExtending()
 	w.cfg.Metrics.observeRun(elapsed)
-	switch cause := context.Cause(ctx); {
-	case err == nil:
-		w.ack(ds)
-	case errors.Is(cause, errShutdown):
-		w.release(ds, "killed by the shutdown")
-	case errors.Is(cause, errTimeout):
-		w.cfg.Metrics.addTimeout()
-		w.nack(ds, "timeout after "+w.cfg.Timeout.String(), elapsed)
-	default:
-		w.nack(ds, err.Error(), elapsed)
+	if err == nil {
+		return nil
 	}
+	if errors.Is(context.Cause(ctx), errTimeout) {
+		return &runError{err: errors.New("timeout after " + w.cfg.Timeout.String()), elapsed: elapsed, timeout: true}
+	}
+	return &runError{err: err, elapsed: elapsed}
 }
 
-// extendWhileRunning renews the leases of ds every third of a lease until
-// the returned stop is called.
-func (w *Worker) extendWhileRunning(ds []Delivery) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		lost := make([]bool, len(ds))
-		t := time.NewTicker(max(w.cfg.Lease/3, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			for i, d := range ds {
-				if lost[i] {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), min(settleTimeout, w.cfg.Lease))
-				err := w.cfg.Source.Extend(ctx, d, w.cfg.Lease)
-				cancel()
-				switch {
-				case errors.Is(err, sluice.ErrLeaseNotFound):
-					// Gone for good: said once, not every third of a lease.
-					lost[i] = true
-					w.log.Warn("the lease ran out while the item runs; it may be delivered again meanwhile", "id", d.ID, "attempt", d.Attempt)
-				case err != nil:
-					w.log.Warn("extending the lease failed; retrying at the next extension", "id", d.ID, "err", err)
-				}
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
-}
-
-func (w *Worker) ack(ds []Delivery) {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	acked, err := w.cfg.Source.Ack(ctx, ds)
+// acked counts the items of a batched ack.
+func (w *Worker) acked(ds []Delivery, acked []bool, err error) {
 	if err != nil {
 		// Whether the ack happened is unknown: unacked items come back
 		// when their lease expires (at-least-once).
@@ -409,10 +320,18 @@ func (w *Worker) ack(ds []Delivery) {
 	w.cfg.Metrics.addProcessed(n)
 }
 
-func (w *Worker) nack(ds []Delivery, reason string, elapsed time.Duration) {
-	reason = boundReason(reason)
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
+// nack settles the items of a failed run: a retry after the doubled
+// delay, or the failed DLQ when they used their deliveries.
+func (w *Worker) nack(ctx context.Context, ds []Delivery, err error) {
+	var elapsed time.Duration
+	var re *runError
+	if errors.As(err, &re) {
+		elapsed = re.elapsed
+		if re.timeout {
+			w.cfg.Metrics.addTimeout()
+		}
+	}
+	reason := boundReason(err.Error())
 	for _, d := range ds {
 		delay := w.retryDelay(d.Attempt)
 		dead, err := w.cfg.Source.Nack(ctx, d, delay, reason)
@@ -431,23 +350,52 @@ func (w *Worker) nack(ds []Delivery, reason string, elapsed time.Duration) {
 	}
 }
 
-func (w *Worker) release(ds []Delivery, why string) {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	var n int64
-	for _, d := range ds {
-		if err := w.cfg.Source.Release(ctx, d); err != nil {
-			w.log.Error("release failed; the item comes back when its lease expires", "id", d.ID, "err", err)
-			continue
-		}
-		n++
-	}
+// released counts items handed back unhandled.
+func (w *Worker) released(ds []Delivery, started bool) {
+	n := int64(len(ds))
 	w.counts.released.Add(n)
 	w.cfg.Metrics.addReleased(n)
-	if n > 0 {
-		w.log.Info("released items", "items", n, "why", why)
+	why := "received but not started"
+	if started {
+		why = "killed by the shutdown"
+	}
+	w.log.Info("released items", "items", n, "why", why)
+}
+
+// trouble logs what went wrong without losing anything.
+func (w *Worker) trouble(ds []Delivery, err error) {
+	id := ""
+	attempt := 0
+	if len(ds) > 0 {
+		id, attempt = ds[0].ID, ds[0].Attempt
+	}
+	switch {
+	case errors.Is(err, consume.ErrLeaseLost):
+		w.log.Warn("the lease ran out while the item was held; it may be delivered again meanwhile", "id", id, "attempt", attempt)
+	default:
+		w.log.Warn("lease trouble; nothing is lost", "id", id, "err", err)
 	}
 }
+
+// leased is a Source as the consume package sees it: leases of the
+// worker's length.
+type leased struct {
+	src   Source
+	lease time.Duration
+}
+
+func (l leased) Receive(ctx context.Context, n int, wait time.Duration) ([]Delivery, error) {
+	return l.src.Receive(ctx, n, wait, l.lease)
+}
+
+func (l leased) Extend(ctx context.Context, d Delivery) error {
+	return l.src.Extend(ctx, d, l.lease)
+}
+
+func (l leased) Ack(ctx context.Context, ds []Delivery) ([]bool, error) { return l.src.Ack(ctx, ds) }
+func (l leased) Release(ctx context.Context, d Delivery) error          { return l.src.Release(ctx, d) }
+func (l leased) ID(d Delivery) string                                   { return d.ID }
+func (l leased) Lease(Delivery) time.Duration                           { return l.lease }
 
 // retryDelay is RetryDelay doubled for every attempt after the first,
 // capped at RetryMax.
