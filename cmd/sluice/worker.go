@@ -42,6 +42,11 @@ sh -c '...' for pipes, variables or redirections. With --arg, {item}, {id},
 argument whatever the item holds; a placeholder in code after -c or -e is
 refused: pass it as an argument, as in sh -c 'echo "$1"' sh {item}).
 
+While runs are in progress, --prefetch runs' worth of items (by default
+as many as --concurrency) are leased ahead, so that a run that ends finds
+its next item received; their leases are extended while they wait, and
+the acks of successful runs are sent batched, a few milliseconds later.
+
 With --batch N, a run gets up to N items as one JSON array (handed over
 when full or after --idle without a new item; SLUICE_BATCH_SIZE says how
 many) and acks or nacks them together. A webhook gets the same body, with
@@ -71,6 +76,7 @@ type workerFlags struct {
 	exec, webhook                     string
 	arg                               bool
 	batch, concurrency, maxDeliveries int
+	prefetch                          int
 	idle, timeout, lease              *time.Duration
 	retryDelay, retryMax              *time.Duration
 	shutdownTimeout, killGrace        *time.Duration
@@ -87,6 +93,7 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	fs.IntVar(&f.batch, "batch", 0, fmt.Sprintf("items per run, as a JSON array (1 to %d; 0: one item per run, not in an array)", worker.MaxBatch))
 	f.idle = durationFlag(fs, "idle", worker.DefaultIdle, "with --batch: hand over a partial batch after this long without a new item")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "runs at once")
+	fs.IntVar(&f.prefetch, "prefetch", 0, fmt.Sprintf("runs' worth of items (items, or batches) leased ahead while runs are in progress, 0 to %d (default: --concurrency; 0 when given: none)", worker.MaxPrefetch))
 	f.timeout = durationFlag(fs, "timeout", 0, "kill a run after this long and nack it (0: no limit)")
 	f.lease = durationFlag(fs, "lease", 0, "lease of received items (default: the queue's, else 30s); extended every third of it while a run lasts")
 	fs.IntVar(&f.maxDeliveries, "max-deliveries", 0, "deliveries before an item moves to the failed DLQ, for a queue that declares none (default 5)")
@@ -118,6 +125,16 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if f.maxDeliveries < 0 {
 		return usagef("--max-deliveries %d: want 0 (the queue's, else 5) or more", f.maxDeliveries)
 	}
+	prefetch := 0 // the worker's default: --concurrency
+	if isSet(fs, "prefetch") {
+		if f.prefetch < 0 || f.prefetch > worker.MaxPrefetch {
+			return usagef("--prefetch %d: want 0 to %d", f.prefetch, worker.MaxPrefetch)
+		}
+		prefetch = f.prefetch
+		if prefetch == 0 {
+			prefetch = -1 // none ahead
+		}
+	}
 
 	log := slog.New(slog.NewTextHandler(ui, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	src, lease, err := e.workerSource(ctx, conn, rf, &f, name)
@@ -131,12 +148,13 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Queue: name, Source: src.Source, Runner: runner, Lease: lease,
-		Concurrency: f.concurrency, Batch: f.batch, Idle: *f.idle, Timeout: *f.timeout,
+		Concurrency: f.concurrency, Prefetch: prefetch, Batch: f.batch, Idle: *f.idle, Timeout: *f.timeout,
 		RetryDelay: *f.retryDelay, RetryMax: *f.retryMax, ShutdownTimeout: *f.shutdownTimeout,
 		Logger: log, Metrics: metrics,
-	})
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		return usagef("worker: %v", err)
 	}
@@ -151,7 +169,7 @@ func (e *env) worker(ctx context.Context, args []string) error {
 	if f.webhook != "" {
 		mode = "webhook"
 	}
-	log.Info("worker started", "queue", name, "source", src.display, "mode", mode, "concurrency", f.concurrency, "batch", f.batch, "lease", lease)
+	log.Info("worker started", "queue", name, "source", src.display, "mode", mode, "concurrency", f.concurrency, "prefetch", cfg.WithDefaults().Prefetch, "batch", f.batch, "lease", lease)
 	stopStatus := ui.run(w, log, *f.progress)
 	stopSecond := killOnSecondSignal(w)
 	err = w.Run(ctx)

@@ -42,6 +42,8 @@ func TestWorkerUsage(t *testing.T) {
 		{[]string{"worker", "jobs", "--webhook", "http://x", "--arg"}, "--arg goes with --exec"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--batch", "1001"}, "--batch 1001"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--concurrency", "0"}, "--concurrency"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--prefetch", "-1"}, "--prefetch -1"},
+		{[]string{"worker", "jobs", "--exec", "/bin/true", "--prefetch", "1001"}, "--prefetch 1001"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "http://x", "--redis", "redis://x"}, "select different places"},
 		{[]string{"worker", "jobs", "--exec", "/bin/true", "--url", "localhost:8000"}, "--url"},
 	} {
@@ -51,7 +53,7 @@ func TestWorkerUsage(t *testing.T) {
 		}
 	}
 	r := cli(t, nil, "", "worker", "-h").want(t, exitOK)
-	for _, w := range []string{"examples:", "--exec string", "--webhook string", "--shutdown-timeout duration", "exit status:"} {
+	for _, w := range []string{"examples:", "--exec string", "--webhook string", "--shutdown-timeout duration", "--prefetch int", "exit status:"} {
 		if !strings.Contains(r.stderr, w) {
 			t.Errorf("worker -h lacks %q", w)
 		}
@@ -91,13 +93,13 @@ func TestWorkerOnAnEngine(t *testing.T) {
 		cli(t, nil, "", args([]string{"queue", "add", "wq", `{"a":2}`}, conn)...).want(t, exitOK)
 		cli(t, nil, "", args([]string{"queue", "add", "wq", `{"fail":true}`}, conn)...).want(t, exitOK)
 		stderr, stop := startWorker(t, nil, args([]string{"wq", "--exec", `sh -c 'grep -q fail && { echo no >&2; exit 1; }; exit 0'`,
-			"--max-deliveries", "1", "--progress", "20ms", "--concurrency", "2"}, conn)...)
+			"--max-deliveries", "1", "--progress", "20ms", "--concurrency", "2", "--prefetch", "3"}, conn)...)
 		stderr.waitFor(t, "processed=2 failed=1 dead_lettered=1", 20*time.Second)
 		if code := stop(); code != exitOK {
 			t.Fatalf("exit %d\n%s", code, stderr.String())
 		}
 		out := stderr.String()
-		for _, w := range []string{`msg="run failed; dead-lettered"`, `reason="exit status 1: no"`, "dead_lettered=true", `msg="worker stopped" processed=2`} {
+		for _, w := range []string{"concurrency=2 prefetch=3", `msg="run failed; dead-lettered"`, `reason="exit status 1: no"`, "dead_lettered=true", `msg="worker stopped" processed=2`} {
 			if !strings.Contains(out, w) {
 				t.Errorf("log lacks %q:\n%s", w, out)
 			}
@@ -243,8 +245,10 @@ func workerSIGTERM(t *testing.T, twice bool) {
 		t.Fatalf("worker: %v\n%s", err, stderr.String())
 	}
 	out := stderr.String()
-	if !strings.Contains(out, "released=3") {
-		t.Errorf("log lacks released=3:\n%s", out)
+	// The 3 killed runs, and the 3 items leased ahead (--prefetch is
+	// --concurrency by default).
+	if !strings.Contains(out, "released=6") || strings.Count(out, `why="killed by the shutdown"`) != 3 {
+		t.Errorf("log lacks released=6, or 3 items killed by the shutdown:\n%s", out)
 	}
 	for _, pid := range pids {
 		if syscall.Kill(pid, 0) == nil {
