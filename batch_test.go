@@ -219,21 +219,12 @@ func TestAcknowledgedBatchConsumerHandlesEveryItemOnce(t *testing.T) {
 		q := c.Queue("every")
 		const total = 500
 		addN(t, q, total)
-		var mu sync.Mutex
-		seen := make(map[string]int, total)
-		all := make(chan struct{})
+		h := newHandled(total)
 		bc, err := q.NewBatchConsumer(func(_ context.Context, b []sluice.Item) error {
-			mu.Lock()
-			defer mu.Unlock()
 			if len(b) > 10 {
 				t.Errorf("batch of %d, want at most 10", len(b))
 			}
-			for _, it := range b {
-				seen[it.String()]++
-			}
-			if len(seen) == total {
-				close(all)
-			}
+			h.add(b...)
 			return nil
 		}, &sluice.BatchConsumerOptions{Size: 10, IdleTimeout: 10 * time.Millisecond, Concurrency: 3, Prefetch: 4, Acknowledged: true})
 		if err != nil {
@@ -241,16 +232,12 @@ func TestAcknowledgedBatchConsumerHandlesEveryItemOnce(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- bc.Run(ctx) }()
-		<-all
+		<-h.all
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		for item, n := range seen {
-			if n != 1 {
-				t.Errorf("item %s handled %d times", item, n)
-			}
-		}
+		h.checkOnce(t)
 		s, err := q.Stats(context.Background())
 		if err != nil || s.Length != 0 || s.InFlight != 0 || s.Acked != total || s.Delivered != total {
 			t.Fatalf("stats %+v (%v); want %d delivered and acked, none left", s, err, total)

@@ -1,17 +1,15 @@
 package sluice_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/crashtest"
 )
 
 // consumeChildEnv makes the test binary a consumer that a test kills.
@@ -26,7 +24,7 @@ func TestConsumeKilledLosesNothing(t *testing.T) {
 		consumeChild(dir)
 		return
 	}
-	killedLosesNothing(t, "TestConsumeKilledLosesNothing")
+	crashtest.KilledLosesNothing(t, "TestConsumeKilledLosesNothing", func(dir string) string { return consumeChildEnv + "=" + dir })
 }
 
 // TestBatchConsumerKilledLosesNothing is the same for the acknowledged
@@ -37,76 +35,7 @@ func TestBatchConsumerKilledLosesNothing(t *testing.T) {
 		batchConsumerChild(dir)
 		return
 	}
-	killedLosesNothing(t, "TestBatchConsumerKilledLosesNothing")
-}
-
-// killedLosesNothing runs the test binary's test name as a consumer of a
-// durable queue, kills it -9 once it handled a third of the items, and
-// checks that every item was handled or comes back.
-func killedLosesNothing(t *testing.T, name string) {
-	const total = 2000
-	dir := t.TempDir()
-	c := open(t, "file://"+dir, nil)
-	addN(t, c.Queue("work"), total)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$")
-	cmd.Env = append(os.Environ(), consumeChildEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	handled := make(map[int]bool, total)
-	sc := bufio.NewScanner(out)
-	for len(handled) < total/3 && sc.Scan() { // the length first: a line scanned is recorded
-		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			handled[n] = true
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	for sc.Scan() { // what it printed before it died
-		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			handled[n] = true
-		}
-	}
-	_ = cmd.Wait()
-	if len(handled) < total/3 {
-		t.Fatalf("the consumer handled %d items before it was killed; want at least %d", len(handled), total/3)
-	}
-
-	c = open(t, "file://"+dir, nil)
-	q := c.Queue("work")
-	seen := make(map[int]bool, total)
-	for {
-		// The dead consumer's leases (300 ms) run out while this waits.
-		ds, err := q.ReceiveBatch(context.Background(), 500, 2*time.Second, &sluice.ReceiveOptions{Lease: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ds) == 0 {
-			break
-		}
-		for _, d := range ds {
-			n, err := strconv.Atoi(d.Item.String())
-			if err != nil {
-				t.Fatalf("item %q", d.Item.String())
-			}
-			seen[n] = true
-		}
-	}
-	for i := range total {
-		if !handled[i] && !seen[i] {
-			t.Fatalf("item %d was neither handled by the killed consumer nor delivered again: lost (handled %d, redelivered or left %d)",
-				i, len(handled), len(seen))
-		}
-	}
+	crashtest.KilledLosesNothing(t, "TestBatchConsumerKilledLosesNothing", func(dir string) string { return consumeChildEnv + "=" + dir })
 }
 
 // consumeChild consumes dir's queue until it is killed, printing each

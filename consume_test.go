@@ -36,6 +36,46 @@ func consumeUntil(t *testing.T, q *sluice.Queue, h sluice.Handler, opts *sluice.
 	return stop
 }
 
+// handled counts how often each item was handled; all is closed once
+// every one of total items was.
+type handled struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	total int
+	all   chan struct{}
+}
+
+func newHandled(total int) *handled {
+	return &handled{seen: make(map[string]int, total), total: total, all: make(chan struct{})}
+}
+
+func (h *handled) add(items ...sluice.Item) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, it := range items {
+		h.seen[it.String()]++
+	}
+	if len(h.seen) == h.total && len(items) > 0 {
+		select {
+		case <-h.all:
+		default:
+			close(h.all)
+		}
+	}
+}
+
+// checkOnce fails t for every item handled more than once.
+func (h *handled) checkOnce(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for item, n := range h.seen {
+		if n != 1 {
+			t.Errorf("item %s handled %d times", item, n)
+		}
+	}
+}
+
 func addN(t *testing.T, q *sluice.Queue, n int) {
 	t.Helper()
 	items := make([]any, n)
@@ -56,27 +96,16 @@ func TestConsumeHandlesEveryItemOnce(t *testing.T) {
 		q := c.Queue("work")
 		const total = 500
 		addN(t, q, total)
-		var mu sync.Mutex
-		seen := make(map[string]int, total)
-		all := make(chan struct{})
+		h := newHandled(total)
 		stop := consumeUntil(t, q, func(_ context.Context, d *sluice.Delivery) error {
-			mu.Lock()
-			defer mu.Unlock()
-			seen[d.Item.String()]++
-			if len(seen) == total {
-				close(all)
-			}
+			h.add(d.Item)
 			return nil
 		}, &sluice.ConsumeOptions{Concurrency: 4, Prefetch: 20})
-		<-all
+		<-h.all
 		if err := stop(); err != nil {
 			t.Fatalf("Consume: %v", err)
 		}
-		for item, n := range seen {
-			if n != 1 {
-				t.Errorf("item %s handled %d times", item, n)
-			}
-		}
+		h.checkOnce(t)
 		p := pressure(t, q)
 		s, err := q.Stats(ctx)
 		if err != nil || p.CurrentLength != 0 || p.InFlight != 0 || s.Acked != total || s.Delivered != total {
