@@ -40,8 +40,12 @@ type Source[D any] interface {
 	Lease(d D) time.Duration
 }
 
-// AckBatch is the most acks sent in one call.
-const AckBatch = 100
+// AckBatch is the most acks sent in one call, and AckCalls the most ack
+// calls in flight at once.
+const (
+	AckBatch = 100
+	AckCalls = 4
+)
 
 // ErrShutdown is the cause of a handler's ctx cancelled because the
 // shutdown timeout passed, or because Config.Kill was closed during the
@@ -465,9 +469,15 @@ func (c *run[D]) putTokens(n int) {
 }
 
 // ackLoop sends acks in batches: when AckBatch are waiting, when the
-// oldest has waited AckInterval, and when acks is closed.
+// oldest has waited AckInterval, and when acks is closed. Up to AckCalls
+// calls are in flight at once, so that handlers finishing batches of
+// AckBatch faster than one round trip do not wait on each other's acks;
+// it returns when the last one has returned.
 func (c *run[D]) ackLoop(settle context.Context) {
 	var pending []D
+	var calls sync.WaitGroup
+	defer calls.Wait()
+	slots := make(chan struct{}, AckCalls)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	flush := func() {
@@ -475,13 +485,20 @@ func (c *run[D]) ackLoop(settle context.Context) {
 		if len(pending) == 0 {
 			return
 		}
-		ctx, cancel := c.settleCtx(settle)
-		acked, err := c.cfg.Source.Ack(ctx, pending)
-		cancel()
-		if c.cfg.Acked != nil {
-			c.cfg.Acked(pending, acked, err)
-		}
+		ds := pending
 		pending = nil
+		slots <- struct{}{}
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			defer func() { <-slots }()
+			ctx, cancel := c.settleCtx(settle)
+			acked, err := c.cfg.Source.Ack(ctx, ds)
+			cancel()
+			if c.cfg.Acked != nil {
+				c.cfg.Acked(ds, acked, err)
+			}
+		}()
 	}
 	for {
 		select {
