@@ -416,7 +416,7 @@ func (s *redisSuite) consumerCases() []benchCase {
 		return receiveAck(q, left, 100, lease)
 	})
 	cases[len(cases)-1].limit = "raw LPOP x100"
-	cases = append(cases, s.consumeCase(budget))
+	cases = append(cases, s.consumeCase(budget), s.batchConsumerCase(budget))
 	return cases
 }
 
@@ -424,41 +424,73 @@ func (s *redisSuite) consumerCases() []benchCase {
 // prefetch 200, acks batched); each op takes one handled item from a
 // handler, so the rate is Consume's.
 func (s *redisSuite) consumeCase(budget int) benchCase {
+	return s.handedCase(budget, "consume", "Consume, 4 handlers, prefetch 200, batched acks; every item acked", 1,
+		func(ctx context.Context, q *sluice.Queue, handed chan<- int, _ <-chan struct{}) error {
+			return q.Consume(ctx, func(hctx context.Context, _ *sluice.Delivery) error {
+				select {
+				case handed <- 1:
+					return nil
+				case <-hctx.Done():
+					return hctx.Err() // released: the slice is over
+				}
+			}, &sluice.ConsumeOptions{Concurrency: consumers, Prefetch: 200, Lease: time.Minute, ShutdownTimeout: time.Nanosecond})
+		})
+}
+
+// batchConsumerCase drains a pre-filled queue with an acknowledged batch
+// consumer (4 batches of 100 at once); each op takes one handled batch.
+func (s *redisSuite) batchConsumerCase(budget int) benchCase {
+	return s.handedCase(budget, "batch consumer x100", "acknowledged BatchConsumer, 4 concurrent batches of 100; every item acked", 100,
+		func(ctx context.Context, q *sluice.Queue, handed chan<- int, quit <-chan struct{}) error {
+			bc, err := q.NewBatchConsumer(func(_ context.Context, items []sluice.Item) error {
+				select {
+				case handed <- len(items):
+				case <-quit: // the slice is over; refill starts the next one afresh
+				}
+				return nil
+			}, &sluice.BatchConsumerOptions{Size: 100, IdleTimeout: 100 * time.Millisecond, Concurrency: consumers,
+				Acknowledged: true, Receive: sluice.ReceiveOptions{Lease: time.Minute}})
+			if err != nil {
+				return err
+			}
+			return bc.Run(ctx)
+		})
+}
+
+// handedCase drains a pre-filled queue with a consumer that run starts:
+// its handler sends the number of items it handled on handed until quit
+// is closed or ctx ends; each op takes one handler call, up to per items.
+func (s *redisSuite) handedCase(budget int, label, note string, per int, run func(ctx context.Context, q *sluice.Queue, handed chan<- int, quit <-chan struct{}) error) benchCase {
 	name, key := s.name()
 	q := s.client.QueueWith(name, sluice.QueueSettings{MaxSize: notFull})
 	var left atomic.Int64
 	var stop func()
-	handed := make(chan struct{})
+	handed := make(chan int)
 	return benchCase{
-		label: "consume", note: "Consume, 4 handlers, prefetch 200, batched acks; every item acked", n: consumers, sample: 1,
+		label: label, note: note, n: consumers, sample: 1,
 		baseline: "raw BLPOP", limit: "raw LPOP x100",
 		prepare: func(ctx context.Context) (op, error) {
 			if err := s.refill(ctx, key, budget, &left); err != nil {
 				return nil, err
 			}
 			cctx, cancel := context.WithCancel(ctx)
+			quit := make(chan struct{})
 			done := make(chan error, 1)
-			go func() {
-				done <- q.Consume(cctx, func(hctx context.Context, _ *sluice.Delivery) error {
-					select {
-					case handed <- struct{}{}:
-						return nil
-					case <-hctx.Done():
-						return hctx.Err() // released: the slice is over
-					}
-				}, &sluice.ConsumeOptions{Concurrency: consumers, Prefetch: 200, Lease: time.Minute, ShutdownTimeout: time.Nanosecond})
-			}()
+			go func() { done <- run(cctx, q, handed, quit) }()
 			stop = func() {
+				close(quit)
 				cancel()
 				<-done
 			}
 			return func(ctx context.Context, _ int) (int, error) {
-				if _, ok := take(&left, 1); !ok {
+				k, ok := take(&left, int64(per))
+				if !ok {
 					return 0, errDrained
 				}
 				select {
-				case <-handed:
-					return 1, nil
+				case n := <-handed:
+					left.Add(k - int64(n))
+					return n, nil
 				case <-ctx.Done():
 					return 0, ctx.Err()
 				}
