@@ -270,7 +270,7 @@ func (c *run[D]) receive(stop, settle context.Context) error {
 		// Wait for one free token, then take every free one: one receive
 		// fills them all. A stop wins over a free token.
 		if stop.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // stopping is not a failure
 		}
 		select {
 		case <-stop.Done():

@@ -108,7 +108,6 @@ func (*fake) ID(d string) string             { return d }
 func (*fake) Lease(string) time.Duration     { return time.Minute }
 func (f *fake) lock() func()                 { f.mu.Lock(); return f.mu.Unlock }
 func (f *fake) inFlight() int                { defer f.lock()(); return len(f.leased) }
-func (f *fake) waiting() int                 { defer f.lock()(); return len(f.queue) }
 func (f *fake) settled(m map[string]int) int { defer f.lock()(); return len(m) }
 
 // TestGroupsPrefetchAndOneAck: groups of Group items, Concurrency+Prefetch

@@ -42,7 +42,7 @@ func KilledLosesNothing(t *testing.T, test string, env func(dir string) string) 
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$") //nolint:gosec // the test binary runs one of its own tests as the consumer
 	cmd.Env = append(os.Environ(), env(dir))
 	handled := killAfter(t, cmd, Total/3)
 
