@@ -117,6 +117,8 @@ func TestGroupsPrefetchAndOneAck(t *testing.T) {
 	f := newFake(25)
 	var mu sync.Mutex
 	var groups [][]string
+	n := 0
+	all := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -125,21 +127,16 @@ func TestGroupsPrefetchAndOneAck(t *testing.T) {
 			MaxReceive: 16, Lease: time.Minute, AckInterval: time.Hour,
 			Handle: func(_ context.Context, g []string) error {
 				mu.Lock()
+				defer mu.Unlock()
 				groups = append(groups, g)
-				mu.Unlock()
+				if n += len(g); n == 25 {
+					close(all)
+				}
 				return nil
 			},
 		})
 	}()
-	waitFor(t, "25 items handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for _, g := range groups {
-			n += len(g)
-		}
-		return n == 25
-	})
+	<-all
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -245,14 +242,3 @@ func (failing) Ack(context.Context, []string) ([]bool, error)                   
 func (failing) Release(context.Context, string) error                           { return nil }
 func (failing) ID(d string) string                                              { return d }
 func (failing) Lease(string) time.Duration                                      { return time.Minute }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
