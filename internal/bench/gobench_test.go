@@ -126,3 +126,36 @@ func BenchmarkAddMemory(b *testing.B)      { benchAddSeq(b, "mem://", false) }
 func BenchmarkAddKeyedMemory(b *testing.B) { benchAddSeq(b, "mem://", true) }
 func BenchmarkAddRedis(b *testing.B)       { benchAddSeq(b, redistest.URL(), false) }
 func BenchmarkAddKeyedRedis(b *testing.B)  { benchAddSeq(b, redistest.URL(), true) }
+
+// BenchmarkReceiveAck100Redis is a consumer's batch path through the
+// public API: ReceiveBatch of 100, then one AckBatch of them.
+func BenchmarkReceiveAck100Redis(b *testing.B) {
+	q := benchClient(b, redistest.URL(), nil).QueueWith("bench", sluice.QueueSettings{MaxSize: notFull})
+	raw := json.RawMessage(item(200))
+	batch := make([]any, 100)
+	for i := range batch {
+		batch[i] = raw
+	}
+	ctx := context.Background()
+	ids := make([]string, 0, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := q.AddBatch(ctx, batch, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		ds, err := q.ReceiveBatch(ctx, 100, 0, &sluice.ReceiveOptions{Lease: time.Minute})
+		if err != nil || len(ds) != 100 {
+			b.Fatal(len(ds), err)
+		}
+		ids = ids[:0]
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+		if _, err := q.AckBatch(ctx, ids...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "items/s")
+}

@@ -7,7 +7,8 @@
 //	dlq:overflow:Q         list   overflow dead-letter queue
 //	dlq:Q                  list   failed-job dead-letter queue
 //	sluice#leases:Q        zset   delivery id -> lease deadline (ms)
-//	sluice#jobs:Q          hash   delivery state of leased items
+//	sluice#jobs:Q          hash   delivery state of leased items, and of leased batches
+//	sluice#batches:Q       zset   "<seq>.<token>" of a leased batch -> lease deadline (ms)
 //	sluice#handoff:Q       list   items moved out by a blocking receive, not yet leased
 //	sluice#seq:Q           string delivery id counter
 //	sluice#settings:Q      hash   declared settings and the paused flag
@@ -66,6 +67,7 @@ type Queue struct {
 	FailedDLQ   string
 	Leases      string
 	Jobs        string
+	Batches     string
 	Handoff     string
 	Seq         string
 	Settings    string
@@ -85,6 +87,7 @@ func (s Space) Queue(name string) Queue {
 		FailedDLQ:   p + "dlq:" + t,
 		Leases:      p + "sluice#leases:" + t,
 		Jobs:        p + "sluice#jobs:" + t,
+		Batches:     p + "sluice#batches:" + t,
 		Handoff:     p + "sluice#handoff:" + t,
 		Seq:         p + "sluice#seq:" + t,
 		Settings:    p + "sluice#settings:" + t,

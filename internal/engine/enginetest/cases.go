@@ -35,6 +35,7 @@ func runCases(t *testing.T, h Harness) {
 	t.Run("DLQ", func(t *testing.T) { dlqCases(t, h) })
 	t.Run("Lease", func(t *testing.T) { leaseCases(t, h) })
 	t.Run("Release", func(t *testing.T) { releaseCases(t, h) })
+	t.Run("Group", func(t *testing.T) { groupCases(t, h) })
 	t.Run("AckBatch", func(t *testing.T) { ackBatchCases(t, h) })
 	t.Run("StaleID", func(t *testing.T) { staleIDCases(t, h) })
 	t.Run("GuessID", func(t *testing.T) { guessIDCases(t, h) })

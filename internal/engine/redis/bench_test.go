@@ -256,3 +256,33 @@ func BenchmarkQueuePopPingPong(b *testing.B) {
 		b.Error(err)
 	}
 }
+
+// BenchmarkReceiveAck100 leases 100 items in one call and acks them in
+// one call: the batch path of a consumer, whose cost is Redis's time in
+// the two scripts (see docs/benchmarks.md for their usec_per_call).
+func BenchmarkReceiveAck100(b *testing.B) {
+	f := setup(b)
+	fill(b, f, 100*b.N)
+	params := engine.ReceiveParams{Queue: "q", Count: 100, Lease: time.Minute, MaxDeliveries: 3}
+	ids := make([]string, 0, 100)
+	b.ResetTimer()
+	for range b.N {
+		ds, err := f.e.QueueReceive(f.ctx, params)
+		if err != nil || len(ds) != 100 {
+			b.Fatal(len(ds), err)
+		}
+		ids = ids[:0]
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+		res, err := f.e.QueueAckBatch(f.ctx, "q", ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, ok := range res {
+			if !ok {
+				b.Fatal("an ack of a live lease failed")
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -90,7 +91,8 @@ func (e *Engine) receiveShared(ctx context.Context, k keyspace.Queue, p engine.R
 // run examines (-1: all of them); with blocking set, an empty reply carries
 // the time to the earliest deadline.
 func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDeliveries int, lease time.Duration, scan int, blocking bool) (receiveReply, error) {
-	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings, k.Scheduled, k.Stats}
+	tokens := deliveryTokens(count)
+	keys := []string{k.List, k.Handoff, k.Leases, k.Jobs, k.Seq, k.FailedDLQ, k.Settings, k.Scheduled, k.Batches, k.Stats}
 	args := []string{
 		strconv.Itoa(count),
 		ms(lease),
@@ -99,7 +101,7 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 		engine.PyJSONString(k.Name),
 		strconv.Itoa(scan),
 		"0",
-		deliveryTokens(count),
+		tokens,
 	}
 	if blocking {
 		args[6] = "1"
@@ -111,10 +113,10 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 	if err != nil {
 		return receiveReply{}, err
 	}
-	if len(raw) < 2 || (len(raw)-2)%3 != 0 {
+	var r receiveReply
+	if len(raw) < 2 {
 		return receiveReply{}, fmt.Errorf("lease_receive.lua returned %d values", len(raw))
 	}
-	var r receiveReply
 	if r.deadLettered, err = raw[0].AsInt64(); err != nil {
 		return receiveReply{}, err
 	}
@@ -126,22 +128,79 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 		return receiveReply{}, err
 	}
 	r.nextDue = time.Duration(due) * time.Millisecond
-	for i := 2; i < len(raw); i += 3 {
+	if r.paused {
+		return r, nil
+	}
+	if r.deliveries, err = parseLeased(raw[2:], tokens); err != nil {
+		return receiveReply{}, fmt.Errorf("lease_receive.lua: %w", err)
+	}
+	return r, nil
+}
+
+// parseLeased reads the deliveries of a lease_receive.lua reply: k, then k
+// single deliveries as (id, item, attempt), then batches as (bseq, index
+// of the first item's token in tokens, n, n items), whose ids are made
+// here as the script documents.
+func parseLeased(raw []rueidis.RedisMessage, tokens string) ([]engine.Delivery, error) {
+	if len(raw) < 1 {
+		return nil, errors.New("no count of single deliveries")
+	}
+	k, err := raw[0].AsInt64()
+	if err != nil {
+		return nil, err
+	}
+	raw = raw[1:]
+	if k < 0 || int64(len(raw)) < 3*k {
+		return nil, fmt.Errorf("%d single deliveries in %d values", k, len(raw))
+	}
+	out := make([]engine.Delivery, 0, len(raw)/3)
+	for i := 0; i < int(3*k); i += 3 {
 		var d engine.Delivery
 		if d.ID, err = raw[i].ToString(); err != nil {
-			return receiveReply{}, err
+			return nil, err
 		}
 		if d.Item, err = raw[i+1].ToString(); err != nil {
-			return receiveReply{}, err
+			return nil, err
 		}
 		attempt, err := raw[i+2].AsInt64()
 		if err != nil {
-			return receiveReply{}, err
+			return nil, err
 		}
 		d.Attempt = int(attempt)
-		r.deliveries = append(r.deliveries, d)
+		out = append(out, d)
 	}
-	return r, nil
+	for raw = raw[3*k:]; len(raw) > 0; {
+		if len(raw) < 3 {
+			return nil, fmt.Errorf("a batch cut short at %d values", len(raw))
+		}
+		bseq, err := raw[0].AsInt64()
+		if err != nil {
+			return nil, err
+		}
+		first, err := raw[1].AsInt64()
+		if err != nil {
+			return nil, err
+		}
+		n, err := raw[2].AsInt64()
+		if err != nil {
+			return nil, err
+		}
+		if n < 1 || int64(len(raw)-3) < n || first < 0 || (first+n)*tokenHex > int64(len(tokens)) {
+			return nil, fmt.Errorf("a batch of %d items from token %d in %d values", n, first, len(raw)-3)
+		}
+		prefix := "b" + strconv.FormatInt(bseq, 10) + "."
+		for j := range int(n) {
+			item, err := raw[3+j].ToString()
+			if err != nil {
+				return nil, err
+			}
+			t := (int(first) + j) * tokenHex
+			id := prefix + strconv.Itoa(j+1) + "." + tokens[t:t+tokenHex]
+			out = append(out, engine.Delivery{ID: id, Item: item, Attempt: 1})
+		}
+		raw = raw[3+n:]
+	}
+	return out, nil
 }
 
 // QueueReceive leases up to params.Count items. A paused queue hands
@@ -234,7 +293,7 @@ func (e *Engine) QueueNack(ctx context.Context, params engine.NackParams) (engin
 	if params.Release {
 		args[6] = "1"
 	}
-	n, err := e.scripts.leaseNack.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.FailedDLQ, k.Stats}, args).AsInt64()
+	n, err := e.scripts.leaseNack.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.FailedDLQ, k.Seq, k.Batches, k.Stats}, args).AsInt64()
 	if err != nil {
 		return engine.NackResult{}, interpretError(op, err)
 	}
@@ -254,7 +313,7 @@ func (e *Engine) QueueExtend(ctx context.Context, queue, id string, lease time.D
 		return fmt.Errorf("%s: lease %s must be positive", op, lease)
 	}
 	k := e.keys.Queue(queue)
-	n, err := e.scripts.leaseExtend.Exec(ctx, e.client, []string{k.Leases}, []string{id, ms(lease)}).AsInt64()
+	n, err := e.scripts.leaseExtend.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.Batches}, []string{id, ms(lease)}).AsInt64()
 	if err != nil {
 		return interpretError(op, err)
 	}
@@ -273,7 +332,7 @@ func (e *Engine) QueueInFlight(ctx context.Context, queue string) (int64, error)
 		return 0, err
 	}
 	k := e.keys.Queue(queue)
-	n, err := e.scripts.leaseInFlight.Exec(ctx, e.client, []string{k.Leases, k.Handoff}, nil).AsInt64()
+	n, err := e.scripts.leaseInFlight.Exec(ctx, e.client, []string{k.Leases, k.Handoff, k.Jobs, k.Batches}, nil).AsInt64()
 	return n, interpretError(op, err)
 }
 
@@ -307,11 +366,14 @@ func (e *Engine) QueueReclaim(ctx context.Context, queue string, maxDeliveries i
 	return r.deadLettered, nil
 }
 
+// tokenHex is the length of a delivery id's random part.
+const tokenHex = 16
+
 // deliveryTokens draws the random parts of up to count delivery ids, 16
 // hex digits each, for lease_receive.lua: Lua's math.random is seeded the
 // same on every Redis and could be predicted, crypto/rand cannot.
 func deliveryTokens(count int) string {
-	b := make([]byte, 8*count)
+	b := make([]byte, tokenHex/2*count)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
 }
@@ -336,17 +398,38 @@ func (e *Engine) QueueAckBatch(ctx context.Context, queue string, ids []string) 
 func (e *Engine) ackOnce(ctx context.Context, queue string, ids []string) ([]bool, error) {
 	const op = "queue ack"
 	k := e.keys.Queue(queue)
-	res, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.Stats}, ids).ToArray()
+	a := newAckArgs(ids)
+	acked := make([]bool, len(ids))
+	if len(a.args) == 1 {
+		return acked, nil // no id of either form: none can hold a lease
+	}
+	res, err := e.scripts.leaseAck.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.Batches, k.Stats}, a.args).ToArray()
 	if err != nil {
 		return nil, interpretError(op, err)
 	}
-	acked := make([]bool, len(res))
-	for i, r := range res {
-		n, err := r.AsInt64()
+	if len(res) != len(a.singles)+len(a.groups) {
+		return nil, fmt.Errorf("%s: lease_ack_batch.lua returned %d values for %d", op, len(res), len(a.singles)+len(a.groups))
+	}
+	for i, at := range a.singles {
+		n, err := res[i].AsInt64()
 		if err != nil {
 			return nil, interpretError(op, err)
 		}
-		acked[i] = n == 1
+		acked[at] = n == 1
+	}
+	for g, grp := range a.groups {
+		settled, err := res[len(a.singles)+g].ToString()
+		if err != nil {
+			return nil, interpretError(op, err)
+		}
+		if len(settled) != len(grp.at) {
+			return nil, fmt.Errorf("%s: lease_ack_batch.lua: a batch result of %d bytes for %d", op, len(settled), len(grp.at))
+		}
+		for j, at := range grp.at {
+			if at >= 0 {
+				acked[at] = settled[j] == '1'
+			}
+		}
 	}
 	return acked, nil
 }

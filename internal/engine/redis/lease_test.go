@@ -24,18 +24,20 @@ func (f fixture) receive(t *testing.T, queue string, count, maxDeliveries int) [
 	return ds
 }
 
-// expireLeases makes every lease and delayed retry of queue due now, by
+// expireLeases makes every lease (single or batch) and delayed retry of queue due now, by
 // moving its deadline into the past: tests need no clock to pass.
 func (f fixture) expireLeases(t *testing.T, queue string) {
 	t.Helper()
-	key := f.e.keys.Queue(queue).Leases
-	members, err := f.raw.Do(f.ctx, f.raw.B().Zrange().Key(key).Min("0").Max("-1").Build()).AsStrSlice()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range members {
-		if err := f.raw.Do(f.ctx, f.raw.B().Zadd().Key(key).Xx().ScoreMember().ScoreMember(1, m).Build()).Error(); err != nil {
+	k := f.e.keys.Queue(queue)
+	for _, key := range []string{k.Leases, k.Batches} {
+		members, err := f.raw.Do(f.ctx, f.raw.B().Zrange().Key(key).Min("0").Max("-1").Build()).AsStrSlice()
+		if err != nil {
 			t.Fatal(err)
+		}
+		for _, m := range members {
+			if err := f.raw.Do(f.ctx, f.raw.B().Zadd().Key(key).Xx().ScoreMember().ScoreMember(1, m).Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -509,5 +511,93 @@ func TestNackRelease(t *testing.T) {
 	}
 	if e := failedEntry(t, f.dlq(t, "q", engine.DLQFailed)[0], "a"); e.AttemptCount != 1 || e.Error != "e" {
 		t.Fatalf("entry %+v", e)
+	}
+}
+
+// TestBatchLeaseState checks the state of leased batches (scripts/batch.lua)
+// on the server: a receive of more than one batch's worth of items, every
+// item acked, nacked or released in one mixed call, leaves no batch entry
+// and no batch field behind, and each id settles only its own item.
+func TestBatchLeaseState(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	k := f.e.keys.Queue("q")
+	items := make([]string, 2500)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"i": %d}`, i)
+	}
+	f.add(t, "q", engine.PolicyReject, 0, items...)
+	ds, err := f.e.QueueReceive(f.ctx, engine.ReceiveParams{Queue: "q", Count: len(items), Lease: time.Minute, MaxDeliveries: 3})
+	if err != nil || len(ds) != len(items) {
+		t.Fatalf("QueueReceive = %d deliveries, %v", len(ds), err)
+	}
+	seen := map[string]bool{}
+	for i, d := range ds {
+		if d.Item != items[i] || d.Attempt != 1 || seen[d.ID] {
+			t.Fatalf("delivery %d = %+v", i, d)
+		}
+		seen[d.ID] = true
+	}
+	if n, err := f.raw.Do(f.ctx, f.raw.B().Zcard().Key(k.Batches).Build()).AsInt64(); err != nil || n != 3 {
+		t.Fatalf("batches zset holds %d, %v; want 3 (1000, 1000, 500)", n, err)
+	}
+	if n := f.inFlight(t, "q"); n != int64(len(items)) {
+		t.Fatalf("in flight %d", n)
+	}
+	// Release the first item, nack the second, ack the rest in one call
+	// with some ids twice and the released one again.
+	if _, err := f.e.QueueNack(f.ctx, engine.NackParams{Queue: "q", ID: ds[0].ID, Release: true, MaxDeliveries: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.QueueNack(f.ctx, engine.NackParams{Queue: "q", ID: ds[1].ID, Delay: time.Hour, MaxDeliveries: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range ds {
+		ids = append(ids, d.ID)
+	}
+	ids = append(ids, ds[5].ID, ds[1999].ID)
+	acked, err := f.e.QueueAckBatch(f.ctx, "q", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range acked {
+		if want := i >= 2 && i < len(ds); ok != want {
+			t.Fatalf("ack %d (%s) = %v, want %v", i, ids[i], ok, want)
+		}
+	}
+	if n, err := f.raw.Do(f.ctx, f.raw.B().Zcard().Key(k.Batches).Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("batches zset holds %d, %v after every item was settled", n, err)
+	}
+	fields, err := f.raw.Do(f.ctx, f.raw.B().Hkeys().Key(k.Jobs).Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the two items that became single deliveries keep a record.
+	if len(fields) != 2 || strings.HasPrefix(fields[0], "b") || strings.HasPrefix(fields[1], "b") {
+		t.Fatalf("jobs hash fields %v, want the two single records", fields)
+	}
+	again, err := f.e.QueueReceive(f.ctx, engine.ReceiveParams{Queue: "q", Count: 10, Lease: time.Minute, MaxDeliveries: 3})
+	if err != nil || len(again) != 1 || again[0].Item != items[0] || again[0].Attempt != 1 {
+		t.Fatalf("after the release, received %+v, %v", again, err)
+	}
+}
+
+// TestAckArgs checks how ack ids are parsed and grouped for
+// lease_ack_batch.lua, including forms no lease can have.
+func TestAckArgs(t *testing.T) {
+	tok := "0123456789abcdef"
+	ids := []string{
+		"12.1." + tok, "b7.2." + tok, "b7.1." + tok, "b9.1." + tok, "b7.2." + tok,
+		"b7.0." + tok, "b7.1001." + tok, "b.1." + tok, "b7.1." + tok[1:], "12.1", "", "x", "b7.1." + tok + "0", "12.x." + tok,
+	}
+	a := newAckArgs(ids)
+	want := []string{"1", "12.1." + tok, "7", "11", tok + tok, "9", "1", tok}
+	if !slices.Equal(a.args, want) {
+		t.Fatalf("args %q, want %q", a.args, want)
+	}
+	if !slices.Equal(a.singles, []int{0}) || len(a.groups) != 2 ||
+		!slices.Equal(a.groups[0].at, []int{2, 1}) || !slices.Equal(a.groups[1].at, []int{3}) {
+		t.Fatalf("singles %v, groups %+v", a.singles, a.groups)
 	}
 }

@@ -17,6 +17,8 @@ var (
 	settingsLua string
 	//go:embed scripts/stats.lua
 	statsLua string
+	//go:embed scripts/batch.lua
+	batchLua string
 	//go:embed scripts/scheduled.lua
 	scheduledLua string
 	//go:embed scripts/lease_inflight.lua
@@ -103,15 +105,18 @@ func newEngineScripts() *engineScripts {
 		return withStats(envelopeLua + "\n" + settingsLua + "\n" + scheduledLua + "\n" + body)
 	}
 	withScheduled := func(body string) string { return withStats(envelopeLua + "\n" + scheduledLua + "\n" + body) }
+	// Every script that leases, settles, counts or deletes deliveries
+	// knows batches (scripts/batch.lua).
+	withBatch := func(body string) string { return batchLua + "\n" + body }
 	return &engineScripts{
 		queueAdd:      newScript(withSettings(queueAddLua)),
 		addKeyed:      newScript(withSettings(addKeyedLua)),
 		dlqRequeue:    newScript(withSettings(dlqRequeueLua)),
 		dlqRemove:     newScript(dlqRemoveLua),
-		leaseReceive:  newScript(withScheduled(leaseReceiveLua)),
-		leaseAck:      newScript(withStats(leaseAckBatchLua)),
-		leaseExtend:   newScript(leaseExtendLua),
-		leaseNack:     newScript(withEnvelope(leaseNackLua)),
+		leaseReceive:  newScript(withScheduled(withBatch(leaseReceiveLua))),
+		leaseAck:      newScript(withStats(withBatch(leaseAckBatchLua))),
+		leaseExtend:   newScript(withBatch(leaseExtendLua)),
+		leaseNack:     newScript(withEnvelope(withBatch(leaseNackLua))),
 		cacheSet:      newScript(cacheSetLua),
 		cacheExpire:   newScript(cacheExpireLua),
 		lockAcquire:   newScript(lockAcquireLua),
@@ -121,8 +126,8 @@ func newEngineScripts() *engineScripts {
 		queuePopCheck: newScript(withStats(queuePopCheckLua)),
 		queueDeclare:  newScript(queueDeclareLua),
 		queuePause:    newScript(queuePauseLua),
-		queueDelete:   newScript(queueDeleteLua),
-		leaseInFlight: newScript(leaseInFlightLua),
+		queueDelete:   newScript(withBatch(queueDeleteLua)),
+		leaseInFlight: newScript(withBatch(leaseInFlightLua)),
 		deliveries:    newScript(queueDeliveriesLua),
 	}
 }

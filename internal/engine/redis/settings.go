@@ -225,7 +225,7 @@ func (e *Engine) QueueDelete(ctx context.Context, queue string, force bool) (eng
 		return engine.DeleteResult{}, err
 	}
 	k := e.keys.Queue(queue)
-	keys := []string{k.List, k.OverflowDLQ, k.FailedDLQ, k.Leases, k.Jobs, k.Handoff, k.Settings, k.Wake, k.Scheduled, k.Stats}
+	keys := []string{k.List, k.OverflowDLQ, k.FailedDLQ, k.Leases, k.Jobs, k.Handoff, k.Settings, k.Wake, k.Scheduled, k.Stats, k.Batches}
 	arg := "0"
 	if force {
 		arg = "1"

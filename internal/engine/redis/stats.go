@@ -75,7 +75,7 @@ func (e *Engine) QueueDeliveries(ctx context.Context, queue, cursor string, limi
 		score, member = s, m
 	}
 	k := e.keys.Queue(queue)
-	raw, err := e.scripts.deliveries.Exec(ctx, e.client, []string{k.Leases, k.Jobs},
+	raw, err := e.scripts.deliveries.Exec(ctx, e.client, []string{k.Leases, k.Jobs, k.Batches},
 		[]string{strconv.Itoa(limit), score, member}).ToArray()
 	if err != nil {
 		return page, interpretError(op, err)

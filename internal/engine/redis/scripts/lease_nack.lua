@@ -3,8 +3,11 @@
 -- KEYS[1]  the leases zset
 -- KEYS[2]  the jobs hash
 -- KEYS[3]  the queue's failed DLQ list
--- KEYS[4]  the queue's stats hash (see stats.lua)
--- ARGV[1]  the delivery id "<seq>.<delivery number>.<token>"
+-- KEYS[4]  the delivery sequence counter
+-- KEYS[5]  the batches zset (see batch.lua)
+-- KEYS[6]  the queue's stats hash (see stats.lua)
+-- ARGV[1]  the delivery id: "<seq>.<delivery number>.<token>", or
+--          "b<bseq>.<j>.<token>" for an item of a batch
 -- ARGV[2]  delay before redelivery, ms
 -- ARGV[3]  max deliveries per item
 -- ARGV[4]  the error to record
@@ -15,16 +18,28 @@
 --
 -- Returns -1 when the id holds no lease, 1 when the item moved to the
 -- failed DLQ (its deliveries are used up), 0 when it waits for redelivery
--- as "<seq>:r" scored now + delay.
+-- as "<seq>:r" scored now + delay. An item of a batch is settled in the
+-- batch and becomes a single delivery with a seq of its own first.
 
 local seq = string.match(ARGV[1], '^(%d+)%.%d+%.' .. string.rep('%x', 16) .. '$')
-if not seq or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
-local packed = redis.call('HGET', KEYS[2], seq)
-if not packed then
+local job
+if seq then
+  if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+  local packed = redis.call('HGET', KEYS[2], seq)
   redis.call('ZREM', KEYS[1], ARGV[1])
-  return -1
+  if not packed then return -1 end
+  job = cmsgpack.unpack(packed)
+else
+  local bseq, j, tok = batch_parse(ARGV[1])
+  if not bseq or not redis.call('ZSCORE', KEYS[5], bseq) then return -1 end
+  local marks, tokens = batch_state(KEYS[2], bseq)
+  if not marks or not batch_holds(marks, tokens, j, tok) then return -1 end
+  local rec = cmsgpack.unpack(redis.call('HGET', KEYS[2], 'b' .. bseq))
+  marks[j] = 49
+  batch_store(KEYS[5], KEYS[2], bseq, marks)
+  seq = redis.call('INCR', KEYS[4])
+  job = {rec[1][j], 1, '', '', 1, 0, rec[2]}
 end
-local job = cmsgpack.unpack(packed)
 local item, attempt, first_at, err, deliveries = job[1], job[2], job[3], job[4], job[5] or job[2]
 local released = 0
 if ARGV[7] == '1' then
@@ -33,7 +48,6 @@ else
   err = ARGV[4]
   if first_at == '' then first_at = ARGV[5] end
 end
-redis.call('ZREM', KEYS[1], ARGV[1])
 stat('nacked', 1 - released)
 if released == 0 and attempt >= tonumber(ARGV[3]) then
   redis.call('RPUSH', KEYS[3], envelope().failed(ARGV[6], item, err, attempt, first_at, ARGV[5]))

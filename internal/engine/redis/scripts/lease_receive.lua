@@ -14,7 +14,8 @@
 -- KEYS[6]  the queue's failed DLQ list
 -- KEYS[7]  the queue's settings hash (see settings.lua)
 -- KEYS[8]  the queue's scheduled items (see scheduled.lua)
--- KEYS[9]  the queue's stats hash (see stats.lua)
+-- KEYS[9]  the batches zset (see batch.lua)
+-- KEYS[10] the queue's stats hash (see stats.lua)
 -- ARGV[1]  how many items to hand out (0: only settle due leases)
 -- ARGV[2]  lease length, ms
 -- ARGV[3]  max deliveries per item (a sweep prefers the declared one)
@@ -35,7 +36,12 @@
 -- Returns {dead_lettered, ms until the earliest remaining deadline (or
 -- scheduled item) or -1
 -- (always -1 unless asked for, or when items were handed out),
--- id1, item1, attempt1, id2, item2, attempt2, ...}.
+-- k, then k single deliveries: id1, item1, attempt1, ..., idk, itemk,
+-- attemptk, then the leased batches (batch.lua), each as bseq, the index
+-- (from 0) of its first item's token in ARGV[8], n, item1, ..., itemn
+-- (first deliveries: attempt 1, ids "b<bseq>.<j>.<token>")}.
+-- Several items never delivered before are leased as a batch; a single
+-- one, and every redelivery, as a single delivery.
 --
 -- A delivery id is "<seq>.<delivery number>.<token>": every delivery
 -- changes it, so a consumer still holding an older id cannot settle the
@@ -80,8 +86,12 @@ local deadline = now + lease
 -- become deliverable: the same step, so a sweep (count 0) does both.
 release_due(KEYS[8], KEYS[1], now)
 
-local out = {0, -1}
+local out = {0, -1, 0}
 local dead = 0
+
+-- Expired batches become single expired leases first, so that the scan
+-- below settles them with the rest.
+batch_expire(KEYS[9], KEYS[3], KEYS[4], KEYS[5], now, scan)
 
 local due
 if scan < 0 then
@@ -126,27 +136,56 @@ for _, member in ipairs(due) do
   end
 end
 
-local function lease_fresh(items)
-  if not items then return end
-  local last = redis.call('INCRBY', KEYS[5], #items)
-  local seq = last - #items
-  for j = 1, #items do
-    seq = seq + 1
-    local id = seq .. '.1.' .. token()
-    redis.call('ZADD', KEYS[3], deadline, id)
-    redis.call('HSET', KEYS[4], seq, cmsgpack.pack({items[j], 1, '', '', 1, 0, now}))
-    out[#out + 1] = id
-    out[#out + 1] = items[j]
-    out[#out + 1] = 1
-    delivered = delivered + 1
+-- lease_single leases one item never delivered before.
+local function lease_single(item)
+  local seq = redis.call('INCR', KEYS[5])
+  local id = seq .. '.1.' .. token()
+  redis.call('ZADD', KEYS[3], deadline, id)
+  redis.call('HSET', KEYS[4], seq, cmsgpack.pack({item, 1, '', '', 1, 0, now}))
+  out[#out + 1] = id
+  out[#out + 1] = item
+  out[#out + 1] = 1
+  delivered = delivered + 1
+end
+
+-- lease_batch leases items never delivered before as batches of at most
+-- batch_max (batch.lua): one zset entry and two hash fields per batch.
+local batches = {}
+local function lease_batch(items)
+  for from = 1, #items, batch_max do
+    local slice = items
+    if from > 1 or #items > batch_max then
+      slice = {unpack(items, from, math.min(from + batch_max - 1, #items))}
+    end
+    local bseq = redis.call('INCR', KEYS[5])
+    local rec, marks, toks = batch_fields(bseq)
+    redis.call('ZADD', KEYS[9], deadline, bseq)
+    redis.call('HSET', KEYS[4], rec, cmsgpack.pack({slice, now}), marks, string.rep('0', #slice),
+      toks, string.sub(tokens, delivered * 16 + 1, (delivered + #slice) * 16))
+    batches[#batches + 1] = {bseq, delivered, slice}
+    delivered = delivered + #slice
   end
 end
 
 if delivered < count then
-  lease_fresh(redis.call('LPOP', KEYS[2], count - delivered))
-end
-if delivered < count then
-  lease_fresh(redis.call('LPOP', KEYS[1], count - delivered))
+  -- The handoff list's items first (a blocking receive moved them out of
+  -- the queue), then the queue's head.
+  local fresh = redis.call('LPOP', KEYS[2], count - delivered) or {}
+  if #fresh < count - delivered then
+    local more = redis.call('LPOP', KEYS[1], count - delivered - #fresh)
+    if more then
+      if #fresh == 0 then
+        fresh = more
+      else
+        for _, item in ipairs(more) do fresh[#fresh + 1] = item end
+      end
+    end
+  end
+  if #fresh == 1 then
+    lease_single(fresh[1])
+  elseif #fresh > 1 then
+    lease_batch(fresh)
+  end
 end
 
 -- A sweep also samples the head, after releasing what was due.
@@ -154,14 +193,21 @@ if count == 0 then sample_head(KEYS[1], now) end
 stat('delivered', delivered)
 stat('failed', dead)
 out[1] = dead
+out[3] = (#out - 3) / 3
 if ARGV[7] == '1' and delivered == 0 then
   -- The earliest lease deadline or scheduled item, whichever comes first.
-  for _, key in ipairs({KEYS[3], KEYS[8]}) do
+  for _, key in ipairs({KEYS[3], KEYS[8], KEYS[9]}) do
     local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if #first == 2 then
       local wait = math.max(tonumber(first[2]) - now, 0)
       if out[2] < 0 or wait < out[2] then out[2] = wait end
     end
   end
+end
+for _, b in ipairs(batches) do
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3] = b[1], b[2], #b[3]
+  n = n + 3
+  for j, item in ipairs(b[3]) do out[n + j] = item end
 end
 return out
