@@ -1,17 +1,16 @@
 package sluice_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/crashtest"
 	"github.com/sluicehq/sluice/internal/redistest"
 )
 
@@ -39,70 +38,10 @@ func TestConsumeKilledOnRedisLosesNothing(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestConsumeKilledOnRedisLosesNothing$")
 	cmd.Env = append(os.Environ(), consumeRedisChildEnv+"="+prefix)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	handled := make(map[int]bool, total)
-	sc := bufio.NewScanner(out)
-	for len(handled) < total/3 && sc.Scan() { // the length first: a line scanned is recorded
-		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			handled[n] = true
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	for sc.Scan() { // what it printed before it died
-		if n, err := strconv.Atoi(sc.Text()); err == nil {
-			handled[n] = true
-		}
-	}
-	_ = cmd.Wait()
-	if len(handled) < total/3 {
-		t.Fatalf("the consumer handled %d items before it was killed; want at least %d", len(handled), total/3)
-	}
-
+	handled := crashtest.KillAfter(t, cmd, total/3)
+	// The dead consumer's leases (300 ms) run out while this waits.
+	crashtest.CheckNoneLost(t, c.Queue("work"), total, handled, 2*time.Second)
 	ctx := context.Background()
-	q := c.Queue("work")
-	seen := make(map[int]bool, total)
-	for {
-		// The dead consumer's leases (300 ms) run out while this waits.
-		ds, err := q.ReceiveBatch(ctx, 500, 2*time.Second, &sluice.ReceiveOptions{Lease: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ds) == 0 {
-			break
-		}
-		ids := make([]string, len(ds))
-		for i, d := range ds {
-			n, err := strconv.Atoi(d.Item.String())
-			if err != nil {
-				t.Fatalf("item %q", d.Item.String())
-			}
-			seen[n] = true
-			ids[i] = d.ID
-		}
-		acked, err := q.AckBatch(ctx, ids...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, ok := range acked {
-			if !ok {
-				t.Fatalf("ack of %s found no lease", ids[i])
-			}
-		}
-	}
-	for i := range total {
-		if !handled[i] && !seen[i] {
-			t.Fatalf("item %d was neither handled by the killed consumer nor delivered again: lost (handled %d, redelivered or left %d)",
-				i, len(handled), len(seen))
-		}
-	}
 	// Everything is settled: no lease and no delivery state is left.
 	keys, err := rc.Do(ctx, rc.B().Keys().Pattern(prefix+"sluice#*work").Build()).AsStrSlice()
 	if err != nil {

@@ -44,21 +44,21 @@ func KilledLosesNothing(t *testing.T, test string, env func(dir string) string) 
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$") //nolint:gosec // the test binary runs one of its own tests as the consumer
 	cmd.Env = append(os.Environ(), env(dir))
-	handled := killAfter(t, cmd, Total/3)
+	handled := KillAfter(t, cmd, Total/3)
 
 	c, err = sluice.Open(context.Background(), "file://"+dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	checkNoneLost(t, c.Queue("work"), Total, handled, 2*time.Second)
+	CheckNoneLost(t, c.Queue("work"), Total, handled, 2*time.Second)
 }
 
-// killAfter starts cmd, which prints the number of each item it handled
+// KillAfter starts cmd, which prints the number of each item it handled
 // on a line of its stdout before the handler returns, kills it -9 once it
 // printed n distinct numbers, and returns every number it printed before
 // it died.
-func killAfter(t testing.TB, cmd *exec.Cmd, n int) map[int]bool {
+func KillAfter(t testing.TB, cmd *exec.Cmd, n int) map[int]bool {
 	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -89,11 +89,11 @@ func killAfter(t testing.TB, cmd *exec.Cmd, n int) map[int]bool {
 	return handled
 }
 
-// checkNoneLost receives everything q holds, or gets back within wait of
-// the last receive (a dead consumer's leases running out meanwhile), and
-// fails t for any item 0 to total-1 (q's items are those numbers) that is
+// CheckNoneLost receives and acks everything q holds, or gets back
+// within wait of the last receive (a dead consumer's leases running out
+// meanwhile), and fails t for any item 0 to total-1 (q's items are those numbers) that is
 // neither there nor in handled.
-func checkNoneLost(t testing.TB, q *sluice.Queue, total int, handled map[int]bool, wait time.Duration) {
+func CheckNoneLost(t testing.TB, q *sluice.Queue, total int, handled map[int]bool, wait time.Duration) {
 	t.Helper()
 	seen := make(map[int]bool, total)
 	for {
@@ -104,12 +104,23 @@ func checkNoneLost(t testing.TB, q *sluice.Queue, total int, handled map[int]boo
 		if len(ds) == 0 {
 			break
 		}
-		for _, d := range ds {
+		ids := make([]string, len(ds))
+		for j, d := range ds {
 			i, err := strconv.Atoi(d.Item.String())
 			if err != nil {
 				t.Fatalf("item %q is not a number", d.Item.String())
 			}
 			seen[i] = true
+			ids[j] = d.ID
+		}
+		acked, err := q.AckBatch(context.Background(), ids...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, ok := range acked {
+			if !ok {
+				t.Fatalf("ack of %s found no lease", ids[j])
+			}
 		}
 	}
 	for i := range total {
