@@ -212,9 +212,28 @@ func (b *BatchConsumer) handBack(batch []Item) error {
 // The receive settings' zero fields are resolved by each receive; the
 // extensions follow the shortest lease held.
 func (b *BatchConsumer) runAcked(ctx context.Context) error {
-	ro, err := b.q.receiveOptions(ctx, &b.o.Receive)
-	if err != nil {
-		return err
+	// The lease the extensions start from; an engine that does not answer
+	// yet is waited for, as a failed receive would be.
+	var ro ReceiveOptions
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+		var err error
+		if ro, err = b.q.receiveOptions(ctx, &b.o.Receive); err == nil {
+			break
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil //nolint:nilerr // a cancelled ctx stops the consumer; that is not a failure
+		case errors.Is(err, ErrClosed):
+			return err
+		}
+		b.o.OnError(nil, fmt.Errorf("%w (the batch consumer retries in %v)", err, backoff))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
 	}
 	items := func(ds []*Delivery) []Item {
 		out := make([]Item, len(ds))
