@@ -133,14 +133,24 @@ func (b *BatchConsumer) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// worker runs plain rounds until ctx is done. An engine error (Redis down)
-// is reported and retried with capped backoff instead of stopping the
-// consumer. Leases do not apply to plain rounds: Get takes the items.
+// worker runs plain rounds until ctx is done. Leases do not apply to
+// plain rounds: Get takes the items.
 func (b *BatchConsumer) worker(ctx context.Context) error {
+	return b.retrying(ctx, false, func() error { return b.plainRound(ctx) })
+}
+
+// retrying runs round until ctx is done (or, with once, until it first
+// succeeds). An engine error (Redis down) is reported and the round
+// retried with capped backoff instead of stopping the consumer; a closed
+// client or a bad name is returned.
+func (b *BatchConsumer) retrying(ctx context.Context, once bool, round func() error) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := b.plainRound(ctx)
+		err := round()
 		if err == nil || ctx.Err() != nil {
+			if once {
+				return nil
+			}
 			backoff = 100 * time.Millisecond
 			continue
 		}
@@ -215,25 +225,12 @@ func (b *BatchConsumer) runAcked(ctx context.Context) error {
 	// The lease the extensions start from; an engine that does not answer
 	// yet is waited for, as a failed receive would be.
 	var ro ReceiveOptions
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		var err error
-		if ro, err = b.q.receiveOptions(ctx, &b.o.Receive); err == nil {
-			break
-		}
-		switch {
-		case ctx.Err() != nil:
-			return nil //nolint:nilerr // a cancelled ctx stops the consumer; that is not a failure
-		case errors.Is(err, ErrClosed):
-			return err
-		}
-		b.o.OnError(nil, fmt.Errorf("%w (the batch consumer retries in %v)", err, backoff))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+	err := b.retrying(ctx, true, func() (err error) {
+		ro, err = b.q.receiveOptions(ctx, &b.o.Receive)
+		return err
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
 	}
 	items := func(ds []*Delivery) []Item {
 		out := make([]Item, len(ds))
