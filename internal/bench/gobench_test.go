@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -128,10 +129,17 @@ func BenchmarkAddRedis(b *testing.B)       { benchAddSeq(b, redistest.URL(), fal
 func BenchmarkAddKeyedRedis(b *testing.B)  { benchAddSeq(b, redistest.URL(), true) }
 
 // BenchmarkReceiveAck100Redis is a consumer's batch path through the
-// public API: ReceiveBatch of 100, then one AckBatch of them.
+// public API: ReceiveBatch of 100, then one AckBatch of them, for items of
+// 200 bytes and of 4 KB (stored compressed).
 func BenchmarkReceiveAck100Redis(b *testing.B) {
+	for _, size := range []int{200, 4096} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) { benchReceiveAck100(b, size) })
+	}
+}
+
+func benchReceiveAck100(b *testing.B, size int) {
 	q := benchClient(b, redistest.URL(), nil).QueueWith("bench", sluice.QueueSettings{MaxSize: notFull})
-	raw := json.RawMessage(item(200))
+	raw := json.RawMessage(item(size))
 	batch := make([]any, 100)
 	for i := range batch {
 		batch[i] = raw
