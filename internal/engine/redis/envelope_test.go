@@ -2,6 +2,8 @@ package redis
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/redis/rueidis"
@@ -69,6 +71,49 @@ func TestOverflowEnvelopeMatchesPython(t *testing.T) {
 			if got[i] != tc.Dumps {
 				t.Errorf("overflow entry of %q in %q:\n got  %s\n want %s", tc.Stored, q, got[i], tc.Dumps)
 			}
+		}
+	}
+}
+
+// TestQuoteLuaMatchesGo compares envelope.lua's quoting with
+// engine.PyJSONString on strings made to reach both of its paths:
+// printable ASCII (quoted by cjson, with its '\/' undone) heavy in '/',
+// '\' and '"', and strings with control bytes, DEL or non-ASCII bytes,
+// valid UTF-8 or not.
+func TestQuoteLuaMatchesGo(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	quoteLua := rueidis.NewLuaScript(envelopeLua + `
+local env = envelope()
+local out = {}
+for i = 1, #ARGV do out[i] = env.quote(ARGV[i]) end
+return out`)
+	var printable strings.Builder
+	for c := ' '; c <= '~'; c++ {
+		printable.WriteRune(c)
+	}
+	cases := []string{"", "/", `\/`, `\\/`, `//\\""`, `a/b\c"d`, printable.String(), `{"url": "http://x/y"}`,
+		"\x7f", "tab\there", "caf\u00e9/\\", "\xff\xfe/", "\U0001F600\"/", strings.Repeat(`/\"`, 1000)}
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte(`/\"ab {}:,` + "\x00\x1f\x7f\xc3\xa9\xe2\x82")
+	for range 300 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			if r.IntN(4) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = byte(' ' + r.IntN(95))
+			}
+		}
+		cases = append(cases, string(b))
+	}
+	got, err := quoteLua.Exec(f.ctx, f.raw, nil, cases).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range cases {
+		if want := engine.PyJSONString(s); got[i] != want {
+			t.Errorf("quote of %q:\n got  %s\n want %s", s, got[i], want)
 		}
 	}
 }
