@@ -159,7 +159,8 @@ func (d *Delivery) Nack(ctx context.Context, opts *NackOptions) (deadLettered bo
 	return d.q.Nack(ctx, d.ID, &o)
 }
 
-// Extend renews the lease for another lease duration from now.
+// Extend renews the lease for another lease duration from now (see
+// Queue.Extend for items received together).
 func (d *Delivery) Extend(ctx context.Context, lease time.Duration) error {
 	return d.q.Extend(ctx, d.ID, lease)
 }
@@ -255,7 +256,10 @@ func (q *Queue) nack(ctx context.Context, p engine.NackParams) (bool, error) {
 	return res.DeadLettered, nil
 }
 
-// Extend renews a delivery's lease by ID.
+// Extend renews a delivery's lease by ID. On Redis, items received
+// together by one ReceiveBatch (or Consume) share one lease: extending one
+// extends the others of that receive that are still unsettled, which the
+// same consumer holds. Each is still settled on its own.
 func (q *Queue) Extend(ctx context.Context, id string, lease time.Duration) error {
 	if q.nameErr != nil {
 		return q.nameErr
