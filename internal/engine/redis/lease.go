@@ -113,28 +113,37 @@ func (e *Engine) receiveOnce(ctx context.Context, k keyspace.Queue, count, maxDe
 	if err != nil {
 		return receiveReply{}, err
 	}
+	r, err := parseReceive(raw, tokens)
+	if err != nil {
+		// The script ran: what it leased comes back when the leases run out.
+		return receiveReply{}, fmt.Errorf("lease_receive.lua reply: %w (items it leased are delivered again when their leases run out)", err)
+	}
+	return r, nil
+}
+
+// parseReceive reads a lease_receive.lua reply: dead-lettered (-1 when
+// paused), ms to the next due deadline, then the deliveries (parseLeased).
+func parseReceive(raw []rueidis.RedisMessage, tokens string) (receiveReply, error) {
 	var r receiveReply
 	if len(raw) < 2 {
-		return receiveReply{}, fmt.Errorf("lease_receive.lua returned %d values", len(raw))
+		return r, fmt.Errorf("%d values", len(raw))
 	}
+	var err error
 	if r.deadLettered, err = raw[0].AsInt64(); err != nil {
-		return receiveReply{}, err
+		return r, err
 	}
 	if r.deadLettered < 0 {
 		r.deadLettered, r.paused = 0, true
 	}
 	due, err := raw[1].AsInt64()
 	if err != nil {
-		return receiveReply{}, err
+		return r, err
 	}
 	r.nextDue = time.Duration(due) * time.Millisecond
-	if r.paused {
-		return r, nil
+	if !r.paused {
+		r.deliveries, err = parseLeased(raw[2:], tokens)
 	}
-	if r.deliveries, err = parseLeased(raw[2:], tokens); err != nil {
-		return receiveReply{}, fmt.Errorf("lease_receive.lua: %w", err)
-	}
-	return r, nil
+	return r, err
 }
 
 // parseLeased reads the deliveries of a lease_receive.lua reply: k, then k

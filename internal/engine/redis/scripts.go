@@ -128,6 +128,6 @@ func newEngineScripts() *engineScripts {
 		queuePause:    newScript(queuePauseLua),
 		queueDelete:   newScript(withBatch(queueDeleteLua)),
 		leaseInFlight: newScript(withBatch(leaseInFlightLua)),
-		deliveries:    newScript(queueDeliveriesLua),
+		deliveries:    newScript(withBatch(queueDeliveriesLua)),
 	}
 }

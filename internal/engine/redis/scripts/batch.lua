@@ -26,6 +26,10 @@
 -- predate them (during a rolling upgrade) never sees a member it does not
 -- know: it would take it for an orphan and drop it with its items.
 
+-- The two forms of delivery id: a single delivery's, capturing its seq,
+-- and an item of a batch's, capturing the batch's seq, the index and the
+-- token.
+local single_id_pattern = '^(%d+)%.%d+%.' .. string.rep('%x', 16) .. '$'
 local batch_id_pattern = '^b(%d+)%.(%d+)%.(' .. string.rep('%x', 16) .. ')$'
 -- The most items in one batch: the settlement string is unpacked into Lua
 -- values at once, which must stay within the stack's limit.
@@ -47,10 +51,15 @@ local function batch_state(jobs, bseq)
   return {string.byte(r[1], 1, -1)}, r[2]
 end
 
+-- batch_token returns item j's token from a batch's tokens.
+local function batch_token(tokens, j)
+  return string.sub(tokens, 16 * j - 15, 16 * j)
+end
+
 -- batch_holds tells whether item j of a batch with these settlement bytes
 -- and tokens is unsettled and has token tok.
 local function batch_holds(marks, tokens, j, tok)
-  return marks[j] == 48 and string.sub(tokens, 16 * j - 15, 16 * j) == tok
+  return marks[j] == 48 and batch_token(tokens, j) == tok
 end
 
 -- batch_fields are the hash fields of a batch.
@@ -61,6 +70,17 @@ end
 -- batch_unsettled counts the unsettled items of a settlement string.
 local function batch_unsettled(s)
   local _, n = string.gsub(s, '0', '')
+  return n
+end
+
+-- batch_in_flight counts the unsettled items of the batches whose
+-- deadline is within min..+inf (ZRANGEBYSCORE bounds).
+local function batch_in_flight(batches, jobs, min)
+  local n = 0
+  for _, bseq in ipairs(redis.call('ZRANGEBYSCORE', batches, min, '+inf')) do
+    local s = redis.call('HGET', jobs, 'b' .. bseq .. ':s')
+    if s then n = n + batch_unsettled(s) end
+  end
   return n
 end
 
@@ -106,7 +126,7 @@ local function batch_expire(batches, leases, jobs, seqkey, now, scan)
           if string.byte(s, j) == 48 then
             seq = seq + 1
             zargs[#zargs + 1] = deadline
-            zargs[#zargs + 1] = seq .. '.1.' .. string.sub(tokens, 16 * j - 15, 16 * j)
+            zargs[#zargs + 1] = seq .. '.1.' .. batch_token(tokens, j)
             hargs[#hargs + 1] = seq
             hargs[#hargs + 1] = cmsgpack.pack({rec[1][j], 1, '', '', 1, 0, rec[2]})
           end

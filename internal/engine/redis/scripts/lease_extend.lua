@@ -14,7 +14,7 @@
 -- items too.
 
 local key, member = KEYS[1], ARGV[1]
-if not string.match(ARGV[1], '^%d+%.%d+%.' .. string.rep('%x', 16) .. '$') then
+if not string.match(ARGV[1], single_id_pattern) then
   local j, tok
   member, j, tok = batch_parse(ARGV[1])
   if not member then return 0 end

@@ -12,9 +12,5 @@
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') + redis.call('LLEN', KEYS[2])
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now, '+inf')) do
-  local s = redis.call('HGET', KEYS[3], 'b' .. member .. ':s')
-  if s then n = n + batch_unsettled(s) end
-end
-return n
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') + redis.call('LLEN', KEYS[2]) +
+  batch_in_flight(KEYS[4], KEYS[3], '(' .. now)

@@ -21,7 +21,7 @@
 -- as "<seq>:r" scored now + delay. An item of a batch is settled in the
 -- batch and becomes a single delivery with a seq of its own first.
 
-local seq = string.match(ARGV[1], '^(%d+)%.%d+%.' .. string.rep('%x', 16) .. '$')
+local seq = string.match(ARGV[1], single_id_pattern)
 local job
 if seq then
   if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
@@ -32,9 +32,11 @@ if seq then
 else
   local bseq, j, tok = batch_parse(ARGV[1])
   if not bseq or not redis.call('ZSCORE', KEYS[5], bseq) then return -1 end
-  local marks, tokens = batch_state(KEYS[2], bseq)
-  if not marks or not batch_holds(marks, tokens, j, tok) then return -1 end
-  local rec = cmsgpack.unpack(redis.call('HGET', KEYS[2], 'b' .. bseq))
+  local r = redis.call('HMGET', KEYS[2], batch_fields(bseq))
+  if not r[1] or not r[2] or not r[3] then return -1 end
+  local marks = {string.byte(r[2], 1, -1)}
+  if not batch_holds(marks, r[3], j, tok) then return -1 end
+  local rec = cmsgpack.unpack(r[1])
   marks[j] = 49
   batch_store(KEYS[5], KEYS[2], bseq, marks)
   seq = redis.call('INCR', KEYS[4])

@@ -24,11 +24,8 @@
 -- Consumers waiting for a paused queue's resume are woken (the queue is no
 -- longer paused), as queue_pause.lua wakes them.
 
-local in_flight = redis.call('ZCARD', KEYS[4]) + redis.call('LLEN', KEYS[6])
-for _, member in ipairs(redis.call('ZRANGE', KEYS[11], 0, -1)) do
-  local s = redis.call('HGET', KEYS[5], 'b' .. member .. ':s')
-  if s then in_flight = in_flight + batch_unsettled(s) end
-end
+local in_flight = redis.call('ZCARD', KEYS[4]) + redis.call('LLEN', KEYS[6]) +
+  batch_in_flight(KEYS[11], KEYS[5], '-inf')
 if in_flight > 0 and ARGV[1] ~= '1' then
   return {-1, in_flight}
 end

@@ -74,12 +74,12 @@ while true do
     end
     last_score = s
     local bseq = page[i]
-    local r = redis.call('HMGET', KEYS[2], 'b' .. bseq, 'b' .. bseq .. ':s', 'b' .. bseq .. ':t')
+    local r = redis.call('HMGET', KEYS[2], batch_fields(bseq))
     if r[1] and r[2] and r[3] then
       local rec = cmsgpack.unpack(r[1])
       for j = 1, #r[2] do
         if string.byte(r[2], j) == 48 then
-          local m = 'b' .. bseq .. '.' .. j .. '.' .. string.sub(r[3], 16 * j - 15, 16 * j)
+          local m = 'b' .. bseq .. '.' .. j .. '.' .. batch_token(r[3], j)
           if not cur_score or s > cur_score or (s == cur_score and after(m, cur_member)) then
             bmembers[#bmembers + 1] = m
             bscores[m] = s
